@@ -1,0 +1,1 @@
+//! Resilience policies for async calls (work in progress).

@@ -1,0 +1,1 @@
+//! config-server library (work in progress).

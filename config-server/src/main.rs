@@ -1,0 +1,3 @@
+//! config-server binary (work in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! discovery-server library (work in progress).

@@ -1,0 +1,3 @@
+//! discovery-server binary (work in progress).
+
+fn main() {}
