@@ -8,3 +8,6 @@
 //!   with their JSON and XML codecs (added by the discovery-server work).
 //! - `config`: Spring Cloud Config's `Environment` and `PropertySource`
 //!   (added by the config-server work).
+
+pub mod config;
+pub mod eureka;

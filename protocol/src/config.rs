@@ -1,0 +1,1 @@
+//! Spring Cloud Config wire types: `Environment` and `PropertySource`.

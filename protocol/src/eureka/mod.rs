@@ -1,0 +1,1 @@
+//! Netflix Eureka wire types and their JSON and XML codecs.
