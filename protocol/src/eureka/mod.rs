@@ -1,1 +1,63 @@
 //! Netflix Eureka wire types and their JSON and XML codecs.
+//!
+//! The shapes are Eureka's own, byte for byte where clients care: the JSON
+//! that Eureka's Jackson codec writes and the XML that its XStream
+//! converters write, so the Netflix Java client, py-eureka-client (XML only),
+//! eureka-js-client and Steeltoe read them unchanged. The readers are lenient
+//! in what real clients send (see [`decode`](self#decoding)).
+//!
+//! # Layout
+//! - `status`: [`InstanceStatus`] and [`ActionType`].
+//! - `model`: [`InstanceInfo`], [`LeaseInfo`], [`DataCenterInfo`],
+//!   [`PortWrapper`], [`Application`], [`Applications`].
+//! - `hashcode`: [`AppsHashcode`], Eureka's `apps__hashcode` (`DOWN_1_UP_5_`).
+//! - `view`: borrowed views the writers take, so a server can write its
+//!   registry without cloning it.
+//! - [`json`] and [`xml`]: hand-written writers into a byte buffer and
+//!   lenient readers; both readers share one tree-to-model decoder.
+//! - `error`: [`DecodeError`], a reason fit for a `400`.
+//!
+//! # Decoding
+//! Numbers are accepted as numbers or strings, booleans as booleans or
+//! strings, `{"$":8080,"@enabled":"true"}` as well as `{"value":..,"enabled":..}`,
+//! one object where an array is expected, `null` for absent; unknown fields
+//! are ignored. No input panics a decoder (property-tested).
+//!
+//! # Example
+//! ```
+//! use cloud_protocol::eureka::{json, xml, InstanceInfo, InstanceStatus};
+//!
+//! let body = br#"{"instance":{"instanceId":"h:svc:8080","hostName":"h","app":"SVC",
+//!     "ipAddr":"10.0.0.1","status":"UP","port":{"$":"8080","@enabled":true},
+//!     "dataCenterInfo":{"@class":"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo","name":"MyOwn"}}}"#;
+//! let mut info: InstanceInfo = json::decode_instance(body).unwrap();
+//! info.validate().unwrap();
+//! assert_eq!(info.port.port, 8080);
+//! assert_eq!(info.status, InstanceStatus::Up);
+//!
+//! let xml_bytes = xml::encode_instance(&info);
+//! assert!(String::from_utf8_lossy(&xml_bytes).contains(r#"<port enabled="true">8080</port>"#));
+//! assert_eq!(xml::decode_instance(&xml_bytes).unwrap(), info);
+//! ```
+
+mod decode;
+mod error;
+mod hashcode;
+mod model;
+mod status;
+mod view;
+
+pub mod json;
+pub mod xml;
+
+pub use error::DecodeError;
+pub use hashcode::AppsHashcode;
+pub use model::{
+    AMAZON_DATA_CENTER_CLASS, Application, Applications, DEFAULT_DATA_CENTER_CLASS, DataCenterInfo,
+    InstanceInfo, LeaseInfo, PortWrapper,
+};
+pub use status::{ActionType, InstanceStatus};
+pub use view::{ApplicationView, ApplicationsView, InstanceView};
+
+#[cfg(test)]
+mod tests;
