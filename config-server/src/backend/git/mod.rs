@@ -1,0 +1,382 @@
+//! Configuration read from a bare local mirror of a git repository.
+//!
+//! The mirror is cloned with `git clone --mirror` and refreshed with
+//! `git fetch --prune` in the background, never on the request path. A label
+//! (branch, tag or commit id) resolves to a commit through an in-memory ref
+//! table swapped atomically after each fetch; files are read from that
+//! commit's trees through a pool of `git cat-file --batch` readers. There is
+//! no working tree, so any number of labels are served at once.
+//!
+//! When the remote is unreachable the last fetched commits keep being served
+//! and health reports the failure; an existing mirror is reused at boot even
+//! when the remote is down. Symbolic links stored in the repository are
+//! never followed.
+
+mod catfile;
+mod tree;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use super::{Backend, BackendError, BackendHealth, Snapshot, unix_now};
+use crate::resolve::FileSource;
+use catfile::CatFilePool;
+use tree::{Entry, EntryKind};
+
+/// How many cached tree listings are kept before the cache is cleared.
+const TREE_CACHE_LIMIT: usize = 20_000;
+
+/// Settings of a git backend.
+#[derive(Debug, Clone)]
+pub struct GitSettings {
+    /// The remote: `file://` URL, local path or `https://` URL.
+    pub uri: String,
+    /// Where the bare mirror lives.
+    pub mirror_dir: PathBuf,
+    /// The label used when a request names none. `main` falls back to
+    /// `master` when the repository has no `main`.
+    pub default_label: String,
+    /// Number of concurrent `cat-file` readers. Default is 4.
+    pub readers: usize,
+}
+
+impl GitSettings {
+    /// Settings for `uri` with the mirror under the system temp directory.
+    pub fn new(uri: impl Into<String>) -> Self {
+        let uri = uri.into();
+        let mirror_dir = default_mirror_dir(&uri);
+        Self {
+            uri,
+            mirror_dir,
+            default_label: "main".into(),
+            readers: 4,
+        }
+    }
+}
+
+/// `<tmp>/config-server/<hash of uri>.git`.
+pub fn default_mirror_dir(uri: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uri.hash(&mut h);
+    std::env::temp_dir()
+        .join("config-server")
+        .join(format!("{:016x}.git", h.finish()))
+}
+
+#[derive(Debug, Default)]
+struct Refs {
+    branches: HashMap<String, String>,
+    tags: HashMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct FetchState {
+    last_success: Option<u64>,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    settings: GitSettings,
+    refs: ArcSwap<Refs>,
+    readers: CatFilePool,
+    trees: Mutex<HashMap<String, Arc<Vec<Entry>>>>,
+    commits: Mutex<HashMap<String, String>>,
+    fetch: Mutex<FetchState>,
+    oid_len: AtomicU64,
+}
+
+/// A git repository served from a bare local mirror.
+#[derive(Clone)]
+pub struct GitBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for GitBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitBackend")
+            .field("uri", &self.inner.settings.uri)
+            .field("mirror", &self.inner.settings.mirror_dir)
+            .finish()
+    }
+}
+
+fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, BackendError> {
+    let mut cmd = Command::new("git");
+    if let Some(d) = dir {
+        cmd.arg("-C").arg(d);
+    }
+    let out = cmd
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| BackendError::io("run git", e))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(BackendError::Git {
+            command: args.first().copied().unwrap_or_default().to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+impl GitBackend {
+    /// Opens the mirror, cloning it when missing, fetching when present. A
+    /// failed fetch of an existing mirror is logged and reported in health;
+    /// a failed first clone is an error.
+    pub fn open(settings: GitSettings) -> Result<Self, BackendError> {
+        let dir = settings.mirror_dir.clone();
+        let existing = dir.join("HEAD").is_file();
+        if !existing {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| BackendError::io(format!("create {}", parent.display()), e))?;
+            }
+            let dir_text = dir.to_string_lossy().into_owned();
+            git(
+                None,
+                &["clone", "--mirror", "--quiet", &settings.uri, &dir_text],
+            )?;
+        }
+        let backend = Self {
+            inner: Arc::new(Inner {
+                readers: CatFilePool::new(dir.clone(), settings.readers),
+                settings,
+                refs: ArcSwap::from_pointee(Refs::default()),
+                trees: Mutex::new(HashMap::new()),
+                commits: Mutex::new(HashMap::new()),
+                fetch: Mutex::new(FetchState::default()),
+                oid_len: AtomicU64::new(20),
+            }),
+        };
+        backend.load_refs()?;
+        if existing {
+            if let Err(e) = backend.refresh() {
+                tracing::warn!(error = %e, "remote unreachable at boot; serving the existing mirror");
+            }
+        } else {
+            backend.inner.fetch.lock().last_success = Some(unix_now());
+        }
+        Ok(backend)
+    }
+
+    /// The mirror's directory.
+    pub fn mirror_dir(&self) -> &Path {
+        &self.inner.settings.mirror_dir
+    }
+
+    /// Re-reads branches and tags; returns whether they changed.
+    fn load_refs(&self) -> Result<bool, BackendError> {
+        let out = git(
+            Some(&self.inner.settings.mirror_dir),
+            &[
+                "for-each-ref",
+                "--format=%(refname) %(objectname) %(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+        )?;
+        let mut refs = Refs::default();
+        for line in out.lines() {
+            let mut p = line.split(' ');
+            let (Some(name), Some(oid)) = (p.next(), p.next()) else {
+                continue;
+            };
+            let peeled = p.next().filter(|s| !s.is_empty()).unwrap_or(oid);
+            self.inner
+                .oid_len
+                .store((oid.len() / 2) as u64, Ordering::Relaxed);
+            if let Some(b) = name.strip_prefix("refs/heads/") {
+                refs.branches.insert(b.to_string(), peeled.to_string());
+            } else if let Some(t) = name.strip_prefix("refs/tags/") {
+                refs.tags.insert(t.to_string(), peeled.to_string());
+            }
+        }
+        let old = self.inner.refs.load();
+        let changed = old.branches != refs.branches || old.tags != refs.tags;
+        self.inner.refs.store(Arc::new(refs));
+        Ok(changed)
+    }
+
+    /// The commit a label names.
+    fn resolve_label(&self, label: &str) -> Result<String, BackendError> {
+        let refs = self.inner.refs.load();
+        if let Some(c) = refs.branches.get(label).or_else(|| refs.tags.get(label)) {
+            return Ok(c.clone());
+        }
+        let is_hex =
+            (4..=64).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hex {
+            return Err(BackendError::NoSuchLabel(label.to_string()));
+        }
+        if let Some(c) = self.inner.commits.lock().get(label) {
+            return Ok(c.clone());
+        }
+        match self.inner.readers.get(&format!("{label}^{{commit}}"))? {
+            Some(obj) if obj.kind == "commit" => {
+                self.inner
+                    .commits
+                    .lock()
+                    .insert(label.to_string(), obj.oid.clone());
+                Ok(obj.oid)
+            }
+            _ => Err(BackendError::NoSuchLabel(label.to_string())),
+        }
+    }
+}
+
+impl Inner {
+    fn tree(&self, spec: &str) -> Result<Option<Arc<Vec<Entry>>>, BackendError> {
+        if let Some(t) = self.trees.lock().get(spec) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(obj) = self.readers.get(spec)? else {
+            return Ok(None);
+        };
+        if obj.kind != "tree" {
+            return Ok(None);
+        }
+        let oid_len = self.oid_len.load(Ordering::Relaxed) as usize;
+        let entries = Arc::new(tree::parse(&obj.data, oid_len));
+        let mut trees = self.trees.lock();
+        if trees.len() > TREE_CACHE_LIMIT {
+            trees.clear();
+        }
+        trees.insert(spec.to_string(), entries.clone());
+        Ok(Some(entries))
+    }
+
+    /// Reads `path` at `commit`, walking trees; symlinks are refused.
+    fn read(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let parts: Vec<&str> = path.split('/').collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            return Ok(None);
+        }
+        let Some(mut tree) = self.tree(&format!("{commit}^{{tree}}"))? else {
+            return Ok(None);
+        };
+        for (i, part) in parts.iter().enumerate() {
+            let Some(entry) = tree.iter().find(|e| e.name == *part).cloned() else {
+                return Ok(None);
+            };
+            let last = i + 1 == parts.len();
+            match (entry.kind, last) {
+                (EntryKind::Tree, false) => match self.tree(&entry.oid)? {
+                    Some(t) => tree = t,
+                    None => return Ok(None),
+                },
+                (EntryKind::File, true) => {
+                    return Ok(self.readers.get(&entry.oid)?.map(|o| o.data));
+                }
+                (EntryKind::Symlink, _) => {
+                    tracing::warn!(%path, "not following a symlink stored in the repository");
+                    return Ok(None);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Backend for GitBackend {
+    fn snapshot(&self, label: Option<&str>) -> Result<Arc<dyn Snapshot>, BackendError> {
+        let commit = match label {
+            Some(l) => self.resolve_label(l)?,
+            None => {
+                let default = &self.inner.settings.default_label;
+                match self.resolve_label(default) {
+                    Ok(c) => c,
+                    Err(_) if default == "main" => self.resolve_label("master")?,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(Arc::new(GitSnapshot {
+            inner: self.inner.clone(),
+            commit,
+        }))
+    }
+
+    fn refresh(&self) -> Result<bool, BackendError> {
+        let result = git(
+            Some(&self.inner.settings.mirror_dir),
+            &[
+                "-c",
+                "http.lowSpeedLimit=1000",
+                "-c",
+                "http.lowSpeedTime=30",
+                "fetch",
+                "--prune",
+                "--quiet",
+                "origin",
+            ],
+        )
+        .and_then(|_| self.load_refs());
+        let mut state = self.inner.fetch.lock();
+        match result {
+            Ok(changed) => {
+                state.last_success = Some(unix_now());
+                state.last_error = None;
+                Ok(changed)
+            }
+            Err(e) => {
+                state.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn health(&self) -> BackendHealth {
+        let state = self.inner.fetch.lock();
+        BackendHealth {
+            status: if state.last_error.is_none() {
+                "UP"
+            } else {
+                "DOWN"
+            },
+            repository: self.inner.settings.uri.clone(),
+            last_successful_refresh: state.last_success,
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    fn default_label(&self) -> &str {
+        &self.inner.settings.default_label
+    }
+}
+
+struct GitSnapshot {
+    inner: Arc<Inner>,
+    commit: String,
+}
+
+impl FileSource for GitSnapshot {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.read(&self.commit, path)
+    }
+
+    fn source_name(&self, path: &str) -> String {
+        format!("{}/{path}", self.inner.settings.uri.trim_end_matches('/'))
+    }
+}
+
+impl Snapshot for GitSnapshot {
+    fn version(&self) -> Option<&str> {
+        Some(&self.commit)
+    }
+
+    fn cache_version(&self) -> &str {
+        &self.commit
+    }
+}

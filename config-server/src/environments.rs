@@ -1,0 +1,334 @@
+//! Resolved environments, cached per (application, profiles, label, commit).
+//!
+//! A request is answered from the cache while the backend's generation has
+//! not moved: one map lookup, then the pre-serialized JSON bytes are written.
+//! After a refresh that changed something the generation moves; the next
+//! request for a key checks the commit its label now names and either
+//! re-stamps the entry (same commit) or resolves it again. Resolution (git
+//! reads, YAML parsing, decryption) runs on the blocking pool.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use cloud_protocol::config::Environment;
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::backend::{Backend, BackendError, Snapshot};
+use crate::crypto::{TextEncryptor, decrypt_environment};
+use crate::metrics::Metrics;
+use crate::resolve::{self, ResolveError};
+
+/// Entries kept before the cache is cleared wholesale.
+const CACHE_LIMIT: usize = 10_000;
+
+/// What a client asked for, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRequest {
+    /// The application name(s), comma-separated as requested.
+    pub name: String,
+    /// The profiles, comma-separated as requested.
+    pub profiles: String,
+    /// The label (`(_)` already turned into `/`), or `None` for the default.
+    pub label: Option<String>,
+}
+
+impl EnvRequest {
+    /// A request for `name` and `profiles` at `label`.
+    pub fn new(name: &str, profiles: &str, label: Option<&str>) -> Self {
+        Self {
+            name: name.to_string(),
+            profiles: profiles.to_string(),
+            label: label.map(str::to_string),
+        }
+    }
+
+    fn apps(&self) -> Vec<String> {
+        split_list(&self.name)
+    }
+
+    fn profile_list(&self) -> Vec<String> {
+        split_list(&self.profiles)
+    }
+
+    fn cache_key(&self) -> String {
+        format!(
+            "{}\u{0}{}\u{0}{}",
+            self.name,
+            self.profiles,
+            self.label.as_deref().unwrap_or("")
+        )
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A resolved environment and its serialized forms.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The environment (values decrypted).
+    pub env: Environment,
+    /// `env` as JSON, ready to write.
+    pub json: Bytes,
+    /// A digest of the property sources: changes when any value changes.
+    pub digest: String,
+    cache_version: String,
+}
+
+struct CacheEntry {
+    generation: u64,
+    resolved: Arc<Resolved>,
+}
+
+/// Why an environment could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The backend failed or the label is unknown.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A file could not be parsed.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The blocking task failed.
+    #[error("resolution task failed: {0}")]
+    Task(String),
+}
+
+/// The environment service: backend, search paths, key, cache and the
+/// generation counter that watchers follow.
+pub struct Environments {
+    backend: Arc<dyn Backend>,
+    search_paths: Vec<String>,
+    encryptor: Option<TextEncryptor>,
+    cache: RwLock<HashMap<String, CacheEntry>>,
+    generation: watch::Sender<u64>,
+    counter: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Environments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environments")
+            .field("search_paths", &self.search_paths)
+            .field("generation", &*self.generation.borrow())
+            .finish()
+    }
+}
+
+impl Environments {
+    /// A service over `backend`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        search_paths: Vec<String>,
+        encryptor: Option<TextEncryptor>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            backend,
+            search_paths,
+            encryptor,
+            cache: RwLock::new(HashMap::new()),
+            generation: watch::channel(1).0,
+            counter: AtomicU64::new(1),
+            metrics,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The symmetric encryptor, when a key is configured.
+    pub fn encryptor(&self) -> Option<&TextEncryptor> {
+        self.encryptor.as_ref()
+    }
+
+    /// Follows the generation: it moves after every refresh that changed
+    /// something.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Refreshes the backend (on the blocking pool) and moves the generation
+    /// when something changed. Returns whether it did.
+    pub async fn refresh(self: &Arc<Self>) -> Result<bool, EnvError> {
+        let backend = self.backend.clone();
+        let changed = tokio::task::spawn_blocking(move || backend.refresh())
+            .await
+            .map_err(|e| EnvError::Task(e.to_string()))?;
+        match changed {
+            Ok(changed) => {
+                self.metrics.refresh_ok.fetch_add(1, Ordering::Relaxed);
+                if changed {
+                    let g = self.counter.fetch_add(1, Ordering::AcqRel) + 1;
+                    self.generation.send_replace(g);
+                    tracing::info!(generation = g, "repository changed");
+                }
+                Ok(changed)
+            }
+            Err(e) => {
+                self.metrics.refresh_failed.fetch_add(1, Ordering::Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The environment for `req`, from the cache when still valid.
+    pub async fn get(self: &Arc<Self>, req: &EnvRequest) -> Result<Arc<Resolved>, EnvError> {
+        let generation = *self.generation.borrow();
+        let key = req.cache_key();
+        if let Some(entry) = self.cache.read().get(&key)
+            && entry.generation == generation
+        {
+            self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(entry.resolved.clone());
+        }
+        self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        let req_owned = req.clone();
+        let previous = self.cache.read().get(&key).map(|e| e.resolved.clone());
+        let resolved = tokio::task::spawn_blocking(move || {
+            let snapshot = this.backend.snapshot(req_owned.label.as_deref())?;
+            if let Some(prev) = previous
+                && prev.cache_version == snapshot.cache_version()
+            {
+                return Ok::<_, EnvError>(prev);
+            }
+            this.resolve(&req_owned, snapshot.as_ref()).map(Arc::new)
+        })
+        .await
+        .map_err(|e| EnvError::Task(e.to_string()))??;
+        let mut cache = self.cache.write();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            CacheEntry {
+                generation,
+                resolved: resolved.clone(),
+            },
+        );
+        Ok(resolved)
+    }
+
+    fn label_text<'a>(&'a self, req: &'a EnvRequest) -> &'a str {
+        req.label
+            .as_deref()
+            .unwrap_or_else(|| self.backend.default_label())
+    }
+
+    /// Resolves `req` against `snapshot` (blocking).
+    fn resolve(&self, req: &EnvRequest, snapshot: &dyn Snapshot) -> Result<Resolved, EnvError> {
+        let apps = req.apps();
+        let profiles = req.profile_list();
+        let label = self.label_text(req).to_string();
+        let dirs = resolve::search_dirs(&self.search_paths, &apps, &profiles, &label);
+        let sources = resolve::property_sources(snapshot, &dirs, &apps, &profiles)?;
+        let mut env = Environment::new(req.name.clone(), profiles);
+        env.label = Some(label);
+        env.version = snapshot.version().map(str::to_string);
+        env.property_sources = sources;
+        let failed = decrypt_environment(&mut env, self.encryptor.as_ref());
+        if !failed.is_empty() {
+            tracing::warn!(app = %req.name, keys = ?failed, "could not decrypt {{cipher}} values");
+        }
+        let sources_json = serde_json::to_vec(&env.property_sources).unwrap_or_default();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sources_json.hash(&mut h);
+        let json = serde_json::to_vec(&env).unwrap_or_default();
+        Ok(Resolved {
+            env,
+            json: Bytes::from(json),
+            digest: format!("{:016x}", h.finish()),
+            cache_version: snapshot.cache_version().to_string(),
+        })
+    }
+
+    /// Reads a plain-text file for `req` at `path`, trying the profile
+    /// variants first. Returns the path found and the bytes.
+    pub async fn plain_file(
+        self: &Arc<Self>,
+        req: &EnvRequest,
+        path: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, EnvError> {
+        let this = self.clone();
+        let req = req.clone();
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = this.backend.snapshot(req.label.as_deref())?;
+            let apps = req.apps();
+            let profiles = req.profile_list();
+            let label = this.label_text(&req).to_string();
+            let dirs = resolve::search_dirs(&this.search_paths, &apps, &profiles, &label);
+            for candidate in resolve::plain_text_candidates(&path, &profiles, &dirs) {
+                if let Some(bytes) = snapshot.read(&candidate)? {
+                    return Ok(Some((candidate, bytes)));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| EnvError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::native::NativeBackend;
+    use serde_json::json;
+
+    fn service(dir: &std::path::Path) -> Arc<Environments> {
+        let backend = NativeBackend::new(vec![dir.into()], "main").unwrap();
+        Arc::new(Environments::new(
+            Arc::new(backend),
+            vec![],
+            None,
+            Arc::new(Metrics::default()),
+        ))
+    }
+
+    #[tokio::test]
+    async fn repeat_requests_hit_the_cache_until_a_refresh_changes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("foo.yml"), "a: 1\n").unwrap();
+        let s = service(dir.path());
+        let req = EnvRequest::new("foo", "dev", None);
+        let first = s.get(&req).await.unwrap();
+        let again = s.get(&req).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(first.env.get("a"), Some(&json!(1)));
+
+        std::fs::write(dir.path().join("foo.yml"), "a: 22\n").unwrap();
+        assert!(s.refresh().await.unwrap());
+        let after = s.get(&req).await.unwrap();
+        assert_eq!(after.env.get("a"), Some(&json!(22)));
+        assert_ne!(after.digest, first.digest);
+    }
+
+    #[tokio::test]
+    async fn json_bytes_are_the_serialized_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("application.properties"), "x=y\n").unwrap();
+        let s = service(dir.path());
+        let r = s
+            .get(&EnvRequest::new("foo", "default", None))
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.json).unwrap();
+        assert_eq!(v["name"], json!("foo"));
+        assert_eq!(v["label"], json!("main"));
+        assert_eq!(v["propertySources"][0]["source"]["x"], json!("y"));
+    }
+}

@@ -1,0 +1,457 @@
+//! The HTTP API: thin handlers between the wire and [`Environments`].
+//!
+//! Layers, outermost first: Basic auth (when configured; health is exempt)
+//! then the router. Config paths are parsed by hand from the raw request
+//! path in [`crate::paths`] so that traversal checks see the text as sent.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use futures::Stream;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::environments::{EnvError, EnvRequest, Environments, Resolved};
+use crate::metrics::Metrics;
+use crate::monitor::{self, MonitorError, constant_time_eq};
+use crate::paths::{self, ConfigPath, PathError};
+use crate::render;
+
+/// The media type Spring's Java client asks for by default.
+pub const V2_MEDIA_TYPE: &str = "application/vnd.spring-cloud.config-server.v2+json";
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The environment service.
+    pub envs: Arc<Environments>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Woken by `/monitor` to fetch at once.
+    pub refresh_now: Arc<Notify>,
+    /// Shared secret for webhooks.
+    pub monitor_secret: Option<String>,
+    /// `user:password` for Basic auth.
+    pub basic_auth: Option<(String, String)>,
+    /// Flips to `true` at shutdown so that watch streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("envs", &self.envs)
+            .finish()
+    }
+}
+
+/// An error answered as JSON: `{status, error, message, path}`.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    message: String,
+}
+
+impl AppError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<PathError> for AppError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::NotFound => Self::new(StatusCode::NOT_FOUND, "no such resource"),
+            PathError::Invalid(why) => Self::new(StatusCode::BAD_REQUEST, why),
+        }
+    }
+}
+
+impl From<EnvError> for AppError {
+    fn from(e: EnvError) -> Self {
+        use crate::backend::BackendError;
+        match &e {
+            EnvError::Backend(BackendError::NoSuchLabel(l)) => {
+                Self::new(StatusCode::NOT_FOUND, format!("no such label: {l}"))
+            }
+            _ => {
+                tracing::error!(error = %e, "environment failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "repository error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "status": self.status.as_u16(),
+            "error": self.status.canonical_reason().unwrap_or(""),
+            "message": self.message,
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/actuator/health", get(health))
+        .route("/actuator/prometheus", get(prometheus))
+        .route("/encrypt/status", get(encrypt_status))
+        .route("/encrypt", post(encrypt))
+        .route("/decrypt", post(decrypt))
+        .route("/monitor", post(monitor_hook))
+        .route("/watch/{*rest}", get(watch_env))
+        .fallback(config_resource)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Basic auth (health exempt) and counting of rejected requests.
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some((user, pass)) = &st.basic_auth
+        && req.uri().path() != "/actuator/health"
+        && !basic_auth_ok(req.headers(), user, pass)
+    {
+        st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut resp =
+            AppError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"config-server\""),
+        );
+        return resp;
+    }
+    let resp = next.run(req).await;
+    if resp.status().is_client_error() {
+        st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    resp
+}
+
+fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    constant_time_eq(&decoded, format!("{user}:{pass}").as_bytes())
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    let backend = st.envs.backend().health();
+    // The server keeps serving the last fetched commit when the remote is
+    // down, so it stays UP overall; the repository component tells.
+    axum::Json(json!({
+        "status": "UP",
+        "components": { "repository": backend },
+    }))
+    .into_response()
+}
+
+async fn prometheus(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+fn no_key() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"description": "No key was installed for encryption service", "status": "NO_KEY"})),
+    )
+        .into_response()
+}
+
+async fn encrypt_status(State(st): State<AppState>) -> Response {
+    match st.envs.encryptor() {
+        Some(_) => axum::Json(json!({"status": "OK"})).into_response(),
+        None => no_key(),
+    }
+}
+
+/// The text of an encrypt/decrypt body. `curl -d` sends a form content type
+/// and Spring strips the trailing `=` that such a body gains; we do too.
+fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, AppError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "body is not UTF-8"))?;
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let text = if form {
+        text.strip_suffix('=').unwrap_or(text)
+    } else {
+        text
+    };
+    Ok(text.to_string())
+}
+
+async fn encrypt(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(enc) = st.envs.encryptor() else {
+        return no_key();
+    };
+    match body_text(&headers, &body) {
+        Ok(text) => text_response(enc.encrypt(&text)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decrypt(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(enc) = st.envs.encryptor() else {
+        return no_key();
+    };
+    let text = match body_text(&headers, &body) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let text = text.trim();
+    let text = text
+        .strip_prefix(crate::crypto::CIPHER_PREFIX)
+        .unwrap_or(text);
+    match enc.decrypt(text) {
+        Ok(plain) => text_response(plain),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"description": "Text not encrypted with this key", "status": "INVALID"}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+fn text_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], text).into_response()
+}
+
+async fn monitor_hook(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(secret) = &st.monitor_secret
+        && let Err(e) = monitor::verify(secret, &headers, &body)
+    {
+        return AppError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    match monitor::changed_paths(&headers, &body) {
+        Ok(paths) => {
+            st.metrics.webhooks.fetch_add(1, Ordering::Relaxed);
+            let apps = monitor::applications(&paths);
+            tracing::info!(?apps, "webhook: refreshing");
+            st.refresh_now.notify_one();
+            axum::Json(apps).into_response()
+        }
+        Err(MonitorError::BadPayload) => AppError::new(
+            StatusCode::BAD_REQUEST,
+            MonitorError::BadPayload.to_string(),
+        )
+        .into_response(),
+        Err(e) => AppError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response(),
+    }
+}
+
+fn wants_v2(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(V2_MEDIA_TYPE))
+}
+
+fn query_flag(uri: &Uri, name: &str) -> Option<bool> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+        (k == name).then(|| v != "false")
+    })
+}
+
+/// Rejects a raw request target carrying a fragment or NUL.
+fn check_target(uri: &Uri) -> Result<(), AppError> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    if target.contains('#') || target.contains('\0') {
+        return Err(AppError::new(StatusCode::BAD_REQUEST, "invalid path"));
+    }
+    Ok(())
+}
+
+async fn config_resource(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    check_target(&uri)?;
+    // Validate first, so that traversal attempts are a 400 whatever the method.
+    let parsed = paths::parse(uri.path())?;
+    if method != Method::GET && method != Method::HEAD {
+        return Err(AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ));
+    }
+    match parsed {
+        ConfigPath::Environment(req) => {
+            let resolved = st.envs.get(&req).await?;
+            let content_type = if wants_v2(&headers) {
+                V2_MEDIA_TYPE
+            } else {
+                "application/json"
+            };
+            Ok((
+                [(header::CONTENT_TYPE, content_type)],
+                Body::from(resolved.json.clone()),
+            )
+                .into_response())
+        }
+        ConfigPath::View(req, format) => {
+            let resolved = st.envs.get(&req).await?;
+            let resolve = query_flag(&uri, "resolvePlaceholders").unwrap_or(true);
+            let text = render::render(&resolved.env, format, resolve).map_err(|e| {
+                tracing::error!(error = %e, "render failed");
+                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "render failed")
+            })?;
+            Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+        }
+        ConfigPath::File(req, path) => plain_file(&st, &req, &path, &uri).await,
+    }
+}
+
+async fn plain_file(
+    st: &AppState,
+    req: &EnvRequest,
+    path: &str,
+    uri: &Uri,
+) -> Result<Response, AppError> {
+    let Some((_found, bytes)) = st.envs.plain_file(req, path).await? else {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such file: {path}"),
+        ));
+    };
+    let resolve = query_flag(uri, "resolvePlaceholders").unwrap_or(true);
+    match String::from_utf8(bytes) {
+        Ok(text) if resolve => {
+            let env = st.envs.get(req).await?;
+            Ok(text_response(render::resolve_text(&text, &env.env)))
+        }
+        Ok(text) => Ok(text_response(text)),
+        Err(e) => Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            e.into_bytes(),
+        )
+            .into_response()),
+    }
+}
+
+/// One change notification on a watch stream.
+fn change_event(r: &Resolved) -> Event {
+    let data = json!({
+        "name": r.env.name,
+        "profiles": r.env.profiles,
+        "label": r.env.label,
+        "version": r.env.version,
+        "digest": r.digest,
+    });
+    Event::default()
+        .event("environment")
+        .id(r.digest.clone())
+        .data(data.to_string())
+}
+
+/// Decrements the watcher gauge when a stream is dropped.
+struct WatcherGuard(Arc<Metrics>);
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct WatchState {
+    st: AppState,
+    req: EnvRequest,
+    generation: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+    pending: Option<Arc<Resolved>>,
+    last_digest: Option<String>,
+    _guard: WatcherGuard,
+}
+
+/// `GET /watch/{app}/{profiles}[/{label}]`: Server-Sent Events. The first
+/// event carries the current version; another follows each time the
+/// environment's content changes. `Last-Event-ID` (the digest) skips the
+/// first event when the client already has that content.
+async fn watch_env(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    check_target(&uri)?;
+    let rest = uri.path().strip_prefix("/watch").unwrap_or("");
+    let req = match paths::parse(rest)? {
+        ConfigPath::Environment(req) => req,
+        _ => return Err(PathError::NotFound.into()),
+    };
+    let generation = st.envs.subscribe();
+    let first = st.envs.get(&req).await?;
+    let last_digest = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    st.metrics.watchers.fetch_add(1, Ordering::Relaxed);
+    let state = WatchState {
+        shutdown: st.shutdown.clone(),
+        _guard: WatcherGuard(st.metrics.clone()),
+        st,
+        req,
+        generation,
+        pending: Some(first),
+        last_digest,
+    };
+    let stream = futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(r) = s.pending.take()
+                && s.last_digest.as_deref() != Some(r.digest.as_str())
+            {
+                s.last_digest = Some(r.digest.clone());
+                s.st.metrics.watch_events.fetch_add(1, Ordering::Relaxed);
+                return Some((Ok(change_event(&r)), s));
+            }
+            if *s.shutdown.borrow() {
+                return None;
+            }
+            tokio::select! {
+                changed = s.generation.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = s.shutdown.changed() => return None,
+            }
+            match s.st.envs.get(&s.req).await {
+                Ok(r) => s.pending = Some(r),
+                Err(e) => tracing::warn!(error = %e, "watch: could not resolve"),
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,237 @@
+//! `POST /monitor`: push webhooks from GitHub, GitLab, Gitea and Gogs.
+//!
+//! The payload's `commits[].added/modified/removed` lists give the changed
+//! files; a form body `path=foo` names them directly. File names become the
+//! application names they configure, as Spring's `PropertyPathEndpoint`
+//! does: `foo-dev.yml` changes `foo-dev` and `foo`, `application.yml`
+//! changes every application (`*`).
+//!
+//! Spring never checks webhook authenticity. With a shared secret configured
+//! we require GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the body),
+//! Gitea's `X-Gitea-Signature` / Gogs' `X-Gogs-Signature` (hex HMAC-SHA256)
+//! or GitLab's `X-Gitlab-Token` (the secret itself).
+
+use std::collections::BTreeSet;
+
+use axum::http::HeaderMap;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// A webhook that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MonitorError {
+    /// A secret is configured and the request does not prove it.
+    #[error("webhook signature missing or wrong")]
+    Unauthorized,
+    /// The body is neither a known payload nor a `path=` form.
+    #[error("unrecognised webhook payload")]
+    BadPayload,
+}
+
+/// Checks the request against the shared `secret`.
+pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), MonitorError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = header("x-gitlab-token") {
+        return constant_time_eq(token.as_bytes(), secret.as_bytes())
+            .then_some(())
+            .ok_or(MonitorError::Unauthorized);
+    }
+    let hex_sig = header("x-hub-signature-256")
+        .and_then(|s| s.strip_prefix("sha256="))
+        .or_else(|| header("x-gitea-signature"))
+        .or_else(|| header("x-gogs-signature"))
+        .ok_or(MonitorError::Unauthorized)?;
+    let sig = hex::decode(hex_sig.trim()).map_err(|_| MonitorError::Unauthorized)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| MonitorError::Unauthorized)?;
+    mac.update(body);
+    mac.verify_slice(&sig)
+        .map_err(|_| MonitorError::Unauthorized)
+}
+
+/// Compares without an early exit, so timing does not leak the prefix.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The changed file paths in a webhook body.
+pub fn changed_paths(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, MonitorError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return form_paths(body);
+    }
+    let json: Value = serde_json::from_slice(body).map_err(|_| MonitorError::BadPayload)?;
+    // GitHub, GitLab, Gitea and Gogs all send `commits[]` with
+    // `added`/`modified`/`removed` lists of paths.
+    let commits = json
+        .get("commits")
+        .and_then(Value::as_array)
+        .ok_or(MonitorError::BadPayload)?;
+    let mut paths = BTreeSet::new();
+    for commit in commits {
+        for field in ["added", "modified", "removed"] {
+            if let Some(list) = commit.get(field).and_then(Value::as_array) {
+                paths.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+        }
+    }
+    Ok(paths.into_iter().collect())
+}
+
+fn form_paths(body: &[u8]) -> Result<Vec<String>, MonitorError> {
+    let text = std::str::from_utf8(body).map_err(|_| MonitorError::BadPayload)?;
+    let mut out = Vec::new();
+    for pair in text.split('&') {
+        if let Some(v) = pair.strip_prefix("path=") {
+            out.push(form_decode(v).ok_or(MonitorError::BadPayload)?);
+        }
+    }
+    if out.is_empty() {
+        return Err(MonitorError::BadPayload);
+    }
+    Ok(out)
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Application names a set of changed files configures. `application*`
+/// files change every application, reported as `*`.
+pub fn applications(paths: &[String]) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for path in paths {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let stem = match file.rsplit_once('.') {
+            Some((s, _)) => s,
+            None => file,
+        };
+        if stem.is_empty() {
+            continue;
+        }
+        if stem == "application" || stem.starts_with("application-") {
+            out.insert("*".to_string());
+            continue;
+        }
+        out.insert(stem.to_string());
+        if let Some((app, _profile)) = stem.split_once('-') {
+            out.insert(app.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const GITHUB: &str = r#"{"ref":"refs/heads/main","commits":[
+        {"id":"1","added":["foo-dev.yml"],"modified":["bar.properties"],"removed":[]},
+        {"id":"2","added":[],"modified":["config/baz.yml"],"removed":["old.yml"]}]}"#;
+
+    #[test]
+    fn github_style_payloads_list_every_changed_file() {
+        let h = headers(&[
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+        ]);
+        let paths = changed_paths(&h, GITHUB.as_bytes()).unwrap();
+        assert_eq!(
+            paths,
+            ["bar.properties", "config/baz.yml", "foo-dev.yml", "old.yml"]
+        );
+        assert_eq!(
+            applications(&paths),
+            ["bar", "baz", "foo", "foo-dev", "old"]
+        );
+    }
+
+    #[test]
+    fn gitlab_and_gitea_payloads_have_the_same_shape() {
+        let gitlab = r#"{"object_kind":"push","commits":[{"modified":["application.yml"]}]}"#;
+        let h = headers(&[("x-gitlab-event", "Push Hook")]);
+        let paths = changed_paths(&h, gitlab.as_bytes()).unwrap();
+        assert_eq!(applications(&paths), ["*"]);
+        let gitea = r#"{"secret":"","commits":[{"added":["svc.yml"],"removed":[],"modified":[]}]}"#;
+        let h = headers(&[("x-gitea-event", "push")]);
+        assert_eq!(changed_paths(&h, gitea.as_bytes()).unwrap(), ["svc.yml"]);
+    }
+
+    #[test]
+    fn form_bodies_name_paths() {
+        let h = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        assert_eq!(
+            changed_paths(&h, b"path=foo&path=a%2Fb").unwrap(),
+            ["foo", "a/b"]
+        );
+        assert_eq!(changed_paths(&h, b"x=1"), Err(MonitorError::BadPayload));
+    }
+
+    #[test]
+    fn garbage_is_a_bad_payload() {
+        let h = headers(&[]);
+        assert_eq!(changed_paths(&h, b"{nope"), Err(MonitorError::BadPayload));
+        assert_eq!(changed_paths(&h, b"{}"), Err(MonitorError::BadPayload));
+    }
+
+    #[test]
+    fn signatures_are_checked() {
+        let body = GITHUB.as_bytes();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(body);
+        let sig = hex::encode(mac.finalize().into_bytes());
+        let good = headers(&[("x-hub-signature-256", &format!("sha256={sig}"))]);
+        assert_eq!(verify("s3cret", &good, body), Ok(()));
+        assert_eq!(
+            verify("other", &good, body),
+            Err(MonitorError::Unauthorized)
+        );
+        let gitea = headers(&[("x-gitea-signature", &sig)]);
+        assert_eq!(verify("s3cret", &gitea, body), Ok(()));
+        assert_eq!(
+            verify("s3cret", &good, b"tampered"),
+            Err(MonitorError::Unauthorized)
+        );
+        let gitlab = headers(&[("x-gitlab-token", "s3cret")]);
+        assert_eq!(verify("s3cret", &gitlab, body), Ok(()));
+        let wrong = headers(&[("x-gitlab-token", "nope")]);
+        assert_eq!(
+            verify("s3cret", &wrong, body),
+            Err(MonitorError::Unauthorized)
+        );
+        assert_eq!(
+            verify("s3cret", &headers(&[]), body),
+            Err(MonitorError::Unauthorized)
+        );
+    }
+}

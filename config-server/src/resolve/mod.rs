@@ -1,0 +1,348 @@
+//! Which files apply to a request, in which order, and what they hold.
+//!
+//! For application `foo` and profiles `dev,mysql` the property sources are,
+//! highest priority first: `foo-mysql`, `application-mysql`, `foo-dev`,
+//! `application-dev`, `foo`, `application`. The last profile wins and the
+//! application's own file beats the shared `application` file. Each name is
+//! looked up with the extensions `.properties`, `.yml`, `.yaml` (in that
+//! order, as Spring Boot ranks `.properties` above YAML in one location) in
+//! every search directory (later search paths first, the repository root
+//! last). Within a multi-document YAML file later documents win, and a
+//! document with `spring.config.activate.on-profile` (or `spring.profiles`)
+//! only counts when its profile expression matches.
+//!
+//! Everything here is pure: files are read through [`FileSource`].
+
+mod activation;
+pub(crate) mod placeholder;
+pub(crate) mod properties;
+mod yaml;
+
+use cloud_protocol::config::PropertySource;
+use serde_json::{Map, Value};
+
+/// The extensions looked up for each candidate name, highest priority first.
+pub const EXTENSIONS: [&str; 3] = ["properties", "yml", "yaml"];
+
+/// The shared application name whose files apply to every application.
+pub const SHARED_APPLICATION: &str = "application";
+
+/// Read access to the files of one version of a configuration repository.
+pub trait FileSource {
+    /// The bytes of the file at `path` (relative, `/`-separated), or `None`
+    /// when there is no such regular file.
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, crate::backend::BackendError>;
+    /// The property source name Spring would show for `path`.
+    fn source_name(&self, path: &str) -> String;
+}
+
+/// A file that could not be turned into property sources.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The backend failed to read a file.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// A file is not valid YAML or not UTF-8.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file's path in the repository.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// File base names (no extension) that apply to `apps` and `profiles`,
+/// highest priority first.
+pub fn candidate_names(apps: &[String], profiles: &[String]) -> Vec<String> {
+    let mut names: Vec<&str> = apps.iter().rev().map(String::as_str).collect();
+    names.retain(|n| *n != SHARED_APPLICATION);
+    names.push(SHARED_APPLICATION);
+    let mut out = Vec::new();
+    for profile in dedup_keep_last(profiles).iter().rev() {
+        for name in &names {
+            out.push(format!("{name}-{profile}"));
+        }
+    }
+    out.extend(names.iter().map(|n| n.to_string()));
+    out
+}
+
+/// Profiles without repeats, keeping each one's last position (which is the
+/// one that decides its priority).
+fn dedup_keep_last(profiles: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for p in profiles {
+        out.retain(|q| *q != p);
+        out.push(p);
+    }
+    out
+}
+
+/// Expands search path patterns (`{application}`, `{profile}`, `{label}`)
+/// into directories to look in, highest priority first; the root (`""`) is
+/// always searched, last.
+pub fn search_dirs(
+    patterns: &[String],
+    apps: &[String],
+    profiles: &[String],
+    label: &str,
+) -> Vec<String> {
+    let mut dirs: Vec<String> = Vec::new();
+    for pattern in patterns.iter().rev() {
+        let app_values: Vec<&str> = if pattern.contains("{application}") {
+            apps.iter().rev().map(String::as_str).collect()
+        } else {
+            vec![""]
+        };
+        let profile_values: Vec<&str> = if pattern.contains("{profile}") {
+            profiles.iter().rev().map(String::as_str).collect()
+        } else {
+            vec![""]
+        };
+        for app in &app_values {
+            for profile in &profile_values {
+                let dir = pattern
+                    .replace("{application}", app)
+                    .replace("{profile}", profile)
+                    .replace("{label}", label);
+                let dir = dir.trim_matches('/').to_string();
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+    }
+    dirs.retain(|d| !d.is_empty());
+    dirs.push(String::new());
+    dirs
+}
+
+/// Joins a search directory and a file name.
+pub fn join(dir: &str, file: &str) -> String {
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{dir}/{file}")
+    }
+}
+
+/// The property sources for `apps` and `profiles`, highest priority first.
+pub fn property_sources(
+    files: &dyn FileSource,
+    dirs: &[String],
+    apps: &[String],
+    profiles: &[String],
+) -> Result<Vec<PropertySource>, ResolveError> {
+    let mut out = Vec::new();
+    for name in candidate_names(apps, profiles) {
+        for dir in dirs {
+            for ext in EXTENSIONS {
+                let path = join(dir, &format!("{name}.{ext}"));
+                if let Some(bytes) = files.read(&path)? {
+                    let text = String::from_utf8(bytes).map_err(|_| ResolveError::Parse {
+                        path: path.clone(),
+                        reason: "not UTF-8".into(),
+                    })?;
+                    sources_of_file(files, &path, ext, &text, profiles, &mut out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sources_of_file(
+    files: &dyn FileSource,
+    path: &str,
+    ext: &str,
+    text: &str,
+    profiles: &[String],
+    out: &mut Vec<PropertySource>,
+) -> Result<(), ResolveError> {
+    let name = files.source_name(path);
+    if ext == "properties" {
+        let map = properties::parse(text);
+        if !map.is_empty() {
+            out.push(PropertySource::new(name, map));
+        }
+        return Ok(());
+    }
+    let docs = yaml::parse_documents(text).map_err(|e| ResolveError::Parse {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    let several = docs.len() > 1;
+    let mut picked: Vec<(usize, Map<String, Value>)> = docs
+        .into_iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_empty())
+        .filter(|(_, d)| activation::condition(d).is_none_or(|c| activation::applies(&c, profiles)))
+        .collect();
+    picked.reverse();
+    for (i, doc) in picked {
+        let source_name = if several {
+            format!("{name} (document #{i})")
+        } else {
+            name.clone()
+        };
+        out.push(PropertySource::new(source_name, doc));
+    }
+    Ok(())
+}
+
+/// Candidate paths for a plain-text file request, highest priority first:
+/// for `nginx.conf` and profile `dev`, `nginx-dev.conf` then `nginx.conf`,
+/// in every search directory.
+pub fn plain_text_candidates(path: &str, profiles: &[String], dirs: &[String]) -> Vec<String> {
+    let (dir_part, file) = match path.rsplit_once('/') {
+        Some((d, f)) => (Some(d), f),
+        None => (None, path),
+    };
+    let (stem, ext) = match file.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, Some(e)),
+        _ => (file, None),
+    };
+    let mut names = Vec::new();
+    for profile in dedup_keep_last(profiles).iter().rev() {
+        let n = match ext {
+            Some(e) => format!("{stem}-{profile}.{e}"),
+            None => format!("{stem}-{profile}"),
+        };
+        names.push(n);
+    }
+    names.push(file.to_string());
+    let mut out = Vec::new();
+    for name in names {
+        let rel = match dir_part {
+            Some(d) => format!("{d}/{name}"),
+            None => name,
+        };
+        for dir in dirs {
+            out.push(join(dir, &rel));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendError;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    struct Files(HashMap<String, String>);
+
+    impl FileSource for Files {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
+            Ok(self.0.get(path).map(|s| s.clone().into_bytes()))
+        }
+        fn source_name(&self, path: &str) -> String {
+            format!("test:{path}")
+        }
+    }
+
+    fn files(pairs: &[(&str, &str)]) -> Files {
+        Files(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn last_profile_wins_and_own_file_beats_application() {
+        let names = candidate_names(&strings(&["foo"]), &strings(&["dev", "mysql"]));
+        assert_eq!(
+            names,
+            [
+                "foo-mysql",
+                "application-mysql",
+                "foo-dev",
+                "application-dev",
+                "foo",
+                "application"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shared_application_is_not_listed_twice() {
+        let names = candidate_names(&strings(&["application"]), &strings(&["dev"]));
+        assert_eq!(names, ["application-dev", "application"]);
+    }
+
+    #[test]
+    fn sources_come_highest_priority_first_with_properties_before_yaml() {
+        let f = files(&[
+            ("application.yml", "a: 1\n"),
+            ("foo.yml", "a: 2\n"),
+            ("foo.properties", "a=3\n"),
+            ("foo-dev.yaml", "a: 4\n"),
+            ("bar.yml", "a: 5\n"),
+        ]);
+        let srcs =
+            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"])).unwrap();
+        let names: Vec<_> = srcs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "test:foo-dev.yaml",
+                "test:foo.properties",
+                "test:foo.yml",
+                "test:application.yml"
+            ]
+        );
+        assert_eq!(srcs[1].source["a"], json!("3"));
+        assert_eq!(srcs[2].source["a"], json!(2));
+    }
+
+    #[test]
+    fn profile_documents_apply_only_when_active_and_later_documents_win() {
+        let text = "a: base\n---\nspring:\n  config:\n    activate:\n      on-profile: dev\na: dev\n---\nspring:\n  profiles: prod\na: prod\n";
+        let f = files(&[("foo.yml", text)]);
+        let srcs =
+            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"])).unwrap();
+        let names: Vec<_> = srcs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["test:foo.yml (document #1)", "test:foo.yml (document #0)"]
+        );
+        assert_eq!(srcs[0].source["a"], json!("dev"));
+    }
+
+    #[test]
+    fn search_paths_expand_placeholders_and_rank_above_the_root() {
+        let dirs = search_dirs(
+            &strings(&["shared", "{application}/{profile}"]),
+            &strings(&["foo"]),
+            &strings(&["dev"]),
+            "main",
+        );
+        assert_eq!(dirs, ["foo/dev", "shared", ""]);
+        let f = files(&[("foo.yml", "a: root\n"), ("foo/dev/foo.yml", "a: nested\n")]);
+        let srcs = property_sources(&f, &dirs, &strings(&["foo"]), &strings(&["dev"])).unwrap();
+        assert_eq!(srcs[0].source["a"], json!("nested"));
+        assert_eq!(srcs[1].source["a"], json!("root"));
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let f = files(&[("foo.yml", "a: [1\n")]);
+        let err = property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("foo.yml:"), "{err}");
+    }
+
+    #[test]
+    fn plain_text_prefers_the_profile_variant() {
+        let c = plain_text_candidates("conf/nginx.conf", &strings(&["dev"]), &[String::new()]);
+        assert_eq!(c, ["conf/nginx-dev.conf", "conf/nginx.conf"]);
+    }
+}

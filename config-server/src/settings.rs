@@ -1,0 +1,133 @@
+//! The server's configuration: a plain documented struct with defaults.
+//!
+//! The binary layers it: defaults, then `--config FILE` (YAML or TOML), then
+//! environment variables `CONFIG_SERVER_*` (e.g. `CONFIG_SERVER_GIT_URI`) and
+//! `ENCRYPT_KEY`, then command-line flags.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to bind. Default is `0.0.0.0`.
+    pub bind: String,
+    /// Port to listen on. Default is 8888.
+    pub port: u16,
+    /// A git remote to mirror (`file://`, local path or `https://`). When set
+    /// it wins over `native_dirs`.
+    pub git_uri: Option<String>,
+    /// Where the bare mirror lives. Default is
+    /// `<tmp>/config-server/<hash of uri>.git`.
+    pub mirror_dir: Option<PathBuf>,
+    /// Local directories to serve when there is no `git_uri` (later ones
+    /// rank higher). Default is the sample repository shipped with the crate.
+    pub native_dirs: Vec<PathBuf>,
+    /// Sub-directories searched besides the root, with `{application}`,
+    /// `{profile}` and `{label}` placeholders. Default is none.
+    pub search_paths: Vec<String>,
+    /// The label used when a request names none. Default is `main` (falling
+    /// back to `master`).
+    pub default_label: String,
+    /// Seconds between background fetches. Default is 30; 0 disables them
+    /// (webhooks still refresh).
+    pub refresh_rate: u64,
+    /// The symmetric key for `{cipher}` values (Spring's `encrypt.key`).
+    pub encrypt_key: Option<String>,
+    /// The hex salt of the key. Default is Spring's `deadbeef`.
+    pub encrypt_salt: String,
+    /// Shared secret that `/monitor` webhooks must prove. Default is none.
+    pub monitor_secret: Option<String>,
+    /// HTTP Basic user for every endpoint but health. Default is none (open).
+    pub username: Option<String>,
+    /// HTTP Basic password, with `username`.
+    pub password: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0".into(),
+            port: 8888,
+            git_uri: None,
+            mirror_dir: None,
+            native_dirs: Vec::new(),
+            search_paths: Vec::new(),
+            default_label: "main".into(),
+            refresh_rate: 30,
+            encrypt_key: None,
+            encrypt_salt: crate::crypto::DEFAULT_SALT.into(),
+            monitor_secret: None,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// Settings that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid settings: {0}")]
+pub struct InvalidSettings(pub String);
+
+impl Settings {
+    /// Checks the settings hang together.
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        if self.username.is_some() != self.password.is_some() {
+            return Err(InvalidSettings(
+                "username and password must be set together".into(),
+            ));
+        }
+        if hex::decode(&self.encrypt_salt).is_err() {
+            return Err(InvalidSettings("encrypt_salt must be hex".into()));
+        }
+        if self.default_label.is_empty() {
+            return Err(InvalidSettings("default_label must not be empty".into()));
+        }
+        if self
+            .search_paths
+            .iter()
+            .any(|p| p.split('/').any(|c| c == ".."))
+        {
+            return Err(InvalidSettings("search_paths must not contain '..'".into()));
+        }
+        Ok(())
+    }
+
+    /// The directory served when neither a git URI nor native directories
+    /// are configured: `./config-repo` when present, else the sample
+    /// repository next to this crate's sources.
+    pub fn sample_repo() -> PathBuf {
+        let local = PathBuf::from("config-repo");
+        if local.is_dir() {
+            local
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config-repo")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_docs() {
+        let s = Settings::default();
+        assert_eq!(s.port, 8888);
+        assert_eq!(s.default_label, "main");
+        assert_eq!(s.encrypt_salt, "deadbeef");
+        assert_eq!(s.validate(), Ok(()));
+        assert!(Settings::sample_repo().join("application.yml").is_file());
+    }
+
+    #[test]
+    fn half_configured_auth_is_refused() {
+        let s = Settings {
+            username: Some("u".into()),
+            ..Settings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+}
