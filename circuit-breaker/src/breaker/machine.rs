@@ -1,0 +1,533 @@
+//! The pure core of the breaker: the state machine over a sliding window,
+//! with an injected clock. It knows nothing of futures, locks or events: the
+//! [`CircuitBreaker`](super::CircuitBreaker) wraps it in a mutex and acts on
+//! the [`Effects`] it returns.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::config::{CircuitBreakerConfig, SlidingWindowType};
+use super::window::{CountWindow, Counts, Outcome, Rates, TimeWindow, Window};
+use super::{CallTotals, Classification};
+use crate::clock::SharedClock;
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Calls flow; outcomes are recorded; the breaker opens when a rate
+    /// reaches its threshold.
+    Closed = 0,
+    /// Calls are refused until the wait duration has passed.
+    Open = 1,
+    /// A limited number of trial calls decide between CLOSED and OPEN.
+    HalfOpen = 2,
+    /// Calls flow; nothing is recorded and no event is emitted.
+    Disabled = 3,
+    /// Calls are refused until the state is changed by hand.
+    ForcedOpen = 4,
+    /// Calls flow; outcomes are recorded and events emitted, but the breaker
+    /// never opens.
+    MetricsOnly = 5,
+}
+
+impl State {
+    const ALL: [State; 6] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::Disabled,
+        State::ForcedOpen,
+        State::MetricsOnly,
+    ];
+
+    /// The state's name as Resilience4j writes it, lower case (`half_open`),
+    /// as used in the `state` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::Disabled => "disabled",
+            State::ForcedOpen => "forced_open",
+            State::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// Every state, in declaration order.
+    pub fn all() -> [State; 6] {
+        Self::ALL
+    }
+
+    #[inline]
+    pub(crate) fn from_code(code: u8) -> State {
+        Self::ALL[usize::from(code % 6)]
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A move from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+}
+
+/// Which threshold a window crossed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Exceeded {
+    FailureRate(f32),
+    SlowCallRate(f32),
+}
+
+/// What the caller of the core has to do after an operation: publish a
+/// transition, report a threshold, arm a timer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Effects {
+    pub(crate) transition: Option<Transition>,
+    pub(crate) exceeded: Option<Exceeded>,
+}
+
+/// A permission to make one call, tied to the state episode (generation)
+/// that granted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admission {
+    pub(crate) generation: u64,
+    /// Whether the call's outcome is recorded (false in DISABLED).
+    pub(crate) records: bool,
+    /// Whether the call took a HALF_OPEN trial permit, to give back if the
+    /// call is cancelled.
+    pub(crate) trial: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Closed,
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        permits_left: u32,
+        recorded: Counts,
+        entered: Instant,
+    },
+    Disabled,
+    ForcedOpen,
+    MetricsOnly {
+        above: bool,
+    },
+}
+
+/// Bits of the state word that hold the state code; the rest is the
+/// generation.
+const STATE_BITS: u32 = 3;
+
+/// Decodes a state word into state and generation.
+#[inline]
+pub(crate) fn decode(word: u64) -> (State, u64) {
+    (
+        State::from_code((word & ((1 << STATE_BITS) - 1)) as u8),
+        word >> STATE_BITS,
+    )
+}
+
+/// The state machine of one breaker.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    config: CircuitBreakerConfig,
+    minimum_calls: u32,
+    phase: Phase,
+    generation: u64,
+    window: Window,
+    /// When the time window's second 0 is.
+    origin: Instant,
+    totals: CallTotals,
+    clock: SharedClock,
+}
+
+impl Machine {
+    pub(crate) fn new(config: CircuitBreakerConfig, clock: SharedClock) -> Self {
+        let window = match config.sliding_window_type {
+            SlidingWindowType::CountBased => {
+                Window::Count(CountWindow::new(config.sliding_window_size))
+            }
+            SlidingWindowType::TimeBased => {
+                Window::Time(TimeWindow::new(config.sliding_window_size))
+            }
+        };
+        Self {
+            minimum_calls: config.effective_minimum_calls(),
+            config,
+            phase: Phase::Closed,
+            generation: 0,
+            window,
+            origin: clock.now(),
+            totals: CallTotals::default(),
+            clock,
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match self.phase {
+            Phase::Closed => State::Closed,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen { .. } => State::HalfOpen,
+            Phase::Disabled => State::Disabled,
+            Phase::ForcedOpen => State::ForcedOpen,
+            Phase::MetricsOnly { .. } => State::MetricsOnly,
+        }
+    }
+
+    /// State and generation in one word, for the lock-free fast path.
+    pub(crate) fn word(&self) -> u64 {
+        (self.generation << STATE_BITS) | self.state() as u64
+    }
+
+    /// Asks for a permit. The fast path handles CLOSED, METRICS_ONLY and
+    /// DISABLED without the core; this handles every state.
+    pub(crate) fn acquire(&mut self) -> (Option<Admission>, Effects) {
+        let mut effects = Effects::default();
+        let generation = self.generation;
+        let open = |records| Admission {
+            generation,
+            records,
+            trial: false,
+        };
+        match self.phase {
+            Phase::Closed | Phase::MetricsOnly { .. } => (Some(open(true)), effects),
+            Phase::Disabled => (Some(open(false)), effects),
+            Phase::ForcedOpen => (None, effects),
+            Phase::Open { until } => {
+                if self.clock.now() < until {
+                    return (None, effects);
+                }
+                effects.transition = Some(self.enter(State::HalfOpen));
+                (self.take_trial_permit(), effects)
+            }
+            Phase::HalfOpen { entered, .. } => {
+                if self.half_open_expired(entered) {
+                    effects.transition = Some(self.enter(State::Open));
+                    return (None, effects);
+                }
+                (self.take_trial_permit(), effects)
+            }
+        }
+    }
+
+    fn half_open_expired(&self, entered: Instant) -> bool {
+        self.config
+            .max_wait_duration_in_half_open_state
+            .is_some_and(|max| self.clock.now() >= entered + max)
+    }
+
+    fn take_trial_permit(&mut self) -> Option<Admission> {
+        let Phase::HalfOpen { permits_left, .. } = &mut self.phase else {
+            return None;
+        };
+        if *permits_left == 0 {
+            return None;
+        }
+        *permits_left -= 1;
+        Some(Admission {
+            generation: self.generation,
+            records: true,
+            trial: true,
+        })
+    }
+
+    /// Gives back the permit of a call that was cancelled before its outcome
+    /// was known.
+    pub(crate) fn release(&mut self, admission: Admission) {
+        if admission.trial && admission.generation == self.generation {
+            if let Phase::HalfOpen { permits_left, .. } = &mut self.phase {
+                *permits_left += 1;
+            }
+        }
+    }
+
+    /// Records the outcome of a call admitted by `admission`. `now` is the
+    /// time the call ended when the caller already read it; `slow` whether it
+    /// took longer than the slow-call threshold. Outcomes of calls admitted in
+    /// an earlier state episode count in the totals only.
+    #[inline]
+    pub(crate) fn record(
+        &mut self,
+        admission: Admission,
+        class: Classification,
+        slow: bool,
+        now: Option<Instant>,
+    ) -> Effects {
+        self.totals.count(class, slow);
+        if admission.generation != self.generation {
+            return Effects::default();
+        }
+        let failed = match class {
+            Classification::Success => false,
+            Classification::Failure => true,
+            Classification::Ignored => {
+                self.release(admission);
+                return Effects::default();
+            }
+        };
+        let outcome = Outcome::new(failed, slow);
+        match &mut self.phase {
+            Phase::Closed => {
+                let counts = self.record_in_window(outcome, now);
+                match self.exceeded(counts.rates(self.minimum_calls)) {
+                    None => Effects::default(),
+                    Some(exceeded) => Effects {
+                        transition: Some(self.enter(State::Open)),
+                        exceeded: Some(exceeded),
+                    },
+                }
+            }
+            Phase::MetricsOnly { .. } => {
+                let counts = self.record_in_window(outcome, now);
+                let exceeded = self.exceeded(counts.rates(self.minimum_calls));
+                let Phase::MetricsOnly { above } = &mut self.phase else {
+                    return Effects::default();
+                };
+                let newly = exceeded.is_some() && !*above;
+                *above = exceeded.is_some();
+                Effects {
+                    transition: None,
+                    exceeded: exceeded.filter(|_| newly),
+                }
+            }
+            Phase::HalfOpen { recorded, .. } => {
+                recorded.add(outcome);
+                let recorded = *recorded;
+                let permitted = self.config.permitted_number_of_calls_in_half_open_state;
+                match recorded.rates(permitted) {
+                    None => Effects::default(),
+                    Some(rates) => match self.exceeded(Some(rates)) {
+                        Some(exceeded) => Effects {
+                            transition: Some(self.enter(State::Open)),
+                            exceeded: Some(exceeded),
+                        },
+                        None => Effects {
+                            transition: Some(self.enter(State::Closed)),
+                            exceeded: None,
+                        },
+                    },
+                }
+            }
+            Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => Effects::default(),
+        }
+    }
+
+    #[inline]
+    fn record_in_window(&mut self, outcome: Outcome, now: Option<Instant>) -> Counts {
+        match &mut self.window {
+            Window::Count(w) => w.record(outcome),
+            Window::Time(w) => {
+                let now = now.unwrap_or_else(|| self.clock.now());
+                w.record(now.saturating_duration_since(self.origin).as_secs(), outcome)
+            }
+        }
+    }
+
+    #[inline]
+    fn exceeded(&self, rates: Option<Rates>) -> Option<Exceeded> {
+        let rates = rates?;
+        if rates.failure >= self.config.failure_rate_threshold {
+            Some(Exceeded::FailureRate(rates.failure))
+        } else if self.config.slow_call_duration_threshold.is_some()
+            && rates.slow >= self.config.slow_call_rate_threshold
+        {
+            Some(Exceeded::SlowCallRate(rates.slow))
+        } else {
+            None
+        }
+    }
+
+    /// Enters `to`, starting a new episode (even when `to` is the current
+    /// state: that restarts it).
+    pub(crate) fn enter(&mut self, to: State) -> Transition {
+        let from = self.state();
+        self.generation += 1;
+        self.phase = match to {
+            State::Closed => {
+                self.window.reset();
+                Phase::Closed
+            }
+            State::Open => Phase::Open {
+                until: self.clock.now() + self.config.wait_duration_in_open_state,
+            },
+            State::HalfOpen => Phase::HalfOpen {
+                permits_left: self.config.permitted_number_of_calls_in_half_open_state,
+                recorded: Counts::default(),
+                entered: self.clock.now(),
+            },
+            State::Disabled => Phase::Disabled,
+            State::ForcedOpen => Phase::ForcedOpen,
+            State::MetricsOnly => {
+                self.window.reset();
+                Phase::MetricsOnly { above: false }
+            }
+        };
+        Transition { from, to }
+    }
+
+    /// When the current episode wants a timer to fire, and the generation it
+    /// belongs to: the end of the OPEN wait (with automatic transition) or
+    /// the end of the longest HALF_OPEN stay.
+    pub(crate) fn timer(&self) -> Option<(Instant, u64)> {
+        let at = match self.phase {
+            Phase::Open { until }
+                if self
+                    .config
+                    .automatic_transition_from_open_to_half_open_enabled =>
+            {
+                until
+            }
+            Phase::HalfOpen { entered, .. } => {
+                entered + self.config.max_wait_duration_in_half_open_state?
+            }
+            _ => return None,
+        };
+        Some((at, self.generation))
+    }
+
+    /// A timer armed for `generation` fired.
+    pub(crate) fn on_timer(&mut self, generation: u64) -> Option<Transition> {
+        if generation != self.generation {
+            return None;
+        }
+        match self.phase {
+            Phase::Open { until } if self.clock.now() >= until => Some(self.enter(State::HalfOpen)),
+            Phase::HalfOpen { entered, .. } if self.half_open_expired(entered) => {
+                Some(self.enter(State::Open))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts and rates of the current episode's window: the closed window
+    /// in CLOSED, OPEN and METRICS_ONLY, the trial calls in HALF_OPEN.
+    pub(crate) fn window_counts(&mut self) -> (Counts, Option<Rates>) {
+        if let Phase::HalfOpen { recorded, .. } = self.phase {
+            let permitted = self.config.permitted_number_of_calls_in_half_open_state;
+            return (recorded, recorded.rates(permitted));
+        }
+        let counts = match &mut self.window {
+            Window::Count(w) => w.counts(),
+            Window::Time(w) => {
+                let second = self
+                    .clock
+                    .now()
+                    .saturating_duration_since(self.origin)
+                    .as_secs();
+                w.counts_at(second)
+            }
+        };
+        (counts, counts.rates(self.minimum_calls))
+    }
+
+    pub(crate) fn totals(&self) -> CallTotals {
+        self.totals
+    }
+
+    /// How long until an OPEN breaker lets trial calls through.
+    pub(crate) fn remaining_open_wait(&self) -> Option<Duration> {
+        match self.phase {
+            Phase::Open { until } => Some(until.saturating_duration_since(self.clock.now())),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn machine(config: CircuitBreakerConfig) -> (Machine, ManualClock) {
+        let clock = ManualClock::new();
+        (Machine::new(config, Arc::new(clock.clone())), clock)
+    }
+
+    fn small() -> CircuitBreakerConfig {
+        CircuitBreakerConfig {
+            sliding_window_size: 4,
+            minimum_number_of_calls: 4,
+            permitted_number_of_calls_in_half_open_state: 2,
+            wait_duration_in_open_state: Duration::from_secs(10),
+            ..Default::default()
+        }
+    }
+
+    fn call(m: &mut Machine, class: Classification) -> Effects {
+        let (admission, _) = m.acquire();
+        m.record(admission.unwrap(), class, false, None)
+    }
+
+    #[test]
+    fn opens_when_failure_rate_reaches_threshold_after_minimum_calls() {
+        let (mut m, _) = machine(small());
+        call(&mut m, Classification::Failure);
+        call(&mut m, Classification::Failure);
+        call(&mut m, Classification::Success);
+        assert_eq!(m.state(), State::Closed);
+        let effects = call(&mut m, Classification::Success);
+        assert_eq!(
+            effects.transition,
+            Some(Transition {
+                from: State::Closed,
+                to: State::Open
+            })
+        );
+        assert_eq!(effects.exceeded, Some(Exceeded::FailureRate(50.0)));
+    }
+
+    #[test]
+    fn stale_outcome_from_an_earlier_episode_is_not_recorded() {
+        let (mut m, _) = machine(small());
+        let (old, _) = m.acquire();
+        m.enter(State::ForcedOpen);
+        m.enter(State::Closed);
+        let effects = m.record(old.unwrap(), Classification::Failure, false, None);
+        assert_eq!(effects, Effects::default());
+        assert_eq!(m.window_counts().0.calls, 0);
+        assert_eq!(m.totals().failed, 1);
+    }
+
+    #[test]
+    fn half_open_admits_exactly_its_permits_and_closes_on_success() {
+        let (mut m, clock) = machine(small());
+        m.enter(State::Open);
+        assert!(m.acquire().0.is_none());
+        clock.advance(Duration::from_secs(10));
+        let (a, effects) = m.acquire();
+        assert_eq!(effects.transition.map(|t| t.to), Some(State::HalfOpen));
+        let (b, _) = m.acquire();
+        assert!(m.acquire().0.is_none(), "a third trial call is refused");
+        m.record(a.unwrap(), Classification::Success, false, None);
+        let effects = m.record(b.unwrap(), Classification::Success, false, None);
+        assert_eq!(effects.transition.map(|t| t.to), Some(State::Closed));
+    }
+
+    #[test]
+    fn ignored_and_cancelled_trial_calls_give_their_permit_back() {
+        let (mut m, clock) = machine(small());
+        m.enter(State::Open);
+        clock.advance(Duration::from_secs(10));
+        let (a, _) = m.acquire();
+        let (b, _) = m.acquire();
+        m.record(a.unwrap(), Classification::Ignored, false, None);
+        m.release(b.unwrap());
+        assert!(m.acquire().0.is_some());
+        assert!(m.acquire().0.is_some());
+        assert!(m.acquire().0.is_none());
+    }
+}

@@ -1,0 +1,561 @@
+//! The circuit breaker: [`CircuitBreaker`], a cheap-to-clone handle on one
+//! breaker, its permits, and its `tower` layer.
+//!
+//! The hot path in CLOSED is one atomic load to admit a call and one short
+//! critical section under a `parking_lot` mutex to record its outcome in the
+//! window (no allocation, no clock read unless slow-call detection or a
+//! time-based window needs it).
+
+mod classify;
+mod config;
+mod event;
+mod layer;
+mod machine;
+pub mod metrics;
+mod window;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+pub use classify::{Classification, Classifier, ErrorsAreFailures};
+pub use config::{CircuitBreakerConfig, ConfigError, SlidingWindowType};
+pub use event::{Event, EventKind, EventStream};
+pub use layer::{CircuitBreakerLayer, CircuitBreakerService, LocalRejectionsIgnored};
+pub use machine::{State, Transition};
+pub use metrics::{CallTotals, MetricSample, MetricsSnapshot};
+
+use crate::clock::{Clock, SharedClock, TokioClock};
+use crate::error::{CallError, CallNotPermitted};
+use event::Publisher;
+use machine::{Admission, Effects, Exceeded, Machine};
+
+/// Keeps a value on its own cache line, so the read-mostly state word does
+/// not share a line with the mutex every call writes.
+#[derive(Debug)]
+#[repr(align(64))]
+struct CacheLine<T>(T);
+
+#[derive(Debug)]
+struct Inner {
+    /// State code and generation, read without the lock to admit calls.
+    word: CacheLine<AtomicU64>,
+    machine: CacheLine<Mutex<Machine>>,
+    not_permitted: AtomicU64,
+    name: Arc<str>,
+    config: CircuitBreakerConfig,
+    clock: SharedClock,
+    events: Publisher,
+}
+
+/// A circuit breaker (Resilience4j semantics). Cloning is cheap and clones
+/// share the breaker.
+///
+/// ```
+/// use circuit_breaker::{CallError, CircuitBreaker, State};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let breaker = CircuitBreaker::builder("inventory")
+///     .sliding_window_size(4)
+///     .minimum_number_of_calls(4)
+///     .build()
+///     .expect("valid config");
+/// for _ in 0..4 {
+///     let _ = breaker.call(|| async { Err::<(), _>("upstream down") }).await;
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// let refused = breaker.call(|| async { Ok::<_, &str>(1) }).await;
+/// assert!(matches!(refused, Err(CallError::NotPermitted(_))));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`CircuitBreaker`]; every setter documents its default.
+#[derive(Debug)]
+pub struct CircuitBreakerBuilder {
+    name: Arc<str>,
+    config: CircuitBreakerConfig,
+    clock: SharedClock,
+}
+
+macro_rules! config_setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.config.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+impl CircuitBreakerBuilder {
+    config_setters! {
+        /// Failure rate in percent at or above which the breaker opens. Default is 50.
+        failure_rate_threshold: f32;
+        /// Slow-call rate in percent at or above which the breaker opens. Default is 100.
+        slow_call_rate_threshold: f32;
+        /// Count- or time-based window. Default is count-based.
+        sliding_window_type: SlidingWindowType;
+        /// Window size in calls or seconds. Default is 100.
+        sliding_window_size: u32;
+        /// Calls needed before a rate is computed. Default is 100.
+        minimum_number_of_calls: u32;
+        /// Time spent OPEN before trial calls. Default is 60 seconds.
+        wait_duration_in_open_state: Duration;
+        /// Leave OPEN on a timer rather than on the next call. Default is false.
+        automatic_transition_from_open_to_half_open_enabled: bool;
+        /// Trial calls in HALF_OPEN. Default is 10.
+        permitted_number_of_calls_in_half_open_state: u32;
+    }
+
+    /// Calls longer than this are slow; setting it turns on call timing.
+    /// Default is unset (calls are not timed).
+    pub fn slow_call_duration_threshold(mut self, value: Duration) -> Self {
+        self.config.slow_call_duration_threshold = Some(value);
+        self
+    }
+
+    /// Longest stay in HALF_OPEN. Default is unset (wait for the trial calls).
+    pub fn max_wait_duration_in_half_open_state(mut self, value: Duration) -> Self {
+        self.config.max_wait_duration_in_half_open_state = Some(value);
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: CircuitBreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The time source. Default is [`TokioClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub(crate) fn shared_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Validates the configuration and builds the breaker, CLOSED.
+    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        self.config.validate()?;
+        Ok(CircuitBreaker {
+            inner: Arc::new(Inner {
+                word: CacheLine(AtomicU64::new(0)),
+                machine: CacheLine(Mutex::new(Machine::new(
+                    self.config.clone(),
+                    self.clock.clone(),
+                ))),
+                not_permitted: AtomicU64::new(0),
+                name: self.name,
+                config: self.config,
+                clock: self.clock,
+                events: Publisher::new(),
+            }),
+        })
+    }
+}
+
+/// Permission to make one call. Report its outcome with
+/// [`record`](Self::record) (or the shorthands); a permit dropped without an
+/// outcome counts as a cancelled call: nothing is recorded and a HALF_OPEN
+/// trial permit is given back.
+#[derive(Debug)]
+#[must_use = "a permit records nothing unless its outcome is reported"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    admission: Admission,
+    started: Option<Instant>,
+}
+
+impl Permit<'_> {
+    /// Reports the call's outcome.
+    #[inline]
+    pub fn record(self, class: Classification) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.breaker.record(this.admission, this.started, class);
+    }
+
+    /// Reports a success.
+    #[inline]
+    pub fn success(self) {
+        self.record(Classification::Success);
+    }
+
+    /// Reports a failure.
+    #[inline]
+    pub fn failure(self) {
+        self.record(Classification::Failure);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.breaker.release(self.admission);
+    }
+}
+
+/// A [`Permit`] that owns a handle on its breaker, for futures that must be
+/// `'static` (the tower service).
+#[derive(Debug)]
+#[must_use = "a permit records nothing unless its outcome is reported"]
+pub struct OwnedPermit {
+    breaker: CircuitBreaker,
+    admission: Admission,
+    started: Option<Instant>,
+    done: bool,
+}
+
+impl OwnedPermit {
+    /// Reports the call's outcome.
+    pub fn record(mut self, class: Classification) {
+        self.done = true;
+        self.breaker.record(self.admission, self.started, class);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.release(self.admission);
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// A builder for a breaker named `name`, with Resilience4j's defaults.
+    pub fn builder(name: impl Into<Arc<str>>) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder {
+            name: name.into(),
+            config: CircuitBreakerConfig::default(),
+            clock: Arc::new(TokioClock),
+        }
+    }
+
+    /// A breaker named `name` with `config`, on the [`TokioClock`].
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        config: CircuitBreakerConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    /// A breaker with Resilience4j's defaults.
+    pub fn with_defaults(name: impl Into<Arc<str>>) -> Self {
+        Self::builder(name)
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The breaker's configuration.
+    pub fn config(&self) -> &CircuitBreakerConfig {
+        &self.inner.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        machine::decode(self.inner.word.0.load(Ordering::Acquire)).0
+    }
+
+    /// Asks for permission to make one call.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, CallNotPermitted> {
+        let admission = self.admit()?;
+        Ok(Permit {
+            breaker: self,
+            admission,
+            started: self.start_timer(),
+        })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds its
+    /// own handle on the breaker.
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, CallNotPermitted> {
+        let admission = self.admit()?;
+        Ok(OwnedPermit {
+            breaker: self.clone(),
+            admission,
+            started: self.start_timer(),
+            done: false,
+        })
+    }
+
+    /// Runs the async call `f` if permitted; `Err` outcomes count as failures.
+    pub async fn call<F, Fut, T, E>(&self, f: F) -> Result<T, CallError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&ErrorsAreFailures, f).await
+    }
+
+    /// Runs the async call `f` if permitted, classifying its outcome with
+    /// `classifier`.
+    pub async fn call_with<C, F, Fut, T, E>(&self, classifier: &C, f: F) -> Result<T, CallError<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire()?;
+        let result = f().await;
+        permit.record(classifier.classify(result.as_ref()));
+        result.map_err(CallError::Inner)
+    }
+
+    /// Runs the blocking call `f` if permitted; `Err` outcomes count as
+    /// failures.
+    #[inline]
+    pub fn call_sync<F, T, E>(&self, f: F) -> Result<T, CallError<E>>
+    where
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.call_sync_with(&ErrorsAreFailures, f)
+    }
+
+    /// Runs the blocking call `f` if permitted, classifying its outcome with
+    /// `classifier`.
+    #[inline]
+    pub fn call_sync_with<C, F, T, E>(&self, classifier: &C, f: F) -> Result<T, CallError<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let permit = self.try_acquire()?;
+        let result = f();
+        permit.record(classifier.classify(result.as_ref()));
+        result.map_err(CallError::Inner)
+    }
+
+    /// Guards a future whose errors may already come from inner policies:
+    /// a time limiter's [`Elapsed`](crate::Elapsed) counts as a failure, a
+    /// bulkhead's rejection is ignored (the upstream never saw the call).
+    pub(crate) async fn guard<C, Fut, T, E>(&self, classifier: &C, fut: Fut) -> Result<T, CallError<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        Fut: Future<Output = Result<T, CallError<E>>>,
+    {
+        let permit = self.try_acquire()?;
+        let result = fut.await;
+        let class = match &result {
+            Ok(v) => classifier.classify(Ok(v)),
+            Err(CallError::Inner(e)) => classifier.classify(Err(e)),
+            Err(CallError::Elapsed(_)) => Classification::Failure,
+            Err(CallError::NotPermitted(_) | CallError::BulkheadFull(_)) => Classification::Ignored,
+        };
+        permit.record(class);
+        result
+    }
+
+    /// Subscribes to state transitions and call outcomes. Outcome events are
+    /// built only while someone subscribes.
+    pub fn subscribe(&self) -> EventStream {
+        self.inner.events.subscribe()
+    }
+
+    /// The breaker's state and numbers now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let (state, (counts, rates), mut totals) = {
+            let mut m = self.inner.machine.0.lock();
+            (m.state(), m.window_counts(), m.totals())
+        };
+        totals.not_permitted = self.inner.not_permitted.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            name: self.inner.name.to_string(),
+            state,
+            failure_rate: rates.map(|r| r.failure),
+            slow_call_rate: rates.map(|r| r.slow),
+            buffered_calls: counts.calls,
+            failed_calls: counts.failed,
+            slow_calls: counts.slow,
+            slow_failed_calls: counts.slow_failed,
+            totals,
+        }
+    }
+
+    /// How long until an OPEN breaker admits trial calls; `None` when not OPEN.
+    pub fn remaining_open_wait(&self) -> Option<Duration> {
+        self.inner.machine.0.lock().remaining_open_wait()
+    }
+
+    /// Moves the breaker to `state` by hand (Resilience4j's
+    /// `transitionTo...State`). Entering a state starts it afresh: CLOSED and
+    /// METRICS_ONLY with an empty window, OPEN with a full wait, HALF_OPEN
+    /// with all its trial permits.
+    pub fn transition_to(&self, state: State) {
+        self.apply(|m| Effects {
+            transition: Some(m.enter(state)),
+            exceeded: None,
+        });
+    }
+
+    /// Back to CLOSED with an empty window; emits [`EventKind::Reset`].
+    pub fn reset(&self) {
+        self.transition_to(State::Closed);
+        self.inner.events.send(&self.inner.name, EventKind::Reset);
+    }
+
+    #[inline]
+    fn admit(&self) -> Result<Admission, CallNotPermitted> {
+        let word = self.inner.word.0.load(Ordering::Acquire);
+        let generation = word >> 3;
+        match machine::decode(word).0 {
+            State::Closed | State::MetricsOnly => Ok(Admission {
+                generation,
+                records: true,
+                trial: false,
+            }),
+            State::Disabled => Ok(Admission {
+                generation,
+                records: false,
+                trial: false,
+            }),
+            State::Open | State::HalfOpen | State::ForcedOpen => self.admit_slow(),
+        }
+    }
+
+    #[cold]
+    fn admit_slow(&self) -> Result<Admission, CallNotPermitted> {
+        let mut admission = None;
+        self.apply(|m| {
+            let (a, effects) = m.acquire();
+            admission = a;
+            effects
+        });
+        admission.ok_or_else(|| {
+            self.inner.not_permitted.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .events
+                .send(&self.inner.name, EventKind::NotPermitted);
+            CallNotPermitted::new(self.inner.name.clone())
+        })
+    }
+
+    #[inline]
+    fn start_timer(&self) -> Option<Instant> {
+        self.inner
+            .config
+            .slow_call_duration_threshold
+            .map(|_| self.inner.clock.now())
+    }
+
+    #[inline]
+    fn record(&self, admission: Admission, started: Option<Instant>, class: Classification) {
+        if !admission.records {
+            return;
+        }
+        let (now, elapsed, slow) = match (started, self.inner.config.slow_call_duration_threshold) {
+            (Some(started), Some(threshold)) => {
+                let now = self.inner.clock.now();
+                let elapsed = now.saturating_duration_since(started);
+                (Some(now), Some(elapsed), elapsed > threshold)
+            }
+            _ => (None, None, false),
+        };
+        let (effects, timer) = {
+            let mut m = self.inner.machine.0.lock();
+            let effects = m.record(admission, class, slow, now);
+            if effects.transition.is_some() {
+                self.inner.word.0.store(m.word(), Ordering::Release);
+                (effects, m.timer())
+            } else {
+                (effects, None)
+            }
+        };
+        if effects != Effects::default() {
+            self.publish(effects, timer);
+        }
+        if self.inner.events.wanted() {
+            let kind = match class {
+                Classification::Success => EventKind::Success { elapsed },
+                Classification::Failure => EventKind::Error { elapsed },
+                Classification::Ignored => EventKind::IgnoredError { elapsed },
+            };
+            self.inner.events.send(&self.inner.name, kind);
+        }
+    }
+
+    #[inline]
+    fn release(&self, admission: Admission) {
+        if admission.trial {
+            self.inner.machine.0.lock().release(admission);
+        }
+    }
+
+    /// Runs `op` on the core under the lock, publishes the new state word,
+    /// then acts on the effects outside the lock.
+    fn apply(&self, op: impl FnOnce(&mut Machine) -> Effects) {
+        let (effects, timer) = {
+            let mut m = self.inner.machine.0.lock();
+            let effects = op(&mut m);
+            if effects.transition.is_some() {
+                self.inner.word.0.store(m.word(), Ordering::Release);
+                (effects, m.timer())
+            } else {
+                (effects, None)
+            }
+        };
+        self.publish(effects, timer);
+    }
+
+    #[cold]
+    fn publish(&self, effects: Effects, timer: Option<(Instant, u64)>) {
+        let name = &self.inner.name;
+        if let Some(exceeded) = effects.exceeded {
+            let kind = match exceeded {
+                Exceeded::FailureRate(rate) => EventKind::FailureRateExceeded { rate },
+                Exceeded::SlowCallRate(rate) => EventKind::SlowCallRateExceeded { rate },
+            };
+            tracing::debug!(breaker = %name, ?kind, "circuit breaker threshold exceeded");
+            self.inner.events.send(name, kind);
+        }
+        if let Some(t) = effects.transition {
+            tracing::info!(breaker = %name, from = %t.from, to = %t.to, "circuit breaker state transition");
+            self.inner.events.send(
+                name,
+                EventKind::StateTransition {
+                    from: t.from,
+                    to: t.to,
+                },
+            );
+        }
+        if let Some((at, generation)) = timer {
+            self.arm_timer(at, generation);
+        }
+    }
+
+    /// Fires [`Machine::on_timer`] at `at` on the current tokio runtime; with
+    /// no runtime the move happens on the next call instead.
+    fn arm_timer(&self, at: Instant, generation: u64) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(inner) = weak.upgrade() {
+                let breaker = CircuitBreaker { inner };
+                breaker.apply(|m| Effects {
+                    transition: m.on_timer(generation),
+                    exceeded: None,
+                });
+            }
+        });
+    }
+}
