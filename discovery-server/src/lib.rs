@@ -1,1 +1,4 @@
-//! discovery-server library (work in progress).
+//! discovery-server library.
+
+pub mod clock;
+pub mod registry;

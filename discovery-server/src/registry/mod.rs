@@ -1,0 +1,814 @@
+//! The registry core: instances and their leases, renew, cancel, eviction
+//! with Eureka's limits, self-preservation, status overrides, the
+//! recently-changed queue behind `/apps/delta`, the apps hashcode and a
+//! version that moves on every change.
+//!
+//! Pure: no I/O and no tasks; time comes from an injected [`Clock`]. Every
+//! mutation returns the [`RegistryEvent`] it caused so the caller can
+//! replicate it, count it and wake watchers.
+//!
+//! Concurrency: one `RwLock` over the maps with short critical sections.
+//! A renewal takes the read lock and stores two atomics: no allocation,
+//! no writer blocked for long. Serialization works on a [`Snapshot`] taken
+//! under the read lock and written after it is released.
+
+mod event;
+mod lease;
+mod rate;
+mod rules;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cloud_protocol::eureka::{ActionType, AppsHashcode, InstanceInfo, InstanceStatus, LeaseInfo};
+use parking_lot::RwLock;
+use rand::seq::SliceRandom;
+
+pub use event::{EventAction, Origin, RegistryEvent};
+pub use rules::effective_status;
+
+use crate::clock::SharedClock;
+use lease::Lease;
+use rate::MinuteRate;
+
+/// Registry behaviour settings (the `eureka.server.*` and
+/// `eureka.instance.*` settings that the core uses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrySettings {
+    /// Self-preservation on or off. Default is on.
+    pub self_preservation: bool,
+    /// Fraction of expected renewals below which self-preservation stops
+    /// evictions, and the share of the registry kept per eviction run.
+    /// Default is 0.85.
+    pub renewal_percent_threshold: f64,
+    /// Lease renewal interval for registrations that name none. Default is
+    /// 30 seconds.
+    pub default_renewal_interval_secs: u32,
+    /// Lease duration for registrations that name none. Default is 90 seconds.
+    pub default_duration_secs: u32,
+    /// How long a change stays in the delta. Default is 3 minutes.
+    pub delta_retention_millis: i64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            self_preservation: true,
+            renewal_percent_threshold: 0.85,
+            default_renewal_interval_secs: 30,
+            default_duration_secs: 90,
+            delta_retention_millis: 180_000,
+        }
+    }
+}
+
+/// Options a renewal carries (`PUT /apps/{app}/{id}?status=&lastDirtyTimestamp=&overriddenstatus=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenewRequest {
+    /// The status the client reports.
+    pub status: Option<InstanceStatus>,
+    /// The override the sender knows of (replication).
+    pub overridden_status: Option<InstanceStatus>,
+    /// The client's last dirty timestamp.
+    pub last_dirty_timestamp: Option<i64>,
+}
+
+/// The answer to a renewal.
+#[derive(Debug, Clone)]
+pub enum RenewOutcome {
+    /// Renewed (`200`).
+    Renewed(RegistryEvent),
+    /// Unknown lease, or the client holds a newer record (`404`: re-register).
+    NotFound,
+    /// Renewed, but this node holds a newer record than the replicating
+    /// peer (`409` with the instance).
+    Conflict(RegistryEvent),
+}
+
+/// An instance with its current lease.
+pub type LeasedInstance = (Arc<InstanceInfo>, LeaseInfo);
+
+/// A read-only copy of (part of) the registry, for writing responses.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Registry version the snapshot was taken at.
+    pub version: u64,
+    /// Reconcile hashcode of the whole registry at that version.
+    pub apps_hashcode: String,
+    /// Applications by name, each with its instances and their leases.
+    pub applications: Vec<(Arc<str>, Vec<LeasedInstance>)>,
+}
+
+/// Self-preservation figures, as the dashboard and health report them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreservationState {
+    /// Whether self-preservation is configured on.
+    pub enabled: bool,
+    /// Renewals per minute expected from the registered instances.
+    pub expected_renews_per_min: f64,
+    /// Renewals needed in the last minute to allow evictions.
+    pub renews_threshold: u64,
+    /// Renewals received in the last minute.
+    pub renews_last_min: u64,
+    /// Whether expired leases may be evicted now (false: self-preservation
+    /// is holding them).
+    pub lease_expiration_enabled: bool,
+}
+
+impl PreservationState {
+    /// True when self-preservation currently prevents evictions.
+    pub fn is_active(&self) -> bool {
+        self.enabled && !self.lease_expiration_enabled
+    }
+}
+
+/// Counts of the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryCounts {
+    /// Registered applications.
+    pub applications: usize,
+    /// Registered instances.
+    pub instances: usize,
+    /// Instances per status.
+    pub by_status: AppsHashcode,
+}
+
+struct Entry {
+    info: Arc<InstanceInfo>,
+    /// The status the client itself reports (Eureka folds it into `status`).
+    reported: InstanceStatus,
+    lease: Lease,
+}
+
+struct Change {
+    at: i64,
+    instance: Arc<InstanceInfo>,
+    lease: LeaseInfo,
+}
+
+#[derive(Default)]
+struct Inner {
+    apps: BTreeMap<Arc<str>, HashMap<Arc<str>, Entry>>,
+    overrides: HashMap<Arc<str>, InstanceStatus>,
+    changes: VecDeque<Change>,
+    counts: AppsHashcode,
+    instances: usize,
+    /// Sum over instances of 60 000 / renewal interval: expected renewals
+    /// per minute, in thousandths.
+    expected_renews_milli: u64,
+}
+
+/// The registry.
+pub struct Registry {
+    clock: SharedClock,
+    settings: RegistrySettings,
+    inner: RwLock<Inner>,
+    version: AtomicU64,
+    renews: MinuteRate,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("version", &self.version())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Upper-cases an application name, borrowing when it already is.
+pub fn app_key(app: &str) -> std::borrow::Cow<'_, str> {
+    if app.bytes().any(|b| b.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(app.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(app)
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(settings: RegistrySettings, clock: SharedClock) -> Registry {
+        Registry {
+            clock,
+            settings,
+            inner: RwLock::new(Inner::default()),
+            version: AtomicU64::new(0),
+            renews: MinuteRate::new(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.settings
+    }
+
+    /// Current time by the registry's clock.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// The registry version: moves on every change that `/apps` shows
+    /// (not on renewals).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn bump(
+        &self,
+        inner: &mut Inner,
+        at: i64,
+        instance: &Arc<InstanceInfo>,
+        lease: LeaseInfo,
+    ) -> u64 {
+        inner.changes.push_back(Change {
+            at,
+            instance: Arc::clone(instance),
+            lease,
+        });
+        self.purge_changes(inner, at);
+        self.version.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn purge_changes(&self, inner: &mut Inner, now: i64) {
+        let horizon = now - self.settings.delta_retention_millis;
+        while inner.changes.front().is_some_and(|c| c.at < horizon) {
+            inner.changes.pop_front();
+        }
+    }
+
+    fn interval_milli(info: &InstanceInfo, settings: &RegistrySettings) -> u64 {
+        let secs = info
+            .lease_info
+            .map_or(settings.default_renewal_interval_secs, |l| {
+                l.renewal_interval_in_secs
+            })
+            .max(1);
+        60_000 / u64::from(secs)
+    }
+
+    /// Registers (or re-registers) an instance. The app name is upper-cased;
+    /// `info` must have passed [`InstanceInfo::validate`].
+    pub fn register(&self, mut info: InstanceInfo, origin: Origin) -> RegistryEvent {
+        let now = self.clock.now_millis();
+        info.app = app_key(&info.app).into_owned();
+        if info.last_dirty_timestamp == 0 {
+            info.last_dirty_timestamp = now;
+        }
+        let mut inner = self.inner.write();
+        let inner = &mut *inner;
+        let app: Arc<str> = match inner.apps.get_key_value(info.app.as_str()) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(info.app.as_str()),
+        };
+        let existing = inner
+            .apps
+            .get(&app)
+            .and_then(|m| m.get(info.instance_id.as_str()));
+        let mut service_up = 0;
+        let mut existing_status = None;
+        let mut reported = info.status;
+        if let Some(old) = existing {
+            service_up = old.lease.info().service_up_timestamp;
+            if origin != Origin::Replicated {
+                existing_status = Some(old.info.status);
+            }
+            if old.info.last_dirty_timestamp > info.last_dirty_timestamp {
+                // Eureka keeps the newer record it already has.
+                info = (*old.info).clone();
+                reported = old.reported;
+            }
+        }
+        let id: Arc<str> = match inner.overrides.get_key_value(info.instance_id.as_str()) {
+            Some((k, _)) => Arc::clone(k),
+            None => match inner
+                .apps
+                .get(&app)
+                .and_then(|m| m.get_key_value(info.instance_id.as_str()))
+            {
+                Some((k, _)) => Arc::clone(k),
+                None => Arc::from(info.instance_id.as_str()),
+            },
+        };
+        if info.overridden_status != InstanceStatus::Unknown && !inner.overrides.contains_key(&id) {
+            inner
+                .overrides
+                .insert(Arc::clone(&id), info.overridden_status);
+        }
+        let override_status = inner.overrides.get(&id).copied();
+        if let Some(s) = override_status {
+            info.overridden_status = s;
+        }
+        info.status = effective_status(reported, override_status, existing_status);
+        if info.status == InstanceStatus::Up && service_up == 0 {
+            service_up = now;
+        }
+        let settings = &self.settings;
+        let requested = info.lease_info.unwrap_or(LeaseInfo {
+            renewal_interval_in_secs: settings.default_renewal_interval_secs,
+            duration_in_secs: settings.default_duration_secs,
+            ..LeaseInfo::default()
+        });
+        let lease_info = LeaseInfo {
+            renewal_interval_in_secs: requested.renewal_interval_in_secs.max(1),
+            duration_in_secs: requested.duration_in_secs.max(1),
+            registration_timestamp: now,
+            last_renewal_timestamp: now,
+            eviction_timestamp: 0,
+            service_up_timestamp: service_up,
+        };
+        info.lease_info = Some(lease_info);
+        info.action_type = Some(ActionType::Added);
+        info.last_updated_timestamp = now;
+        let info = Arc::new(info);
+        let entry = Entry {
+            info: Arc::clone(&info),
+            reported,
+            lease: Lease::new(now, &lease_info),
+        };
+        let previous = inner
+            .apps
+            .entry(Arc::clone(&app))
+            .or_default()
+            .insert(Arc::clone(&id), entry);
+        match previous {
+            Some(old) => {
+                inner.counts.remove(old.info.status);
+                inner.expected_renews_milli -= Self::interval_milli(&old.info, settings);
+            }
+            None => inner.instances += 1,
+        }
+        inner.counts.add(info.status);
+        inner.expected_renews_milli += Self::interval_milli(&info, settings);
+        let version = self.bump(inner, now, &info, lease_info);
+        RegistryEvent {
+            action: EventAction::Register,
+            instance: info,
+            version,
+        }
+    }
+
+    /// Renews a lease, honouring the reported status and last dirty
+    /// timestamp as Eureka's `InstanceResource.renewLease` does.
+    pub fn renew(&self, app: &str, id: &str, req: RenewRequest, origin: Origin) -> RenewOutcome {
+        let now = self.clock.now_millis();
+        let app = app_key(app);
+        {
+            let inner = self.inner.read();
+            let Some(entry) = inner.apps.get(app.as_ref()).and_then(|m| m.get(id)) else {
+                return RenewOutcome::NotFound;
+            };
+            let reported = self.reported_after_renew(entry, &req);
+            let existing = (origin != Origin::Replicated).then_some(entry.info.status);
+            let status = effective_status(reported, inner.overrides.get(id).copied(), existing);
+            if status == entry.info.status && reported == entry.reported {
+                if status == InstanceStatus::Unknown {
+                    return RenewOutcome::NotFound;
+                }
+                entry.lease.renew(now);
+                self.renews.increment(now);
+                let event = RegistryEvent {
+                    action: EventAction::Heartbeat,
+                    instance: Arc::clone(&entry.info),
+                    version: self.version(),
+                };
+                return Self::dirty_check(event, req.last_dirty_timestamp, origin);
+            }
+        }
+        self.renew_changing_status(app.as_ref(), id, req, origin, now)
+    }
+
+    /// The reported status after a renewal: the renewal's `status` counts
+    /// unless its timestamp says the client's record is older or newer than
+    /// ours (newer: the client re-registers anyway).
+    fn reported_after_renew(&self, entry: &Entry, req: &RenewRequest) -> InstanceStatus {
+        match (req.status, req.last_dirty_timestamp) {
+            (Some(s), None) => s,
+            (Some(s), Some(ts)) if ts == entry.info.last_dirty_timestamp => s,
+            _ => entry.reported,
+        }
+    }
+
+    fn dirty_check(event: RegistryEvent, last_dirty: Option<i64>, origin: Origin) -> RenewOutcome {
+        match last_dirty {
+            Some(ts) if ts > event.instance.last_dirty_timestamp => RenewOutcome::NotFound,
+            Some(ts)
+                if ts < event.instance.last_dirty_timestamp && origin == Origin::Replicated =>
+            {
+                RenewOutcome::Conflict(event)
+            }
+            _ => RenewOutcome::Renewed(event),
+        }
+    }
+
+    fn renew_changing_status(
+        &self,
+        app: &str,
+        id: &str,
+        req: RenewRequest,
+        origin: Origin,
+        now: i64,
+    ) -> RenewOutcome {
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        if origin == Origin::Replicated
+            && let Some(s) = req
+                .overridden_status
+                .filter(|s| *s != InstanceStatus::Unknown)
+            && !inner.overrides.contains_key(id)
+        {
+            // Eureka's storeOverriddenStatusIfRequired.
+            inner.overrides.insert(Arc::from(id), s);
+        }
+        let override_status = inner.overrides.get(id).copied();
+        let Some(entry) = inner.apps.get_mut(app).and_then(|m| m.get_mut(id)) else {
+            return RenewOutcome::NotFound;
+        };
+        let reported = self.reported_after_renew(entry, &req);
+        let existing = (origin != Origin::Replicated).then_some(entry.info.status);
+        let status = effective_status(reported, override_status, existing);
+        entry.reported = reported;
+        if status == InstanceStatus::Unknown {
+            return RenewOutcome::NotFound;
+        }
+        entry.lease.renew(now);
+        self.renews.increment(now);
+        let old_status = entry.info.status;
+        let mut version = self.version();
+        if status != old_status {
+            let info = Arc::make_mut(&mut entry.info);
+            info.status = status;
+            info.action_type = Some(ActionType::Modified);
+            info.last_updated_timestamp = now;
+            if status == InstanceStatus::Up {
+                entry.lease.mark_up(now);
+            }
+            let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
+            inner.counts.remove(old_status);
+            inner.counts.add(status);
+            version = self.bump(inner, now, &snapshot, lease);
+        }
+        let Some(entry) = inner.apps.get(app).and_then(|m| m.get(id)) else {
+            return RenewOutcome::NotFound;
+        };
+        let event = RegistryEvent {
+            action: EventAction::Heartbeat,
+            instance: Arc::clone(&entry.info),
+            version,
+        };
+        Self::dirty_check(event, req.last_dirty_timestamp, origin)
+    }
+
+    /// Removes an instance (`DELETE`); `None` when it was not registered.
+    pub fn cancel(&self, app: &str, id: &str, origin: Origin) -> Option<RegistryEvent> {
+        let now = self.clock.now_millis();
+        let mut guard = self.inner.write();
+        let action = if origin == Origin::Eviction {
+            EventAction::Evict
+        } else {
+            EventAction::Cancel
+        };
+        self.remove_locked(&mut guard, &app_key(app), id, now, action)
+    }
+
+    fn remove_locked(
+        &self,
+        inner: &mut Inner,
+        app: &str,
+        id: &str,
+        now: i64,
+        action: EventAction,
+    ) -> Option<RegistryEvent> {
+        inner.overrides.remove(id);
+        let instances = inner.apps.get_mut(app)?;
+        let entry = instances.remove(id)?;
+        if instances.is_empty() {
+            inner.apps.remove(app);
+        }
+        inner.instances -= 1;
+        inner.counts.remove(entry.info.status);
+        inner.expected_renews_milli -= Self::interval_milli(&entry.info, &self.settings);
+        let mut info = Arc::unwrap_or_clone(entry.info);
+        info.action_type = Some(ActionType::Deleted);
+        info.last_updated_timestamp = now;
+        let mut lease = entry.lease.info();
+        lease.eviction_timestamp = now;
+        info.lease_info = Some(lease);
+        let info = Arc::new(info);
+        let version = self.bump(inner, now, &info, lease);
+        Some(RegistryEvent {
+            action,
+            instance: info,
+            version,
+        })
+    }
+
+    /// Sets a status override (`PUT .../status?value=`); `None` when the
+    /// instance is not registered.
+    pub fn set_status_override(
+        &self,
+        app: &str,
+        id: &str,
+        status: InstanceStatus,
+        last_dirty_timestamp: Option<i64>,
+        _origin: Origin,
+    ) -> Option<RegistryEvent> {
+        let now = self.clock.now_millis();
+        let app = app_key(app);
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        let key = Arc::clone(
+            inner
+                .apps
+                .get(app.as_ref())
+                .and_then(|m| m.get_key_value(id))?
+                .0,
+        );
+        let entry = inner
+            .apps
+            .get_mut(app.as_ref())
+            .and_then(|m| m.get_mut(id))?;
+        entry.lease.renew(now);
+        let old_status = entry.info.status;
+        let info = Arc::make_mut(&mut entry.info);
+        info.overridden_status = status;
+        info.status = status;
+        if let Some(ts) = last_dirty_timestamp.filter(|ts| *ts > info.last_dirty_timestamp) {
+            info.last_dirty_timestamp = ts;
+        }
+        info.action_type = Some(ActionType::Modified);
+        info.last_updated_timestamp = now;
+        if status == InstanceStatus::Up {
+            entry.lease.mark_up(now);
+        }
+        let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
+        inner.overrides.insert(key, status);
+        inner.counts.remove(old_status);
+        inner.counts.add(status);
+        let version = self.bump(inner, now, &snapshot, lease);
+        Some(RegistryEvent {
+            action: EventAction::StatusUpdate,
+            instance: snapshot,
+            version,
+        })
+    }
+
+    /// Removes a status override (`DELETE .../status`). The status becomes
+    /// `value` when given, else the status the client itself reports
+    /// (Eureka sets `UNKNOWN` and waits for a re-registration; we know the
+    /// reported status, so the instance is right at once).
+    pub fn delete_status_override(
+        &self,
+        app: &str,
+        id: &str,
+        value: Option<InstanceStatus>,
+        last_dirty_timestamp: Option<i64>,
+        _origin: Origin,
+    ) -> Option<RegistryEvent> {
+        let now = self.clock.now_millis();
+        let app = app_key(app);
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        inner.overrides.remove(id);
+        let entry = inner
+            .apps
+            .get_mut(app.as_ref())
+            .and_then(|m| m.get_mut(id))?;
+        entry.lease.renew(now);
+        let old_status = entry.info.status;
+        let status = value.unwrap_or(entry.reported);
+        let info = Arc::make_mut(&mut entry.info);
+        info.overridden_status = InstanceStatus::Unknown;
+        info.status = status;
+        if let Some(ts) = last_dirty_timestamp.filter(|ts| *ts > info.last_dirty_timestamp) {
+            info.last_dirty_timestamp = ts;
+        }
+        info.action_type = Some(ActionType::Modified);
+        info.last_updated_timestamp = now;
+        if status == InstanceStatus::Up {
+            entry.lease.mark_up(now);
+        }
+        let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
+        inner.counts.remove(old_status);
+        inner.counts.add(status);
+        let version = self.bump(inner, now, &snapshot, lease);
+        Some(RegistryEvent {
+            action: EventAction::DeleteStatusOverride,
+            instance: snapshot,
+            version,
+        })
+    }
+
+    /// Adds or replaces metadata entries (`PUT .../metadata?key=value`);
+    /// `None` when the instance is not registered.
+    pub fn update_metadata(
+        &self,
+        app: &str,
+        id: &str,
+        entries: impl IntoIterator<Item = (String, String)>,
+    ) -> Option<RegistryEvent> {
+        let now = self.clock.now_millis();
+        let app = app_key(app);
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        let entry = inner
+            .apps
+            .get_mut(app.as_ref())
+            .and_then(|m| m.get_mut(id))?;
+        let info = Arc::make_mut(&mut entry.info);
+        info.metadata.extend(entries);
+        info.action_type = Some(ActionType::Modified);
+        info.last_updated_timestamp = now;
+        let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
+        let version = self.bump(inner, now, &snapshot, lease);
+        Some(RegistryEvent {
+            action: EventAction::Register,
+            instance: snapshot,
+            version,
+        })
+    }
+
+    /// Self-preservation figures now. The expected rate is recomputed from
+    /// the registered instances on every register, cancel and eviction, so
+    /// it follows scale-downs instead of sticking.
+    pub fn preservation(&self) -> PreservationState {
+        let now = self.clock.now_millis();
+        let expected_milli = self.inner.read().expected_renews_milli;
+        self.preservation_from(expected_milli, now)
+    }
+
+    fn preservation_from(&self, expected_milli: u64, now: i64) -> PreservationState {
+        let expected = expected_milli as f64 / 1000.0;
+        let threshold = (expected * self.settings.renewal_percent_threshold).floor() as u64;
+        let renews = self.renews.last_minute(now);
+        let enabled = self.settings.self_preservation;
+        PreservationState {
+            enabled,
+            expected_renews_per_min: expected,
+            renews_threshold: threshold,
+            renews_last_min: renews,
+            lease_expiration_enabled: !enabled || (threshold > 0 && renews > threshold),
+        }
+    }
+
+    /// Evicts expired leases, as Eureka's `AbstractInstanceRegistry.evict`:
+    /// nothing while self-preservation holds; at most the share of the
+    /// registry above the threshold per run (15% by default), chosen at
+    /// random. A lease expires once its duration has passed since its last
+    /// renewal (once, not twice, its duration).
+    pub fn evict(&self) -> Vec<RegistryEvent> {
+        let now = self.clock.now_millis();
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        self.purge_changes(inner, now);
+        if !self
+            .preservation_from(inner.expected_renews_milli, now)
+            .lease_expiration_enabled
+        {
+            return Vec::new();
+        }
+        let mut expired: Vec<(Arc<str>, Arc<str>)> = inner
+            .apps
+            .iter()
+            .flat_map(|(app, m)| {
+                m.iter()
+                    .filter(|(_, e)| e.lease.is_expired(now))
+                    .map(|(id, _)| (Arc::clone(app), Arc::clone(id)))
+            })
+            .collect();
+        let size = inner.instances;
+        let keep = (size as f64 * self.settings.renewal_percent_threshold) as usize;
+        let limit = size.saturating_sub(keep);
+        if expired.len() > limit {
+            expired.shuffle(&mut rand::rng());
+            expired.truncate(limit);
+        }
+        expired
+            .into_iter()
+            .filter_map(|(app, id)| self.remove_locked(inner, &app, &id, now, EventAction::Evict))
+            .collect()
+    }
+
+    /// One instance with its current lease.
+    pub fn instance(&self, app: &str, id: &str) -> Option<LeasedInstance> {
+        let inner = self.inner.read();
+        inner
+            .apps
+            .get(app_key(app).as_ref())
+            .and_then(|m| m.get(id))
+            .map(|e| (Arc::clone(&e.info), e.lease.info()))
+    }
+
+    /// One instance by id alone (`/instances/{id}`).
+    pub fn instance_by_id(&self, id: &str) -> Option<LeasedInstance> {
+        let inner = self.inner.read();
+        inner
+            .apps
+            .values()
+            .find_map(|m| m.get(id))
+            .map(|e| (Arc::clone(&e.info), e.lease.info()))
+    }
+
+    /// A snapshot of the whole registry.
+    pub fn snapshot(&self) -> Snapshot {
+        self.select(|_, _| true)
+    }
+
+    /// A snapshot of one application (`None` when it has no instances).
+    pub fn application(&self, app: &str) -> Option<Snapshot> {
+        let key = app_key(app);
+        let snap = self.select(|name, _| name == key.as_ref());
+        (!snap.applications.is_empty()).then_some(snap)
+    }
+
+    /// A snapshot of the instances whose VIP (or secure VIP) address
+    /// lists `vip` (Eureka allows comma-separated VIPs).
+    pub fn by_vip(&self, vip: &str, secure: bool) -> Snapshot {
+        self.select(|_, info| {
+            let addr = if secure {
+                &info.secure_vip_address
+            } else {
+                &info.vip_address
+            };
+            addr.as_deref()
+                .is_some_and(|a| a.split(',').any(|v| v.trim().eq_ignore_ascii_case(vip)))
+        })
+    }
+
+    fn select(&self, keep: impl Fn(&str, &InstanceInfo) -> bool) -> Snapshot {
+        let inner = self.inner.read();
+        let mut applications = Vec::new();
+        for (name, instances) in &inner.apps {
+            let mut list: Vec<_> = instances
+                .values()
+                .filter(|e| keep(name, &e.info))
+                .map(|e| (Arc::clone(&e.info), e.lease.info()))
+                .collect();
+            if !list.is_empty() {
+                list.sort_unstable_by(|a, b| a.0.instance_id.cmp(&b.0.instance_id));
+                applications.push((Arc::clone(name), list));
+            }
+        }
+        Snapshot {
+            version: self.version(),
+            apps_hashcode: inner.counts.to_string(),
+            applications,
+        }
+    }
+
+    /// The changes of the retention window (3 minutes by default), one
+    /// entry per instance with its latest state and action, and the
+    /// hashcode of the whole registry, as Eureka's `getApplicationDeltas`.
+    pub fn delta(&self) -> Snapshot {
+        let now = self.clock.now_millis();
+        let horizon = now - self.settings.delta_retention_millis;
+        let inner = self.inner.read();
+        // Later changes of an instance replace earlier ones.
+        let mut latest: HashMap<(&str, &str), &Change> = HashMap::new();
+        for change in inner.changes.iter().filter(|c| c.at >= horizon) {
+            latest.insert(
+                (
+                    change.instance.app.as_str(),
+                    change.instance.instance_id.as_str(),
+                ),
+                change,
+            );
+        }
+        let mut by_app: BTreeMap<&str, Vec<LeasedInstance>> = BTreeMap::new();
+        for ((app, _), change) in latest {
+            by_app
+                .entry(app)
+                .or_default()
+                .push((Arc::clone(&change.instance), change.lease));
+        }
+        for list in by_app.values_mut() {
+            list.sort_unstable_by(|a, b| a.0.instance_id.cmp(&b.0.instance_id));
+        }
+        Snapshot {
+            version: self.version(),
+            apps_hashcode: inner.counts.to_string(),
+            applications: by_app
+                .into_iter()
+                .map(|(name, list)| (Arc::from(name), list))
+                .collect(),
+        }
+    }
+
+    /// Counts of applications, instances and statuses.
+    pub fn counts(&self) -> RegistryCounts {
+        let inner = self.inner.read();
+        RegistryCounts {
+            applications: inner.apps.len(),
+            instances: inner.instances,
+            by_status: inner.counts,
+        }
+    }
+
+    /// Renewals counted in the last minute.
+    pub fn renews_last_min(&self) -> u64 {
+        self.renews.last_minute(self.clock.now_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests;
