@@ -1,0 +1,136 @@
+//! Pre-serialized `/apps` and `/apps/delta` bodies, one per (listing,
+//! format, encoding), rebuilt lazily when the registry version has moved.
+//!
+//! A read of an unchanged registry is an atomic load and a `Bytes` clone.
+//! A read after a change rebuilds once (concurrent readers wait for that
+//! one build) off the async threads; there is no time-based staleness as in
+//! Eureka's 30-second read cache. The delta body is also rebuilt when it is
+//! older than 30 seconds so that changes leave it when their window ends.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+
+use super::error::AppError;
+use super::negotiate::{Format, gzip};
+use crate::node::Node;
+
+/// Which listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    Full,
+    Delta,
+}
+
+const DELTA_MAX_AGE_MILLIS: i64 = 30_000;
+
+struct Cached {
+    version: u64,
+    built_at: i64,
+    bytes: Bytes,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: ArcSwapOption<Cached>,
+    building: tokio::sync::Mutex<()>,
+}
+
+/// The cache of listing bodies.
+#[derive(Default)]
+pub(crate) struct ResponseCache {
+    slots: [Slot; 8],
+}
+
+impl ResponseCache {
+    fn slot(&self, listing: Listing, format: Format, gzipped: bool) -> &Slot {
+        let l = match listing {
+            Listing::Full => 0,
+            Listing::Delta => 4,
+        };
+        &self.slots[l + format.index() * 2 + usize::from(gzipped)]
+    }
+
+    fn fresh(
+        slot: &Slot,
+        node: &Node,
+        listing: Listing,
+        version: Option<u64>,
+    ) -> Option<Arc<Cached>> {
+        let cached = slot.current.load_full()?;
+        let wanted = version.unwrap_or_else(|| node.registry().version());
+        let young = listing == Listing::Full
+            || node.registry().now_millis() - cached.built_at < DELTA_MAX_AGE_MILLIS;
+        (cached.version == wanted && young).then_some(cached)
+    }
+
+    /// The body for a listing, and the version it shows.
+    pub(crate) async fn get(
+        &self,
+        node: &Arc<Node>,
+        listing: Listing,
+        format: Format,
+        gzipped: bool,
+    ) -> Result<Bytes, AppError> {
+        let plain = self.plain(node, listing, format).await?;
+        if !gzipped {
+            return Ok(plain.bytes.clone());
+        }
+        let slot = self.slot(listing, format, true);
+        if let Some(c) = Self::fresh(slot, node, listing, Some(plain.version)) {
+            return Ok(c.bytes.clone());
+        }
+        let _building = slot.building.lock().await;
+        if let Some(c) = Self::fresh(slot, node, listing, Some(plain.version)) {
+            return Ok(c.bytes.clone());
+        }
+        let source = plain.bytes.clone();
+        let compressed = tokio::task::spawn_blocking(move || gzip(&source))
+            .await
+            .map_err(|e| AppError::Internal(format!("gzip task: {e}")))?;
+        let cached = Arc::new(Cached {
+            version: plain.version,
+            built_at: plain.built_at,
+            bytes: Bytes::from(compressed),
+        });
+        slot.current.store(Some(Arc::clone(&cached)));
+        Ok(cached.bytes.clone())
+    }
+
+    async fn plain(
+        &self,
+        node: &Arc<Node>,
+        listing: Listing,
+        format: Format,
+    ) -> Result<Arc<Cached>, AppError> {
+        let slot = self.slot(listing, format, false);
+        if let Some(c) = Self::fresh(slot, node, listing, None) {
+            return Ok(c);
+        }
+        let _building = slot.building.lock().await;
+        if let Some(c) = Self::fresh(slot, node, listing, None) {
+            return Ok(c);
+        }
+        let node = Arc::clone(node);
+        let cached = tokio::task::spawn_blocking(move || {
+            let registry = node.registry();
+            let built_at = registry.now_millis();
+            let snapshot = match listing {
+                Listing::Full => registry.snapshot(),
+                Listing::Delta => registry.delta(),
+            };
+            let bytes = format.write_applications(&snapshot, &snapshot.apps_hashcode);
+            Cached {
+                version: snapshot.version,
+                built_at,
+                bytes: Bytes::from(bytes),
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("serialize task: {e}")))?;
+        let cached = Arc::new(cached);
+        slot.current.store(Some(Arc::clone(&cached)));
+        Ok(cached)
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors a handler answers with: a status and a reason as JSON
+//! (`{"error":"Bad Request","reason":"Missing hostname"}`), logged at the
+//! edge; never internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is wrong (`400`).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The instance or application is unknown (`404`, empty body, as Eureka).
+    #[error("not found")]
+    NotFound,
+    /// Something failed inside (`500`); the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::BadRequest(reason) => {
+                tracing::debug!(%reason, "bad request");
+                let body = serde_json::json!({"error": "Bad Request", "reason": reason});
+                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            AppError::NotFound => StatusCode::NOT_FOUND.into_response(),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                let body = serde_json::json!({"error": "Internal Server Error"});
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Content negotiation as Eureka does it: JSON only when `Accept` mentions
+//! `json`, XML otherwise; gzip when `Accept-Encoding` allows it; request
+//! bodies read by `Content-Type`, or sniffed when it says nothing useful.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use cloud_protocol::eureka::{ApplicationsView, InstanceInfo, json, xml};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Write as _;
+
+use crate::registry::Snapshot;
+
+/// A wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    Xml,
+}
+
+impl Format {
+    /// The format a response should use, from the `Accept` header.
+    pub(crate) fn from_accept(headers: &HeaderMap) -> Format {
+        let wants_json = headers.get_all(header::ACCEPT).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("json"))
+        });
+        if wants_json {
+            Format::Json
+        } else {
+            Format::Xml
+        }
+    }
+
+    /// The format of a request body, from `Content-Type`, else sniffed.
+    pub(crate) fn of_body(headers: &HeaderMap, body: &[u8]) -> Format {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let content_type = content_type.to_ascii_lowercase();
+        let sniffed_xml = || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+        if content_type.contains("json") {
+            Format::Json
+        } else if content_type.contains("xml") || sniffed_xml() {
+            Format::Xml
+        } else {
+            Format::Json
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Xml => "application/xml",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Format::Json => 0,
+            Format::Xml => 1,
+        }
+    }
+
+    /// Decodes a registration body.
+    pub(crate) fn decode_instance(
+        self,
+        body: &[u8],
+    ) -> Result<InstanceInfo, cloud_protocol::eureka::DecodeError> {
+        match self {
+            Format::Json => json::decode_instance(body),
+            Format::Xml => xml::decode_instance(body),
+        }
+    }
+
+    /// Writes `<applications>` / `{"applications":...}` for a snapshot.
+    pub(crate) fn write_applications(self, snap: &Snapshot, hashcode: &str) -> Vec<u8> {
+        let view = applications_view(snap, hashcode);
+        let estimate = 1200
+            * snap
+                .applications
+                .iter()
+                .map(|(_, l)| l.len())
+                .sum::<usize>()
+            + 256;
+        let mut out = Vec::with_capacity(estimate);
+        match self {
+            Format::Json => json::write_applications_document(&mut out, &view),
+            Format::Xml => xml::write_applications(&mut out, &view),
+        }
+        out
+    }
+
+    /// Writes the single application of a snapshot.
+    pub(crate) fn write_application(self, snap: &Snapshot) -> Vec<u8> {
+        let view = applications_view(snap, "");
+        let mut out = Vec::with_capacity(4096);
+        for app in view.applications.iter().take(1) {
+            match self {
+                Format::Json => json::write_application_document(&mut out, app),
+                Format::Xml => xml::write_application(&mut out, app),
+            }
+        }
+        out
+    }
+
+    /// Writes one instance.
+    pub(crate) fn write_instance(
+        self,
+        info: &InstanceInfo,
+        lease: cloud_protocol::eureka::LeaseInfo,
+    ) -> Vec<u8> {
+        let view = cloud_protocol::eureka::InstanceView {
+            info,
+            lease: Some(lease),
+        };
+        let mut out = Vec::with_capacity(1500);
+        match self {
+            Format::Json => json::write_instance_document(&mut out, view),
+            Format::Xml => xml::write_instance(&mut out, view),
+        }
+        out
+    }
+}
+
+fn applications_view<'a>(snap: &'a Snapshot, hashcode: &'a str) -> ApplicationsView<'a> {
+    ApplicationsView {
+        version_delta: i64::try_from(snap.version).unwrap_or(i64::MAX),
+        apps_hashcode: hashcode,
+        applications: snap
+            .applications
+            .iter()
+            .map(|(name, list)| cloud_protocol::eureka::ApplicationView {
+                name,
+                instances: list
+                    .iter()
+                    .map(|(info, lease)| cloud_protocol::eureka::InstanceView {
+                        info,
+                        lease: Some(*lease),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Whether the client accepts gzip.
+pub(crate) fn wants_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',').any(|part| {
+                let mut it = part.split(';');
+                let name = it.next().unwrap_or("").trim();
+                let q_zero = it.any(|p| p.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+            })
+        })
+    })
+}
+
+/// Gzips `bytes` at the fast level (responses are rebuilt often and read
+/// over fast links).
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 6 + 64),
+        Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+/// A `200` with a body in `format`, already gzipped when `gzipped`.
+pub(crate) fn body_response(format: Format, gzipped: bool, bytes: Bytes) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// A `200` for a freshly written body, gzipped on the way when asked.
+pub(crate) fn fresh_response(format: Format, headers: &HeaderMap, bytes: Vec<u8>) -> Response {
+    if wants_gzip(headers) {
+        body_response(format, true, Bytes::from(gzip(&bytes)))
+    } else {
+        body_response(format, false, Bytes::from(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k.clone(), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn json_only_when_accept_mentions_json() {
+        assert_eq!(Format::from_accept(&headers(&[])), Format::Xml);
+        assert_eq!(
+            Format::from_accept(&headers(&[(header::ACCEPT, "*/*")])),
+            Format::Xml
+        );
+        assert_eq!(
+            Format::from_accept(&headers(&[(header::ACCEPT, "application/JSON, */*")])),
+            Format::Json
+        );
+    }
+
+    #[test]
+    fn gzip_when_allowed() {
+        assert!(wants_gzip(&headers(&[(
+            header::ACCEPT_ENCODING,
+            "deflate, gzip;q=0.8"
+        )])));
+        assert!(!wants_gzip(&headers(&[(
+            header::ACCEPT_ENCODING,
+            "gzip;q=0"
+        )])));
+        assert!(!wants_gzip(&headers(&[])));
+    }
+
+    #[test]
+    fn bodies_are_sniffed_when_the_content_type_is_vague() {
+        assert_eq!(
+            Format::of_body(&headers(&[]), b"  <instance/>"),
+            Format::Xml
+        );
+        assert_eq!(Format::of_body(&headers(&[]), b"{}"), Format::Json);
+        assert_eq!(
+            Format::of_body(&headers(&[(header::CONTENT_TYPE, "text/xml")]), b"{}"),
+            Format::Xml
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The write side of the API: register, renew, cancel, status overrides,
+//! metadata. Handlers translate HTTP to [`Node`](crate::node::Node) calls
+//! and hold no rules of their own.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cloud_protocol::eureka::InstanceStatus;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::AppError;
+use super::negotiate::{Format, fresh_response};
+use crate::registry::{Origin, RenewOutcome, RenewRequest, app_key};
+
+/// The header that marks a request from a peer node.
+pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
+
+/// Where a request comes from: a peer when it carries
+/// `x-netflix-discovery-replication: true`.
+pub(crate) fn origin(headers: &HeaderMap) -> Origin {
+    let replicated = headers
+        .get(REPLICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if replicated {
+        Origin::Replicated
+    } else {
+        Origin::Local
+    }
+}
+
+/// `POST /apps/{app}`: register. `204` on success, `400` with a reason.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let format = Format::of_body(&headers, &body);
+    let mut info = format
+        .decode_instance(&body)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    info.validate()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let expected = app_key(&app);
+    if *app_key(&info.app) != *expected {
+        return Err(AppError::BadRequest(format!(
+            "Mismatched appName, expecting {expected} but was {}",
+            info.app
+        )));
+    }
+    let event = state.node.register(info, origin(&headers));
+    tracing::debug!(app = %event.instance.app, id = %event.instance.instance_id, "registered");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn status_param(value: Option<&str>, name: &str) -> Result<Option<InstanceStatus>, AppError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            InstanceStatus::parse_strict(v)
+                .ok_or_else(|| AppError::BadRequest(format!("invalid {name}: {v}")))
+        })
+        .transpose()
+}
+
+fn timestamp_param(value: Option<&str>) -> Result<Option<i64>, AppError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| AppError::BadRequest(format!("invalid lastDirtyTimestamp: {v}")))
+        })
+        .transpose()
+}
+
+/// Query of a renewal.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RenewQuery {
+    status: Option<String>,
+    #[serde(rename = "lastDirtyTimestamp")]
+    last_dirty_timestamp: Option<String>,
+    overriddenstatus: Option<String>,
+}
+
+/// `PUT /apps/{app}/{id}`: renew. `200`, `404` (re-register) or `409`
+/// with the newer instance (to a peer).
+pub(crate) async fn renew(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<RenewQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let req = RenewRequest {
+        status: status_param(q.status.as_deref(), "status")?,
+        overridden_status: status_param(q.overriddenstatus.as_deref(), "overriddenstatus")?,
+        last_dirty_timestamp: timestamp_param(q.last_dirty_timestamp.as_deref())?,
+    };
+    match state.node.renew(&app, &id, req, origin(&headers)) {
+        RenewOutcome::Renewed(_) => Ok(StatusCode::OK.into_response()),
+        RenewOutcome::NotFound => Err(AppError::NotFound),
+        RenewOutcome::Conflict(event) => {
+            let format = Format::from_accept(&headers);
+            let lease = event.instance.lease_info.unwrap_or_default();
+            let mut response = fresh_response(
+                format,
+                &headers,
+                format.write_instance(&event.instance, lease),
+            );
+            *response.status_mut() = StatusCode::CONFLICT;
+            Ok(response)
+        }
+    }
+}
+
+/// `DELETE /apps/{app}/{id}`: cancel. `200` or `404`.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    state
+        .node
+        .cancel(&app, &id, origin(&headers))
+        .map(|_| StatusCode::OK)
+        .ok_or(AppError::NotFound)
+}
+
+/// Query of a status change.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct StatusQuery {
+    value: Option<String>,
+    #[serde(rename = "lastDirtyTimestamp")]
+    last_dirty_timestamp: Option<String>,
+}
+
+/// `PUT /apps/{app}/{id}/status?value=OUT_OF_SERVICE`: set an override.
+pub(crate) async fn set_status(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<StatusQuery>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    let status = status_param(q.value.as_deref(), "value")?
+        .ok_or_else(|| AppError::BadRequest("missing value".to_owned()))?;
+    let last_dirty = timestamp_param(q.last_dirty_timestamp.as_deref())?;
+    state
+        .node
+        .set_status_override(&app, &id, status, last_dirty, origin(&headers))
+        .map(|_| StatusCode::OK)
+        .ok_or(AppError::NotFound)
+}
+
+/// `DELETE /apps/{app}/{id}/status[?value=UP]`: remove the override.
+pub(crate) async fn delete_status(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<StatusQuery>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    let value = status_param(q.value.as_deref(), "value")?;
+    let last_dirty = timestamp_param(q.last_dirty_timestamp.as_deref())?;
+    state
+        .node
+        .delete_status_override(&app, &id, value, last_dirty, origin(&headers))
+        .map(|_| StatusCode::OK)
+        .ok_or(AppError::NotFound)
+}
+
+/// `PUT /apps/{app}/{id}/metadata?key=value&...`.
+pub(crate) async fn metadata(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    Query(entries): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    if entries.is_empty() {
+        return Err(AppError::BadRequest("no metadata given".to_owned()));
+    }
+    state
+        .node
+        .update_metadata(&app, &id, entries, origin(&headers))
+        .map(|_| StatusCode::OK)
+        .ok_or(AppError::NotFound)
+}

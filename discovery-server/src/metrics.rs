@@ -1,0 +1,146 @@
+//! Counters the server keeps for `/actuator/prometheus`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::registry::{EventAction, Registry};
+
+/// Monotonic counters and gauges. Replication updates its own gauges here.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Registrations (and re-registrations) accepted.
+    pub registrations: AtomicU64,
+    /// Renewals accepted.
+    pub renewals: AtomicU64,
+    /// Renewals answered `404`.
+    pub renewals_not_found: AtomicU64,
+    /// Cancellations.
+    pub cancellations: AtomicU64,
+    /// Evictions of expired leases.
+    pub evictions: AtomicU64,
+    /// Status override changes.
+    pub status_updates: AtomicU64,
+    /// Replication batch items waiting to be sent (set by replication).
+    pub replication_queue: AtomicU64,
+    /// Replication items that failed for good (set by replication).
+    pub replication_failures: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one registry event.
+    pub fn record(&self, action: EventAction) {
+        let counter = match action {
+            EventAction::Register => &self.registrations,
+            EventAction::Heartbeat => &self.renewals,
+            EventAction::Cancel => &self.cancellations,
+            EventAction::Evict => &self.evictions,
+            EventAction::StatusUpdate | EventAction::DeleteStatusOverride => &self.status_updates,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition of the counters and registry gauges.
+    pub fn render(&self, registry: &Registry, uptime_secs: u64) -> String {
+        let counts = registry.counts();
+        let p = registry.preservation();
+        let mut out = String::with_capacity(2048);
+        let mut line = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        line(
+            "discovery_instances",
+            "gauge",
+            "Registered instances.",
+            counts.instances.to_string(),
+        );
+        line(
+            "discovery_applications",
+            "gauge",
+            "Registered applications.",
+            counts.applications.to_string(),
+        );
+        line(
+            "discovery_renews_last_minute",
+            "gauge",
+            "Renewals received in the last minute.",
+            p.renews_last_min.to_string(),
+        );
+        line(
+            "discovery_renews_threshold",
+            "gauge",
+            "Renewals per minute needed to allow evictions.",
+            p.renews_threshold.to_string(),
+        );
+        line(
+            "discovery_self_preservation_active",
+            "gauge",
+            "1 when self-preservation is holding expired leases.",
+            u8::from(p.is_active()).to_string(),
+        );
+        line(
+            "discovery_registrations_total",
+            "counter",
+            "Registrations accepted.",
+            c(&self.registrations),
+        );
+        line(
+            "discovery_renewals_total",
+            "counter",
+            "Renewals accepted.",
+            c(&self.renewals),
+        );
+        line(
+            "discovery_renewals_not_found_total",
+            "counter",
+            "Renewals of unknown leases.",
+            c(&self.renewals_not_found),
+        );
+        line(
+            "discovery_cancellations_total",
+            "counter",
+            "Cancellations.",
+            c(&self.cancellations),
+        );
+        line(
+            "discovery_evictions_total",
+            "counter",
+            "Expired leases evicted.",
+            c(&self.evictions),
+        );
+        line(
+            "discovery_status_updates_total",
+            "counter",
+            "Status override changes.",
+            c(&self.status_updates),
+        );
+        line(
+            "discovery_replication_queue",
+            "gauge",
+            "Replication items waiting.",
+            c(&self.replication_queue),
+        );
+        line(
+            "discovery_replication_failures_total",
+            "counter",
+            "Replication items that failed.",
+            c(&self.replication_failures),
+        );
+        line(
+            "discovery_registry_version",
+            "gauge",
+            "Registry version.",
+            registry.version().to_string(),
+        );
+        line(
+            "discovery_uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            uptime_secs.to_string(),
+        );
+        out
+    }
+}

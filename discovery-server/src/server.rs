@@ -1,0 +1,87 @@
+//! Starting the server: a [`Server`] owns a node, serves its router on a
+//! listener and runs the eviction timer until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SharedClock, TokioClock};
+use crate::config::ServerConfig;
+use crate::eviction;
+use crate::http::{self, AppState};
+use crate::node::Node;
+
+/// A discovery server ready to serve.
+#[derive(Debug, Clone)]
+pub struct Server {
+    node: Arc<Node>,
+}
+
+impl Server {
+    /// A server with the real clock.
+    pub fn new(config: ServerConfig) -> Server {
+        Server::with_clock(config, Arc::new(TokioClock::new()))
+    }
+
+    /// A server with the given clock.
+    pub fn with_clock(config: ServerConfig, clock: SharedClock) -> Server {
+        Server {
+            node: Arc::new(Node::new(config, clock)),
+        }
+    }
+
+    /// The node: its registry, metrics and event sinks.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The router (for in-process tests with `tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        http::app(AppState::new(Arc::clone(&self.node)))
+    }
+
+    /// Serves `router` (usually [`Server::router`], or one with extra
+    /// routes from [`http::app_with`]) on `listener` and runs the eviction
+    /// timer, until `shutdown` completes; then finishes in-flight requests.
+    pub async fn serve_router(
+        self,
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        let evictor = tokio::spawn(eviction::run(Arc::clone(&self.node), stop.clone()));
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "discovery server listening");
+        }
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop.cancel();
+        let _ = evictor.await;
+        tracing::info!("discovery server stopped");
+        result
+    }
+
+    /// Serves the standard router on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        self.serve_router(listener, router, shutdown).await
+    }
+}
+
+/// Runs a discovery server with `config` on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    Server::new(config).serve(listener, shutdown).await
+}
