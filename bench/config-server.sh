@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Benchmark of config-server, run from the workspace root or anywhere:
+#   bench/config-server.sh            (DURATION=10 CONNECTIONS=32 by default)
+#
+# 1. Repeated GET /foo/dev against config-server and against nginx serving the
+#    same JSON bytes as a static file; same load generator (wrk), same
+#    settings, loopback only. Prints requests/s and p99 of both and the ratio.
+# 2. Time to serve the first request for a new label on a repository with
+#    10,000 commits: (a) a tag that exists but was never requested,
+#    (b) a branch pushed after start, announced by webhook (includes the fetch).
+# Installs nginx and wrk from Debian when missing. Everything it starts is
+# stopped on exit.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx && [ ! -x /usr/sbin/nginx ] || ! need wrk; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx wrk >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() {
+  for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
+  echo "timeout waiting for $1" >&2; return 1
+}
+
+echo "building config-server (release)..." >&2
+(cd "$root" && cargo build -q --release -p config-server)
+BIN="$root/target/release/config-server"
+
+# --- a repository with 10,000 commits (git fast-import) -----------------------
+repo="$work/repo"
+git init -q -b main "$repo"
+python3 - "$repo" <<'PY' | git -C "$repo" fast-import --quiet
+import sys
+app = b"""spring:
+  application:
+    name: foo
+server:
+  port: 8080
+  tomcat:
+    threads:
+      max: 200
+datasource:
+  url: jdbc:postgresql://db:5432/foo
+  username: foo
+  pool:
+    max-size: 20
+features:
+  - name: search
+    enabled: true
+  - name: export
+    enabled: false
+"""
+dev = b"server:\n  port: 9090\nlogging:\n  level:\n    root: DEBUG\n"
+shared = b"management:\n  endpoints:\n    web:\n      exposure:\n        include: health,info,prometheus\n"
+out = sys.stdout.buffer
+for i in range(1, 10001):
+    out.write(b"commit refs/heads/main\n")
+    out.write(b"committer bench <bench@example.invalid> %d +0000\n" % (1700000000 + i))
+    msg = b"commit %d" % i
+    out.write(b"data %d\n%s\n" % (len(msg), msg))
+    if i == 1:
+        for name, body in ((b"foo.yml", app), (b"application.yml", shared)):
+            out.write(b"M 100644 inline %s\ndata %d\n%s\n" % (name, len(body), body))
+    body = dev + b"build: %d\n" % i
+    out.write(b"M 100644 inline foo-dev.yml\ndata %d\n%s\n" % (len(body), body))
+PY
+git -C "$repo" tag -f v5000 "$(git -C "$repo" rev-list main | sed -n 5001p)" >/dev/null
+echo "repo: $(git -C "$repo" rev-list --count main) commits" >&2
+
+# --- start config-server -------------------------------------------------------
+cs_port=$(free_port)
+CONFIG_SERVER_MIRROR_DIR="$work/mirror.git" RUST_LOG=warn \
+  "$BIN" --port "$cs_port" --git-uri "file://$repo" --refresh-rate 0 2>"$work/cs.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$cs_port/actuator/health"
+curl -sf "http://127.0.0.1:$cs_port/foo/dev" -o "$work/foo-dev.json"
+
+# --- nginx serving the same bytes ----------------------------------------------
+ng_port=$(free_port)
+mkdir -p "$work/www/foo"
+chmod 755 "$work"
+cp "$work/foo-dev.json" "$work/www/foo/dev"
+chmod -R a+rX "$work/www"
+cat >"$work/nginx.conf" <<NGX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  client_body_temp_path $work/tmp-body;
+  proxy_temp_path $work/tmp-proxy;
+  fastcgi_temp_path $work/tmp-fcgi;
+  uwsgi_temp_path $work/tmp-uwsgi;
+  scgi_temp_path $work/tmp-scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$ng_port;
+    root $work/www;
+  }
+}
+NGX
+"$NGINX" -c "$work/nginx.conf" -p "$work" 2>/dev/null
+wait_http "http://127.0.0.1:$ng_port/foo/dev"
+cmp <(curl -s "http://127.0.0.1:$ng_port/foo/dev") "$work/foo-dev.json"
+
+# --- load ----------------------------------------------------------------------
+run_wrk() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$1" 2>&1; }
+rps() { awk '/^Requests\/sec/ {print $2}'; }
+p99() { awk '$1=="99%" {print $2}'; }
+
+wrk -t1 -c4 -d2s "http://127.0.0.1:$cs_port/foo/dev" >/dev/null
+cs_out=$(run_wrk "http://127.0.0.1:$cs_port/foo/dev")
+wrk -t1 -c4 -d2s "http://127.0.0.1:$ng_port/foo/dev" >/dev/null
+ng_out=$(run_wrk "http://127.0.0.1:$ng_port/foo/dev")
+cs_rps=$(echo "$cs_out" | rps); ng_rps=$(echo "$ng_out" | rps)
+cs_p99=$(echo "$cs_out" | p99); ng_p99=$(echo "$ng_out" | p99)
+ratio=$(python3 -c "print(f'{$cs_rps/$ng_rps:.2f}')")
+
+# --- first request for a new label on the 10,000-commit repository -------------
+first_tag=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$cs_port/foo/dev/v5000")
+second_tag=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$cs_port/foo/dev/v5000")
+git -C "$repo" branch -q release/next "$(git -C "$repo" rev-list main | sed -n 101p)"
+push_start=$(date +%s.%N)
+curl -sf -o /dev/null -X POST "http://127.0.0.1:$cs_port/monitor" \
+  -H 'Content-Type: application/x-www-form-urlencoded' -d 'path=foo-dev.yml'
+for _ in $(seq 1 400); do
+  if curl -sf -o /dev/null "http://127.0.0.1:$cs_port/foo/dev/release(_)next"; then break; fi
+  sleep 0.005
+done
+push_end=$(date +%s.%N)
+new_branch=$(python3 -c "print(f'{$push_end-$push_start:.3f}')")
+
+cat <<REPORT
+config-server benchmark ($(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $(stat -c %s "$work/foo-dev.json") byte body)
+| server | requests/s | p99 |
+| --- | --- | --- |
+| config-server GET /foo/dev | $cs_rps | $cs_p99 |
+| nginx static, same bytes | $ng_rps | $ng_p99 |
+ratio config-server / nginx: $ratio
+
+10,000-commit repository:
+first request for a never-requested tag (v5000): ${first_tag}s (repeat: ${second_tag}s)
+new branch pushed + webhook -> first successful GET of it: ${new_branch}s
+REPORT
