@@ -1,0 +1,177 @@
+//! Interop: the real py-eureka-client (PyPI, unmodified) registers, renews,
+//! discovers another app, marks itself OUT_OF_SERVICE and cancels against
+//! our server; the test checks the server side after each step.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
+use discovery_server::ServerConfig;
+use discovery_server::registry::Origin;
+use support::{Running, eventually};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const PY_ID: &str = "127.0.0.1:py-app:9090";
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("INTEROP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no interop venv at {}: run scripts/prereqs",
+        venv.display()
+    );
+    python
+}
+
+fn other_app() -> InstanceInfo {
+    InstanceInfo {
+        instance_id: "other-1".into(),
+        host_name: "other.local".into(),
+        app: "OTHER-APP".into(),
+        ip_addr: "10.9.9.9".into(),
+        status: InstanceStatus::Up,
+        port: PortWrapper::enabled(7777),
+        vip_address: Some("other-app".into()),
+        lease_info: Some(LeaseInfo::default()),
+        ..InstanceInfo::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py_eureka_client_registers_renews_discovers_goes_out_of_service_and_cancels() {
+    tokio::time::timeout(Duration::from_secs(90), scenario())
+        .await
+        .expect("interop test deadline");
+}
+
+async fn scenario() {
+    let running = Running::start(ServerConfig::default()).await;
+    let node = running.server.node().clone();
+    node.register(other_app(), Origin::Local);
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_client.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg(running.eureka_url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_step = async || -> Vec<String> {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("python step deadline")
+                .unwrap()
+                .expect("python exited early");
+            if let Some(rest) = line.strip_prefix("STEP ") {
+                return rest.split(' ').map(str::to_owned).collect();
+            }
+        }
+    };
+
+    // 1. Registered, with its metadata and lease settings.
+    assert_eq!(next_step().await, ["registered"]);
+    let (info, lease) = node
+        .registry()
+        .instance("PY-APP", PY_ID)
+        .expect("py-app registered");
+    assert_eq!(info.status, InstanceStatus::Up);
+    assert_eq!(info.port.port, 9090);
+    assert_eq!(
+        info.metadata.get("team").map(String::as_str),
+        Some("interop")
+    );
+    assert_eq!(lease.renewal_interval_in_secs, 1);
+    assert_eq!(lease.duration_in_secs, 10);
+
+    // 2. It renews (its heartbeat runs every second).
+    eventually(
+        Duration::from_secs(15),
+        "a renewal from py-eureka-client",
+        || {
+            let renewed = node
+                .registry()
+                .instance("PY-APP", PY_ID)
+                .is_some_and(|(_, l)| l.last_renewal_timestamp > l.registration_timestamp);
+            async move { renewed }
+        },
+    )
+    .await;
+    stdin.write_all(b"go\n").await.unwrap();
+
+    // 3. It discovered the other application.
+    assert_eq!(
+        next_step().await,
+        [
+            "discovered",
+            "OTHER-APP",
+            "other-1",
+            "10.9.9.9",
+            "7777",
+            "UP"
+        ]
+    );
+    stdin.write_all(b"go\n").await.unwrap();
+
+    // 4. OUT_OF_SERVICE through the status endpoint: an override.
+    assert_eq!(next_step().await, ["out_of_service"]);
+    let (info, _) = node.registry().instance("PY-APP", PY_ID).unwrap();
+    assert_eq!(info.status, InstanceStatus::OutOfService);
+    assert_eq!(info.overridden_status, InstanceStatus::OutOfService);
+    let xml = reqwest::get(running.url("/eureka/apps/PY-APP"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        xml.contains("<overriddenstatus>OUT_OF_SERVICE</overriddenstatus>"),
+        "{xml}"
+    );
+    stdin.write_all(b"go\n").await.unwrap();
+
+    // 5. It cancels on stop.
+    assert_eq!(next_step().await, ["stopped"]);
+    assert!(
+        node.registry().instance("PY-APP", PY_ID).is_none(),
+        "py-app cancelled"
+    );
+    let delta = reqwest::get(running.url("/eureka/apps/delta"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        delta.contains("<actionType>DELETED</actionType>"),
+        "{delta}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "python exited with {status}");
+    assert!(
+        node.metrics()
+            .cancellations
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    running.stop().await;
+}
