@@ -17,9 +17,10 @@ use cloud_protocol::config::Environment;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use crate::backend::{Backend, BackendError, Snapshot};
+use crate::backend::{BackendError, Snapshot};
 use crate::crypto::{TextEncryptor, decrypt_environment};
 use crate::metrics::Metrics;
+use crate::repos::{Repositories, Repository};
 use crate::resolve::{self, ResolveError};
 
 /// Entries kept before the cache is cleared wholesale.
@@ -103,11 +104,10 @@ pub enum EnvError {
     Task(String),
 }
 
-/// The environment service: backend, search paths, key, cache and the
-/// generation counter that watchers follow.
+/// The environment service: repositories, key, cache and the generation
+/// counter that watchers follow.
 pub struct Environments {
-    backend: Arc<dyn Backend>,
-    search_paths: Vec<String>,
+    repos: Repositories,
     encryptor: Option<TextEncryptor>,
     cache: RwLock<HashMap<String, CacheEntry>>,
     generation: watch::Sender<u64>,
@@ -118,23 +118,21 @@ pub struct Environments {
 impl std::fmt::Debug for Environments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Environments")
-            .field("search_paths", &self.search_paths)
+            .field("repos", &self.repos)
             .field("generation", &*self.generation.borrow())
             .finish()
     }
 }
 
 impl Environments {
-    /// A service over `backend`.
+    /// A service over `repos`.
     pub fn new(
-        backend: Arc<dyn Backend>,
-        search_paths: Vec<String>,
+        repos: Repositories,
         encryptor: Option<TextEncryptor>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            backend,
-            search_paths,
+            repos,
             encryptor,
             cache: RwLock::new(HashMap::new()),
             generation: watch::channel(1).0,
@@ -143,9 +141,13 @@ impl Environments {
         }
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    /// The repositories.
+    pub fn repos(&self) -> &Repositories {
+        &self.repos
+    }
+
+    fn repo_for(&self, req: &EnvRequest) -> &Repository {
+        self.repos.pick(&req.apps(), &req.profile_list())
     }
 
     /// The symmetric encryptor, when a key is configured.
@@ -159,13 +161,28 @@ impl Environments {
         self.generation.subscribe()
     }
 
-    /// Refreshes the backend (on the blocking pool) and moves the generation
-    /// when something changed. Returns whether it did.
+    /// Refreshes every repository (on the blocking pool) and moves the
+    /// generation when something changed. Returns whether it did; an error
+    /// when any repository failed (the others are still refreshed).
     pub async fn refresh(self: &Arc<Self>) -> Result<bool, EnvError> {
-        let backend = self.backend.clone();
-        let changed = tokio::task::spawn_blocking(move || backend.refresh())
-            .await
-            .map_err(|e| EnvError::Task(e.to_string()))?;
+        let backends: Vec<_> = self.repos.all().map(|r| r.backend.clone()).collect();
+        let changed = tokio::task::spawn_blocking(move || {
+            let mut changed = false;
+            let mut error = None;
+            for b in backends {
+                match b.refresh() {
+                    Ok(c) => changed |= c,
+                    Err(e) => error = Some(e),
+                }
+            }
+            match error {
+                // Still announce what did change before reporting the failure.
+                Some(e) if !changed => Err(e),
+                _ => Ok(changed),
+            }
+        })
+        .await
+        .map_err(|e| EnvError::Task(e.to_string()))?;
         match changed {
             Ok(changed) => {
                 self.metrics.refresh_ok.fetch_add(1, Ordering::Relaxed);
@@ -198,13 +215,15 @@ impl Environments {
         let req_owned = req.clone();
         let previous = self.cache.read().get(&key).map(|e| e.resolved.clone());
         let resolved = tokio::task::spawn_blocking(move || {
-            let snapshot = this.backend.snapshot(req_owned.label.as_deref())?;
+            let repo = this.repo_for(&req_owned);
+            let snapshot = repo.backend.snapshot(req_owned.label.as_deref())?;
             if let Some(prev) = previous
                 && prev.cache_version == snapshot.cache_version()
             {
                 return Ok::<_, EnvError>(prev);
             }
-            this.resolve(&req_owned, snapshot.as_ref()).map(Arc::new)
+            this.resolve(&req_owned, repo, snapshot.as_ref())
+                .map(Arc::new)
         })
         .await
         .map_err(|e| EnvError::Task(e.to_string()))??;
@@ -222,18 +241,23 @@ impl Environments {
         Ok(resolved)
     }
 
-    fn label_text<'a>(&'a self, req: &'a EnvRequest) -> &'a str {
+    fn label_text<'a>(req: &'a EnvRequest, repo: &'a Repository) -> &'a str {
         req.label
             .as_deref()
-            .unwrap_or_else(|| self.backend.default_label())
+            .unwrap_or_else(|| repo.backend.default_label())
     }
 
     /// Resolves `req` against `snapshot` (blocking).
-    fn resolve(&self, req: &EnvRequest, snapshot: &dyn Snapshot) -> Result<Resolved, EnvError> {
+    fn resolve(
+        &self,
+        req: &EnvRequest,
+        repo: &Repository,
+        snapshot: &dyn Snapshot,
+    ) -> Result<Resolved, EnvError> {
         let apps = req.apps();
         let profiles = req.profile_list();
-        let label = self.label_text(req).to_string();
-        let dirs = resolve::search_dirs(&self.search_paths, &apps, &profiles, &label);
+        let label = Self::label_text(req, repo).to_string();
+        let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
         let sources = resolve::property_sources(snapshot, &dirs, &apps, &profiles)?;
         let mut env = Environment::new(req.name.clone(), profiles);
         env.label = Some(label);
@@ -266,11 +290,12 @@ impl Environments {
         let req = req.clone();
         let path = path.to_string();
         tokio::task::spawn_blocking(move || {
-            let snapshot = this.backend.snapshot(req.label.as_deref())?;
+            let repo = this.repo_for(&req);
+            let snapshot = repo.backend.snapshot(req.label.as_deref())?;
             let apps = req.apps();
             let profiles = req.profile_list();
-            let label = this.label_text(&req).to_string();
-            let dirs = resolve::search_dirs(&this.search_paths, &apps, &profiles, &label);
+            let label = Self::label_text(&req, repo).to_string();
+            let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
             for candidate in resolve::plain_text_candidates(&path, &profiles, &dirs) {
                 if let Some(bytes) = snapshot.read(&candidate)? {
                     return Ok(Some((candidate, bytes)));
@@ -292,8 +317,10 @@ mod tests {
     fn service(dir: &std::path::Path) -> Arc<Environments> {
         let backend = NativeBackend::new(vec![dir.into()], "main").unwrap();
         Arc::new(Environments::new(
-            Arc::new(backend),
-            vec![],
+            Repositories::new(
+                Repository::new("default", Arc::new(backend), vec![]),
+                vec![],
+            ),
             None,
             Arc::new(Metrics::default()),
         ))

@@ -159,14 +159,23 @@ fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
 }
 
 async fn health(State(st): State<AppState>) -> Response {
-    let backend = st.envs.backend().health();
+    let repos = st.envs.repos();
+    let default = repos.default_repo().backend.health();
+    let others: serde_json::Map<String, serde_json::Value> = repos
+        .all()
+        .skip(1)
+        .map(|r| {
+            let h = serde_json::to_value(r.backend.health()).unwrap_or_default();
+            (r.name.clone(), h)
+        })
+        .collect();
     // The server keeps serving the last fetched commit when the remote is
-    // down, so it stays UP overall; the repository component tells.
-    axum::Json(json!({
-        "status": "UP",
-        "components": { "repository": backend },
-    }))
-    .into_response()
+    // down, so it stays UP overall; the repository components tell.
+    let mut components = json!({ "repository": default });
+    if !others.is_empty() {
+        components["repositories"] = serde_json::Value::Object(others);
+    }
+    axum::Json(json!({ "status": "UP", "components": components })).into_response()
 }
 
 async fn prometheus(State(st): State<AppState>) -> Response {

@@ -16,6 +16,7 @@
 //! - [`render`]: merged `.json` / `.yml` / `.properties` views.
 //! - [`crypto`]: Spring-compatible `{cipher}` encryption.
 //! - [`environments`]: the resolved-environment cache and refresh generation.
+//! - [`repos`]: several repositories chosen by `application/profile` patterns.
 //! - [`paths`]: request path parsing and path-traversal rejection.
 //! - [`monitor`]: webhook payloads and signatures.
 //! - [`http`]: the axum router and handlers; [`metrics`]: Prometheus counters.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod paths;
 pub mod render;
+pub mod repos;
 pub mod resolve;
 pub mod settings;
 
@@ -67,6 +69,7 @@ use backend::{Backend, BackendError};
 use environments::Environments;
 use http::AppState;
 use metrics::Metrics;
+use repos::{Repositories, Repository};
 pub use settings::Settings;
 
 /// Why the server could not start or stopped with an error.
@@ -99,15 +102,40 @@ impl std::fmt::Debug for Running {
     }
 }
 
+fn open_git(
+    uri: &str,
+    mirror_dir: Option<&std::path::Path>,
+    default_label: &str,
+) -> Result<Arc<dyn Backend>, ServerError> {
+    let mut git = GitSettings::new(uri);
+    git.default_label = default_label.to_string();
+    if let Some(dir) = mirror_dir {
+        git.mirror_dir = dir.to_path_buf();
+    }
+    tracing::info!(%uri, mirror = %git.mirror_dir.display(), "serving git");
+    Ok(Arc::new(GitBackend::open(git)?))
+}
+
+fn open_repositories(settings: &Settings) -> Result<Repositories, ServerError> {
+    let default = Repository::new(
+        "default",
+        open_backend(settings)?,
+        settings.search_paths.clone(),
+    );
+    let mut others = Vec::new();
+    for r in &settings.repos {
+        let backend = open_git(&r.uri, r.mirror_dir.as_deref(), &settings.default_label)?;
+        others.push(Repository {
+            patterns: r.pattern.clone(),
+            ..Repository::new(r.name.clone(), backend, r.search_paths.clone())
+        });
+    }
+    Ok(Repositories::new(default, others))
+}
+
 fn open_backend(settings: &Settings) -> Result<Arc<dyn Backend>, ServerError> {
     if let Some(uri) = &settings.git_uri {
-        let mut git = GitSettings::new(uri.clone());
-        git.default_label = settings.default_label.clone();
-        if let Some(dir) = &settings.mirror_dir {
-            git.mirror_dir = dir.clone();
-        }
-        tracing::info!(%uri, mirror = %git.mirror_dir.display(), "serving git");
-        return Ok(Arc::new(GitBackend::open(git)?));
+        return open_git(uri, settings.mirror_dir.as_deref(), &settings.default_label);
     }
     let dirs = if settings.native_dirs.is_empty() {
         vec![Settings::sample_repo()]
@@ -126,16 +154,11 @@ pub async fn start(settings: Settings) -> Result<Running, ServerError> {
         None => None,
     };
     let opened = settings.clone();
-    let backend = tokio::task::spawn_blocking(move || open_backend(&opened))
+    let repos = tokio::task::spawn_blocking(move || open_repositories(&opened))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let metrics = Arc::new(Metrics::default());
-    let envs = Arc::new(Environments::new(
-        backend,
-        settings.search_paths.clone(),
-        encryptor,
-        metrics.clone(),
-    ));
+    let envs = Arc::new(Environments::new(repos, encryptor, metrics.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState {
         envs,

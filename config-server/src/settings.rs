@@ -44,6 +44,28 @@ pub struct Settings {
     pub username: Option<String>,
     /// HTTP Basic password, with `username`.
     pub password: Option<String>,
+    /// Further git repositories chosen by `application/profile` patterns
+    /// (first match wins; the main repository serves the rest).
+    pub repos: Vec<RepoSettings>,
+}
+
+/// A git repository that serves the requests matching its patterns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSettings {
+    /// A name for logs and health.
+    pub name: String,
+    /// `application/profile` patterns with `*` (`special*/dev*`); a pattern
+    /// without `/` matches every profile.
+    pub pattern: Vec<String>,
+    /// The git remote.
+    pub uri: String,
+    /// Search paths of this repository.
+    #[serde(default)]
+    pub search_paths: Vec<String>,
+    /// Where its mirror lives. Default is derived from the URI.
+    #[serde(default)]
+    pub mirror_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -62,6 +84,7 @@ impl Default for Settings {
             monitor_secret: None,
             username: None,
             password: None,
+            repos: Vec::new(),
         }
     }
 }
@@ -85,11 +108,14 @@ impl Settings {
         if self.default_label.is_empty() {
             return Err(InvalidSettings("default_label must not be empty".into()));
         }
-        if self
+        if let Some(r) = self.repos.iter().find(|r| r.pattern.is_empty()) {
+            return Err(InvalidSettings(format!("repo {} needs a pattern", r.name)));
+        }
+        let mut all_paths = self
             .search_paths
             .iter()
-            .any(|p| p.split('/').any(|c| c == ".."))
-        {
+            .chain(self.repos.iter().flat_map(|r| r.search_paths.iter()));
+        if all_paths.any(|p| p.split('/').any(|c| c == "..")) {
             return Err(InvalidSettings("search_paths must not contain '..'".into()));
         }
         Ok(())

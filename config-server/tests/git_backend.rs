@@ -258,3 +258,43 @@ where
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn repositories_are_chosen_by_pattern_and_search_paths_expand() {
+    let main = Repo::new();
+    main.write("foo.yml", "from: main\n")
+        .write("apps/foo/foo.yml", "from: main-searchpath\n");
+    main.commit("main");
+    let special = Repo::new();
+    special.write("special-app.yml", "from: special\n");
+    special.commit("special");
+    let mirrors = tempfile::tempdir().unwrap();
+    let mut settings = git_settings(&main);
+    settings.search_paths = vec!["apps/{application}".into()];
+    settings.repos = vec![config_server::settings::RepoSettings {
+        name: "special".into(),
+        pattern: vec!["special*/dev*".into()],
+        uri: special.uri(),
+        search_paths: vec![],
+        mirror_dir: Some(mirrors.path().join("special.git")),
+    }];
+    let server = TestServer::start(settings).await;
+
+    let foo = server.json("/foo/dev").await;
+    assert_eq!(value(&foo, "from"), Some(&json!("main-searchpath")));
+    assert_eq!(foo["propertySources"].as_array().unwrap().len(), 2);
+    let sp = server.json("/special-app/dev").await;
+    assert_eq!(value(&sp, "from"), Some(&json!("special")));
+    assert_eq!(sp["version"], json!(special.git(&["rev-parse", "HEAD"])));
+    let other_profile = server.json("/special-app/prod").await;
+    assert_eq!(
+        value(&other_profile, "from"),
+        None,
+        "prod is served by the main repo"
+    );
+    let health = server.json("/actuator/health").await;
+    assert_eq!(
+        health["components"]["repositories"]["special"]["status"],
+        json!("UP")
+    );
+}
