@@ -1,0 +1,105 @@
+//! The `config-server` binary: flags and environment layering, serving, and
+//! a graceful exit on SIGTERM. Also the library's shutdown ending open watch
+//! streams.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::timeout;
+
+#[tokio::test]
+async fn binary_serves_flags_and_env_and_exits_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("foo.yml"), "a: from-native-dir\n").unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_config-server"))
+        .args(["--port", "0", "--refresh-rate", "0", "--native-dir"])
+        .arg(dir.path())
+        .env("CONFIG_SERVER_BIND", "127.0.0.1")
+        .env("ENCRYPT_KEY", "k")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("exited before listening");
+            if line.contains("config-server listening") {
+                let tail = line.rsplit("127.0.0.1:").next().unwrap();
+                let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse::<u16>().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("no listening line within 30 s");
+    let base = format!("http://127.0.0.1:{port}");
+    let env: Value = reqwest::get(format!("{base}/foo/dev"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        env["propertySources"][0]["source"]["a"],
+        json!("from-native-dir")
+    );
+    let status: Value = reqwest::get(format!("{base}/encrypt/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], json!("OK"), "ENCRYPT_KEY is read");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("no exit within 10 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watch_streams_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("foo.yml"), "a: 1\n").unwrap();
+    let settings = config_server::Settings {
+        native_dirs: vec![dir.path().into()],
+        refresh_rate: 0,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(config_server::run(listener, settings, async move {
+        let _ = rx.await;
+    }));
+    let resp = reqwest::get(format!("http://{addr}/watch/foo/default"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    tx.send(()).unwrap();
+    timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server did not drain within 10 s")
+        .unwrap()
+        .unwrap();
+    // The stream was closed by the server.
+    let rest = timeout(Duration::from_secs(5), resp.bytes()).await.unwrap();
+    assert!(rest.is_ok_and(|b| String::from_utf8_lossy(&b).contains("event: environment")));
+}
