@@ -1,1 +1,150 @@
-fn main() {}
+//! Closed-state overhead per call: our breaker against `recloser` and
+//! `failsafe`, configured alike (a window of 100 calls, 50 % failure
+//! threshold), single-threaded and with two threads sharing one breaker.
+//!
+//! `cargo bench -p circuit-breaker`; the figures go to docs/benchmarks.md.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use circuit_breaker::{CircuitBreaker, CircuitBreakerConfig};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tokio::time::Instant;
+
+/// The guarded call: trivial, always succeeds, so every breaker stays CLOSED.
+#[inline(always)]
+fn upstream() -> Result<u64, u64> {
+    Ok(black_box(7))
+}
+
+fn ours() -> CircuitBreaker {
+    CircuitBreaker::new(
+        "bench",
+        CircuitBreakerConfig {
+            sliding_window_size: 100,
+            minimum_number_of_calls: 100,
+            failure_rate_threshold: 50.0,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn recloser() -> recloser::Recloser {
+    recloser::Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(100)
+        .half_open_len(10)
+        .open_wait(Duration::from_secs(60))
+        .build()
+}
+
+/// failsafe has no count window; its closest policy is a success rate over a
+/// time window with a minimum of 100 requests.
+fn failsafe() -> impl failsafe::CircuitBreaker + Clone + Send + Sync + 'static {
+    let policy = failsafe::failure_policy::success_rate_over_time_window(
+        0.5,
+        100,
+        Duration::from_secs(30),
+        failsafe::backoff::constant(Duration::from_secs(60)),
+    );
+    failsafe::Config::new().failure_policy(policy).build()
+}
+
+/// Polls a future that completes at once, with a no-op waker.
+#[inline(always)]
+fn poll_once<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("the benchmarked future never waits"),
+    }
+}
+
+fn single_threaded(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed_1_thread");
+    g.bench_function("bare_call", |b| b.iter(|| black_box(upstream())));
+    let cb = ours();
+    g.bench_function("ours_sync", |b| {
+        b.iter(|| black_box(cb.call_sync(upstream).is_ok()))
+    });
+    g.bench_function("ours_async", |b| {
+        b.iter(|| black_box(poll_once(cb.call(|| async { upstream() })).is_ok()))
+    });
+    let rc = recloser();
+    g.bench_function("recloser", |b| {
+        b.iter(|| black_box(rc.call(upstream).is_ok()))
+    });
+    let fs = failsafe();
+    g.bench_function("failsafe", |b| {
+        b.iter(|| black_box(failsafe::CircuitBreaker::call(&fs, upstream).is_ok()))
+    });
+    g.finish();
+    assert_eq!(cb.state(), circuit_breaker::State::Closed);
+}
+
+/// Two threads each make `iters` calls on one shared breaker; the result is
+/// the wall time divided by 2, i.e. the amortised time per call.
+fn two_threads<B: Send + Sync + 'static>(
+    breaker: Arc<B>,
+    call: fn(&B) -> bool,
+) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        let start = Arc::new(Barrier::new(3));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = breaker.clone();
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..iters {
+                        black_box(call(&breaker));
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        for w in workers {
+            w.join().unwrap();
+        }
+        began.elapsed() / 2
+    }
+}
+
+fn shared_by_two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed_2_threads");
+    g.bench_function("ours_sync", |b| {
+        b.iter_custom(two_threads(Arc::new(ours()), |cb| {
+            cb.call_sync(upstream).is_ok()
+        }))
+    });
+    g.bench_function("recloser", |b| {
+        b.iter_custom(two_threads(Arc::new(recloser()), |rc| {
+            rc.call(upstream).is_ok()
+        }))
+    });
+    g.bench_function("failsafe", |b| {
+        b.iter_custom(two_threads(Arc::new(failsafe()), |fs| {
+            failsafe::CircuitBreaker::call(fs, upstream).is_ok()
+        }))
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = single_threaded, shared_by_two_threads
+}
+criterion_main!(benches);

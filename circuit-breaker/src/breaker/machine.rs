@@ -126,16 +126,22 @@ enum Phase {
     },
 }
 
-/// Bits of the state word that hold the state code; the rest is the
-/// generation.
-const STATE_BITS: u32 = 3;
+/// Layout of the state word: bits 0-2 the state code, bit 3 [`CLEAN`], the
+/// rest the generation.
+const STATE_MASK: u64 = 0b111;
+/// Set in the state word while the state records into a count window that
+/// is full and holds only fast successes: recording one more fast success
+/// would evict a fast success, leaving the window as it is, so the hot path
+/// may skip the lock and only count the call.
+pub(crate) const CLEAN: u64 = 0b1000;
+const GENERATION_SHIFT: u32 = 4;
 
 /// Decodes a state word into state and generation.
 #[inline]
 pub(crate) fn decode(word: u64) -> (State, u64) {
     (
-        State::from_code((word & ((1 << STATE_BITS) - 1)) as u8),
-        word >> STATE_BITS,
+        State::from_code((word & STATE_MASK) as u8),
+        word >> GENERATION_SHIFT,
     )
 }
 
@@ -188,7 +194,14 @@ impl Machine {
 
     /// State and generation in one word, for the lock-free fast path.
     pub(crate) fn word(&self) -> u64 {
-        (self.generation << STATE_BITS) | self.state() as u64
+        let clean = match (&self.phase, &self.window) {
+            (Phase::Closed | Phase::MetricsOnly { .. }, Window::Count(w)) => {
+                let c = w.counts();
+                w.is_full() && c.failed == 0 && c.slow == 0
+            }
+            _ => false,
+        };
+        (self.generation << GENERATION_SHIFT) | self.state() as u64 | if clean { CLEAN } else { 0 }
     }
 
     /// Asks for a permit. The fast path handles CLOSED, METRICS_ONLY and
@@ -281,7 +294,7 @@ impl Machine {
         match &mut self.phase {
             Phase::Closed => {
                 let counts = self.record_in_window(outcome, now);
-                match self.exceeded(counts.rates(self.minimum_calls)) {
+                match self.exceeded_by(counts, self.minimum_calls) {
                     None => Effects::default(),
                     Some(exceeded) => Effects {
                         transition: Some(self.enter(State::Open)),
@@ -291,7 +304,7 @@ impl Machine {
             }
             Phase::MetricsOnly { .. } => {
                 let counts = self.record_in_window(outcome, now);
-                let exceeded = self.exceeded(counts.rates(self.minimum_calls));
+                let exceeded = self.exceeded_by(counts, self.minimum_calls);
                 let Phase::MetricsOnly { above } = &mut self.phase else {
                     return Effects::default();
                 };
@@ -333,6 +346,16 @@ impl Machine {
                 w.record(now.saturating_duration_since(self.origin).as_secs(), outcome)
             }
         }
+    }
+
+    /// Which threshold the window's counts reach, if any.
+    #[inline]
+    fn exceeded_by(&self, counts: Counts, minimum: u32) -> Option<Exceeded> {
+        if counts.failed == 0 && counts.slow == 0 {
+            // Both thresholds are above 0: nothing to compute.
+            return None;
+        }
+        self.exceeded(counts.rates(minimum))
     }
 
     #[inline]

@@ -12,6 +12,7 @@ mod event;
 mod layer;
 mod machine;
 pub mod metrics;
+mod shard;
 mod window;
 
 use std::future::Future;
@@ -32,19 +33,22 @@ pub use metrics::{CallTotals, MetricSample, MetricsSnapshot};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{CallError, CallNotPermitted};
 use event::Publisher;
-use machine::{Admission, Effects, Exceeded, Machine};
+use machine::{Admission, CLEAN, Effects, Exceeded, Machine};
+use shard::ShardedCounter;
 
 /// Keeps a value on its own cache line, so the read-mostly state word does
 /// not share a line with the mutex every call writes.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 #[repr(align(64))]
 struct CacheLine<T>(T);
 
 #[derive(Debug)]
 struct Inner {
-    /// State code and generation, read without the lock to admit calls.
+    /// State code, [`CLEAN`] flag and generation, read without the lock.
     word: CacheLine<AtomicU64>,
     machine: CacheLine<Mutex<Machine>>,
+    /// Successes that skipped the lock because the window was clean.
+    fast_successes: ShardedCounter,
     not_permitted: AtomicU64,
     name: Arc<str>,
     config: CircuitBreakerConfig,
@@ -157,6 +161,7 @@ impl CircuitBreakerBuilder {
                     self.config.clone(),
                     self.clock.clone(),
                 ))),
+                fast_successes: ShardedCounter::default(),
                 not_permitted: AtomicU64::new(0),
                 name: self.name,
                 config: self.config,
@@ -376,6 +381,7 @@ impl CircuitBreaker {
             (m.state(), m.window_counts(), m.totals())
         };
         totals.not_permitted = self.inner.not_permitted.load(Ordering::Relaxed);
+        totals.successful += self.inner.fast_successes.sum();
         MetricsSnapshot {
             name: self.inner.name.to_string(),
             state,
@@ -414,8 +420,8 @@ impl CircuitBreaker {
     #[inline]
     fn admit(&self) -> Result<Admission, CallNotPermitted> {
         let word = self.inner.word.0.load(Ordering::Acquire);
-        let generation = word >> 3;
-        match machine::decode(word).0 {
+        let (state, generation) = machine::decode(word);
+        match state {
             State::Closed | State::MetricsOnly => Ok(Admission {
                 generation,
                 records: true,
@@ -468,18 +474,13 @@ impl CircuitBreaker {
             }
             _ => (None, None, false),
         };
-        let (effects, timer) = {
-            let mut m = self.inner.machine.0.lock();
-            let effects = m.record(admission, class, slow, now);
-            if effects.transition.is_some() {
-                self.inner.word.0.store(m.word(), Ordering::Release);
-                (effects, m.timer())
-            } else {
-                (effects, None)
-            }
-        };
-        if effects != Effects::default() {
-            self.publish(effects, timer);
+        let fast = class == Classification::Success
+            && !slow
+            && self.inner.word.0.load(Ordering::Acquire) & CLEAN != 0;
+        if fast {
+            self.inner.fast_successes.increment();
+        } else {
+            self.record_locked(admission, class, slow, now);
         }
         if self.inner.events.wanted() {
             let kind = match class {
@@ -491,6 +492,16 @@ impl CircuitBreaker {
         }
     }
 
+    fn record_locked(
+        &self,
+        admission: Admission,
+        class: Classification,
+        slow: bool,
+        now: Option<Instant>,
+    ) {
+        self.apply(|m| m.record(admission, class, slow, now));
+    }
+
     #[inline]
     fn release(&self, admission: Admission) {
         if admission.trial {
@@ -500,18 +511,22 @@ impl CircuitBreaker {
 
     /// Runs `op` on the core under the lock, publishes the new state word,
     /// then acts on the effects outside the lock.
+    #[inline]
     fn apply(&self, op: impl FnOnce(&mut Machine) -> Effects) {
         let (effects, timer) = {
             let mut m = self.inner.machine.0.lock();
             let effects = op(&mut m);
-            if effects.transition.is_some() {
-                self.inner.word.0.store(m.word(), Ordering::Release);
-                (effects, m.timer())
-            } else {
-                (effects, None)
+            let word = m.word();
+            // Written only on change: the word stays shared in every core's cache.
+            if self.inner.word.0.load(Ordering::Relaxed) != word {
+                self.inner.word.0.store(word, Ordering::Release);
             }
+            let timer = effects.transition.and_then(|_| m.timer());
+            (effects, timer)
         };
-        self.publish(effects, timer);
+        if effects.transition.is_some() || effects.exceeded.is_some() {
+            self.publish(effects, timer);
+        }
     }
 
     #[cold]
