@@ -120,3 +120,37 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_layer_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.yml");
+        std::fs::write(
+            &file,
+            "port: 9999\ndefault_label: trunk\nsearch_paths: [\"{application}\"]\nrefresh_rate: 5\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "config-server",
+            "--config",
+            file.to_str().unwrap(),
+            "--refresh-rate",
+            "7",
+            "--native-dir",
+            "a",
+            "--native-dir",
+            "b",
+        ]);
+        let s = load(&cli).unwrap();
+        assert_eq!(s.port, 9999, "from the file");
+        assert_eq!(s.default_label, "trunk");
+        assert_eq!(s.search_paths, ["{application}"]);
+        assert_eq!(s.refresh_rate, 7, "flags win over the file");
+        assert_eq!(s.native_dirs, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(s.encrypt_salt, "deadbeef", "defaults fill the rest");
+    }
+}

@@ -204,6 +204,22 @@ mod tests {
         assert_eq!(changed_paths(&h, b"{}"), Err(MonitorError::BadPayload));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn payload_parsing_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = changed_paths(&headers(&[]), &body);
+            let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+            let _ = changed_paths(&form, &body);
+        }
+
+        #[test]
+        fn application_names_never_contain_a_slash(paths in proptest::collection::vec("[a-z/.-]{0,20}", 0..6)) {
+            for app in applications(&paths) {
+                proptest::prop_assert!(!app.contains('/'));
+            }
+        }
+    }
+
     #[test]
     fn signatures_are_checked() {
         let body = GITHUB.as_bytes();
