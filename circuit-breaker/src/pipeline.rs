@@ -98,21 +98,30 @@ impl Pipeline {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut attempt = || {
-            let call = f();
-            self.attempt(classifier, async move { call.await.map_err(CallError::Inner) })
+        let should_retry = |r: &Result<T, CallError<E>>| match r {
+            Ok(v) => classifier.classify(Ok(v)) == Classification::Failure,
+            Err(CallError::Inner(e)) => classifier.classify(Err(e)) == Classification::Failure,
+            Err(CallError::Elapsed(_)) => true,
+            Err(CallError::NotPermitted(_) | CallError::BulkheadFull(_)) => false,
         };
-        match &self.retry {
-            None => attempt().await,
-            Some(retry) => {
-                let should_retry = |r: &Result<T, CallError<E>>| match r {
-                    Ok(v) => classifier.classify(Ok(v)) == Classification::Failure,
-                    Err(CallError::Inner(e)) => classifier.classify(Err(e)) == Classification::Failure,
-                    Err(CallError::Elapsed(_)) => true,
-                    Err(CallError::NotPermitted(_) | CallError::BulkheadFull(_)) => false,
-                };
-                retry.run(should_retry, attempt).await
+        if let Some(retry) = &self.retry {
+            retry.begin();
+        }
+        let mut attempt = 1;
+        loop {
+            // `f` is called inside the policies: a refused attempt never starts the call.
+            let outcome = self
+                .attempt(classifier, async { f().await.map_err(CallError::Inner) })
+                .await;
+            let delay = match &self.retry {
+                Some(retry) => retry.delay_after(attempt, should_retry(&outcome)),
+                None => None,
+            };
+            match delay {
+                None => return outcome,
+                Some(delay) => tokio::time::sleep(delay).await,
             }
+            attempt += 1;
         }
     }
 

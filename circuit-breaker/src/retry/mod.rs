@@ -146,25 +146,40 @@ impl Retry {
         F: FnMut() -> Fut,
         Fut: Future<Output = R>,
     {
-        if let Some(budget) = &self.budget {
-            budget.deposit();
-        }
+        self.begin();
         let mut attempt = 1;
         loop {
             let outcome = f().await;
-            if attempt >= self.config.max_attempts || !should_retry(&outcome) {
-                return outcome;
+            match self.delay_after(attempt, should_retry(&outcome)) {
+                None => return outcome,
+                Some(delay) => tokio::time::sleep(delay).await,
             }
-            if let Some(budget) = &self.budget {
-                if !budget.try_withdraw() {
-                    tracing::debug!(attempt, "retry budget spent; not retrying");
-                    return outcome;
-                }
-            }
-            let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
-            tracing::debug!(attempt, ?delay, "retrying");
-            tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+
+    /// Starts a call: pays its deposit into the budget.
+    pub(crate) fn begin(&self) {
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+    }
+
+    /// After attempt `attempt` (1 for the first) whose outcome `wants_retry`:
+    /// the delay before the next attempt, or `None` to stop (attempts used
+    /// up, outcome not retried, or budget spent).
+    pub(crate) fn delay_after(&self, attempt: u32, wants_retry: bool) -> Option<std::time::Duration> {
+        if attempt >= self.config.max_attempts || !wants_retry {
+            return None;
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.try_withdraw() {
+                tracing::debug!(attempt, "retry budget spent; not retrying");
+                return None;
+            }
+        }
+        let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
+        tracing::debug!(attempt, ?delay, "retrying");
+        Some(delay)
     }
 }
