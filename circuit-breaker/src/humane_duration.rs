@@ -8,7 +8,9 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// A duration string that is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration '{0}': expected milliseconds or a number with a unit (ns, us, ms, s, m, h, d)")]
+#[error(
+    "invalid duration '{0}': expected milliseconds or a number with a unit (ns, us, ms, s, m, h, d)"
+)]
 pub struct InvalidDuration(String);
 
 /// Parses `"10s"`, `"500ms"`, `"1.5m"` or plain milliseconds `"250"`.
@@ -69,7 +71,9 @@ impl Visitor<'_> for DurationVisitor {
 }
 
 /// `#[serde(deserialize_with = ...)]` for an optional duration field.
-pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
     d.deserialize_any(DurationVisitor).map(Some)
 }
 

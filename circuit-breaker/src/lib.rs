@@ -114,7 +114,7 @@ pub use error::{BulkheadFull, CallError, CallNotPermitted, Elapsed};
 pub use pipeline::Pipeline;
 pub use registry::{BreakerSettings, Registry, RegistryConfig};
 pub use retry::{
-    Backoff, Retry, RetryConfig, RetryBudget, RetryLayer, RetryOnError, RetryPredicate,
+    Backoff, Retry, RetryBudget, RetryConfig, RetryLayer, RetryOnError, RetryPredicate,
     RetryService, RetryUnlessRejected,
 };
 pub use time_limiter::{TimeLimiter, TimeLimiterLayer, TimeLimiterService};

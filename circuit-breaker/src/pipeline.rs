@@ -92,7 +92,11 @@ impl Pipeline {
     /// breaker records and what is retried: outcomes classified as failures
     /// (and timeouts) are retried; successes, ignored outcomes and local
     /// rejections are not.
-    pub async fn call_with<C, F, Fut, T, E>(&self, classifier: &C, mut f: F) -> Result<T, CallError<E>>
+    pub async fn call_with<C, F, Fut, T, E>(
+        &self,
+        classifier: &C,
+        mut f: F,
+    ) -> Result<T, CallError<E>>
     where
         C: Classifier<T, E> + ?Sized,
         F: FnMut() -> Fut,

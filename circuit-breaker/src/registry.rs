@@ -30,7 +30,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Deserialize;
 
-use crate::breaker::{CircuitBreaker, CircuitBreakerConfig, ConfigError, MetricsSnapshot, SlidingWindowType};
+use crate::breaker::{
+    CircuitBreaker, CircuitBreakerConfig, ConfigError, MetricsSnapshot, SlidingWindowType,
+};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::humane_duration;
 
@@ -97,15 +99,27 @@ pub struct BreakerSettings {
         alias = "max_wait_duration_in_half_open_state"
     )]
     pub max_wait_duration_in_half_open_state: Option<Duration>,
-    #[serde(default, rename = "registerHealthIndicator", alias = "register-health-indicator")]
+    #[serde(
+        default,
+        rename = "registerHealthIndicator",
+        alias = "register-health-indicator"
+    )]
     register_health_indicator: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "eventConsumerBufferSize", alias = "event-consumer-buffer-size")]
+    #[serde(
+        default,
+        rename = "eventConsumerBufferSize",
+        alias = "event-consumer-buffer-size"
+    )]
     event_consumer_buffer_size: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "recordExceptions", alias = "record-exceptions")]
     record_exceptions: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "ignoreExceptions", alias = "ignore-exceptions")]
     ignore_exceptions: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "writableStackTraceEnabled", alias = "writable-stack-trace-enabled")]
+    #[serde(
+        default,
+        rename = "writableStackTraceEnabled",
+        alias = "writable-stack-trace-enabled"
+    )]
     writable_stack_trace_enabled: Option<serde::de::IgnoredAny>,
 }
 
@@ -158,10 +172,10 @@ impl RegistryConfig {
             .and_then(|i| i.base_config.as_deref())
             .unwrap_or(DEFAULT_CONFIG);
         let mut config = CircuitBreakerConfig::default();
-        if base_name != DEFAULT_CONFIG {
-            if let Some(default) = self.configs.get(DEFAULT_CONFIG) {
-                default.apply_to(&mut config);
-            }
+        if base_name != DEFAULT_CONFIG
+            && let Some(default) = self.configs.get(DEFAULT_CONFIG)
+        {
+            default.apply_to(&mut config);
         }
         match self.configs.get(base_name) {
             Some(base) => base.apply_to(&mut config),

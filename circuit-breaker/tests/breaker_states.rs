@@ -100,9 +100,16 @@ async fn open_moves_to_half_open_on_the_first_call_after_the_wait() {
     let b = small("a").build().unwrap();
     trip(&b).await;
     tokio::time::advance(WAIT - Duration::from_millis(1)).await;
-    assert!(ok(&b).await.is_err(), "still open just before the wait ends");
+    assert!(
+        ok(&b).await.is_err(),
+        "still open just before the wait ends"
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert_eq!(b.state(), State::Open, "no timer without automatic transition");
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "no timer without automatic transition"
+    );
     ok(&b).await.unwrap();
     assert_eq!(b.state(), State::HalfOpen);
 }
@@ -128,7 +135,11 @@ async fn half_open_closes_when_the_trial_calls_succeed() {
     assert_eq!(b.state(), State::HalfOpen);
     ok(&b).await.unwrap();
     assert_eq!(b.state(), State::Closed);
-    assert_eq!(b.metrics().buffered_calls, 0, "CLOSED starts with an empty window");
+    assert_eq!(
+        b.metrics().buffered_calls,
+        0,
+        "CLOSED starts with an empty window"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -230,7 +241,11 @@ async fn time_based_window_forgets_failures_older_than_its_size() {
     }
     tokio::time::advance(Duration::from_secs(10)).await;
     fail(&b).await.unwrap_err();
-    assert_eq!(b.state(), State::Closed, "the first 3 failures left the window");
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "the first 3 failures left the window"
+    );
     assert_eq!(b.metrics().buffered_calls, 1);
     for _ in 0..3 {
         fail(&b).await.unwrap_err();
@@ -253,7 +268,10 @@ async fn classifier_decides_what_counts() {
             .unwrap();
     }
     let m = b.metrics();
-    assert_eq!((m.totals.ignored, m.buffered_calls, m.failed_calls), (4, 3, 2));
+    assert_eq!(
+        (m.totals.ignored, m.buffered_calls, m.failed_calls),
+        (4, 3, 2)
+    );
     b.call_with(&not_found_is_ignored, || async { Ok(200) })
         .await
         .unwrap();
@@ -305,7 +323,10 @@ async fn metrics_snapshot_exports_the_documented_names() {
     assert_eq!(value(metrics::STATE, Some(("state", "closed"))), 1.0);
     assert_eq!(value(metrics::STATE, Some(("state", "open"))), 0.0);
     assert_eq!(value(metrics::CALLS_TOTAL, Some(("kind", "failed"))), 1.0);
-    assert_eq!(value(metrics::BUFFERED_CALLS, Some(("kind", "successful"))), 1.0);
+    assert_eq!(
+        value(metrics::BUFFERED_CALLS, Some(("kind", "successful"))),
+        1.0
+    );
     assert_eq!(value(metrics::FAILURE_RATE, None), -1.0);
 }
 
@@ -314,7 +335,7 @@ async fn a_cancelled_trial_call_gives_its_permit_back() {
     let b = small("a").build().unwrap();
     trip(&b).await;
     tokio::time::advance(WAIT).await;
-    let hung = b.call(|| std::future::pending::<Result<(), ()>>());
+    let hung = b.call(std::future::pending::<Result<(), ()>>);
     let _ = tokio::time::timeout(Duration::from_secs(1), hung).await;
     ok(&b).await.unwrap();
     ok(&b).await.unwrap();

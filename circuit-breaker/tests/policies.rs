@@ -36,7 +36,12 @@ async fn retry_gives_up_after_max_attempts_with_exponential_delays() {
         })
         .await;
     assert_eq!(result, Err("down"));
-    let at: Vec<u64> = attempts.lock().unwrap().iter().map(|d| d.as_millis() as u64).collect();
+    let at: Vec<u64> = attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_millis() as u64)
+        .collect();
     assert_eq!(at, vec![0, 100, 300, 700]);
 }
 
@@ -51,14 +56,20 @@ async fn retry_predicate_can_retry_ok_values_and_skip_errors() {
             async move { if n < 2 { Ok(503) } else { Err("bad request") } }
         })
         .await;
-    assert_eq!(result, Err("bad request"), "errors are not retried by this predicate");
+    assert_eq!(
+        result,
+        Err("bad request"),
+        "errors are not retried by this predicate"
+    );
     assert_eq!(calls.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_budget_bounds_retries_during_an_outage() {
     let budget = Arc::new(RetryBudget::new(0.1, 5));
-    let retry = Retry::new(no_jitter(3)).unwrap().with_budget(budget.clone());
+    let retry = Retry::new(no_jitter(3))
+        .unwrap()
+        .with_budget(budget.clone());
     let calls = AtomicU32::new(0);
     for _ in 0..100 {
         let _: Result<(), ()> = retry
@@ -160,8 +171,15 @@ async fn pipeline_counts_timeouts_as_breaker_failures_and_stops_retrying_when_op
             }
         })
         .await;
-    assert!(result.unwrap_err().is_rejected(), "the open breaker ended the retries");
-    assert_eq!(calls.load(Ordering::Relaxed), 4, "4 timeouts opened the breaker");
+    assert!(
+        result.unwrap_err().is_rejected(),
+        "the open breaker ended the retries"
+    );
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        4,
+        "4 timeouts opened the breaker"
+    );
     assert_eq!(cb.state(), State::Open);
 }
 

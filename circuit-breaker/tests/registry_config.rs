@@ -38,7 +38,10 @@ fn instances_overlay_their_base_config_which_overlays_the_defaults() {
     assert_eq!(c.failure_rate_threshold, 25.0);
     assert_eq!(c.sliding_window_size, 50);
     assert_eq!(c.wait_duration_in_open_state, Duration::from_secs(10));
-    assert_eq!(c.slow_call_duration_threshold, Some(Duration::from_millis(500)));
+    assert_eq!(
+        c.slow_call_duration_threshold,
+        Some(Duration::from_millis(500))
+    );
     assert_eq!(c.max_wait_duration_in_half_open_state, None);
 
     let search = registry.circuit_breaker("search").unwrap();
@@ -64,14 +67,17 @@ fn unlisted_names_get_the_default_config_and_the_same_breaker_each_time() {
 
 #[test]
 fn typos_unknown_bases_and_out_of_range_values_are_errors() {
-    let typo = serde_yaml_ng::from_str::<RegistryConfig>("instances: { a: { slidingWindowSise: 5 } }");
+    let typo =
+        serde_yaml_ng::from_str::<RegistryConfig>("instances: { a: { slidingWindowSise: 5 } }");
     assert!(typo.unwrap_err().to_string().contains("slidingWindowSise"));
 
-    let bad_duration =
-        serde_yaml_ng::from_str::<RegistryConfig>("instances: { a: { waitDurationInOpenState: soon } }");
+    let bad_duration = serde_yaml_ng::from_str::<RegistryConfig>(
+        "instances: { a: { waitDurationInOpenState: soon } }",
+    );
     assert!(bad_duration.is_err());
 
-    let unknown: RegistryConfig = serde_yaml_ng::from_str("instances: { a: { baseConfig: nope } }").unwrap();
+    let unknown: RegistryConfig =
+        serde_yaml_ng::from_str("instances: { a: { baseConfig: nope } }").unwrap();
     assert!(matches!(
         Registry::new(unknown),
         Err(ConfigError::UnknownBaseConfig { .. })
@@ -81,6 +87,9 @@ fn typos_unknown_bases_and_out_of_range_values_are_errors() {
         serde_yaml_ng::from_str("configs: { default: { failureRateThreshold: 150 } }").unwrap();
     assert!(matches!(
         Registry::new(out_of_range),
-        Err(ConfigError::OutOfRange { field: "failure_rate_threshold", .. })
+        Err(ConfigError::OutOfRange {
+            field: "failure_rate_threshold",
+            ..
+        })
     ));
 }

@@ -66,7 +66,9 @@ async fn breaker_layer_takes_a_classifier_over_responses() {
 #[tokio::test(start_paused = true)]
 async fn time_limiter_layer_fails_late_calls_with_elapsed() {
     let svc = ServiceBuilder::new()
-        .layer(TimeLimiterLayer::new(TimeLimiter::new(Duration::from_millis(5))))
+        .layer(TimeLimiterLayer::new(TimeLimiter::new(
+            Duration::from_millis(5),
+        )))
         .service(service_fn(|_: ()| async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok::<_, BoxError>(())
@@ -107,7 +109,11 @@ async fn retry_layer_retries_errors_until_success() {
         .service(service_fn(move |req: u32| {
             let n = counted.fetch_add(1, Ordering::Relaxed);
             async move {
-                if n < 2 { Err::<u32, BoxError>("flaky".into()) } else { Ok(req * 2) }
+                if n < 2 {
+                    Err::<u32, BoxError>("flaky".into())
+                } else {
+                    Ok(req * 2)
+                }
             }
         }));
     assert_eq!(svc.oneshot(21).await.unwrap(), 42);
@@ -125,7 +131,9 @@ async fn all_four_layers_compose_in_the_documented_order() {
         .layer(BulkheadLayer::new(
             Bulkhead::new("svc", BulkheadConfig::default()).unwrap(),
         ))
-        .layer(TimeLimiterLayer::new(TimeLimiter::new(Duration::from_millis(50))))
+        .layer(TimeLimiterLayer::new(TimeLimiter::new(
+            Duration::from_millis(50),
+        )))
         .service(service_fn(move |_: ()| {
             counted.fetch_add(1, Ordering::Relaxed);
             async {

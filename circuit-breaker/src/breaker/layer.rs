@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use tower::{BoxError, Layer, Service};
 
-use super::{Classification, Classifier, CircuitBreaker};
+use super::{CircuitBreaker, Classification, Classifier};
 use crate::ResponseFuture;
 use crate::error::{BulkheadFull, CallNotPermitted};
 

@@ -259,10 +259,11 @@ impl Machine {
     /// Gives back the permit of a call that was cancelled before its outcome
     /// was known.
     pub(crate) fn release(&mut self, admission: Admission) {
-        if admission.trial && admission.generation == self.generation {
-            if let Phase::HalfOpen { permits_left, .. } = &mut self.phase {
-                *permits_left += 1;
-            }
+        if admission.trial
+            && admission.generation == self.generation
+            && let Phase::HalfOpen { permits_left, .. } = &mut self.phase
+        {
+            *permits_left += 1;
         }
     }
 
@@ -343,7 +344,10 @@ impl Machine {
             Window::Count(w) => w.record(outcome),
             Window::Time(w) => {
                 let now = now.unwrap_or_else(|| self.clock.now());
-                w.record(now.saturating_duration_since(self.origin).as_secs(), outcome)
+                w.record(
+                    now.saturating_duration_since(self.origin).as_secs(),
+                    outcome,
+                )
             }
         }
     }

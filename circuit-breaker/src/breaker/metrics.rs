@@ -131,21 +131,41 @@ impl MetricsSnapshot {
             sample(CALLS_TOTAL, &[("kind", "successful")], t.successful as f64),
             sample(CALLS_TOTAL, &[("kind", "failed")], t.failed as f64),
             sample(CALLS_TOTAL, &[("kind", "ignored")], t.ignored as f64),
-            sample(CALLS_TOTAL, &[("kind", "not_permitted")], t.not_permitted as f64),
-            sample(SLOW_CALLS_TOTAL, &[("kind", "successful")], t.slow_successful as f64),
-            sample(SLOW_CALLS_TOTAL, &[("kind", "failed")], t.slow_failed as f64),
+            sample(
+                CALLS_TOTAL,
+                &[("kind", "not_permitted")],
+                t.not_permitted as f64,
+            ),
+            sample(
+                SLOW_CALLS_TOTAL,
+                &[("kind", "successful")],
+                t.slow_successful as f64,
+            ),
+            sample(
+                SLOW_CALLS_TOTAL,
+                &[("kind", "failed")],
+                t.slow_failed as f64,
+            ),
             sample(
                 BUFFERED_CALLS,
                 &[("kind", "successful")],
                 f64::from(self.successful_calls()),
             ),
-            sample(BUFFERED_CALLS, &[("kind", "failed")], f64::from(self.failed_calls)),
+            sample(
+                BUFFERED_CALLS,
+                &[("kind", "failed")],
+                f64::from(self.failed_calls),
+            ),
             sample(
                 SLOW_CALLS,
                 &[("kind", "successful")],
                 f64::from(self.slow_calls - self.slow_failed_calls),
             ),
-            sample(SLOW_CALLS, &[("kind", "failed")], f64::from(self.slow_failed_calls)),
+            sample(
+                SLOW_CALLS,
+                &[("kind", "failed")],
+                f64::from(self.slow_failed_calls),
+            ),
             sample(FAILURE_RATE, &[], rate(self.failure_rate)),
             sample(SLOW_CALL_RATE, &[], rate(self.slow_call_rate)),
         ]);

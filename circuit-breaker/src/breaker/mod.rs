@@ -351,7 +351,11 @@ impl CircuitBreaker {
     /// Guards a future whose errors may already come from inner policies:
     /// a time limiter's [`Elapsed`](crate::Elapsed) counts as a failure, a
     /// bulkhead's rejection is ignored (the upstream never saw the call).
-    pub(crate) async fn guard<C, Fut, T, E>(&self, classifier: &C, fut: Fut) -> Result<T, CallError<E>>
+    pub(crate) async fn guard<C, Fut, T, E>(
+        &self,
+        classifier: &C,
+        fut: Fut,
+    ) -> Result<T, CallError<E>>
     where
         C: Classifier<T, E> + ?Sized,
         Fut: Future<Output = Result<T, CallError<E>>>,

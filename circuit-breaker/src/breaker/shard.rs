@@ -41,6 +41,9 @@ impl ShardedCounter {
     }
 
     pub(crate) fn sum(&self) -> u64 {
-        self.shards.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
     }
 }

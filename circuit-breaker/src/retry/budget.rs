@@ -54,7 +54,9 @@ impl RetryBudget {
     /// Takes one token for a retry; false when the budget is spent.
     pub fn try_withdraw(&self) -> bool {
         self.balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(UNIT))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                b.checked_sub(UNIT)
+            })
             .is_ok()
     }
 

@@ -168,15 +168,19 @@ impl Retry {
     /// After attempt `attempt` (1 for the first) whose outcome `wants_retry`:
     /// the delay before the next attempt, or `None` to stop (attempts used
     /// up, outcome not retried, or budget spent).
-    pub(crate) fn delay_after(&self, attempt: u32, wants_retry: bool) -> Option<std::time::Duration> {
+    pub(crate) fn delay_after(
+        &self,
+        attempt: u32,
+        wants_retry: bool,
+    ) -> Option<std::time::Duration> {
         if attempt >= self.config.max_attempts || !wants_retry {
             return None;
         }
-        if let Some(budget) = &self.budget {
-            if !budget.try_withdraw() {
-                tracing::debug!(attempt, "retry budget spent; not retrying");
-                return None;
-            }
+        if let Some(budget) = &self.budget
+            && !budget.try_withdraw()
+        {
+            tracing::debug!(attempt, "retry budget spent; not retrying");
+            return None;
         }
         let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
         tracing::debug!(attempt, ?delay, "retrying");

@@ -56,7 +56,8 @@ impl TimeLimiter {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run(async { f().await.map_err(CallError::Inner) }).await
+        self.run(async { f().await.map_err(CallError::Inner) })
+            .await
     }
 
     /// Runs an already-guarded future with the deadline.
