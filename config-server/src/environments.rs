@@ -110,6 +110,9 @@ pub struct Environments {
     repos: Repositories,
     encryptor: Option<TextEncryptor>,
     cache: RwLock<HashMap<String, CacheEntry>>,
+    /// The same entries keyed by the raw request path, so that a repeat
+    /// request skips parsing too. Only validated paths are ever inserted.
+    by_path: RwLock<HashMap<String, CacheEntry>>,
     generation: watch::Sender<u64>,
     counter: AtomicU64,
     metrics: Arc<Metrics>,
@@ -135,6 +138,7 @@ impl Environments {
             repos,
             encryptor,
             cache: RwLock::new(HashMap::new()),
+            by_path: RwLock::new(HashMap::new()),
             generation: watch::channel(1).0,
             counter: AtomicU64::new(1),
             metrics,
@@ -200,9 +204,50 @@ impl Environments {
         }
     }
 
+    fn current_generation(&self) -> u64 {
+        self.counter.load(Ordering::Acquire)
+    }
+
+    /// The environment last served for the raw request path `raw`, if the
+    /// repository has not changed since. No parsing, no allocation.
+    pub fn lookup_path(&self, raw: &str) -> Option<Arc<Resolved>> {
+        let generation = self.current_generation();
+        let cache = self.by_path.read();
+        let entry = cache.get(raw)?;
+        if entry.generation == generation {
+            self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+            Some(entry.resolved.clone())
+        } else {
+            None
+        }
+    }
+
+    /// [`Environments::get`], remembering the answer under the raw request
+    /// path `raw` (which must be the validated path `req` was parsed from).
+    pub async fn get_for_path(
+        self: &Arc<Self>,
+        raw: &str,
+        req: &EnvRequest,
+    ) -> Result<Arc<Resolved>, EnvError> {
+        let generation = self.current_generation();
+        let resolved = self.get(req).await?;
+        let mut cache = self.by_path.write();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            raw.to_string(),
+            CacheEntry {
+                generation,
+                resolved: resolved.clone(),
+            },
+        );
+        Ok(resolved)
+    }
+
     /// The environment for `req`, from the cache when still valid.
     pub async fn get(self: &Arc<Self>, req: &EnvRequest) -> Result<Arc<Resolved>, EnvError> {
-        let generation = *self.generation.borrow();
+        let generation = self.current_generation();
         let key = req.cache_key();
         if let Some(entry) = self.cache.read().get(&key)
             && entry.generation == generation

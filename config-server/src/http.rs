@@ -109,7 +109,7 @@ impl IntoResponse for AppError {
 
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/actuator/health", get(health))
         .route("/actuator/prometheus", get(prometheus))
         .route("/encrypt/status", get(encrypt_status))
@@ -117,13 +117,23 @@ pub fn app(state: AppState) -> Router {
         .route("/decrypt", post(decrypt))
         .route("/monitor", post(monitor_hook))
         .route("/watch/{*rest}", get(watch_env))
-        .fallback(config_resource)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .fallback(config_resource);
+    // Layers, outermost first: auth (only when configured), then the count
+    // of 4xx answers, then the routes.
+    let router = router.layer(middleware::from_fn_with_state(
+        state.clone(),
+        count_rejections,
+    ));
+    let router = if state.basic_auth.is_some() {
+        router.layer(middleware::from_fn_with_state(state.clone(), basic_auth))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
-/// Basic auth (health exempt) and counting of rejected requests.
-async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// HTTP Basic auth for everything but health.
+async fn basic_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if let Some((user, pass)) = &st.basic_auth
         && req.uri().path() != "/actuator/health"
         && !basic_auth_ok(req.headers(), user, pass)
@@ -137,6 +147,11 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
         );
         return resp;
     }
+    next.run(req).await
+}
+
+/// Counts 4xx answers for `/actuator/prometheus`.
+async fn count_rejections(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     if resp.status().is_client_error() {
         st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
@@ -302,16 +317,37 @@ fn check_target(uri: &Uri) -> Result<(), AppError> {
     Ok(())
 }
 
+fn environment_response(headers: &HeaderMap, resolved: &Resolved) -> Response {
+    let content_type = if wants_v2(headers) {
+        V2_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(resolved.json.clone()),
+    )
+        .into_response()
+}
+
 async fn config_resource(
     State(st): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, AppError> {
-    check_target(&uri)?;
+    let (parts, _body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let is_read = method == Method::GET || method == Method::HEAD;
+    // Hot path: a path already validated and answered, with no change since.
+    if is_read
+        && uri.query().is_none()
+        && let Some(resolved) = st.envs.lookup_path(uri.path())
+    {
+        return Ok(environment_response(headers, &resolved));
+    }
+    check_target(uri)?;
     // Validate first, so that traversal attempts are a 400 whatever the method.
     let parsed = paths::parse(uri.path())?;
-    if method != Method::GET && method != Method::HEAD {
+    if !is_read {
         return Err(AppError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",
@@ -319,28 +355,19 @@ async fn config_resource(
     }
     match parsed {
         ConfigPath::Environment(req) => {
-            let resolved = st.envs.get(&req).await?;
-            let content_type = if wants_v2(&headers) {
-                V2_MEDIA_TYPE
-            } else {
-                "application/json"
-            };
-            Ok((
-                [(header::CONTENT_TYPE, content_type)],
-                Body::from(resolved.json.clone()),
-            )
-                .into_response())
+            let resolved = st.envs.get_for_path(uri.path(), &req).await?;
+            Ok(environment_response(headers, &resolved))
         }
         ConfigPath::View(req, format) => {
             let resolved = st.envs.get(&req).await?;
-            let resolve = query_flag(&uri, "resolvePlaceholders").unwrap_or(true);
+            let resolve = query_flag(uri, "resolvePlaceholders").unwrap_or(true);
             let text = render::render(&resolved.env, format, resolve).map_err(|e| {
                 tracing::error!(error = %e, "render failed");
                 AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "render failed")
             })?;
             Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
         }
-        ConfigPath::File(req, path) => plain_file(&st, &req, &path, &uri).await,
+        ConfigPath::File(req, path) => plain_file(&st, &req, &path, uri).await,
     }
 }
 
