@@ -93,10 +93,7 @@ async fn scenario() {
         .expect("py-app registered");
     assert_eq!(info.status, InstanceStatus::Up);
     assert_eq!(info.port.port, 9090);
-    assert_eq!(
-        info.metadata.get("team").map(String::as_str),
-        Some("interop")
-    );
+    assert_eq!(info.metadata.get("team"), Some("interop"));
     assert_eq!(lease.renewal_interval_in_secs, 1);
     assert_eq!(lease.duration_in_secs, 10);
 

@@ -52,20 +52,19 @@ impl ResponseCache {
         &self.slots[l + format.index() * 2 + usize::from(gzipped)]
     }
 
-    fn fresh(
-        slot: &Slot,
-        node: &Node,
-        listing: Listing,
-        version: Option<u64>,
-    ) -> Option<Arc<Cached>> {
+    fn fresh(slot: &Slot, node: &Node, listing: Listing) -> Option<Arc<Cached>> {
         let cached = slot.current.load_full()?;
-        let wanted = version.unwrap_or_else(|| node.registry().version());
+        let wanted = node.registry().version();
         let young = listing == Listing::Full
             || node.registry().now_millis() - cached.built_at < DELTA_MAX_AGE_MILLIS;
         (cached.version == wanted && young).then_some(cached)
     }
 
-    /// The body for a listing, and the version it shows.
+    /// The body for a listing.
+    ///
+    /// The gzip body is compressed from the plain body when that is cached
+    /// and current; otherwise it is written and compressed in one go, and
+    /// the plain body is not kept (it is ten times the size).
     pub(crate) async fn get(
         &self,
         node: &Arc<Node>,
@@ -73,27 +72,37 @@ impl ResponseCache {
         format: Format,
         gzipped: bool,
     ) -> Result<Bytes, AppError> {
-        let plain = self.plain(node, listing, format).await?;
         if !gzipped {
-            return Ok(plain.bytes.clone());
+            return Ok(self.plain(node, listing, format).await?.bytes.clone());
         }
         let slot = self.slot(listing, format, true);
-        if let Some(c) = Self::fresh(slot, node, listing, Some(plain.version)) {
+        if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c.bytes.clone());
         }
         let _building = slot.building.lock().await;
-        if let Some(c) = Self::fresh(slot, node, listing, Some(plain.version)) {
+        if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c.bytes.clone());
         }
-        let source = plain.bytes.clone();
-        let compressed = tokio::task::spawn_blocking(move || gzip(&source))
-            .await
-            .map_err(|e| AppError::Internal(format!("gzip task: {e}")))?;
-        let cached = Arc::new(Cached {
-            version: plain.version,
-            built_at: plain.built_at,
-            bytes: Bytes::from(compressed),
-        });
+        let plain = Self::fresh(self.slot(listing, format, false), node, listing);
+        let node = Arc::clone(node);
+        let cached = tokio::task::spawn_blocking(move || match plain {
+            Some(plain) => Cached {
+                version: plain.version,
+                built_at: plain.built_at,
+                bytes: Bytes::from(gzip(&plain.bytes)),
+            },
+            None => {
+                let (version, built_at, bytes) = build(&node, listing, format);
+                Cached {
+                    version,
+                    built_at,
+                    bytes: Bytes::from(gzip(&bytes)),
+                }
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("gzip task: {e}")))?;
+        let cached = Arc::new(cached);
         slot.current.store(Some(Arc::clone(&cached)));
         Ok(cached.bytes.clone())
     }
@@ -105,24 +114,18 @@ impl ResponseCache {
         format: Format,
     ) -> Result<Arc<Cached>, AppError> {
         let slot = self.slot(listing, format, false);
-        if let Some(c) = Self::fresh(slot, node, listing, None) {
+        if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c);
         }
         let _building = slot.building.lock().await;
-        if let Some(c) = Self::fresh(slot, node, listing, None) {
+        if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c);
         }
         let node = Arc::clone(node);
         let cached = tokio::task::spawn_blocking(move || {
-            let registry = node.registry();
-            let built_at = registry.now_millis();
-            let snapshot = match listing {
-                Listing::Full => registry.snapshot(),
-                Listing::Delta => registry.delta(),
-            };
-            let bytes = format.write_applications(&snapshot, &snapshot.apps_hashcode);
+            let (version, built_at, bytes) = build(&node, listing, format);
             Cached {
-                version: snapshot.version,
+                version,
                 built_at,
                 bytes: Bytes::from(bytes),
             }
@@ -133,4 +136,16 @@ impl ResponseCache {
         slot.current.store(Some(Arc::clone(&cached)));
         Ok(cached)
     }
+}
+
+/// Writes a listing: its version, when it was built, and the bytes.
+fn build(node: &Node, listing: Listing, format: Format) -> (u64, i64, Vec<u8>) {
+    let registry = node.registry();
+    let built_at = registry.now_millis();
+    let snapshot = match listing {
+        Listing::Full => registry.snapshot(),
+        Listing::Delta => registry.delta(),
+    };
+    let bytes = format.write_applications(&snapshot, &snapshot.apps_hashcode);
+    (snapshot.version, built_at, bytes)
 }

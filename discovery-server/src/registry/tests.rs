@@ -321,7 +321,7 @@ fn a_registration_older_than_the_record_keeps_the_record() {
     older.last_dirty_timestamp = 1000;
     r.register(older, Origin::Replicated);
     let (info, _) = r.instance("A", "a-1").unwrap();
-    assert_eq!(info.metadata.get("v").map(String::as_str), Some("2"));
+    assert_eq!(info.metadata.get("v"), Some("2"));
     assert_eq!(r.counts().instances, 1);
 }
 

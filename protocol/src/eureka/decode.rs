@@ -7,11 +7,10 @@
 //! without their sigils, single objects where arrays are expected and `null`
 //! for absent fields; it ignores unknown fields.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use super::error::DecodeError;
+use super::metadata::Metadata;
 use super::model::{
     Application, Applications, DataCenterInfo, InstanceInfo, LeaseInfo, PortWrapper,
 };
@@ -125,8 +124,8 @@ fn port(
     })
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+fn string_map(v: Option<&Value>) -> Metadata {
+    let mut out = Metadata::new();
     if let Some(Value::Object(m)) = v {
         for (k, val) in m {
             if k == "@class"

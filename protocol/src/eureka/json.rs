@@ -199,7 +199,7 @@ fn write_lease(out: &mut Vec<u8>, l: &LeaseInfo) {
     out.push(b'}');
 }
 
-fn write_map(out: &mut Vec<u8>, map: &std::collections::BTreeMap<String, String>) {
+fn write_map(out: &mut Vec<u8>, map: &super::metadata::Metadata) {
     out.push(b'{');
     for (n, (k, v)) in map.iter().enumerate() {
         if n > 0 {

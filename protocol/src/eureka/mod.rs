@@ -10,6 +10,7 @@
 //! - `status`: [`InstanceStatus`] and [`ActionType`].
 //! - `model`: [`InstanceInfo`], [`LeaseInfo`], [`DataCenterInfo`],
 //!   [`PortWrapper`], [`Application`], [`Applications`].
+//! - `metadata`: [`Metadata`], a compact sorted string map.
 //! - `hashcode`: [`AppsHashcode`], Eureka's `apps__hashcode` (`DOWN_1_UP_5_`).
 //! - `view`: borrowed views the writers take, so a server can write its
 //!   registry without cloning it.
@@ -43,6 +44,7 @@
 mod decode;
 mod error;
 mod hashcode;
+mod metadata;
 mod model;
 mod status;
 mod view;
@@ -52,6 +54,7 @@ pub mod xml;
 
 pub use error::DecodeError;
 pub use hashcode::AppsHashcode;
+pub use metadata::Metadata;
 pub use model::{
     AMAZON_DATA_CENTER_CLASS, Application, Applications, DEFAULT_DATA_CENTER_CLASS, DataCenterInfo,
     InstanceInfo, LeaseInfo, PortWrapper,

@@ -1,9 +1,8 @@
 //! The Eureka data model: `InstanceInfo` and the records it holds,
 //! `Application` and `Applications`.
 
-use std::collections::BTreeMap;
-
 use super::hashcode::AppsHashcode;
+use super::metadata::Metadata;
 use super::status::{ActionType, InstanceStatus};
 
 /// The `@class` Eureka writes for a data center that is not Amazon.
@@ -47,7 +46,7 @@ pub struct DataCenterInfo {
     /// `MyOwn`, `Amazon` or `Netflix`.
     pub name: String,
     /// Amazon metadata (only written when non-empty).
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
 }
 
 impl Default for DataCenterInfo {
@@ -55,7 +54,7 @@ impl Default for DataCenterInfo {
         DataCenterInfo {
             class: DEFAULT_DATA_CENTER_CLASS.to_owned(),
             name: "MyOwn".to_owned(),
-            metadata: BTreeMap::new(),
+            metadata: Metadata::new(),
         }
     }
 }
@@ -120,7 +119,7 @@ pub struct InstanceInfo {
     /// Lease; `None` when the client sent none.
     pub lease_info: Option<LeaseInfo>,
     /// Free-form metadata.
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// Home page URL.
     pub home_page_url: Option<String>,
     /// Status page URL.

@@ -1,8 +1,6 @@
 //! Codec tests: Eureka's exact shapes, lenient reading, round trips, and
 //! decoders that never panic.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
@@ -179,7 +177,7 @@ fn py_eureka_client_registration_body_decodes() {
     let mut i = json::decode_instance(body).unwrap();
     i.validate().unwrap();
     assert_eq!(
-        i.metadata.get("management.port").map(String::as_str),
+        i.metadata.get("management.port"),
         Some("9090")
     );
     assert_eq!(i.secure_health_check_url, None);
@@ -205,8 +203,8 @@ fn xml_registration_from_the_java_client_decodes() {
     i.validate().unwrap();
     assert_eq!(i.status, InstanceStatus::Starting);
     assert_eq!(i.port, PortWrapper::enabled(5555));
-    assert_eq!(i.metadata.get("zone").map(String::as_str), Some("eu-1"));
-    assert_eq!(i.metadata.get("empty").map(String::as_str), Some(""));
+    assert_eq!(i.metadata.get("zone"), Some("eu-1"));
+    assert_eq!(i.metadata.get("empty"), Some(""));
     assert_eq!(i.vip_address.as_deref(), Some("ribbon"));
 }
 
@@ -274,7 +272,7 @@ prop_compose! {
         ports in (any::<u16>(), any::<bool>(), any::<u16>(), any::<bool>()),
         country in any::<i32>(),
         dc_name in word(),
-        metadata in prop::collection::btree_map("[a-z][a-z0-9._\\-]{0,8}", word(), 0..4),
+        metadata in prop::collection::btree_map("[a-z][a-z0-9._\\-]{0,8}", word(), 0..4).prop_map(|m| m.into_iter().collect::<Metadata>()),
         lease in prop::option::of((1u32..1000, 1u32..1000, any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>())),
         urls in (prop::option::of(word()), prop::option::of(word()), prop::option::of(word())),
         flags in (any::<bool>(), any::<i64>(), any::<i64>()),
@@ -287,7 +285,7 @@ prop_compose! {
             port: PortWrapper { port: ports.0, enabled: ports.1 },
             secure_port: PortWrapper { port: ports.2, enabled: ports.3 },
             country_id: country,
-            data_center_info: DataCenterInfo { class: DEFAULT_DATA_CENTER_CLASS.into(), name: dc_name, metadata: BTreeMap::new() },
+            data_center_info: DataCenterInfo { class: DEFAULT_DATA_CENTER_CLASS.into(), name: dc_name, metadata: Metadata::new() },
             lease_info: lease.map(|l| LeaseInfo {
                 renewal_interval_in_secs: l.0, duration_in_secs: l.1, registration_timestamp: l.2,
                 last_renewal_timestamp: l.3, eviction_timestamp: l.4, service_up_timestamp: l.5,

@@ -170,9 +170,9 @@ fn write_lease(out: &mut Vec<u8>, l: &LeaseInfo) {
     out.extend_from_slice(b"  </leaseInfo>\n");
 }
 
-fn write_map(out: &mut Vec<u8>, map: &std::collections::BTreeMap<String, String>) {
+fn write_map(out: &mut Vec<u8>, map: &super::metadata::Metadata) {
     out.extend_from_slice(b"  <metadata>\n");
-    for (k, v) in map {
+    for (k, v) in map.iter() {
         let name = element_name(k);
         out.extend_from_slice(b"    <");
         out.extend_from_slice(name.as_bytes());
