@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of config-server, run from the workspace root or anywhere:
-#   bench/config-server.sh            (DURATION=10 CONNECTIONS=32 by default)
+#   bench/config-server.sh   (DURATION=10 CONNECTIONS=32 THREADS=1 ROUNDS=3 by default)
 #
 # 1. Repeated GET /foo/dev against config-server and against nginx serving the
 #    same JSON bytes as a static file; same load generator (wrk), same
@@ -15,6 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx && [ ! -x /usr/sbin/nginx ] || ! need wrk; then
@@ -126,13 +127,31 @@ run_wrk() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$1" 2>
 rps() { awk '/^Requests\/sec/ {print $2}'; }
 p99() { awk '$1=="99%" {print $2}'; }
 
+# Alternate the two servers ROUNDS times (default 3) and take the median of
+# each, so that noise from other work on the machine hits both alike.
 wrk -t1 -c4 -d2s "http://127.0.0.1:$cs_port/foo/dev" >/dev/null
-cs_out=$(run_wrk "http://127.0.0.1:$cs_port/foo/dev")
 wrk -t1 -c4 -d2s "http://127.0.0.1:$ng_port/foo/dev" >/dev/null
-ng_out=$(run_wrk "http://127.0.0.1:$ng_port/foo/dev")
-cs_rps=$(echo "$cs_out" | rps); ng_rps=$(echo "$ng_out" | rps)
-cs_p99=$(echo "$cs_out" | p99); ng_p99=$(echo "$ng_out" | p99)
+cs_rps_all=(); ng_rps_all=(); cs_p99_all=(); ng_p99_all=()
+for _ in $(seq 1 "$ROUNDS"); do
+  out=$(run_wrk "http://127.0.0.1:$cs_port/foo/dev")
+  cs_rps_all+=("$(echo "$out" | rps)"); cs_p99_all+=("$(echo "$out" | p99)")
+  out=$(run_wrk "http://127.0.0.1:$ng_port/foo/dev")
+  ng_rps_all+=("$(echo "$out" | rps)"); ng_p99_all+=("$(echo "$out" | p99)")
+done
+median() { python3 - "$@" <<'PY'
+import re, statistics, sys
+def ms(v):
+    m = re.match(r"([0-9.]+)(us|ms|s)$", v)
+    if not m:
+        return float(v)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+print(f"{statistics.median(ms(v) for v in sys.argv[1:]):.2f}")
+PY
+}
+cs_rps=$(median "${cs_rps_all[@]}"); ng_rps=$(median "${ng_rps_all[@]}")
+cs_p99="$(median "${cs_p99_all[@]}")ms"; ng_p99="$(median "${ng_p99_all[@]}")ms"
 ratio=$(python3 -c "print(f'{$cs_rps/$ng_rps:.2f}')")
+echo "rounds: config-server ${cs_rps_all[*]} / nginx ${ng_rps_all[*]} req/s" >&2
 
 # --- first request for a new label on the 10,000-commit repository -------------
 first_tag=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$cs_port/foo/dev/v5000")
@@ -149,11 +168,11 @@ push_end=$(date +%s.%N)
 new_branch=$(python3 -c "print(f'{$push_end-$push_start:.3f}')")
 
 cat <<REPORT
-config-server benchmark ($(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $(stat -c %s "$work/foo-dev.json") byte body)
-| server | requests/s | p99 |
+config-server benchmark ($(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, median of $ROUNDS alternating rounds, $(stat -c %s "$work/foo-dev.json") byte body)
+| server | requests/s | p99 (ms) |
 | --- | --- | --- |
-| config-server GET /foo/dev | $cs_rps | $cs_p99 |
-| nginx static, same bytes | $ng_rps | $ng_p99 |
+| config-server GET /foo/dev | $cs_rps | ${cs_p99%ms} |
+| nginx static, same bytes | $ng_rps | ${ng_p99%ms} |
 ratio config-server / nginx: $ratio
 
 10,000-commit repository:

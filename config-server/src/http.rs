@@ -48,6 +48,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// The router's state: one `Arc`, so that a request clones a pointer.
+type Shared = Arc<AppState>;
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
@@ -118,12 +121,8 @@ pub fn app(state: AppState) -> Router {
         .route("/monitor", post(monitor_hook))
         .route("/watch/{*rest}", get(watch_env))
         .fallback(config_resource);
-    // Layers, outermost first: auth (only when configured), then the count
-    // of 4xx answers, then the routes.
-    let router = router.layer(middleware::from_fn_with_state(
-        state.clone(),
-        count_rejections,
-    ));
+    // One layer: Basic auth, only when configured; then the routes.
+    let state = Arc::new(state);
     let router = if state.basic_auth.is_some() {
         router.layer(middleware::from_fn_with_state(state.clone(), basic_auth))
     } else {
@@ -133,7 +132,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// HTTP Basic auth for everything but health.
-async fn basic_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+async fn basic_auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
     if let Some((user, pass)) = &st.basic_auth
         && req.uri().path() != "/actuator/health"
         && !basic_auth_ok(req.headers(), user, pass)
@@ -150,15 +149,6 @@ async fn basic_auth(State(st): State<AppState>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
-/// Counts 4xx answers for `/actuator/prometheus`.
-async fn count_rejections(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
-    if resp.status().is_client_error() {
-        st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-    resp
-}
-
 fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
     let Some(encoded) = headers
         .get(header::AUTHORIZATION)
@@ -173,7 +163,7 @@ fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
     constant_time_eq(&decoded, format!("{user}:{pass}").as_bytes())
 }
 
-async fn health(State(st): State<AppState>) -> Response {
+async fn health(State(st): State<Shared>) -> Response {
     let repos = st.envs.repos();
     let default = repos.default_repo().backend.health();
     let others: serde_json::Map<String, serde_json::Value> = repos
@@ -193,7 +183,7 @@ async fn health(State(st): State<AppState>) -> Response {
     axum::Json(json!({ "status": "UP", "components": components })).into_response()
 }
 
-async fn prometheus(State(st): State<AppState>) -> Response {
+async fn prometheus(State(st): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),
@@ -209,7 +199,7 @@ fn no_key() -> Response {
         .into_response()
 }
 
-async fn encrypt_status(State(st): State<AppState>) -> Response {
+async fn encrypt_status(State(st): State<Shared>) -> Response {
     match st.envs.encryptor() {
         Some(_) => axum::Json(json!({"status": "OK"})).into_response(),
         None => no_key(),
@@ -233,7 +223,7 @@ fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, AppError> {
     Ok(text.to_string())
 }
 
-async fn encrypt(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
@@ -243,7 +233,7 @@ async fn encrypt(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
-async fn decrypt(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
@@ -271,7 +261,7 @@ fn text_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], text).into_response()
 }
 
-async fn monitor_hook(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(secret) = &st.monitor_secret
         && let Err(e) = monitor::verify(secret, &headers, &body)
     {
@@ -330,10 +320,21 @@ fn environment_response(headers: &HeaderMap, resolved: &Resolved) -> Response {
         .into_response()
 }
 
-async fn config_resource(
-    State(st): State<AppState>,
-    request: Request,
-) -> Result<Response, AppError> {
+/// Config paths (everything not routed elsewhere). 4xx answers are counted
+/// for `/actuator/prometheus`.
+async fn config_resource(State(st): State<Shared>, request: Request) -> Response {
+    match config_resource_inner(&st, request).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            if e.status.is_client_error() {
+                st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn config_resource_inner(st: &AppState, request: Request) -> Result<Response, AppError> {
     let (parts, _body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let is_read = method == Method::GET || method == Method::HEAD;
@@ -367,7 +368,7 @@ async fn config_resource(
             })?;
             Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
         }
-        ConfigPath::File(req, path) => plain_file(&st, &req, &path, uri).await,
+        ConfigPath::File(req, path) => plain_file(st, &req, &path, uri).await,
     }
 }
 
@@ -423,7 +424,7 @@ impl Drop for WatcherGuard {
 }
 
 struct WatchState {
-    st: AppState,
+    st: Shared,
     req: EnvRequest,
     generation: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
@@ -437,7 +438,7 @@ struct WatchState {
 /// environment's content changes. `Last-Event-ID` (the digest) skips the
 /// first event when the client already has that content.
 async fn watch_env(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {

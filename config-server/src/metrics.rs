@@ -16,7 +16,7 @@ pub struct Metrics {
     pub refresh_failed: AtomicU64,
     /// Webhook calls accepted on `/monitor`.
     pub webhooks: AtomicU64,
-    /// Requests rejected with a 4xx.
+    /// Config-path requests answered with a 4xx, and failed Basic auth.
     pub rejected: AtomicU64,
     /// Watch streams currently open.
     pub watchers: AtomicU64,
@@ -61,7 +61,7 @@ impl Metrics {
             (
                 "config_server_rejected_requests_total",
                 "counter",
-                "Requests answered with a 4xx.",
+                "Config requests answered with a 4xx and failed Basic auth.",
                 &self.rejected,
             ),
             (
