@@ -63,7 +63,11 @@ async fn main() -> std::process::ExitCode {
             .json()
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .init();
     }
     let mut config = match ServerConfig::load(args.config.as_deref(), None) {
         Ok(c) => c,
