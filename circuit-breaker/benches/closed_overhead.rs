@@ -20,6 +20,17 @@ fn upstream() -> Result<u64, u64> {
     Ok(black_box(7))
 }
 
+/// A call that fails once in 20 (5%): every breaker stays CLOSED, but the
+/// window always holds a failure, so ours takes its locked path.
+#[inline(always)]
+fn flaky(i: u64) -> Result<u64, u64> {
+    if black_box(i) % 20 == 0 {
+        Err(i)
+    } else {
+        Ok(i)
+    }
+}
+
 fn ours() -> CircuitBreaker {
     CircuitBreaker::new(
         "bench",
@@ -67,6 +78,9 @@ fn poll_once<F: std::future::Future>(fut: F) -> F::Output {
 fn single_threaded(c: &mut Criterion) {
     let mut g = c.benchmark_group("closed_1_thread");
     g.bench_function("bare_call", |b| b.iter(|| black_box(upstream())));
+    g.bench_function("bare_async_call", |b| {
+        b.iter(|| black_box(poll_once(async { upstream() }).is_ok()))
+    });
     let cb = ours();
     g.bench_function("ours_sync", |b| {
         b.iter(|| black_box(cb.call_sync(upstream).is_ok()))
@@ -84,13 +98,39 @@ fn single_threaded(c: &mut Criterion) {
     });
     g.finish();
     assert_eq!(cb.state(), circuit_breaker::State::Closed);
+
+    let mut g = c.benchmark_group("closed_1_thread_5pct_failures");
+    let cb = ours();
+    let mut i = 0u64;
+    g.bench_function("ours_sync", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(cb.call_sync(|| flaky(i)).is_ok())
+        })
+    });
+    let rc = recloser();
+    g.bench_function("recloser", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(rc.call(|| flaky(i)).is_ok())
+        })
+    });
+    let fs = failsafe();
+    g.bench_function("failsafe", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(failsafe::CircuitBreaker::call(&fs, || flaky(i)).is_ok())
+        })
+    });
+    g.finish();
+    assert_eq!(cb.state(), circuit_breaker::State::Closed);
 }
 
 /// Two threads each make `iters` calls on one shared breaker; the result is
 /// the wall time divided by 2, i.e. the amortised time per call.
 fn two_threads<B: Send + Sync + 'static>(
     breaker: Arc<B>,
-    call: fn(&B) -> bool,
+    call: fn(&B, u64) -> bool,
 ) -> impl FnMut(u64) -> Duration {
     move |iters| {
         let start = Arc::new(Barrier::new(3));
@@ -100,8 +140,8 @@ fn two_threads<B: Send + Sync + 'static>(
                 let start = start.clone();
                 std::thread::spawn(move || {
                     start.wait();
-                    for _ in 0..iters {
-                        black_box(call(&breaker));
+                    for i in 0..iters {
+                        black_box(call(&breaker, i));
                     }
                 })
             })
@@ -118,18 +158,36 @@ fn two_threads<B: Send + Sync + 'static>(
 fn shared_by_two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("closed_2_threads");
     g.bench_function("ours_sync", |b| {
-        b.iter_custom(two_threads(Arc::new(ours()), |cb| {
+        b.iter_custom(two_threads(Arc::new(ours()), |cb, _| {
             cb.call_sync(upstream).is_ok()
         }))
     });
     g.bench_function("recloser", |b| {
-        b.iter_custom(two_threads(Arc::new(recloser()), |rc| {
+        b.iter_custom(two_threads(Arc::new(recloser()), |rc, _| {
             rc.call(upstream).is_ok()
         }))
     });
     g.bench_function("failsafe", |b| {
-        b.iter_custom(two_threads(Arc::new(failsafe()), |fs| {
+        b.iter_custom(two_threads(Arc::new(failsafe()), |fs, _| {
             failsafe::CircuitBreaker::call(fs, upstream).is_ok()
+        }))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("closed_2_threads_5pct_failures");
+    g.bench_function("ours_sync", |b| {
+        b.iter_custom(two_threads(Arc::new(ours()), |cb, i| {
+            cb.call_sync(|| flaky(i)).is_ok()
+        }))
+    });
+    g.bench_function("recloser", |b| {
+        b.iter_custom(two_threads(Arc::new(recloser()), |rc, i| {
+            rc.call(|| flaky(i)).is_ok()
+        }))
+    });
+    g.bench_function("failsafe", |b| {
+        b.iter_custom(two_threads(Arc::new(failsafe()), |fs, i| {
+            failsafe::CircuitBreaker::call(fs, || flaky(i)).is_ok()
         }))
     });
     g.finish();
@@ -137,9 +195,9 @@ fn shared_by_two_threads(c: &mut Criterion) {
 
 fn config() -> Criterion {
     Criterion::default()
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(40)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
 }
 
 criterion_group! {

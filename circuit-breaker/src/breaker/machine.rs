@@ -150,6 +150,15 @@ pub(crate) fn decode(word: u64) -> (State, u64) {
 pub(crate) struct Machine {
     config: CircuitBreakerConfig,
     minimum_calls: u32,
+    /// Calls in a full count window; 0 for a time window.
+    full_window: u32,
+    /// Fewest failed (slow) calls of a full count window that reach the
+    /// failure (slow-call) threshold, by the same arithmetic as
+    /// [`Counts::rates`], so the common check is an integer compare.
+    full_window_failed_limit: u32,
+    full_window_slow_limit: u32,
+    /// The window is a full count window of fast successes (see [`CLEAN`]).
+    clean: bool,
     phase: Phase,
     generation: u64,
     window: Window,
@@ -169,8 +178,26 @@ impl Machine {
                 Window::Time(TimeWindow::new(config.sliding_window_size))
             }
         };
+        let full_window = match config.sliding_window_type {
+            SlidingWindowType::CountBased => config.sliding_window_size,
+            SlidingWindowType::TimeBased => 0,
+        };
+        let limit = |threshold: f32| {
+            (1..=full_window)
+                .find(|&n| n as f32 * 100.0 / full_window as f32 >= threshold)
+                .unwrap_or(u32::MAX)
+        };
+        let full_window_failed_limit = limit(config.failure_rate_threshold);
+        let full_window_slow_limit = match config.slow_call_duration_threshold {
+            Some(_) => limit(config.slow_call_rate_threshold),
+            None => u32::MAX,
+        };
         Self {
             minimum_calls: config.effective_minimum_calls(),
+            full_window,
+            full_window_failed_limit,
+            full_window_slow_limit,
+            clean: false,
             config,
             phase: Phase::Closed,
             generation: 0,
@@ -193,15 +220,11 @@ impl Machine {
     }
 
     /// State and generation in one word, for the lock-free fast path.
+    #[inline]
     pub(crate) fn word(&self) -> u64 {
-        let clean = match (&self.phase, &self.window) {
-            (Phase::Closed | Phase::MetricsOnly { .. }, Window::Count(w)) => {
-                let c = w.counts();
-                w.is_full() && c.failed == 0 && c.slow == 0
-            }
-            _ => false,
-        };
-        (self.generation << GENERATION_SHIFT) | self.state() as u64 | if clean { CLEAN } else { 0 }
+        (self.generation << GENERATION_SHIFT)
+            | self.state() as u64
+            | if self.clean { CLEAN } else { 0 }
     }
 
     /// Asks for a permit. The fast path handles CLOSED, METRICS_ONLY and
@@ -359,6 +382,12 @@ impl Machine {
             // Both thresholds are above 0: nothing to compute.
             return None;
         }
+        if counts.calls == self.full_window
+            && counts.failed < self.full_window_failed_limit
+            && counts.slow < self.full_window_slow_limit
+        {
+            return None;
+        }
         self.exceeded(counts.rates(minimum))
     }
 
@@ -381,6 +410,7 @@ impl Machine {
     pub(crate) fn enter(&mut self, to: State) -> Transition {
         let from = self.state();
         self.generation += 1;
+        self.clean = false;
         self.phase = match to {
             State::Closed => {
                 self.window.reset();
@@ -556,5 +586,28 @@ mod tests {
         assert!(m.acquire().0.is_some());
         assert!(m.acquire().0.is_some());
         assert!(m.acquire().0.is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_full_window_opens_exactly_when_the_float_rate_reaches_the_threshold(
+            size in 1u32..60,
+            failed_permille in 0u32..=1000,
+            threshold in 0.5f32..=100.0,
+        ) {
+            let failed = size * failed_permille / 1000;
+            let (mut m, _) = machine(CircuitBreakerConfig {
+                sliding_window_size: size,
+                minimum_number_of_calls: size,
+                failure_rate_threshold: threshold,
+                ..Default::default()
+            });
+            for i in 0..size {
+                let class = if i < failed { Classification::Failure } else { Classification::Success };
+                call(&mut m, class);
+            }
+            let want = failed > 0 && failed as f32 * 100.0 / size as f32 >= threshold;
+            proptest::prop_assert_eq!(m.state() == State::Open, want);
+        }
     }
 }

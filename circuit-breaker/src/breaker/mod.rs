@@ -1,10 +1,17 @@
 //! The circuit breaker: [`CircuitBreaker`], a cheap-to-clone handle on one
 //! breaker, its permits, and its `tower` layer.
 //!
-//! The hot path in CLOSED is one atomic load to admit a call and one short
-//! critical section under a `parking_lot` mutex to record its outcome in the
-//! window (no allocation, no clock read unless slow-call detection or a
-//! time-based window needs it).
+//! # The hot path
+//!
+//! Admitting a call in CLOSED (or METRICS_ONLY, DISABLED) is one atomic load
+//! of the state word. Recording an outcome takes a `parking_lot` mutex for a
+//! short critical section (ring update, integer threshold check, no
+//! allocation), except in the common healthy case: while a count window is
+//! full of fast successes, the state word carries a CLEAN flag, and another
+//! fast success, which would only evict a fast success, just bumps a
+//! per-thread counter shard, with no lock and no shared write. The clock is
+//! read only when slow-call detection is configured or the window is
+//! time-based.
 
 mod classify;
 mod config;

@@ -131,10 +131,6 @@ impl CountWindow {
         self.counts
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.len == self.ring.len()
-    }
-
     fn reset(&mut self) {
         self.head = 0;
         self.len = 0;
