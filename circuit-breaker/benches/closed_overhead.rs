@@ -24,7 +24,7 @@ fn upstream() -> Result<u64, u64> {
 /// window always holds a failure, so ours takes its locked path.
 #[inline(always)]
 fn flaky(i: u64) -> Result<u64, u64> {
-    if black_box(i) % 20 == 0 {
+    if black_box(i).is_multiple_of(20) {
         Err(i)
     } else {
         Ok(i)
