@@ -150,8 +150,12 @@ PY
 }
 cs_rps=$(median "${cs_rps_all[@]}"); ng_rps=$(median "${ng_rps_all[@]}")
 cs_p99="$(median "${cs_p99_all[@]}")ms"; ng_p99="$(median "${ng_p99_all[@]}")ms"
-ratio=$(python3 -c "print(f'{$cs_rps/$ng_rps:.2f}')")
-echo "rounds: config-server ${cs_rps_all[*]} / nginx ${ng_rps_all[*]} req/s" >&2
+ratios=()
+for i in "${!cs_rps_all[@]}"; do
+  ratios+=("$(python3 -c "print(f'{${cs_rps_all[$i]}/${ng_rps_all[$i]}:.3f}')")")
+done
+ratio=$(median "${ratios[@]}")
+echo "rounds: config-server ${cs_rps_all[*]} / nginx ${ng_rps_all[*]} req/s; ratios ${ratios[*]}" >&2
 
 # --- first request for a new label on the 10,000-commit repository -------------
 first_tag=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$cs_port/foo/dev/v5000")
@@ -173,7 +177,8 @@ config-server benchmark ($(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURAT
 | --- | --- | --- |
 | config-server GET /foo/dev | $cs_rps | ${cs_p99%ms} |
 | nginx static, same bytes | $ng_rps | ${ng_p99%ms} |
-ratio config-server / nginx: $ratio
+ratio config-server / nginx (median of per-round ratios): $ratio
+per round: config-server ${cs_rps_all[*]}; nginx ${ng_rps_all[*]}
 
 10,000-commit repository:
 first request for a never-requested tag (v5000): ${first_tag}s (repeat: ${second_tag}s)

@@ -206,6 +206,13 @@ impl Running {
         let router = http::app(self.state.clone());
         let tx = self.shutdown_tx;
         tracing::info!(addr = ?listener.local_addr().ok(), "config-server listening");
+        // Answers are single small writes: send them at once (like nginx's
+        // `tcp_nodelay`), never held back by Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
