@@ -75,14 +75,18 @@ pub fn eureka_api() -> Router<AppState> {
 /// `Router::new()` when there are none).
 pub fn app_with(state: AppState, extra_api: Router<AppState>) -> Router {
     let api = eureka_api().merge(extra_api);
-    let guarded = Router::new()
+    let mut guarded = Router::new()
         .nest("/eureka", api.clone())
         .nest("/eureka/v2", api)
-        .route("/", get(dashboard::page))
-        .route_layer(middleware::from_fn_with_state(
+        .route("/", get(dashboard::page));
+    // Without credentials configured, no auth layer at all: renewals are
+    // the hot path.
+    if state.node.config().basic_auth.is_some() {
+        guarded = guarded.route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_basic_auth,
         ));
+    }
     let limit = state.node.config().max_body_bytes;
     Router::new()
         .merge(guarded)

@@ -106,6 +106,26 @@ async fn register_then_list_in_json_and_xml() {
 }
 
 #[tokio::test]
+async fn an_xml_registration_from_the_java_client_is_accepted() {
+    let (s, _) = server();
+    let body = r#"<instance><instanceId>x-1</instanceId><hostName>x.local</hostName><app>XAPP</app>
+      <ipAddr>10.0.0.2</ipAddr><status>UP</status><overriddenstatus>UNKNOWN</overriddenstatus>
+      <port enabled="true">8081</port><securePort enabled="false">443</securePort><countryId>1</countryId>
+      <dataCenterInfo class="com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"><name>MyOwn</name></dataCenterInfo>
+      <metadata class="java.util.Collections$EmptyMap"/></instance>"#;
+    let req = Request::post("/eureka/v2/apps/xapp")
+        .header(header::CONTENT_TYPE, "application/xml")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(call(&s, req).await.status(), StatusCode::NO_CONTENT);
+    let json = text(call(&s, get("/eureka/apps/XAPP/x-1", "application/json")).await).await;
+    assert!(
+        json.contains(r#""port":{"$":8081,"@enabled":"true"}"#),
+        "{json}"
+    );
+}
+
+#[tokio::test]
 async fn empty_registry_lists_an_empty_application_array() {
     let (s, _) = server();
     let json = text(call(&s, get("/eureka/apps", "application/json")).await).await;
