@@ -84,7 +84,11 @@ mod tests {
 
     #[test]
     fn behaves_as_a_sorted_map() {
-        let mut m: Metadata = [("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1".to_owned())].into();
+        let mut m: Metadata = [
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]
+        .into();
         assert_eq!(m.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
         assert_eq!(m.insert("a".into(), "3".into()), Some("1".into()));
         assert_eq!(m.get("a"), Some("3"));

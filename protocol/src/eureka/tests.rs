@@ -176,10 +176,7 @@ fn py_eureka_client_registration_body_decodes() {
       "isCoordinatingDiscoveryServer": "false"}}"#;
     let mut i = json::decode_instance(body).unwrap();
     i.validate().unwrap();
-    assert_eq!(
-        i.metadata.get("management.port"),
-        Some("9090")
-    );
+    assert_eq!(i.metadata.get("management.port"), Some("9090"));
     assert_eq!(i.secure_health_check_url, None);
     assert_eq!(i.last_dirty_timestamp, 1_700_000_000_000);
 }
