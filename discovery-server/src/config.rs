@@ -35,6 +35,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::registry::RegistrySettings;
+use crate::replication::ReplicationSettings;
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub basic_auth: Option<BasicAuth>,
     /// Largest request body accepted. Default is 1 MiB.
     pub max_body_bytes: usize,
+    /// Peer replication: batching, retries, initial registry copy.
+    pub replication: ReplicationSettings,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             eviction_interval: Duration::from_secs(60),
             basic_auth: None,
             max_body_bytes: 1 << 20,
+            replication: ReplicationSettings::default(),
         }
     }
 }
@@ -270,6 +274,7 @@ impl FileShape {
                 password: user.password,
             }),
             max_body_bytes: 1 << 20,
+            replication: ReplicationSettings::default(),
         }
     }
 }

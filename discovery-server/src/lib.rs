@@ -13,6 +13,8 @@
 //!   pre-serialized listings, Basic auth.
 //! - `watch`: Server-Sent Events and long poll on the registry version.
 //! - `dashboard` and `actuator`: `/`, `/actuator/health`, `/actuator/prometheus`.
+//! - [`replication`]: peer nodes, batched replication, conflict rules,
+//!   the initial registry copy from a peer.
 //! - [`eviction`]: the eviction timer. [`config`]: settings with Spring's
 //!   names. [`clock`]: injectable time. [`server`]: starting it all.
 //!
@@ -55,6 +57,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod registry;
+pub mod replication;
 pub mod server;
 
 pub use config::ServerConfig;

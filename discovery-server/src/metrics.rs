@@ -24,6 +24,10 @@ pub struct Metrics {
     pub replication_queue: AtomicU64,
     /// Replication items that failed for good (set by replication).
     pub replication_failures: AtomicU64,
+    /// Replication items dropped for lack of queue room (set by replication).
+    pub replication_dropped: AtomicU64,
+    /// Replication batches delivered (set by replication).
+    pub replication_batches: AtomicU64,
 }
 
 impl Metrics {
@@ -128,6 +132,18 @@ impl Metrics {
             "counter",
             "Replication items that failed.",
             c(&self.replication_failures),
+        );
+        line(
+            "discovery_replication_dropped_total",
+            "counter",
+            "Replication items dropped because a peer queue was full.",
+            c(&self.replication_dropped),
+        );
+        line(
+            "discovery_replication_batches_total",
+            "counter",
+            "Replication batches delivered to peers.",
+            c(&self.replication_batches),
         );
         line(
             "discovery_registry_version",

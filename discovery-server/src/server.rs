@@ -1,5 +1,6 @@
 //! Starting the server: a [`Server`] owns a node, serves its router on a
-//! listener and runs the eviction timer until shutdown.
+//! listener and runs the eviction timer and peer replication until
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,11 +14,13 @@ use crate::config::ServerConfig;
 use crate::eviction;
 use crate::http::{self, AppState};
 use crate::node::Node;
+use crate::replication::Replication;
 
 /// A discovery server ready to serve.
 #[derive(Debug, Clone)]
 pub struct Server {
     node: Arc<Node>,
+    replication: Replication,
 }
 
 impl Server {
@@ -28,9 +31,9 @@ impl Server {
 
     /// A server with the given clock.
     pub fn with_clock(config: ServerConfig, clock: SharedClock) -> Server {
-        Server {
-            node: Arc::new(Node::new(config, clock)),
-        }
+        let node = Arc::new(Node::new(config, clock));
+        let replication = Replication::new(Arc::clone(&node));
+        Server { node, replication }
     }
 
     /// The node: its registry, metrics and event sinks.
@@ -40,12 +43,19 @@ impl Server {
 
     /// The router (for in-process tests with `tower::ServiceExt::oneshot`).
     pub fn router(&self) -> Router {
-        http::app(AppState::new(Arc::clone(&self.node)))
+        http::app_with(AppState::new(Arc::clone(&self.node)), Replication::routes())
+    }
+
+    /// Peer replication of this node.
+    pub fn replication(&self) -> &Replication {
+        &self.replication
     }
 
     /// Serves `router` (usually [`Server::router`], or one with extra
     /// routes from [`http::app_with`]) on `listener` and runs the eviction
-    /// timer, until `shutdown` completes; then finishes in-flight requests.
+    /// timer and peer replication, until `shutdown` completes; then
+    /// finishes in-flight requests. With peers, registry reads wait until
+    /// the registry has been copied from one of them.
     pub async fn serve_router(
         self,
         listener: TcpListener,
@@ -54,6 +64,11 @@ impl Server {
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let evictor = tokio::spawn(eviction::run(Arc::clone(&self.node), stop.clone()));
+        let replicator = tokio::spawn({
+            let (replication, stop) = (self.replication.clone(), stop.clone());
+            async move { replication.run(stop).await }
+        });
+        let router = self.replication.guard_reads(router);
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "discovery server listening");
         }
@@ -62,6 +77,7 @@ impl Server {
             .await;
         stop.cancel();
         let _ = evictor.await;
+        let _ = replicator.await;
         tracing::info!("discovery server stopped");
         result
     }

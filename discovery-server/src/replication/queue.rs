@@ -54,14 +54,13 @@ impl TaskQueue {
         {
             let mut tasks = self.tasks.lock();
             if tasks.len() >= self.capacity {
-                let victim = tasks
-                    .iter()
-                    .position(|t| t.action == Action::Heartbeat)
-                    .or(if task.action == Action::Heartbeat {
+                let victim = tasks.iter().position(|t| t.action == Action::Heartbeat).or(
+                    if task.action == Action::Heartbeat {
                         None
                     } else {
                         Some(0)
-                    });
+                    },
+                );
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 match victim {
                     Some(i) => {

@@ -194,9 +194,7 @@ fn integer(item: &Value, key: &str) -> Result<Option<i64>, WireError> {
 
 fn status(item: &Value, key: &str) -> Result<Option<InstanceStatus>, WireError> {
     text(item, key)
-        .map(|s| {
-            InstanceStatus::parse_strict(s).ok_or_else(|| WireError(format!("{key}: {s:?}")))
-        })
+        .map(|s| InstanceStatus::parse_strict(s).ok_or_else(|| WireError(format!("{key}: {s:?}"))))
         .transpose()
 }
 
@@ -245,7 +243,10 @@ pub fn read_replication_list(
     if !doc.is_object() {
         return Err(WireError("expected an object".to_owned()));
     }
-    Ok(list(&doc, "replicationList")?.into_iter().map(item).collect())
+    Ok(list(&doc, "replicationList")?
+        .into_iter()
+        .map(item)
+        .collect())
 }
 
 /// Reads a `ReplicationListResponse`.

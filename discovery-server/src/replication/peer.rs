@@ -1,0 +1,247 @@
+//! One peer node: its queue, its health, and the task that sends its
+//! batches (`POST {peer}peerreplication/batch`), retries on network errors
+//! with backoff, and resolves heartbeat conflicts as Eureka does: a `404`
+//! re-sends the registration, a `409` carrying a newer instance is adopted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cloud_protocol::eureka::InstanceInfo;
+use http::StatusCode;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::queue::{Task, TaskQueue};
+use super::settings::MAX_BATCH_BYTES;
+use super::wire::{self, Action, ItemResponse};
+use crate::http::REPLICATION_HEADER;
+use crate::node::PeerStatus;
+use crate::registry::Origin;
+
+/// A peer and what replication knows of it.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// Service URL, ending in `/`.
+    pub(crate) url: String,
+    pub(crate) queue: TaskQueue,
+    pub(crate) batches: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) health: Mutex<PeerStatus>,
+}
+
+/// `url` with exactly one trailing slash.
+pub(crate) fn service_url(url: &str) -> String {
+    format!("{}/", url.trim().trim_end_matches('/'))
+}
+
+impl Peer {
+    pub(crate) fn new(url: &str, capacity: usize) -> Peer {
+        Peer {
+            url: service_url(url),
+            queue: TaskQueue::new(capacity),
+            batches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            health: Mutex::new(PeerStatus {
+                url: url.to_owned(),
+                healthy: None,
+                last_error: None,
+            }),
+        }
+    }
+
+    /// Records the outcome of an exchange; true when the health changed.
+    pub(crate) fn record(&self, error: Option<String>) -> bool {
+        let mut health = self.health.lock();
+        let healthy = Some(error.is_none());
+        let changed = health.healthy != healthy || (error.is_some() && health.last_error != error);
+        health.healthy = healthy;
+        if error.is_some() {
+            health.last_error = error;
+        }
+        changed
+    }
+}
+
+/// Why a batch was not delivered.
+enum SendError {
+    /// Worth retrying: the network failed or the peer is busy (`503`).
+    Retry(String),
+    /// Not worth retrying (the peer refused the batch).
+    Fatal(String),
+}
+
+async fn send(shared: &Shared, peer: &Peer, body: Vec<u8>) -> Result<Vec<ItemResponse>, SendError> {
+    let response = shared
+        .client
+        .post(format!("{}peerreplication/batch", peer.url))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .header(REPLICATION_HEADER, "true")
+        .timeout(shared.settings.request_timeout)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| SendError::Retry(error_chain(&e)))?;
+    let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return Err(SendError::Retry(format!("peer answered {status}")));
+    }
+    if !status.is_success() {
+        return Err(SendError::Fatal(format!("peer answered {status}")));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| SendError::Retry(error_chain(&e)))?;
+    wire::read_response_list(&bytes).map_err(|e| SendError::Fatal(e.to_string()))
+}
+
+/// An error with its sources, for logs and the dashboard.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn encode(batch: &[Task]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(256 * batch.len());
+    wire::write_replication_list(&mut body, batch.iter().map(|t| (t.action, &*t.info)));
+    body
+}
+
+/// Sends `peer`'s queue until `stop`.
+pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: CancellationToken) {
+    let settings = &shared.settings;
+    let mut backoff = settings.retry_min;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = peer.queue.wait_for_task() => {}
+        }
+        if peer.queue.len() < settings.batch_size && !pause(&stop, settings.max_batch_delay).await {
+            return;
+        }
+        let mut batch = peer.queue.take(settings.batch_size);
+        let now = Instant::now();
+        let before = batch.len();
+        batch.retain(|t| now.duration_since(t.queued_at) <= settings.max_item_age);
+        if batch.len() < before {
+            let late = before - batch.len();
+            tracing::warn!(peer = %peer.url, late, "discarding replication items older than the maximum age");
+            peer.failures.fetch_add(late as u64, Ordering::Relaxed);
+        }
+        let mut body = encode(&batch);
+        while body.len() > MAX_BATCH_BYTES && batch.len() > 1 {
+            let rest = batch.split_off(batch.len() / 2);
+            peer.queue.requeue_front(rest);
+            body = encode(&batch);
+        }
+        shared.publish_metrics();
+        if batch.is_empty() {
+            continue;
+        }
+        match send(&shared, &peer, body).await {
+            Ok(responses) => {
+                backoff = settings.retry_min;
+                peer.batches.fetch_add(1, Ordering::Relaxed);
+                if peer.record(None) {
+                    tracing::info!(peer = %peer.url, "peer replication healthy");
+                    shared.publish_peer_status();
+                }
+                handle_responses(&shared, &peer, &batch, &responses);
+            }
+            Err(SendError::Retry(reason)) => {
+                if peer.record(Some(reason.clone())) {
+                    tracing::warn!(peer = %peer.url, %reason, "peer unreachable; retrying with backoff");
+                    shared.publish_peer_status();
+                }
+                peer.queue.requeue_front(batch);
+                shared.publish_metrics();
+                if !pause(&stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(settings.retry_max);
+            }
+            Err(SendError::Fatal(reason)) => {
+                tracing::error!(peer = %peer.url, %reason, items = batch.len(), "peer rejected a replication batch; discarding it");
+                peer.failures
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if peer.record(Some(reason)) {
+                    shared.publish_peer_status();
+                }
+            }
+        }
+        shared.publish_metrics();
+    }
+}
+
+/// Sleeps `d` unless stopped first; false when stopped.
+async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+fn handle_responses(shared: &Shared, peer: &Peer, batch: &[Task], responses: &[ItemResponse]) {
+    if responses.len() != batch.len() {
+        tracing::error!(peer = %peer.url, sent = batch.len(), answered = responses.len(), "replication response does not match the batch");
+        return;
+    }
+    for (task, response) in batch.iter().zip(responses) {
+        handle_response(shared, peer, task, response);
+    }
+}
+
+/// Eureka's conflict rules for one answered item.
+fn handle_response(shared: &Shared, peer: &Peer, task: &Task, response: &ItemResponse) {
+    let code = response.status_code;
+    if (200..300).contains(&code) {
+        return;
+    }
+    let (app, id) = (&task.info.app, &task.info.instance_id);
+    match (task.action, code) {
+        // The peer does not know the instance: send it the registration,
+        // if it still stands here (never resurrect a cancelled one).
+        (Action::Heartbeat | Action::StatusUpdate | Action::DeleteStatusOverride, 404) => {
+            if let Some((info, _)) = shared.node.registry().instance(app, id) {
+                tracing::debug!(peer = %peer.url, %app, %id, "peer lacks the instance; re-sending its registration");
+                peer.queue.push(Task {
+                    action: Action::Register,
+                    info,
+                    queued_at: Instant::now(),
+                });
+            }
+        }
+        // The peer holds a newer record: adopt it (registration keeps
+        // whichever record has the later lastDirtyTimestamp).
+        (Action::Heartbeat, 409) => match &response.response_entity {
+            Some(newer) => adopt(shared, peer, newer),
+            None => tracing::debug!(peer = %peer.url, %app, %id, "conflict without an instance"),
+        },
+        // Already gone there.
+        (Action::Cancel, 404) => {}
+        _ => {
+            tracing::warn!(peer = %peer.url, action = task.action.as_str(), %app, %id, code, "replication item failed");
+            peer.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn adopt(shared: &Shared, peer: &Peer, newer: &InstanceInfo) {
+    let mut info = newer.clone();
+    if let Err(e) = info.validate() {
+        tracing::warn!(peer = %peer.url, error = %e, "peer sent an invalid instance in a conflict");
+        return;
+    }
+    tracing::debug!(peer = %peer.url, app = %info.app, id = %info.instance_id, "adopting the peer's newer record");
+    shared.node.register(info, Origin::Replicated);
+}

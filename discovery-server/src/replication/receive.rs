@@ -1,0 +1,120 @@
+//! `POST /eureka/peerreplication/batch`: applies a peer's batch, item by
+//! item, as replicated changes (never replicated again), and answers each
+//! item with the status it would have had alone, as Eureka's
+//! `PeerReplicationResource` does.
+
+use std::io::Read as _;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::wire::{self, Action, ItemResponse, ReplicationItem};
+use crate::http::{AppError, AppState};
+use crate::node::Node;
+use crate::registry::{Origin, RenewOutcome, RenewRequest};
+
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| AppError::BadRequest(format!("bad gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(AppError::BadRequest("body too large".to_owned()));
+    }
+    Ok(out)
+}
+
+/// The handler.
+pub(crate) async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let body = if gzipped {
+        Bytes::from(gunzip(&body, state.node.config().max_body_bytes * 8)?)
+    } else {
+        body
+    };
+    let items =
+        wire::read_replication_list(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let responses: Vec<ItemResponse> = items
+        .into_iter()
+        .map(|item| match item {
+            Ok(item) => apply(&state.node, item),
+            Err(e) => {
+                tracing::debug!(error = %e, "bad replication item");
+                status_only(StatusCode::BAD_REQUEST)
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(32 * responses.len() + 32);
+    wire::write_response_list(&mut out, &responses);
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+fn status_only(code: StatusCode) -> ItemResponse {
+    ItemResponse {
+        status_code: code.as_u16(),
+        response_entity: None,
+    }
+}
+
+fn found(done: bool) -> ItemResponse {
+    status_only(if done {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// Applies one item as a replicated change.
+pub(crate) fn apply(node: &Node, item: ReplicationItem) -> ItemResponse {
+    let origin = Origin::Replicated;
+    let (app, id) = (item.app_name.as_str(), item.id.as_str());
+    match item.action {
+        Action::Register => {
+            let Some(mut info) = item.instance_info else {
+                return status_only(StatusCode::BAD_REQUEST);
+            };
+            if info.validate().is_err() {
+                return status_only(StatusCode::BAD_REQUEST);
+            }
+            node.register(info, origin);
+            status_only(StatusCode::OK)
+        }
+        Action::Heartbeat => {
+            let req = RenewRequest {
+                status: item.status,
+                overridden_status: item.overridden_status,
+                last_dirty_timestamp: item.last_dirty_timestamp,
+            };
+            match node.renew(app, id, req, origin) {
+                RenewOutcome::Renewed(_) => status_only(StatusCode::OK),
+                RenewOutcome::NotFound => status_only(StatusCode::NOT_FOUND),
+                RenewOutcome::Conflict(event) => ItemResponse {
+                    status_code: StatusCode::CONFLICT.as_u16(),
+                    response_entity: Some((*event.instance).clone()),
+                },
+            }
+        }
+        Action::Cancel => found(node.cancel(app, id, origin).is_some()),
+        Action::StatusUpdate => match item.status {
+            Some(status) => found(
+                node.set_status_override(app, id, status, item.last_dirty_timestamp, origin)
+                    .is_some(),
+            ),
+            None => status_only(StatusCode::BAD_REQUEST),
+        },
+        Action::DeleteStatusOverride => found(
+            node.delete_status_override(app, id, item.status, item.last_dirty_timestamp, origin)
+                .is_some(),
+        ),
+    }
+}

@@ -1,0 +1,235 @@
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+use super::wire::{self, Action};
+use super::*;
+use crate::config::ServerConfig;
+use crate::server::Server;
+
+fn instance(id: &str, last_dirty: i64) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: id.into(),
+        host_name: "h.local".into(),
+        app: "SVC".into(),
+        ip_addr: "10.0.0.1".into(),
+        status: InstanceStatus::Up,
+        port: PortWrapper::enabled(8080),
+        lease_info: Some(LeaseInfo::default()),
+        last_dirty_timestamp: last_dirty,
+        ..InstanceInfo::default()
+    }
+}
+
+#[test]
+fn a_replication_list_reads_back_what_was_written() {
+    let info = InstanceInfo {
+        overridden_status: InstanceStatus::OutOfService,
+        ..instance("a", 42)
+    };
+    let mut out = Vec::new();
+    wire::write_replication_list(
+        &mut out,
+        [
+            (Action::Register, &info),
+            (Action::Heartbeat, &info),
+            (Action::Cancel, &info),
+        ],
+    );
+    let items: Vec<_> = wire::read_replication_list(&out)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].action, Action::Register);
+    assert_eq!(items[0].instance_info.as_ref().unwrap().instance_id, "a");
+    assert_eq!(items[0].instance_info.as_ref().unwrap().port.port, 8080);
+    assert_eq!(items[1].action, Action::Heartbeat);
+    assert_eq!(items[1].last_dirty_timestamp, Some(42));
+    assert_eq!(items[1].status, Some(InstanceStatus::Up));
+    assert_eq!(
+        items[1].overridden_status,
+        Some(InstanceStatus::OutOfService)
+    );
+    assert!(
+        items[1].instance_info.is_none(),
+        "heartbeats carry no instance"
+    );
+    assert_eq!(
+        (items[2].app_name.as_str(), items[2].id.as_str()),
+        ("SVC", "a")
+    );
+    assert_eq!(items[2].last_dirty_timestamp, None);
+}
+
+#[test]
+fn a_batch_as_eureka_writes_it_is_read() {
+    // The shape Eureka's Jackson codec produces for a ReplicationList.
+    let body = br#"{"replicationList":[
+      {"appName":"SVC","id":"h:svc:1","lastDirtyTimestamp":1700000000000,"overriddenStatus":null,
+       "status":"UP","instanceInfo":{"instanceId":"h:svc:1","app":"SVC","hostName":"h","ipAddr":"10.0.0.1",
+       "status":"UP","overriddenStatus":"UNKNOWN","port":{"$":8080,"@enabled":"true"},
+       "securePort":{"$":443,"@enabled":"false"},"countryId":1,
+       "dataCenterInfo":{"@class":"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo","name":"MyOwn"},
+       "leaseInfo":{"renewalIntervalInSecs":30,"durationInSecs":90},"metadata":{"@class":"java.util.Collections$EmptyMap"},
+       "lastDirtyTimestamp":"1700000000000","actionType":"ADDED"},"action":"Register"},
+      {"appName":"SVC","id":"h:svc:1","lastDirtyTimestamp":1700000000000,"status":"UP","action":"Heartbeat"},
+      {"appName":"SVC","id":"h:svc:1","action":"Bogus"}]}"#;
+    let items = wire::read_replication_list(body).unwrap();
+    let register = items[0].as_ref().unwrap();
+    assert_eq!(
+        register
+            .instance_info
+            .as_ref()
+            .unwrap()
+            .last_dirty_timestamp,
+        1_700_000_000_000
+    );
+    assert_eq!(items[1].as_ref().unwrap().action, Action::Heartbeat);
+    assert!(items[2].is_err(), "an unknown action fails alone");
+    assert!(wire::read_replication_list(b"[1,2]").is_err());
+    assert!(wire::read_replication_list(b"{not json").is_err());
+}
+
+#[test]
+fn a_response_list_round_trips_with_its_conflict_entity() {
+    let responses = [
+        wire::ItemResponse {
+            status_code: 200,
+            response_entity: None,
+        },
+        wire::ItemResponse {
+            status_code: 409,
+            response_entity: Some(instance("a", 7)),
+        },
+    ];
+    let mut out = Vec::new();
+    wire::write_response_list(&mut out, &responses);
+    let back = wire::read_response_list(&out).unwrap();
+    assert_eq!(back[0].status_code, 200);
+    assert_eq!(back[1].status_code, 409);
+    assert_eq!(
+        back[1]
+            .response_entity
+            .as_ref()
+            .unwrap()
+            .last_dirty_timestamp,
+        7
+    );
+}
+
+async fn post_batch(router: &axum::Router, body: Vec<u8>) -> Vec<wire::ItemResponse> {
+    let req = Request::post("/eureka/v2/peerreplication/batch")
+        .header("Content-Type", "application/json")
+        .header(crate::http::REPLICATION_HEADER, "true")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    wire::read_response_list(&bytes).unwrap()
+}
+
+fn batch(items: &[(Action, &InstanceInfo)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::write_replication_list(&mut out, items.iter().map(|(a, i)| (*a, *i)));
+    out
+}
+
+#[tokio::test]
+async fn the_batch_endpoint_applies_items_and_answers_each_as_eureka() {
+    let server = Server::new(ServerConfig::default());
+    let router = server.router();
+    let node = server.node();
+    let old = instance("a", 100);
+    let newer = instance("b", 300);
+    node.register(newer.clone(), Origin::Local);
+    let stale_b = instance("b", 200);
+    let ahead_b = instance("b", 400);
+    let unknown = instance("zz", 1);
+
+    let codes: Vec<u16> = post_batch(
+        &router,
+        batch(&[
+            (Action::Register, &old),
+            (Action::Heartbeat, &old),
+            (Action::Heartbeat, &unknown),
+            (Action::Heartbeat, &stale_b),
+            (Action::Heartbeat, &ahead_b),
+            (
+                Action::StatusUpdate,
+                &InstanceInfo {
+                    status: InstanceStatus::OutOfService,
+                    ..old.clone()
+                },
+            ),
+            (Action::Cancel, &unknown),
+        ]),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.status_code)
+    .collect();
+    assert_eq!(codes, [200, 200, 404, 409, 404, 200, 404]);
+    let (a, _) = node.registry().instance("SVC", "a").unwrap();
+    assert_eq!(a.status, InstanceStatus::OutOfService);
+
+    // The 409 carries this node's newer record.
+    let responses = post_batch(&router, batch(&[(Action::Heartbeat, &stale_b)])).await;
+    let entity = responses[0].response_entity.as_ref().unwrap();
+    assert_eq!(entity.last_dirty_timestamp, 300);
+
+    post_batch(&router, batch(&[(Action::Cancel, &old)])).await;
+    assert!(node.registry().instance("SVC", "a").is_none());
+}
+
+#[tokio::test]
+async fn replicated_changes_are_not_queued_again_but_local_ones_are() {
+    let config = ServerConfig {
+        peers: vec!["http://127.0.0.1:1/eureka".into()],
+        ..ServerConfig::default()
+    };
+    let server = Server::new(config);
+    let peer = &server.replication().shared.peers[0];
+    assert_eq!(peer.url, "http://127.0.0.1:1/eureka/");
+    server.node().register(instance("r", 1), Origin::Replicated);
+    assert_eq!(peer.queue.len(), 0);
+    server.node().register(instance("l", 1), Origin::Local);
+    server
+        .node()
+        .renew("SVC", "l", Default::default(), Origin::Local);
+    server.node().evict();
+    let queued: Vec<_> = peer.queue.take(10).into_iter().map(|t| t.action).collect();
+    assert_eq!(queued, [Action::Register, Action::Heartbeat]);
+    assert!(
+        !server.replication().is_synced(),
+        "reads wait for the initial copy"
+    );
+}
+
+#[tokio::test]
+async fn a_gzipped_batch_is_accepted_and_garbage_is_a_400() {
+    use std::io::Write as _;
+    let server = Server::new(ServerConfig::default());
+    let router = server.router();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&batch(&[(Action::Register, &instance("g", 1))]))
+        .unwrap();
+    let req = Request::post("/eureka/peerreplication/batch/")
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(Body::from(gz.finish().unwrap()))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(server.node().registry().instance("SVC", "g").is_some());
+
+    let req = Request::post("/eureka/peerreplication/batch")
+        .body(Body::from("{\"replicationList\":7}"))
+        .unwrap();
+    let response = router.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
