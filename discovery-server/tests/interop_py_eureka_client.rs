@@ -124,6 +124,15 @@ async fn scenario() {
             "UP"
         ]
     );
+    let mut late = other_app();
+    late.app = "LATE-APP".into();
+    late.instance_id = "late-1".into();
+    node.register(late, Origin::Local);
+    stdin.write_all(b"go\n").await.unwrap();
+
+    // 3b. Its periodic refresh (delta + hashcode reconciliation) sees a
+    // registration made after it started.
+    assert_eq!(next_step().await, ["refreshed", "LATE-APP", "late-1"]);
     stdin.write_all(b"go\n").await.unwrap();
 
     // 4. OUT_OF_SERVICE through the status endpoint: an override.

@@ -50,6 +50,18 @@ async def main(server):
     step("discovered", fresh.name, instance.instanceId, instance.ipAddr, str(instance.port.port), instance.status)
     await wait_for_go()
 
+    # The test registered LATE-APP: the client's own refresh (a delta fetch
+    # each heartbeat, reconciled by apps__hashcode) must pick it up.
+    for _ in range(150):
+        late = client.applications.get_application("LATE-APP")
+        if late.instances:
+            step("refreshed", late.name, late.instances[0].instanceId)
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise SystemExit("LATE-APP never reached the client's cache")
+    await wait_for_go()
+
     await client.status_update("OUT_OF_SERVICE")
     step("out_of_service")
     await wait_for_go()
