@@ -134,6 +134,16 @@ impl Node {
     fn publish(&self, event: &RegistryEvent, origin: Origin) {
         self.metrics.record(event.action);
         if event.action.is_change() {
+            let i = &event.instance;
+            tracing::info!(
+                action = event.action.as_str(),
+                app = %i.app,
+                instance = %i.instance_id,
+                status = i.status.as_str(),
+                version = event.version,
+                origin = ?origin,
+                "registry change"
+            );
             self.version.send_if_modified(|v| {
                 let newer = event.version > *v;
                 if newer {
