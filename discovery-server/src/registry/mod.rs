@@ -177,6 +177,12 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// True when `status` is only the override showing through (a replicated
+/// record or heartbeat), so it says nothing about what the client reports.
+fn masked_by_override(status: InstanceStatus, overridden: Option<InstanceStatus>) -> bool {
+    overridden.is_some_and(|o| o != InstanceStatus::Unknown && o == status)
+}
+
 /// Upper-cases an application name, borrowing when it already is.
 pub fn app_key(app: &str) -> std::borrow::Cow<'_, str> {
     if app.bytes().any(|b| b.is_ascii_lowercase()) {
@@ -276,6 +282,12 @@ impl Registry {
             if old.info.last_dirty_timestamp > info.last_dirty_timestamp {
                 // Eureka keeps the newer record it already has.
                 info = (*old.info).clone();
+                reported = old.reported;
+            } else if origin == Origin::Replicated
+                && masked_by_override(info.status, Some(info.overridden_status))
+            {
+                // A peer's copy shows the override, not what the client
+                // reports: keep the reported status we know.
                 reported = old.reported;
             }
         }
@@ -382,6 +394,13 @@ impl Registry {
     /// unless its timestamp says the client's record is older or newer than
     /// ours (newer: the client re-registers anyway).
     fn reported_after_renew(&self, entry: &Entry, req: &RenewRequest) -> InstanceStatus {
+        if req
+            .status
+            .is_some_and(|s| masked_by_override(s, req.overridden_status))
+        {
+            // A peer's heartbeat carries the overridden status.
+            return entry.reported;
+        }
         match (req.status, req.last_dirty_timestamp) {
             (Some(s), None) => s,
             (Some(s), Some(ts)) if ts == entry.info.last_dirty_timestamp => s,

@@ -1,0 +1,406 @@
+//! Peer replication between in-process nodes on loopback: changes made
+//! through one node show on the others, heartbeat conflicts resolve by
+//! `lastDirtyTimestamp`, a dead peer costs bounded memory and shows as
+//! unhealthy, and a starting node copies the registry before serving reads.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper, json};
+use discovery_server::registry::{Origin, RenewRequest};
+use discovery_server::replication::ReplicationSettings;
+use discovery_server::{Server, ServerConfig};
+use support::eventually;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// An in-process node whose port is known before it starts.
+struct Node {
+    server: Server,
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Node {
+    fn eureka(&self) -> String {
+        format!("{}/eureka/", self.base)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn listeners(n: usize) -> Vec<TcpListener> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    out
+}
+
+fn url_of(l: &TcpListener) -> String {
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+fn start(listener: TcpListener, peers: Vec<String>, settings: ReplicationSettings) -> Node {
+    let base = url_of(&listener);
+    let server = Server::new(ServerConfig {
+        peers,
+        replication: settings,
+        ..ServerConfig::default()
+    });
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.clone().serve(listener, async {
+        let _ = rx.await;
+    }));
+    Node {
+        server,
+        base,
+        stop: Some(tx),
+    }
+}
+
+/// Nodes that each have all the others as peers.
+async fn cluster(n: usize) -> Vec<Node> {
+    let ls = listeners(n).await;
+    let urls: Vec<String> = ls
+        .iter()
+        .map(|l| format!("{}/eureka/", url_of(l)))
+        .collect();
+    ls.into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let peers = urls
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, u)| u.clone())
+                .collect();
+            start(l, peers, ReplicationSettings::default())
+        })
+        .collect()
+}
+
+fn instance(app: &str, id: &str) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: id.into(),
+        host_name: format!("{id}.local"),
+        app: app.into(),
+        ip_addr: "10.1.2.3".into(),
+        status: InstanceStatus::Up,
+        port: PortWrapper::enabled(8080),
+        vip_address: Some(app.to_lowercase()),
+        lease_info: Some(LeaseInfo {
+            renewal_interval_in_secs: 30,
+            duration_in_secs: 90,
+            ..LeaseInfo::default()
+        }),
+        ..InstanceInfo::default()
+    }
+}
+
+async fn has(node: &Node, app: &str, id: &str, check: impl Fn(&InstanceInfo) -> bool) -> bool {
+    node.server
+        .node()
+        .registry()
+        .instance(app, id)
+        .is_some_and(|(i, _)| check(&i))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_through_one_node_show_on_the_others() {
+    let nodes = cluster(3).await;
+    let http = reqwest::Client::new();
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+
+    // Register through A (over HTTP, as a client would).
+    let body = json::encode_instance(&instance("ORDERS", "orders-1"));
+    let r = http
+        .post(format!("{}apps/ORDERS", a.eureka()))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for n in [b, c] {
+        eventually(WITHIN, "registration replicated", || async {
+            has(n, "ORDERS", "orders-1", |i| i.status == InstanceStatus::Up).await
+        })
+        .await;
+    }
+
+    // A renewal through A renews the lease on B.
+    let (_, before) = b
+        .server
+        .node()
+        .registry()
+        .instance("ORDERS", "orders-1")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = http
+        .put(format!("{}apps/ORDERS/orders-1", a.eureka()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually(WITHIN, "heartbeat replicated", || async {
+        let (_, lease) = b
+            .server
+            .node()
+            .registry()
+            .instance("ORDERS", "orders-1")
+            .unwrap();
+        lease.last_renewal_timestamp > before.last_renewal_timestamp
+    })
+    .await;
+
+    // Status override and metadata through B reach A and C.
+    let r = http
+        .put(format!(
+            "{}apps/ORDERS/orders-1/status?value=OUT_OF_SERVICE",
+            b.eureka()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .put(format!(
+            "{}apps/ORDERS/orders-1/metadata?zone=east",
+            b.eureka()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in [a, c] {
+        eventually(WITHIN, "override and metadata replicated", || async {
+            has(n, "ORDERS", "orders-1", |i| {
+                i.status == InstanceStatus::OutOfService
+                    && i.overridden_status == InstanceStatus::OutOfService
+                    && i.metadata.get("zone") == Some("east")
+            })
+            .await
+        })
+        .await;
+    }
+    let r = http
+        .delete(format!("{}apps/ORDERS/orders-1/status", c.eureka()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in [a, b] {
+        eventually(WITHIN, "override removal replicated", || async {
+            has(n, "ORDERS", "orders-1", |i| {
+                i.status == InstanceStatus::Up && i.overridden_status == InstanceStatus::Unknown
+            })
+            .await
+        })
+        .await;
+    }
+
+    // Cancel through C removes it everywhere.
+    let r = http
+        .delete(format!("{}apps/ORDERS/orders-1", c.eureka()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in [a, b] {
+        eventually(WITHIN, "cancel replicated", || async {
+            n.server
+                .node()
+                .registry()
+                .instance("ORDERS", "orders-1")
+                .is_none()
+        })
+        .await;
+    }
+
+    // Nothing bounced back and forth: replicated changes are not replicated.
+    let metrics = a.server.node().metrics();
+    assert!(metrics.replication_batches.load(Ordering::Relaxed) >= 1);
+    assert_eq!(metrics.replication_failures.load(Ordering::Relaxed), 0);
+    let prom = http
+        .get(format!("{}/actuator/prometheus", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        prom.contains("discovery_replication_batches_total"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("discovery_replication_dropped_total 0"),
+        "{prom}"
+    );
+    assert!(
+        a.server
+            .node()
+            .peer_status()
+            .iter()
+            .all(|p| p.healthy == Some(true))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_conflict_resolves_to_the_newer_record_both_ways() {
+    let nodes = cluster(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    eventually(WITHIN, "both synced", || async {
+        a.server.replication().is_synced() && b.server.replication().is_synced()
+    })
+    .await;
+
+    // B holds a newer record of `x` than A (planted without replication).
+    let older = InstanceInfo {
+        last_dirty_timestamp: 1_000,
+        ..instance("CART", "x")
+    };
+    let mut newer = InstanceInfo {
+        last_dirty_timestamp: 2_000,
+        ..instance("CART", "x")
+    };
+    newer.metadata.insert("version".into(), "2".into());
+    a.server.node().register(older, Origin::Replicated);
+    b.server.node().register(newer, Origin::Replicated);
+    // A renewal on A replicates with A's older timestamp: B answers 409
+    // with its record and A adopts it.
+    a.server
+        .node()
+        .renew("CART", "x", RenewRequest::default(), Origin::Local);
+    eventually(WITHIN, "A adopts B's newer record", || async {
+        has(a, "CART", "x", |i| {
+            i.last_dirty_timestamp == 2_000 && i.metadata.get("version") == Some("2")
+        })
+        .await
+    })
+    .await;
+
+    // A knows `y`, B does not: A's heartbeat gets 404 and A re-registers it.
+    a.server
+        .node()
+        .register(instance("CART", "y"), Origin::Replicated);
+    assert!(b.server.node().registry().instance("CART", "y").is_none());
+    a.server
+        .node()
+        .renew("CART", "y", RenewRequest::default(), Origin::Local);
+    eventually(WITHIN, "B gets y re-registered", || async {
+        has(b, "CART", "y", |_| true).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_peer_costs_a_bounded_queue_and_shows_unhealthy() {
+    // A port with nothing behind it.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("{}/eureka/", url_of(&l))
+    };
+    let settings = ReplicationSettings {
+        queue_capacity: 50,
+        sync_timeout: Duration::from_millis(200),
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(50),
+        ..ReplicationSettings::default()
+    };
+    let l = listeners(1).await.pop().unwrap();
+    let a = start(l, vec![dead.clone()], settings);
+    let node = Arc::clone(a.server.node());
+    for i in 0..20 {
+        node.register(instance("LOAD", &format!("i-{i}")), Origin::Local);
+    }
+    for _ in 0..10 {
+        for i in 0..20 {
+            node.renew(
+                "LOAD",
+                &format!("i-{i}"),
+                RenewRequest::default(),
+                Origin::Local,
+            );
+        }
+    }
+    let metrics = node.metrics();
+    eventually(WITHIN, "drops counted and queue bounded", || async {
+        let q = metrics.replication_queue.load(Ordering::Relaxed);
+        let dropped = metrics.replication_dropped.load(Ordering::Relaxed);
+        q > 0 && q <= 50 && dropped >= 170
+    })
+    .await;
+    eventually(WITHIN, "peer shown unhealthy", || async {
+        node.peer_status()
+            .iter()
+            .any(|p| p.url == dead && p.healthy == Some(false) && p.last_error.is_some())
+    })
+    .await;
+    // The registrations outlived the heartbeats: all 20 still queued.
+    let dashboard = reqwest::get(format!("{}/", a.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dashboard.contains(&dead), "{dashboard}");
+    // A lone node still serves reads once the copy times out.
+    let r = reqwest::get(format!("{}apps", a.eureka())).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_node_copies_the_registry_before_it_serves_reads() {
+    let ls = listeners(2).await;
+    let (url_a, url_b) = (
+        format!("{}/eureka/", url_of(&ls[0])),
+        format!("{}/eureka/", url_of(&ls[1])),
+    );
+    let mut ls = ls.into_iter();
+    let a = start(
+        ls.next().unwrap(),
+        vec![url_b.clone()],
+        ReplicationSettings::default(),
+    );
+    eventually(WITHIN, "A serves", || async {
+        a.server.replication().is_synced()
+    })
+    .await;
+    for i in 0..300 {
+        a.server
+            .node()
+            .register(instance("STOCK", &format!("s-{i}")), Origin::Replicated);
+    }
+    // B starts now; its very first read already holds A's registry.
+    let b = start(
+        ls.next().unwrap(),
+        vec![url_a],
+        ReplicationSettings::default(),
+    );
+    let apps = reqwest::Client::new()
+        .get(format!("{}apps/STOCK", b.eureka()))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apps.status(), 200);
+    let app = json::decode_application(&apps.bytes().await.unwrap()).unwrap();
+    assert_eq!(app.instances.len(), 300);
+    assert!(b.server.replication().is_synced());
+    drop(url_b);
+}
