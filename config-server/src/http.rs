@@ -118,6 +118,10 @@ pub fn app(state: AppState) -> Router {
         .route("/encrypt/status", get(encrypt_status))
         .route("/encrypt", post(encrypt))
         .route("/decrypt", post(decrypt))
+        // Spring's per-application forms; there is one key, so the
+        // application and profiles only need to be valid names.
+        .route("/encrypt/{name}/{profiles}", post(encrypt_for))
+        .route("/decrypt/{name}/{profiles}", post(decrypt_for))
         .route("/monitor", post(monitor_hook))
         .route("/watch/{*rest}", get(watch_env))
         .fallback(config_resource);
@@ -261,11 +265,57 @@ fn text_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], text).into_response()
 }
 
+async fn encrypt_for(
+    State(st): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match check_named_crypto_path(&uri) {
+        Ok(()) => encrypt(State(st), headers, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decrypt_for(
+    State(st): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match check_named_crypto_path(&uri) {
+        Ok(()) => decrypt(State(st), headers, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/encrypt/{name}/{profiles}`: the names must pass the usual checks.
+fn check_named_crypto_path(uri: &Uri) -> Result<(), AppError> {
+    check_target(uri)?;
+    let rest = uri
+        .path()
+        .split_once('/')
+        .and_then(|(_, r)| r.split_once('/'))
+        .map(|(_, r)| r)
+        .unwrap_or("");
+    match paths::parse(&format!("/{rest}"))? {
+        ConfigPath::Environment(_) => Ok(()),
+        _ => Err(PathError::NotFound.into()),
+    }
+}
+
 async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(secret) = &st.monitor_secret
         && let Err(e) = monitor::verify(secret, &headers, &body)
     {
         return AppError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    // GitHub and Gitea send a ping when a hook is created.
+    let ping = ["x-github-event", "x-gitea-event", "x-gogs-event"]
+        .iter()
+        .any(|h| headers.get(*h).is_some_and(|v| v == "ping"));
+    if ping {
+        return axum::Json(Vec::<String>::new()).into_response();
     }
     match monitor::changed_paths(&headers, &body) {
         Ok(paths) => {

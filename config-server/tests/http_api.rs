@@ -286,6 +286,20 @@ async fn encrypt_and_decrypt_round_trip_like_spring() {
         .unwrap();
     let (s, _, plain) = send(&f.router, req).await;
     assert_eq!((s, plain.as_str()), (StatusCode::OK, "hello"));
+    let req = Request::post("/encrypt/foo/dev,prod")
+        .body(Body::from("x"))
+        .unwrap();
+    let (s, _, named) = send(&f.router, req).await;
+    assert_eq!(s, 200);
+    assert_eq!(enc.decrypt(&named).unwrap(), "x");
+    let req = Request::post("/decrypt/foo/dev")
+        .body(Body::from(named))
+        .unwrap();
+    assert_eq!(send(&f.router, req).await.2, "x");
+    let req = Request::post("/encrypt/..%252F/dev")
+        .body(Body::from("x"))
+        .unwrap();
+    assert_eq!(send(&f.router, req).await.0, 400);
     let req = Request::post("/decrypt")
         .body(Body::from("abcdef"))
         .unwrap();
@@ -353,6 +367,13 @@ async fn monitor_requires_the_secret_when_configured() {
         .body(Body::from("not json"))
         .unwrap();
     assert_eq!(send(&f.router, req).await.0, 400);
+    let req = Request::post("/monitor")
+        .header("x-gitlab-token", "hook")
+        .header("x-github-event", "ping")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (s, _, body) = send(&f.router, req).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "[]"));
 }
 
 #[tokio::test]

@@ -16,10 +16,12 @@ mod catfile;
 mod tree;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -107,24 +109,91 @@ impl std::fmt::Debug for GitBackend {
     }
 }
 
-fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, BackendError> {
+/// How long a clone or fetch may take before it is killed.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs git and returns its standard output. The command is killed when it
+/// runs longer than `timeout`, so a hung remote cannot stall refreshes.
+fn git_with_timeout(
+    dir: Option<&Path>,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, BackendError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
-    let out = cmd
+    let mut child = cmd
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| BackendError::io("run git", e))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let command = args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.contains('='))
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let mut waited = Duration::ZERO;
+    let mut step = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| BackendError::io("wait git", e))?
+        {
+            break status;
+        }
+        if waited >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BackendError::Git {
+                command,
+                message: format!("timed out after {}s", timeout.as_secs()),
+            });
+        }
+        std::thread::sleep(step);
+        waited += step;
+        step = (step * 2).min(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
     } else {
         Err(BackendError::Git {
-            command: args.first().copied().unwrap_or_default().to_string(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            command,
+            message: String::from_utf8_lossy(&stderr).trim().to_string(),
         })
     }
+}
+
+/// Runs git with the default timeout.
+fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, BackendError> {
+    git_with_timeout(dir, args, NETWORK_TIMEOUT)
 }
 
 impl GitBackend {
@@ -140,9 +209,10 @@ impl GitBackend {
                     .map_err(|e| BackendError::io(format!("create {}", parent.display()), e))?;
             }
             let dir_text = dir.to_string_lossy().into_owned();
-            git(
+            git_with_timeout(
                 None,
                 &["clone", "--mirror", "--quiet", &settings.uri, &dir_text],
+                NETWORK_TIMEOUT,
             )?;
         }
         let backend = Self {
@@ -221,10 +291,11 @@ impl GitBackend {
         }
         match self.inner.readers.get(&format!("{label}^{{commit}}"))? {
             Some(obj) if obj.kind == "commit" => {
-                self.inner
-                    .commits
-                    .lock()
-                    .insert(label.to_string(), obj.oid.clone());
+                let mut commits = self.inner.commits.lock();
+                if commits.len() >= TREE_CACHE_LIMIT {
+                    commits.clear();
+                }
+                commits.insert(label.to_string(), obj.oid.clone());
                 Ok(obj.oid)
             }
             _ => Err(BackendError::NoSuchLabel(label.to_string())),
