@@ -19,7 +19,8 @@
 //! - [`repos`]: several repositories chosen by `application/profile` patterns.
 //! - [`paths`]: request path parsing and path-traversal rejection.
 //! - [`monitor`]: webhook payloads and signatures.
-//! - [`http`]: the axum router and handlers; [`metrics`]: Prometheus counters.
+//! - [`http`]: the axum router and handlers (the SSE watch stream in
+//!   `http/sse.rs`); [`metrics`]: Prometheus counters.
 //! - [`run`] / [`start`]: start the server on a listener.
 //!
 //! # Example

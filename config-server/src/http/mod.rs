@@ -3,22 +3,19 @@
 //! Layers, outermost first: Basic auth (when configured; health is exempt)
 //! then the router. Config paths are parsed by hand from the raw request
 //! path in [`crate::paths`] so that traversal checks see the text as sent.
+//! The watch stream lives in `sse`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use futures::Stream;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
@@ -27,6 +24,8 @@ use crate::metrics::Metrics;
 use crate::monitor::{self, MonitorError, constant_time_eq};
 use crate::paths::{self, ConfigPath, PathError};
 use crate::render;
+
+mod sse;
 
 /// The media type Spring's Java client asks for by default.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.spring-cloud.config-server.v2+json";
@@ -123,7 +122,7 @@ pub fn app(state: AppState) -> Router {
         .route("/encrypt/{name}/{profiles}", post(encrypt_for))
         .route("/decrypt/{name}/{profiles}", post(decrypt_for))
         .route("/monitor", post(monitor_hook))
-        .route("/watch/{*rest}", get(watch_env))
+        .route("/watch/{*rest}", get(sse::watch_env))
         .fallback(config_resource);
     // One layer: Basic auth, only when configured; then the routes.
     let state = Arc::new(state);
@@ -447,98 +446,4 @@ async fn plain_file(
         )
             .into_response()),
     }
-}
-
-/// One change notification on a watch stream.
-fn change_event(r: &Resolved) -> Event {
-    let data = json!({
-        "name": r.env.name,
-        "profiles": r.env.profiles,
-        "label": r.env.label,
-        "version": r.env.version,
-        "digest": r.digest,
-    });
-    Event::default()
-        .event("environment")
-        .id(r.digest.clone())
-        .data(data.to_string())
-}
-
-/// Decrements the watcher gauge when a stream is dropped.
-struct WatcherGuard(Arc<Metrics>);
-
-impl Drop for WatcherGuard {
-    fn drop(&mut self) {
-        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-struct WatchState {
-    st: Shared,
-    req: EnvRequest,
-    generation: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
-    pending: Option<Arc<Resolved>>,
-    last_digest: Option<String>,
-    _guard: WatcherGuard,
-}
-
-/// `GET /watch/{app}/{profiles}[/{label}]`: Server-Sent Events. The first
-/// event carries the current version; another follows each time the
-/// environment's content changes. `Last-Event-ID` (the digest) skips the
-/// first event when the client already has that content.
-async fn watch_env(
-    State(st): State<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    check_target(&uri)?;
-    let rest = uri.path().strip_prefix("/watch").unwrap_or("");
-    let req = match paths::parse(rest)? {
-        ConfigPath::Environment(req) => req,
-        _ => return Err(PathError::NotFound.into()),
-    };
-    let generation = st.envs.subscribe();
-    let first = st.envs.get(&req).await?;
-    let last_digest = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    st.metrics.watchers.fetch_add(1, Ordering::Relaxed);
-    let state = WatchState {
-        shutdown: st.shutdown.clone(),
-        _guard: WatcherGuard(st.metrics.clone()),
-        st,
-        req,
-        generation,
-        pending: Some(first),
-        last_digest,
-    };
-    let stream = futures::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(r) = s.pending.take()
-                && s.last_digest.as_deref() != Some(r.digest.as_str())
-            {
-                s.last_digest = Some(r.digest.clone());
-                s.st.metrics.watch_events.fetch_add(1, Ordering::Relaxed);
-                return Some((Ok(change_event(&r)), s));
-            }
-            if *s.shutdown.borrow() {
-                return None;
-            }
-            tokio::select! {
-                changed = s.generation.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
-                _ = s.shutdown.changed() => return None,
-            }
-            match s.st.envs.get(&s.req).await {
-                Ok(r) => s.pending = Some(r),
-                Err(e) => tracing::warn!(error = %e, "watch: could not resolve"),
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
