@@ -2,7 +2,11 @@
 //! `json`, XML otherwise; gzip when `Accept-Encoding` allows it; request
 //! bodies read by `Content-Type`, or sniffed when it says nothing useful.
 
+use std::convert::Infallible;
+
 use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -24,8 +28,9 @@ impl Format {
     /// The format a response should use, from the `Accept` header.
     pub(crate) fn from_accept(headers: &HeaderMap) -> Format {
         let wants_json = headers.get_all(header::ACCEPT).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.to_ascii_lowercase().contains("json"))
+            v.as_bytes()
+                .windows(4)
+                .any(|w| w.eq_ignore_ascii_case(b"json"))
         });
         if wants_json {
             Format::Json
@@ -147,6 +152,36 @@ fn applications_view<'a>(snap: &'a Snapshot, hashcode: &'a str) -> ApplicationsV
     }
 }
 
+/// The response format and encoding a request asks for, read from its
+/// headers without copying them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    pub(crate) format: Format,
+    pub(crate) gzip: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Negotiated {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Negotiated {
+            format: Format::from_accept(&parts.headers),
+            gzip: wants_gzip(&parts.headers),
+        })
+    }
+}
+
+impl Negotiated {
+    /// A `200` for a freshly written body, gzipped on the way when asked.
+    pub(crate) fn respond(self, bytes: Vec<u8>) -> Response {
+        if self.gzip {
+            body_response(self.format, true, Bytes::from(gzip(&bytes)))
+        } else {
+            body_response(self.format, false, Bytes::from(bytes))
+        }
+    }
+}
+
 /// Whether the client accepts gzip.
 pub(crate) fn wants_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().any(|v| {
@@ -190,15 +225,6 @@ pub(crate) fn body_response(format: Format, gzipped: bool, bytes: Bytes) -> Resp
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
-}
-
-/// A `200` for a freshly written body, gzipped on the way when asked.
-pub(crate) fn fresh_response(format: Format, headers: &HeaderMap, bytes: Vec<u8>) -> Response {
-    if wants_gzip(headers) {
-        body_response(format, true, Bytes::from(gzip(&bytes)))
-    } else {
-        body_response(format, false, Bytes::from(bytes))
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! metadata. Handlers translate HTTP to [`Node`](crate::node::Node) calls
 //! and hold no rules of their own.
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloud_protocol::eureka::InstanceStatus;
@@ -11,23 +14,31 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::AppError;
-use super::negotiate::{Format, fresh_response};
+use super::negotiate::{Format, Negotiated};
 use crate::registry::{Origin, RenewOutcome, RenewRequest, app_key};
 
 /// The header that marks a request from a peer node.
 pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
 
 /// Where a request comes from: a peer when it carries
-/// `x-netflix-discovery-replication: true`.
-pub(crate) fn origin(headers: &HeaderMap) -> Origin {
-    let replicated = headers
-        .get(REPLICATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if replicated {
-        Origin::Replicated
-    } else {
-        Origin::Local
+/// `x-netflix-discovery-replication: true`, else a client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sender(pub(crate) Origin);
+
+impl<S: Send + Sync> FromRequestParts<S> for Sender {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let replicated = parts
+            .headers
+            .get(REPLICATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Ok(Sender(if replicated {
+            Origin::Replicated
+        } else {
+            Origin::Local
+        }))
     }
 }
 
@@ -35,6 +46,7 @@ pub(crate) fn origin(headers: &HeaderMap) -> Origin {
 pub(crate) async fn register(
     State(state): State<AppState>,
     Path(app): Path<String>,
+    Sender(origin): Sender,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
@@ -51,8 +63,7 @@ pub(crate) async fn register(
             info.app
         )));
     }
-    let event = state.node.register(info, origin(&headers));
-    tracing::debug!(app = %event.instance.app, id = %event.instance.instance_id, "registered");
+    state.node.register(info, origin);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -92,24 +103,20 @@ pub(crate) async fn renew(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
     Query(q): Query<RenewQuery>,
-    headers: HeaderMap,
+    Sender(origin): Sender,
+    want: Negotiated,
 ) -> Result<Response, AppError> {
     let req = RenewRequest {
         status: status_param(q.status.as_deref(), "status")?,
         overridden_status: status_param(q.overriddenstatus.as_deref(), "overriddenstatus")?,
         last_dirty_timestamp: timestamp_param(q.last_dirty_timestamp.as_deref())?,
     };
-    match state.node.renew(&app, &id, req, origin(&headers)) {
+    match state.node.renew(&app, &id, req, origin) {
         RenewOutcome::Renewed(_) => Ok(StatusCode::OK.into_response()),
         RenewOutcome::NotFound => Err(AppError::NotFound),
         RenewOutcome::Conflict(event) => {
-            let format = Format::from_accept(&headers);
             let lease = event.instance.lease_info.unwrap_or_default();
-            let mut response = fresh_response(
-                format,
-                &headers,
-                format.write_instance(&event.instance, lease),
-            );
+            let mut response = want.respond(want.format.write_instance(&event.instance, lease));
             *response.status_mut() = StatusCode::CONFLICT;
             Ok(response)
         }
@@ -120,11 +127,11 @@ pub(crate) async fn renew(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Sender(origin): Sender,
 ) -> Result<StatusCode, AppError> {
     state
         .node
-        .cancel(&app, &id, origin(&headers))
+        .cancel(&app, &id, origin)
         .map(|_| StatusCode::OK)
         .ok_or(AppError::NotFound)
 }
@@ -142,14 +149,14 @@ pub(crate) async fn set_status(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
     Query(q): Query<StatusQuery>,
-    headers: HeaderMap,
+    Sender(origin): Sender,
 ) -> Result<StatusCode, AppError> {
     let status = status_param(q.value.as_deref(), "value")?
         .ok_or_else(|| AppError::BadRequest("missing value".to_owned()))?;
     let last_dirty = timestamp_param(q.last_dirty_timestamp.as_deref())?;
     state
         .node
-        .set_status_override(&app, &id, status, last_dirty, origin(&headers))
+        .set_status_override(&app, &id, status, last_dirty, origin)
         .map(|_| StatusCode::OK)
         .ok_or(AppError::NotFound)
 }
@@ -159,13 +166,13 @@ pub(crate) async fn delete_status(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
     Query(q): Query<StatusQuery>,
-    headers: HeaderMap,
+    Sender(origin): Sender,
 ) -> Result<StatusCode, AppError> {
     let value = status_param(q.value.as_deref(), "value")?;
     let last_dirty = timestamp_param(q.last_dirty_timestamp.as_deref())?;
     state
         .node
-        .delete_status_override(&app, &id, value, last_dirty, origin(&headers))
+        .delete_status_override(&app, &id, value, last_dirty, origin)
         .map(|_| StatusCode::OK)
         .ok_or(AppError::NotFound)
 }
@@ -175,14 +182,14 @@ pub(crate) async fn metadata(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
     Query(entries): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
+    Sender(origin): Sender,
 ) -> Result<StatusCode, AppError> {
     if entries.is_empty() {
         return Err(AppError::BadRequest("no metadata given".to_owned()));
     }
     state
         .node
-        .update_metadata(&app, &id, entries, origin(&headers))
+        .update_metadata(&app, &id, entries, origin)
         .map(|_| StatusCode::OK)
         .ok_or(AppError::NotFound)
 }
