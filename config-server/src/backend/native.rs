@@ -1,7 +1,8 @@
 //! Configuration read from local directories (Spring's `native` profile).
 //!
 //! Several directories may be given; later ones rank higher, like search
-//! locations. Reads never leave a directory: paths are checked for `..`
+//! locations: each directory's copy of a file is its own property source.
+//! Plain-text files come from the highest directory that has them. Reads never leave a directory: paths are checked for `..`
 //! and symlinks are only followed when their target stays inside it.
 //! The label is ignored unless a search path uses `{label}`.
 
@@ -160,6 +161,18 @@ impl FileSource for NativeSnapshot {
             None => format!("file:{path}"),
         }
     }
+
+    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+        let mut out = Vec::new();
+        for root in self.roots.iter().rev() {
+            if let Some(p) = Self::locate(root, path) {
+                let bytes = std::fs::read(&p)
+                    .map_err(|e| BackendError::io(format!("read {}", p.display()), e))?;
+                out.push((format!("file:{}/{path}", root.display()), bytes));
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Snapshot for NativeSnapshot {
@@ -213,6 +226,23 @@ mod tests {
         std::fs::write(dir.path().join("foo.yml"), "a: 22\n").unwrap();
         assert!(b.refresh().unwrap());
         assert_ne!(b.snapshot(None).unwrap().cache_version(), v1);
+    }
+
+    #[test]
+    fn every_directory_contributes_later_ones_first() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(a.path().join("foo.yml"), "a: 1\nonly_a: x\n").unwrap();
+        std::fs::write(b.path().join("foo.yml"), "a: 2\n").unwrap();
+        let nb = NativeBackend::new(vec![a.path().into(), b.path().into()], "main").unwrap();
+        let s = nb.snapshot(None).unwrap();
+        let all = s.read_all("foo.yml").unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].0.ends_with(&format!(
+            "{}/foo.yml",
+            b.path().canonicalize().unwrap().display()
+        )));
+        assert_eq!(all[1].1, b"a: 1\nonly_a: x\n");
     }
 
     #[test]

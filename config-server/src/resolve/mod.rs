@@ -34,6 +34,16 @@ pub trait FileSource {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, crate::backend::BackendError>;
     /// The property source name Spring would show for `path`.
     fn source_name(&self, path: &str) -> String;
+
+    /// Every copy of `path` with its source name, highest priority first.
+    /// One store has at most one; a set of directories may have several.
+    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, crate::backend::BackendError> {
+        Ok(self
+            .read(path)?
+            .map(|bytes| (self.source_name(path), bytes))
+            .into_iter()
+            .collect())
+    }
 }
 
 /// A file that could not be turned into property sources.
@@ -139,12 +149,12 @@ pub fn property_sources(
         for dir in dirs {
             for ext in EXTENSIONS {
                 let path = join(dir, &format!("{name}.{ext}"));
-                if let Some(bytes) = files.read(&path)? {
+                for (source_name, bytes) in files.read_all(&path)? {
                     let text = String::from_utf8(bytes).map_err(|_| ResolveError::Parse {
                         path: path.clone(),
                         reason: "not UTF-8".into(),
                     })?;
-                    sources_of_file(files, &path, ext, &text, profiles, &mut out)?;
+                    sources_of_file(&source_name, &path, ext, &text, profiles, &mut out)?;
                 }
             }
         }
@@ -153,14 +163,14 @@ pub fn property_sources(
 }
 
 fn sources_of_file(
-    files: &dyn FileSource,
+    source_name: &str,
     path: &str,
     ext: &str,
     text: &str,
     profiles: &[String],
     out: &mut Vec<PropertySource>,
 ) -> Result<(), ResolveError> {
-    let name = files.source_name(path);
+    let name = source_name.to_string();
     if ext == "properties" {
         let map = properties::parse(text);
         if !map.is_empty() {
