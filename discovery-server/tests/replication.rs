@@ -372,11 +372,12 @@ async fn a_starting_node_copies_the_registry_before_it_serves_reads() {
         format!("{}/eureka/", url_of(&ls[1])),
     );
     let mut ls = ls.into_iter();
-    let a = start(
-        ls.next().unwrap(),
-        vec![url_b.clone()],
-        ReplicationSettings::default(),
-    );
+    // B's port is bound but not served yet: A gives up copying quickly.
+    let quick = ReplicationSettings {
+        sync_timeout: Duration::from_millis(300),
+        ..ReplicationSettings::default()
+    };
+    let a = start(ls.next().unwrap(), vec![url_b.clone()], quick);
     eventually(WITHIN, "A serves", || async {
         a.server.replication().is_synced()
     })
