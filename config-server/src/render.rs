@@ -69,6 +69,23 @@ pub fn resolve_placeholders(flat: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// Resolves `${...}` in the string values of every property source of
+/// `env`, looking keys up in the merged view (Spring's
+/// `?resolvePlaceholders=true` on the Environment endpoint).
+pub fn resolve_sources(env: &mut Environment) {
+    let flat = merge(env);
+    let lookup = |k: &str| flat.get(k).map(value_text);
+    for source in &mut env.property_sources {
+        for value in source.source.values_mut() {
+            if let Value::String(s) = value
+                && s.contains("${")
+            {
+                *s = placeholder::resolve(s, &lookup);
+            }
+        }
+    }
+}
+
 /// Resolves `${...}` in arbitrary text (plain-text files) against `env`.
 pub fn resolve_text(text: &str, env: &Environment) -> String {
     let flat = merge(env);
@@ -242,6 +259,15 @@ mod tests {
         assert!(lines.contains(&"server.port: 9000"));
         let parsed = crate::resolve::properties::parse(&out);
         assert_eq!(parsed["list[1].x"], json!("2"));
+    }
+
+    #[test]
+    fn sources_resolve_against_the_merged_view() {
+        let mut e = env();
+        resolve_sources(&mut e);
+        assert_eq!(e.property_sources[0].source["greeting"], json!("hi bob"));
+        assert_eq!(e.property_sources[1].source["url"], json!("http://x"));
+        assert_eq!(e.property_sources[1].source["server.port"], json!(8080));
     }
 
     #[test]

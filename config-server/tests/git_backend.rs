@@ -94,7 +94,10 @@ async fn default_label_falls_back_to_master() {
     repo.write("foo.yml", "on: master\n");
     repo.commit("m");
     assert!(repo.git(&["branch", "--list", "main"]).is_empty());
-    let server = TestServer::start(git_settings(&repo)).await;
+    // A plain local path works as well as a file:// URL.
+    let mut settings = git_settings(&repo);
+    settings.git_uri = Some(repo.path().display().to_string());
+    let server = TestServer::start(settings).await;
     let env = server.json("/foo/default").await;
     assert_eq!(value(&env, "on"), Some(&json!("master")));
 }

@@ -165,6 +165,13 @@ async fn merged_views_resolve_placeholders() {
 
     let (_, _, raw) = get(&f.router, "/foo-dev.json?resolvePlaceholders=false").await;
     assert!(raw.contains("hi ${name}"));
+    let (_, _, env) = get(&f.router, "/foo/dev").await;
+    assert!(
+        env.contains("hi ${name}"),
+        "the Environment JSON keeps placeholders"
+    );
+    let (_, _, env) = get(&f.router, "/foo/dev?resolvePlaceholders=true").await;
+    assert!(env.contains("hi foo on 9000"), "unless asked");
 }
 
 #[tokio::test]

@@ -356,14 +356,17 @@ fn check_target(uri: &Uri) -> Result<(), AppError> {
     Ok(())
 }
 
-fn environment_response(headers: &HeaderMap, resolved: &Resolved) -> Response {
-    let content_type = if wants_v2(headers) {
+fn environment_content_type(headers: &HeaderMap) -> &'static str {
+    if wants_v2(headers) {
         V2_MEDIA_TYPE
     } else {
         "application/json"
-    };
+    }
+}
+
+fn environment_response(headers: &HeaderMap, resolved: &Resolved) -> Response {
     (
-        [(header::CONTENT_TYPE, content_type)],
+        [(header::CONTENT_TYPE, environment_content_type(headers))],
         Body::from(resolved.json.clone()),
     )
         .into_response()
@@ -406,6 +409,16 @@ async fn config_resource_inner(st: &AppState, request: Request) -> Result<Respon
     match parsed {
         ConfigPath::Environment(req) => {
             let resolved = st.envs.get_for_path(uri.path(), &req).await?;
+            if query_flag(uri, "resolvePlaceholders") == Some(true) {
+                let mut env = resolved.env.clone();
+                render::resolve_sources(&mut env);
+                let json = serde_json::to_vec(&env).map_err(|e| {
+                    tracing::error!(error = %e, "serialize failed");
+                    AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "serialize failed")
+                })?;
+                let content_type = environment_content_type(headers);
+                return Ok(([(header::CONTENT_TYPE, content_type)], json).into_response());
+            }
             Ok(environment_response(headers, &resolved))
         }
         ConfigPath::View(req, format) => {
