@@ -414,4 +414,8 @@ async fn unknown_paths_and_methods_are_json_errors() {
     assert_eq!(s, 404);
     let req = Request::delete("/foo/dev").body(Body::empty()).unwrap();
     assert_eq!(send(&f.router, req).await.0, 405);
+    // An application may be called `encrypt`.
+    let (s, _, body) = get(&f.router, "/encrypt/dev/main").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains(r#""name":"encrypt""#));
 }

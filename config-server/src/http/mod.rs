@@ -58,7 +58,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// An error answered as JSON: `{status, error, message, path}`.
+/// An error answered as JSON: `{status, error, message}`.
 #[derive(Debug)]
 pub struct AppError {
     status: StatusCode,
@@ -119,8 +119,16 @@ pub fn app(state: AppState) -> Router {
         .route("/decrypt", post(decrypt))
         // Spring's per-application forms; there is one key, so the
         // application and profiles only need to be valid names.
-        .route("/encrypt/{name}/{profiles}", post(encrypt_for))
-        .route("/decrypt/{name}/{profiles}", post(decrypt_for))
+        // Other methods on these paths are config reads (an application
+        // may be called `encrypt`), hence the fallbacks.
+        .route(
+            "/encrypt/{name}/{profiles}",
+            post(encrypt_for).fallback(config_resource),
+        )
+        .route(
+            "/decrypt/{name}/{profiles}",
+            post(decrypt_for).fallback(config_resource),
+        )
         .route("/monitor", post(monitor_hook))
         .route("/watch/{*rest}", get(sse::watch_env))
         .fallback(config_resource);
