@@ -147,7 +147,9 @@ fn open_backend(settings: &Settings) -> Result<Arc<dyn Backend>, ServerError> {
     Ok(Arc::new(NativeBackend::new(dirs, &settings.default_label)?))
 }
 
-/// Opens the backend and builds the handler state, without serving.
+/// Opens the backend and builds the handler state, without serving, and
+/// starts the background refresher. Dropping the result without calling
+/// [`Running::serve`] stops the refresher and ends watch streams.
 pub async fn start(settings: Settings) -> Result<Running, ServerError> {
     settings.validate()?;
     let encryptor = match &settings.encrypt_key {
