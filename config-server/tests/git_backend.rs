@@ -301,3 +301,30 @@ async fn repositories_are_chosen_by_pattern_and_search_paths_expand() {
         json!("UP")
     );
 }
+
+#[tokio::test]
+async fn many_labels_are_served_concurrently_without_mixing_up() {
+    let repo = Repo::new();
+    let mut labels = Vec::new();
+    for i in 0..4 {
+        repo.write("foo.yml", &format!("n: {i}\n"));
+        repo.commit(&format!("c{i}"));
+        repo.git(&["tag", &format!("t{i}")]);
+        labels.push((format!("t{i}"), i));
+    }
+    let server = TestServer::start(git_settings(&repo)).await;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for round in 0..40 {
+        let (label, n) = labels[round % labels.len()].clone();
+        let url = server.url(&format!("/foo/default/{label}"));
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let env: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            assert_eq!(value(&env, "n"), Some(&json!(n)), "label {label}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
