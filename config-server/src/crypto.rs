@@ -161,6 +161,15 @@ mod tests {
     }
 
     #[test]
+    fn decrypts_a_value_encrypted_by_the_spring_cli() {
+        // Printed by `spring encrypt my_value --key my_key` (Spring Boot CLI
+        // with spring-cloud-cli), as published in a public tutorial.
+        let enc = TextEncryptor::new("my_key", DEFAULT_SALT).unwrap();
+        let spring = "c93cb36ce1d09d7d62dffd156ef742faaa56f97f135ebd05e90355f80290ce6b";
+        assert_eq!(enc.decrypt(spring).unwrap(), "my_value");
+    }
+
+    #[test]
     fn round_trips_with_random_iv_and_rejects_other_keys() {
         let a = TextEncryptor::new("secret", DEFAULT_SALT).unwrap();
         let b = TextEncryptor::new("other", DEFAULT_SALT).unwrap();
