@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,12 @@ impl Server {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "discovery server listening");
         }
+        // Small request/response pairs: never wait on Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
