@@ -184,6 +184,13 @@ impl Applications {
         counts.to_string()
     }
 
+    /// The application called `name` (case-insensitive).
+    pub fn application(&self, name: &str) -> Option<&Application> {
+        self.applications
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
     /// Iterates over every instance of every application.
     pub fn instances(&self) -> impl Iterator<Item = &InstanceInfo> {
         self.applications.iter().flat_map(|a| a.instances.iter())

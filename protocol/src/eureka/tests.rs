@@ -115,6 +115,11 @@ fn applications_round_trip_in_both_formats_with_hashcode() {
     apps.apps_hashcode = apps.reconcile_hashcode();
     assert_eq!(apps.apps_hashcode, "DOWN_1_UP_1_");
     assert_eq!(
+        apps.application("orders").map(|a| a.instances.len()),
+        Some(2)
+    );
+    assert_eq!(apps.instances().count(), 2);
+    assert_eq!(
         json::decode_applications(&json::encode_applications(&apps)).unwrap(),
         apps
     );
