@@ -89,23 +89,107 @@ pub(crate) enum Exceeded {
 }
 
 /// What the caller of the core has to do after an operation: publish a
-/// transition, report a threshold, arm a timer.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Effects {
-    pub(crate) transition: Option<Transition>,
-    pub(crate) exceeded: Option<Exceeded>,
+/// transition, report a threshold. Packed in one word (empty is 0) so the
+/// common "nothing happened" travels in a register: bits 0-2 `from`, 3-5
+/// `to`, bit 8 a transition is present, bits 9-10 which threshold, bits 32-63
+/// the rate.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Effects(u64);
+
+impl Effects {
+    const TRANSITION: u64 = 1 << 8;
+    const FAILURE_RATE: u64 = 1 << 9;
+    const SLOW_CALL_RATE: u64 = 1 << 10;
+
+    /// Nothing to do.
+    pub(crate) const NONE: Effects = Effects(0);
+
+    /// A transition happened (or none, for `None`).
+    #[inline]
+    pub(crate) fn moved(t: Option<Transition>) -> Self {
+        match t {
+            None => Self::NONE,
+            Some(t) => Self(Self::TRANSITION | t.from as u64 | (t.to as u64) << 3),
+        }
+    }
+
+    /// Adds a crossed threshold (or none).
+    #[inline]
+    pub(crate) fn and_exceeded(self, e: Option<Exceeded>) -> Self {
+        match e {
+            None => self,
+            Some(Exceeded::FailureRate(r)) => {
+                Self(self.0 | Self::FAILURE_RATE | u64::from(r.to_bits()) << 32)
+            }
+            Some(Exceeded::SlowCallRate(r)) => {
+                Self(self.0 | Self::SLOW_CALL_RATE | u64::from(r.to_bits()) << 32)
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub(crate) fn transition(self) -> Option<Transition> {
+        (self.0 & Self::TRANSITION != 0).then(|| Transition {
+            from: State::from_code((self.0 & 0b111) as u8),
+            to: State::from_code((self.0 >> 3 & 0b111) as u8),
+        })
+    }
+
+    pub(crate) fn exceeded(self) -> Option<Exceeded> {
+        let rate = f32::from_bits((self.0 >> 32) as u32);
+        if self.0 & Self::FAILURE_RATE != 0 {
+            Some(Exceeded::FailureRate(rate))
+        } else if self.0 & Self::SLOW_CALL_RATE != 0 {
+            Some(Exceeded::SlowCallRate(rate))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects")
+            .field("transition", &self.transition())
+            .field("exceeded", &self.exceeded())
+            .finish()
+    }
 }
 
 /// A permission to make one call, tied to the state episode (generation)
-/// that granted it.
+/// that granted it. Packed in one word so it travels in a register:
+/// generation, then a bit for "records its outcome" (false in DISABLED) and
+/// one for "holds a HALF_OPEN trial permit" (given back if cancelled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Admission {
-    pub(crate) generation: u64,
-    /// Whether the call's outcome is recorded (false in DISABLED).
-    pub(crate) records: bool,
-    /// Whether the call took a HALF_OPEN trial permit, to give back if the
-    /// call is cancelled.
-    pub(crate) trial: bool,
+pub(crate) struct Admission(u64);
+
+impl Admission {
+    const RECORDS: u64 = 1;
+    const TRIAL: u64 = 2;
+
+    #[inline]
+    pub(crate) fn new(generation: u64, records: bool, trial: bool) -> Self {
+        Self(generation << 2 | u64::from(records) * Self::RECORDS | u64::from(trial) * Self::TRIAL)
+    }
+
+    #[inline]
+    pub(crate) fn generation(self) -> u64 {
+        self.0 >> 2
+    }
+
+    #[inline]
+    pub(crate) fn records(self) -> bool {
+        self.0 & Self::RECORDS != 0
+    }
+
+    #[inline]
+    pub(crate) fn trial(self) -> bool {
+        self.0 & Self::TRIAL != 0
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,8 +241,8 @@ pub(crate) struct Machine {
     /// [`Counts::rates`], so the common check is an integer compare.
     full_window_failed_limit: u32,
     full_window_slow_limit: u32,
-    /// The window is a full count window of fast successes (see [`CLEAN`]).
-    clean: bool,
+    /// State, [`CLEAN`] flag and generation, kept up to date.
+    word: u64,
     phase: Phase,
     generation: u64,
     window: Window,
@@ -197,7 +281,7 @@ impl Machine {
             full_window,
             full_window_failed_limit,
             full_window_slow_limit,
-            clean: false,
+            word: State::Closed as u64,
             config,
             phase: Phase::Closed,
             generation: 0,
@@ -222,21 +306,15 @@ impl Machine {
     /// State and generation in one word, for the lock-free fast path.
     #[inline]
     pub(crate) fn word(&self) -> u64 {
-        (self.generation << GENERATION_SHIFT)
-            | self.state() as u64
-            | if self.clean { CLEAN } else { 0 }
+        self.word
     }
 
     /// Asks for a permit. The fast path handles CLOSED, METRICS_ONLY and
     /// DISABLED without the core; this handles every state.
     pub(crate) fn acquire(&mut self) -> (Option<Admission>, Effects) {
-        let mut effects = Effects::default();
+        let mut effects = Effects::NONE;
         let generation = self.generation;
-        let open = |records| Admission {
-            generation,
-            records,
-            trial: false,
-        };
+        let open = |records| Admission::new(generation, records, false);
         match self.phase {
             Phase::Closed | Phase::MetricsOnly { .. } => (Some(open(true)), effects),
             Phase::Disabled => (Some(open(false)), effects),
@@ -245,12 +323,12 @@ impl Machine {
                 if self.clock.now() < until {
                     return (None, effects);
                 }
-                effects.transition = Some(self.enter(State::HalfOpen));
+                effects = Effects::moved(Some(self.enter(State::HalfOpen)));
                 (self.take_trial_permit(), effects)
             }
             Phase::HalfOpen { entered, .. } => {
                 if self.half_open_expired(entered) {
-                    effects.transition = Some(self.enter(State::Open));
+                    effects = Effects::moved(Some(self.enter(State::Open)));
                     return (None, effects);
                 }
                 (self.take_trial_permit(), effects)
@@ -272,18 +350,14 @@ impl Machine {
             return None;
         }
         *permits_left -= 1;
-        Some(Admission {
-            generation: self.generation,
-            records: true,
-            trial: true,
-        })
+        Some(Admission::new(self.generation, true, true))
     }
 
     /// Gives back the permit of a call that was cancelled before its outcome
     /// was known.
     pub(crate) fn release(&mut self, admission: Admission) {
-        if admission.trial
-            && admission.generation == self.generation
+        if admission.trial()
+            && admission.generation() == self.generation
             && let Phase::HalfOpen { permits_left, .. } = &mut self.phase
         {
             *permits_left += 1;
@@ -303,67 +377,60 @@ impl Machine {
         now: Option<Instant>,
     ) -> Effects {
         self.totals.count(class, slow);
-        if admission.generation != self.generation {
-            return Effects::default();
+        if admission.generation() != self.generation {
+            return Effects::NONE;
         }
         let failed = match class {
             Classification::Success => false,
             Classification::Failure => true,
             Classification::Ignored => {
                 self.release(admission);
-                return Effects::default();
+                return Effects::NONE;
             }
         };
         let outcome = Outcome::new(failed, slow);
-        match &mut self.phase {
-            Phase::Closed => {
-                let counts = self.record_in_window(outcome, now);
-                match self.exceeded_by(counts, self.minimum_calls) {
-                    None => Effects::default(),
-                    Some(exceeded) => Effects {
-                        transition: Some(self.enter(State::Open)),
-                        exceeded: Some(exceeded),
-                    },
+        if let Phase::Closed = self.phase {
+            // The common case first, as a plain branch.
+            let counts = self.record_in_window(outcome, now);
+            return match self.exceeded_by(counts, self.minimum_calls) {
+                None => Effects::NONE,
+                Some(exceeded) => {
+                    Effects::moved(Some(self.enter(State::Open))).and_exceeded(Some(exceeded))
                 }
-            }
+            };
+        }
+        match &mut self.phase {
+            Phase::Closed => Effects::NONE,
             Phase::MetricsOnly { .. } => {
                 let counts = self.record_in_window(outcome, now);
                 let exceeded = self.exceeded_by(counts, self.minimum_calls);
                 let Phase::MetricsOnly { above } = &mut self.phase else {
-                    return Effects::default();
+                    return Effects::NONE;
                 };
                 let newly = exceeded.is_some() && !*above;
                 *above = exceeded.is_some();
-                Effects {
-                    transition: None,
-                    exceeded: exceeded.filter(|_| newly),
-                }
+                Effects::NONE.and_exceeded(exceeded.filter(|_| newly))
             }
             Phase::HalfOpen { recorded, .. } => {
                 recorded.add(outcome);
                 let recorded = *recorded;
                 let permitted = self.config.permitted_number_of_calls_in_half_open_state;
                 match recorded.rates(permitted) {
-                    None => Effects::default(),
+                    None => Effects::NONE,
                     Some(rates) => match self.exceeded(Some(rates)) {
-                        Some(exceeded) => Effects {
-                            transition: Some(self.enter(State::Open)),
-                            exceeded: Some(exceeded),
-                        },
-                        None => Effects {
-                            transition: Some(self.enter(State::Closed)),
-                            exceeded: None,
-                        },
+                        Some(exceeded) => Effects::moved(Some(self.enter(State::Open)))
+                            .and_exceeded(Some(exceeded)),
+                        None => Effects::moved(Some(self.enter(State::Closed))),
                     },
                 }
             }
-            Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => Effects::default(),
+            Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => Effects::NONE,
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_in_window(&mut self, outcome: Outcome, now: Option<Instant>) -> Counts {
-        match &mut self.window {
+        let counts = match &mut self.window {
             Window::Count(w) => w.record(outcome),
             Window::Time(w) => {
                 let now = now.unwrap_or_else(|| self.clock.now());
@@ -372,7 +439,10 @@ impl Machine {
                     outcome,
                 )
             }
-        }
+        };
+        let clean = counts.calls == self.full_window && counts.failed == 0 && counts.slow == 0;
+        self.word = self.word & !CLEAN | if clean { CLEAN } else { 0 };
+        counts
     }
 
     /// Which threshold the window's counts reach, if any.
@@ -410,7 +480,7 @@ impl Machine {
     pub(crate) fn enter(&mut self, to: State) -> Transition {
         let from = self.state();
         self.generation += 1;
-        self.clean = false;
+        self.word = self.generation << GENERATION_SHIFT | to as u64;
         self.phase = match to {
             State::Closed => {
                 self.window.reset();
@@ -538,13 +608,13 @@ mod tests {
         assert_eq!(m.state(), State::Closed);
         let effects = call(&mut m, Classification::Success);
         assert_eq!(
-            effects.transition,
+            effects.transition(),
             Some(Transition {
                 from: State::Closed,
                 to: State::Open
             })
         );
-        assert_eq!(effects.exceeded, Some(Exceeded::FailureRate(50.0)));
+        assert_eq!(effects.exceeded(), Some(Exceeded::FailureRate(50.0)));
     }
 
     #[test]
@@ -554,7 +624,7 @@ mod tests {
         m.enter(State::ForcedOpen);
         m.enter(State::Closed);
         let effects = m.record(old.unwrap(), Classification::Failure, false, None);
-        assert_eq!(effects, Effects::default());
+        assert!(effects.is_empty());
         assert_eq!(m.window_counts().0.calls, 0);
         assert_eq!(m.totals().failed, 1);
     }
@@ -566,12 +636,12 @@ mod tests {
         assert!(m.acquire().0.is_none());
         clock.advance(Duration::from_secs(10));
         let (a, effects) = m.acquire();
-        assert_eq!(effects.transition.map(|t| t.to), Some(State::HalfOpen));
+        assert_eq!(effects.transition().map(|t| t.to), Some(State::HalfOpen));
         let (b, _) = m.acquire();
         assert!(m.acquire().0.is_none(), "a third trial call is refused");
         m.record(a.unwrap(), Classification::Success, false, None);
         let effects = m.record(b.unwrap(), Classification::Success, false, None);
-        assert_eq!(effects.transition.map(|t| t.to), Some(State::Closed));
+        assert_eq!(effects.transition().map(|t| t.to), Some(State::Closed));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 pub use classify::{Classification, Classifier, ErrorsAreFailures};
@@ -288,7 +288,10 @@ impl CircuitBreaker {
     /// Asks for permission to make one call.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CallNotPermitted> {
-        let admission = self.admit()?;
+        let admission = match self.admit_fast() {
+            Some(admission) => admission,
+            None => self.admit_slow()?,
+        };
         Ok(Permit {
             breaker: self,
             admission,
@@ -388,7 +391,7 @@ impl CircuitBreaker {
     /// The breaker's state and numbers now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let (state, (counts, rates), mut totals) = {
-            let mut m = self.inner.machine.0.lock();
+            let mut m = self.machine();
             (m.state(), m.window_counts(), m.totals())
         };
         totals.not_permitted = self.inner.not_permitted.load(Ordering::Relaxed);
@@ -408,7 +411,7 @@ impl CircuitBreaker {
 
     /// How long until an OPEN breaker admits trial calls; `None` when not OPEN.
     pub fn remaining_open_wait(&self) -> Option<Duration> {
-        self.inner.machine.0.lock().remaining_open_wait()
+        self.machine().remaining_open_wait()
     }
 
     /// Moves the breaker to `state` by hand (Resilience4j's
@@ -416,10 +419,7 @@ impl CircuitBreaker {
     /// METRICS_ONLY with an empty window, OPEN with a full wait, HALF_OPEN
     /// with all its trial permits.
     pub fn transition_to(&self, state: State) {
-        self.apply(|m| Effects {
-            transition: Some(m.enter(state)),
-            exceeded: None,
-        });
+        self.apply(|m| Effects::moved(Some(m.enter(state))));
     }
 
     /// Back to CLOSED with an empty window; emits [`EventKind::Reset`].
@@ -430,20 +430,21 @@ impl CircuitBreaker {
 
     #[inline]
     fn admit(&self) -> Result<Admission, CallNotPermitted> {
+        match self.admit_fast() {
+            Some(admission) => Ok(admission),
+            None => self.admit_slow(),
+        }
+    }
+
+    /// Admits without the lock in the states that admit every call.
+    #[inline]
+    fn admit_fast(&self) -> Option<Admission> {
         let word = self.inner.word.0.load(Ordering::Acquire);
         let (state, generation) = machine::decode(word);
         match state {
-            State::Closed | State::MetricsOnly => Ok(Admission {
-                generation,
-                records: true,
-                trial: false,
-            }),
-            State::Disabled => Ok(Admission {
-                generation,
-                records: false,
-                trial: false,
-            }),
-            State::Open | State::HalfOpen | State::ForcedOpen => self.admit_slow(),
+            State::Closed | State::MetricsOnly => Some(Admission::new(generation, true, false)),
+            State::Disabled => Some(Admission::new(generation, false, false)),
+            State::Open | State::HalfOpen | State::ForcedOpen => None,
         }
     }
 
@@ -474,7 +475,7 @@ impl CircuitBreaker {
 
     #[inline]
     fn record(&self, admission: Admission, started: Option<Instant>, class: Classification) {
-        if !admission.records {
+        if !admission.records() {
             return;
         }
         let (now, elapsed, slow) = match (started, self.inner.config.slow_call_duration_threshold) {
@@ -515,9 +516,15 @@ impl CircuitBreaker {
 
     #[inline]
     fn release(&self, admission: Admission) {
-        if admission.trial {
-            self.inner.machine.0.lock().release(admission);
+        if admission.trial() {
+            self.machine().release(admission);
         }
+    }
+
+    /// The core, locked.
+    #[inline]
+    fn machine(&self) -> MutexGuard<'_, Machine> {
+        self.inner.machine.0.lock()
     }
 
     /// Runs `op` on the core under the lock, publishes the new state word,
@@ -525,17 +532,21 @@ impl CircuitBreaker {
     #[inline]
     fn apply(&self, op: impl FnOnce(&mut Machine) -> Effects) {
         let (effects, timer) = {
-            let mut m = self.inner.machine.0.lock();
+            let mut m = self.machine();
             let effects = op(&mut m);
             let word = m.word();
             // Written only on change: the word stays shared in every core's cache.
             if self.inner.word.0.load(Ordering::Relaxed) != word {
                 self.inner.word.0.store(word, Ordering::Release);
             }
-            let timer = effects.transition.and_then(|_| m.timer());
+            let timer = if effects.is_empty() {
+                None
+            } else {
+                effects.transition().and_then(|_| m.timer())
+            };
             (effects, timer)
         };
-        if effects.transition.is_some() || effects.exceeded.is_some() {
+        if !effects.is_empty() {
             self.publish(effects, timer);
         }
     }
@@ -543,7 +554,7 @@ impl CircuitBreaker {
     #[cold]
     fn publish(&self, effects: Effects, timer: Option<(Instant, u64)>) {
         let name = &self.inner.name;
-        if let Some(exceeded) = effects.exceeded {
+        if let Some(exceeded) = effects.exceeded() {
             let kind = match exceeded {
                 Exceeded::FailureRate(rate) => EventKind::FailureRateExceeded { rate },
                 Exceeded::SlowCallRate(rate) => EventKind::SlowCallRateExceeded { rate },
@@ -551,7 +562,7 @@ impl CircuitBreaker {
             tracing::debug!(breaker = %name, ?kind, "circuit breaker threshold exceeded");
             self.inner.events.send(name, kind);
         }
-        if let Some(t) = effects.transition {
+        if let Some(t) = effects.transition() {
             tracing::info!(breaker = %name, from = %t.from, to = %t.to, "circuit breaker state transition");
             self.inner.events.send(
                 name,
@@ -577,11 +588,41 @@ impl CircuitBreaker {
             tokio::time::sleep_until(at).await;
             if let Some(inner) = weak.upgrade() {
                 let breaker = CircuitBreaker { inner };
-                breaker.apply(|m| Effects {
-                    transition: m.on_timer(generation),
-                    exceeded: None,
-                });
+                breaker.apply(|m| Effects::moved(m.on_timer(generation)));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(b: &CircuitBreaker) -> bool {
+        b.inner.word.0.load(Ordering::Relaxed) & CLEAN != 0
+    }
+
+    #[test]
+    fn a_full_window_of_fast_successes_takes_the_lock_free_path() {
+        let b = CircuitBreaker::builder("clean")
+            .sliding_window_size(4)
+            .minimum_number_of_calls(4)
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            b.try_acquire().unwrap().success();
+        }
+        assert!(!clean(&b), "not full yet");
+        b.try_acquire().unwrap().success();
+        assert!(clean(&b));
+        for _ in 0..10 {
+            b.try_acquire().unwrap().success();
+        }
+        assert_eq!(b.inner.fast_successes.sum(), 10);
+        b.try_acquire().unwrap().failure();
+        assert!(!clean(&b), "a failure makes the window dirty");
+        let m = b.metrics();
+        assert_eq!((m.buffered_calls, m.failed_calls), (4, 1));
+        assert_eq!(m.totals.successful, 14);
     }
 }

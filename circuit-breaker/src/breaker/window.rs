@@ -49,6 +49,13 @@ impl Counts {
         self.slow_failed += o.failed() & o.slow();
     }
 
+    /// Swaps one recorded outcome for another (the number of calls stays).
+    #[inline]
+    fn replace(&mut self, old: Outcome, new: Outcome) {
+        self.sub(old);
+        self.add(new);
+    }
+
     #[inline]
     fn sub(&mut self, o: Outcome) {
         self.calls -= 1;
@@ -114,12 +121,15 @@ impl CountWindow {
         let size = self.ring.len();
         let slot = &mut self.ring[self.head];
         if self.len == size {
-            self.counts.sub(*slot);
+            // Usually a success evicts a success: nothing to recount.
+            if *slot != o {
+                self.counts.replace(*slot, o);
+            }
         } else {
             self.len += 1;
+            self.counts.add(o);
         }
         *slot = o;
-        self.counts.add(o);
         self.head += 1;
         if self.head == size {
             self.head = 0;
