@@ -173,7 +173,9 @@ impl Admission {
 
     #[inline]
     pub(crate) fn new(generation: u64, records: bool, trial: bool) -> Self {
-        Self(generation << 2 | u64::from(records) * Self::RECORDS | u64::from(trial) * Self::TRIAL)
+        let records = if records { Self::RECORDS } else { 0 };
+        let trial = if trial { Self::TRIAL } else { 0 };
+        Self((generation << 2) | records | trial)
     }
 
     #[inline]
