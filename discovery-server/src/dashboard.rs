@@ -33,6 +33,10 @@ fn ago(now: i64, then: i64) -> String {
     }
 }
 
+/// Instance rows rendered at most, so the page stays usable with a large
+/// registry.
+const MAX_ROWS: usize = 2000;
+
 /// `GET /`.
 pub(crate) async fn page(State(state): State<AppState>) -> Html<String> {
     let node = &state.node;
@@ -109,21 +113,31 @@ pub(crate) async fn page(State(state): State<AppState>) -> Html<String> {
     if snap.applications.is_empty() {
         h.push_str("<tr><td colspan=\"5\">No instances registered.</td></tr>");
     }
-    for (app, instances) in &snap.applications {
-        for (info, lease) in instances {
-            let status = info.status.as_str();
-            let _ = write!(
-                h,
-                "<tr data-app=\"{app}\" data-instance=\"{id}\"><td>{app}</td><td>{id}</td>\
-                 <td class=\"{status}\">{status}</td><td>{host}:{port}</td><td>{renewed}</td></tr>",
-                app = escape(app),
-                id = escape(&info.instance_id),
-                host = escape(&info.host_name),
-                port = info.port.port,
-                renewed = ago(now, lease.last_renewal_timestamp),
-            );
-        }
+    let all = snap
+        .applications
+        .iter()
+        .flat_map(|(app, list)| list.iter().map(move |i| (app, i)));
+    for (app, (info, lease)) in all.take(MAX_ROWS) {
+        let status = info.status.as_str();
+        let _ = write!(
+            h,
+            "<tr data-app=\"{app}\" data-instance=\"{id}\"><td>{app}</td><td>{id}</td>\
+             <td class=\"{status}\">{status}</td><td>{host}:{port}</td><td>{renewed}</td></tr>",
+            app = escape(app),
+            id = escape(&info.instance_id),
+            host = escape(&info.host_name),
+            port = info.port.port,
+            renewed = ago(now, lease.last_renewal_timestamp),
+        );
     }
-    h.push_str("</table></body></html>");
+    h.push_str("</table>");
+    if counts.instances > MAX_ROWS {
+        let _ = write!(
+            h,
+            "<p id=\"truncated\">{} more instances not shown; see <a href=\"/eureka/apps\">/eureka/apps</a>.</p>",
+            counts.instances - MAX_ROWS
+        );
+    }
+    h.push_str("</body></html>");
     Html(h)
 }
