@@ -1,0 +1,391 @@
+//! Load generator for `bench/discovery-load.sh`: a hyper client on loopback.
+//!
+//! - `bench_load ceiling`: a bare hyper server that answers `200` to every
+//!   request (the ceiling); prints `listening ADDR`.
+//! - `bench_load run --server URL --pid PID --ceiling URL [--instances N]
+//!   [--big M] [--seconds S] [--connections C]`: registers N instances on
+//!   the discovery server, renews each once a second for S seconds (paced),
+//!   then drives renewals as fast as C connections allow against the server
+//!   and the ceiling in turn, times full `GET /eureka/apps` (JSON, gzip)
+//!   unchanged at N and M instances, and reads the server's VmRSS.
+//!
+//! Everything is bounded in count and time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper, json};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn num(name: &str, default: u64) -> u64 {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("ceiling") => ceiling().await,
+        Some("run") => run().await,
+        _ => eprintln!("usage: bench_load ceiling | run --server URL --pid PID --ceiling URL"),
+    }
+}
+
+/// A bare hyper HTTP/1 server: `200`, empty body, to anything.
+async fn ceiling() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening {}", listener.local_addr().unwrap());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .build(connector)
+}
+
+fn instance(i: u64) -> InstanceInfo {
+    let app = format!("SERVICE-{}", i % 100);
+    let host = format!("host-{i}.example.internal");
+    InstanceInfo {
+        instance_id: format!("{host}:{}:8080", app.to_lowercase()),
+        host_name: host.clone(),
+        app: app.clone(),
+        ip_addr: format!("10.{}.{}.{}", i / 65536 % 256, (i / 256) % 256, i % 256),
+        status: InstanceStatus::Up,
+        port: PortWrapper::enabled(8080),
+        secure_port: PortWrapper::disabled(443),
+        lease_info: Some(LeaseInfo {
+            renewal_interval_in_secs: 1,
+            duration_in_secs: 90,
+            ..LeaseInfo::default()
+        }),
+        metadata: [("management.port".to_owned(), "8080".to_owned())].into(),
+        home_page_url: Some(format!("http://{host}:8080/")),
+        status_page_url: Some(format!("http://{host}:8080/actuator/info")),
+        health_check_url: Some(format!("http://{host}:8080/actuator/health")),
+        vip_address: Some(app.to_lowercase()),
+        secure_vip_address: Some(app.to_lowercase()),
+        ..InstanceInfo::default()
+    }
+}
+
+fn renew_uri(base: &str, i: u64) -> String {
+    let app = i % 100;
+    format!(
+        "{base}/eureka/apps/SERVICE-{app}/host-{i}.example.internal:service-{app}:8080?status=UP"
+    )
+}
+
+async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, usize) {
+    let response = client.request(req).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, body.len())
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `work(worker, index)` for indexes `range` over `connections`
+/// concurrent workers.
+async fn parallel<F, Fut>(connections: u64, range: std::ops::Range<u64>, work: F)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicU64::new(range.start));
+    let end = range.end;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (work, next) = (Arc::clone(&work), Arc::clone(&next));
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end {
+                        return;
+                    }
+                    work(i).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn register_range(
+    client: &HttpClient,
+    base: &str,
+    range: std::ops::Range<u64>,
+    connections: u64,
+) {
+    let (client, base) = (client.clone(), base.to_owned());
+    parallel(connections, range, move |i| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let info = instance(i);
+            let req = Request::post(format!("{base}/eureka/apps/{}", info.app))
+                .header("Content-Type", "application/json")
+                .body(Full::new(Bytes::from(json::encode_instance(&info))))
+                .unwrap();
+            let (status, _) = send(&client, req).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+    })
+    .await;
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Each of `n` instances renews once a second for `seconds`, spread evenly
+/// over the second. Returns (renewals per second achieved, sorted latencies in µs).
+async fn paced(
+    client: &HttpClient,
+    base: &str,
+    n: u64,
+    seconds: u64,
+    connections: u64,
+) -> (f64, Vec<u32>) {
+    let started = Instant::now();
+    let total = n * seconds;
+    let latencies = Arc::new(parking_lot::Mutex::new(Vec::with_capacity(total as usize)));
+    let (c, b, lat) = (client.clone(), base.to_owned(), Arc::clone(&latencies));
+    parallel(connections, 0..total, move |k| {
+        let (client, base, lat) = (c.clone(), b.clone(), Arc::clone(&lat));
+        async move {
+            // Renewal k is due at k / n seconds.
+            let due = started + Duration::from_micros(k * 1_000_000 / n);
+            tokio::time::sleep_until(due).await;
+            let t = Instant::now();
+            let req = Request::put(renew_uri(&base, k % n))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let (status, _) = send(&client, req).await;
+            assert_eq!(status, StatusCode::OK);
+            let us = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
+            lat.lock().push(us);
+        }
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut l = std::mem::take(&mut *latencies.lock());
+    l.sort_unstable();
+    (total as f64 / elapsed, l)
+}
+
+/// Renewals as fast as `connections` allow for `secs`; returns per second.
+async fn saturate(client: &HttpClient, base: &str, n: u64, secs: u64, connections: u64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|w| {
+            let (client, base, stop, done) = (
+                client.clone(),
+                base.to_owned(),
+                Arc::clone(&stop),
+                Arc::clone(&done),
+            );
+            tokio::spawn(async move {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let req = Request::put(renew_uri(&base, i % n))
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    let (status, _) = send(&client, req).await;
+                    assert_eq!(status, StatusCode::OK);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += connections;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Sends a few cheap requests over `workers` connections.
+async fn warm_up(client: &HttpClient, base: &str, workers: u64) {
+    let (client, base) = (client.clone(), base.to_owned());
+    parallel(workers, 0..workers * 20, move |_| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let req = Request::get(format!("{base}/actuator/health"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            send(&client, req).await;
+        }
+    })
+    .await;
+}
+
+/// Times full fetches (JSON, gzip) of an unchanged registry: the first one
+/// (built after the last change) and then `rounds` more.
+async fn full_fetch(client: &HttpClient, base: &str, rounds: usize) -> (Duration, Vec<u32>, usize) {
+    let req = || {
+        Request::get(format!("{base}/eureka/apps"))
+            .header("Accept", "application/json")
+            .header("Accept-Encoding", "gzip")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let t = Instant::now();
+    let (status, len) = send(client, req()).await;
+    assert_eq!(status, StatusCode::OK);
+    let first = t.elapsed();
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        send(client, req()).await;
+        times.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+    }
+    times.sort_unstable();
+    (first, times, len)
+}
+
+async fn run() {
+    let server = arg("--server").expect("--server URL");
+    let ceiling = arg("--ceiling").expect("--ceiling URL");
+    let pid = arg("--pid").expect("--pid PID");
+    let n = num("--instances", 10_000);
+    let big = num("--big", 100_000);
+    let seconds = num("--seconds", 10);
+    let connections = num("--connections", 64);
+    let sat_secs = num("--saturate-seconds", 5);
+    let client = client();
+
+    // Open the connections first, so that their buffers are not counted
+    // as memory per instance.
+    let workers = connections.max(n / 100);
+    warm_up(&client, &server, workers).await;
+    let rss_before = rss_kib(&pid);
+    let t = Instant::now();
+    register_range(&client, &server, 0..n, connections).await;
+    println!(
+        "registered {n} instances in {:.2} s; resident memory {:.0} B per instance",
+        t.elapsed().as_secs_f64(),
+        (rss_kib(&pid).saturating_sub(rss_before) * 1024) as f64 / n as f64
+    );
+
+    for (name, base) in [("discovery-server", &server), ("bare hyper", &ceiling)] {
+        let (rate, lat) = paced(&client, base, n, seconds, workers).await;
+        println!(
+            "paced renewals on {name} ({n} instances, each once a second, {seconds} s): {rate:.0}/s, latency p50 {} µs, p99 {} µs, max {} µs",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
+        );
+    }
+
+    let rss_renewing = rss_kib(&pid);
+    let (first, times, len) = full_fetch(&client, &server, 50).await;
+    let rss_n = rss_kib(&pid);
+    println!(
+        "resident memory at {n} after the renewals, before any fetch: {:.0} B per instance",
+        (rss_renewing.saturating_sub(rss_before) * 1024) as f64 / n as f64
+    );
+    println!(
+        "full fetch at {n}: first after change {:.2} ms, unchanged p50 {} µs, p99 {} µs ({len} B gzip)",
+        first.as_secs_f64() * 1e3,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+    println!(
+        "resident memory at {n}: {:.0} B per instance ({} KiB -> {} KiB)",
+        (rss_n.saturating_sub(rss_before) * 1024) as f64 / n as f64,
+        rss_before,
+        rss_n
+    );
+
+    // Saturation: ours and the ceiling, alternating, best of the rounds.
+    let rounds = num("--rounds", 2);
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ours.push(saturate(&client, &server, n, sat_secs, connections).await);
+        bare.push(saturate(&client, &ceiling, n, sat_secs, connections).await);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    println!(
+        "saturated renewals ({connections} connections, {sat_secs} s x {rounds}): discovery-server {:.0}/s, bare hyper {:.0}/s, ratio {:.2} (rounds: {:?} vs {:?})",
+        best(&ours),
+        best(&bare),
+        best(&ours) / best(&bare),
+        ours.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        bare.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+
+    if big > n {
+        let t = Instant::now();
+        register_range(&client, &server, n..big, connections).await;
+        println!(
+            "registered up to {big} instances in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        let (first, times, len) = full_fetch(&client, &server, 20).await;
+        let rss_big = rss_kib(&pid);
+        println!(
+            "full fetch at {big}: first after change {:.2} ms, unchanged p50 {} µs, p99 {} µs ({len} B gzip)",
+            first.as_secs_f64() * 1e3,
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+        println!(
+            "resident memory at {big}: {:.0} B per instance ({} KiB -> {} KiB)",
+            (rss_big.saturating_sub(rss_before) * 1024) as f64 / big as f64,
+            rss_before,
+            rss_big
+        );
+    }
+}
