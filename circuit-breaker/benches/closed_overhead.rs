@@ -231,6 +231,61 @@ fn min_and_median(mut v: Vec<f64>) -> (f64, f64) {
 fn interleaved_summary() {
     interleaved("all calls succeed", upstream_at);
     interleaved("5% of calls fail", flaky);
+    interleaved_two_threads("all calls succeed", upstream_at);
+    interleaved_two_threads("5% of calls fail", flaky);
+}
+
+/// Wall time per call of two threads making `calls` calls each at once,
+/// from the first thread's start to the last thread's end.
+fn ns_per_call_two_threads(calls: u64, f: &(impl Fn(u64) + Sync)) -> f64 {
+    let start = Barrier::new(2);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let began = Instant::now();
+                    for i in 0..calls {
+                        f(i);
+                    }
+                    (began, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let began = spans.iter().map(|s| s.0).min().unwrap();
+    let ended = spans.iter().map(|s| s.1).max().unwrap();
+    (ended - began).as_nanos() as f64 / (2 * calls) as f64
+}
+
+fn interleaved_two_threads(label: &str, call: impl Fn(u64) -> Result<u64, u64> + Copy + Sync) {
+    const ROUNDS: usize = 40;
+    const CALLS: u64 = 100_000;
+    let (cb, rc, fs) = (ours(), recloser(), failsafe());
+    let mut rounds: [Vec<f64>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        rounds[0].push(ns_per_call_two_threads(CALLS, &|i| {
+            black_box(cb.call_sync(|| call(i)).is_ok());
+        }));
+        rounds[1].push(ns_per_call_two_threads(CALLS, &|i| {
+            black_box(rc.call(|| call(i)).is_ok());
+        }));
+        rounds[2].push(ns_per_call_two_threads(CALLS, &|i| {
+            black_box(failsafe::CircuitBreaker::call(&fs, || call(i)).is_ok());
+        }));
+    }
+    println!(
+        "interleaved, 2 threads on one breaker, {label}, {ROUNDS} rounds x 2 x {CALLS} calls: min / median ns per call"
+    );
+    for (name, r) in ["ours_sync", "recloser", "failsafe"]
+        .into_iter()
+        .zip(rounds)
+    {
+        let (min, median) = min_and_median(r);
+        println!("  {name:<10} {min:6.2} / {median:6.2}");
+    }
+    assert_eq!(cb.state(), circuit_breaker::State::Closed);
 }
 
 fn interleaved(label: &str, call: impl Fn(u64) -> Result<u64, u64> + Copy) {
