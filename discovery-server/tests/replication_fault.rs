@@ -338,10 +338,20 @@ async fn py_client(servers: &str) -> Child {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(WITHIN, lines.next_line())
+    // The client logs on stdout too: skip to its step line.
+    let registered = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("STEP ") {
+                return line;
+            }
+        }
+        panic!("py client exited before registering");
+    };
+    let line = tokio::time::timeout(WITHIN, registered)
         .await
-        .expect("py client start deadline")
-        .unwrap();
-    assert_eq!(line.as_deref(), Some("STEP registered"));
+        .expect("py client start deadline");
+    assert_eq!(line, "STEP registered");
+    // Keep draining its logs so that it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
