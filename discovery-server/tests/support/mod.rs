@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use discovery_server::{Server, ServerConfig};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::sync::oneshot;
 
 /// A server running in-process on `127.0.0.1:0`.
@@ -78,5 +79,39 @@ where
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `STEP <rest>` lines that a driven client script prints on stdout;
+/// any other output (client libraries log there too) is skipped.
+pub(crate) struct Steps<R> {
+    lines: Lines<BufReader<R>>,
+}
+
+impl<R: AsyncRead + Unpin> Steps<R> {
+    pub(crate) fn new(stdout: R) -> Steps<R> {
+        Steps {
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The text after `STEP ` of the next step line. Panics when `within`
+    /// passes first or the process closes its stdout.
+    pub(crate) async fn next(&mut self, within: Duration) -> String {
+        let lines = &mut self.lines;
+        tokio::time::timeout(within, async move {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("client exited before its next step");
+                if let Some(rest) = line.strip_prefix("STEP ") {
+                    return rest.to_owned();
+                }
+            }
+        })
+        .await
+        .expect("client step deadline")
     }
 }

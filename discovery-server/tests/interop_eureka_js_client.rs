@@ -1,0 +1,288 @@
+//! Interop: the real eureka-js-client (npm 4.5.0, unmodified) speaks JSON to
+//! our server. It registers, renews, re-registers when its lease is lost,
+//! discovers an application registered over HTTP (by app id and by VIP,
+//! through its delta fetch or its full fetch), drops it from its cache once
+//! cancelled, and deregisters on stop. The test checks the server side after
+//! each step, once under `/eureka/apps/` and once under `/eureka/v2/apps/`
+//! (the client's default path).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use discovery_server::ServerConfig;
+use discovery_server::registry::Origin;
+use serde_json::{Value, json};
+use support::{Running, Steps, eventually};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, ChildStdout, Command};
+
+/// Longest wait for any one step of the script.
+const STEP_WITHIN: Duration = Duration::from_secs(30);
+/// Longest wait for a server-side condition.
+const CHECK_WITHIN: Duration = Duration::from_secs(15);
+
+/// How one run configures the client.
+struct Scenario {
+    /// `eureka.servicePath`, also the prefix the test reads through.
+    service_path: &'static str,
+    /// The client's `shouldUseDelta`.
+    use_delta: bool,
+    /// `instance.instanceId`; without it the client (and Eureka) use the
+    /// host name as the id.
+    instance_id: Option<&'static str>,
+}
+
+const HOST_NAME: &str = "js-host.local";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eureka_js_client_with_delta_fetches_under_eureka_apps() {
+    run(Scenario {
+        service_path: "/eureka/apps/",
+        use_delta: true,
+        instance_id: Some("js-host.local:jsapp:8080"),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eureka_js_client_with_full_fetches_under_eureka_v2_apps_and_host_name_as_id() {
+    run(Scenario {
+        service_path: "/eureka/v2/apps/",
+        use_delta: false,
+        instance_id: None,
+    })
+    .await;
+}
+
+async fn run(scenario: Scenario) {
+    tokio::time::timeout(Duration::from_secs(90), drive(scenario))
+        .await
+        .expect("interop test deadline");
+}
+
+fn node_modules() -> PathBuf {
+    let dir = std::env::var_os("INTEROP_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-node/node_modules")
+        });
+    assert!(
+        dir.join("eureka-js-client").is_dir(),
+        "no eureka-js-client under {}: run scripts/prereqs",
+        dir.display()
+    );
+    dir
+}
+
+/// The node process, its stdin for `go` lines and its step lines.
+struct Script {
+    child: tokio::process::Child,
+    stdin: ChildStdin,
+    steps: Steps<ChildStdout>,
+}
+
+impl Script {
+    fn spawn(settings: &Value) -> Script {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/js_client.js");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(settings.to_string())
+            .env("NODE_PATH", node_modules())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node on PATH");
+        let stdin = child.stdin.take().unwrap();
+        let steps = Steps::new(child.stdout.take().unwrap());
+        Script {
+            child,
+            stdin,
+            steps,
+        }
+    }
+
+    /// Waits for the step called `name` and returns its JSON.
+    async fn step(&mut self, name: &str) -> Value {
+        let line = self.steps.next(STEP_WITHIN).await;
+        let (got, data) = line.split_once(' ').unwrap_or((&line, "{}"));
+        assert_eq!(got, name, "script step: {line}");
+        serde_json::from_str(data).unwrap()
+    }
+
+    async fn go(&mut self) {
+        self.stdin.write_all(b"go\n").await.unwrap();
+    }
+}
+
+/// An instance as a Java Eureka client would register it.
+fn other_app() -> Value {
+    json!({"instance": {
+        "instanceId": "other-1",
+        "hostName": "other.local",
+        "app": "OTHERAPP",
+        "ipAddr": "10.9.9.9",
+        "status": "UP",
+        "port": {"$": 7777, "@enabled": "true"},
+        "securePort": {"$": 7443, "@enabled": "false"},
+        "vipAddress": "otherapp.vip",
+        "dataCenterInfo": {
+            "@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
+            "name": "MyOwn"
+        },
+        "leaseInfo": {"renewalIntervalInSecs": 30, "durationInSecs": 90}
+    }})
+}
+
+/// `GET {path}` as JSON: the status and, when 200, the body.
+async fn get_json(http: &reqwest::Client, url: String) -> (u16, Value) {
+    let response = http
+        .get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = if status == 200 {
+        response.json().await.unwrap()
+    } else {
+        Value::Null
+    };
+    (status, body)
+}
+
+fn last_renewal(instance: &Value) -> i64 {
+    instance["instance"]["leaseInfo"]["lastRenewalTimestamp"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn drive(scenario: Scenario) {
+    let running = Running::start(ServerConfig::default()).await;
+    let node = running.server.node().clone();
+    let http = reqwest::Client::new();
+    let api = |path: &str| running.url(&format!("{}{path}", scenario.service_path));
+    let id = scenario.instance_id.unwrap_or(HOST_NAME);
+
+    let mut script = Script::spawn(&json!({
+        "host": "127.0.0.1",
+        "port": running.addr.port(),
+        "servicePath": scenario.service_path,
+        "shouldUseDelta": scenario.use_delta,
+        "instanceId": scenario.instance_id,
+    }));
+
+    // 1. Registered (its first full fetch done), as it described itself.
+    let started = script.step("started").await;
+    assert_eq!(started["instanceId"], id);
+    assert_eq!(started["fetches"]["full"], 1);
+    let (status, mine) = get_json(&http, api(&format!("JSAPP/{id}"))).await;
+    assert_eq!(status, 200, "JSAPP/{id} registered");
+    let instance = &mine["instance"];
+    assert_eq!(instance["instanceId"], id);
+    assert_eq!(instance["app"], "JSAPP");
+    assert_eq!(instance["hostName"], HOST_NAME);
+    assert_eq!(instance["status"], "UP");
+    assert_eq!(instance["port"], json!({"$": 8080, "@enabled": "true"}));
+    assert_eq!(instance["vipAddress"], "jsapp.vip");
+    assert_eq!(instance["metadata"]["team"], "interop-js");
+    assert_eq!(instance["dataCenterInfo"]["name"], "MyOwn");
+
+    // 2. Heartbeats (every 200 ms) move the server's lastRenewalTimestamp.
+    let first_renewal = last_renewal(&mine);
+    eventually(CHECK_WITHIN, "a heartbeat from eureka-js-client", || {
+        let (http, url) = (&http, api(&format!("JSAPP/{id}")));
+        async move {
+            let (status, now) = get_json(http, url).await;
+            status == 200 && last_renewal(&now) > first_renewal
+        }
+    })
+    .await;
+
+    // 3. A lost lease: the next heartbeat gets 404 and the client registers
+    // again on its own.
+    assert!(node.cancel("JSAPP", id, Origin::Local).is_some());
+    eventually(CHECK_WITHIN, "eureka-js-client to re-register", || {
+        let back = node.registry().instance("JSAPP", id).is_some();
+        async move { back }
+    })
+    .await;
+
+    // 4. Another application registers over HTTP, after the client's only
+    // full fetch.
+    let registered = http
+        .post(api("OTHERAPP"))
+        .json(&other_app())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 204);
+    script.go().await;
+
+    let discovered = script.step("discovered").await;
+    for (how, found) in [
+        ("app id", &discovered["byApp"]),
+        ("vip", &discovered["byVip"]),
+    ] {
+        let found = found.as_array().unwrap();
+        assert_eq!(found.len(), 1, "OTHERAPP by {how}: {found:?}");
+        let other = &found[0];
+        assert_eq!(other["instanceId"], "other-1", "by {how}");
+        assert_eq!(other["app"], "OTHERAPP");
+        assert_eq!(other["ipAddr"], "10.9.9.9");
+        assert_eq!(other["status"], "UP");
+        assert_eq!(other["port"], json!({"$": 7777, "@enabled": "true"}));
+        assert_eq!(other["vipAddress"], "otherapp.vip");
+    }
+    assert_eq!(discovered["self"][0]["instanceId"], id);
+    let fetches = &discovered["fetches"];
+    assert!(
+        fetches["registrations"].as_u64().unwrap() >= 2,
+        "re-registered after the 404: {fetches}"
+    );
+    if scenario.use_delta {
+        // Only one full fetch ever, before OTHERAPP existed: the delta
+        // brought it.
+        assert_eq!(fetches["full"], 1, "{fetches}");
+        assert!(fetches["delta"].as_u64().unwrap() >= 1, "{fetches}");
+    } else {
+        assert_eq!(fetches["delta"], 0, "{fetches}");
+        assert!(fetches["full"].as_u64().unwrap() >= 2, "{fetches}");
+    }
+
+    // 5. OTHERAPP cancels: the client's cache drops it.
+    let cancelled = http.delete(api("OTHERAPP/other-1")).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200);
+    script.go().await;
+    let forgotten = script.step("forgotten").await;
+    assert!(forgotten["fetches"]["heartbeats"].as_u64().unwrap() >= 1);
+    script.go().await;
+
+    // 6. stop() deregisters.
+    script.step("stopped").await;
+    assert!(node.registry().instance("JSAPP", id).is_none());
+    let (status, _) = get_json(&http, api(&format!("JSAPP/{id}"))).await;
+    assert_eq!(status, 404);
+    let (_, delta) = get_json(&http, api("delta")).await;
+    let deleted = delta["applications"]["application"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|app| app["name"] == "JSAPP")
+        .flat_map(|app| app["instance"].as_array().unwrap())
+        .any(|i| i["instanceId"] == id && i["actionType"] == "DELETED");
+    assert!(deleted, "JSAPP DELETED in the delta: {delta}");
+
+    let status = tokio::time::timeout(Duration::from_secs(10), script.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "node exited with {status}");
+    running.stop().await;
+}
