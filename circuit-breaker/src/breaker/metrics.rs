@@ -51,18 +51,19 @@ pub struct CallTotals {
 }
 
 impl CallTotals {
-    /// Counts one outcome (branch-free: failures are rare and would
-    /// otherwise cost a mispredicted branch each).
     #[inline]
     pub(crate) fn count(&mut self, class: Classification, slow: bool) {
-        let success = u64::from(class == Classification::Success);
-        let failure = u64::from(class == Classification::Failure);
-        let slow = u64::from(slow);
-        self.successful += success;
-        self.failed += failure;
-        self.ignored += u64::from(class == Classification::Ignored);
-        self.slow_successful += success & slow;
-        self.slow_failed += failure & slow;
+        match class {
+            Classification::Success => {
+                self.successful += 1;
+                self.slow_successful += u64::from(slow);
+            }
+            Classification::Failure => {
+                self.failed += 1;
+                self.slow_failed += u64::from(slow);
+            }
+            Classification::Ignored => self.ignored += 1,
+        }
     }
 }
 
