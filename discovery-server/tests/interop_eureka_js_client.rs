@@ -3,8 +3,9 @@
 //! discovers an application registered over HTTP (by app id and by VIP,
 //! through its delta fetch or its full fetch), drops it from its cache once
 //! cancelled, and deregisters on stop. The test checks the server side after
-//! each step, once under `/eureka/apps/` and once under `/eureka/v2/apps/`
-//! (the client's default path).
+//! each step, once under `/eureka/apps/` with delta fetches, and once under
+//! `/eureka/v2/apps/` (the client's default path) with full fetches, Basic
+//! auth given as `user:pass@host`, and the port written as strings.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use discovery_server::ServerConfig;
+use discovery_server::config::BasicAuth;
 use discovery_server::registry::Origin;
 use serde_json::{Value, json};
 use support::{Running, Steps, eventually};
@@ -35,6 +37,10 @@ struct Scenario {
     /// `instance.instanceId`; without it the client (and Eureka) use the
     /// host name as the id.
     instance_id: Option<&'static str>,
+    /// Basic auth the server demands; the client puts it in its host.
+    credentials: Option<(&'static str, &'static str)>,
+    /// The client sends `"port":{"$":"8080","@enabled":"true"}`.
+    port_as_strings: bool,
 }
 
 const HOST_NAME: &str = "js-host.local";
@@ -45,16 +51,20 @@ async fn eureka_js_client_with_delta_fetches_under_eureka_apps() {
         service_path: "/eureka/apps/",
         use_delta: true,
         instance_id: Some("js-host.local:jsapp:8080"),
+        credentials: None,
+        port_as_strings: false,
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eureka_js_client_with_full_fetches_under_eureka_v2_apps_and_host_name_as_id() {
+async fn eureka_js_client_with_full_fetches_basic_auth_and_host_name_as_id_under_eureka_v2() {
     run(Scenario {
         service_path: "/eureka/v2/apps/",
         use_delta: false,
         instance_id: None,
+        credentials: Some(("eureka", "s3cret")),
+        port_as_strings: true,
     })
     .await;
 }
@@ -140,10 +150,31 @@ fn other_app() -> Value {
     }})
 }
 
-/// `GET {path}` as JSON: the status and, when 200, the body.
-async fn get_json(http: &reqwest::Client, url: String) -> (u16, Value) {
-    let response = http
-        .get(url)
+/// The test's own HTTP calls, with the scenario's credentials.
+#[derive(Clone, Copy)]
+struct Api<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    credentials: Option<(&'static str, &'static str)>,
+}
+
+impl Api<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match self.credentials {
+            Some((user, pass)) => request.basic_auth(user, Some(pass)),
+            None => request,
+        }
+    }
+
+    /// `GET` as JSON: the status and, when 200, the body.
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        get_json(self.request(reqwest::Method::GET, path)).await
+    }
+}
+
+async fn get_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request
         .header("Accept", "application/json")
         .send()
         .await
@@ -164,27 +195,50 @@ fn last_renewal(instance: &Value) -> i64 {
 }
 
 async fn drive(scenario: Scenario) {
-    let running = Running::start(ServerConfig::default()).await;
+    let config = ServerConfig {
+        basic_auth: scenario.credentials.map(|(username, password)| BasicAuth {
+            username: username.into(),
+            password: password.into(),
+        }),
+        ..ServerConfig::default()
+    };
+    let running = Running::start(config).await;
     let node = running.server.node().clone();
     let http = reqwest::Client::new();
-    let api = |path: &str| running.url(&format!("{}{path}", scenario.service_path));
+    let base = running.url(scenario.service_path);
+    let api = Api {
+        http: &http,
+        base: &base,
+        credentials: scenario.credentials,
+    };
     let id = scenario.instance_id.unwrap_or(HOST_NAME);
+    let mine = format!("JSAPP/{id}");
 
+    if scenario.credentials.is_some() {
+        let (status, _) = get_json(http.get(&base)).await;
+        assert_eq!(status, 401, "the API demands credentials");
+    }
+    let host = match scenario.credentials {
+        Some((user, pass)) => format!("{user}:{pass}@127.0.0.1"),
+        None => "127.0.0.1".to_owned(),
+    };
     let mut script = Script::spawn(&json!({
-        "host": "127.0.0.1",
+        "host": host,
         "port": running.addr.port(),
         "servicePath": scenario.service_path,
         "shouldUseDelta": scenario.use_delta,
         "instanceId": scenario.instance_id,
+        "portAsStrings": scenario.port_as_strings,
     }));
 
     // 1. Registered (its first full fetch done), as it described itself.
     let started = script.step("started").await;
     assert_eq!(started["instanceId"], id);
-    assert_eq!(started["fetches"]["full"], 1);
-    let (status, mine) = get_json(&http, api(&format!("JSAPP/{id}"))).await;
-    assert_eq!(status, 200, "JSAPP/{id} registered");
-    let instance = &mine["instance"];
+    assert_eq!(started["seen"]["full"], 1);
+    assert_eq!(started["seen"]["registrations"], 1);
+    let (status, registered) = api.get_json(&mine).await;
+    assert_eq!(status, 200, "{mine} registered");
+    let instance = &registered["instance"];
     assert_eq!(instance["instanceId"], id);
     assert_eq!(instance["app"], "JSAPP");
     assert_eq!(instance["hostName"], HOST_NAME);
@@ -195,11 +249,11 @@ async fn drive(scenario: Scenario) {
     assert_eq!(instance["dataCenterInfo"]["name"], "MyOwn");
 
     // 2. Heartbeats (every 200 ms) move the server's lastRenewalTimestamp.
-    let first_renewal = last_renewal(&mine);
+    let first_renewal = last_renewal(&registered);
     eventually(CHECK_WITHIN, "a heartbeat from eureka-js-client", || {
-        let (http, url) = (&http, api(&format!("JSAPP/{id}")));
+        let mine = &mine;
         async move {
-            let (status, now) = get_json(http, url).await;
+            let (status, now) = api.get_json(mine).await;
             status == 200 && last_renewal(&now) > first_renewal
         }
     })
@@ -216,13 +270,13 @@ async fn drive(scenario: Scenario) {
 
     // 4. Another application registers over HTTP, after the client's only
     // full fetch.
-    let registered = http
-        .post(api("OTHERAPP"))
+    let other = api
+        .request(reqwest::Method::POST, "OTHERAPP")
         .json(&other_app())
         .send()
         .await
         .unwrap();
-    assert_eq!(registered.status(), 204);
+    assert_eq!(other.status(), 204);
     script.go().await;
 
     let discovered = script.step("discovered").await;
@@ -241,35 +295,39 @@ async fn drive(scenario: Scenario) {
         assert_eq!(other["vipAddress"], "otherapp.vip");
     }
     assert_eq!(discovered["self"][0]["instanceId"], id);
-    let fetches = &discovered["fetches"];
+    let seen = &discovered["seen"];
     assert!(
-        fetches["registrations"].as_u64().unwrap() >= 2,
-        "re-registered after the 404: {fetches}"
+        seen["registrations"].as_u64().unwrap() >= 2,
+        "re-registered after the 404: {seen}"
     );
     if scenario.use_delta {
         // Only one full fetch ever, before OTHERAPP existed: the delta
         // brought it.
-        assert_eq!(fetches["full"], 1, "{fetches}");
-        assert!(fetches["delta"].as_u64().unwrap() >= 1, "{fetches}");
+        assert_eq!(seen["full"], 1, "{seen}");
+        assert!(seen["delta"].as_u64().unwrap() >= 1, "{seen}");
     } else {
-        assert_eq!(fetches["delta"], 0, "{fetches}");
-        assert!(fetches["full"].as_u64().unwrap() >= 2, "{fetches}");
+        assert_eq!(seen["delta"], 0, "{seen}");
+        assert!(seen["full"].as_u64().unwrap() >= 2, "{seen}");
     }
 
     // 5. OTHERAPP cancels: the client's cache drops it.
-    let cancelled = http.delete(api("OTHERAPP/other-1")).send().await.unwrap();
+    let cancelled = api
+        .request(reqwest::Method::DELETE, "OTHERAPP/other-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cancelled.status(), 200);
     script.go().await;
     let forgotten = script.step("forgotten").await;
-    assert!(forgotten["fetches"]["heartbeats"].as_u64().unwrap() >= 1);
+    assert!(forgotten["seen"]["heartbeats"].as_u64().unwrap() >= 1);
     script.go().await;
 
     // 6. stop() deregisters.
     script.step("stopped").await;
     assert!(node.registry().instance("JSAPP", id).is_none());
-    let (status, _) = get_json(&http, api(&format!("JSAPP/{id}"))).await;
+    let (status, _) = api.get_json(&mine).await;
     assert_eq!(status, 404);
-    let (_, delta) = get_json(&http, api("delta")).await;
+    let (_, delta) = api.get_json("delta").await;
     let deleted = delta["applications"]["application"]
         .as_array()
         .unwrap()

@@ -2,7 +2,8 @@
 // step by step.
 //
 // Usage: NODE_PATH=<node_modules> node js_client.js '<settings json>'
-// where settings are {host, port, servicePath, shouldUseDelta, instanceId?}.
+// where settings are {host, port, servicePath, shouldUseDelta, instanceId?,
+// portAsStrings?}; host may carry `user:pass@` for Basic auth.
 //
 // Prints "STEP <name> <json>" on stdout after each step and waits for a line
 // on stdin before the next one, so the Rust test can act on the server in
@@ -79,6 +80,8 @@ const instance = {
   metadata: { team: 'interop-js' },
 };
 if (settings.instanceId) instance.instanceId = settings.instanceId;
+// As many users write it (strings from the environment).
+if (settings.portAsStrings) instance.port = { $: '8080', '@enabled': 'true' };
 
 const client = new Eureka({
   instance,
@@ -116,7 +119,7 @@ function stop() {
 
 async function main() {
   await start();
-  step('started', { instanceId: client.instanceId, fetches: seen });
+  step('started', { instanceId: client.instanceId, seen });
   await expectGo();
 
   // The test registered OTHERAPP after our first (full) fetch: a later
@@ -126,18 +129,18 @@ async function main() {
     return found.length ? found : null;
   });
   const byVip = client.getInstancesByVipAddress('otherapp.vip');
-  step('discovered', { byApp, byVip, self: client.getInstancesByAppId('JSAPP'), fetches: seen });
+  step('discovered', { byApp, byVip, self: client.getInstancesByAppId('JSAPP'), seen });
   await expectGo();
 
   // The test cancelled OTHERAPP: the cache must drop it.
   await until('OTHERAPP to leave the cache', () =>
     client.getInstancesByAppId('OTHERAPP').length === 0
       && client.getInstancesByVipAddress('otherapp.vip').length === 0);
-  step('forgotten', { fetches: seen });
+  step('forgotten', { seen });
   await expectGo();
 
   await stop();
-  step('stopped', { fetches: seen });
+  step('stopped', { seen });
   process.exit(0);
 }
 
