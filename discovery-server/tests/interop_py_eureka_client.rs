@@ -13,8 +13,8 @@ use std::time::Duration;
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
 use discovery_server::ServerConfig;
 use discovery_server::registry::Origin;
-use support::{Running, eventually};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::{Running, Steps, eventually};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 const PY_ID: &str = "127.0.0.1:py-app:9090";
@@ -71,18 +71,10 @@ async fn scenario() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut steps = Steps::new(child.stdout.take().unwrap());
     let mut next_step = async || -> Vec<String> {
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("python step deadline")
-                .unwrap()
-                .expect("python exited early");
-            if let Some(rest) = line.strip_prefix("STEP ") {
-                return rest.split(' ').map(str::to_owned).collect();
-            }
-        }
+        let step = steps.next(Duration::from_secs(30)).await;
+        step.split(' ').map(str::to_owned).collect()
     };
 
     // 1. Registered, with its metadata and lease settings.
