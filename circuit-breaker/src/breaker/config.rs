@@ -49,7 +49,10 @@ pub struct CircuitBreakerConfig {
     /// Default is 60 seconds.
     pub wait_duration_in_open_state: Duration,
     /// Move from OPEN to HALF_OPEN on a timer, instead of on the first call
-    /// after the wait. Default is false.
+    /// after the wait. Default is false. The timer is a task on the tokio
+    /// runtime current when the breaker opens; without one (a breaker used
+    /// only from plain threads) the move happens on the next call. The
+    /// HALF_OPEN maximum wait uses the same mechanism.
     pub automatic_transition_from_open_to_half_open_enabled: bool,
     /// Trial calls admitted in HALF_OPEN; their outcome decides between
     /// CLOSED and OPEN. Default is 10.
