@@ -322,6 +322,9 @@ fn interleaved(label: &str, call: impl Fn(u64) -> Result<u64, u64> + Copy) {
 
 fn main() {
     benches();
-    interleaved_summary();
+    // `--profile-time` runs one benchmark under a profiler: nothing else.
+    if !std::env::args().any(|a| a == "--profile-time") {
+        interleaved_summary();
+    }
     Criterion::default().configure_from_args().final_summary();
 }

@@ -391,8 +391,9 @@ impl Machine {
             }
         };
         let outcome = Outcome::new(failed, slow);
-        if let Phase::Closed = self.phase {
-            // The common case first, as a plain branch.
+        if self.word & STATE_MASK == State::Closed as u64 {
+            // The common case first, as a plain compare (the phase's own
+            // discriminant compiles to a jump table).
             let counts = self.record_in_window(outcome, now);
             return match self.exceeded_by(counts, self.minimum_calls) {
                 None => Effects::NONE,
@@ -442,7 +443,8 @@ impl Machine {
                 )
             }
         };
-        let clean = counts.calls == self.full_window && counts.failed == 0 && counts.slow == 0;
+        let clean =
+            counts.calls() == self.full_window && counts.failed() == 0 && counts.slow() == 0;
         self.word = self.word & !CLEAN | if clean { CLEAN } else { 0 };
         counts
     }
@@ -450,13 +452,13 @@ impl Machine {
     /// Which threshold the window's counts reach, if any.
     #[inline]
     fn exceeded_by(&self, counts: Counts, minimum: u32) -> Option<Exceeded> {
-        if counts.failed == 0 && counts.slow == 0 {
+        if counts.failed() == 0 && counts.slow() == 0 {
             // Both thresholds are above 0: nothing to compute.
             return None;
         }
-        if counts.calls == self.full_window
-            && counts.failed < self.full_window_failed_limit
-            && counts.slow < self.full_window_slow_limit
+        if counts.calls() == self.full_window
+            && counts.failed() < self.full_window_failed_limit
+            && counts.slow() < self.full_window_slow_limit
         {
             return None;
         }
@@ -627,7 +629,7 @@ mod tests {
         m.enter(State::Closed);
         let effects = m.record(old.unwrap(), Classification::Failure, false, None);
         assert!(effects.is_empty());
-        assert_eq!(m.window_counts().0.calls, 0);
+        assert_eq!(m.window_counts().0.calls(), 0);
         assert_eq!(m.totals().failed, 1);
     }
 

@@ -401,10 +401,10 @@ impl CircuitBreaker {
             state,
             failure_rate: rates.map(|r| r.failure),
             slow_call_rate: rates.map(|r| r.slow),
-            buffered_calls: counts.calls,
-            failed_calls: counts.failed,
-            slow_calls: counts.slow,
-            slow_failed_calls: counts.slow_failed,
+            buffered_calls: counts.calls(),
+            failed_calls: counts.failed(),
+            slow_calls: counts.slow(),
+            slow_failed_calls: counts.slow_failed(),
             totals,
         }
     }

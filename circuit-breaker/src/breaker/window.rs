@@ -27,62 +27,91 @@ impl Outcome {
     }
 }
 
-/// Aggregated counts over a window.
+/// Aggregated counts over a window, packed as four 32-bit lanes of one
+/// `u128` (calls, failed, slow, slow and failed). Updates are single wide
+/// additions, and the value is always stored and loaded whole: updating four
+/// narrow fields and reading them back as one value stalls on store
+/// forwarding, which showed in the hot path. Lanes never carry into each
+/// other: each is a count of recorded calls, at most the window's size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    /// Calls recorded (ignored calls are never recorded).
-    pub(crate) calls: u32,
-    /// Of those, failed.
-    pub(crate) failed: u32,
-    /// Of those, slower than the slow-call threshold.
-    pub(crate) slow: u32,
-    /// Of those, slow and failed.
-    pub(crate) slow_failed: u32,
-}
+pub(crate) struct Counts(u128);
 
 impl Counts {
+    const LANE: u32 = 32;
+    const MASK: u128 = u32::MAX as u128;
+
+    /// Counts from their four parts.
+    #[cfg(test)]
+    pub(crate) fn new(calls: u32, failed: u32, slow: u32, slow_failed: u32) -> Self {
+        Self(
+            u128::from(calls)
+                | (u128::from(failed) << Self::LANE)
+                | (u128::from(slow) << (2 * Self::LANE))
+                | (u128::from(slow_failed) << (3 * Self::LANE)),
+        )
+    }
+
+    /// Calls recorded (ignored calls are never recorded).
+    #[inline]
+    pub(crate) fn calls(self) -> u32 {
+        (self.0 & Self::MASK) as u32
+    }
+
+    /// Of those, failed.
+    #[inline]
+    pub(crate) fn failed(self) -> u32 {
+        ((self.0 >> Self::LANE) & Self::MASK) as u32
+    }
+
+    /// Of those, slower than the slow-call threshold.
+    #[inline]
+    pub(crate) fn slow(self) -> u32 {
+        ((self.0 >> (2 * Self::LANE)) & Self::MASK) as u32
+    }
+
+    /// Of those, slow and failed.
+    #[inline]
+    pub(crate) fn slow_failed(self) -> u32 {
+        (self.0 >> (3 * Self::LANE)) as u32
+    }
+
+    /// The lanes one outcome adds.
+    #[inline]
+    fn of(o: Outcome) -> u128 {
+        let (failed, slow) = (u128::from(o.failed()), u128::from(o.slow()));
+        1 | (failed << Self::LANE)
+            | (slow << (2 * Self::LANE))
+            | ((failed & slow) << (3 * Self::LANE))
+    }
+
     #[inline]
     pub(crate) fn add(&mut self, o: Outcome) {
-        self.calls += 1;
-        self.failed += o.failed();
-        self.slow += o.slow();
-        self.slow_failed += o.failed() & o.slow();
+        self.0 += Self::of(o);
     }
 
     /// Swaps one recorded outcome for another (the number of calls stays).
     #[inline]
     fn replace(&mut self, old: Outcome, new: Outcome) {
-        self.sub(old);
-        self.add(new);
-    }
-
-    #[inline]
-    fn sub(&mut self, o: Outcome) {
-        self.calls -= 1;
-        self.failed -= o.failed();
-        self.slow -= o.slow();
-        self.slow_failed -= o.failed() & o.slow();
+        self.0 = self.0 - Self::of(old) + Self::of(new);
     }
 
     #[inline]
     fn sub_counts(&mut self, other: &Counts) {
-        self.calls -= other.calls;
-        self.failed -= other.failed;
-        self.slow -= other.slow;
-        self.slow_failed -= other.slow_failed;
+        self.0 -= other.0;
     }
 
     /// Failure and slow-call rates in percent, once `calls >= minimum`
     /// (and at least one call), as Resilience4j computes them.
     #[inline]
     pub(crate) fn rates(&self, minimum: u32) -> Option<Rates> {
-        if self.calls == 0 || self.calls < minimum {
+        let calls = self.calls();
+        if calls == 0 || calls < minimum {
             return None;
         }
-        let calls = self.calls as f32;
+        let calls = calls as f32;
         Some(Rates {
-            failure: self.failed as f32 * 100.0 / calls,
-            slow: self.slow as f32 * 100.0 / calls,
+            failure: self.failed() as f32 * 100.0 / calls,
+            slow: self.slow() as f32 * 100.0 / calls,
         })
     }
 }
@@ -118,23 +147,27 @@ impl CountWindow {
     /// Records one call, evicting the oldest once full; returns the new counts.
     #[inline]
     pub(crate) fn record(&mut self, o: Outcome) -> Counts {
+        // Work on a copy held in registers: updating the fields in place and
+        // then reading the struct back stalls on store forwarding.
+        let mut counts = self.counts;
         let size = self.ring.len();
         let slot = &mut self.ring[self.head];
         if self.len == size {
             // Usually a success evicts a success: nothing to recount.
             if *slot != o {
-                self.counts.replace(*slot, o);
+                counts.replace(*slot, o);
             }
         } else {
             self.len += 1;
-            self.counts.add(o);
+            counts.add(o);
         }
         *slot = o;
         self.head += 1;
         if self.head == size {
             self.head = 0;
         }
-        self.counts
+        self.counts = counts;
+        counts
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -191,8 +224,10 @@ impl TimeWindow {
         self.advance(second);
         let size = self.buckets.len() as u64;
         self.buckets[(self.head % size) as usize].add(o);
-        self.counts.add(o);
-        self.counts
+        let mut counts = self.counts;
+        counts.add(o);
+        self.counts = counts;
+        counts
     }
 
     /// The counts of the window as of `second`.
@@ -247,15 +282,7 @@ mod tests {
         w.record(Outcome::new(true, false));
         w.record(Outcome::new(false, true));
         let c = w.record(Outcome::new(false, false));
-        assert_eq!(
-            c,
-            Counts {
-                calls: 2,
-                failed: 0,
-                slow: 1,
-                slow_failed: 0
-            }
-        );
+        assert_eq!(c, Counts::new(2, 0, 1, 0));
     }
 
     #[test]
@@ -273,9 +300,9 @@ mod tests {
         let mut w = TimeWindow::new(3);
         w.record(0, Outcome::new(true, false));
         w.record(2, Outcome::new(false, false));
-        assert_eq!(w.counts_at(2).calls, 2);
-        assert_eq!(w.counts_at(3).calls, 1);
-        assert_eq!(w.counts_at(100).calls, 0);
+        assert_eq!(w.counts_at(2).calls(), 2);
+        assert_eq!(w.counts_at(3).calls(), 1);
+        assert_eq!(w.counts_at(100).calls(), 0);
     }
 
     proptest! {
