@@ -8,7 +8,8 @@
 #
 # Usage: bench/discovery-load.sh
 # Overrides: INSTANCES (10000), BIG (100000), SECONDS_PACED (10),
-#            CONNECTIONS (64), SATURATE_SECONDS (5), ROUNDS (2).
+#            CONNECTIONS (64), SATURATE_SECONDS (5), ROUNDS (3): the saturated
+#            phase alternates ROUNDS x SATURATE_SECONDS one-second slices.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ BIG=${BIG:-100000}
 SECONDS_PACED=${SECONDS_PACED:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 SATURATE_SECONDS=${SATURATE_SECONDS:-5}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 
 timeout 900 cargo build --release -q -p discovery-server --bin discovery-server --example bench_load
 BIN=target/release/discovery-server

@@ -176,6 +176,10 @@ impl Replication {
 
     /// `router` with registry reads held until the initial copy is done.
     pub fn guard_reads(&self, router: Router) -> Router {
+        if self.shared.peers.is_empty() {
+            // Nothing to copy: the gate never closes, so no layer at all.
+            return router;
+        }
         router.layer(axum::middleware::from_fn_with_state(
             Arc::clone(&self.gate),
             sync::hold_reads,
