@@ -11,6 +11,11 @@
 //!     renewal-percent-threshold: 0.85
 //!     eviction-interval-timer-in-ms: 60000
 //!     retention-time-in-m-s-in-delta-queue: 180000
+//!     # peer replication (see `replication::ReplicationSettings`)
+//!     max-elements-in-peer-replication-pool: 10000
+//!     max-time-for-replication: 30000
+//!     peer-node-read-timeout-ms: 5000
+//!     registry-sync-timeout-ms: 5000
 //!   instance:
 //!     lease-renewal-interval-in-seconds: 30
 //!     lease-expiration-duration-in-seconds: 90
@@ -174,6 +179,14 @@ struct EurekaServer {
     eviction_interval_timer_in_ms: u64,
     #[serde(alias = "retention_time_in_m_s_in_delta_queue")]
     retention_time_in_m_s_in_delta_queue: i64,
+    #[serde(alias = "max_elements_in_peer_replication_pool")]
+    max_elements_in_peer_replication_pool: usize,
+    #[serde(alias = "max_time_for_replication")]
+    max_time_for_replication: u64,
+    #[serde(alias = "peer_node_read_timeout_ms")]
+    peer_node_read_timeout_ms: u64,
+    #[serde(alias = "registry_sync_timeout_ms")]
+    registry_sync_timeout_ms: u64,
 }
 
 impl Default for EurekaServer {
@@ -183,6 +196,10 @@ impl Default for EurekaServer {
             renewal_percent_threshold: 0.85,
             eviction_interval_timer_in_ms: 60_000,
             retention_time_in_m_s_in_delta_queue: 180_000,
+            max_elements_in_peer_replication_pool: 10_000,
+            max_time_for_replication: 30_000,
+            peer_node_read_timeout_ms: 5_000,
+            registry_sync_timeout_ms: 5_000,
         }
     }
 }
@@ -274,7 +291,13 @@ impl FileShape {
                 password: user.password,
             }),
             max_body_bytes: 1 << 20,
-            replication: ReplicationSettings::default(),
+            replication: ReplicationSettings {
+                queue_capacity: s.max_elements_in_peer_replication_pool.max(1),
+                max_item_age: Duration::from_millis(s.max_time_for_replication.max(1)),
+                request_timeout: Duration::from_millis(s.peer_node_read_timeout_ms.max(1)),
+                sync_timeout: Duration::from_millis(s.registry_sync_timeout_ms),
+                ..ReplicationSettings::default()
+            },
         }
     }
 }

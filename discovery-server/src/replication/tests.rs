@@ -233,3 +233,26 @@ async fn a_gzipped_batch_is_accepted_and_garbage_is_a_400() {
     let response = router.oneshot(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn replication_settings_come_from_springs_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("discovery.yml");
+    std::fs::write(
+        &path,
+        "eureka:\n  server:\n    max-elements-in-peer-replication-pool: 500\n    max-time-for-replication: 1000\n    peer-node-read-timeout-ms: 250\n    registry-sync-timeout-ms: 0\n",
+    )
+    .unwrap();
+    let c = ServerConfig::load(Some(&path), Some(Default::default())).unwrap();
+    assert_eq!(c.replication.queue_capacity, 500);
+    assert_eq!(
+        c.replication.max_item_age,
+        std::time::Duration::from_secs(1)
+    );
+    assert_eq!(
+        c.replication.request_timeout,
+        std::time::Duration::from_millis(250)
+    );
+    assert!(c.replication.sync_timeout.is_zero());
+    assert_eq!(c.replication.batch_size, 250);
+}
