@@ -405,3 +405,48 @@ async fn a_starting_node_copies_the_registry_before_it_serves_reads() {
     assert!(b.server.replication().is_synced());
     drop(url_b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_authenticates_with_credentials_in_the_peer_url() {
+    let ls = listeners(2).await;
+    let auth_url =
+        |l: &TcpListener| format!("http://peer:s3cret@{}/eureka/", l.local_addr().unwrap());
+    let (url_a, url_b) = (auth_url(&ls[0]), auth_url(&ls[1]));
+    let secured = |peer: String, listener: TcpListener| {
+        let base = url_of(&listener);
+        let server = Server::new(ServerConfig {
+            peers: vec![peer],
+            basic_auth: Some(discovery_server::config::BasicAuth {
+                username: "peer".into(),
+                password: "s3cret".into(),
+            }),
+            ..ServerConfig::default()
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(server.clone().serve(listener, async {
+            let _ = rx.await;
+        }));
+        Node {
+            server,
+            base,
+            stop: Some(tx),
+        }
+    };
+    let mut ls = ls.into_iter();
+    let a = secured(url_b, ls.next().unwrap());
+    let b = secured(url_a, ls.next().unwrap());
+    a.server
+        .node()
+        .register(instance("SECURE", "s-1"), Origin::Local);
+    eventually(WITHIN, "replicated with Basic auth", || async {
+        has(&b, "SECURE", "s-1", |_| true).await
+    })
+    .await;
+    assert!(
+        a.server
+            .node()
+            .peer_status()
+            .iter()
+            .all(|p| p.healthy == Some(true) && p.url.contains("peer:***@"))
+    );
+}

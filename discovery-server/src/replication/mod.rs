@@ -155,15 +155,17 @@ impl Replication {
             .build()
             .unwrap_or_default();
         let gate = Arc::new(ReadGate::new(peers.is_empty()));
-        Replication {
-            shared: Arc::new(Shared {
-                node,
-                peers,
-                client,
-                settings,
-            }),
-            gate,
+        let shared = Arc::new(Shared {
+            node,
+            peers,
+            client,
+            settings,
+        });
+        if !shared.peers.is_empty() {
+            // Shown from the start without passwords.
+            shared.publish_peer_status();
         }
+        Replication { shared, gate }
     }
 
     /// The batch endpoint, to mount beside the Eureka API

@@ -26,10 +26,30 @@ use crate::registry::Origin;
 pub(crate) struct Peer {
     /// Service URL, ending in `/`.
     pub(crate) url: String,
+    /// The URL as logs and the dashboard show it (no password).
+    pub(crate) name: String,
     pub(crate) queue: TaskQueue,
     pub(crate) batches: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) health: Mutex<PeerStatus>,
+}
+
+/// `url` with its password, if any, masked (`http://user:***@host/eureka/`).
+pub(crate) fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_owned();
+    };
+    let user = url[scheme_end..at].split(':').next().unwrap_or("");
+    format!("{}{user}:***{}", &url[..scheme_end], &url[at..])
 }
 
 /// `url` with exactly one trailing slash.
@@ -41,11 +61,12 @@ impl Peer {
     pub(crate) fn new(url: &str, capacity: usize) -> Peer {
         Peer {
             url: service_url(url),
+            name: redacted(url),
             queue: TaskQueue::new(capacity),
             batches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             health: Mutex::new(PeerStatus {
-                url: url.to_owned(),
+                url: redacted(url),
                 healthy: None,
                 last_error: None,
             }),
@@ -84,7 +105,7 @@ async fn send(shared: &Shared, peer: &Peer, body: Vec<u8>) -> Result<Vec<ItemRes
         .body(body)
         .send()
         .await
-        .map_err(|e| SendError::Retry(error_chain(&e)))?;
+        .map_err(|e| SendError::Retry(error_chain(&e.without_url())))?;
     let status = response.status();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         return Err(SendError::Retry(format!("peer answered {status}")));
@@ -95,7 +116,7 @@ async fn send(shared: &Shared, peer: &Peer, body: Vec<u8>) -> Result<Vec<ItemRes
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| SendError::Retry(error_chain(&e)))?;
+        .map_err(|e| SendError::Retry(error_chain(&e.without_url())))?;
     wire::read_response_list(&bytes).map_err(|e| SendError::Fatal(e.to_string()))
 }
 
@@ -135,7 +156,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
         batch.retain(|t| now.duration_since(t.queued_at) <= settings.max_item_age);
         if batch.len() < before {
             let late = before - batch.len();
-            tracing::warn!(peer = %peer.url, late, "discarding replication items older than the maximum age");
+            tracing::warn!(peer = %peer.name, late, "discarding replication items older than the maximum age");
             peer.failures.fetch_add(late as u64, Ordering::Relaxed);
         }
         let mut body = encode(&batch);
@@ -153,14 +174,14 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
                 backoff = settings.retry_min;
                 peer.batches.fetch_add(1, Ordering::Relaxed);
                 if peer.record(None) {
-                    tracing::info!(peer = %peer.url, "peer replication healthy");
+                    tracing::info!(peer = %peer.name, "peer replication healthy");
                     shared.publish_peer_status();
                 }
                 handle_responses(&shared, &peer, &batch, &responses);
             }
             Err(SendError::Retry(reason)) => {
                 if peer.record(Some(reason.clone())) {
-                    tracing::warn!(peer = %peer.url, %reason, "peer unreachable; retrying with backoff");
+                    tracing::warn!(peer = %peer.name, %reason, "peer unreachable; retrying with backoff");
                     shared.publish_peer_status();
                 }
                 peer.queue.requeue_front(batch);
@@ -171,7 +192,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
                 backoff = (backoff * 2).min(settings.retry_max);
             }
             Err(SendError::Fatal(reason)) => {
-                tracing::error!(peer = %peer.url, %reason, items = batch.len(), "peer rejected a replication batch; discarding it");
+                tracing::error!(peer = %peer.name, %reason, items = batch.len(), "peer rejected a replication batch; discarding it");
                 peer.failures
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if peer.record(Some(reason)) {
@@ -193,7 +214,7 @@ async fn pause(stop: &CancellationToken, d: Duration) -> bool {
 
 fn handle_responses(shared: &Shared, peer: &Peer, batch: &[Task], responses: &[ItemResponse]) {
     if responses.len() != batch.len() {
-        tracing::error!(peer = %peer.url, sent = batch.len(), answered = responses.len(), "replication response does not match the batch");
+        tracing::error!(peer = %peer.name, sent = batch.len(), answered = responses.len(), "replication response does not match the batch");
         return;
     }
     for (task, response) in batch.iter().zip(responses) {
@@ -213,7 +234,7 @@ fn handle_response(shared: &Shared, peer: &Peer, task: &Task, response: &ItemRes
         // if it still stands here (never resurrect a cancelled one).
         (Action::Heartbeat | Action::StatusUpdate | Action::DeleteStatusOverride, 404) => {
             if let Some((info, _)) = shared.node.registry().instance(app, id) {
-                tracing::debug!(peer = %peer.url, %app, %id, "peer lacks the instance; re-sending its registration");
+                tracing::debug!(peer = %peer.name, %app, %id, "peer lacks the instance; re-sending its registration");
                 peer.queue.push(Task {
                     action: Action::Register,
                     info,
@@ -225,12 +246,12 @@ fn handle_response(shared: &Shared, peer: &Peer, task: &Task, response: &ItemRes
         // whichever record has the later lastDirtyTimestamp).
         (Action::Heartbeat, 409) => match &response.response_entity {
             Some(newer) => adopt(shared, peer, newer),
-            None => tracing::debug!(peer = %peer.url, %app, %id, "conflict without an instance"),
+            None => tracing::debug!(peer = %peer.name, %app, %id, "conflict without an instance"),
         },
         // Already gone there.
         (Action::Cancel, 404) => {}
         _ => {
-            tracing::warn!(peer = %peer.url, action = task.action.as_str(), %app, %id, code, "replication item failed");
+            tracing::warn!(peer = %peer.name, action = task.action.as_str(), %app, %id, code, "replication item failed");
             peer.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -239,9 +260,9 @@ fn handle_response(shared: &Shared, peer: &Peer, task: &Task, response: &ItemRes
 fn adopt(shared: &Shared, peer: &Peer, newer: &InstanceInfo) {
     let mut info = newer.clone();
     if let Err(e) = info.validate() {
-        tracing::warn!(peer = %peer.url, error = %e, "peer sent an invalid instance in a conflict");
+        tracing::warn!(peer = %peer.name, error = %e, "peer sent an invalid instance in a conflict");
         return;
     }
-    tracing::debug!(peer = %peer.url, app = %info.app, id = %info.instance_id, "adopting the peer's newer record");
+    tracing::debug!(peer = %peer.name, app = %info.app, id = %info.instance_id, "adopting the peer's newer record");
     shared.node.register(info, Origin::Replicated);
 }

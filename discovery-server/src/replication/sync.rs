@@ -92,7 +92,7 @@ async fn fetch(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| FetchError::Failed(error_chain(&e)))?;
+        .map_err(|e| FetchError::Failed(error_chain(&e.without_url())))?;
     match response.status() {
         StatusCode::SERVICE_UNAVAILABLE => return Err(FetchError::NotReady),
         s if !s.is_success() => return Err(FetchError::Failed(format!("peer answered {s}"))),
@@ -101,7 +101,7 @@ async fn fetch(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| FetchError::Failed(error_chain(&e)))?;
+        .map_err(|e| FetchError::Failed(error_chain(&e.without_url())))?;
     json::decode_applications(&bytes).map_err(|e| FetchError::Failed(e.to_string()))
 }
 
@@ -143,13 +143,13 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
                         }
                     }
                     return SyncOutcome::Copied {
-                        peer: peer.url.clone(),
+                        peer: peer.name.clone(),
                         instances,
                     };
                 }
                 Err(FetchError::NotReady) => starting += 1,
                 Err(FetchError::Failed(reason)) => {
-                    tracing::debug!(peer = %peer.url, %reason, "cannot copy the registry from this peer");
+                    tracing::debug!(peer = %peer.name, %reason, "cannot copy the registry from this peer");
                 }
             }
         }

@@ -256,3 +256,23 @@ fn replication_settings_come_from_springs_keys() {
     assert!(c.replication.sync_timeout.is_zero());
     assert_eq!(c.replication.batch_size, 250);
 }
+
+#[test]
+fn peer_passwords_never_show() {
+    assert_eq!(
+        peer::redacted("http://admin:s3cret@10.0.0.1:8761/eureka/"),
+        "http://admin:***@10.0.0.1:8761/eureka/"
+    );
+    assert_eq!(
+        peer::redacted("http://10.0.0.1:8761/eureka/"),
+        "http://10.0.0.1:8761/eureka/"
+    );
+    let server = Server::new(ServerConfig {
+        peers: vec!["http://u:pw@127.0.0.1:1/eureka/".into()],
+        ..ServerConfig::default()
+    });
+    assert_eq!(
+        server.node().peer_status()[0].url,
+        "http://u:***@127.0.0.1:1/eureka/"
+    );
+}
