@@ -450,3 +450,42 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
             .all(|p| p.healthy == Some(true) && p.url.contains("peer:***@"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_flushes_what_it_has_not_sent_yet() {
+    let ls = listeners(2).await;
+    let (url_a, url_b) = (
+        format!("{}/eureka/", url_of(&ls[0])),
+        format!("{}/eureka/", url_of(&ls[1])),
+    );
+    let mut ls = ls.into_iter();
+    let (la, lb) = (ls.next().unwrap(), ls.next().unwrap());
+    let b = start(lb, vec![url_a], ReplicationSettings::default());
+    // A holds every batch back for a minute...
+    let a = Server::new(ServerConfig {
+        peers: vec![url_b],
+        replication: ReplicationSettings {
+            max_batch_delay: Duration::from_secs(60),
+            ..ReplicationSettings::default()
+        },
+        ..ServerConfig::default()
+    });
+    let (tx, rx) = oneshot::channel::<()>();
+    let serving = tokio::spawn(a.clone().serve(la, async {
+        let _ = rx.await;
+    }));
+    eventually(WITHIN, "A synced", || async { a.replication().is_synced() }).await;
+    a.node().register(instance("LAST", "l-1"), Origin::Local);
+    a.node().cancel("LAST", "l-1", Origin::Local);
+    a.node().register(instance("LAST", "l-2"), Origin::Local);
+    assert!(b.server.node().registry().instance("LAST", "l-2").is_none());
+    // ...but sends them when it stops.
+    tx.send(()).unwrap();
+    tokio::time::timeout(WITHIN, serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(has(&b, "LAST", "l-2", |_| true).await);
+    assert!(b.server.node().registry().instance("LAST", "l-1").is_none());
+}

@@ -94,14 +94,19 @@ enum SendError {
     Fatal(String),
 }
 
-async fn send(shared: &Shared, peer: &Peer, body: Vec<u8>) -> Result<Vec<ItemResponse>, SendError> {
+async fn send(
+    shared: &Shared,
+    peer: &Peer,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<ItemResponse>, SendError> {
     let response = shared
         .client
         .post(format!("{}peerreplication/batch", peer.url))
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json")
         .header(REPLICATION_HEADER, "true")
-        .timeout(shared.settings.request_timeout)
+        .timeout(timeout)
         .body(body)
         .send()
         .await
@@ -138,8 +143,45 @@ fn encode(batch: &[Task]) -> Vec<u8> {
     body
 }
 
-/// Sends `peer`'s queue until `stop`.
+/// Sends `peer`'s queue until `stop`, then makes one last, short attempt
+/// to deliver what is left (a node that stops still passes on the last
+/// cancels it received).
 pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: CancellationToken) {
+    send_until(&shared, &peer, &stop).await;
+    if tokio::time::timeout(FLUSH_DEADLINE, flush(&shared, &peer))
+        .await
+        .is_err()
+    {
+        tracing::warn!(peer = %peer.name, left = peer.queue.len(), "stopped before the replication queue was flushed");
+    }
+}
+
+/// How long a stopping node tries to flush its queues.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+async fn flush(shared: &Shared, peer: &Peer) {
+    let max_age = shared.settings.max_item_age;
+    loop {
+        let now = Instant::now();
+        let mut batch = peer.queue.take(shared.settings.batch_size);
+        batch.retain(|t| now.duration_since(t.queued_at) <= max_age);
+        if batch.is_empty() {
+            if peer.queue.len() == 0 {
+                return;
+            }
+            continue;
+        }
+        match send(shared, peer, encode(&batch), FLUSH_DEADLINE).await {
+            Ok(responses) => handle_responses(shared, peer, &batch, &responses),
+            Err(SendError::Retry(reason) | SendError::Fatal(reason)) => {
+                tracing::warn!(peer = %peer.name, %reason, left = batch.len() + peer.queue.len(), "cannot flush the replication queue");
+                return;
+            }
+        }
+    }
+}
+
+async fn send_until(shared: &Arc<Shared>, peer: &Arc<Peer>, stop: &CancellationToken) {
     let settings = &shared.settings;
     let mut backoff = settings.retry_min;
     loop {
@@ -147,7 +189,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
             _ = stop.cancelled() => return,
             _ = peer.queue.wait_for_task() => {}
         }
-        if peer.queue.len() < settings.batch_size && !pause(&stop, settings.max_batch_delay).await {
+        if peer.queue.len() < settings.batch_size && !pause(stop, settings.max_batch_delay).await {
             return;
         }
         let mut batch = peer.queue.take(settings.batch_size);
@@ -169,7 +211,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
         if batch.is_empty() {
             continue;
         }
-        match send(&shared, &peer, body).await {
+        match send(shared, peer, body, settings.request_timeout).await {
             Ok(responses) => {
                 backoff = settings.retry_min;
                 peer.batches.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +219,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
                     tracing::info!(peer = %peer.name, "peer replication healthy");
                     shared.publish_peer_status();
                 }
-                handle_responses(&shared, &peer, &batch, &responses);
+                handle_responses(shared, peer, &batch, &responses);
             }
             Err(SendError::Retry(reason)) => {
                 if peer.record(Some(reason.clone())) {
@@ -186,7 +228,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Arc<Peer>, stop: Cancellation
                 }
                 peer.queue.requeue_front(batch);
                 shared.publish_metrics();
-                if !pause(&stop, backoff).await {
+                if !pause(stop, backoff).await {
                     return;
                 }
                 backoff = (backoff * 2).min(settings.retry_max);
