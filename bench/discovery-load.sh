@@ -4,7 +4,8 @@
 # renewals per second and p99 latency; saturated renewal rate against a bare
 # hyper server answering 200 to the same PUTs (the ceiling) and the ratio;
 # full `GET /eureka/apps` (JSON, gzip) unchanged at 10,000 and 100,000
-# instances; resident memory per instance (VmRSS of the server process).
+# instances; resident memory per instance (VmRSS of the server process);
+# then a pair of replicating nodes under the same paced load.
 #
 # Usage: bench/discovery-load.sh
 # Overrides: INSTANCES (10000), BIG (100000), SECONDS_PACED (10),
@@ -60,3 +61,14 @@ echo "machine: $(nproc) cores; $(uname -sr)"
 timeout 600 "$GEN" run --server "http://$server_addr" --pid "$server_pid" --ceiling "http://$ceiling_addr" \
     --instances "$INSTANCES" --big "$BIG" --seconds "$SECONDS_PACED" --connections "$CONNECTIONS" \
     --saturate-seconds "$SATURATE_SECONDS" --rounds "$ROUNDS"
+
+# Replication: a pair of nodes, each the other's peer; the same 10,000
+# instances registered and renewed on one of them.
+kill "$server_pid" 2>/dev/null || true
+read -r port_a port_b < <("$GEN" free-ports 2)
+RUST_LOG=warn "$BIN" --port "$port_a" --bind 127.0.0.1 --peer "http://127.0.0.1:$port_b/eureka/" >"$work/a.log" 2>&1 &
+pids+=("$!")
+RUST_LOG=warn "$BIN" --port "$port_b" --bind 127.0.0.1 --peer "http://127.0.0.1:$port_a/eureka/" >"$work/b.log" 2>&1 &
+pids+=("$!")
+timeout 300 "$GEN" replicated --server "http://127.0.0.1:$port_a" --peer "http://127.0.0.1:$port_b" \
+    --instances "$INSTANCES" --seconds "$SECONDS_PACED" --connections "$CONNECTIONS"

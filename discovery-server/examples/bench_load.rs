@@ -8,6 +8,11 @@
 //!   then drives renewals as fast as C connections allow against the server
 //!   and the ceiling in turn, times full `GET /eureka/apps` (JSON, gzip)
 //!   unchanged at N and M instances, and reads the server's VmRSS.
+//! - `bench_load free-ports K`: prints K free loopback ports.
+//! - `bench_load replicated --server URL --peer URL [--instances N]
+//!   [--seconds S]`: registers N instances on one node of a pair, times how
+//!   long until its peer shows them all, renews each once a second on the
+//!   first node, and compares both nodes' counters (Prometheus).
 //!
 //! Everything is bounded in count and time.
 
@@ -45,6 +50,8 @@ async fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("ceiling") => ceiling().await,
         Some("run") => run().await,
+        Some("free-ports") => free_ports(),
+        Some("replicated") => replicated().await,
         _ => eprintln!("usage: bench_load ceiling | run --server URL --pid PID --ceiling URL"),
     }
 }
@@ -293,6 +300,105 @@ async fn full_fetch(client: &HttpClient, base: &str, rounds: usize) -> (Duration
     }
     times.sort_unstable();
     (first, times, len)
+}
+
+fn free_ports() {
+    let k: usize = std::env::args()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let held: Vec<_> = (0..k)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<String> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port().to_string())
+        .collect();
+    println!("{}", ports.join(" "));
+}
+
+/// Waits until `base` answers its health endpoint.
+async fn wait_up(client: &HttpClient, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let req = Request::get(format!("{base}/actuator/health"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if let Ok(r) = client.request(req).await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{base} never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One counter or gauge from `/actuator/prometheus`.
+async fn metric(client: &HttpClient, base: &str, name: &str) -> f64 {
+    let req = Request::get(format!("{base}/actuator/prometheus"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn replicated() {
+    let server = arg("--server").expect("--server URL");
+    let peer = arg("--peer").expect("--peer URL");
+    let n = num("--instances", 10_000);
+    let seconds = num("--seconds", 10);
+    let connections = num("--connections", 64);
+    let client = client();
+    for base in [&server, &peer] {
+        wait_up(&client, base).await;
+    }
+    warm_up(&client, &server, connections).await;
+    let t = Instant::now();
+    register_range(&client, &server, 0..n, connections).await;
+    let registered = t.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&client, &peer, "discovery_instances").await < n as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "the peer never showed every instance"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "replicated registrations: {n} registered on one node in {:.2} s; all on its peer {:.0} ms after the last one",
+        registered.as_secs_f64(),
+        (t.elapsed() - registered).as_secs_f64() * 1e3
+    );
+    let before_a = metric(&client, &server, "discovery_renewals_total").await;
+    let before_b = metric(&client, &peer, "discovery_renewals_total").await;
+    let batches_before = metric(&client, &server, "discovery_replication_batches_total").await;
+    let (rate, lat) = paced(&client, &server, n, seconds, connections.max(n / 100)).await;
+    // Let the last batches land.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&client, &server, "discovery_replication_queue").await > 0.0
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let renewed_a = metric(&client, &server, "discovery_renewals_total").await - before_a;
+    let renewed_b = metric(&client, &peer, "discovery_renewals_total").await - before_b;
+    let batches =
+        metric(&client, &server, "discovery_replication_batches_total").await - batches_before;
+    let dropped = metric(&client, &server, "discovery_replication_dropped_total").await;
+    let failed = metric(&client, &server, "discovery_replication_failures_total").await;
+    println!(
+        "replicated renewals ({n} instances, each once a second, {seconds} s, on a node with one peer): {rate:.0}/s, latency p50 {} µs, p99 {} µs; \
+         the peer applied {renewed_b:.0} of {renewed_a:.0} in {batches:.0} batches ({:.0} items each); dropped {dropped:.0}, failed {failed:.0}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        renewed_a / batches.max(1.0)
+    );
 }
 
 async fn run() {
