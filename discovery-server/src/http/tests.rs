@@ -373,6 +373,25 @@ async fn health_and_prometheus_report_the_registry() {
 }
 
 #[tokio::test]
+async fn every_exported_metric_is_documented() {
+    let (s, _) = server();
+    let metrics = text(call(&s, get("/actuator/prometheus", "")).await).await;
+    let doc = include_str!("../../../docs/discovery-server.md");
+    let names: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 17, "{metrics}");
+    for name in names {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} is not in docs/discovery-server.md"
+        );
+    }
+}
+
+#[tokio::test]
 async fn long_poll_answers_when_the_version_moves() {
     let (s, _) = server();
     let router = s.router();

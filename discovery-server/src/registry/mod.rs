@@ -3,7 +3,8 @@
 //! recently-changed queue behind `/apps/delta`, the apps hashcode and a
 //! version that moves on every change.
 //!
-//! Pure: no I/O and no tasks; time comes from an injected [`Clock`]. Every
+//! Pure: no I/O and no tasks; time comes from an injected
+//! [`Clock`](crate::clock::Clock). Every
 //! mutation returns the [`RegistryEvent`] it caused so the caller can
 //! replicate it, count it and wake watchers.
 //!
