@@ -201,12 +201,9 @@ fn status(item: &Value, key: &str) -> Result<Option<InstanceStatus>, WireError> 
 fn instance(v: Option<&Value>) -> Result<Option<InstanceInfo>, WireError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => {
-            let bytes = serde_json::to_vec(v).map_err(|e| WireError(e.to_string()))?;
-            json::decode_instance(&bytes)
-                .map(Some)
-                .map_err(|e| WireError(e.to_string()))
-        }
+        Some(v) => json::decode_instance_value(v)
+            .map(Some)
+            .map_err(|e| WireError(e.to_string())),
     }
 }
 

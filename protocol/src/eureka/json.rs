@@ -23,7 +23,24 @@ fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
 
 /// Decodes `{"instance":{...}}` (or a bare instance object).
 pub fn decode_instance(bytes: &[u8]) -> Result<InstanceInfo, DecodeError> {
-    decode::instance_document(&parse(bytes)?)
+    decode_instance_value(&parse(bytes)?)
+}
+
+/// Decodes an instance from JSON that is already parsed: `{"instance":{...}}`
+/// or a bare instance object, with the same rules as [`decode_instance`].
+/// For documents that embed instances, such as Eureka's replication batches,
+/// so they need not be written back to bytes first.
+///
+/// ```
+/// use cloud_protocol::eureka::json;
+///
+/// let item: serde_json::Value = serde_json::from_str(r#"{"action":"Register","instanceInfo":
+///     {"instanceId":"h:svc","hostName":"h","app":"SVC","ipAddr":"10.0.0.1","port":"8080"}}"#).unwrap();
+/// let info = json::decode_instance_value(&item["instanceInfo"]).unwrap();
+/// assert_eq!((info.app.as_str(), info.port.port), ("SVC", 8080));
+/// ```
+pub fn decode_instance_value(value: &Value) -> Result<InstanceInfo, DecodeError> {
+    decode::instance_document(value)
 }
 
 /// Decodes `{"application":{...}}` (or a bare application object).

@@ -310,6 +310,14 @@ proptest! {
     }
 
     #[test]
+    fn a_parsed_value_decodes_as_its_bytes_do(info in arb_instance()) {
+        let bytes = json::encode_instance(&info);
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(json::decode_instance_value(&value).unwrap(), json::decode_instance(&bytes).unwrap());
+        prop_assert_eq!(json::decode_instance_value(&value["instance"]).unwrap(), info);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoders(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = json::decode_instance(&bytes);
         let _ = json::decode_applications(&bytes);
