@@ -6,29 +6,15 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use config_server::crypto::{DEFAULT_SALT, TextEncryptor};
-use serde_json::{Value, json};
-use support::{Repo, TestServer, git_settings, workspace_root};
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("INTEROP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/interop-venv"));
-    venv.join("bin/python")
-}
+use serde_json::json;
+use support::{Repo, TestServer, git_settings, interop_prereq, interop_script, run_client_json};
 
 #[tokio::test]
 async fn python_config_client_reads_our_server() {
-    let python = venv_python();
-    assert!(
-        python.exists(),
-        "interop venv missing at {}: run scripts/prereqs",
-        python.display()
-    );
+    let python = interop_prereq("INTEROP_VENV", "target/interop-venv").join("bin/python");
     let enc = TextEncryptor::new("interop-key", DEFAULT_SALT).unwrap();
     let repo = Repo::new();
     repo.write("application.yml", "shared: everyone\n")
@@ -55,30 +41,15 @@ async fn python_config_client_reads_our_server() {
     settings.encrypt_key = Some("interop-key".into());
     let server = TestServer::start(settings).await;
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_config.py");
+    let script = interop_script("read_config.py");
     for (label, port, greeting) in [
         ("main", 9090, "hello dev"),
         ("release(_)1", 7070, "hello release"),
     ] {
-        let child = tokio::process::Command::new(&python)
-            .arg(&script)
-            .args([server.base.as_str(), "pyapp", "dev", label])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        // kill_on_drop stops the interpreter if the deadline passes.
-        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-            .await
-            .expect("python client did not finish within 60 s")
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut cmd = tokio::process::Command::new(&python);
+        cmd.arg(&script)
+            .args([server.base.as_str(), "pyapp", "dev", label]);
+        let got = run_client_json(cmd, Duration::from_secs(60)).await;
         assert_eq!(
             got["url"],
             json!(format!("{}/pyapp/dev/{label}", server.base))

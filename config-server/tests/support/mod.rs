@@ -131,7 +131,59 @@ pub fn git_settings(repo: &Repo) -> Settings {
     }
 }
 
-/// The workspace root (for the interop venv).
+/// The workspace root (for the interop venv and node modules).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A prerequisite installed by `scripts/prereqs`: the path from the
+/// environment variable `var`, else `<workspace>/<fallback>`. Fails the test
+/// with a hint when it is missing.
+pub fn interop_prereq(var: &str, fallback: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(fallback));
+    assert!(
+        path.exists(),
+        "interop prerequisite missing at {} ({var}): run scripts/prereqs",
+        path.display()
+    );
+    path
+}
+
+/// A test script under `tests/interop/`.
+pub fn interop_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+}
+
+/// Runs an unmodified client (a script under an interpreter), waits for it
+/// with a deadline and returns the single JSON document it prints. The
+/// process is killed if the deadline passes or the test fails (kill on drop).
+pub async fn run_client_json(
+    mut cmd: tokio::process::Command,
+    deadline: std::time::Duration,
+) -> serde_json::Value {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(deadline, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("client {cmd:?} did not finish within {deadline:?}"))
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "client {cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "client printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
