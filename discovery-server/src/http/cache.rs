@@ -1,5 +1,5 @@
 //! Pre-serialized `/apps` and `/apps/delta` bodies, one per (listing,
-//! format, encoding), rebuilt lazily when the registry version has moved.
+//! format, detail, encoding), rebuilt lazily when the registry version has moved.
 //!
 //! A read of an unchanged registry is an atomic load and a `Bytes` clone.
 //! A read after a change rebuilds once (concurrent readers wait for that
@@ -13,7 +13,9 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
 use super::error::AppError;
-use super::negotiate::{Format, gzip};
+use cloud_protocol::eureka::Detail;
+
+use super::negotiate::{Negotiated, gzip};
 use crate::node::Node;
 
 /// Which listing.
@@ -40,16 +42,20 @@ struct Slot {
 /// The cache of listing bodies.
 #[derive(Default)]
 pub(crate) struct ResponseCache {
-    slots: [Slot; 8],
+    slots: [Slot; 16],
 }
 
 impl ResponseCache {
-    fn slot(&self, listing: Listing, format: Format, gzipped: bool) -> &Slot {
+    fn slot(&self, listing: Listing, want: Negotiated, gzipped: bool) -> &Slot {
         let l = match listing {
             Listing::Full => 0,
-            Listing::Delta => 4,
+            Listing::Delta => 8,
         };
-        &self.slots[l + format.index() * 2 + usize::from(gzipped)]
+        let d = match want.detail {
+            Detail::Full => 0,
+            Detail::Compact => 4,
+        };
+        &self.slots[l + d + want.format.index() * 2 + usize::from(gzipped)]
     }
 
     fn fresh(slot: &Slot, node: &Node, listing: Listing) -> Option<Arc<Cached>> {
@@ -69,13 +75,12 @@ impl ResponseCache {
         &self,
         node: &Arc<Node>,
         listing: Listing,
-        format: Format,
-        gzipped: bool,
+        want: Negotiated,
     ) -> Result<Bytes, AppError> {
-        if !gzipped {
-            return Ok(self.plain(node, listing, format).await?.bytes.clone());
+        if !want.gzip {
+            return Ok(self.plain(node, listing, want).await?.bytes.clone());
         }
-        let slot = self.slot(listing, format, true);
+        let slot = self.slot(listing, want, true);
         if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c.bytes.clone());
         }
@@ -83,7 +88,7 @@ impl ResponseCache {
         if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c.bytes.clone());
         }
-        let plain = Self::fresh(self.slot(listing, format, false), node, listing);
+        let plain = Self::fresh(self.slot(listing, want, false), node, listing);
         let node = Arc::clone(node);
         let cached = tokio::task::spawn_blocking(move || match plain {
             Some(plain) => Cached {
@@ -92,7 +97,7 @@ impl ResponseCache {
                 bytes: Bytes::from(gzip(&plain.bytes)),
             },
             None => {
-                let (version, built_at, bytes) = build(&node, listing, format);
+                let (version, built_at, bytes) = build(&node, listing, want);
                 Cached {
                     version,
                     built_at,
@@ -111,9 +116,9 @@ impl ResponseCache {
         &self,
         node: &Arc<Node>,
         listing: Listing,
-        format: Format,
+        want: Negotiated,
     ) -> Result<Arc<Cached>, AppError> {
-        let slot = self.slot(listing, format, false);
+        let slot = self.slot(listing, want, false);
         if let Some(c) = Self::fresh(slot, node, listing) {
             return Ok(c);
         }
@@ -123,7 +128,7 @@ impl ResponseCache {
         }
         let node = Arc::clone(node);
         let cached = tokio::task::spawn_blocking(move || {
-            let (version, built_at, bytes) = build(&node, listing, format);
+            let (version, built_at, bytes) = build(&node, listing, want);
             Cached {
                 version,
                 built_at,
@@ -139,13 +144,14 @@ impl ResponseCache {
 }
 
 /// Writes a listing: its version, when it was built, and the bytes.
-fn build(node: &Node, listing: Listing, format: Format) -> (u64, i64, Vec<u8>) {
+fn build(node: &Node, listing: Listing, want: Negotiated) -> (u64, i64, Vec<u8>) {
     let registry = node.registry();
     let built_at = registry.now_millis();
     let snapshot = match listing {
         Listing::Full => registry.snapshot(),
         Listing::Delta => registry.delta(),
     };
-    let bytes = format.write_applications(&snapshot, &snapshot.apps_hashcode);
+    let version_delta = i64::try_from(snapshot.version).unwrap_or(i64::MAX);
+    let bytes = want.write_applications(&snapshot, version_delta, &snapshot.apps_hashcode);
     (snapshot.version, built_at, bytes)
 }

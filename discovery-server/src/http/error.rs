@@ -12,6 +12,9 @@ pub enum AppError {
     /// The request is wrong (`400`).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body's content type is neither JSON nor XML (`415`).
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     /// The instance or application is unknown (`404`, empty body, as Eureka).
     #[error("not found")]
     NotFound,
@@ -27,6 +30,14 @@ impl IntoResponse for AppError {
                 tracing::debug!(%reason, "bad request");
                 let body = serde_json::json!({"error": "Bad Request", "reason": reason});
                 (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            AppError::UnsupportedMediaType(content_type) => {
+                tracing::debug!(%content_type, "unsupported media type");
+                let body = serde_json::json!({
+                    "error": "Unsupported Media Type",
+                    "reason": format!("{content_type} is neither JSON nor XML"),
+                });
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
             }
             AppError::NotFound => StatusCode::NOT_FOUND.into_response(),
             AppError::Internal(detail) => {

@@ -103,3 +103,6 @@ pub fn app(state: AppState) -> Router {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod compat_tests;

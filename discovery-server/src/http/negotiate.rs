@@ -10,7 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use cloud_protocol::eureka::{ApplicationsView, InstanceInfo, json, xml};
+use cloud_protocol::eureka::{
+    ApplicationView, ApplicationsView, Detail, InstanceInfo, InstanceView, LeaseInfo, json, xml,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write as _;
@@ -39,20 +41,25 @@ impl Format {
         }
     }
 
-    /// The format of a request body, from `Content-Type`, else sniffed.
-    pub(crate) fn of_body(headers: &HeaderMap, body: &[u8]) -> Format {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let content_type = content_type.to_ascii_lowercase();
-        let sniffed_xml = || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    /// The format of a request body, from `Content-Type`, else sniffed
+    /// when there is none. `None` for a content type that is neither JSON
+    /// nor XML (Eureka's resources consume only those: `415`).
+    pub(crate) fn of_body(headers: &HeaderMap, body: &[u8]) -> Option<Format> {
+        let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+            let sniffed_xml = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+            return Some(if sniffed_xml {
+                Format::Xml
+            } else {
+                Format::Json
+            });
+        };
+        let content_type = content_type.to_str().ok()?.to_ascii_lowercase();
         if content_type.contains("json") {
-            Format::Json
-        } else if content_type.contains("xml") || sniffed_xml() {
-            Format::Xml
+            Some(Format::Json)
+        } else if content_type.contains("xml") {
+            Some(Format::Xml)
         } else {
-            Format::Json
+            None
         }
     }
 
@@ -80,19 +87,50 @@ impl Format {
             Format::Xml => xml::decode_instance(body),
         }
     }
+}
 
-    /// Writes `<applications>` / `{"applications":...}` for a snapshot.
-    pub(crate) fn write_applications(self, snap: &Snapshot, hashcode: &str) -> Vec<u8> {
-        let view = applications_view(snap, hashcode);
-        let estimate = 1200
-            * snap
-                .applications
-                .iter()
-                .map(|(_, l)| l.len())
-                .sum::<usize>()
-            + 256;
-        let mut out = Vec::with_capacity(estimate);
-        match self {
+/// The response format, detail and encoding a request asks for, read from
+/// its headers (`Accept`, `X-Eureka-Accept`, `Accept-Encoding`) without
+/// copying them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    pub(crate) format: Format,
+    pub(crate) detail: Detail,
+    pub(crate) gzip: bool,
+}
+
+/// Eureka's header for the full or compact instance shape.
+pub(crate) const EUREKA_ACCEPT: &str = "x-eureka-accept";
+
+impl<S: Send + Sync> FromRequestParts<S> for Negotiated {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let eureka_accept = parts
+            .headers
+            .get(EUREKA_ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Negotiated {
+            format: Format::from_accept(&parts.headers),
+            detail: Detail::from_header(eureka_accept),
+            gzip: wants_gzip(&parts.headers),
+        })
+    }
+}
+
+impl Negotiated {
+    /// Writes `<applications>` / `{"applications":...}` for a snapshot,
+    /// with the given `versions__delta` and `apps__hashcode`.
+    pub(crate) fn write_applications(
+        self,
+        snap: &Snapshot,
+        version_delta: i64,
+        hashcode: &str,
+    ) -> Vec<u8> {
+        let view = self.applications_view(snap, version_delta, hashcode);
+        let instances: usize = snap.applications.iter().map(|(_, l)| l.len()).sum();
+        let mut out = Vec::with_capacity(1200 * instances + 256);
+        match self.format {
             Format::Json => json::write_applications_document(&mut out, &view),
             Format::Xml => xml::write_applications(&mut out, &view),
         }
@@ -101,10 +139,10 @@ impl Format {
 
     /// Writes the single application of a snapshot.
     pub(crate) fn write_application(self, snap: &Snapshot) -> Vec<u8> {
-        let view = applications_view(snap, "");
+        let view = self.applications_view(snap, 0, "");
         let mut out = Vec::with_capacity(4096);
         for app in view.applications.iter().take(1) {
-            match self {
+            match self.format {
                 Format::Json => json::write_application_document(&mut out, app),
                 Format::Xml => xml::write_application(&mut out, app),
             }
@@ -113,65 +151,47 @@ impl Format {
     }
 
     /// Writes one instance.
-    pub(crate) fn write_instance(
-        self,
-        info: &InstanceInfo,
-        lease: cloud_protocol::eureka::LeaseInfo,
-    ) -> Vec<u8> {
-        let view = cloud_protocol::eureka::InstanceView {
+    pub(crate) fn write_instance(self, info: &InstanceInfo, lease: LeaseInfo) -> Vec<u8> {
+        let view = InstanceView {
             info,
             lease: Some(lease),
+            detail: self.detail,
         };
         let mut out = Vec::with_capacity(1500);
-        match self {
+        match self.format {
             Format::Json => json::write_instance_document(&mut out, view),
             Format::Xml => xml::write_instance(&mut out, view),
         }
         out
     }
-}
 
-fn applications_view<'a>(snap: &'a Snapshot, hashcode: &'a str) -> ApplicationsView<'a> {
-    ApplicationsView {
-        version_delta: i64::try_from(snap.version).unwrap_or(i64::MAX),
-        apps_hashcode: hashcode,
-        applications: snap
-            .applications
-            .iter()
-            .map(|(name, list)| cloud_protocol::eureka::ApplicationView {
-                name,
-                instances: list
-                    .iter()
-                    .map(|(info, lease)| cloud_protocol::eureka::InstanceView {
-                        info,
-                        lease: Some(*lease),
-                    })
-                    .collect(),
-            })
-            .collect(),
+    fn applications_view<'a>(
+        self,
+        snap: &'a Snapshot,
+        version_delta: i64,
+        hashcode: &'a str,
+    ) -> ApplicationsView<'a> {
+        ApplicationsView {
+            version_delta,
+            apps_hashcode: hashcode,
+            applications: snap
+                .applications
+                .iter()
+                .map(|(name, list)| ApplicationView {
+                    name,
+                    instances: list
+                        .iter()
+                        .map(|(info, lease)| InstanceView {
+                            info,
+                            lease: Some(*lease),
+                            detail: self.detail,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
-}
 
-/// The response format and encoding a request asks for, read from its
-/// headers without copying them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Negotiated {
-    pub(crate) format: Format,
-    pub(crate) gzip: bool,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Negotiated {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Negotiated {
-            format: Format::from_accept(&parts.headers),
-            gzip: wants_gzip(&parts.headers),
-        })
-    }
-}
-
-impl Negotiated {
     /// A `200` for a freshly written body, gzipped on the way when asked.
     pub(crate) fn respond(self, bytes: Vec<u8>) -> Response {
         if self.gzip {
@@ -266,15 +286,26 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_sniffed_when_the_content_type_is_vague() {
+    fn bodies_are_sniffed_only_without_a_content_type() {
         assert_eq!(
             Format::of_body(&headers(&[]), b"  <instance/>"),
-            Format::Xml
+            Some(Format::Xml)
         );
-        assert_eq!(Format::of_body(&headers(&[]), b"{}"), Format::Json);
+        assert_eq!(Format::of_body(&headers(&[]), b"{}"), Some(Format::Json));
         assert_eq!(
             Format::of_body(&headers(&[(header::CONTENT_TYPE, "text/xml")]), b"{}"),
-            Format::Xml
+            Some(Format::Xml)
+        );
+        assert_eq!(
+            Format::of_body(
+                &headers(&[(header::CONTENT_TYPE, "application/json; charset=UTF-8")]),
+                b"<x/>"
+            ),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            Format::of_body(&headers(&[(header::CONTENT_TYPE, "text/plain")]), b"{}"),
+            None
         );
     }
 }

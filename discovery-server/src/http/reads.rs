@@ -15,10 +15,7 @@ async fn listing(
     want: Negotiated,
     listing: Listing,
 ) -> Result<Response, AppError> {
-    let bytes = state
-        .cache
-        .get(&state.node, listing, want.format, want.gzip)
-        .await?;
+    let bytes = state.cache.get(&state.node, listing, want).await?;
     Ok(body_response(want.format, want.gzip, bytes))
 }
 
@@ -49,7 +46,7 @@ pub(crate) async fn application(
         .registry()
         .application(&app)
         .ok_or(AppError::NotFound)?;
-    Ok(want.respond(want.format.write_application(&snap)))
+    Ok(want.respond(want.write_application(&snap)))
 }
 
 /// `GET /apps/{app}/{id}`.
@@ -63,7 +60,7 @@ pub(crate) async fn app_instance(
         .registry()
         .instance(&app, &id)
         .ok_or(AppError::NotFound)?;
-    Ok(want.respond(want.format.write_instance(&info, lease)))
+    Ok(want.respond(want.write_instance(&info, lease)))
 }
 
 /// `GET /instances/{id}`.
@@ -77,16 +74,18 @@ pub(crate) async fn instance(
         .registry()
         .instance_by_id(&id)
         .ok_or(AppError::NotFound)?;
-    Ok(want.respond(want.format.write_instance(&info, lease)))
+    Ok(want.respond(want.write_instance(&info, lease)))
 }
 
-/// A listing of a selection, with the hashcode of what it holds.
+/// A listing of a selection, with the hashcode of what it holds, as
+/// Eureka's `getApplicationsForVip`: always `200` (an unknown VIP lists no
+/// application) and `versions__delta` `-1` (Eureka's unset version).
 fn selection(snap: &Snapshot, want: Negotiated) -> Response {
     let mut counts = AppsHashcode::default();
     for (info, _) in snap.applications.iter().flat_map(|(_, l)| l) {
         counts.add(info.status);
     }
-    want.respond(want.format.write_applications(snap, &counts.to_string()))
+    want.respond(want.write_applications(snap, -1, &counts.to_string()))
 }
 
 /// `GET /vips/{vip}`.

@@ -14,7 +14,7 @@ use crate::clock::ManualClock;
 use crate::config::{BasicAuth, ServerConfig};
 use crate::server::Server;
 
-fn server() -> (Server, Arc<ManualClock>) {
+pub(super) fn server() -> (Server, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     (
         Server::with_clock(ServerConfig::default(), clock.clone()),
@@ -22,7 +22,7 @@ fn server() -> (Server, Arc<ManualClock>) {
     )
 }
 
-fn registration(app: &str, id: &str) -> String {
+pub(super) fn registration(app: &str, id: &str) -> String {
     format!(
         r#"{{"instance":{{"instanceId":"{id}","hostName":"{id}.local","app":"{app}","ipAddr":"10.1.1.1",
         "status":"UP","port":{{"$":8080,"@enabled":"true"}},"vipAddress":"{app}","lastDirtyTimestamp":"100",
@@ -30,23 +30,23 @@ fn registration(app: &str, id: &str) -> String {
     )
 }
 
-async fn call(server: &Server, req: Request<Body>) -> Response {
+pub(super) async fn call(server: &Server, req: Request<Body>) -> Response {
     server.router().oneshot(req).await.unwrap()
 }
 
-async fn text(response: Response) -> String {
+pub(super) async fn text(response: Response) -> String {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn get(uri: &str, accept: &str) -> Request<Body> {
+pub(super) fn get(uri: &str, accept: &str) -> Request<Body> {
     Request::get(uri)
         .header(header::ACCEPT, accept)
         .body(Body::empty())
         .unwrap()
 }
 
-fn method(m: &str, uri: &str) -> Request<Body> {
+pub(super) fn method(m: &str, uri: &str) -> Request<Body> {
     Request::builder()
         .method(m)
         .uri(uri)
@@ -54,7 +54,7 @@ fn method(m: &str, uri: &str) -> Request<Body> {
         .unwrap()
 }
 
-async fn register(server: &Server, app: &str, id: &str) -> StatusCode {
+pub(super) async fn register(server: &Server, app: &str, id: &str) -> StatusCode {
     let req = Request::post(format!("/eureka/apps/{app}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(registration(app, id)))

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cloud_protocol::eureka::InstanceStatus;
 use serde::Deserialize;
@@ -50,7 +50,11 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let format = Format::of_body(&headers, &body);
+    let format = Format::of_body(&headers, &body).ok_or_else(|| {
+        let content_type = headers.get(header::CONTENT_TYPE);
+        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("?");
+        AppError::UnsupportedMediaType(content_type.to_owned())
+    })?;
     let mut info = format
         .decode_instance(&body)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
@@ -116,7 +120,7 @@ pub(crate) async fn renew(
         RenewOutcome::NotFound => Err(AppError::NotFound),
         RenewOutcome::Conflict(event) => {
             let lease = event.instance.lease_info.unwrap_or_default();
-            let mut response = want.respond(want.format.write_instance(&event.instance, lease));
+            let mut response = want.respond(want.write_instance(&event.instance, lease));
             *response.status_mut() = StatusCode::CONFLICT;
             Ok(response)
         }
@@ -177,16 +181,21 @@ pub(crate) async fn delete_status(
         .ok_or(AppError::NotFound)
 }
 
-/// `PUT /apps/{app}/{id}/metadata?key=value&...`.
+/// `PUT /apps/{app}/{id}/metadata?key=value&...`: adds or replaces
+/// entries; `200` (also with no entries, as Eureka), `404` for an unknown
+/// instance. A key given twice keeps its first value, as Eureka's
+/// `entry.getValue().get(0)`.
 pub(crate) async fn metadata(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
     Query(entries): Query<Vec<(String, String)>>,
     Sender(origin): Sender,
 ) -> Result<StatusCode, AppError> {
-    if entries.is_empty() {
-        return Err(AppError::BadRequest("no metadata given".to_owned()));
-    }
+    let mut seen = std::collections::HashSet::new();
+    let entries: Vec<(String, String)> = entries
+        .into_iter()
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .collect();
     state
         .node
         .update_metadata(&app, &id, entries, origin)

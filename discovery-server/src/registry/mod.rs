@@ -589,11 +589,13 @@ impl Registry {
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
-        inner.overrides.remove(id);
         let entry = inner
             .apps
             .get_mut(app.as_ref())
             .and_then(|m| m.get_mut(id))?;
+        // Only a registered instance loses its override (not a namesake in
+        // another application, nor a stranger).
+        inner.overrides.remove(id);
         entry.lease.renew(now);
         let old_status = entry.info.status;
         let status = value.unwrap_or(entry.reported);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::decode;
 use super::error::DecodeError;
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
-use super::view::{ApplicationView, ApplicationsView, InstanceView};
+use super::view::{ApplicationView, ApplicationsView, Detail, InstanceView, optional_fields, sid};
 
 /// Parses a request or response body as JSON.
 fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
@@ -124,16 +124,19 @@ fn write_application(out: &mut Vec<u8>, app: &ApplicationView<'_>) {
 /// Appends one instance object (no wrapper) to `out`.
 pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
     let i = view.info;
+    let full = view.detail == Detail::Full;
     out.push(b'{');
     field_str(out, "instanceId", &i.instance_id, false);
     field_str(out, "hostName", &i.host_name, true);
     field_str(out, "app", &i.app, true);
     field_str(out, "ipAddr", &i.ip_addr, true);
-    if let Some(sid) = i.sid.as_deref().filter(|s| *s != "na" && *s != "unknown") {
+    if let Some(sid) = sid(i).filter(|_| full) {
         field_str(out, "sid", sid, true);
     }
     field_str(out, "status", i.status.as_str(), true);
-    field_str(out, "overriddenStatus", i.overridden_status.as_str(), true);
+    if full {
+        field_str(out, "overriddenStatus", i.overridden_status.as_str(), true);
+    }
     for (name, p) in [("port", i.port), ("securePort", i.secure_port)] {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
@@ -145,8 +148,10 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
             b",\"@enabled\":\"false\"}"
         });
     }
-    out.extend_from_slice(b",\"countryId\":");
-    push_int(out, i64::from(i.country_id));
+    if full {
+        out.extend_from_slice(b",\"countryId\":");
+        push_int(out, i64::from(i.country_id));
+    }
     let dc = &i.data_center_info;
     out.extend_from_slice(b",\"dataCenterInfo\":{\"@class\":");
     push_str(out, &dc.class);
@@ -157,40 +162,36 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
         write_map(out, &dc.metadata);
     }
     out.push(b'}');
-    if let Some(lease) = view.lease {
-        write_lease(out, &lease);
-    }
-    out.extend_from_slice(b",\"metadata\":");
-    if i.metadata.is_empty() {
-        out.extend_from_slice(br#"{"@class":"java.util.Collections$EmptyMap"}"#);
-    } else {
-        write_map(out, &i.metadata);
-    }
-    let optional = [
-        ("appGroupName", &i.app_group_name),
-        ("homePageUrl", &i.home_page_url),
-        ("statusPageUrl", &i.status_page_url),
-        ("healthCheckUrl", &i.health_check_url),
-        ("secureHealthCheckUrl", &i.secure_health_check_url),
-        ("vipAddress", &i.vip_address),
-        ("secureVipAddress", &i.secure_vip_address),
-    ];
-    for (name, value) in optional {
-        if let Some(v) = value {
-            field_str(out, name, v, true);
+    if full {
+        if let Some(lease) = view.lease {
+            write_lease(out, &lease);
+        }
+        out.extend_from_slice(b",\"metadata\":");
+        if i.metadata.is_empty() {
+            out.extend_from_slice(br#"{"@class":"java.util.Collections$EmptyMap"}"#);
+        } else {
+            write_map(out, &i.metadata);
         }
     }
-    field_str(
-        out,
-        "isCoordinatingDiscoveryServer",
-        bool_str(i.is_coordinating_discovery_server),
-        true,
-    );
+    for (name, value) in optional_fields(i, view.detail) {
+        field_str(out, name, value, true);
+    }
+    if full {
+        field_str(
+            out,
+            "isCoordinatingDiscoveryServer",
+            bool_str(i.is_coordinating_discovery_server),
+            true,
+        );
+    }
     out.extend_from_slice(b",\"lastUpdatedTimestamp\":\"");
     push_int(out, i.last_updated_timestamp);
-    out.extend_from_slice(b"\",\"lastDirtyTimestamp\":\"");
-    push_int(out, i.last_dirty_timestamp);
     out.push(b'"');
+    if full {
+        out.extend_from_slice(b",\"lastDirtyTimestamp\":\"");
+        push_int(out, i.last_dirty_timestamp);
+        out.push(b'"');
+    }
     if let Some(action) = i.action_type {
         field_str(out, "actionType", action.as_str(), true);
     }

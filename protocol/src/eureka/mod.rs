@@ -13,7 +13,7 @@
 //! - `metadata`: [`Metadata`], a compact sorted string map.
 //! - `hashcode`: [`AppsHashcode`], Eureka's `apps__hashcode` (`DOWN_1_UP_5_`).
 //! - `view`: borrowed views the writers take, so a server can write its
-//!   registry without cloning it.
+//!   registry without cloning it, in full or compact [`Detail`].
 //! - [`json`] and [`xml`]: hand-written writers into a byte buffer and
 //!   lenient readers; both readers share one tree-to-model decoder.
 //! - `error`: [`DecodeError`], a reason fit for a `400`.
@@ -60,7 +60,7 @@ pub use model::{
     InstanceInfo, LeaseInfo, PortWrapper,
 };
 pub use status::{ActionType, InstanceStatus};
-pub use view::{ApplicationView, ApplicationsView, InstanceView};
+pub use view::{ApplicationView, ApplicationsView, Detail, InstanceView};
 
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,55 @@ fn json_instance_has_eurekas_shape() {
 }
 
 #[test]
+fn compact_detail_writes_eurekas_mini_instance() {
+    let info = InstanceInfo {
+        metadata: [("zone".to_owned(), "z1".to_owned())].into_iter().collect(),
+        ..sample()
+    };
+    let view = InstanceView {
+        detail: Detail::Compact,
+        ..InstanceView::from(&info)
+    };
+    let mut out = Vec::new();
+    json::write_instance_document(&mut out, view);
+    let text = String::from_utf8(out).unwrap();
+    let expected = concat!(
+        r#"{"instance":{"instanceId":"host-1:orders:8080","hostName":"host-1","app":"ORDERS","ipAddr":"10.0.0.7","#,
+        r#""status":"UP","port":{"$":8080,"@enabled":"true"},"securePort":{"$":443,"@enabled":"false"},"#,
+        r#""dataCenterInfo":{"@class":"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo","name":"MyOwn"},"#,
+        r#""vipAddress":"orders","secureVipAddress":"orders","lastUpdatedTimestamp":"1700000000002","actionType":"ADDED"}}"#
+    );
+    assert_eq!(text, expected);
+    let mut out = Vec::new();
+    xml::write_instance(&mut out, view);
+    let text = String::from_utf8(out).unwrap();
+    for absent in [
+        "leaseInfo",
+        "metadata",
+        "overriddenstatus",
+        "countryId",
+        "homePageUrl",
+        "lastDirtyTimestamp",
+        "isCoordinating",
+    ] {
+        assert!(!text.contains(absent), "{absent} in {text}");
+    }
+    assert!(
+        text.contains(r#"<port enabled="true">8080</port>"#),
+        "{text}"
+    );
+    assert!(text.contains("<vipAddress>orders</vipAddress>"), "{text}");
+    let back = xml::decode_instance(text.as_bytes()).unwrap();
+    assert_eq!(
+        (back.port.port, back.status, back.lease_info),
+        (8080, InstanceStatus::Up, None)
+    );
+    assert_eq!(Detail::from_header(Some(" Compact")), Detail::Compact);
+    assert_eq!(Detail::from_header(Some("full")), Detail::Full);
+    assert_eq!(Detail::from_header(None), Detail::Full);
+}
+
+#[test]
 fn empty_applications_write_an_empty_application_array() {
     let apps = Applications {
         version_delta: 3,

@@ -4,6 +4,32 @@
 
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
 
+/// How much of an instance a writer writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Every field (Eureka's default, `X-Eureka-Accept: full`).
+    #[default]
+    Full,
+    /// Eureka's "mini" instance (`X-Eureka-Accept: compact`): `instanceId`,
+    /// `hostName`, `app`, `ipAddr`, `status`, `port`, `securePort`,
+    /// `dataCenterInfo`, `vipAddress`, `secureVipAddress`,
+    /// `lastUpdatedTimestamp`, `actionType` and `asgName`; no lease, no
+    /// metadata, no URLs.
+    Compact,
+}
+
+impl Detail {
+    /// The detail an `X-Eureka-Accept` header value asks for: `compact`
+    /// (any case) is [`Detail::Compact`], anything else [`Detail::Full`],
+    /// as Eureka's `EurekaAccept.fromString`.
+    pub fn from_header(value: Option<&str>) -> Detail {
+        match value {
+            Some(v) if v.trim().eq_ignore_ascii_case("compact") => Detail::Compact,
+            _ => Detail::Full,
+        }
+    }
+}
+
 /// An instance to write, with the lease to write for it.
 #[derive(Debug, Clone, Copy)]
 pub struct InstanceView<'a> {
@@ -11,6 +37,8 @@ pub struct InstanceView<'a> {
     pub info: &'a InstanceInfo,
     /// The lease written as `leaseInfo` (instead of `info.lease_info`).
     pub lease: Option<LeaseInfo>,
+    /// How much to write.
+    pub detail: Detail,
 }
 
 impl<'a> From<&'a InstanceInfo> for InstanceView<'a> {
@@ -18,8 +46,36 @@ impl<'a> From<&'a InstanceInfo> for InstanceView<'a> {
         InstanceView {
             info,
             lease: info.lease_info,
+            detail: Detail::Full,
         }
     }
+}
+
+/// The `sid` to write: Eureka leaves out `na` and `unknown`.
+pub(crate) fn sid(info: &InstanceInfo) -> Option<&str> {
+    info.sid
+        .as_deref()
+        .filter(|s| *s != "na" && *s != "unknown")
+}
+
+/// The optional string fields present on `info`, in Eureka's order, as
+/// (name, value); a compact view keeps only the VIP addresses.
+pub(crate) fn optional_fields(
+    info: &InstanceInfo,
+    detail: Detail,
+) -> impl Iterator<Item = (&'static str, &str)> {
+    let full = detail == Detail::Full;
+    [
+        ("appGroupName", &info.app_group_name, full),
+        ("homePageUrl", &info.home_page_url, full),
+        ("statusPageUrl", &info.status_page_url, full),
+        ("healthCheckUrl", &info.health_check_url, full),
+        ("secureHealthCheckUrl", &info.secure_health_check_url, full),
+        ("vipAddress", &info.vip_address, true),
+        ("secureVipAddress", &info.secure_vip_address, true),
+    ]
+    .into_iter()
+    .filter_map(|(name, value, keep)| Some((name, value.as_deref().filter(|_| keep)?)))
 }
 
 /// An application to write.

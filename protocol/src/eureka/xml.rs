@@ -13,7 +13,7 @@ use super::decode;
 use super::error::DecodeError;
 use super::json::{bool_str, push_int};
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
-use super::view::{ApplicationView, ApplicationsView, InstanceView};
+use super::view::{ApplicationView, ApplicationsView, Detail, InstanceView, optional_fields, sid};
 
 /// Deepest element nesting accepted; Eureka documents are four levels deep.
 const MAX_DEPTH: usize = 32;
@@ -81,16 +81,19 @@ pub fn write_application(out: &mut Vec<u8>, app: &ApplicationView<'_>) {
 /// Appends `<instance>` for a view to `out`.
 pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
     let i = view.info;
+    let full = view.detail == Detail::Full;
     out.extend_from_slice(b"<instance>\n");
     element(out, "instanceId", &i.instance_id);
     element(out, "hostName", &i.host_name);
     element(out, "app", &i.app);
     element(out, "ipAddr", &i.ip_addr);
-    if let Some(sid) = i.sid.as_deref().filter(|s| *s != "na" && *s != "unknown") {
+    if let Some(sid) = sid(i).filter(|_| full) {
         element(out, "sid", sid);
     }
     element(out, "status", i.status.as_str());
-    element(out, "overriddenstatus", i.overridden_status.as_str());
+    if full {
+        element(out, "overriddenstatus", i.overridden_status.as_str());
+    }
     for (name, p) in [("port", i.port), ("securePort", i.secure_port)] {
         out.extend_from_slice(b"  <");
         out.extend_from_slice(name.as_bytes());
@@ -102,9 +105,10 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b">\n");
     }
-    out.extend_from_slice(b"  <countryId>");
-    push_int(out, i64::from(i.country_id));
-    out.extend_from_slice(b"</countryId>\n  <dataCenterInfo class=\"");
+    if full {
+        int_element(out, "countryId", i64::from(i.country_id));
+    }
+    out.extend_from_slice(b"  <dataCenterInfo class=\"");
     push_text(out, &i.data_center_info.class);
     out.extend_from_slice(b"\">\n  ");
     element(out, "name", &i.data_center_info.name);
@@ -112,35 +116,30 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
         write_map(out, &i.data_center_info.metadata);
     }
     out.extend_from_slice(b"  </dataCenterInfo>\n");
-    if let Some(lease) = view.lease {
-        write_lease(out, &lease);
-    }
-    if i.metadata.is_empty() {
-        out.extend_from_slice(b"  <metadata class=\"java.util.Collections$EmptyMap\"/>\n");
-    } else {
-        write_map(out, &i.metadata);
-    }
-    let optional = [
-        ("appGroupName", &i.app_group_name),
-        ("homePageUrl", &i.home_page_url),
-        ("statusPageUrl", &i.status_page_url),
-        ("healthCheckUrl", &i.health_check_url),
-        ("secureHealthCheckUrl", &i.secure_health_check_url),
-        ("vipAddress", &i.vip_address),
-        ("secureVipAddress", &i.secure_vip_address),
-    ];
-    for (name, value) in optional {
-        if let Some(v) = value {
-            element(out, name, v);
+    if full {
+        if let Some(lease) = view.lease {
+            write_lease(out, &lease);
+        }
+        if i.metadata.is_empty() {
+            out.extend_from_slice(b"  <metadata class=\"java.util.Collections$EmptyMap\"/>\n");
+        } else {
+            write_map(out, &i.metadata);
         }
     }
-    element(
-        out,
-        "isCoordinatingDiscoveryServer",
-        bool_str(i.is_coordinating_discovery_server),
-    );
+    for (name, value) in optional_fields(i, view.detail) {
+        element(out, name, value);
+    }
+    if full {
+        element(
+            out,
+            "isCoordinatingDiscoveryServer",
+            bool_str(i.is_coordinating_discovery_server),
+        );
+    }
     int_element(out, "lastUpdatedTimestamp", i.last_updated_timestamp);
-    int_element(out, "lastDirtyTimestamp", i.last_dirty_timestamp);
+    if full {
+        int_element(out, "lastDirtyTimestamp", i.last_dirty_timestamp);
+    }
     if let Some(action) = i.action_type {
         element(out, "actionType", action.as_str());
     }
