@@ -2,9 +2,10 @@
 //!
 //! The payload's `commits[].added/modified/removed` lists give the changed
 //! files; a form body `path=foo` names them directly. File names become the
-//! application names they configure, as Spring's `PropertyPathEndpoint`
-//! does: `foo-dev.yml` changes `foo-dev` and `foo`, `application.yml`
-//! changes every application (`*`).
+//! services they configure, named as Spring's `PropertyPathEndpoint` does:
+//! `foo-dev.yml` changes `foo:dev` and `foo-dev`, `application.yml` changes
+//! every application (`*`), `application-dev.yml` every application's `dev`
+//! profile (`*:dev`).
 //!
 //! Spring never checks webhook authenticity. With a shared secret configured
 //! we require GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the body),
@@ -99,7 +100,8 @@ fn form_paths(body: &[u8]) -> Result<Vec<String>, MonitorError> {
     Ok(out)
 }
 
-fn form_decode(s: &str) -> Option<String> {
+/// Decodes an `application/x-www-form-urlencoded` value (`+` is a space).
+pub(crate) fn form_decode(s: &str) -> Option<String> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
@@ -117,10 +119,20 @@ fn form_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Application names a set of changed files configures. `application*`
-/// files change every application, reported as `*`.
+/// The services a set of changed files configures, named as Spring's
+/// `PropertyPathEndpoint` names them (its Spring Cloud Bus destinations):
+/// for the file stem `foo-dev`, `foo:dev` (application `foo`, profile `dev`)
+/// then `foo-dev` itself; at every `-` the stem is split once more, so
+/// `foo-bar-dev` also gives `foo-bar:dev`. `application` is `*`,
+/// `application-dev` is `*:dev`, and other names starting with
+/// `application` give nothing. First seen first, without repeats.
 pub fn applications(paths: &[String]) -> Vec<String> {
-    let mut out = BTreeSet::new();
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    };
     for path in paths {
         let file = path.rsplit('/').next().unwrap_or(path);
         let stem = match file.rsplit_once('.') {
@@ -130,16 +142,21 @@ pub fn applications(paths: &[String]) -> Vec<String> {
         if stem.is_empty() {
             continue;
         }
-        if stem == "application" || stem.starts_with("application-") {
-            out.insert("*".to_string());
-            continue;
+        for (i, _) in stem.match_indices('-') {
+            let (name, profile) = (&stem[..i], &stem[i + 1..]);
+            if name == "application" {
+                add(format!("*:{profile}"));
+            } else if !name.starts_with("application") {
+                add(format!("{name}:{profile}"));
+            }
         }
-        out.insert(stem.to_string());
-        if let Some((app, _profile)) = stem.split_once('-') {
-            out.insert(app.to_string());
+        if stem == "application" {
+            add("*".to_string());
+        } else if !stem.starts_with("application") {
+            add(stem.to_string());
         }
     }
-    out.into_iter().collect()
+    out
 }
 
 #[cfg(test)]
@@ -172,7 +189,7 @@ mod tests {
         );
         assert_eq!(
             applications(&paths),
-            ["bar", "baz", "foo", "foo-dev", "old"]
+            ["bar", "baz", "foo:dev", "foo-dev", "old"]
         );
     }
 
@@ -185,6 +202,21 @@ mod tests {
         let gitea = r#"{"secret":"","commits":[{"added":["svc.yml"],"removed":[],"modified":[]}]}"#;
         let h = headers(&[("x-gitea-event", "push")]);
         assert_eq!(changed_paths(&h, gitea.as_bytes()).unwrap(), ["svc.yml"]);
+    }
+
+    #[test]
+    fn service_names_follow_spring_property_path_endpoint() {
+        let names = |p: &[&str]| applications(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&["foo.yml"]), ["foo"]);
+        assert_eq!(names(&["config/foo-dev.yml"]), ["foo:dev", "foo-dev"]);
+        assert_eq!(
+            names(&["foo-bar-dev.properties"]),
+            ["foo:bar-dev", "foo-bar:dev", "foo-bar-dev"]
+        );
+        assert_eq!(names(&["application.yml"]), ["*"]);
+        assert_eq!(names(&["application-dev.yml"]), ["*:dev"]);
+        assert!(names(&["applicationx.yml"]).is_empty());
+        assert_eq!(names(&["foo.yml", "foo.properties"]), ["foo"]);
     }
 
     #[test]

@@ -89,7 +89,10 @@ async fn shutdown_ends_open_watch_streams_and_returns() {
     let server = tokio::spawn(config_server::run(listener, settings, async move {
         let _ = rx.await;
     }));
-    let resp = reqwest::get(format!("http://{addr}/watch/foo/default"))
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/watch/foo/default"))
+        .header("accept", "text/event-stream")
+        .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);

@@ -100,6 +100,9 @@ async fn default_label_falls_back_to_master() {
     let server = TestServer::start(settings).await;
     let env = server.json("/foo/default").await;
     assert_eq!(value(&env, "on"), Some(&json!("master")));
+    // The answer names the branch served, as Spring's JGit repository does
+    // once it has fallen back.
+    assert_eq!(env["label"], json!("master"));
 }
 
 #[tokio::test]
@@ -192,6 +195,7 @@ async fn a_pushed_change_reaches_a_watcher_within_a_second_of_the_webhook() {
     let client = reqwest::Client::new();
     let resp = client
         .get(server.url("/watch/foo/default"))
+        .header("accept", "text/event-stream")
         .send()
         .await
         .unwrap();

@@ -367,7 +367,7 @@ async fn monitor_requires_the_secret_when_configured() {
     assert_eq!(s, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&apps).unwrap(),
-        json!(["foo", "foo-dev"])
+        json!(["foo:dev", "foo-dev"])
     );
     let req = Request::post("/monitor")
         .header("x-gitlab-token", "hook")

@@ -25,7 +25,10 @@ use crate::monitor::{self, MonitorError, constant_time_eq};
 use crate::paths::{self, ConfigPath, PathError};
 use crate::render;
 
+mod error;
 mod sse;
+
+pub use error::AppError;
 
 /// The media type Spring's Java client asks for by default.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.spring-cloud.config-server.v2+json";
@@ -58,22 +61,6 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// An error answered as JSON: `{status, error, message}`.
-#[derive(Debug)]
-pub struct AppError {
-    status: StatusCode,
-    message: String,
-}
-
-impl AppError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
 impl From<PathError> for AppError {
     fn from(e: PathError) -> Self {
         match e {
@@ -98,17 +85,6 @@ impl From<EnvError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "status": self.status.as_u16(),
-            "error": self.status.canonical_reason().unwrap_or(""),
-            "message": self.message,
-        });
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
@@ -130,7 +106,9 @@ pub fn app(state: AppState) -> Router {
             post(decrypt_for).fallback(config_resource),
         )
         .route("/monitor", post(monitor_hook))
-        .route("/watch/{*rest}", get(sse::watch_env))
+        // `text/event-stream` asks for the watch stream; anything else is a
+        // config read, so an application may be called `watch`.
+        .route("/watch/{*rest}", get(watch_or_config))
         .fallback(config_resource);
     // One layer: Basic auth, only when configured; then the routes.
     let state = Arc::new(state);
@@ -149,8 +127,9 @@ async fn basic_auth(State(st): State<Shared>, req: Request, next: Next) -> Respo
         && !basic_auth_ok(req.headers(), user, pass)
     {
         st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-        let mut resp =
-            AppError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
+        let mut resp = AppError::new(StatusCode::UNAUTHORIZED, "authentication required")
+            .at(req.uri().path())
+            .into_response();
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"config-server\""),
@@ -217,30 +196,52 @@ async fn encrypt_status(State(st): State<Shared>) -> Response {
     }
 }
 
-/// The text of an encrypt/decrypt body. `curl -d` sends a form content type
-/// and Spring strips the trailing `=` that such a body gains; we do too.
-fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, AppError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| AppError::new(StatusCode::BAD_REQUEST, "body is not UTF-8"))?;
-    let form = headers
+/// What `/encrypt` and `/decrypt` answer when the input cannot be used:
+/// 400 `{"status":"INVALID",...}`, as Spring's `InvalidCipherException`.
+fn invalid_cipher() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"description": "Text not encrypted with this key", "status": "INVALID"})),
+    )
+        .into_response()
+}
+
+/// The text of an encrypt/decrypt body, as Spring's `stripFormData` reads
+/// it. A body that ends with `=` and is not sent as `text/plain` is taken
+/// for a form body (`curl -d` sends `application/x-www-form-urlencoded`
+/// and the whole text becomes a key with an empty value): it is
+/// URL-decoded and the trailing `=` dropped. For `/decrypt`, spaces
+/// (decoded `+`) go back to `+` and the `=` is dropped only when the rest
+/// is hex, so base64 padding survives. `text/plain` bodies are taken as
+/// they are.
+fn body_text(headers: &HeaderMap, body: &Bytes, cipher: bool) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let plain = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let text = if form {
-        text.strip_suffix('=').unwrap_or(text)
-    } else {
-        text
-    };
-    Ok(text.to_string())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/plain"));
+    if plain || !text.ends_with('=') {
+        return Some(text.to_string());
+    }
+    let decoded = crate::monitor::form_decode(text)?;
+    if !cipher {
+        return Some(decoded.strip_suffix('=').unwrap_or(&decoded).to_string());
+    }
+    let decoded = decoded.replace(' ', "+");
+    match decoded.strip_suffix('=') {
+        Some(candidate) if hex::decode(candidate).is_ok() => Some(candidate.to_string()),
+        _ => Some(decoded),
+    }
 }
 
 async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
-    match body_text(&headers, &body) {
-        Ok(text) => text_response(enc.encrypt(&text)),
-        Err(e) => e.into_response(),
+    match body_text(&headers, &body, false) {
+        Some(text) => text_response(enc.encrypt(&text)),
+        None => invalid_cipher(),
     }
 }
 
@@ -248,9 +249,8 @@ async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
-    let text = match body_text(&headers, &body) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
+    let Some(text) = body_text(&headers, &body, true) else {
+        return invalid_cipher();
     };
     let text = text.trim();
     let text = text
@@ -258,13 +258,7 @@ async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         .unwrap_or(text);
     match enc.decrypt(text) {
         Ok(plain) => text_response(plain),
-        Err(_) => (
-            StatusCode::BAD_REQUEST,
-            axum::Json(
-                json!({"description": "Text not encrypted with this key", "status": "INVALID"}),
-            ),
-        )
-            .into_response(),
+        Err(_) => invalid_cipher(),
     }
 }
 
@@ -315,7 +309,9 @@ async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes)
     if let Some(secret) = &st.monitor_secret
         && let Err(e) = monitor::verify(secret, &headers, &body)
     {
-        return AppError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        return AppError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            .at("/monitor")
+            .into_response();
     }
     // GitHub and Gitea send a ping when a hook is created.
     let ping = ["x-github-event", "x-gitea-event", "x-gogs-event"]
@@ -332,12 +328,12 @@ async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes)
             st.refresh_now.notify_one();
             axum::Json(apps).into_response()
         }
-        Err(MonitorError::BadPayload) => AppError::new(
-            StatusCode::BAD_REQUEST,
-            MonitorError::BadPayload.to_string(),
-        )
-        .into_response(),
-        Err(e) => AppError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response(),
+        Err(e @ MonitorError::BadPayload) => AppError::new(StatusCode::BAD_REQUEST, e.to_string())
+            .at("/monitor")
+            .into_response(),
+        Err(e) => AppError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            .at("/monitor")
+            .into_response(),
     }
 }
 
@@ -380,18 +376,74 @@ fn environment_response(headers: &HeaderMap, resolved: &Resolved) -> Response {
         .into_response()
 }
 
+/// Whether the request asks for Server-Sent Events.
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// `/watch/...`: the watch stream for `Accept: text/event-stream` (what
+/// every SSE client sends), otherwise a config read of an application
+/// named `watch`.
+async fn watch_or_config(State(st): State<Shared>, request: Request) -> Response {
+    if !wants_event_stream(request.headers()) {
+        return config_resource(State(st), request).await;
+    }
+    let uri = request.uri().clone();
+    let path = uri.path().to_string();
+    match sse::watch_env(State(st.clone()), uri, request.headers().clone()).await {
+        Ok(sse) => sse.into_response(),
+        Err(e) => rejected(&st, e.at(&path)),
+    }
+}
+
+/// Counts a client error for `/actuator/prometheus` and answers it.
+fn rejected(st: &AppState, e: AppError) -> Response {
+    if e.status.is_client_error() {
+        st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    e.into_response()
+}
+
 /// Config paths (everything not routed elsewhere). 4xx answers are counted
 /// for `/actuator/prometheus`.
 async fn config_resource(State(st): State<Shared>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
     match config_resource_inner(&st, request).await {
         Ok(resp) => resp,
-        Err(e) => {
-            if e.status.is_client_error() {
-                st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-            }
-            e.into_response()
-        }
+        Err(e) => rejected(&st, e.at(&path)),
     }
+}
+
+/// Whether the Environment JSON is acceptable to the client. Spring maps
+/// it with `produces` JSON (and the v2 type), so `Accept: text/plain`
+/// alone is a 406 there; no header, `*/*`, `application/*` or any JSON
+/// type is fine.
+fn accepts_environment(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return true;
+    };
+    let Ok(accept) = accept.to_str() else {
+        return false;
+    };
+    accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or("").trim();
+        media.is_empty()
+            || media == "*/*"
+            || media.eq_ignore_ascii_case("application/*")
+            || media.eq_ignore_ascii_case("application/json")
+            || media.eq_ignore_ascii_case(V2_MEDIA_TYPE)
+            || media.to_ascii_lowercase().ends_with("+json")
+    })
+}
+
+fn not_acceptable() -> AppError {
+    AppError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "the environment is served as application/json",
+    )
 }
 
 async fn config_resource_inner(st: &AppState, request: Request) -> Result<Response, AppError> {
@@ -403,6 +455,9 @@ async fn config_resource_inner(st: &AppState, request: Request) -> Result<Respon
         && uri.query().is_none()
         && let Some(resolved) = st.envs.lookup_path(uri.path())
     {
+        if !accepts_environment(headers) {
+            return Err(not_acceptable());
+        }
         return Ok(environment_response(headers, &resolved));
     }
     check_target(uri)?;
@@ -416,6 +471,9 @@ async fn config_resource_inner(st: &AppState, request: Request) -> Result<Respon
     }
     match parsed {
         ConfigPath::Environment(req) => {
+            if !accepts_environment(headers) {
+                return Err(not_acceptable());
+            }
             let resolved = st.envs.get_for_path(uri.path(), &req).await?;
             if query_flag(uri, "resolvePlaceholders") == Some(true) {
                 let mut env = resolved.env.clone();

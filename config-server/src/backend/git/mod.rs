@@ -362,17 +362,7 @@ impl Inner {
 
 impl Backend for GitBackend {
     fn snapshot(&self, label: Option<&str>) -> Result<Arc<dyn Snapshot>, BackendError> {
-        let commit = match label {
-            Some(l) => self.resolve_label(l)?,
-            None => {
-                let default = &self.inner.settings.default_label;
-                match self.resolve_label(default) {
-                    Ok(c) => c,
-                    Err(_) if default == "main" => self.resolve_label("master")?,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
+        let commit = self.resolve_label(label.unwrap_or_else(|| self.default_label()))?;
         Ok(Arc::new(GitSnapshot {
             inner: self.inner.clone(),
             commit,
@@ -422,8 +412,19 @@ impl Backend for GitBackend {
         }
     }
 
+    /// The configured default label; `main` falls back to `master` when the
+    /// repository has a `master` and no `main` (then answered as the label,
+    /// as Spring's JGit repository does once it has fallen back).
     fn default_label(&self) -> &str {
-        &self.inner.settings.default_label
+        let default = self.inner.settings.default_label.as_str();
+        if default == "main" {
+            let refs = self.inner.refs.load();
+            let has = |l: &str| refs.branches.contains_key(l) || refs.tags.contains_key(l);
+            if !has("main") && has("master") {
+                return "master";
+            }
+        }
+        default
     }
 }
 
