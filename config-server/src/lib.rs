@@ -36,6 +36,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A complete program that embeds the server, fetches `/foo/dev` and shuts
+//! down: `examples/embedded.rs` (`cargo run -p config-server --example embedded`).
+//!
 //! A runnable check of the pure core:
 //! ```
 //! let names = config_server::resolve::candidate_names(
