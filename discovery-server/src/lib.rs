@@ -29,6 +29,10 @@
 //! # }
 //! ```
 //!
+//! A complete program that embeds the server on a free port, registers an
+//! instance over HTTP, lists it and shuts down:
+//! `cargo run -p discovery-server --example embedded`.
+//!
 //! In-process, without a socket:
 //! ```
 //! use axum::body::Body;

@@ -206,7 +206,8 @@ pub(crate) fn instance(m: &Map<String, Value>) -> Result<InstanceInfo, DecodeErr
         host_name: non_blank(m.get("hostName")).unwrap_or_default(),
         app: non_blank(m.get("app")).unwrap_or_default(),
         ip_addr: non_blank(m.get("ipAddr")).unwrap_or_default(),
-        sid: non_blank(m.get("sid")),
+        // Eureka's placeholders for "no sid" read as none, so they round-trip.
+        sid: non_blank(m.get("sid")).filter(|s| s != "na" && s != "unknown"),
         app_group_name: non_blank(m.get("appGroupName")),
         status: status_of("status").unwrap_or(InstanceStatus::Up),
         overridden_status: status_of("overriddenStatus")

@@ -25,6 +25,9 @@
 //! are ignored. No input panics a decoder (property-tested).
 //!
 //! # Example
+//! `cargo run -p cloud-protocol --example eureka_codec` decodes a
+//! registration as the Java client sends it and writes it back in both
+//! shapes. In short:
 //! ```
 //! use cloud_protocol::eureka::{json, xml, InstanceInfo, InstanceStatus};
 //!

@@ -100,7 +100,8 @@ pub struct InstanceInfo {
     pub app: String,
     /// IP address.
     pub ip_addr: String,
-    /// Optional security id (`sid`); written when not `na`/`unknown`.
+    /// Optional security id (`sid`); Eureka's placeholders `na` and
+    /// `unknown` read as `None` and are never written.
     pub sid: Option<String>,
     /// Optional application group (`appGroupName`).
     pub app_group_name: Option<String>,

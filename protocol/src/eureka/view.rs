@@ -51,7 +51,8 @@ impl<'a> From<&'a InstanceInfo> for InstanceView<'a> {
     }
 }
 
-/// The `sid` to write: Eureka leaves out `na` and `unknown`.
+/// The `sid` to write: Eureka leaves out `na` and `unknown` (which a
+/// decoded instance never holds, but a built one may).
 pub(crate) fn sid(info: &InstanceInfo) -> Option<&str> {
     info.sid
         .as_deref()
