@@ -553,3 +553,36 @@ async fn the_regions_parameter_lists_the_local_registry() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_gzipped_registration_is_inflated_as_jersey_does() {
+    use std::io::Write as _;
+    let (s, _) = server();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(registration("A", "a-1").as_bytes())
+        .unwrap();
+    let gzipped = encoder.finish().unwrap();
+    let req = Request::post("/eureka/v2/apps/A")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(gzipped.clone()))
+        .unwrap();
+    assert_eq!(call(&s, req).await.status(), StatusCode::NO_CONTENT);
+    let v = read_json(&s, "/eureka/apps/A/a-1").await;
+    assert_eq!(v["instance"]["hostName"], "a-1.local");
+    // A body that claims gzip but is not: 400 with a reason.
+    let req = Request::post("/eureka/apps/A")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(registration("A", "a-2")))
+        .unwrap();
+    let response = call(&s, req).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        json(&text(response).await)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gzip")
+    );
+}

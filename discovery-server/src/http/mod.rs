@@ -21,6 +21,8 @@ use axum::routing::{get, put};
 pub use error::AppError;
 pub use writes::REPLICATION_HEADER;
 
+pub(crate) use negotiate::inflate_body;
+
 use crate::node::Node;
 use crate::{actuator, dashboard, watch};
 

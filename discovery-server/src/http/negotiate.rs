@@ -1,6 +1,8 @@
 //! Content negotiation as Eureka does it: JSON only when `Accept` mentions
 //! `json`, XML otherwise; gzip when `Accept-Encoding` allows it; request
-//! bodies read by `Content-Type`, or sniffed when it says nothing useful.
+//! bodies inflated when `Content-Encoding: gzip` (as Jersey's
+//! `GZIPContentEncodingFilter` in front of every Eureka resource) and read
+//! by `Content-Type`, or sniffed when there is none.
 
 use std::convert::Infallible;
 
@@ -15,8 +17,9 @@ use cloud_protocol::eureka::{
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
+use super::error::AppError;
 use crate::registry::Snapshot;
 
 /// A wire format.
@@ -214,6 +217,31 @@ pub(crate) fn wants_gzip(headers: &HeaderMap) -> bool {
             })
         })
     })
+}
+
+/// A request body as sent, or inflated when it is `Content-Encoding: gzip`;
+/// a `400` for a broken gzip stream or more than `limit` inflated bytes.
+pub(crate) fn inflate_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, AppError> {
+    let gzipped = headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+    });
+    if !gzipped {
+        return Ok(body);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| AppError::BadRequest(format!("bad gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(AppError::BadRequest("body too large".to_owned()));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Gzips `bytes` at the fast level (responses are rebuilt often and read

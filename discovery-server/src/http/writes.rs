@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::AppError;
-use super::negotiate::{Format, Negotiated};
+use super::negotiate::{Format, Negotiated, inflate_body};
 use crate::registry::{Origin, RenewOutcome, RenewRequest, app_key};
 
 /// The header that marks a request from a peer node.
@@ -50,6 +50,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
+    let body = inflate_body(&headers, body, state.node.config().max_body_bytes)?;
     let format = Format::of_body(&headers, &body).ok_or_else(|| {
         let content_type = headers.get(header::CONTENT_TYPE);
         let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("?");

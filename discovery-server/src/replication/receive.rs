@@ -3,29 +3,15 @@
 //! item with the status it would have had alone, as Eureka's
 //! `PeerReplicationResource` does.
 
-use std::io::Read as _;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::wire::{self, Action, ItemResponse, ReplicationItem};
-use crate::http::{AppError, AppState};
+use crate::http::{AppError, AppState, inflate_body};
 use crate::node::Node;
 use crate::registry::{Origin, RenewOutcome, RenewRequest};
-
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, AppError> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| AppError::BadRequest(format!("bad gzip body: {e}")))?;
-    if out.len() > limit {
-        return Err(AppError::BadRequest("body too large".to_owned()));
-    }
-    Ok(out)
-}
 
 /// The handler.
 pub(crate) async fn batch(
@@ -33,15 +19,7 @@ pub(crate) async fn batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let gzipped = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let body = if gzipped {
-        Bytes::from(gunzip(&body, state.node.config().max_body_bytes * 8)?)
-    } else {
-        body
-    };
+    let body = inflate_body(&headers, body, state.node.config().max_body_bytes * 8)?;
     let items =
         wire::read_replication_list(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let responses: Vec<ItemResponse> = items
