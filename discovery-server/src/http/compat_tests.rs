@@ -586,3 +586,21 @@ async fn a_gzipped_registration_is_inflated_as_jersey_does() {
             .contains("gzip")
     );
 }
+
+#[tokio::test]
+async fn deleting_an_override_that_is_not_there_changes_nothing() {
+    let (s, _) = server();
+    register(&s, "A", "a-1").await;
+    // The client itself reports DOWN; no operator override exists.
+    let renew = method(
+        "PUT",
+        "/eureka/apps/A/a-1?status=DOWN&lastDirtyTimestamp=100",
+    );
+    assert_eq!(call(&s, renew).await.status(), StatusCode::OK);
+    let before = read_json(&s, "/eureka/apps").await;
+    assert_eq!(before["applications"]["apps__hashcode"], "DOWN_1_");
+    let delete = method("DELETE", "/eureka/apps/A/a-1/status?value=UP");
+    assert_eq!(call(&s, delete).await.status(), StatusCode::OK);
+    let after = read_json(&s, "/eureka/apps").await;
+    assert_eq!(after, before, "no status change, no version change");
+}

@@ -576,7 +576,8 @@ impl Registry {
     /// Removes a status override (`DELETE .../status`). The status becomes
     /// `value` when given, else the status the client itself reports
     /// (Eureka sets `UNKNOWN` and waits for a re-registration; we know the
-    /// reported status, so the instance is right at once).
+    /// reported status, so the instance is right at once). Without an
+    /// override to remove, only the lease is renewed, as in Eureka.
     pub fn delete_status_override(
         &self,
         app: &str,
@@ -595,8 +596,17 @@ impl Registry {
             .and_then(|m| m.get_mut(id))?;
         // Only a registered instance loses its override (not a namesake in
         // another application, nor a stranger).
-        inner.overrides.remove(id);
+        let had_override = inner.overrides.remove(id).is_some();
         entry.lease.renew(now);
+        if !had_override {
+            // Nothing to remove: the status stays what the rules made it,
+            // as Eureka's deleteStatusOverride (which still answers 200).
+            return Some(RegistryEvent {
+                action: EventAction::DeleteStatusOverride,
+                instance: Arc::clone(&entry.info),
+                version: self.version(),
+            });
+        }
         let old_status = entry.info.status;
         let status = value.unwrap_or(entry.reported);
         let info = Arc::make_mut(&mut entry.info);
