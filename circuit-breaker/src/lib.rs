@@ -48,12 +48,18 @@
 //! `circuitbreaker_slow_calls_total{kind}`, `circuitbreaker_buffered_calls{kind}`,
 //! `circuitbreaker_slow_calls{kind}`, `circuitbreaker_failure_rate` and
 //! `circuitbreaker_slow_call_rate` (see [`metrics`] for each one's meaning).
-//! A [`Registry`] builds named breakers from a YAML (or any serde) document
-//! shaped like Resilience4j's.
+//! A [`Registry`] builds named breakers, retries, bulkheads and time
+//! limiters from a YAML (or any serde) document shaped like Resilience4j's
+//! Spring Boot properties, durations included (`10s`, `500ms`, `PT10S`).
+//! Resilience4j's `recordExceptions` / `ignoreExceptions` lists name Java
+//! classes; here a [`Classifier`] decides per outcome, in code, so those
+//! keys are accepted and ignored.
 //!
-//! The closed-state overhead is a few nanoseconds per call: admitting is one
-//! atomic load, and while the window is healthy recording a success takes no
-//! lock (figures against `recloser` and `failsafe` in `docs/benchmarks.md`).
+//! The closed-state overhead is a few nanoseconds per call and takes no
+//! lock: admitting is one atomic load, and recording into a count window is
+//! a CAS on its cursor, plus a slot swap and one `fetch_add` on packed
+//! counts when the outcome differs from the one it evicts (figures against
+//! `recloser` and `failsafe` in `docs/benchmarks.md`).
 //!
 //! # Composition
 //!
@@ -84,15 +90,17 @@
 //! # Layout
 //!
 //! - [`breaker`]: the circuit breaker. `breaker/window.rs` holds the sliding
-//!   windows (pure arithmetic), `breaker/machine.rs` the state machine (pure,
-//!   clock-injected), `breaker/mod.rs` the thread-safe handle and its hot path,
+//!   windows (the lock-free count ring and the per-second buckets),
+//!   `breaker/machine.rs` the state machine (pure, clock-injected),
+//!   `breaker/mod.rs` the thread-safe handle and its hot path,
 //!   `breaker/shard.rs` the per-thread success counter of that path;
 //!   `classify`, `event`, [`metrics`], `config` and the tower `layer` beside it.
 //! - [`retry`]: the retry loop, `backoff` arithmetic, the `budget`, its layer.
 //! - [`bulkhead`] and [`time_limiter`]: each policy with its layer.
 //! - [`pipeline`]: the four composed in order.
-//! - [`registry`]: named breakers from serde configuration;
-//!   [`humane_duration`] parses `"10s"`-style durations.
+//! - [`registry`]: named policies from serde configuration (`layered.rs`
+//!   the `configs`/`instances` layering, `settings.rs` each policy's keys);
+//!   [`humane_duration`] parses `"10s"`, `"500ms"` and `"PT10S"` durations.
 //! - [`clock`]: the [`Clock`] trait, [`TokioClock`] and [`ManualClock`].
 //! - [`error`]: [`CallNotPermitted`], [`BulkheadFull`], [`Elapsed`], [`CallError`].
 //!
@@ -116,14 +124,17 @@ use std::pin::Pin;
 pub use breaker::{
     CallTotals, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerLayer,
     CircuitBreakerService, Classification, Classifier, ConfigError, ErrorsAreFailures, Event,
-    EventKind, EventStream, LocalRejectionsIgnored, MetricSample, MetricsSnapshot, OwnedPermit,
-    Permit, SlidingWindowType, State, Transition, metrics,
+    EventKind, EventStream, LocalRejectionsIgnored, MetricSample, MetricsSnapshot, OpenWaitBackoff,
+    OwnedPermit, Permit, SlidingWindowType, State, Transition, metrics,
 };
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadLayer, BulkheadPermit, BulkheadService};
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use error::{BulkheadFull, CallError, CallNotPermitted, Elapsed};
 pub use pipeline::Pipeline;
-pub use registry::{BreakerSettings, Registry, RegistryConfig};
+pub use registry::{
+    BreakerSettings, BulkheadSettings, PolicyConfigs, Registry, RegistryConfig, ResilienceConfig,
+    RetrySettings, Settings, TimeLimiterSettings,
+};
 pub use retry::{
     Backoff, Retry, RetryBudget, RetryConfig, RetryLayer, RetryOnError, RetryPredicate,
     RetryService, RetryUnlessRejected,

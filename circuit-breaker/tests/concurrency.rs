@@ -46,6 +46,46 @@ async fn counts_stay_exact_under_contention() {
     assert_eq!(m.buffered_calls, 100);
 }
 
+#[test]
+fn the_lock_free_window_is_exact_once_the_threads_are_done() {
+    // Four threads record mixed outcomes into a CLOSED window without the
+    // lock; once they are done, 10 successes must leave the window clean
+    // (nothing stale, no lost eviction) and one failure must show as one.
+    let breaker = CircuitBreaker::builder("ring")
+        .sliding_window_size(10)
+        .minimum_number_of_calls(10)
+        .failure_rate_threshold(100.0)
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let breaker = &breaker;
+            s.spawn(move || {
+                for i in 0..20_000u64 {
+                    let _ = breaker.call_sync(|| if (i + t) % 3 == 0 { Err(i) } else { Ok(i) });
+                }
+            });
+        }
+    });
+    let m = breaker.metrics();
+    assert_eq!(m.state, State::Closed);
+    assert_eq!(m.buffered_calls, 10);
+    assert_eq!(m.totals.successful + m.totals.failed, 80_000);
+    assert_eq!(
+        m.totals.failed,
+        (0..4u64)
+            .map(|t| (0..20_000u64).filter(|i| (i + t) % 3 == 0).count() as u64)
+            .sum::<u64>()
+    );
+    for _ in 0..10 {
+        breaker.call_sync(|| Ok::<_, ()>(())).unwrap();
+    }
+    assert_eq!(breaker.metrics().failed_calls, 0);
+    let _ = breaker.call_sync(|| Err::<(), _>(()));
+    let m = breaker.metrics();
+    assert_eq!((m.buffered_calls, m.failed_calls), (10, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn half_open_never_admits_more_than_its_permits() {
     for permits in [1u32, 3, 7] {
@@ -111,6 +151,46 @@ fn held_trial_permits_are_never_more_than_configured() {
 }
 
 proptest! {
+    /// In CLOSED (the lock-free window) the breaker opens exactly when the
+    /// last N recorded calls reach the threshold, and its counts match them.
+    #[test]
+    fn closed_window_matches_the_last_n_recorded_calls(
+        size in 1u32..12,
+        threshold in 1u32..=100,
+        outcomes in proptest::collection::vec(0u8..3, 0..150),
+    ) {
+        let breaker = CircuitBreaker::builder("closed-model")
+            .sliding_window_size(size)
+            .minimum_number_of_calls(size)
+            .failure_rate_threshold(threshold as f32)
+            .build()
+            .unwrap();
+        let mut recorded: Vec<bool> = Vec::new();
+        for o in outcomes {
+            let class = match o {
+                0 => circuit_breaker::Classification::Success,
+                1 => circuit_breaker::Classification::Failure,
+                _ => circuit_breaker::Classification::Ignored,
+            };
+            breaker.try_acquire().unwrap().record(class);
+            if o < 2 {
+                recorded.push(o == 1);
+            }
+            let last = &recorded[recorded.len().saturating_sub(size as usize)..];
+            let failed = last.iter().filter(|f| **f).count();
+            let opens = last.len() == size as usize
+                && failed as f32 * 100.0 / size as f32 >= threshold as f32;
+            if opens {
+                prop_assert_eq!(breaker.state(), State::Open);
+                break;
+            }
+            prop_assert_eq!(breaker.state(), State::Closed);
+            let m = breaker.metrics();
+            prop_assert_eq!(m.buffered_calls as usize, last.len());
+            prop_assert_eq!(m.failed_calls as usize, failed);
+        }
+    }
+
     /// The breaker's window (with its lock-free path for a clean window)
     /// agrees with a naive "last N recorded calls" model.
     #[test]

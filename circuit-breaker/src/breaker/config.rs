@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::MAX_COUNT_WINDOW;
+use crate::retry::Backoff;
+
 /// How the closed-state window counts calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -40,7 +43,8 @@ pub struct CircuitBreakerConfig {
     pub slow_call_duration_threshold: Option<Duration>,
     /// Count- or time-based window. Default is count-based.
     pub sliding_window_type: SlidingWindowType,
-    /// Window size, in calls or in seconds. Default is 100.
+    /// Window size, in calls or in seconds. Default is 100. A count-based
+    /// window holds at most 16384 calls.
     pub sliding_window_size: u32,
     /// Calls the window needs before a rate is computed. Default is 100. For a
     /// count-based window, values above the window size mean the window size.
@@ -48,6 +52,11 @@ pub struct CircuitBreakerConfig {
     /// How long the breaker stays OPEN before it lets trial calls through.
     /// Default is 60 seconds.
     pub wait_duration_in_open_state: Duration,
+    /// Makes the OPEN wait grow each time the breaker re-opens from
+    /// HALF_OPEN (Resilience4j's `waitIntervalFunctionInOpenState` with
+    /// exponential backoff). Default is unset: every wait is
+    /// `wait_duration_in_open_state`.
+    pub open_wait_backoff: Option<OpenWaitBackoff>,
     /// Move from OPEN to HALF_OPEN on a timer, instead of on the first call
     /// after the wait. Default is false. The timer is a task on the tokio
     /// runtime current when the breaker opens; without one (a breaker used
@@ -72,10 +81,39 @@ impl Default for CircuitBreakerConfig {
             sliding_window_size: 100,
             minimum_number_of_calls: 100,
             wait_duration_in_open_state: Duration::from_secs(60),
+            open_wait_backoff: None,
             automatic_transition_from_open_to_half_open_enabled: false,
             permitted_number_of_calls_in_half_open_state: 10,
             max_wait_duration_in_half_open_state: None,
         }
+    }
+}
+
+/// Exponential growth of the OPEN wait: the n-th consecutive opening (the
+/// first from CLOSED, each further one from a failed HALF_OPEN trial) waits
+/// `wait_duration_in_open_state * multiplier^(n-1)`, at most `max_wait`.
+/// Closing again starts over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenWaitBackoff {
+    /// Growth per re-opening, at least 1. Resilience4j's default is 1.5.
+    pub multiplier: f64,
+    /// Longest wait. `None` means no cap.
+    pub max_wait: Option<Duration>,
+}
+
+impl OpenWaitBackoff {
+    /// Resilience4j's default multiplier.
+    pub const DEFAULT_MULTIPLIER: f64 = 1.5;
+
+    /// The wait of the `opening`-th consecutive opening (1 for the first).
+    pub fn wait(&self, base: Duration, opening: u32) -> Duration {
+        Backoff {
+            initial: base,
+            multiplier: self.multiplier,
+            max: self.max_wait.unwrap_or(Duration::MAX),
+            jitter: 0.0,
+        }
+        .base(opening)
     }
 }
 
@@ -132,11 +170,38 @@ impl CircuitBreakerConfig {
         check_percent("failure_rate_threshold", self.failure_rate_threshold)?;
         check_percent("slow_call_rate_threshold", self.slow_call_rate_threshold)?;
         check_positive("sliding_window_size", self.sliding_window_size)?;
+        if self.sliding_window_type == SlidingWindowType::CountBased
+            && self.sliding_window_size > MAX_COUNT_WINDOW
+        {
+            return Err(ConfigError::OutOfRange {
+                field: "sliding_window_size",
+                expected: "at most 16384 for a count-based window",
+                got: self.sliding_window_size.to_string(),
+            });
+        }
         check_positive("minimum_number_of_calls", self.minimum_number_of_calls)?;
         check_positive(
             "permitted_number_of_calls_in_half_open_state",
             self.permitted_number_of_calls_in_half_open_state,
         )?;
+        if let Some(b) = self.open_wait_backoff {
+            if !(b.multiplier >= 1.0 && b.multiplier.is_finite()) {
+                return Err(ConfigError::OutOfRange {
+                    field: "exponential_backoff_multiplier",
+                    expected: "at least 1",
+                    got: b.multiplier.to_string(),
+                });
+            }
+            if b.max_wait
+                .is_some_and(|max| max < self.wait_duration_in_open_state)
+            {
+                return Err(ConfigError::OutOfRange {
+                    field: "exponential_max_wait_duration_in_open_state",
+                    expected: "at least wait_duration_in_open_state",
+                    got: format!("{:?}", b.max_wait),
+                });
+            }
+        }
         if self.wait_duration_in_open_state.is_zero() {
             return Err(ConfigError::OutOfRange {
                 field: "wait_duration_in_open_state",
@@ -185,6 +250,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_open_wait_grows_by_the_multiplier_up_to_its_cap() {
+        let b = OpenWaitBackoff {
+            multiplier: 2.0,
+            max_wait: Some(Duration::from_secs(35)),
+        };
+        let waits: Vec<u64> = (1..=5)
+            .map(|n| b.wait(Duration::from_secs(10), n).as_secs())
+            .collect();
+        assert_eq!(waits, [10, 20, 35, 35, 35]);
+        let uncapped = OpenWaitBackoff {
+            max_wait: None,
+            ..b
+        };
+        assert_eq!(uncapped.wait(Duration::from_secs(1), 2000), Duration::MAX);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! [`CircuitBreaker`](super::CircuitBreaker) wraps it in a mutex and acts on
 //! the [`Effects`] it returns.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -231,21 +232,20 @@ pub(crate) fn decode(word: u64) -> (State, u64) {
     )
 }
 
+/// An uncapped OPEN wait that outgrows the clock ends in 30 years.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 /// The state machine of one breaker.
 #[derive(Debug)]
 pub(crate) struct Machine {
     config: CircuitBreakerConfig,
-    minimum_calls: u32,
-    /// Calls in a full count window; 0 for a time window.
-    full_window: u32,
-    /// Fewest failed (slow) calls of a full count window that reach the
-    /// failure (slow-call) threshold, by the same arithmetic as
-    /// [`Counts::rates`], so the common check is an integer compare.
-    full_window_failed_limit: u32,
-    full_window_slow_limit: u32,
+    thresholds: Thresholds,
     /// State, [`CLEAN`] flag and generation, kept up to date.
     word: u64,
     phase: Phase,
+    /// Consecutive openings: 1 when opened from CLOSED, one more for each
+    /// re-opening from HALF_OPEN (grows the OPEN wait with a backoff).
+    openings: u32,
     generation: u64,
     window: Window,
     /// When the time window's second 0 is.
@@ -254,16 +254,25 @@ pub(crate) struct Machine {
     clock: SharedClock,
 }
 
-impl Machine {
-    pub(crate) fn new(config: CircuitBreakerConfig, clock: SharedClock) -> Self {
-        let window = match config.sliding_window_type {
-            SlidingWindowType::CountBased => {
-                Window::Count(CountWindow::new(config.sliding_window_size))
-            }
-            SlidingWindowType::TimeBased => {
-                Window::Time(TimeWindow::new(config.sliding_window_size))
-            }
-        };
+/// When a window's counts open the breaker, derived once from the
+/// configuration; shared by the core and the lock-free path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Thresholds {
+    minimum_calls: u32,
+    /// Calls in a full count window; 0 for a time window.
+    full_window: u32,
+    /// Fewest failed (slow) calls of a full count window that reach the
+    /// failure (slow-call) threshold, by the same arithmetic as
+    /// [`Counts::rates`], so the common check is an integer compare.
+    full_window_failed_limit: u32,
+    full_window_slow_limit: u32,
+    failure_rate: f32,
+    /// `None` when slow calls are not detected.
+    slow_call_rate: Option<f32>,
+}
+
+impl Thresholds {
+    pub(crate) fn new(config: &CircuitBreakerConfig) -> Self {
         let full_window = match config.sliding_window_type {
             SlidingWindowType::CountBased => config.sliding_window_size,
             SlidingWindowType::TimeBased => 0,
@@ -273,24 +282,88 @@ impl Machine {
                 .find(|&n| n as f32 * 100.0 / full_window as f32 >= threshold)
                 .unwrap_or(u32::MAX)
         };
-        let full_window_failed_limit = limit(config.failure_rate_threshold);
-        let full_window_slow_limit = match config.slow_call_duration_threshold {
-            Some(_) => limit(config.slow_call_rate_threshold),
-            None => u32::MAX,
-        };
+        let slow_call_rate = config
+            .slow_call_duration_threshold
+            .map(|_| config.slow_call_rate_threshold);
         Self {
             minimum_calls: config.effective_minimum_calls(),
             full_window,
-            full_window_failed_limit,
-            full_window_slow_limit,
+            full_window_failed_limit: limit(config.failure_rate_threshold),
+            full_window_slow_limit: slow_call_rate.map_or(u32::MAX, limit),
+            failure_rate: config.failure_rate_threshold,
+            slow_call_rate,
+        }
+    }
+
+    /// Whether a count window is full of fast successes: one more fast
+    /// success would leave it as it is.
+    #[inline]
+    pub(crate) fn is_clean(&self, counts: Counts) -> bool {
+        self.full_window > 0
+            && counts.calls() == self.full_window
+            && counts.failed() == 0
+            && counts.slow() == 0
+    }
+
+    /// Which threshold a closed window's counts reach, if any.
+    #[inline]
+    pub(crate) fn exceeded_by(&self, counts: Counts) -> Option<Exceeded> {
+        if counts.failed() == 0 && counts.slow() == 0 {
+            // Both thresholds are above 0: nothing to compute.
+            return None;
+        }
+        if counts.calls() == self.full_window
+            && counts.failed() < self.full_window_failed_limit
+            && counts.slow() < self.full_window_slow_limit
+        {
+            return None;
+        }
+        self.exceeded(counts.rates(self.minimum_calls))
+    }
+
+    #[inline]
+    fn exceeded(&self, rates: Option<Rates>) -> Option<Exceeded> {
+        let rates = rates?;
+        if rates.failure >= self.failure_rate {
+            Some(Exceeded::FailureRate(rates.failure))
+        } else if self.slow_call_rate.is_some_and(|t| rates.slow >= t) {
+            Some(Exceeded::SlowCallRate(rates.slow))
+        } else {
+            None
+        }
+    }
+}
+
+impl Machine {
+    pub(crate) fn new(config: CircuitBreakerConfig, clock: SharedClock) -> Self {
+        let window = match config.sliding_window_type {
+            SlidingWindowType::CountBased => {
+                Window::Count(Arc::new(CountWindow::new(config.sliding_window_size)))
+            }
+            SlidingWindowType::TimeBased => {
+                Window::Time(TimeWindow::new(config.sliding_window_size))
+            }
+        };
+        Self {
+            thresholds: Thresholds::new(&config),
             word: State::Closed as u64,
             config,
             phase: Phase::Closed,
+            openings: 0,
             generation: 0,
             window,
             origin: clock.now(),
             totals: CallTotals::default(),
             clock,
+        }
+    }
+
+    /// The count window, shared with the lock-free path; `None` for a time
+    /// window.
+    pub(crate) fn count_window(&self) -> Option<Arc<CountWindow>> {
+        match &self.window {
+            Window::Count(w) => Some(w.clone()),
+            Window::Time(_) => None,
         }
     }
 
@@ -378,14 +451,15 @@ impl Machine {
         slow: bool,
         now: Option<Instant>,
     ) -> Effects {
-        self.totals.count(class, slow);
         if admission.generation() != self.generation {
+            self.totals.count(class, slow);
             return Effects::NONE;
         }
         let failed = match class {
             Classification::Success => false,
             Classification::Failure => true,
             Classification::Ignored => {
+                self.totals.count(class, slow);
                 self.release(admission);
                 return Effects::NONE;
             }
@@ -394,8 +468,8 @@ impl Machine {
         if self.word & STATE_MASK == State::Closed as u64 {
             // The common case first, as a plain compare (the phase's own
             // discriminant compiles to a jump table).
-            let counts = self.record_in_window(outcome, now);
-            return match self.exceeded_by(counts, self.minimum_calls) {
+            let counts = self.record_in_window(class, outcome, slow, now);
+            return match self.thresholds.exceeded_by(counts) {
                 None => Effects::NONE,
                 Some(exceeded) => {
                     Effects::moved(Some(self.enter(State::Open))).and_exceeded(Some(exceeded))
@@ -405,8 +479,8 @@ impl Machine {
         match &mut self.phase {
             Phase::Closed => Effects::NONE,
             Phase::MetricsOnly { .. } => {
-                let counts = self.record_in_window(outcome, now);
-                let exceeded = self.exceeded_by(counts, self.minimum_calls);
+                let counts = self.record_in_window(class, outcome, slow, now);
+                let exceeded = self.thresholds.exceeded_by(counts);
                 let Phase::MetricsOnly { above } = &mut self.phase else {
                     return Effects::NONE;
                 };
@@ -415,27 +489,75 @@ impl Machine {
                 Effects::NONE.and_exceeded(exceeded.filter(|_| newly))
             }
             Phase::HalfOpen { recorded, .. } => {
+                self.totals.count(class, slow);
                 recorded.add(outcome);
                 let recorded = *recorded;
                 let permitted = self.config.permitted_number_of_calls_in_half_open_state;
                 match recorded.rates(permitted) {
                     None => Effects::NONE,
-                    Some(rates) => match self.exceeded(Some(rates)) {
+                    Some(rates) => match self.thresholds.exceeded(Some(rates)) {
                         Some(exceeded) => Effects::moved(Some(self.enter(State::Open)))
                             .and_exceeded(Some(exceeded)),
                         None => Effects::moved(Some(self.enter(State::Closed))),
                     },
                 }
             }
-            Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => Effects::NONE,
+            Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => {
+                self.totals.count(class, slow);
+                Effects::NONE
+            }
         }
     }
 
+    /// After the lock-free path recorded a call of `admission`'s CLOSED
+    /// episode into the count window: updates the [`CLEAN`] flag from the
+    /// window's counts now and opens when they reach a threshold.
+    pub(crate) fn reconcile(&mut self, admission: Admission) -> Effects {
+        if admission.generation() != self.generation || !matches!(self.phase, Phase::Closed) {
+            return Effects::NONE;
+        }
+        let Window::Count(w) = &self.window else {
+            return Effects::NONE;
+        };
+        let counts = w.counts();
+        self.mark_clean(counts);
+        match self.thresholds.exceeded_by(counts) {
+            None => Effects::NONE,
+            Some(exceeded) => {
+                Effects::moved(Some(self.enter(State::Open))).and_exceeded(Some(exceeded))
+            }
+        }
+    }
+
+    /// Clears [`CLEAN`] if the count window no longer is (a lock-free
+    /// recorder added a failure after the flag was computed); returns the
+    /// word.
+    pub(crate) fn recheck_clean(&mut self) -> u64 {
+        if let Window::Count(w) = &self.window {
+            self.mark_clean(w.counts());
+        }
+        self.word
+    }
+
+    #[inline]
+    fn mark_clean(&mut self, counts: Counts) {
+        let clean = self.thresholds.is_clean(counts);
+        self.word = self.word & !CLEAN | if clean { CLEAN } else { 0 };
+    }
+
+    /// Records into the closed window; a count window keeps its own totals.
     #[inline(always)]
-    fn record_in_window(&mut self, outcome: Outcome, now: Option<Instant>) -> Counts {
+    fn record_in_window(
+        &mut self,
+        class: Classification,
+        outcome: Outcome,
+        slow: bool,
+        now: Option<Instant>,
+    ) -> Counts {
         let counts = match &mut self.window {
-            Window::Count(w) => w.record(outcome),
+            Window::Count(w) => w.record(outcome).unwrap_or_else(|| w.counts()),
             Window::Time(w) => {
+                self.totals.count(class, slow);
                 let now = now.unwrap_or_else(|| self.clock.now());
                 w.record(
                     now.saturating_duration_since(self.origin).as_secs(),
@@ -443,40 +565,8 @@ impl Machine {
                 )
             }
         };
-        let clean =
-            counts.calls() == self.full_window && counts.failed() == 0 && counts.slow() == 0;
-        self.word = self.word & !CLEAN | if clean { CLEAN } else { 0 };
+        self.mark_clean(counts);
         counts
-    }
-
-    /// Which threshold the window's counts reach, if any.
-    #[inline]
-    fn exceeded_by(&self, counts: Counts, minimum: u32) -> Option<Exceeded> {
-        if counts.failed() == 0 && counts.slow() == 0 {
-            // Both thresholds are above 0: nothing to compute.
-            return None;
-        }
-        if counts.calls() == self.full_window
-            && counts.failed() < self.full_window_failed_limit
-            && counts.slow() < self.full_window_slow_limit
-        {
-            return None;
-        }
-        self.exceeded(counts.rates(minimum))
-    }
-
-    #[inline]
-    fn exceeded(&self, rates: Option<Rates>) -> Option<Exceeded> {
-        let rates = rates?;
-        if rates.failure >= self.config.failure_rate_threshold {
-            Some(Exceeded::FailureRate(rates.failure))
-        } else if self.config.slow_call_duration_threshold.is_some()
-            && rates.slow >= self.config.slow_call_rate_threshold
-        {
-            Some(Exceeded::SlowCallRate(rates.slow))
-        } else {
-            None
-        }
     }
 
     /// Enters `to`, starting a new episode (even when `to` is the current
@@ -490,9 +580,21 @@ impl Machine {
                 self.window.reset();
                 Phase::Closed
             }
-            State::Open => Phase::Open {
-                until: self.clock.now() + self.config.wait_duration_in_open_state,
-            },
+            State::Open => {
+                self.openings = match from {
+                    State::HalfOpen => self.openings.saturating_add(1),
+                    _ => 1,
+                };
+                let base = self.config.wait_duration_in_open_state;
+                let wait = match self.config.open_wait_backoff {
+                    Some(b) => b.wait(base, self.openings),
+                    None => base,
+                };
+                let now = self.clock.now();
+                Phase::Open {
+                    until: now.checked_add(wait).unwrap_or(now + FAR_FUTURE),
+                }
+            }
             State::HalfOpen => Phase::HalfOpen {
                 permits_left: self.config.permitted_number_of_calls_in_half_open_state,
                 recorded: Counts::default(),
@@ -560,11 +662,15 @@ impl Machine {
                 w.counts_at(second)
             }
         };
-        (counts, counts.rates(self.minimum_calls))
+        (counts, counts.rates(self.thresholds.minimum_calls))
     }
 
+    /// Totals of every call recorded, the count window's included.
     pub(crate) fn totals(&self) -> CallTotals {
-        self.totals
+        match &self.window {
+            Window::Count(w) => self.totals.merged(w.totals()),
+            Window::Time(_) => self.totals,
+        }
     }
 
     /// How long until an OPEN breaker lets trial calls through.
@@ -660,6 +766,34 @@ mod tests {
         assert!(m.acquire().0.is_some());
         assert!(m.acquire().0.is_some());
         assert!(m.acquire().0.is_none());
+    }
+
+    #[test]
+    fn each_failed_trial_round_lengthens_the_open_wait_until_closing_resets_it() {
+        let (mut m, clock) = machine(CircuitBreakerConfig {
+            open_wait_backoff: Some(super::super::OpenWaitBackoff {
+                multiplier: 2.0,
+                max_wait: Some(Duration::from_secs(30)),
+            }),
+            ..small()
+        });
+        let mut waits = Vec::new();
+        m.enter(State::Open);
+        for round in 0..4 {
+            waits.push(m.remaining_open_wait().unwrap().as_secs());
+            clock.advance(m.remaining_open_wait().unwrap());
+            let class = if round < 3 {
+                Classification::Failure
+            } else {
+                Classification::Success
+            };
+            call(&mut m, class);
+            call(&mut m, class);
+        }
+        assert_eq!(waits, [10, 20, 30, 30]);
+        assert_eq!(m.state(), State::Closed);
+        m.enter(State::Open);
+        assert_eq!(m.remaining_open_wait(), Some(Duration::from_secs(10)));
     }
 
     proptest::proptest! {

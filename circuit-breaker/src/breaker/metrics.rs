@@ -65,6 +65,18 @@ impl CallTotals {
             Classification::Ignored => self.ignored += 1,
         }
     }
+
+    /// The field-wise sum of two totals.
+    pub(crate) fn merged(self, other: CallTotals) -> CallTotals {
+        CallTotals {
+            successful: self.successful + other.successful,
+            failed: self.failed + other.failed,
+            ignored: self.ignored + other.ignored,
+            slow_successful: self.slow_successful + other.slow_successful,
+            slow_failed: self.slow_failed + other.slow_failed,
+            not_permitted: self.not_permitted + other.not_permitted,
+        }
+    }
 }
 
 /// A breaker's state and numbers at one moment.

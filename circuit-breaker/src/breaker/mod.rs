@@ -4,12 +4,17 @@
 //! # The hot path
 //!
 //! Admitting a call in CLOSED (or METRICS_ONLY, DISABLED) is one atomic load
-//! of the state word. Recording an outcome takes a `parking_lot` mutex for a
-//! short critical section (ring update, integer threshold check, no
-//! allocation), except in the common healthy case: while a count window is
-//! full of fast successes, the state word carries a CLEAN flag, and another
-//! fast success, which would only evict a fast success, just bumps a
-//! per-thread counter shard, with no lock and no shared write. The clock is
+//! of the state word. Recording an outcome in CLOSED with a count window
+//! takes no lock: the window is a lock-free ring (`window.rs`) where a call
+//! moves a cursor with one CAS and, only when its outcome differs from the
+//! one it evicts, swaps its slot and adds a precomputed delta to packed
+//! counts; the threshold check is an integer compare on the counts that add
+//! returned. Only a call whose counts reach a threshold (or make the window
+//! clean) takes the `parking_lot` mutex, to decide on the counts of that
+//! moment. While a count window is full of fast successes the state word
+//! carries a CLEAN flag, and another fast success, which would only evict a
+//! fast success, just bumps a per-thread counter shard: no shared write at
+//! all. Other states and time windows record under the mutex. The clock is
 //! read only when slow-call detection is configured or the window is
 //! time-based.
 
@@ -31,7 +36,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
 pub use classify::{Classification, Classifier, ErrorsAreFailures};
-pub use config::{CircuitBreakerConfig, ConfigError, SlidingWindowType};
+pub use config::{CircuitBreakerConfig, ConfigError, OpenWaitBackoff, SlidingWindowType};
 pub use event::{Event, EventKind, EventStream};
 pub use layer::{CircuitBreakerLayer, CircuitBreakerService, LocalRejectionsIgnored};
 pub use machine::{State, Transition};
@@ -40,8 +45,9 @@ pub use metrics::{CallTotals, MetricSample, MetricsSnapshot};
 use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::error::{CallError, CallNotPermitted};
 use event::Publisher;
-use machine::{Admission, CLEAN, Effects, Exceeded, Machine};
+use machine::{Admission, CLEAN, Effects, Exceeded, Machine, Thresholds};
 use shard::ShardedCounter;
+use window::{CountWindow, Outcome};
 
 /// Keeps a value on its own cache line, so the read-mostly state word does
 /// not share a line with the mutex every call writes.
@@ -54,6 +60,9 @@ struct Inner {
     /// State code, [`CLEAN`] flag and generation, read without the lock.
     word: CacheLine<AtomicU64>,
     machine: CacheLine<Mutex<Machine>>,
+    /// The count window, recorded into without the lock in CLOSED.
+    count_window: Option<Arc<CountWindow>>,
+    thresholds: Thresholds,
     /// Successes that skipped the lock because the window was clean.
     fast_successes: ShardedCounter,
     not_permitted: AtomicU64,
@@ -135,6 +144,12 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// Grows the OPEN wait on each re-opening. Default is unset (constant wait).
+    pub fn open_wait_backoff(mut self, value: OpenWaitBackoff) -> Self {
+        self.config.open_wait_backoff = Some(value);
+        self
+    }
+
     /// Longest stay in HALF_OPEN. Default is unset (wait for the trial calls).
     pub fn max_wait_duration_in_half_open_state(mut self, value: Duration) -> Self {
         self.config.max_wait_duration_in_half_open_state = Some(value);
@@ -161,13 +176,13 @@ impl CircuitBreakerBuilder {
     /// Validates the configuration and builds the breaker, CLOSED.
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         self.config.validate()?;
+        let machine = Machine::new(self.config.clone(), self.clock.clone());
         Ok(CircuitBreaker {
             inner: Arc::new(Inner {
                 word: CacheLine(AtomicU64::new(0)),
-                machine: CacheLine(Mutex::new(Machine::new(
-                    self.config.clone(),
-                    self.clock.clone(),
-                ))),
+                count_window: machine.count_window(),
+                thresholds: Thresholds::new(&self.config),
+                machine: CacheLine(Mutex::new(machine)),
                 fast_successes: ShardedCounter::default(),
                 not_permitted: AtomicU64::new(0),
                 name: self.name,
@@ -486,11 +501,15 @@ impl CircuitBreaker {
             }
             _ => (None, None, false),
         };
-        let fast = class == Classification::Success
-            && !slow
-            && self.inner.word.0.load(Ordering::Acquire) & CLEAN != 0;
-        if fast {
+        let word = self.inner.word.0.load(Ordering::Acquire);
+        let outcome = Outcome::new(class == Classification::Failure, slow);
+        if class == Classification::Success && !slow && word & CLEAN != 0 {
             self.inner.fast_successes.increment();
+        } else if let Some(window) = &self.inner.count_window
+            && class != Classification::Ignored
+            && machine::decode(word) == (State::Closed, admission.generation())
+        {
+            self.record_lock_free(window, admission, outcome);
         } else {
             self.record_locked(admission, class, slow, now);
         }
@@ -501,6 +520,26 @@ impl CircuitBreaker {
                 Classification::Ignored => EventKind::IgnoredError { elapsed },
             };
             self.inner.events.send(&self.inner.name, kind);
+        }
+    }
+
+    /// Records into the count window of the CLOSED episode that admitted the
+    /// call. A call admitted just before a transition may land in the next
+    /// CLOSED episode's window (a stale outcome, at most one per call in
+    /// flight); the locked path would have dropped it.
+    #[inline]
+    fn record_lock_free(&self, window: &CountWindow, admission: Admission, outcome: Outcome) {
+        let Some(counts) = window.record(outcome) else {
+            return;
+        };
+        let t = &self.inner.thresholds;
+        // The SeqCst add in `record` and this SeqCst load pair with the store
+        // and re-read in `apply`: either we see CLEAN set or `apply` sees
+        // our outcome, so the flag never outlives a failure.
+        let clean_flag_stale =
+            !outcome.is_fast_success() && self.inner.word.0.load(Ordering::SeqCst) & CLEAN != 0;
+        if clean_flag_stale || t.is_clean(counts) || t.exceeded_by(counts).is_some() {
+            self.apply(|m| m.reconcile(admission));
         }
     }
 
@@ -537,7 +576,15 @@ impl CircuitBreaker {
             let word = m.word();
             // Written only on change: the word stays shared in every core's cache.
             if self.inner.word.0.load(Ordering::Relaxed) != word {
-                self.inner.word.0.store(word, Ordering::Release);
+                self.inner.word.0.store(word, Ordering::SeqCst);
+                // A lock-free recorder may have added a failure after the
+                // window was read (see `record_lock_free`).
+                if word & CLEAN != 0 {
+                    let word = m.recheck_clean();
+                    if word & CLEAN == 0 {
+                        self.inner.word.0.store(word, Ordering::SeqCst);
+                    }
+                }
             }
             let timer = if effects.is_empty() {
                 None

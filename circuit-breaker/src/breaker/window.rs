@@ -2,6 +2,10 @@
 //! N seconds (one bucket per second). Pure arithmetic, no clock: the caller
 //! passes the current second.
 
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use super::{CacheLine, CallTotals};
+
 /// The outcome of one recorded call, as two bits: bit 0 failed, bit 1 slow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Outcome(u8);
@@ -14,6 +18,12 @@ impl Outcome {
     #[inline]
     pub(crate) fn new(failed: bool, slow: bool) -> Self {
         Self(u8::from(failed) | (u8::from(slow) << 1))
+    }
+
+    /// A success that was not slow.
+    #[inline]
+    pub(crate) fn is_fast_success(self) -> bool {
+        self.0 == 0
     }
 
     #[inline]
@@ -41,7 +51,6 @@ impl Counts {
     const MASK: u128 = u32::MAX as u128;
 
     /// Counts from their four parts.
-    #[cfg(test)]
     pub(crate) fn new(calls: u32, failed: u32, slow: u32, slow_failed: u32) -> Self {
         Self(
             u128::from(calls)
@@ -89,12 +98,6 @@ impl Counts {
         self.0 += Self::of(o);
     }
 
-    /// Swaps one recorded outcome for another (the number of calls stays).
-    #[inline]
-    fn replace(&mut self, old: Outcome, new: Outcome) {
-        self.0 = self.0 - Self::of(old) + Self::of(new);
-    }
-
     #[inline]
     fn sub_counts(&mut self, other: &Counts) {
         self.0 -= other.0;
@@ -123,61 +126,168 @@ pub(crate) struct Rates {
     pub(crate) slow: f32,
 }
 
-/// The last `size` calls.
+/// Largest count window: the ring's packed counts have 16-bit lanes, and
+/// this leaves room for the transient excess of recorders in flight.
+pub(crate) const MAX_COUNT_WINDOW: u32 = 1 << 14;
+
+/// Slot value of a slot that holds no call yet; a call is `1 + outcome`.
+const EMPTY: u8 = 0;
+
+/// The ring's counts (calls, failed, slow, slow and failed) as four signed
+/// 16-bit lanes of one `u64`, so that one `fetch_add` of a precomputed delta
+/// (the new outcome's lanes minus the evicted one's, wrapping) updates them
+/// all. Recorders apply their deltas in any order, so a lane may dip below 0
+/// for a moment; read as signed lanes the packed sum stays exact.
+fn lanes(slot: u8) -> u64 {
+    if slot == EMPTY {
+        return 0;
+    }
+    let o = Outcome(slot - 1);
+    let (failed, slow) = (u64::from(o.failed()), u64::from(o.slow()));
+    1 | failed << 16 | slow << 32 | (failed & slow) << 48
+}
+
+fn unpack(mut packed: u64) -> Counts {
+    let mut lane = [0u32; 4];
+    for l in &mut lane {
+        let signed = packed as u16 as i16;
+        *l = u32::try_from(signed).unwrap_or(0);
+        packed = packed.wrapping_sub(signed as u64) >> 16;
+    }
+    Counts::new(lane[0], lane[1], lane[2], lane[3])
+}
+
+/// Where the next call goes: slot index in the low 16 bits, laps of the
+/// ring above, so `laps * size + index` counts every call recorded.
+const INDEX_BITS: u32 = 16;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+
+/// The ring's counts and the totals of recorded outcomes other than plain
+/// successes, on one cache line: a call that changes the window touches only
+/// this line besides its slot.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Tally {
+    counts: AtomicU64,
+    failed: AtomicU64,
+    slow_successful: AtomicU64,
+    slow_failed: AtomicU64,
+}
+
+/// The last `size` calls, lock-free: a ring of one-byte slots, a cursor,
+/// and packed counts. Recording a call moves the cursor (one CAS), reads its
+/// slot, and only when the outcome differs from the evicted one swaps the
+/// slot and adds the delta to the counts. Every swap accounts for exactly
+/// the value it evicted, so at rest the counts equal the ring's content,
+/// whatever the interleaving; calls recorded at the same moment may see
+/// each other's effect late (never lost).
 #[derive(Debug)]
 pub(crate) struct CountWindow {
-    ring: Box<[Outcome]>,
-    head: usize,
-    len: usize,
-    counts: Counts,
+    cursor: CacheLine<AtomicU64>,
+    tally: Tally,
+    slots: Box<[AtomicU8]>,
 }
 
 impl CountWindow {
-    /// A window over the last `size` calls (`size >= 1`).
+    /// A window over the last `size` calls (`1 <= size <= MAX_COUNT_WINDOW`).
     pub(crate) fn new(size: u32) -> Self {
-        let size = size.max(1) as usize;
+        let size = size.clamp(1, MAX_COUNT_WINDOW) as usize;
         Self {
-            ring: vec![Outcome(0); size].into_boxed_slice(),
-            head: 0,
-            len: 0,
-            counts: Counts::default(),
+            cursor: CacheLine(AtomicU64::new(0)),
+            tally: Tally::default(),
+            slots: (0..size).map(|_| AtomicU8::new(EMPTY)).collect(),
         }
     }
 
-    /// Records one call, evicting the oldest once full; returns the new counts.
+    /// Takes the next slot.
     #[inline]
-    pub(crate) fn record(&mut self, o: Outcome) -> Counts {
-        // Work on a copy held in registers: updating the fields in place and
-        // then reading the struct back stalls on store forwarding.
-        let mut counts = self.counts;
-        let size = self.ring.len();
-        let slot = &mut self.ring[self.head];
-        if self.len == size {
-            // Usually a success evicts a success: nothing to recount.
-            if *slot != o {
-                counts.replace(*slot, o);
+    fn advance(&self) -> usize {
+        let last = self.slots.len() as u64 - 1;
+        let mut cursor = self.cursor.0.load(Ordering::Relaxed);
+        loop {
+            let next = if cursor & INDEX_MASK == last {
+                (cursor & !INDEX_MASK) + (1 << INDEX_BITS)
+            } else {
+                cursor + 1
+            };
+            match self.cursor.0.compare_exchange_weak(
+                cursor,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (cursor & INDEX_MASK) as usize,
+                Err(seen) => cursor = seen,
             }
-        } else {
-            self.len += 1;
-            counts.add(o);
         }
-        *slot = o;
-        self.head += 1;
-        if self.head == size {
-            self.head = 0;
-        }
-        self.counts = counts;
-        counts
     }
 
+    /// Records one call, evicting the oldest once full. Returns the new
+    /// counts when the window changed, `None` when the call evicted an equal
+    /// outcome (the common case: a success evicting a success).
+    #[inline]
+    pub(crate) fn record(&self, o: Outcome) -> Option<Counts> {
+        if !o.is_fast_success() {
+            self.count_total(o);
+        }
+        let slot = &self.slots[self.advance()];
+        let new = o.0 + 1;
+        if slot.load(Ordering::Relaxed) == new {
+            return None;
+        }
+        let old = slot.swap(new, Ordering::Relaxed);
+        if old == new {
+            return None;
+        }
+        let delta = lanes(new).wrapping_sub(lanes(old));
+        let packed = self.tally.counts.fetch_add(delta, Ordering::SeqCst);
+        Some(unpack(packed.wrapping_add(delta)))
+    }
+
+    #[cold]
+    fn count_total(&self, o: Outcome) {
+        let total = match (o.failed() != 0, o.slow() != 0) {
+            (true, false) => &self.tally.failed,
+            (true, true) => {
+                self.tally.failed.fetch_add(1, Ordering::Relaxed);
+                &self.tally.slow_failed
+            }
+            (false, _) => &self.tally.slow_successful,
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
     pub(crate) fn counts(&self) -> Counts {
-        self.counts
+        unpack(self.tally.counts.load(Ordering::SeqCst))
     }
 
-    fn reset(&mut self) {
-        self.head = 0;
-        self.len = 0;
-        self.counts = Counts::default();
+    /// Totals of every call ever recorded (the window forgets, these do not).
+    pub(crate) fn totals(&self) -> CallTotals {
+        let cursor = self.cursor.0.load(Ordering::Relaxed);
+        let recorded = (cursor >> INDEX_BITS)
+            .wrapping_mul(self.slots.len() as u64)
+            .wrapping_add(cursor & INDEX_MASK);
+        let failed = self.tally.failed.load(Ordering::Relaxed);
+        CallTotals {
+            successful: recorded.saturating_sub(failed),
+            failed,
+            slow_successful: self.tally.slow_successful.load(Ordering::Relaxed),
+            slow_failed: self.tally.slow_failed.load(Ordering::Relaxed),
+            ..CallTotals::default()
+        }
+    }
+
+    /// Empties the window (its totals stay). Safe against concurrent
+    /// recorders: each slot is emptied by a swap whose evicted value is taken
+    /// off the counts.
+    fn reset(&self) {
+        for slot in &self.slots {
+            let old = slot.swap(EMPTY, Ordering::Relaxed);
+            if old != EMPTY {
+                self.tally.counts.fetch_sub(lanes(old), Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -246,7 +356,7 @@ impl TimeWindow {
 /// One of the two window kinds.
 #[derive(Debug)]
 pub(crate) enum Window {
-    Count(CountWindow),
+    Count(std::sync::Arc<CountWindow>),
     Time(TimeWindow),
 }
 
@@ -278,11 +388,33 @@ mod tests {
 
     #[test]
     fn count_window_evicts_the_oldest_call() {
-        let mut w = CountWindow::new(2);
+        let w = CountWindow::new(2);
         w.record(Outcome::new(true, false));
         w.record(Outcome::new(false, true));
         let c = w.record(Outcome::new(false, false));
-        assert_eq!(c, Counts::new(2, 0, 1, 0));
+        assert_eq!(c, Some(Counts::new(2, 0, 1, 0)));
+        assert_eq!(
+            w.record(Outcome::new(false, true)),
+            None,
+            "slow evicts slow"
+        );
+        let t = w.totals();
+        assert_eq!((t.successful, t.failed, t.slow_successful), (3, 1, 2));
+        w.reset();
+        assert_eq!(w.counts(), Counts::default());
+    }
+
+    #[test]
+    fn packed_counts_read_right_while_a_lane_is_briefly_negative() {
+        // A recorder evicted a failure and applied its delta before the
+        // recorder that put the failure there applied its own.
+        let evicted = lanes(1).wrapping_sub(lanes(2));
+        let packed = (lanes(1) * 3).wrapping_add(evicted);
+        assert_eq!(unpack(packed), Counts::new(3, 0, 0, 0), "failed is -1 here");
+        assert_eq!(
+            unpack(packed.wrapping_add(lanes(2))),
+            Counts::new(4, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -311,9 +443,12 @@ mod tests {
             size in 1u32..20,
             outcomes in proptest::collection::vec(outcome(), 0..200),
         ) {
-            let mut w = CountWindow::new(size);
+            let w = CountWindow::new(size);
             for (i, o) in outcomes.iter().enumerate() {
-                let got = w.record(*o);
+                let before = w.counts();
+                let changed = w.record(*o);
+                let got = w.counts();
+                prop_assert_eq!(changed, (got != before).then_some(got));
                 let from = (i + 1).saturating_sub(size as usize);
                 let want = naive(&outcomes[from..=i]);
                 prop_assert_eq!(got, want);

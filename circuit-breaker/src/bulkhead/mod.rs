@@ -86,6 +86,11 @@ impl Bulkhead {
         &self.inner.name
     }
 
+    /// The bulkhead's configuration.
+    pub fn config(&self) -> &BulkheadConfig {
+        &self.inner.config
+    }
+
     /// Free slots now.
     pub fn available_slots(&self) -> usize {
         self.inner.slots.available_permits()

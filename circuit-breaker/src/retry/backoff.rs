@@ -34,8 +34,8 @@ impl Backoff {
     pub fn base(&self, retry: u32) -> Duration {
         let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
         let secs = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
-        if secs.is_finite() && secs < self.max.as_secs_f64() {
-            Duration::from_secs_f64(secs)
+        if secs < self.max.as_secs_f64() {
+            Duration::try_from_secs_f64(secs).unwrap_or(self.max)
         } else {
             self.max
         }
