@@ -235,8 +235,21 @@ async fn encrypt_and_decrypt_read_bodies_like_springs_strip_form_data() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // An empty body is refused, as Spring's required `@RequestBody`.
+    for path in ["/encrypt", "/decrypt"] {
+        let r = post(path, "text/plain", String::new()).await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap()["path"], json!(path));
+    }
     let status: Value = s.json("/encrypt/status").await;
     assert_eq!(status, json!({"status": "OK"}));
+    // A symmetric key has no public key: Spring's 404 for `GET /key`.
+    let r = reqwest::get(s.url("/key")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"description": "No public key available", "status": "NOT_FOUND"})
+    );
 }
 
 #[tokio::test]

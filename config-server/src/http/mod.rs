@@ -91,6 +91,9 @@ pub fn app(state: AppState) -> Router {
         .route("/actuator/health", get(health))
         .route("/actuator/prometheus", get(prometheus))
         .route("/encrypt/status", get(encrypt_status))
+        // Spring's public-key endpoint; a symmetric key has none. Other
+        // methods are config reads (an application may be called `key`).
+        .route("/key", get(no_public_key).fallback(config_resource))
         .route("/encrypt", post(encrypt))
         .route("/decrypt", post(decrypt))
         // Spring's per-application forms; there is one key, so the
@@ -235,10 +238,30 @@ fn body_text(headers: &HeaderMap, body: &Bytes, cipher: bool) -> Option<String> 
     }
 }
 
+/// `GET /key`: Spring answers the RSA public key here; with a symmetric
+/// key there is none, and Spring's answer is this 404.
+async fn no_public_key() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"description": "No public key available", "status": "NOT_FOUND"})),
+    )
+        .into_response()
+}
+
+/// Spring's `@RequestBody String` refuses an empty body with a 400.
+fn missing_body(path: &str) -> Response {
+    AppError::new(StatusCode::BAD_REQUEST, "required request body is missing")
+        .at(path)
+        .into_response()
+}
+
 async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
+    if body.is_empty() {
+        return missing_body("/encrypt");
+    }
     match body_text(&headers, &body, false) {
         Some(text) => text_response(enc.encrypt(&text)),
         None => invalid_cipher(),
@@ -249,6 +272,9 @@ async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
     };
+    if body.is_empty() {
+        return missing_body("/decrypt");
+    }
     let Some(text) = body_text(&headers, &body, true) else {
         return invalid_cipher();
     };
