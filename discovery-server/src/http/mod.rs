@@ -45,32 +45,40 @@ impl AppState {
 }
 
 /// The Eureka API routes (mounted under `/eureka` and `/eureka/v2`).
-/// Replication adds `/peerreplication/batch` beside them.
+/// Replication adds `/peerreplication/batch` beside them. Every path also
+/// answers with a trailing slash, as Jersey does for Eureka (the Java client
+/// asks for `apps/`).
 pub fn eureka_api() -> Router<AppState> {
-    Router::new()
-        .route("/apps", get(reads::all))
-        .route("/apps/", get(reads::all))
-        .route("/apps/delta", get(reads::delta))
-        .route(
+    [
+        ("/apps", get(reads::all)),
+        ("/apps/delta", get(reads::delta)),
+        (
             "/apps/{app}",
             get(reads::application).post(writes::register),
-        )
-        .route(
+        ),
+        (
             "/apps/{app}/{id}",
             get(reads::app_instance)
                 .put(writes::renew)
                 .delete(writes::cancel),
-        )
-        .route(
+        ),
+        (
             "/apps/{app}/{id}/status",
             put(writes::set_status).delete(writes::delete_status),
-        )
-        .route("/apps/{app}/{id}/metadata", put(writes::metadata))
-        .route("/instances/{id}", get(reads::instance))
-        .route("/vips/{vip}", get(reads::vip))
-        .route("/svips/{svip}", get(reads::svip))
-        .route("/watch", get(watch::stream))
-        .route("/watch/version", get(watch::long_poll))
+        ),
+        ("/apps/{app}/{id}/metadata", put(writes::metadata)),
+        ("/instances/{id}", get(reads::instance)),
+        ("/vips/{vip}", get(reads::vip)),
+        ("/svips/{svip}", get(reads::svip)),
+        ("/watch", get(watch::stream)),
+        ("/watch/version", get(watch::long_poll)),
+    ]
+    .into_iter()
+    .fold(Router::new(), |router, (path, handler)| {
+        router
+            .route(&format!("{path}/"), handler.clone())
+            .route(path, handler)
+    })
 }
 
 /// The whole application, given extra routes for the Eureka API (pass

@@ -106,6 +106,31 @@ async fn register_then_list_in_json_and_xml() {
 }
 
 #[tokio::test]
+async fn every_api_path_also_answers_with_a_trailing_slash() {
+    let (s, _) = server();
+    assert_eq!(register(&s, "orders", "o-1").await, StatusCode::NO_CONTENT);
+    for prefix in ["/eureka", "/eureka/v2"] {
+        for path in [
+            "/apps/",
+            "/apps/delta/",
+            "/apps/ORDERS/",
+            "/apps/ORDERS/o-1/",
+            "/instances/o-1/",
+            "/vips/orders/",
+            "/svips/orders/",
+        ] {
+            let uri = format!("{prefix}{path}");
+            let response = call(&s, get(&uri, "application/json")).await;
+            assert_eq!(response.status(), StatusCode::OK, "GET {uri}");
+        }
+    }
+    let renew = call(&s, method("PUT", "/eureka/apps/ORDERS/o-1/?status=UP")).await;
+    assert_eq!(renew.status(), StatusCode::OK);
+    let cancel = call(&s, method("DELETE", "/eureka/apps/ORDERS/o-1/")).await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_xml_registration_from_the_java_client_is_accepted() {
     let (s, _) = server();
     let body = r#"<instance><instanceId>x-1</instanceId><hostName>x.local</hostName><app>XAPP</app>
