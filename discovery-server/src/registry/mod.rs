@@ -142,6 +142,32 @@ struct Entry {
     lease: Lease,
 }
 
+impl Entry {
+    /// Shows `status` (with `overridden` as its override field), as a status
+    /// update or an override removal does; returns the status it replaces.
+    fn change_status(
+        &mut self,
+        now: i64,
+        status: InstanceStatus,
+        overridden: InstanceStatus,
+        last_dirty_timestamp: Option<i64>,
+    ) -> InstanceStatus {
+        let old_status = self.info.status;
+        let info = Arc::make_mut(&mut self.info);
+        info.overridden_status = overridden;
+        info.status = status;
+        if let Some(ts) = last_dirty_timestamp.filter(|ts| *ts > info.last_dirty_timestamp) {
+            info.last_dirty_timestamp = ts;
+        }
+        info.action_type = Some(ActionType::Modified);
+        info.last_updated_timestamp = now;
+        if status == InstanceStatus::Up {
+            self.lease.mark_up(now);
+        }
+        old_status
+    }
+}
+
 struct Change {
     at: i64,
     instance: Arc<InstanceInfo>,
@@ -235,6 +261,21 @@ impl Registry {
         });
         self.purge_changes(inner, at);
         self.version.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Moves an instance from `old_status` to its new status in the counts
+    /// and records the change; returns the new version.
+    fn record_status_change(
+        &self,
+        inner: &mut Inner,
+        now: i64,
+        old_status: InstanceStatus,
+        instance: &Arc<InstanceInfo>,
+        lease: LeaseInfo,
+    ) -> u64 {
+        inner.counts.remove(old_status);
+        inner.counts.add(instance.status);
+        self.bump(inner, now, instance, lease)
     }
 
     fn purge_changes(&self, inner: &mut Inner, now: i64) {
@@ -549,23 +590,10 @@ impl Registry {
             .get_mut(app.as_ref())
             .and_then(|m| m.get_mut(id))?;
         entry.lease.renew(now);
-        let old_status = entry.info.status;
-        let info = Arc::make_mut(&mut entry.info);
-        info.overridden_status = status;
-        info.status = status;
-        if let Some(ts) = last_dirty_timestamp.filter(|ts| *ts > info.last_dirty_timestamp) {
-            info.last_dirty_timestamp = ts;
-        }
-        info.action_type = Some(ActionType::Modified);
-        info.last_updated_timestamp = now;
-        if status == InstanceStatus::Up {
-            entry.lease.mark_up(now);
-        }
+        let old_status = entry.change_status(now, status, status, last_dirty_timestamp);
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
         inner.overrides.insert(key, status);
-        inner.counts.remove(old_status);
-        inner.counts.add(status);
-        let version = self.bump(inner, now, &snapshot, lease);
+        let version = self.record_status_change(inner, now, old_status, &snapshot, lease);
         Some(RegistryEvent {
             action: EventAction::StatusUpdate,
             instance: snapshot,
@@ -607,23 +635,11 @@ impl Registry {
                 version: self.version(),
             });
         }
-        let old_status = entry.info.status;
         let status = value.unwrap_or(entry.reported);
-        let info = Arc::make_mut(&mut entry.info);
-        info.overridden_status = InstanceStatus::Unknown;
-        info.status = status;
-        if let Some(ts) = last_dirty_timestamp.filter(|ts| *ts > info.last_dirty_timestamp) {
-            info.last_dirty_timestamp = ts;
-        }
-        info.action_type = Some(ActionType::Modified);
-        info.last_updated_timestamp = now;
-        if status == InstanceStatus::Up {
-            entry.lease.mark_up(now);
-        }
+        let old_status =
+            entry.change_status(now, status, InstanceStatus::Unknown, last_dirty_timestamp);
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
-        inner.counts.remove(old_status);
-        inner.counts.add(status);
-        let version = self.bump(inner, now, &snapshot, lease);
+        let version = self.record_status_change(inner, now, old_status, &snapshot, lease);
         Some(RegistryEvent {
             action: EventAction::DeleteStatusOverride,
             instance: snapshot,
