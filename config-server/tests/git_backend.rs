@@ -208,27 +208,13 @@ async fn a_pushed_change_reaches_a_watcher_within_a_second_of_the_webhook() {
     // A change to another application does not wake this watcher.
     repo.write("bar.yml", "b: 2\n");
     repo.commit("bar only");
-    let hook = json!({"commits": [{"added": [], "modified": ["bar.yml"], "removed": []}]});
-    let r = client
-        .post(server.url("/monitor"))
-        .header("x-github-event", "push")
-        .json(&hook)
-        .send()
-        .await
-        .unwrap();
+    let r = github_push(&client, &server.url("/monitor"), "bar.yml").await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!(["bar"]));
 
     repo.write("foo.yml", "a: 2\n");
     let commit = repo.commit("foo changes");
     let started = Instant::now();
-    let hook = json!({"commits": [{"added": [], "modified": ["foo.yml"], "removed": []}]});
-    let r = client
-        .post(server.url("/monitor"))
-        .header("x-github-event", "push")
-        .json(&hook)
-        .send()
-        .await
-        .unwrap();
+    let r = github_push(&client, &server.url("/monitor"), "foo.yml").await;
     assert_eq!(r.status(), 200);
     let event = next_event(&mut stream, &mut buf).await;
     let elapsed = started.elapsed();
@@ -244,6 +230,18 @@ async fn a_pushed_change_reaches_a_watcher_within_a_second_of_the_webhook() {
 }
 
 /// Reads SSE bytes until one `data:` event is complete; returns its JSON.
+/// Sends GitHub's push webhook announcing that `modified` changed.
+async fn github_push(client: &reqwest::Client, monitor: &str, modified: &str) -> reqwest::Response {
+    let hook = json!({"commits": [{"added": [], "modified": [modified], "removed": []}]});
+    client
+        .post(monitor)
+        .header("x-github-event", "push")
+        .json(&hook)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn next_event<S>(stream: &mut S, buf: &mut String) -> Value
 where
     S: futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
