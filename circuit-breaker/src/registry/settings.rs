@@ -23,109 +23,121 @@ use crate::humane_duration;
 use crate::retry::{Retry, RetryConfig};
 use crate::time_limiter::TimeLimiter;
 
-/// A partial breaker configuration: every key is optional and overrides the
-/// configuration below it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BreakerSettings {
-    /// The named config this one overlays (instances only). Default is `default`.
-    #[serde(alias = "base-config", alias = "base_config")]
-    pub base_config: Option<String>,
-    /// See [`CircuitBreakerConfig::failure_rate_threshold`].
-    #[serde(alias = "failure-rate-threshold", alias = "failure_rate_threshold")]
-    pub failure_rate_threshold: Option<f32>,
-    /// See [`CircuitBreakerConfig::slow_call_rate_threshold`].
-    #[serde(alias = "slow-call-rate-threshold", alias = "slow_call_rate_threshold")]
-    pub slow_call_rate_threshold: Option<f32>,
-    /// See [`CircuitBreakerConfig::slow_call_duration_threshold`].
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "slow-call-duration-threshold",
-        alias = "slow_call_duration_threshold"
-    )]
-    pub slow_call_duration_threshold: Option<Duration>,
-    /// See [`CircuitBreakerConfig::sliding_window_type`].
-    #[serde(alias = "sliding-window-type", alias = "sliding_window_type")]
-    pub sliding_window_type: Option<SlidingWindowType>,
-    /// See [`CircuitBreakerConfig::sliding_window_size`].
-    #[serde(alias = "sliding-window-size", alias = "sliding_window_size")]
-    pub sliding_window_size: Option<u32>,
-    /// See [`CircuitBreakerConfig::minimum_number_of_calls`].
-    #[serde(alias = "minimum-number-of-calls", alias = "minimum_number_of_calls")]
-    pub minimum_number_of_calls: Option<u32>,
-    /// See [`CircuitBreakerConfig::wait_duration_in_open_state`].
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "wait-duration-in-open-state",
-        alias = "wait_duration_in_open_state"
-    )]
-    pub wait_duration_in_open_state: Option<Duration>,
-    /// Turns on [`CircuitBreakerConfig::open_wait_backoff`] (`true`) or off.
-    #[serde(
-        alias = "enable-exponential-backoff",
-        alias = "enable_exponential_backoff"
-    )]
-    pub enable_exponential_backoff: Option<bool>,
-    /// See [`OpenWaitBackoff::multiplier`]; used when the backoff is on.
-    /// Default is 1.5.
-    #[serde(
-        alias = "exponential-backoff-multiplier",
-        alias = "exponential_backoff_multiplier"
-    )]
-    pub exponential_backoff_multiplier: Option<f64>,
-    /// See [`OpenWaitBackoff::max_wait`]; used when the backoff is on.
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "exponential-max-wait-duration-in-open-state",
-        alias = "exponential_max_wait_duration_in_open_state"
-    )]
-    pub exponential_max_wait_duration_in_open_state: Option<Duration>,
-    /// See [`CircuitBreakerConfig::automatic_transition_from_open_to_half_open_enabled`].
-    #[serde(
-        alias = "automatic-transition-from-open-to-half-open-enabled",
-        alias = "automatic_transition_from_open_to_half_open_enabled"
-    )]
-    pub automatic_transition_from_open_to_half_open_enabled: Option<bool>,
-    /// See [`CircuitBreakerConfig::permitted_number_of_calls_in_half_open_state`].
-    #[serde(
-        alias = "permitted-number-of-calls-in-half-open-state",
-        alias = "permitted_number_of_calls_in_half_open_state"
-    )]
-    pub permitted_number_of_calls_in_half_open_state: Option<u32>,
-    /// See [`CircuitBreakerConfig::max_wait_duration_in_half_open_state`]; `0`
-    /// means unset, as in Resilience4j.
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "max-wait-duration-in-half-open-state",
-        alias = "max_wait_duration_in_half_open_state"
-    )]
-    pub max_wait_duration_in_half_open_state: Option<Duration>,
-    #[serde(
-        default,
-        rename = "registerHealthIndicator",
-        alias = "register-health-indicator"
-    )]
-    register_health_indicator: Option<IgnoredAny>,
-    #[serde(
-        default,
-        rename = "eventConsumerBufferSize",
-        alias = "event-consumer-buffer-size"
-    )]
-    event_consumer_buffer_size: Option<IgnoredAny>,
-    #[serde(default, rename = "recordExceptions", alias = "record-exceptions")]
-    record_exceptions: Option<IgnoredAny>,
-    #[serde(default, rename = "ignoreExceptions", alias = "ignore-exceptions")]
-    ignore_exceptions: Option<IgnoredAny>,
-    #[serde(
-        default,
-        rename = "writableStackTraceEnabled",
-        alias = "writable-stack-trace-enabled"
-    )]
-    writable_stack_trace_enabled: Option<IgnoredAny>,
+/// Defines one policy's settings struct: the `baseConfig` key, the
+/// policy's own keys (each an `Option`), and Resilience4j keys that are
+/// accepted and ignored (`field = "camelCase" | "kebab-case"`).
+macro_rules! settings {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            $($(#[$meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+        ignored {
+            $($ignored:ident = $camel:literal | $kebab:literal,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            /// The named config this one overlays (instances only). Default
+            /// is `default`.
+            #[serde(alias = "base-config", alias = "base_config")]
+            pub base_config: Option<String>,
+            $($(#[$meta])* pub $field: $ty,)*
+            $(
+                #[serde(default, rename = $camel, alias = $kebab)]
+                $ignored: Option<IgnoredAny>,
+            )*
+        }
+    };
+}
+
+settings! {
+    /// A partial breaker configuration: every key is optional and overrides the
+    /// configuration below it.
+    BreakerSettings {
+        /// See [`CircuitBreakerConfig::failure_rate_threshold`].
+        #[serde(alias = "failure-rate-threshold", alias = "failure_rate_threshold")]
+        pub failure_rate_threshold: Option<f32>,
+        /// See [`CircuitBreakerConfig::slow_call_rate_threshold`].
+        #[serde(alias = "slow-call-rate-threshold", alias = "slow_call_rate_threshold")]
+        pub slow_call_rate_threshold: Option<f32>,
+        /// See [`CircuitBreakerConfig::slow_call_duration_threshold`].
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "slow-call-duration-threshold",
+            alias = "slow_call_duration_threshold"
+        )]
+        pub slow_call_duration_threshold: Option<Duration>,
+        /// See [`CircuitBreakerConfig::sliding_window_type`].
+        #[serde(alias = "sliding-window-type", alias = "sliding_window_type")]
+        pub sliding_window_type: Option<SlidingWindowType>,
+        /// See [`CircuitBreakerConfig::sliding_window_size`].
+        #[serde(alias = "sliding-window-size", alias = "sliding_window_size")]
+        pub sliding_window_size: Option<u32>,
+        /// See [`CircuitBreakerConfig::minimum_number_of_calls`].
+        #[serde(alias = "minimum-number-of-calls", alias = "minimum_number_of_calls")]
+        pub minimum_number_of_calls: Option<u32>,
+        /// See [`CircuitBreakerConfig::wait_duration_in_open_state`].
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "wait-duration-in-open-state",
+            alias = "wait_duration_in_open_state"
+        )]
+        pub wait_duration_in_open_state: Option<Duration>,
+        /// Turns on [`CircuitBreakerConfig::open_wait_backoff`] (`true`) or off.
+        #[serde(
+            alias = "enable-exponential-backoff",
+            alias = "enable_exponential_backoff"
+        )]
+        pub enable_exponential_backoff: Option<bool>,
+        /// See [`OpenWaitBackoff::multiplier`]; used when the backoff is on.
+        /// Default is 1.5.
+        #[serde(
+            alias = "exponential-backoff-multiplier",
+            alias = "exponential_backoff_multiplier"
+        )]
+        pub exponential_backoff_multiplier: Option<f64>,
+        /// See [`OpenWaitBackoff::max_wait`]; used when the backoff is on.
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "exponential-max-wait-duration-in-open-state",
+            alias = "exponential_max_wait_duration_in_open_state"
+        )]
+        pub exponential_max_wait_duration_in_open_state: Option<Duration>,
+        /// See [`CircuitBreakerConfig::automatic_transition_from_open_to_half_open_enabled`].
+        #[serde(
+            alias = "automatic-transition-from-open-to-half-open-enabled",
+            alias = "automatic_transition_from_open_to_half_open_enabled"
+        )]
+        pub automatic_transition_from_open_to_half_open_enabled: Option<bool>,
+        /// See [`CircuitBreakerConfig::permitted_number_of_calls_in_half_open_state`].
+        #[serde(
+            alias = "permitted-number-of-calls-in-half-open-state",
+            alias = "permitted_number_of_calls_in_half_open_state"
+        )]
+        pub permitted_number_of_calls_in_half_open_state: Option<u32>,
+        /// See [`CircuitBreakerConfig::max_wait_duration_in_half_open_state`]; `0`
+        /// means unset, as in Resilience4j.
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "max-wait-duration-in-half-open-state",
+            alias = "max_wait_duration_in_half_open_state"
+        )]
+        pub max_wait_duration_in_half_open_state: Option<Duration>,
+    }
+    ignored {
+        register_health_indicator = "registerHealthIndicator" | "register-health-indicator",
+        event_consumer_buffer_size = "eventConsumerBufferSize" | "event-consumer-buffer-size",
+        record_exceptions = "recordExceptions" | "record-exceptions",
+        ignore_exceptions = "ignoreExceptions" | "ignore-exceptions",
+        writable_stack_trace_enabled = "writableStackTraceEnabled" | "writable-stack-trace-enabled",
+    }
 }
 
 impl Settings for BreakerSettings {
@@ -181,64 +193,56 @@ impl Settings for BreakerSettings {
     }
 }
 
-/// Partial settings of a [`Retry`] (`resilience4j.retry`).
-///
-/// One difference from Resilience4j: our default backoff is exponential
-/// with jitter (see [`Backoff`](crate::Backoff)); `enableExponentialBackoff:
-/// false` and `enableRandomizedWait: false` give Resilience4j's constant wait.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetrySettings {
-    /// The named config this one overlays (instances only). Default is `default`.
-    #[serde(alias = "base-config", alias = "base_config")]
-    pub base_config: Option<String>,
-    /// See [`RetryConfig::max_attempts`].
-    #[serde(alias = "max-attempts", alias = "max_attempts")]
-    pub max_attempts: Option<u32>,
-    /// The first delay, [`Backoff::initial`](crate::Backoff::initial).
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "wait-duration",
-        alias = "wait_duration"
-    )]
-    pub wait_duration: Option<Duration>,
-    /// `false` makes every delay `waitDuration` (multiplier 1).
-    #[serde(
-        alias = "enable-exponential-backoff",
-        alias = "enable_exponential_backoff"
-    )]
-    pub enable_exponential_backoff: Option<bool>,
-    /// [`Backoff::multiplier`](crate::Backoff::multiplier).
-    #[serde(
-        alias = "exponential-backoff-multiplier",
-        alias = "exponential_backoff_multiplier"
-    )]
-    pub exponential_backoff_multiplier: Option<f64>,
-    /// [`Backoff::max`](crate::Backoff::max).
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "exponential-max-wait-duration",
-        alias = "exponential_max_wait_duration"
-    )]
-    pub exponential_max_wait_duration: Option<Duration>,
-    /// `false` turns jitter off.
-    #[serde(alias = "enable-randomized-wait", alias = "enable_randomized_wait")]
-    pub enable_randomized_wait: Option<bool>,
-    /// [`Backoff::jitter`](crate::Backoff::jitter).
-    #[serde(alias = "randomized-wait-factor", alias = "randomized_wait_factor")]
-    pub randomized_wait_factor: Option<f64>,
-    #[serde(default, rename = "retryExceptions", alias = "retry-exceptions")]
-    retry_exceptions: Option<IgnoredAny>,
-    #[serde(default, rename = "ignoreExceptions", alias = "ignore-exceptions")]
-    ignore_exceptions: Option<IgnoredAny>,
-    #[serde(
-        default,
-        rename = "eventConsumerBufferSize",
-        alias = "event-consumer-buffer-size"
-    )]
-    event_consumer_buffer_size: Option<IgnoredAny>,
+settings! {
+    /// Partial settings of a [`Retry`] (`resilience4j.retry`).
+    ///
+    /// One difference from Resilience4j: our default backoff is exponential
+    /// with jitter (see [`Backoff`](crate::Backoff)); `enableExponentialBackoff:
+    /// false` and `enableRandomizedWait: false` give Resilience4j's constant wait.
+    RetrySettings {
+        /// See [`RetryConfig::max_attempts`].
+        #[serde(alias = "max-attempts", alias = "max_attempts")]
+        pub max_attempts: Option<u32>,
+        /// The first delay, [`Backoff::initial`](crate::Backoff::initial).
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "wait-duration",
+            alias = "wait_duration"
+        )]
+        pub wait_duration: Option<Duration>,
+        /// `false` makes every delay `waitDuration` (multiplier 1).
+        #[serde(
+            alias = "enable-exponential-backoff",
+            alias = "enable_exponential_backoff"
+        )]
+        pub enable_exponential_backoff: Option<bool>,
+        /// [`Backoff::multiplier`](crate::Backoff::multiplier).
+        #[serde(
+            alias = "exponential-backoff-multiplier",
+            alias = "exponential_backoff_multiplier"
+        )]
+        pub exponential_backoff_multiplier: Option<f64>,
+        /// [`Backoff::max`](crate::Backoff::max).
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "exponential-max-wait-duration",
+            alias = "exponential_max_wait_duration"
+        )]
+        pub exponential_max_wait_duration: Option<Duration>,
+        /// `false` turns jitter off.
+        #[serde(alias = "enable-randomized-wait", alias = "enable_randomized_wait")]
+        pub enable_randomized_wait: Option<bool>,
+        /// [`Backoff::jitter`](crate::Backoff::jitter).
+        #[serde(alias = "randomized-wait-factor", alias = "randomized_wait_factor")]
+        pub randomized_wait_factor: Option<f64>,
+    }
+    ignored {
+        retry_exceptions = "retryExceptions" | "retry-exceptions",
+        ignore_exceptions = "ignoreExceptions" | "ignore-exceptions",
+        event_consumer_buffer_size = "eventConsumerBufferSize" | "event-consumer-buffer-size",
+    }
 }
 
 impl Settings for RetrySettings {
@@ -280,42 +284,26 @@ impl Settings for RetrySettings {
     }
 }
 
-/// Partial settings of a [`Bulkhead`] (`resilience4j.bulkhead`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BulkheadSettings {
-    /// The named config this one overlays (instances only). Default is `default`.
-    #[serde(alias = "base-config", alias = "base_config")]
-    pub base_config: Option<String>,
-    /// See [`BulkheadConfig::max_concurrent_calls`].
-    #[serde(alias = "max-concurrent-calls", alias = "max_concurrent_calls")]
-    pub max_concurrent_calls: Option<u32>,
-    /// See [`BulkheadConfig::max_wait_duration`].
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "max-wait-duration",
-        alias = "max_wait_duration"
-    )]
-    pub max_wait_duration: Option<Duration>,
-    #[serde(
-        default,
-        rename = "eventConsumerBufferSize",
-        alias = "event-consumer-buffer-size"
-    )]
-    event_consumer_buffer_size: Option<IgnoredAny>,
-    #[serde(
-        default,
-        rename = "writableStackTraceEnabled",
-        alias = "writable-stack-trace-enabled"
-    )]
-    writable_stack_trace_enabled: Option<IgnoredAny>,
-    #[serde(
-        default,
-        rename = "fairCallHandlingStrategyEnabled",
-        alias = "fair-call-handling-strategy-enabled"
-    )]
-    fair_call_handling_strategy_enabled: Option<IgnoredAny>,
+settings! {
+    /// Partial settings of a [`Bulkhead`] (`resilience4j.bulkhead`).
+    BulkheadSettings {
+        /// See [`BulkheadConfig::max_concurrent_calls`].
+        #[serde(alias = "max-concurrent-calls", alias = "max_concurrent_calls")]
+        pub max_concurrent_calls: Option<u32>,
+        /// See [`BulkheadConfig::max_wait_duration`].
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "max-wait-duration",
+            alias = "max_wait_duration"
+        )]
+        pub max_wait_duration: Option<Duration>,
+    }
+    ignored {
+        event_consumer_buffer_size = "eventConsumerBufferSize" | "event-consumer-buffer-size",
+        writable_stack_trace_enabled = "writableStackTraceEnabled" | "writable-stack-trace-enabled",
+        fair_call_handling_strategy_enabled = "fairCallHandlingStrategyEnabled" | "fair-call-handling-strategy-enabled",
+    }
 }
 
 impl Settings for BulkheadSettings {
@@ -340,32 +328,26 @@ impl Settings for BulkheadSettings {
     }
 }
 
-/// Partial settings of a [`TimeLimiter`] (`resilience4j.timelimiter`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TimeLimiterSettings {
-    /// The named config this one overlays (instances only). Default is `default`.
-    #[serde(alias = "base-config", alias = "base_config")]
-    pub base_config: Option<String>,
-    /// See [`TimeLimiter::timeout`]. Default is 1 second.
-    #[serde(
-        default,
-        deserialize_with = "humane_duration::deserialize_opt",
-        alias = "timeout-duration",
-        alias = "timeout_duration"
-    )]
-    pub timeout_duration: Option<Duration>,
-    /// Only `true` is accepted: a call that times out is always cancelled
-    /// (its future dropped); Resilience4j's `false` lets it run on unobserved,
-    /// which a dropped Rust future cannot do.
-    #[serde(alias = "cancel-running-future", alias = "cancel_running_future")]
-    pub cancel_running_future: Option<bool>,
-    #[serde(
-        default,
-        rename = "eventConsumerBufferSize",
-        alias = "event-consumer-buffer-size"
-    )]
-    event_consumer_buffer_size: Option<IgnoredAny>,
+settings! {
+    /// Partial settings of a [`TimeLimiter`] (`resilience4j.timelimiter`).
+    TimeLimiterSettings {
+        /// See [`TimeLimiter::timeout`]. Default is 1 second.
+        #[serde(
+            default,
+            deserialize_with = "humane_duration::deserialize_opt",
+            alias = "timeout-duration",
+            alias = "timeout_duration"
+        )]
+        pub timeout_duration: Option<Duration>,
+        /// Only `true` is accepted: a call that times out is always cancelled
+        /// (its future dropped); Resilience4j's `false` lets it run on unobserved,
+        /// which a dropped Rust future cannot do.
+        #[serde(alias = "cancel-running-future", alias = "cancel_running_future")]
+        pub cancel_running_future: Option<bool>,
+    }
+    ignored {
+        event_consumer_buffer_size = "eventConsumerBufferSize" | "event-consumer-buffer-size",
+    }
 }
 
 impl Settings for TimeLimiterSettings {

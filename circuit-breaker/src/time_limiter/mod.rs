@@ -16,7 +16,7 @@ use crate::error::{CallError, Elapsed};
 /// use std::time::Duration;
 /// use circuit_breaker::{CallError, TimeLimiter};
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let limiter = TimeLimiter::new(Duration::from_millis(10));
 /// let slow = limiter
 ///     .call(|| async {
