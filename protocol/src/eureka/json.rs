@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::decode;
 use super::error::DecodeError;
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
-use super::view::{ApplicationView, ApplicationsView, Detail, InstanceView, optional_fields, sid};
+use super::view::{
+    ApplicationView, ApplicationsView, Detail, InstanceView, lease_fields, optional_fields, sid,
+};
 
 /// Parses a request or response body as JSON.
 fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
@@ -56,18 +58,14 @@ pub fn decode_applications(bytes: &[u8]) -> Result<Applications, DecodeError> {
 /// Writes `{"instance":{...}}`.
 pub fn encode_instance(info: &InstanceInfo) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(b"{\"instance\":");
-    write_instance(&mut out, InstanceView::from(info));
-    out.push(b'}');
+    write_instance_document(&mut out, InstanceView::from(info));
     out
 }
 
 /// Writes `{"application":{...}}`.
 pub fn encode_application(app: &Application) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024 * (1 + app.instances.len()));
-    out.extend_from_slice(b"{\"application\":");
-    write_application(&mut out, &ApplicationView::from(app));
-    out.push(b'}');
+    write_application_document(&mut out, &ApplicationView::from(app));
     out
 }
 
@@ -202,18 +200,16 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
 }
 
 fn write_lease(out: &mut Vec<u8>, l: &LeaseInfo) {
-    out.extend_from_slice(b",\"leaseInfo\":{\"renewalIntervalInSecs\":");
-    push_int(out, i64::from(l.renewal_interval_in_secs));
-    out.extend_from_slice(b",\"durationInSecs\":");
-    push_int(out, i64::from(l.duration_in_secs));
-    out.extend_from_slice(b",\"registrationTimestamp\":");
-    push_int(out, l.registration_timestamp);
-    out.extend_from_slice(b",\"lastRenewalTimestamp\":");
-    push_int(out, l.last_renewal_timestamp);
-    out.extend_from_slice(b",\"evictionTimestamp\":");
-    push_int(out, l.eviction_timestamp);
-    out.extend_from_slice(b",\"serviceUpTimestamp\":");
-    push_int(out, l.service_up_timestamp);
+    out.extend_from_slice(b",\"leaseInfo\":{");
+    for (n, (name, value)) in lease_fields(l).into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        push_int(out, value);
+    }
     out.push(b'}');
 }
 

@@ -79,6 +79,21 @@ pub(crate) fn optional_fields(
     .filter_map(|(name, value, keep)| Some((name, value.as_deref().filter(|_| keep)?)))
 }
 
+/// The lease fields in Eureka's order, as (name, value).
+pub(crate) fn lease_fields(lease: &LeaseInfo) -> [(&'static str, i64); 6] {
+    [
+        (
+            "renewalIntervalInSecs",
+            i64::from(lease.renewal_interval_in_secs),
+        ),
+        ("durationInSecs", i64::from(lease.duration_in_secs)),
+        ("registrationTimestamp", lease.registration_timestamp),
+        ("lastRenewalTimestamp", lease.last_renewal_timestamp),
+        ("evictionTimestamp", lease.eviction_timestamp),
+        ("serviceUpTimestamp", lease.service_up_timestamp),
+    ]
+}
+
 /// An application to write.
 #[derive(Debug, Clone)]
 pub struct ApplicationView<'a> {

@@ -13,7 +13,9 @@ use super::decode;
 use super::error::DecodeError;
 use super::json::{bool_str, push_int};
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
-use super::view::{ApplicationView, ApplicationsView, Detail, InstanceView, optional_fields, sid};
+use super::view::{
+    ApplicationView, ApplicationsView, Detail, InstanceView, lease_fields, optional_fields, sid,
+};
 
 /// Deepest element nesting accepted; Eureka documents are four levels deep.
 const MAX_DEPTH: usize = 32;
@@ -150,36 +152,17 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
 }
 
 fn write_lease(out: &mut Vec<u8>, l: &LeaseInfo) {
-    out.extend_from_slice(b"  <leaseInfo>\n  ");
-    int_element(
-        out,
-        "renewalIntervalInSecs",
-        i64::from(l.renewal_interval_in_secs),
-    );
-    out.extend_from_slice(b"  ");
-    int_element(out, "durationInSecs", i64::from(l.duration_in_secs));
-    out.extend_from_slice(b"  ");
-    int_element(out, "registrationTimestamp", l.registration_timestamp);
-    out.extend_from_slice(b"  ");
-    int_element(out, "lastRenewalTimestamp", l.last_renewal_timestamp);
-    out.extend_from_slice(b"  ");
-    int_element(out, "evictionTimestamp", l.eviction_timestamp);
-    out.extend_from_slice(b"  ");
-    int_element(out, "serviceUpTimestamp", l.service_up_timestamp);
+    out.extend_from_slice(b"  <leaseInfo>\n");
+    for (name, value) in lease_fields(l) {
+        tagged(out, b"    ", name, |out| push_int(out, value));
+    }
     out.extend_from_slice(b"  </leaseInfo>\n");
 }
 
 fn write_map(out: &mut Vec<u8>, map: &super::metadata::Metadata) {
     out.extend_from_slice(b"  <metadata>\n");
     for (k, v) in map.iter() {
-        let name = element_name(k);
-        out.extend_from_slice(b"    <");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'>');
-        push_text(out, v);
-        out.extend_from_slice(b"</");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b">\n");
+        tagged(out, b"    ", &element_name(k), |out| push_text(out, v));
     }
     out.extend_from_slice(b"  </metadata>\n");
 }
@@ -203,24 +186,24 @@ fn element_name(key: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn element(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(b"  <");
+/// Appends `indent<name>`, what `value` writes, and `</name>` and a newline.
+fn tagged(out: &mut Vec<u8>, indent: &[u8], name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(indent);
+    out.push(b'<');
     out.extend_from_slice(name.as_bytes());
     out.push(b'>');
-    push_text(out, value);
+    value(out);
     out.extend_from_slice(b"</");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b">\n");
 }
 
+fn element(out: &mut Vec<u8>, name: &str, value: &str) {
+    tagged(out, b"  ", name, |out| push_text(out, value));
+}
+
 fn int_element(out: &mut Vec<u8>, name: &str, value: i64) {
-    out.extend_from_slice(b"  <");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b'>');
-    push_int(out, value);
-    out.extend_from_slice(b"</");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b">\n");
+    tagged(out, b"  ", name, |out| push_int(out, value));
 }
 
 /// Appends `s` escaped for element text and attribute values; drops
