@@ -174,9 +174,12 @@ struct Change {
     lease: LeaseInfo,
 }
 
+/// Applications by upper-case name, each with its entries by instance id.
+type Apps = BTreeMap<Arc<str>, HashMap<Arc<str>, Entry>>;
+
 #[derive(Default)]
 struct Inner {
-    apps: BTreeMap<Arc<str>, HashMap<Arc<str>, Entry>>,
+    apps: Apps,
     overrides: HashMap<Arc<str>, InstanceStatus>,
     changes: VecDeque<Change>,
     counts: AppsHashcode,
@@ -208,6 +211,11 @@ impl std::fmt::Debug for Registry {
 /// record or heartbeat), so it says nothing about what the client reports.
 fn masked_by_override(status: InstanceStatus, overridden: Option<InstanceStatus>) -> bool {
     overridden.is_some_and(|o| o != InstanceStatus::Unknown && o == status)
+}
+
+/// The entry of instance `id` in application `app` (an upper-case key).
+fn entry_mut<'a>(apps: &'a mut Apps, app: &str, id: &str) -> Option<&'a mut Entry> {
+    apps.get_mut(app).and_then(|m| m.get_mut(id))
 }
 
 /// Upper-cases an application name, borrowing when it already is.
@@ -482,7 +490,7 @@ impl Registry {
             inner.overrides.insert(Arc::from(id), s);
         }
         let override_status = inner.overrides.get(id).copied();
-        let Some(entry) = inner.apps.get_mut(app).and_then(|m| m.get_mut(id)) else {
+        let Some(entry) = entry_mut(&mut inner.apps, app, id) else {
             return RenewOutcome::NotFound;
         };
         let reported = self.reported_after_renew(entry, &req);
@@ -585,10 +593,7 @@ impl Registry {
                 .and_then(|m| m.get_key_value(id))?
                 .0,
         );
-        let entry = inner
-            .apps
-            .get_mut(app.as_ref())
-            .and_then(|m| m.get_mut(id))?;
+        let entry = entry_mut(&mut inner.apps, &app, id)?;
         entry.lease.renew(now);
         let old_status = entry.change_status(now, status, status, last_dirty_timestamp);
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
@@ -618,10 +623,7 @@ impl Registry {
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
-        let entry = inner
-            .apps
-            .get_mut(app.as_ref())
-            .and_then(|m| m.get_mut(id))?;
+        let entry = entry_mut(&mut inner.apps, &app, id)?;
         // Only a registered instance loses its override (not a namesake in
         // another application, nor a stranger).
         let had_override = inner.overrides.remove(id).is_some();
@@ -659,10 +661,7 @@ impl Registry {
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
-        let entry = inner
-            .apps
-            .get_mut(app.as_ref())
-            .and_then(|m| m.get_mut(id))?;
+        let entry = entry_mut(&mut inner.apps, &app, id)?;
         let info = Arc::make_mut(&mut entry.info);
         info.metadata.extend(entries);
         info.action_type = Some(ActionType::Modified);
