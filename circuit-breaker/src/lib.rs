@@ -25,7 +25,8 @@
 //! the window holds `minimum_number_of_calls`, a failure rate (or a slow-call
 //! rate, when `slow_call_duration_threshold` is set) at or above its threshold
 //! opens the breaker. OPEN refuses calls with [`CallNotPermitted`] for
-//! `wait_duration_in_open_state`, then HALF_OPEN admits
+//! `wait_duration_in_open_state` (or, with an [`OpenWaitBackoff`], a wait
+//! that grows each time the breaker re-opens), then HALF_OPEN admits
 //! `permitted_number_of_calls_in_half_open_state` trial calls whose rates
 //! decide between CLOSED and OPEN. DISABLED, FORCED_OPEN and METRICS_ONLY
 //! are entered by hand with [`CircuitBreaker::transition_to`]. A
@@ -36,7 +37,11 @@
 //! - calls are timed only when `slow_call_duration_threshold` is set (it is
 //!   unset by default), which keeps the clock off the hot path;
 //! - an outcome is recorded only in the state episode that admitted the call:
-//!   a slow call admitted while CLOSED cannot spend a HALF_OPEN trial slot;
+//!   a slow call admitted while CLOSED cannot spend a HALF_OPEN trial slot
+//!   (a call whose recording races with a move out of CLOSED and back may
+//!   land in the new CLOSED window: CLOSED records without a lock);
+//! - a count-based window holds at most 16384 calls (its counts are packed
+//!   in one atomic word);
 //! - a cancelled call (its future dropped) records nothing and gives its
 //!   HALF_OPEN trial permit back, so HALF_OPEN cannot get stuck.
 //!
