@@ -49,8 +49,9 @@ use machine::{Admission, CLEAN, Effects, Exceeded, Machine, Thresholds};
 use shard::ShardedCounter;
 use window::{CountWindow, Outcome};
 
-/// Keeps a value on its own cache line, so the read-mostly state word does
-/// not share a line with the mutex every call writes.
+/// Keeps a value on its own cache line, so the read-mostly state word, the
+/// mutex and the count window's cursor (written by most calls) do not share
+/// one.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct CacheLine<T>(T);
