@@ -19,7 +19,7 @@ use discovery_server::ServerConfig;
 use discovery_server::config::BasicAuth;
 use discovery_server::registry::Origin;
 use serde_json::{Value, json};
-use support::{Running, Steps, eventually};
+use support::{Running, Steps, eventually, interop_node_modules, send_expecting};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
@@ -75,20 +75,6 @@ async fn run(scenario: Scenario) {
         .expect("interop test deadline");
 }
 
-fn node_modules() -> PathBuf {
-    let dir = std::env::var_os("INTEROP_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-node/node_modules")
-        });
-    assert!(
-        dir.join("eureka-js-client").is_dir(),
-        "no eureka-js-client under {}: run scripts/prereqs",
-        dir.display()
-    );
-    dir
-}
-
 /// The node process, its stdin for `go` lines and its step lines.
 struct Script {
     child: tokio::process::Child,
@@ -102,7 +88,7 @@ impl Script {
         let mut child = Command::new("node")
             .arg(&script)
             .arg(settings.to_string())
-            .env("NODE_PATH", node_modules())
+            .env("NODE_PATH", interop_node_modules())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -270,13 +256,10 @@ async fn drive(scenario: Scenario) {
 
     // 4. Another application registers over HTTP, after the client's only
     // full fetch.
-    let other = api
+    let register = api
         .request(reqwest::Method::POST, "OTHERAPP")
-        .json(&other_app())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 204);
+        .json(&other_app());
+    send_expecting(register, 204).await;
     script.go().await;
 
     let discovered = script.step("discovered").await;
@@ -311,12 +294,8 @@ async fn drive(scenario: Scenario) {
     }
 
     // 5. OTHERAPP cancels: the client's cache drops it.
-    let cancelled = api
-        .request(reqwest::Method::DELETE, "OTHERAPP/other-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
+    let cancel = api.request(reqwest::Method::DELETE, "OTHERAPP/other-1");
+    send_expecting(cancel, 200).await;
     script.go().await;
     let forgotten = script.step("forgotten").await;
     assert!(forgotten["seen"]["heartbeats"].as_u64().unwrap() >= 1);

@@ -13,26 +13,11 @@ use std::time::Duration;
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
 use discovery_server::ServerConfig;
 use discovery_server::registry::Origin;
-use support::{Running, Steps, eventually};
+use support::{Running, Steps, eventually, get_text, interop_python};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 const PY_ID: &str = "127.0.0.1:py-app:9090";
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("INTEROP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no interop venv at {}: run scripts/prereqs",
-        venv.display()
-    );
-    python
-}
 
 fn other_app() -> InstanceInfo {
     InstanceInfo {
@@ -61,7 +46,7 @@ async fn scenario() {
     node.register(other_app(), Origin::Local);
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_client.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(interop_python())
         .arg(&script)
         .arg(running.eureka_url())
         .stdin(Stdio::piped())
@@ -132,12 +117,7 @@ async fn scenario() {
     let (info, _) = node.registry().instance("PY-APP", PY_ID).unwrap();
     assert_eq!(info.status, InstanceStatus::OutOfService);
     assert_eq!(info.overridden_status, InstanceStatus::OutOfService);
-    let xml = reqwest::get(running.url("/eureka/apps/PY-APP"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let xml = get_text(running.url("/eureka/apps/PY-APP")).await;
     assert!(
         xml.contains("<overriddenstatus>OUT_OF_SERVICE</overriddenstatus>"),
         "{xml}"
@@ -150,12 +130,7 @@ async fn scenario() {
         node.registry().instance("PY-APP", PY_ID).is_none(),
         "py-app cancelled"
     );
-    let delta = reqwest::get(running.url("/eureka/apps/delta"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let delta = get_text(running.url("/eureka/apps/delta")).await;
     assert!(
         delta.contains("<actionType>DELETED</actionType>"),
         "{delta}"

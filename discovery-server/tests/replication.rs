@@ -11,36 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper, json};
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, json};
+use discovery_server::ServerConfig;
 use discovery_server::registry::{Origin, RenewRequest};
 use discovery_server::replication::ReplicationSettings;
-use discovery_server::{Server, ServerConfig};
-use support::eventually;
+use support::{Running, eureka_url_of, eventually, get_text, instance, send_expecting};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-/// An in-process node whose port is known before it starts.
-struct Node {
-    server: Server,
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Node {
-    fn eureka(&self) -> String {
-        format!("{}/eureka/", self.base)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 async fn listeners(n: usize) -> Vec<TcpListener> {
     let mut out = Vec::new();
@@ -50,35 +28,19 @@ async fn listeners(n: usize) -> Vec<TcpListener> {
     out
 }
 
-fn url_of(l: &TcpListener) -> String {
-    format!("http://{}", l.local_addr().unwrap())
-}
-
-fn start(listener: TcpListener, peers: Vec<String>, settings: ReplicationSettings) -> Node {
-    let base = url_of(&listener);
-    let server = Server::new(ServerConfig {
+fn start(listener: TcpListener, peers: Vec<String>, settings: ReplicationSettings) -> Running {
+    let config = ServerConfig {
         peers,
         replication: settings,
         ..ServerConfig::default()
-    });
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(server.clone().serve(listener, async {
-        let _ = rx.await;
-    }));
-    Node {
-        server,
-        base,
-        stop: Some(tx),
-    }
+    };
+    Running::serve(listener, config)
 }
 
 /// Nodes that each have all the others as peers.
-async fn cluster(n: usize) -> Vec<Node> {
+async fn cluster(n: usize) -> Vec<Running> {
     let ls = listeners(n).await;
-    let urls: Vec<String> = ls
-        .iter()
-        .map(|l| format!("{}/eureka/", url_of(l)))
-        .collect();
+    let urls: Vec<String> = ls.iter().map(eureka_url_of).collect();
     ls.into_iter()
         .enumerate()
         .map(|(i, l)| {
@@ -93,30 +55,23 @@ async fn cluster(n: usize) -> Vec<Node> {
         .collect()
 }
 
-fn instance(app: &str, id: &str) -> InstanceInfo {
-    InstanceInfo {
-        instance_id: id.into(),
-        host_name: format!("{id}.local"),
-        app: app.into(),
-        ip_addr: "10.1.2.3".into(),
-        status: InstanceStatus::Up,
-        port: PortWrapper::enabled(8080),
-        vip_address: Some(app.to_lowercase()),
-        lease_info: Some(LeaseInfo {
-            renewal_interval_in_secs: 30,
-            duration_in_secs: 90,
-            ..LeaseInfo::default()
-        }),
-        ..InstanceInfo::default()
-    }
-}
-
-async fn has(node: &Node, app: &str, id: &str, check: impl Fn(&InstanceInfo) -> bool) -> bool {
+fn has(node: &Running, app: &str, id: &str, check: impl Fn(&InstanceInfo) -> bool) -> bool {
     node.server
         .node()
         .registry()
         .instance(app, id)
         .is_some_and(|(i, _)| check(&i))
+}
+
+/// Waits until `holds` is true of each of `nodes`.
+async fn on_each(nodes: &[&Running], what: &str, holds: impl Fn(&Running) -> bool) {
+    for node in nodes {
+        eventually(WITHIN, what, || {
+            let held = holds(node);
+            async move { held }
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,20 +82,15 @@ async fn changes_through_one_node_show_on_the_others() {
 
     // Register through A (over HTTP, as a client would).
     let body = json::encode_instance(&instance("ORDERS", "orders-1"));
-    let r = http
-        .post(format!("{}apps/ORDERS", a.eureka()))
+    let register = http
+        .post(format!("{}apps/ORDERS", a.eureka_url()))
         .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    for n in [b, c] {
-        eventually(WITHIN, "registration replicated", || async {
-            has(n, "ORDERS", "orders-1", |i| i.status == InstanceStatus::Up).await
-        })
-        .await;
-    }
+        .body(body);
+    send_expecting(register, 204).await;
+    on_each(&[b, c], "registration replicated", |n| {
+        has(n, "ORDERS", "orders-1", |i| i.status == InstanceStatus::Up)
+    })
+    .await;
 
     // A renewal through A renews the lease on B.
     let (_, before) = b
@@ -150,12 +100,9 @@ async fn changes_through_one_node_show_on_the_others() {
         .instance("ORDERS", "orders-1")
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let r = http
-        .put(format!("{}apps/ORDERS/orders-1", a.eureka()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let orders_1 =
+        |node: &Running, rest: &str| format!("{}apps/ORDERS/orders-1{rest}", node.eureka_url());
+    send_expecting(http.put(orders_1(a, "")), 200).await;
     eventually(WITHIN, "heartbeat replicated", || async {
         let (_, lease) = b
             .server
@@ -168,81 +115,40 @@ async fn changes_through_one_node_show_on_the_others() {
     .await;
 
     // Status override and metadata through B reach A and C.
-    let r = http
-        .put(format!(
-            "{}apps/ORDERS/orders-1/status?value=OUT_OF_SERVICE",
-            b.eureka()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = http
-        .put(format!(
-            "{}apps/ORDERS/orders-1/metadata?zone=east",
-            b.eureka()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    for n in [a, c] {
-        eventually(WITHIN, "override and metadata replicated", || async {
-            has(n, "ORDERS", "orders-1", |i| {
-                i.status == InstanceStatus::OutOfService
-                    && i.overridden_status == InstanceStatus::OutOfService
-                    && i.metadata.get("zone") == Some("east")
-            })
-            .await
+    send_expecting(http.put(orders_1(b, "/status?value=OUT_OF_SERVICE")), 200).await;
+    send_expecting(http.put(orders_1(b, "/metadata?zone=east")), 200).await;
+    on_each(&[a, c], "override and metadata replicated", |n| {
+        has(n, "ORDERS", "orders-1", |i| {
+            i.status == InstanceStatus::OutOfService
+                && i.overridden_status == InstanceStatus::OutOfService
+                && i.metadata.get("zone") == Some("east")
         })
-        .await;
-    }
-    let r = http
-        .delete(format!("{}apps/ORDERS/orders-1/status", c.eureka()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    for n in [a, b] {
-        eventually(WITHIN, "override removal replicated", || async {
-            has(n, "ORDERS", "orders-1", |i| {
-                i.status == InstanceStatus::Up && i.overridden_status == InstanceStatus::Unknown
-            })
-            .await
+    })
+    .await;
+    send_expecting(http.delete(orders_1(c, "/status")), 200).await;
+    on_each(&[a, b], "override removal replicated", |n| {
+        has(n, "ORDERS", "orders-1", |i| {
+            i.status == InstanceStatus::Up && i.overridden_status == InstanceStatus::Unknown
         })
-        .await;
-    }
+    })
+    .await;
 
     // Cancel through C removes it everywhere.
-    let r = http
-        .delete(format!("{}apps/ORDERS/orders-1", c.eureka()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    for n in [a, b] {
-        eventually(WITHIN, "cancel replicated", || async {
-            n.server
-                .node()
-                .registry()
-                .instance("ORDERS", "orders-1")
-                .is_none()
-        })
-        .await;
-    }
+    send_expecting(http.delete(orders_1(c, "")), 200).await;
+    on_each(&[a, b], "cancel replicated", |n| {
+        n.server
+            .node()
+            .registry()
+            .instance("ORDERS", "orders-1")
+            .is_none()
+    })
+    .await;
 
     // Nothing bounced back and forth: replicated changes are not replicated.
     let metrics = a.server.node().metrics();
     assert!(metrics.replication_batches.load(Ordering::Relaxed) >= 1);
     assert_eq!(metrics.replication_failures.load(Ordering::Relaxed), 0);
-    let prom = http
-        .get(format!("{}/actuator/prometheus", a.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let prom = get_text(a.url("/actuator/prometheus")).await;
     assert!(
         prom.contains("discovery_replication_batches_total"),
         "{prom}"
@@ -290,7 +196,6 @@ async fn a_heartbeat_conflict_resolves_to_the_newer_record_both_ways() {
         has(a, "CART", "x", |i| {
             i.last_dirty_timestamp == 2_000 && i.metadata.get("version") == Some("2")
         })
-        .await
     })
     .await;
 
@@ -303,7 +208,7 @@ async fn a_heartbeat_conflict_resolves_to_the_newer_record_both_ways() {
         .node()
         .renew("CART", "y", RenewRequest::default(), Origin::Local);
     eventually(WITHIN, "B gets y re-registered", || async {
-        has(b, "CART", "y", |_| true).await
+        has(b, "CART", "y", |_| true)
     })
     .await;
 }
@@ -313,7 +218,7 @@ async fn a_dead_peer_costs_a_bounded_queue_and_shows_unhealthy() {
     // A port with nothing behind it.
     let dead = {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("{}/eureka/", url_of(&l))
+        eureka_url_of(&l)
     };
     let settings = ReplicationSettings {
         queue_capacity: 50,
@@ -352,25 +257,20 @@ async fn a_dead_peer_costs_a_bounded_queue_and_shows_unhealthy() {
     })
     .await;
     // The registrations outlived the heartbeats: all 20 still queued.
-    let dashboard = reqwest::get(format!("{}/", a.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dashboard = get_text(a.url("/")).await;
     assert!(dashboard.contains(&dead), "{dashboard}");
     // A lone node still serves reads once the copy times out.
-    let r = reqwest::get(format!("{}apps", a.eureka())).await.unwrap();
-    assert_eq!(r.status(), 200);
+    send_expecting(
+        reqwest::Client::new().get(format!("{}apps", a.eureka_url())),
+        200,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starting_node_copies_the_registry_before_it_serves_reads() {
     let ls = listeners(2).await;
-    let (url_a, url_b) = (
-        format!("{}/eureka/", url_of(&ls[0])),
-        format!("{}/eureka/", url_of(&ls[1])),
-    );
+    let (url_a, url_b) = (eureka_url_of(&ls[0]), eureka_url_of(&ls[1]));
     let mut ls = ls.into_iter();
     // B's port is bound but not served yet: A gives up copying quickly.
     let quick = ReplicationSettings {
@@ -393,13 +293,10 @@ async fn a_starting_node_copies_the_registry_before_it_serves_reads() {
         vec![url_a],
         ReplicationSettings::default(),
     );
-    let apps = reqwest::Client::new()
-        .get(format!("{}apps/STOCK", b.eureka()))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(apps.status(), 200);
+    let request = reqwest::Client::new()
+        .get(format!("{}apps/STOCK", b.eureka_url()))
+        .header("Accept", "application/json");
+    let apps = send_expecting(request, 200).await;
     let app = json::decode_application(&apps.bytes().await.unwrap()).unwrap();
     assert_eq!(app.instances.len(), 300);
     assert!(b.server.replication().is_synced());
@@ -413,24 +310,15 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
         |l: &TcpListener| format!("http://peer:s3cret@{}/eureka/", l.local_addr().unwrap());
     let (url_a, url_b) = (auth_url(&ls[0]), auth_url(&ls[1]));
     let secured = |peer: String, listener: TcpListener| {
-        let base = url_of(&listener);
-        let server = Server::new(ServerConfig {
+        let config = ServerConfig {
             peers: vec![peer],
             basic_auth: Some(discovery_server::config::BasicAuth {
                 username: "peer".into(),
                 password: "s3cret".into(),
             }),
             ..ServerConfig::default()
-        });
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(server.clone().serve(listener, async {
-            let _ = rx.await;
-        }));
-        Node {
-            server,
-            base,
-            stop: Some(tx),
-        }
+        };
+        Running::serve(listener, config)
     };
     let mut ls = ls.into_iter();
     let a = secured(url_b, ls.next().unwrap());
@@ -439,7 +327,7 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
         .node()
         .register(instance("SECURE", "s-1"), Origin::Local);
     eventually(WITHIN, "replicated with Basic auth", || async {
-        has(&b, "SECURE", "s-1", |_| true).await
+        has(&b, "SECURE", "s-1", |_| true)
     })
     .await;
     assert!(
@@ -454,38 +342,34 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_node_flushes_what_it_has_not_sent_yet() {
     let ls = listeners(2).await;
-    let (url_a, url_b) = (
-        format!("{}/eureka/", url_of(&ls[0])),
-        format!("{}/eureka/", url_of(&ls[1])),
-    );
+    let (url_a, url_b) = (eureka_url_of(&ls[0]), eureka_url_of(&ls[1]));
     let mut ls = ls.into_iter();
     let (la, lb) = (ls.next().unwrap(), ls.next().unwrap());
     let b = start(lb, vec![url_a], ReplicationSettings::default());
     // A holds every batch back for a minute...
-    let a = Server::new(ServerConfig {
-        peers: vec![url_b],
-        replication: ReplicationSettings {
+    let a = start(
+        la,
+        vec![url_b],
+        ReplicationSettings {
             max_batch_delay: Duration::from_secs(60),
             ..ReplicationSettings::default()
         },
-        ..ServerConfig::default()
-    });
-    let (tx, rx) = oneshot::channel::<()>();
-    let serving = tokio::spawn(a.clone().serve(la, async {
-        let _ = rx.await;
-    }));
-    eventually(WITHIN, "A synced", || async { a.replication().is_synced() }).await;
-    a.node().register(instance("LAST", "l-1"), Origin::Local);
-    a.node().cancel("LAST", "l-1", Origin::Local);
-    a.node().register(instance("LAST", "l-2"), Origin::Local);
+    );
+    let server = a.server.clone();
+    eventually(WITHIN, "A synced", || async {
+        server.replication().is_synced()
+    })
+    .await;
+    server
+        .node()
+        .register(instance("LAST", "l-1"), Origin::Local);
+    server.node().cancel("LAST", "l-1", Origin::Local);
+    server
+        .node()
+        .register(instance("LAST", "l-2"), Origin::Local);
     assert!(b.server.node().registry().instance("LAST", "l-2").is_none());
     // ...but sends them when it stops.
-    tx.send(()).unwrap();
-    tokio::time::timeout(WITHIN, serving)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(has(&b, "LAST", "l-2", |_| true).await);
+    tokio::time::timeout(WITHIN, a.stop()).await.unwrap();
+    assert!(has(&b, "LAST", "l-2", |_| true));
     assert!(b.server.node().registry().instance("LAST", "l-1").is_none());
 }

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use cloud_protocol::eureka::json;
+use support::{Steps, eventually, instance, interop_python, send_expecting};
 use tokio::process::{Child, Command};
 
 const WITHIN: Duration = Duration::from_secs(15);
@@ -94,41 +95,17 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-fn instance(app: &str, id: &str) -> InstanceInfo {
-    InstanceInfo {
-        instance_id: id.into(),
-        host_name: format!("{id}.local"),
-        app: app.into(),
-        ip_addr: "10.0.0.7".into(),
-        status: InstanceStatus::Up,
-        port: PortWrapper::enabled(8080),
-        lease_info: Some(LeaseInfo {
-            renewal_interval_in_secs: 30,
-            duration_in_secs: 90,
-            ..LeaseInfo::default()
-        }),
-        ..InstanceInfo::default()
-    }
-}
-
 async fn register(http: &reqwest::Client, node: &Proc, id: &str) {
-    let r = http
+    let request = http
         .post(format!("{}apps/FLEET", node.eureka()))
         .header("Content-Type", "application/json")
-        .body(json::encode_instance(&instance("FLEET", id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "register {id}");
+        .body(json::encode_instance(&instance("FLEET", id)));
+    send_expecting(request, 204).await;
 }
 
 async fn renew(http: &reqwest::Client, node: &Proc, id: &str) {
-    let r = http
-        .put(format!("{}apps/FLEET/{id}?status=UP", node.eureka()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "renew {id}");
+    let request = http.put(format!("{}apps/FLEET/{id}?status=UP", node.eureka()));
+    send_expecting(request, 200).await;
 }
 
 /// The instance ids of an application on a node (empty when unknown).
@@ -220,12 +197,7 @@ async fn scenario() {
             renew(&http, owner, id).await;
         }
     }
-    let r = http
-        .delete(format!("{}apps/FLEET/a-0", b.eureka()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    send_expecting(http.delete(format!("{}apps/FLEET/a-0", b.eureka())), 200).await;
     expected.remove("a-0");
     converges(&http, &a, &expected).await;
     converges(&http, &b, &expected).await;
@@ -266,28 +238,17 @@ async fn scenario() {
             info.lease_info.map(|l| l.last_renewal_timestamp)
         }
     };
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while py(&a).await.is_none() || py(&b).await.is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "py client never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WITHIN, "py client registered on A and B", || async {
+        py(&a).await.is_some() && py(&b).await.is_some()
+    })
+    .await;
     a.kill().await;
     let killed_at = now_millis();
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        // Only the client itself can renew on B now.
-        if py(&b).await.is_some_and(|renewed| renewed > killed_at) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "heartbeats never failed over to B"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Only the client itself can renew on B now.
+    eventually(WITHIN, "heartbeats failed over to B", || async {
+        py(&b).await.is_some_and(|renewed| renewed > killed_at)
+    })
+    .await;
     client.kill().await.unwrap();
 }
 
@@ -313,45 +274,17 @@ async def main(servers):
 asyncio.run(main(sys.argv[1]))
 "#;
 
-fn python() -> PathBuf {
-    let venv = std::env::var_os("INTEROP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no interop venv at {}: run scripts/prereqs",
-        venv.display()
-    );
-    python
-}
-
 /// Starts py-eureka-client with `servers` and waits until it registered.
 async fn py_client(servers: &str) -> Child {
-    let mut child = Command::new(python())
+    let mut child = Command::new(interop_python())
         .args(["-c", PY_CLIENT, servers])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // The client logs on stdout too: skip to its step line.
-    let registered = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("STEP ") {
-                return line;
-            }
-        }
-        panic!("py client exited before registering");
-    };
-    let line = tokio::time::timeout(WITHIN, registered)
-        .await
-        .expect("py client start deadline");
-    assert_eq!(line, "STEP registered");
-    // Keep draining its logs so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut steps = Steps::new(child.stdout.take().unwrap());
+    assert_eq!(steps.next(WITHIN).await, "registered");
+    tokio::spawn(steps.drain());
     child
 }

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::Running;
+use support::{Running, send_expecting};
 
 const BODY: &str = r#"{"instance":{"instanceId":"w-1","hostName":"w.local","app":"WATCHED","ipAddr":"127.0.0.1",
   "status":"UP","port":{"$":8080,"@enabled":"true"},
@@ -39,28 +39,18 @@ async fn a_watcher_sees_register_and_cancel_within_100_ms() {
     until_event(&mut stream, &mut seen, "event: hello").await;
 
     let started = tokio::time::Instant::now();
-    let status = client
+    let register = client
         .post(running.url("/eureka/apps/WATCHED"))
         .header("Content-Type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+        .body(BODY);
+    send_expecting(register, 204).await;
     until_event(&mut stream, &mut seen, r#""instanceId":"w-1""#).await;
     let registered_after = started.elapsed();
     assert!(seen.contains(r#""action":"Register""#), "{seen}");
 
     seen.clear();
     let started = tokio::time::Instant::now();
-    let status = client
-        .delete(running.url("/eureka/apps/WATCHED/w-1"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    send_expecting(client.delete(running.url("/eureka/apps/WATCHED/w-1")), 200).await;
     until_event(&mut stream, &mut seen, r#""action":"Cancel""#).await;
     let cancelled_after = started.elapsed();
 

@@ -1,14 +1,19 @@
 //! Shared by the integration tests: a server on a loopback port that stops
-//! when dropped, and polling with a deadline.
+//! when dropped, polling with a deadline, an instance to register, HTTP
+//! shortcuts, and the interop venv's Python with the step lines its client
+//! scripts print.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
 use discovery_server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// A server running in-process on `127.0.0.1:0`.
@@ -21,7 +26,13 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) async fn start(config: ServerConfig) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Running::serve(listener, config)
+    }
+
+    /// Serves on a listener bound beforehand, so that its address can be
+    /// given to peers before it starts.
+    pub(crate) fn serve(listener: TcpListener, config: ServerConfig) -> Running {
         let addr = listener.local_addr().unwrap();
         let server = Server::new(config);
         let (tx, rx) = oneshot::channel::<()>();
@@ -61,6 +72,80 @@ impl Drop for Running {
             let _ = tx.send(());
         }
     }
+}
+
+/// `http://ADDR/eureka/` for a bound listener.
+pub(crate) fn eureka_url_of(listener: &TcpListener) -> String {
+    format!("http://{}/eureka/", listener.local_addr().unwrap())
+}
+
+/// An `UP` instance with a 30 s renewal interval and a 90 s lease.
+pub(crate) fn instance(app: &str, id: &str) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: id.into(),
+        host_name: format!("{id}.local"),
+        app: app.into(),
+        ip_addr: "10.1.2.3".into(),
+        status: InstanceStatus::Up,
+        port: PortWrapper::enabled(8080),
+        vip_address: Some(app.to_lowercase()),
+        lease_info: Some(LeaseInfo {
+            renewal_interval_in_secs: 30,
+            duration_in_secs: 90,
+            ..LeaseInfo::default()
+        }),
+        ..InstanceInfo::default()
+    }
+}
+
+/// Sends `request` and checks the response status.
+pub(crate) async fn send_expecting(
+    request: reqwest::RequestBuilder,
+    status: u16,
+) -> reqwest::Response {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), status, "{}", response.url());
+    response
+}
+
+/// The body of `GET url` as text.
+pub(crate) async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// Where `scripts/prereqs` put an interop tool: `$env` when set, else
+/// `<workspace>/target/<under_target>`.
+fn prereq_dir(env: &str, under_target: &str) -> PathBuf {
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(under_target)
+    })
+}
+
+/// The interop venv's Python (`$INTEROP_VENV`, else
+/// `<workspace>/target/interop-venv`).
+pub(crate) fn interop_python() -> PathBuf {
+    let venv = prereq_dir("INTEROP_VENV", "interop-venv");
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no interop venv at {}: run scripts/prereqs",
+        venv.display()
+    );
+    python
+}
+
+/// The `node_modules` holding eureka-js-client (`$INTEROP_NODE_MODULES`,
+/// else `<workspace>/target/interop-node/node_modules`).
+pub(crate) fn interop_node_modules() -> PathBuf {
+    let dir = prereq_dir("INTEROP_NODE_MODULES", "interop-node/node_modules");
+    assert!(
+        dir.join("eureka-js-client").is_dir(),
+        "no eureka-js-client under {}: run scripts/prereqs",
+        dir.display()
+    );
+    dir
 }
 
 /// Polls `check` every 20 ms until it holds or `within` passes.
@@ -113,5 +198,11 @@ impl<R: AsyncRead + Unpin> Steps<R> {
         })
         .await
         .expect("client step deadline")
+    }
+
+    /// Reads and drops the rest of the output, so that the process never
+    /// blocks on a full pipe.
+    pub(crate) async fn drain(mut self) {
+        while let Ok(Some(_)) = self.lines.next_line().await {}
     }
 }
