@@ -18,13 +18,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "shared/fixture.rs"]
+mod fixture;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper, json};
+use cloud_protocol::eureka::{InstanceInfo, LeaseInfo, json};
+use fixture::{instance, renew_uri, rss_kib};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_util::client::legacy::Client;
@@ -84,53 +88,11 @@ fn client() -> HttpClient {
         .build(connector)
 }
 
-fn instance(i: u64) -> InstanceInfo {
-    let app = format!("SERVICE-{}", i % 100);
-    let host = format!("host-{i}.example.internal");
-    InstanceInfo {
-        instance_id: format!("{host}:{}:8080", app.to_lowercase()),
-        host_name: host.clone(),
-        app: app.clone(),
-        ip_addr: format!("10.{}.{}.{}", i / 65536 % 256, (i / 256) % 256, i % 256),
-        status: InstanceStatus::Up,
-        port: PortWrapper::enabled(8080),
-        secure_port: PortWrapper::disabled(443),
-        lease_info: Some(LeaseInfo {
-            renewal_interval_in_secs: 1,
-            duration_in_secs: 90,
-            ..LeaseInfo::default()
-        }),
-        metadata: [("management.port".to_owned(), "8080".to_owned())].into(),
-        home_page_url: Some(format!("http://{host}:8080/")),
-        status_page_url: Some(format!("http://{host}:8080/actuator/info")),
-        health_check_url: Some(format!("http://{host}:8080/actuator/health")),
-        vip_address: Some(app.to_lowercase()),
-        secure_vip_address: Some(app.to_lowercase()),
-        ..InstanceInfo::default()
-    }
-}
-
-fn renew_uri(base: &str, i: u64) -> String {
-    let app = i % 100;
-    format!(
-        "{base}/eureka/apps/SERVICE-{app}/host-{i}.example.internal:service-{app}:8080?status=UP"
-    )
-}
-
 async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, usize) {
     let response = client.request(req).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, body.len())
-}
-
-fn rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Runs `work(worker, index)` for indexes `range` over `connections`
@@ -172,7 +134,13 @@ async fn register_range(
     parallel(connections, range, move |i| {
         let (client, base) = (client.clone(), base.clone());
         async move {
-            let info = instance(i);
+            let info = InstanceInfo {
+                lease_info: Some(LeaseInfo {
+                    renewal_interval_in_secs: 1,
+                    ..LeaseInfo::default()
+                }),
+                ..instance(i)
+            };
             let req = Request::post(format!("{base}/eureka/apps/{}", info.app))
                 .header("Content-Type", "application/json")
                 .body(Full::new(Bytes::from(json::encode_instance(&info))))
@@ -280,6 +248,35 @@ async fn warm_up(client: &HttpClient, base: &str, workers: u64) {
 
 /// Times full fetches (JSON, gzip) of an unchanged registry: the first one
 /// (built after the last change) and then `rounds` more.
+/// Resident bytes per instance grown from `before_kib` to `after_kib`.
+fn bytes_per_instance(before_kib: u64, after_kib: u64, instances: u64) -> f64 {
+    (after_kib.saturating_sub(before_kib) * 1024) as f64 / instances as f64
+}
+
+/// Times `rounds` full fetches from the server holding `count` instances,
+/// then prints them and the server's resident memory per instance.
+async fn fetch_and_report(
+    client: &HttpClient,
+    server: &str,
+    pid: &str,
+    rounds: usize,
+    count: u64,
+    rss_before: u64,
+) {
+    let (first, times, len) = full_fetch(client, server, rounds).await;
+    let rss = rss_kib(pid);
+    println!(
+        "full fetch at {count}: first after change {:.2} ms, unchanged p50 {} µs, p99 {} µs ({len} B gzip)",
+        first.as_secs_f64() * 1e3,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+    println!(
+        "resident memory at {count}: {:.0} B per instance ({rss_before} KiB -> {rss} KiB)",
+        bytes_per_instance(rss_before, rss, count),
+    );
+}
+
 async fn full_fetch(client: &HttpClient, base: &str, rounds: usize) -> (Duration, Vec<u32>, usize) {
     let req = || {
         Request::get(format!("{base}/eureka/apps"))
@@ -422,7 +419,7 @@ async fn run() {
     println!(
         "registered {n} instances in {:.2} s; resident memory {:.0} B per instance",
         t.elapsed().as_secs_f64(),
-        (rss_kib(&pid).saturating_sub(rss_before) * 1024) as f64 / n as f64
+        bytes_per_instance(rss_before, rss_kib(&pid), n)
     );
 
     for (name, base) in [("discovery-server", &server), ("bare hyper", &ceiling)] {
@@ -435,25 +432,11 @@ async fn run() {
         );
     }
 
-    let rss_renewing = rss_kib(&pid);
-    let (first, times, len) = full_fetch(&client, &server, 50).await;
-    let rss_n = rss_kib(&pid);
     println!(
         "resident memory at {n} after the renewals, before any fetch: {:.0} B per instance",
-        (rss_renewing.saturating_sub(rss_before) * 1024) as f64 / n as f64
+        bytes_per_instance(rss_before, rss_kib(&pid), n)
     );
-    println!(
-        "full fetch at {n}: first after change {:.2} ms, unchanged p50 {} µs, p99 {} µs ({len} B gzip)",
-        first.as_secs_f64() * 1e3,
-        percentile(&times, 0.5),
-        percentile(&times, 0.99)
-    );
-    println!(
-        "resident memory at {n}: {:.0} B per instance ({} KiB -> {} KiB)",
-        (rss_n.saturating_sub(rss_before) * 1024) as f64 / n as f64,
-        rss_before,
-        rss_n
-    );
+    fetch_and_report(&client, &server, &pid, 50, n, rss_before).await;
 
     // Saturation: ours and the ceiling in alternating one-second slices,
     // so that bursts of other work on the machine hit both alike.
@@ -485,19 +468,6 @@ async fn run() {
             "registered up to {big} instances in {:.2} s",
             t.elapsed().as_secs_f64()
         );
-        let (first, times, len) = full_fetch(&client, &server, 20).await;
-        let rss_big = rss_kib(&pid);
-        println!(
-            "full fetch at {big}: first after change {:.2} ms, unchanged p50 {} µs, p99 {} µs ({len} B gzip)",
-            first.as_secs_f64() * 1e3,
-            percentile(&times, 0.5),
-            percentile(&times, 0.99)
-        );
-        println!(
-            "resident memory at {big}: {:.0} B per instance ({} KiB -> {} KiB)",
-            (rss_big.saturating_sub(rss_before) * 1024) as f64 / big as f64,
-            rss_before,
-            rss_big
-        );
+        fetch_and_report(&client, &server, &pid, 20, big, rss_before).await;
     }
 }
