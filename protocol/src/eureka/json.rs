@@ -83,12 +83,7 @@ pub fn write_applications_document(out: &mut Vec<u8>, apps: &ApplicationsView<'_
     out.extend_from_slice(b"\",\"apps__hashcode\":");
     push_str(out, apps.apps_hashcode);
     out.extend_from_slice(b",\"application\":[");
-    for (i, app) in apps.applications.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_application(out, app);
-    }
+    push_separated(out, &apps.applications, write_application);
     out.extend_from_slice(b"]}}");
 }
 
@@ -110,12 +105,7 @@ fn write_application(out: &mut Vec<u8>, app: &ApplicationView<'_>) {
     out.extend_from_slice(b"{\"name\":");
     push_str(out, app.name);
     out.extend_from_slice(b",\"instance\":[");
-    for (i, inst) in app.instances.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_instance(out, *inst);
-    }
+    push_separated(out, &app.instances, |out, inst| write_instance(out, *inst));
     out.extend_from_slice(b"]}");
 }
 
@@ -201,28 +191,20 @@ pub fn write_instance(out: &mut Vec<u8>, view: InstanceView<'_>) {
 
 fn write_lease(out: &mut Vec<u8>, l: &LeaseInfo) {
     out.extend_from_slice(b",\"leaseInfo\":{");
-    for (n, (name, value)) in lease_fields(l).into_iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    push_separated(out, lease_fields(l), |out, (name, value)| {
+        push_key(out, name);
         push_int(out, value);
-    }
+    });
     out.push(b'}');
 }
 
 fn write_map(out: &mut Vec<u8>, map: &super::metadata::Metadata) {
     out.push(b'{');
-    for (n, (k, v)) in map.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
+    push_separated(out, map.iter(), |out, (k, v)| {
         push_str(out, k);
         out.push(b':');
         push_str(out, v);
-    }
+    });
     out.push(b'}');
 }
 
@@ -234,10 +216,29 @@ fn field_str(out: &mut Vec<u8>, name: &str, value: &str, comma: bool) {
     if comma {
         out.push(b',');
     }
+    push_key(out, name);
+    push_str(out, value);
+}
+
+/// Appends `"name":`.
+fn push_key(out: &mut Vec<u8>, name: &str) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
-    push_str(out, value);
+}
+
+/// Appends `items`, each written by `write`, separated by commas.
+fn push_separated<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    for (n, item) in items.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
 }
 
 pub(crate) fn push_int(out: &mut Vec<u8>, n: i64) {
