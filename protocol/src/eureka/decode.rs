@@ -85,6 +85,24 @@ pub(crate) fn as_list(v: Option<&Value>) -> Vec<&Value> {
     }
 }
 
+/// Decodes with `decode` each object of the `key` list in `m` (one object
+/// stands for a list of one); an item that is not an object is an error.
+fn objects<T>(
+    m: &Map<String, Value>,
+    key: &str,
+    decode: impl Fn(&Map<String, Value>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    as_list(m.get(key))
+        .into_iter()
+        .map(|item| {
+            let obj = item
+                .as_object()
+                .ok_or_else(|| DecodeError::Shape(format!("{key} is not an object")))?;
+            decode(obj)
+        })
+        .collect()
+}
+
 /// The object under `key` when `v` is a wrapper `{key: {...}}`, else `v`
 /// itself when it is an object.
 pub(crate) fn unwrap_object<'a>(
@@ -259,13 +277,7 @@ pub(crate) fn instance_document(v: &Value) -> Result<InstanceInfo, DecodeError> 
 /// Decodes one application object (no wrapper).
 pub(crate) fn application(m: &Map<String, Value>) -> Result<Application, DecodeError> {
     let name = non_blank(m.get("name")).unwrap_or_default();
-    let mut instances = Vec::new();
-    for item in as_list(m.get("instance")) {
-        let obj = item
-            .as_object()
-            .ok_or_else(|| DecodeError::Shape("instance is not an object".to_owned()))?;
-        instances.push(instance(obj)?);
-    }
+    let instances = objects(m, "instance", instance)?;
     Ok(Application { name, instances })
 }
 
@@ -277,13 +289,7 @@ pub(crate) fn application_document(v: &Value) -> Result<Application, DecodeError
 /// Decodes `{"applications":{...}}` or a bare applications object.
 pub(crate) fn applications_document(v: &Value) -> Result<Applications, DecodeError> {
     let m = unwrap_object(v, "applications")?;
-    let mut applications = Vec::new();
-    for item in as_list(m.get("application")) {
-        let obj = item
-            .as_object()
-            .ok_or_else(|| DecodeError::Shape("application is not an object".to_owned()))?;
-        applications.push(application(obj)?);
-    }
+    let applications = objects(m, "application", application)?;
     Ok(Applications {
         version_delta: integer(m.get("versions__delta"), "versions__delta")?.unwrap_or(0),
         apps_hashcode: text(m.get("apps__hashcode")).unwrap_or_default(),
