@@ -694,7 +694,11 @@ impl Registry {
             expected_renews_per_min: expected,
             renews_threshold: threshold,
             renews_last_min: renews,
-            lease_expiration_enabled: !enabled || (threshold > 0 && renews > threshold),
+            // Eureka's rule, except that an empty registry (nothing to
+            // expire, nothing expected) is not reported as preserving.
+            lease_expiration_enabled: !enabled
+                || expected_milli == 0
+                || (threshold > 0 && renews > threshold),
         }
     }
 

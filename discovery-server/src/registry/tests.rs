@@ -150,6 +150,17 @@ fn self_preservation_holds_expired_leases_when_renewals_drop_below_threshold() {
 }
 
 #[test]
+fn an_empty_registry_is_not_reported_as_preserving() {
+    let (r, _) = registry(true);
+    assert!(!r.preservation().is_active());
+    r.register(instance("A", "a-1"), Origin::Local);
+    // One instance that has not renewed yet: Eureka's rule holds it.
+    assert!(r.preservation().is_active());
+    r.cancel("A", "a-1", Origin::Local);
+    assert!(!r.preservation().is_active());
+}
+
+#[test]
 fn self_preservation_off_evicts_expired_leases() {
     let (r, clock) = registry(false);
     for i in 0..10 {
