@@ -37,6 +37,11 @@ impl Lease {
             .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
     }
 
+    /// When this lease began (the registration it belongs to).
+    pub(super) fn registration(&self) -> i64 {
+        self.registration
+    }
+
     /// Expired once its duration has passed since the last renewal.
     pub(super) fn is_expired(&self, now: i64) -> bool {
         now > self

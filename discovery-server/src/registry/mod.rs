@@ -293,14 +293,48 @@ impl Registry {
         }
     }
 
-    fn interval_milli(info: &InstanceInfo, settings: &RegistrySettings) -> u64 {
+    fn interval_secs(info: &InstanceInfo, settings: &RegistrySettings) -> u64 {
         let secs = info
             .lease_info
             .map_or(settings.default_renewal_interval_secs, |l| {
                 l.renewal_interval_in_secs
             })
             .max(1);
-        60_000 / u64::from(secs)
+        u64::from(secs)
+    }
+
+    /// Renewals a minute the instance is expected to send, in thousandths.
+    fn interval_milli(info: &InstanceInfo, settings: &RegistrySettings) -> u64 {
+        60_000 / Self::interval_secs(info, settings)
+    }
+
+    /// Renewals that instances registered less than a minute ago could not
+    /// have sent yet, in thousandths: a young instance is expected to have
+    /// renewed once per interval it has lived, not at its full rate. Found
+    /// from the registrations in the change queue, each counted only while
+    /// that registration is still the instance's lease.
+    fn unearned_renews_milli(&self, inner: &Inner, now: i64) -> u64 {
+        let window_start = now - rate::WINDOW_MILLIS;
+        inner
+            .changes
+            .iter()
+            .rev()
+            .take_while(|c| c.at > window_start)
+            .filter(|c| c.lease.registration_timestamp == c.at)
+            .filter(|c| {
+                inner
+                    .apps
+                    .get(app_key(&c.instance.app).as_ref())
+                    .and_then(|m| m.get(c.instance.instance_id.as_str()))
+                    .is_some_and(|e| e.lease.registration() == c.at)
+            })
+            .map(|c| {
+                let secs = Self::interval_secs(&c.instance, &self.settings);
+                let age_millis = u64::try_from(now - c.at).unwrap_or(0);
+                let earned = age_millis / (secs * 1000) * 1000;
+                Self::interval_milli(&c.instance, &self.settings).saturating_sub(earned)
+            })
+            .sum()
     }
 
     /// Registers (or re-registers) an instance. The app name is upper-cased;
@@ -677,14 +711,17 @@ impl Registry {
 
     /// Self-preservation figures now. The expected rate is recomputed from
     /// the registered instances on every register, cancel and eviction, so
-    /// it follows scale-downs instead of sticking.
+    /// it follows scale-downs instead of sticking; an instance registered
+    /// less than a minute ago counts only the renewals it could have sent.
     pub fn preservation(&self) -> PreservationState {
         let now = self.clock.now_millis();
-        let expected_milli = self.inner.read().expected_renews_milli;
-        self.preservation_from(expected_milli, now)
+        self.preservation_from(&self.inner.read(), now)
     }
 
-    fn preservation_from(&self, expected_milli: u64, now: i64) -> PreservationState {
+    fn preservation_from(&self, inner: &Inner, now: i64) -> PreservationState {
+        let expected_milli = inner
+            .expected_renews_milli
+            .saturating_sub(self.unearned_renews_milli(inner, now));
         let expected = expected_milli as f64 / 1000.0;
         let threshold = (expected * self.settings.renewal_percent_threshold).floor() as u64;
         let renews = self.renews.last_minute(now);
@@ -694,8 +731,8 @@ impl Registry {
             expected_renews_per_min: expected,
             renews_threshold: threshold,
             renews_last_min: renews,
-            // Eureka's rule, except that an empty registry (nothing to
-            // expire, nothing expected) is not reported as preserving.
+            // Eureka's rule, except that nothing expected (an empty or
+            // just-registered registry) is not reported as preserving.
             lease_expiration_enabled: !enabled
                 || expected_milli == 0
                 || (threshold > 0 && renews > threshold),
@@ -712,10 +749,7 @@ impl Registry {
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         self.purge_changes(inner, now);
-        if !self
-            .preservation_from(inner.expected_renews_milli, now)
-            .lease_expiration_enabled
-        {
+        if !self.preservation_from(inner, now).lease_expiration_enabled {
             return Vec::new();
         }
         let mut expired: Vec<(Arc<str>, Arc<str>)> = inner

@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 const BUCKETS: usize = 60;
 
+/// The span the counter covers, in milliseconds.
+pub(crate) const WINDOW_MILLIS: i64 = BUCKETS as i64 * 1000;
+
 /// A sliding one-minute counter.
 #[derive(Debug)]
 pub(crate) struct MinuteRate {

@@ -154,10 +154,52 @@ fn an_empty_registry_is_not_reported_as_preserving() {
     let (r, _) = registry(true);
     assert!(!r.preservation().is_active());
     r.register(instance("A", "a-1"), Origin::Local);
-    // One instance that has not renewed yet: Eureka's rule holds it.
-    assert!(r.preservation().is_active());
     r.cancel("A", "a-1", Origin::Local);
     assert!(!r.preservation().is_active());
+}
+
+#[test]
+fn fresh_registrations_are_expected_to_renew_only_for_the_time_they_have_lived() {
+    let (r, clock) = registry(true);
+    for i in 0..10 {
+        r.register(instance("A", &format!("a-{i}")), Origin::Local);
+    }
+    // Just registered: no renewal is due yet, so nothing is missing
+    // (Eureka would expect 20 a minute at once and report preservation).
+    clock.advance(1_000);
+    let state = r.preservation();
+    assert_eq!(state.expected_renews_per_min, 0.0);
+    assert!(!state.is_active());
+    // 31 s in, one renewal each is due; all arrived.
+    clock.advance(30_000);
+    for i in 0..10 {
+        assert!(renew(&r, "A", &format!("a-{i}")));
+    }
+    let state = r.preservation();
+    assert_eq!(state.expected_renews_per_min, 10.0);
+    assert!(!state.is_active());
+    // A minute in, the full rate is expected; without the second round of
+    // renewals the registry preserves, as Eureka's rule says.
+    clock.advance(30_000);
+    let state = r.preservation();
+    assert_eq!(state.expected_renews_per_min, 20.0);
+    assert!(state.is_active());
+}
+
+#[test]
+fn a_young_instance_beside_dead_old_ones_does_not_unlock_evictions() {
+    let (r, clock) = registry(true);
+    for i in 0..10 {
+        r.register(instance("A", &format!("a-{i}")), Origin::Local);
+    }
+    // The old ten go silent (a partition); one newcomer registers.
+    clock.advance(120_000);
+    r.register(instance("A", "new"), Origin::Local);
+    clock.advance(1_000);
+    let state = r.preservation();
+    assert_eq!(state.expected_renews_per_min, 20.0);
+    assert!(state.is_active());
+    assert!(r.evict().is_empty());
 }
 
 #[test]
@@ -205,9 +247,11 @@ fn self_preservation_is_recomputed_on_eviction_so_it_never_sticks() {
 
 #[test]
 fn cancel_removes_and_recomputes_expected_renewals() {
-    let (r, _) = registry(true);
+    let (r, clock) = registry(true);
     r.register(instance("A", "a-1"), Origin::Local);
     r.register(instance("A", "a-2"), Origin::Local);
+    // Past their first minute, both count at their full rate.
+    clock.advance(60_000);
     assert_eq!(r.preservation().expected_renews_per_min, 4.0);
     let ev = r.cancel("a", "a-1", Origin::Local).unwrap();
     assert_eq!(ev.action, EventAction::Cancel);
