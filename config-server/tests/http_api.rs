@@ -242,6 +242,12 @@ async fn cve_2020_5410_encoded_traversal_in_the_application_name() {
 async fn cve_2026_22739_profile_substitution() {
     let f = fixture().await;
     for uri in [
+        // The published scanner payloads: profile substitution into a
+        // native search location.
+        "/application/..%2F..%2F..%2F..%2F..%2Fetc",
+        "/application/..%2F..%2F..%2F..%2F..%2Fetc/main",
+        "/application/..%252F..%252F..%252F..%252F..%252Fetc",
+        "/application/default%2C..%2F..%2F..%2F..%2F..%2Fetc",
         "/foo/..%2F..%2F..%2Fetc%2Fpasswd",
         "/foo/..%252F..%252Fetc",
         "/foo/file:%2F%2F%2Fetc%2F",
