@@ -298,10 +298,7 @@ async fn encrypt_for(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match check_named_crypto_path(&uri) {
-        Ok(()) => encrypt(State(st), headers, body).await,
-        Err(e) => e.into_response(),
-    }
+    when_named_path_is_valid(&uri, encrypt(State(st), headers, body)).await
 }
 
 async fn decrypt_for(
@@ -310,8 +307,16 @@ async fn decrypt_for(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match check_named_crypto_path(&uri) {
-        Ok(()) => decrypt(State(st), headers, body).await,
+    when_named_path_is_valid(&uri, decrypt(State(st), headers, body)).await
+}
+
+/// Answers with `answer` once the names in `uri` pass the usual checks.
+async fn when_named_path_is_valid(
+    uri: &Uri,
+    answer: impl std::future::Future<Output = Response>,
+) -> Response {
+    match check_named_crypto_path(uri) {
+        Ok(()) => answer.await,
         Err(e) => e.into_response(),
     }
 }
