@@ -125,9 +125,15 @@ fn render_error(st: &AppState, e: RenderError) -> AppError {
     }
 }
 
+/// How much of a refused body is still read (and dropped) so that the
+/// client, still sending, gets the 413 instead of a reset connection.
+/// Larger bodies are refused without reading them.
+const REFUSED_BODY_DRAIN: u64 = 4 << 20;
+
 /// Reads a request body of at most `limit` bytes (`setting` names the
-/// bound). A larger body is refused as soon as its `Content-Length` or its
-/// bytes so far exceed the bound, before the rest is read.
+/// bound). A larger body is refused (413) as soon as its `Content-Length`
+/// or its bytes so far exceed the bound; the rest is read and dropped up to
+/// [`REFUSED_BODY_DRAIN`] bytes, never kept.
 async fn read_body(
     st: &AppState,
     body: Body,
@@ -146,20 +152,30 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > REFUSED_BODY_DRAIN) {
         return Err(too_large());
     }
     let mut stream = body.into_data_stream();
     let mut out = bytes::BytesMut::new();
+    let mut seen = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             tracing::debug!(error = %e, "request body could not be read");
             AppError::new(StatusCode::BAD_REQUEST, "request body could not be read")
         })?;
-        if out.len() + chunk.len() > limit {
-            return Err(too_large());
+        seen += chunk.len() as u64;
+        if seen > REFUSED_BODY_DRAIN {
+            break;
         }
-        out.extend_from_slice(&chunk);
+        if seen <= limit as u64 {
+            out.extend_from_slice(&chunk);
+        } else {
+            // Over the bound: keep reading only to drain.
+            out.clear();
+        }
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
     }
     Ok(out.freeze())
 }
