@@ -111,6 +111,37 @@ async fn json_error(resp: reqwest::Response, status: StatusCode) -> Value {
     body
 }
 
+/// Expects a 400 JSON error whose message names `setting`.
+async fn refused_naming_setting(resp: reqwest::Response, setting: &str) {
+    let err = json_error(resp, StatusCode::BAD_REQUEST).await;
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains(setting), "{err}");
+}
+
+/// GETs `path` and expects a 400 whose message names `setting`.
+async fn refused_naming(server: &TestServer, path: &str, setting: &str) {
+    let resp = within_budget(client().get(server.url(path))).await;
+    refused_naming_setting(resp, setting).await;
+}
+
+/// `count` names `{prefix}0`, `{prefix}1`, ... joined with commas.
+fn name_list(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("{prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The `propertySources[].name` of an environment.
+fn source_names(env: &Value) -> Vec<&str> {
+    env["propertySources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect()
+}
+
 /// The value of `config_server_limit_rejections_total{reason=...}`.
 async fn limit_count(server: &TestServer, reason: &str) -> u64 {
     let text = reqwest::get(server.url("/actuator/prometheus"))
@@ -159,14 +190,7 @@ async fn a_monitor_path_with_ten_thousand_dashes_is_refused_at_once() {
     let (server, _dir) = native_server(&[], |_| {}).await;
     let body = format!("path={}.yml", vec!["a"; 10_000].join("-"));
     let resp = within_budget(form_post(&server, "/monitor", body.into_bytes())).await;
-    let err = json_error(resp, StatusCode::BAD_REQUEST).await;
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_monitor_names_per_path"),
-        "{err}"
-    );
+    refused_naming_setting(resp, "max_monitor_names_per_path").await;
     assert_eq!(limit_count(&server, "monitor_names_per_path").await, 1);
 
     // Ordinary webhooks are answered as before, Spring's names included.
@@ -203,7 +227,7 @@ async fn large_monitor_bodies_are_refused_and_health_stays_responsive() {
     // Within the body bound but naming too many paths.
     let many = format!("path={}", "x.yml&path=".repeat(2000)).into_bytes();
     let resp = within_budget(form_post(&server, "/monitor", many)).await;
-    json_error(resp, StatusCode::BAD_REQUEST).await;
+    refused_naming_setting(resp, "max_monitor_paths").await;
     assert_eq!(limit_count(&server, "monitor_paths").await, 1);
 }
 
@@ -244,15 +268,7 @@ async fn exponential_placeholders_without_a_cycle_stop_at_the_output_bound() {
         yaml.push_str(&format!("k{i}: \"${{k{0}}}${{k{0}}}\"\n", i - 1));
     }
     let (server, _dir) = native_server(&[("boom.yml", &yaml)], |_| {}).await;
-    let resp = within_budget(client().get(server.url("/boom-default.yml"))).await;
-    let err = json_error(resp, StatusCode::BAD_REQUEST).await;
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_placeholder_"),
-        "{err}"
-    );
+    refused_naming(&server, "/boom-default.yml", "max_placeholder_").await;
 }
 
 // Item 7: list lengths and work per request are capped.
@@ -260,28 +276,16 @@ async fn exponential_placeholders_without_a_cycle_stop_at_the_output_bound() {
 #[tokio::test]
 async fn thousands_of_applications_and_profiles_are_refused_at_once() {
     let (server, _dir) = native_server(&[("application.yml", "a: 1\n")], |_| {}).await;
-    let apps: Vec<String> = (0..4000).map(|i| format!("app{i}")).collect();
-    let profiles: Vec<String> = (0..4000).map(|i| format!("p{i}")).collect();
-    let path = format!("/{}/{}", apps.join(","), profiles.join(","));
-    let resp = within_budget(client().get(server.url(&path))).await;
-    let err = json_error(resp, StatusCode::BAD_REQUEST).await;
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_applications_per_request"),
-        "{err}"
-    );
-    let path = format!("/foo/{}", profiles[..33].join(","));
-    let resp = within_budget(client().get(server.url(&path))).await;
-    json_error(resp, StatusCode::BAD_REQUEST).await;
-    let path = format!("/foo-{}.yml", profiles[..33].join(","));
-    let resp = within_budget(client().get(server.url(&path))).await;
-    json_error(resp, StatusCode::BAD_REQUEST).await;
+    let path = format!("/{}/{}", name_list("app", 4000), name_list("p", 4000));
+    refused_naming(&server, &path, "max_applications_per_request").await;
+    let path = format!("/foo/{}", name_list("p", 33));
+    refused_naming(&server, &path, "max_profiles_per_request").await;
+    let path = format!("/foo-{}.yml", name_list("p", 33));
+    refused_naming(&server, &path, "max_profiles_per_request").await;
     assert_eq!(limit_count(&server, "applications").await, 1);
     assert_eq!(limit_count(&server, "profiles").await, 2);
     // At the bounds, answered.
-    let path = format!("/{}/{}", apps[..16].join(","), profiles[..32].join(","));
+    let path = format!("/{}/{}", name_list("app", 16), name_list("p", 32));
     let env = server.json(&path).await;
     assert_eq!(env["propertySources"][0]["source"]["a"], 1);
 }
@@ -292,23 +296,11 @@ async fn search_paths_that_multiply_lookups_are_capped() {
         s.search_paths = vec!["{application}/{profile}".into()];
     })
     .await;
-    let apps: Vec<String> = (0..16).map(|i| format!("app{i}")).collect();
-    let profiles: Vec<String> = (0..32).map(|i| format!("p{i}")).collect();
-    let path = format!("/{}/{}", apps.join(","), profiles.join(","));
-    let resp = within_budget(client().get(server.url(&path))).await;
-    let err = json_error(resp, StatusCode::BAD_REQUEST).await;
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_file_lookups_per_request"),
-        "{err}"
-    );
+    let path = format!("/{}/{}", name_list("app", 16), name_list("p", 32));
+    refused_naming(&server, &path, "max_file_lookups_per_request").await;
     assert_eq!(limit_count(&server, "file_lookups").await, 1);
-    assert_eq!(
-        server.json("/foo/dev").await["propertySources"][0]["source"]["a"],
-        1
-    );
+    let env = server.json("/foo/dev").await;
+    assert_eq!(env["propertySources"][0]["source"]["a"], 1);
 }
 
 #[tokio::test]
@@ -425,14 +417,8 @@ async fn git_credentials_never_appear_in_answers_or_logs() {
     .json()
     .await
     .unwrap();
-    let names: Vec<&str> = env["propertySources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        source_names(&env),
         [
             format!("{SHOWN_URI}/foo.yml"),
             format!("{SHOWN_URI}/application.properties")
