@@ -29,7 +29,8 @@ pub struct Limits {
     pub file_lookups: usize,
     /// Deepest nesting of `${...}` placeholders.
     pub placeholder_depth: usize,
-    /// Most bytes placeholder resolution may produce for one request.
+    /// Most bytes placeholder resolution may produce for one request (and,
+    /// separately, read from the values it looks up).
     pub placeholder_output_bytes: usize,
     /// Most placeholders one request may substitute.
     pub placeholder_substitutions: usize,
@@ -172,6 +173,20 @@ mod tests {
         for (i, r) in LimitReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn settings_keys_fill_the_limits_and_missing_ones_keep_their_defaults() {
+        let s: Settings =
+            serde_yaml_ng::from_str("max_profiles_per_request: 3\nmax_monitor_paths: 7\n").unwrap();
+        let limits = Limits::from(&s);
+        assert_eq!(limits.profiles, 3);
+        assert_eq!(limits.monitor_paths, 7);
+        assert_eq!(limits.applications, 16);
+        assert_eq!(limits.monitor_body_bytes, 1 << 20);
+        assert_eq!(limits.crypto_body_bytes, 64 << 10);
+        assert_eq!(limits.placeholder_depth, 32);
+        assert_eq!(Limits::default(), Limits::from(&Settings::default()));
     }
 
     #[test]

@@ -74,8 +74,9 @@ pub struct Settings {
     /// Deepest nesting of `${...}` placeholders; deeper is a 400. Default
     /// is 32.
     pub max_placeholder_depth: usize,
-    /// Most bytes placeholder resolution may produce for one request; more
-    /// is a 400. Default is 4194304 (4 MiB).
+    /// Most bytes placeholder resolution may produce for one request (and,
+    /// separately, read from looked-up values); more is a 400. Default is
+    /// 4194304 (4 MiB).
     pub max_placeholder_output_bytes: usize,
     /// Most placeholders one request may substitute; more is a 400.
     /// Default is 100000.

@@ -53,6 +53,10 @@ impl PlaceholderError {
 pub(crate) struct Budget {
     max_depth: usize,
     output_left: usize,
+    /// Bytes of looked-up values that may still be read; bounded like the
+    /// output, so that a long value referred to many times cannot cost
+    /// more than the output bound allows.
+    read_left: usize,
     output_limit: usize,
     substitutions_left: usize,
     substitution_limit: usize,
@@ -64,23 +68,37 @@ impl Budget {
         Self {
             max_depth: limits.placeholder_depth,
             output_left: limits.placeholder_output_bytes,
+            read_left: limits.placeholder_output_bytes,
             output_limit: limits.placeholder_output_bytes,
             substitutions_left: limits.placeholder_substitutions,
             substitution_limit: limits.placeholder_substitutions,
         }
     }
 
+    fn output_exceeded(&self) -> LimitExceeded {
+        LimitExceeded::new(
+            LimitReason::PlaceholderOutput,
+            "max_placeholder_output_bytes",
+            self.output_limit,
+        )
+    }
+
     /// Appends `s` to `out` when the output budget allows it.
     fn emit(&mut self, out: &mut String, s: &str) -> Result<(), LimitExceeded> {
         if s.len() > self.output_left {
-            return Err(LimitExceeded::new(
-                LimitReason::PlaceholderOutput,
-                "max_placeholder_output_bytes",
-                self.output_limit,
-            ));
+            return Err(self.output_exceeded());
         }
         self.output_left -= s.len();
         out.push_str(s);
+        Ok(())
+    }
+
+    /// Takes `len` bytes of a looked-up value about to be resolved.
+    fn read(&mut self, len: usize) -> Result<(), LimitExceeded> {
+        if len > self.read_left {
+            return Err(self.output_exceeded());
+        }
+        self.read_left -= len;
         Ok(())
     }
 
@@ -174,7 +192,10 @@ impl Resolver<'_, '_, '_> {
         let mut key = String::new();
         self.resolve_into(key_part, depth + 1, &mut key)?;
         match (self.lookup)(&key) {
-            Some(v) => self.resolve_into(&v, depth + 1, out)?,
+            Some(v) => {
+                self.budget.read(v.len())?;
+                self.resolve_into(&v, depth + 1, out)?;
+            }
             None => match default {
                 Some(d) => self.resolve_into(d, depth + 1, out)?,
                 None => {
@@ -342,6 +363,18 @@ mod tests {
         }
         let err = resolve("${a}", &l, &mut budget).unwrap_err();
         assert_eq!(err.reason(), LimitReason::PlaceholderSubstitutions);
+    }
+
+    #[test]
+    fn a_long_value_referred_to_often_costs_the_output_budget_even_when_it_produces_nothing() {
+        // `a` is a 1 MB placeholder whose default is never used: it expands
+        // to "v" but each expansion reads the whole value.
+        let long = format!("${{k:{}}}", "x".repeat(1 << 20));
+        let l = with(&[("k", "v"), ("a", long.as_str())]);
+        let many = "${a}".repeat(1000);
+        let err = resolve_all(&many, &l).unwrap_err();
+        assert_eq!(err.reason(), LimitReason::PlaceholderOutput);
+        assert_eq!(ok("${a}${a}", &l), "vv");
     }
 
     #[test]

@@ -36,7 +36,7 @@ use tree::{Entry, EntryKind};
 const TREE_CACHE_LIMIT: usize = 20_000;
 
 /// Settings of a git backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSettings {
     /// The remote: `file://` URL, local path or `https://` URL.
     pub uri: String,
@@ -60,6 +60,17 @@ impl GitSettings {
             default_label: "main".into(),
             readers: 4,
         }
+    }
+}
+
+impl std::fmt::Debug for GitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSettings")
+            .field("uri", &redact(&self.uri))
+            .field("mirror_dir", &self.mirror_dir)
+            .field("default_label", &self.default_label)
+            .field("readers", &self.readers)
+            .finish()
     }
 }
 
@@ -509,6 +520,14 @@ mod tests {
         assert_eq!(
             redact("a http://u:p@h b https://v:q@i/x"),
             "a http://h b https://i/x"
+        );
+        let debug = format!(
+            "{:?}",
+            super::GitSettings::new("https://alice:TOPSECRET@h/r.git")
+        );
+        assert!(
+            debug.contains("https://h/r.git") && !debug.contains("TOPSECRET"),
+            "{debug}"
         );
     }
 }
