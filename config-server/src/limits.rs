@@ -5,7 +5,18 @@
 //! request path reads. A tripped bound is answered with a 4xx JSON error and
 //! counted in `config_server_limit_rejections_total{reason="..."}`.
 
+use std::borrow::Cow;
+
 use crate::settings::Settings;
+
+/// `text` cut to at most `max_chars` characters (`...` marks a cut), for
+/// error messages and log lines that quote outside input.
+pub(crate) fn shorten(text: &str, max_chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => Cow::Owned(format!("{}...", &text[..cut])),
+        None => Cow::Borrowed(text),
+    }
+}
 
 /// The bounds applied per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +198,13 @@ mod tests {
         assert_eq!(limits.crypto_body_bytes, 64 << 10);
         assert_eq!(limits.placeholder_depth, 32);
         assert_eq!(Limits::default(), Limits::from(&Settings::default()));
+    }
+
+    #[test]
+    fn shorten_cuts_at_a_character_boundary() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc...");
+        assert_eq!(shorten("ééé", 2), "éé...");
     }
 
     #[test]

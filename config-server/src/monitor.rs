@@ -23,7 +23,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::limits::{LimitExceeded, LimitReason, Limits};
+use crate::limits::{LimitExceeded, LimitReason, Limits, shorten};
 
 /// A webhook that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -247,10 +247,7 @@ const LOG_NAME_CHARS: usize = 80;
 pub fn log_preview(apps: &[String]) -> Vec<String> {
     apps.iter()
         .take(LOG_NAMES)
-        .map(|a| match a.char_indices().nth(LOG_NAME_CHARS) {
-            Some((cut, _)) => format!("{}...", &a[..cut]),
-            None => a.clone(),
-        })
+        .map(|a| shorten(a, LOG_NAME_CHARS).into_owned())
         .collect()
 }
 

@@ -14,7 +14,10 @@
 
 use std::borrow::Cow;
 
-use crate::limits::{LimitExceeded, LimitReason, Limits};
+use crate::limits::{LimitExceeded, LimitReason, Limits, shorten};
+
+/// Characters of a placeholder quoted in an error.
+const QUOTED_CHARS: usize = 200;
 
 /// Looks a key up; `None` when there is no such key.
 pub(crate) type Lookup<'a> = dyn Fn(&str) -> Option<Cow<'a, str>> + 'a;
@@ -25,7 +28,8 @@ pub enum PlaceholderError {
     /// A placeholder refers, directly or not, to itself.
     #[error("Circular placeholder reference '{placeholder}' in property definitions")]
     Circular {
-        /// The placeholder as written between `${` and `}`.
+        /// The placeholder as written between `${` and `}` (its first 200
+        /// characters).
         placeholder: String,
     },
     /// The request's resolution budget ran out.
@@ -181,7 +185,7 @@ impl Resolver<'_, '_, '_> {
         self.budget.substitute(depth)?;
         if self.visiting.iter().any(|v| v == inner) {
             return Err(PlaceholderError::Circular {
-                placeholder: inner.to_string(),
+                placeholder: shorten(inner, QUOTED_CHARS).into_owned(),
             });
         }
         self.visiting.push(inner.to_string());
