@@ -52,6 +52,7 @@ pub mod backend;
 pub mod crypto;
 pub mod environments;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod paths;
