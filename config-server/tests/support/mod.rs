@@ -187,3 +187,8 @@ pub async fn run_client_json(
         )
     })
 }
+
+#[path = "../../../interop/spring/spring_app.rs"]
+mod spring_app;
+#[allow(unused_imports)]
+pub(crate) use spring_app::SpringApp;
