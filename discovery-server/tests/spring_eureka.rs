@@ -136,3 +136,178 @@ async fn spring_client_scenario() {
     );
     running.stop().await;
 }
+
+/// A TCP forwarder on `127.0.0.1:0` to an address learnt later: our node
+/// needs its peer's URL when it starts, the reference server's port is only
+/// known once it has started (with `--server.port=0`), and the reference
+/// needs our URL to start. Connections made before the target is known are
+/// closed at once (a refused connection, which our replication retries).
+struct Forwarder {
+    port: u16,
+    target: tokio::sync::watch::Sender<Option<u16>>,
+}
+
+impl Forwarder {
+    async fn start() -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (target, rx) = tokio::sync::watch::channel(None::<u16>);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Some(to) = *rx.borrow() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Forwarder { port, target }
+    }
+
+    fn forward_to(&self, port: u16) {
+        self.target.send_replace(Some(port));
+    }
+}
+
+/// The status of a write to a Eureka server.
+async fn write(method: reqwest::Method, url: String) -> u16 {
+    reqwest::Client::new()
+        .request(method, url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until `GET url` (JSON) satisfies `check`; returns the last body.
+async fn wait_json(url: &str, what: &str, check: impl Fn(u16, &Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = get_json(url).await;
+        if check(last.0, &last.1) {
+            return last.1;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what} at {url}; last answer: {} {}",
+            last.0,
+            last.1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Registers `app`/`id` at `writer`, renews it, overrides its status and
+/// cancels it there; after each step the change must show at `reader`.
+async fn replicated_lifecycle(writer: &str, reader: &str, app: &str, id: &str) {
+    let at_reader = format!("{reader}apps/{app}/{id}");
+    let at_writer = format!("{writer}apps/{app}/{id}");
+    let body = instance_json(app, id, 4321);
+    assert_eq!(
+        register_json(writer, app, &body).await,
+        204,
+        "register at {writer}"
+    );
+    let seen = wait_json(&at_reader, "the replicated registration", |s, v| {
+        s == 200 && v["instance"]["status"] == "UP"
+    })
+    .await;
+    assert_eq!(seen["instance"]["metadata"]["zone"], "z1", "{seen}");
+    assert_eq!(seen["instance"]["ipAddr"], "127.0.0.1", "{seen}");
+
+    let before = timestamp(&seen, "lastRenewalTimestamp");
+    // One renewal, as a client sends it: Eureka's batching replicates a
+    // heartbeat only once no newer one for the same instance has come for
+    // its batching delay (500 ms), so renewals in a tight loop never leave.
+    let renew = format!("{at_writer}?status=UP&lastDirtyTimestamp=1700000000000");
+    assert_eq!(
+        write(reqwest::Method::PUT, renew).await,
+        200,
+        "renew at writer"
+    );
+    wait_json(&at_reader, "the replicated renewal", |s, v| {
+        s == 200 && timestamp(v, "lastRenewalTimestamp") > before
+    })
+    .await;
+
+    let status =
+        format!("{at_writer}/status?value=OUT_OF_SERVICE&lastDirtyTimestamp=1700000000000");
+    assert_eq!(
+        write(reqwest::Method::PUT, status).await,
+        200,
+        "override at writer"
+    );
+    let seen = wait_json(&at_reader, "the replicated status override", |s, v| {
+        s == 200 && v["instance"]["status"] == "OUT_OF_SERVICE"
+    })
+    .await;
+    assert_eq!(
+        seen["instance"]["overriddenStatus"], "OUT_OF_SERVICE",
+        "{seen}"
+    );
+
+    assert_eq!(
+        write(reqwest::Method::DELETE, at_writer).await,
+        200,
+        "cancel at writer"
+    );
+    wait_json(&at_reader, "the replicated cancel", |s, _| s == 404).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_registry_and_the_reference_eureka_server_replicate_to_each_other() {
+    tokio::time::timeout(Duration::from_secs(180), mixed_cluster_scenario())
+        .await
+        .expect("mixed cluster deadline");
+}
+
+async fn mixed_cluster_scenario() {
+    let forwarder = Forwarder::start().await;
+    let config = ServerConfig {
+        peers: vec![format!("http://127.0.0.1:{}/eureka/", forwarder.port)],
+        ..ServerConfig::default()
+    };
+    let ours = Running::start(config).await;
+    let ours_url = ours.eureka_url();
+    // Eureka drops every peer URL whose host equals its own host name
+    // (PeerEurekaNodes.isThisMyUrl), and both run on 127.0.0.1: the
+    // reference reaches us as `localhost`.
+    let ours_as_peer = format!("http://localhost:{}/eureka/", ours.addr.port());
+    let mut reference = SpringApp::start(
+        "eureka-server",
+        [
+            "--server.port=0".to_owned(),
+            format!("--eureka.client.service-url.defaultZone={ours_as_peer}"),
+            "--eureka.client.register-with-eureka=true".to_owned(),
+            "--eureka.client.fetch-registry=true".to_owned(),
+            "--eureka.client.registry-fetch-interval-seconds=1".to_owned(),
+            "--eureka.client.initial-instance-info-replication-interval-seconds=1".to_owned(),
+            "--eureka.instance.instance-id=reference-eureka-1".to_owned(),
+            "--eureka.instance.lease-renewal-interval-in-seconds=1".to_owned(),
+        ],
+    );
+    let reference_port = reference.http_port(JVM_START).await;
+    forwarder.forward_to(reference_port);
+    let reference_url = format!("http://127.0.0.1:{reference_port}/eureka/");
+
+    // The reference registers itself with us, as a Eureka client.
+    wait_json(
+        &format!("{ours_url}apps/REFERENCE-EUREKA/reference-eureka-1"),
+        "the reference server's own registration",
+        |s, _| s == 200,
+    )
+    .await;
+
+    // Ours -> reference, then reference -> ours.
+    replicated_lifecycle(&ours_url, &reference_url, "MIXED-FROM-OURS", "ours-1").await;
+    replicated_lifecycle(&reference_url, &ours_url, "MIXED-FROM-REFERENCE", "ref-1").await;
+
+    drop(reference);
+    ours.stop().await;
+}
