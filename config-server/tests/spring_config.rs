@@ -8,11 +8,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use config_server::crypto::{DEFAULT_SALT, TextEncryptor};
 use serde_json::{Value, json};
+use support::differential::{Answer, Differences, KnownDifference, mask_json};
 use support::{Repo, SpringApp, TestServer, git_settings};
 
 /// How long a Spring application may take to start on a busy CI machine.
@@ -226,6 +226,11 @@ const SCRIPT: &[Step] = &[
         "/interop-service/dev/release(_)1",
     ),
     get("environment two profiles", "/interop-service/dev,prod"),
+    get(
+        "environment explicit label",
+        "/interop-service/default/main",
+    ),
+    get("environment no profile", "/interop-service"),
     get("environment unknown app", "/nobody/default"),
     get(
         "environment unknown label",
@@ -235,6 +240,8 @@ const SCRIPT: &[Step] = &[
     get("properties", "/interop-service-dev.properties"),
     get("json", "/interop-service-dev.json"),
     get("yaml with label", "/release(_)1/interop-service-dev.yml"),
+    get("json with label", "/release(_)1/interop-service-dev.json"),
+    get("yaml unknown app", "/nobody-default.yml"),
     get("plain text", "/interop-service/default/main/nginx.conf"),
     get(
         "plain text missing",
@@ -242,6 +249,12 @@ const SCRIPT: &[Step] = &[
     ),
     get("encrypt status", "/encrypt/status"),
     post("decrypt garbage", "/decrypt", "not-hex"),
+    post(
+        "decrypt wrong ciphertext",
+        "/decrypt",
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    ),
+    post("encrypt empty", "/encrypt", ""),
 ];
 
 /// Differences between the reference server and ours that are known and
@@ -249,7 +262,7 @@ const SCRIPT: &[Step] = &[
 /// The test fails when a difference appears that is not listed here, and
 /// when a listed one is gone (so the list stays true as the server changes).
 /// `<status>` is the HTTP status, `<body>` a body that is not JSON on both.
-const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
+const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     (
         "environment default",
         &["/label", "/state"],
@@ -265,6 +278,21 @@ const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
         "environment two profiles",
         &["/label", "/profiles", "/state"],
         "reference profiles [\"dev,prod\"] (one string, as requested); ours [\"dev\",\"prod\"]",
+    ),
+    (
+        "environment explicit label",
+        &["/state"],
+        "reference state \"\", ours null",
+    ),
+    (
+        "environment no profile",
+        &["/message"],
+        "ours adds a message to the 404 error body",
+    ),
+    (
+        "encrypt empty",
+        &["/message"],
+        "ours adds a message to the 400 error body",
     ),
     (
         "environment unknown app",
@@ -292,7 +320,7 @@ fn normalize(step: &Step, body: &str, repo: &Repo) -> Value {
     let masked = body.replace(&repo.uri(), "<repo>").replace(&path, "<repo>");
     match serde_json::from_str::<Value>(&masked) {
         Ok(mut v) => {
-            mask_keys(&mut v, &["timestamp"]);
+            mask_json(&mut v, &|k| k == "timestamp");
             v
         }
         Err(_) if step.path.ends_with(".properties") => {
@@ -304,61 +332,7 @@ fn normalize(step: &Step, body: &str, repo: &Repo) -> Value {
     }
 }
 
-/// The JSON pointers at which `a` and `b` differ (`<body>` when they are not
-/// both JSON objects or arrays and differ). Object key order is ignored.
-fn differing_paths(a: &Value, b: &Value) -> Vec<String> {
-    fn walk(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
-        match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                for k in keys {
-                    let (l, r) = (
-                        x.get(k).unwrap_or(&Value::Null),
-                        y.get(k).unwrap_or(&Value::Null),
-                    );
-                    let here = format!("{at}/{k}");
-                    if x.contains_key(k) != y.contains_key(k) {
-                        out.push(here);
-                    } else {
-                        walk(l, r, &here, out);
-                    }
-                }
-            }
-            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-                for (i, (l, r)) in x.iter().zip(y).enumerate() {
-                    walk(l, r, &format!("{at}/{i}"), out);
-                }
-            }
-            _ if a == b => {}
-            _ => out.push(if at.is_empty() {
-                "<body>".to_owned()
-            } else {
-                at.to_owned()
-            }),
-        }
-    }
-    let mut out = Vec::new();
-    walk(a, b, "", &mut out);
-    out
-}
-
-fn mask_keys(v: &mut Value, keys: &[&str]) {
-    match v {
-        Value::Object(map) => {
-            for (k, inner) in map.iter_mut() {
-                if keys.contains(&k.as_str()) {
-                    *inner = json!("<masked>");
-                } else {
-                    mask_keys(inner, keys);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| mask_keys(i, keys)),
-        _ => {}
-    }
-}
-
-async fn send(client: &reqwest::Client, base: &str, step: &Step) -> (u16, String) {
+async fn send(client: &reqwest::Client, base: &str, step: &Step, repo: &Repo) -> Answer {
     let url = format!("{base}{}", step.path);
     let request = match step.method {
         "POST" => client
@@ -367,7 +341,13 @@ async fn send(client: &reqwest::Client, base: &str, step: &Step) -> (u16, String
             .body(step.body.unwrap_or_default()),
         _ => client.get(url),
     };
-    text(request.send().await.unwrap()).await
+    let (status, raw) = text(request.send().await.unwrap()).await;
+    let normalized = normalize(step, &raw, repo);
+    Answer {
+        status,
+        raw,
+        normalized,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,34 +378,19 @@ async fn differential_scenario() {
     let reference_base = format!("http://127.0.0.1:{}", reference.http_port(JVM_START).await);
     let client = reqwest::Client::new();
 
-    let mut differences = BTreeMap::new();
+    let mut differences = Differences::default();
     for step in SCRIPT {
-        let theirs = send(&client, &reference_base, step).await;
-        let mine = send(&client, &ours.base, step).await;
-        let (theirs_n, mine_n) = (
-            normalize(step, &theirs.1, &repo),
-            normalize(step, &mine.1, &repo),
+        let theirs = send(&client, &reference_base, step, &repo).await;
+        let mine = send(&client, &ours.base, step, &repo).await;
+        let request = format!(
+            "{} {}{}",
+            step.method,
+            step.path,
+            step.body
+                .map(|b| format!(" body={b:?}"))
+                .unwrap_or_default()
         );
-        let mut paths = differing_paths(&theirs_n, &mine_n);
-        if theirs.0 != mine.0 {
-            paths.insert(0, "<status>".to_owned());
-        }
-        if !paths.is_empty() {
-            eprintln!(
-                "DIFF {}: {} {}{}\n  reference: {} {}\n  ours:      {} {}",
-                step.name,
-                step.method,
-                step.path,
-                step.body
-                    .map(|b| format!(" body={b:?}"))
-                    .unwrap_or_default(),
-                theirs.0,
-                theirs.1,
-                mine.0,
-                mine.1
-            );
-            differences.insert(step.name, paths);
-        }
+        differences.compare(step.name, &request, &theirs, &mine);
     }
 
     // Ciphertexts differ (random IVs) but each server decrypts the other's.
@@ -458,15 +423,6 @@ async fn differential_scenario() {
         );
     }
 
-    let found: Vec<(&str, Vec<String>)> = differences.into_iter().collect();
-    let mut known: Vec<(&str, Vec<String>)> = KNOWN_DIFFERENCES
-        .iter()
-        .map(|(name, paths, _)| (*name, paths.iter().map(|p| (*p).to_owned()).collect()))
-        .collect();
-    known.sort();
-    assert_eq!(
-        found, known,
-        "differences from the reference Config Server changed (see DIFF lines above)"
-    );
+    differences.assert_known(KNOWN_DIFFERENCES);
     drop(reference);
 }

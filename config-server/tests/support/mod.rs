@@ -192,3 +192,7 @@ pub async fn run_client_json(
 mod spring_app;
 #[allow(unused_imports)]
 pub(crate) use spring_app::SpringApp;
+
+#[path = "../../../interop/spring/differential.rs"]
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod differential;

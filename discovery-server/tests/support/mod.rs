@@ -269,3 +269,6 @@ pub(crate) async fn register_json(eureka: &str, app: &str, body: &serde_json::Va
         .status()
         .as_u16()
 }
+
+#[path = "../../../interop/spring/differential.rs"]
+pub(crate) mod differential;
