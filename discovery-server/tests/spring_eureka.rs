@@ -14,6 +14,7 @@ use axum::Router;
 use axum::routing::get;
 use discovery_server::ServerConfig;
 use serde_json::Value;
+use support::differential::{Answer, Differences, KnownDifference, mask_json};
 use support::{Running, SpringApp, eventually, get_json, instance_json, register_json};
 use tokio::net::TcpListener;
 
@@ -308,6 +309,231 @@ async fn mixed_cluster_scenario() {
     replicated_lifecycle(&ours_url, &reference_url, "MIXED-FROM-OURS", "ours-1").await;
     replicated_lifecycle(&reference_url, &ours_url, "MIXED-FROM-REFERENCE", "ref-1").await;
 
+    drop(reference);
+    ours.stop().await;
+}
+
+/// One request of the Eureka differential script.
+struct Step {
+    name: &'static str,
+    method: reqwest::Method,
+    path: String,
+    accept: &'static str,
+    body: Option<String>,
+}
+
+fn step(name: &'static str, method: reqwest::Method, path: &str) -> Step {
+    Step {
+        name,
+        method,
+        path: path.to_owned(),
+        accept: "application/json",
+        body: None,
+    }
+}
+
+/// The scripted sequence sent to both servers: the lifecycle of one
+/// instance through the REST API, with the reads a client makes between.
+fn eureka_script() -> Vec<Step> {
+    use reqwest::Method;
+    let instance = "/eureka/apps/DIFF-APP/diff-1";
+    let registration = instance_json("DIFF-APP", "diff-1", 8080).to_string();
+    let with_body = |mut s: Step, body: &str| {
+        s.body = Some(body.to_owned());
+        s
+    };
+    let as_xml = |mut s: Step| {
+        s.accept = "application/xml";
+        s
+    };
+    vec![
+        with_body(
+            step("register", Method::POST, "/eureka/apps/DIFF-APP"),
+            &registration,
+        ),
+        with_body(
+            step("register malformed", Method::POST, "/eureka/apps/DIFF-APP"),
+            "{\"instance\": {",
+        ),
+        step("instance", Method::GET, instance),
+        as_xml(step("instance as xml", Method::GET, instance)),
+        step("application", Method::GET, "/eureka/apps/DIFF-APP"),
+        step("all applications", Method::GET, "/eureka/apps"),
+        as_xml(step("all applications as xml", Method::GET, "/eureka/apps")),
+        step(
+            "renew",
+            Method::PUT,
+            &format!("{instance}?status=UP&lastDirtyTimestamp=1700000000000"),
+        ),
+        step(
+            "renew unknown",
+            Method::PUT,
+            "/eureka/apps/DIFF-APP/nobody?status=UP&lastDirtyTimestamp=1700000000000",
+        ),
+        step(
+            "renew newer dirty timestamp",
+            Method::PUT,
+            &format!("{instance}?status=UP&lastDirtyTimestamp=1800000000000"),
+        ),
+        step(
+            "renew older dirty timestamp",
+            Method::PUT,
+            &format!("{instance}?status=UP&lastDirtyTimestamp=1600000000000"),
+        ),
+        step(
+            "status override",
+            Method::PUT,
+            &format!("{instance}/status?value=OUT_OF_SERVICE&lastDirtyTimestamp=1700000000000"),
+        ),
+        step("instance out of service", Method::GET, instance),
+        step(
+            "status override unknown",
+            Method::PUT,
+            "/eureka/apps/DIFF-APP/nobody/status?value=OUT_OF_SERVICE",
+        ),
+        step("by vip", Method::GET, "/eureka/vips/diff-app"),
+        step("by secure vip", Method::GET, "/eureka/svips/diff-app"),
+        step("by instance id", Method::GET, "/eureka/instances/diff-1"),
+        step(
+            "delete status override",
+            Method::DELETE,
+            &format!("{instance}/status?value=UP&lastDirtyTimestamp=1700000000000"),
+        ),
+        step("instance after override", Method::GET, instance),
+        step(
+            "metadata",
+            Method::PUT,
+            &format!("{instance}/metadata?team=a"),
+        ),
+        step("instance with metadata", Method::GET, instance),
+        step("delta", Method::GET, "/eureka/apps/delta"),
+        step("cancel", Method::DELETE, instance),
+        step("cancel again", Method::DELETE, instance),
+        step(
+            "application after cancel",
+            Method::GET,
+            "/eureka/apps/DIFF-APP",
+        ),
+        step("instance after cancel", Method::GET, instance),
+        step("all applications after cancel", Method::GET, "/eureka/apps"),
+    ]
+}
+
+/// Masks timestamps (every key that names one, and in XML every run of 13
+/// digits), the registry's delta version (JSON) and XML indentation.
+fn normalize_eureka(body: &str) -> Value {
+    match serde_json::from_str::<Value>(body) {
+        Ok(mut v) => {
+            mask_json(&mut v, &|k| {
+                k.to_ascii_lowercase().contains("timestamp") || k == "versions__delta"
+            });
+            v
+        }
+        Err(_) => {
+            let mut out = String::with_capacity(body.len());
+            let mut digits = String::new();
+            for c in body.chars().chain(std::iter::once('\0')) {
+                if c.is_ascii_digit() {
+                    digits.push(c);
+                    continue;
+                }
+                out.push_str(if digits.len() >= 13 { "<ts>" } else { &digits });
+                digits.clear();
+                if c != '\0' {
+                    out.push(c);
+                }
+            }
+            // Indentation is not significant in XML.
+            let lines: Vec<&str> = out.lines().map(str::trim).collect();
+            Value::String(lines.join("\n").trim_end().to_owned())
+        }
+    }
+}
+
+async fn send_step(client: &reqwest::Client, base: &str, step: &Step) -> Answer {
+    let mut request = client
+        .request(step.method.clone(), format!("{base}{}", step.path))
+        .header("accept", step.accept);
+    if let Some(body) = &step.body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.clone());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let raw = response.text().await.unwrap();
+    let normalized = normalize_eureka(&raw);
+    Answer {
+        status,
+        raw,
+        normalized,
+    }
+}
+
+/// Differences between the reference Eureka Server and ours, reported to
+/// the lead (see `Differences::assert_known`).
+const EUREKA_KNOWN_DIFFERENCES: &[KnownDifference] = &[
+    (
+        "register malformed",
+        &["/error", "/reason"],
+        "both 400; reference body {\"error\": \"cannot parse request body\"}, ours {\"error\":\"Bad Request\",\"reason\":...}",
+    ),
+    (
+        "renew unknown",
+        &["<body>"],
+        "both 404; reference has Spring Boot's JSON error body, ours an empty body",
+    ),
+    (
+        "renew newer dirty timestamp",
+        &["<body>"],
+        "as renew unknown",
+    ),
+    ("status override unknown", &["<body>"], "as renew unknown"),
+    (
+        "instance with metadata",
+        &["/instance/actionType"],
+        "Eureka re-registers on a metadata update (actionType ADDED); ours says MODIFIED",
+    ),
+    (
+        "delta",
+        &["/applications/application/0/instance/0/actionType"],
+        "the same ADDED vs MODIFIED after the metadata update",
+    ),
+    ("cancel again", &["<body>"], "as renew unknown"),
+    ("application after cancel", &["<body>"], "as renew unknown"),
+    ("instance after cancel", &["<body>"], "as renew unknown"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_eureka_server_and_ours_answer_the_same_script_alike() {
+    tokio::time::timeout(Duration::from_secs(180), eureka_differential_scenario())
+        .await
+        .expect("eureka differential deadline");
+}
+
+async fn eureka_differential_scenario() {
+    let ours = Running::start(ServerConfig::default()).await;
+    let mut reference = SpringApp::start("eureka-server", ["--server.port=0"]);
+    let reference_base = format!("http://127.0.0.1:{}", reference.http_port(JVM_START).await);
+    let ours_base = format!("http://{}", ours.addr);
+    let client = reqwest::Client::new();
+    let mut differences = Differences::default();
+    for step in eureka_script() {
+        let theirs = send_step(&client, &reference_base, &step).await;
+        let mine = send_step(&client, &ours_base, &step).await;
+        let request = format!(
+            "{} {} (Accept: {}){}",
+            step.method,
+            step.path,
+            step.accept,
+            step.body
+                .as_ref()
+                .map(|b| format!(" body={b}"))
+                .unwrap_or_default()
+        );
+        differences.compare(step.name, &request, &theirs, &mine);
+    }
+    differences.assert_known(EUREKA_KNOWN_DIFFERENCES);
     drop(reference);
     ours.stop().await;
 }
