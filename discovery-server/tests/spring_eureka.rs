@@ -15,11 +15,11 @@ use axum::routing::get;
 use discovery_server::ServerConfig;
 use serde_json::Value;
 use support::differential::{Answer, Differences, KnownDifference, mask_json};
-use support::{Running, SpringApp, eventually, get_json, instance_json, register_json};
+use support::{
+    JVM_START, Running, SpringApp, eventually, get_json, instance_json, register_json,
+    within_scenario_deadline,
+};
 use tokio::net::TcpListener;
-
-/// How long a Spring application may take to start on a busy CI machine.
-const JVM_START: Duration = Duration::from_secs(90);
 
 /// An HTTP upstream on `127.0.0.1:0` answering `GET /hello`; the Spring
 /// service reaches it by name only, through our registry.
@@ -54,9 +54,7 @@ fn timestamp(instance: &Value, key: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spring_service_registers_renews_discovers_and_cancels_with_our_registry() {
-    tokio::time::timeout(Duration::from_secs(180), spring_client_scenario())
-        .await
-        .expect("spring interop deadline");
+    within_scenario_deadline(spring_client_scenario()).await;
 }
 
 async fn spring_client_scenario() {
@@ -263,9 +261,7 @@ async fn replicated_lifecycle(writer: &str, reader: &str, app: &str, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_registry_and_the_reference_eureka_server_replicate_to_each_other() {
-    tokio::time::timeout(Duration::from_secs(180), mixed_cluster_scenario())
-        .await
-        .expect("mixed cluster deadline");
+    within_scenario_deadline(mixed_cluster_scenario()).await;
 }
 
 async fn mixed_cluster_scenario() {
@@ -506,9 +502,7 @@ const EUREKA_KNOWN_DIFFERENCES: &[KnownDifference] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_eureka_server_and_ours_answer_the_same_script_alike() {
-    tokio::time::timeout(Duration::from_secs(180), eureka_differential_scenario())
-        .await
-        .expect("eureka differential deadline");
+    within_scenario_deadline(eureka_differential_scenario()).await;
 }
 
 async fn eureka_differential_scenario() {

@@ -7,6 +7,7 @@
 //! The process is killed when the guard is dropped, also when the test
 //! panics; its log is printed then, so a failure shows what Spring said.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -18,6 +19,20 @@ use tokio::process::{Child, Command};
 
 /// JVM flags that keep a Spring start short on a small CI machine.
 const JVM_FLAGS: [&str; 3] = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-Xshare:auto"];
+
+/// How long a Spring application may take to start on a busy CI machine.
+pub(crate) const JVM_START: Duration = Duration::from_secs(90);
+
+/// The deadline of a whole Spring interop scenario.
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs a Spring interop scenario, failing it when it outlives
+/// the scenario deadline (three minutes).
+pub(crate) async fn within_scenario_deadline(scenario: impl Future<Output = ()>) {
+    tokio::time::timeout(SCENARIO_DEADLINE, scenario)
+        .await
+        .expect("Spring interop scenario deadline");
+}
 
 /// How many log lines a failing test prints.
 const LOG_TAIL: usize = 80;

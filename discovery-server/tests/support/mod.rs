@@ -210,7 +210,7 @@ impl<R: AsyncRead + Unpin> Steps<R> {
 #[path = "../../../interop/spring/spring_app.rs"]
 mod spring_app;
 #[allow(unused_imports)]
-pub(crate) use spring_app::SpringApp;
+pub(crate) use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
 
 /// `GET url` with `Accept: application/json`: the status and the body as
 /// JSON (`Null` when the body is empty or not JSON).
