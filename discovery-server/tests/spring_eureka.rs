@@ -328,6 +328,19 @@ fn step(name: &'static str, method: reqwest::Method, path: &str) -> Step {
     }
 }
 
+/// A second instance, registered with an XML body as Java clients may send.
+const XML_REGISTRATION: &str = concat!(
+    "<instance><instanceId>diff-2</instanceId><hostName>127.0.0.1</hostName>",
+    "<app>DIFF-APP</app><ipAddr>127.0.0.1</ipAddr><status>UP</status>",
+    "<overriddenstatus>UNKNOWN</overriddenstatus><port enabled=\"true\">8081</port>",
+    "<securePort enabled=\"false\">443</securePort><countryId>1</countryId>",
+    "<dataCenterInfo class=\"com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo\">",
+    "<name>MyOwn</name></dataCenterInfo><leaseInfo><renewalIntervalInSecs>1</renewalIntervalInSecs>",
+    "<durationInSecs>10</durationInSecs></leaseInfo><metadata><zone>z2</zone></metadata>",
+    "<vipAddress>diff-app</vipAddress><secureVipAddress>diff-app</secureVipAddress>",
+    "<lastDirtyTimestamp>1700000000000</lastDirtyTimestamp></instance>"
+);
+
 /// The scripted sequence sent to both servers: the lifecycle of one
 /// instance through the REST API, with the reads a client makes between.
 fn eureka_script() -> Vec<Step> {
@@ -351,8 +364,27 @@ fn eureka_script() -> Vec<Step> {
             step("register malformed", Method::POST, "/eureka/apps/DIFF-APP"),
             "{\"instance\": {",
         ),
+        with_body(
+            step("register xml", Method::POST, "/eureka/apps/DIFF-APP"),
+            XML_REGISTRATION,
+        ),
+        step(
+            "instance registered as xml",
+            Method::GET,
+            "/eureka/apps/DIFF-APP/diff-2",
+        ),
+        step(
+            "cancel instance registered as xml",
+            Method::DELETE,
+            "/eureka/apps/DIFF-APP/diff-2",
+        ),
         step("instance", Method::GET, instance),
         as_xml(step("instance as xml", Method::GET, instance)),
+        step(
+            "application by lowercase name",
+            Method::GET,
+            "/eureka/apps/diff-app",
+        ),
         step("application", Method::GET, "/eureka/apps/DIFF-APP"),
         step("all applications", Method::GET, "/eureka/apps"),
         as_xml(step("all applications as xml", Method::GET, "/eureka/apps")),
@@ -387,7 +419,23 @@ fn eureka_script() -> Vec<Step> {
             Method::PUT,
             "/eureka/apps/DIFF-APP/nobody/status?value=OUT_OF_SERVICE",
         ),
+        step(
+            "status override bogus value",
+            Method::PUT,
+            &format!("{instance}/status?value=BOGUS"),
+        ),
+        step(
+            "delete status override unknown",
+            Method::DELETE,
+            "/eureka/apps/DIFF-APP/nobody/status",
+        ),
+        step(
+            "metadata unknown",
+            Method::PUT,
+            "/eureka/apps/DIFF-APP/nobody/metadata?team=a",
+        ),
         step("by vip", Method::GET, "/eureka/vips/diff-app"),
+        step("by unknown vip", Method::GET, "/eureka/vips/nobody"),
         step("by secure vip", Method::GET, "/eureka/svips/diff-app"),
         step("by instance id", Method::GET, "/eureka/instances/diff-1"),
         step(
@@ -416,13 +464,15 @@ fn eureka_script() -> Vec<Step> {
 }
 
 /// Masks timestamps (every key that names one, and in XML every run of 13
-/// digits), the registry's delta version (JSON) and XML indentation.
+/// digits), the registry's delta version and XML indentation; orders the
+/// instances of an application by id (neither server promises an order).
 fn normalize_eureka(body: &str) -> Value {
     match serde_json::from_str::<Value>(body) {
         Ok(mut v) => {
             mask_json(&mut v, &|k| {
                 k.to_ascii_lowercase().contains("timestamp") || k == "versions__delta"
             });
+            sort_instances(&mut v);
             v
         }
         Err(_) => {
@@ -440,9 +490,26 @@ fn normalize_eureka(body: &str) -> Value {
                 }
             }
             // Indentation is not significant in XML.
-            let lines: Vec<&str> = out.lines().map(str::trim).collect();
+            let lines: Vec<&str> = out
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("<versions__delta>"))
+                .collect();
             Value::String(lines.join("\n").trim_end().to_owned())
         }
+    }
+}
+
+fn sort_instances(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(instances)) = map.get_mut("instance") {
+                instances.sort_by_key(|i| i["instanceId"].to_string());
+            }
+            map.values_mut().for_each(sort_instances);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_instances),
+        _ => {}
     }
 }
 
@@ -452,7 +519,14 @@ async fn send_step(client: &reqwest::Client, base: &str, step: &Step) -> Answer 
         .header("accept", step.accept);
     if let Some(body) = &step.body {
         request = request
-            .header("content-type", "application/json")
+            .header(
+                "content-type",
+                if body.starts_with('<') {
+                    "application/xml"
+                } else {
+                    "application/json"
+                },
+            )
             .body(body.clone());
     }
     let response = request.send().await.unwrap();
@@ -495,6 +569,24 @@ const EUREKA_KNOWN_DIFFERENCES: &[KnownDifference] = &[
         &["/applications/application/0/instance/0/actionType"],
         "the same ADDED vs MODIFIED after the metadata update",
     ),
+    (
+        "status override bogus value",
+        &[
+            "<status>",
+            "/error",
+            "/path",
+            "/reason",
+            "/status",
+            "/timestamp",
+        ],
+        "reference 500 (InstanceStatus.valueOf throws), ours 400 with a reason",
+    ),
+    (
+        "delete status override unknown",
+        &["<body>"],
+        "as renew unknown",
+    ),
+    ("metadata unknown", &["<body>"], "as renew unknown"),
     ("cancel again", &["<body>"], "as renew unknown"),
     ("application after cancel", &["<body>"], "as renew unknown"),
     ("instance after cancel", &["<body>"], "as renew unknown"),
