@@ -345,6 +345,10 @@ const XML_REGISTRATION: &str = concat!(
 /// instance through the REST API, with the reads a client makes between.
 fn eureka_script() -> Vec<Step> {
     use reqwest::Method;
+    let get = |name, path: &str| step(name, Method::GET, path);
+    let put = |name, path: &str| step(name, Method::PUT, path);
+    let post = |name, path: &str| step(name, Method::POST, path);
+    let delete = |name, path: &str| step(name, Method::DELETE, path);
     let instance = "/eureka/apps/DIFF-APP/diff-1";
     let registration = instance_json("DIFF-APP", "diff-1", 8080).to_string();
     let with_body = |mut s: Step, body: &str| {
@@ -356,110 +360,80 @@ fn eureka_script() -> Vec<Step> {
         s
     };
     vec![
+        with_body(post("register", "/eureka/apps/DIFF-APP"), &registration),
         with_body(
-            step("register", Method::POST, "/eureka/apps/DIFF-APP"),
-            &registration,
-        ),
-        with_body(
-            step("register malformed", Method::POST, "/eureka/apps/DIFF-APP"),
+            post("register malformed", "/eureka/apps/DIFF-APP"),
             "{\"instance\": {",
         ),
         with_body(
-            step("register xml", Method::POST, "/eureka/apps/DIFF-APP"),
+            post("register xml", "/eureka/apps/DIFF-APP"),
             XML_REGISTRATION,
         ),
-        step(
-            "instance registered as xml",
-            Method::GET,
-            "/eureka/apps/DIFF-APP/diff-2",
-        ),
-        step(
+        get("instance registered as xml", "/eureka/apps/DIFF-APP/diff-2"),
+        delete(
             "cancel instance registered as xml",
-            Method::DELETE,
             "/eureka/apps/DIFF-APP/diff-2",
         ),
-        step("instance", Method::GET, instance),
-        as_xml(step("instance as xml", Method::GET, instance)),
-        step(
-            "application by lowercase name",
-            Method::GET,
-            "/eureka/apps/diff-app",
-        ),
-        step("application", Method::GET, "/eureka/apps/DIFF-APP"),
-        step("all applications", Method::GET, "/eureka/apps"),
-        as_xml(step("all applications as xml", Method::GET, "/eureka/apps")),
-        step(
+        get("instance", instance),
+        as_xml(get("instance as xml", instance)),
+        get("application by lowercase name", "/eureka/apps/diff-app"),
+        get("application", "/eureka/apps/DIFF-APP"),
+        get("all applications", "/eureka/apps"),
+        as_xml(get("all applications as xml", "/eureka/apps")),
+        put(
             "renew",
-            Method::PUT,
             &format!("{instance}?status=UP&lastDirtyTimestamp=1700000000000"),
         ),
-        step(
+        put(
             "renew unknown",
-            Method::PUT,
             "/eureka/apps/DIFF-APP/nobody?status=UP&lastDirtyTimestamp=1700000000000",
         ),
-        step(
+        put(
             "renew newer dirty timestamp",
-            Method::PUT,
             &format!("{instance}?status=UP&lastDirtyTimestamp=1800000000000"),
         ),
-        step(
+        put(
             "renew older dirty timestamp",
-            Method::PUT,
             &format!("{instance}?status=UP&lastDirtyTimestamp=1600000000000"),
         ),
-        step(
+        put(
             "status override",
-            Method::PUT,
             &format!("{instance}/status?value=OUT_OF_SERVICE&lastDirtyTimestamp=1700000000000"),
         ),
-        step("instance out of service", Method::GET, instance),
-        step(
+        get("instance out of service", instance),
+        put(
             "status override unknown",
-            Method::PUT,
             "/eureka/apps/DIFF-APP/nobody/status?value=OUT_OF_SERVICE",
         ),
-        step(
+        put(
             "status override bogus value",
-            Method::PUT,
             &format!("{instance}/status?value=BOGUS"),
         ),
-        step(
+        delete(
             "delete status override unknown",
-            Method::DELETE,
             "/eureka/apps/DIFF-APP/nobody/status",
         ),
-        step(
+        put(
             "metadata unknown",
-            Method::PUT,
             "/eureka/apps/DIFF-APP/nobody/metadata?team=a",
         ),
-        step("by vip", Method::GET, "/eureka/vips/diff-app"),
-        step("by unknown vip", Method::GET, "/eureka/vips/nobody"),
-        step("by secure vip", Method::GET, "/eureka/svips/diff-app"),
-        step("by instance id", Method::GET, "/eureka/instances/diff-1"),
-        step(
+        get("by vip", "/eureka/vips/diff-app"),
+        get("by unknown vip", "/eureka/vips/nobody"),
+        get("by secure vip", "/eureka/svips/diff-app"),
+        get("by instance id", "/eureka/instances/diff-1"),
+        delete(
             "delete status override",
-            Method::DELETE,
             &format!("{instance}/status?value=UP&lastDirtyTimestamp=1700000000000"),
         ),
-        step("instance after override", Method::GET, instance),
-        step(
-            "metadata",
-            Method::PUT,
-            &format!("{instance}/metadata?team=a"),
-        ),
-        step("instance with metadata", Method::GET, instance),
-        step("delta", Method::GET, "/eureka/apps/delta"),
-        step("cancel", Method::DELETE, instance),
-        step("cancel again", Method::DELETE, instance),
-        step(
-            "application after cancel",
-            Method::GET,
-            "/eureka/apps/DIFF-APP",
-        ),
-        step("instance after cancel", Method::GET, instance),
-        step("all applications after cancel", Method::GET, "/eureka/apps"),
+        get("instance after override", instance),
+        put("metadata", &format!("{instance}/metadata?team=a")),
+        get("instance with metadata", instance),
+        get("delta", "/eureka/apps/delta"),
+        delete("cancel", instance),
+        delete("cancel again", instance),
+        get("application after cancel", "/eureka/apps/DIFF-APP"),
+        get("instance after cancel", instance),
+        get("all applications after cancel", "/eureka/apps"),
     ]
 }
 
