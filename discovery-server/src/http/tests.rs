@@ -10,14 +10,14 @@ use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use tower::ServiceExt as _;
 
-use crate::clock::ManualClock;
+use cloud_runtime::clock::ManualClock;
 use crate::config::{BasicAuth, ServerConfig};
 use crate::server::Server;
 
 pub(super) fn server() -> (Server, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let clock = Arc::new(ManualClock::at_epoch_millis(1_700_000_000_000));
     (
-        Server::with_clock(ServerConfig::default(), clock.clone()),
+        Server::with_clock(ServerConfig::default(), clock.clone()).unwrap(),
         clock,
     )
 }
@@ -221,7 +221,7 @@ async fn an_older_replicated_renewal_gets_409_with_the_newer_instance() {
     let (s, _) = server();
     register(&s, "A", "a-1").await;
     let req = Request::put("/eureka/apps/A/a-1?lastDirtyTimestamp=50")
-        .header(crate::http::REPLICATION_HEADER, "true")
+        .header(crate::replication::REPLICATION_HEADER, "true")
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())
         .unwrap();
@@ -352,7 +352,7 @@ async fn basic_auth_guards_the_api_but_not_health() {
         }),
         ..ServerConfig::default()
     };
-    let s = Server::new(config);
+    let s = Server::new(config).unwrap();
     assert_eq!(
         call(&s, get("/eureka/apps", "")).await.status(),
         StatusCode::UNAUTHORIZED

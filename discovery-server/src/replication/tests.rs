@@ -124,7 +124,7 @@ fn a_response_list_round_trips_with_its_conflict_entity() {
 async fn post_batch(router: &axum::Router, body: Vec<u8>) -> Vec<wire::ItemResponse> {
     let req = Request::post("/eureka/v2/peerreplication/batch")
         .header("Content-Type", "application/json")
-        .header(crate::http::REPLICATION_HEADER, "true")
+        .header(crate::replication::REPLICATION_HEADER, "true")
         .body(Body::from(body))
         .unwrap();
     let response = router.clone().oneshot(req).await.unwrap();
@@ -141,7 +141,7 @@ fn batch(items: &[(Action, &InstanceInfo)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_batch_endpoint_applies_items_and_answers_each_as_eureka() {
-    let server = Server::new(ServerConfig::default());
+    let server = Server::new(ServerConfig::default()).unwrap();
     let router = server.router();
     let node = server.node();
     let old = instance("a", 100);
@@ -192,7 +192,7 @@ async fn replicated_changes_are_not_queued_again_but_local_ones_are() {
         peers: vec!["http://127.0.0.1:1/eureka".into()],
         ..ServerConfig::default()
     };
-    let server = Server::new(config);
+    let server = Server::new(config).unwrap();
     let peer = &server.replication().shared.peers[0];
     assert_eq!(peer.url, "http://127.0.0.1:1/eureka/");
     server.node().register(instance("r", 1), Origin::Replicated);
@@ -213,7 +213,7 @@ async fn replicated_changes_are_not_queued_again_but_local_ones_are() {
 #[tokio::test]
 async fn a_gzipped_batch_is_accepted_and_garbage_is_a_400() {
     use std::io::Write as _;
-    let server = Server::new(ServerConfig::default());
+    let server = Server::new(ServerConfig::default()).unwrap();
     let router = server.router();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&batch(&[(Action::Register, &instance("g", 1))]))
@@ -243,7 +243,12 @@ fn replication_settings_come_from_springs_keys() {
         "eureka:\n  server:\n    max-elements-in-peer-replication-pool: 500\n    max-time-for-replication: 1000\n    peer-node-read-timeout-ms: 250\n    registry-sync-timeout-ms: 0\n",
     )
     .unwrap();
-    let c = ServerConfig::load(Some(&path), Some(Default::default())).unwrap();
+    let c = ServerConfig::load(
+        Some(&path),
+        &std::collections::HashMap::new(),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap();
     assert_eq!(c.replication.queue_capacity, 500);
     assert_eq!(
         c.replication.max_item_age,
@@ -270,7 +275,8 @@ fn peer_passwords_never_show() {
     let server = Server::new(ServerConfig {
         peers: vec!["http://u:pw@127.0.0.1:1/eureka/".into()],
         ..ServerConfig::default()
-    });
+    })
+    .unwrap();
     assert_eq!(
         server.node().peer_status()[0].url,
         "http://u:***@127.0.0.1:1/eureka/"

@@ -34,7 +34,7 @@ impl Running {
     /// given to peers before it starts.
     pub(crate) fn serve(listener: TcpListener, config: ServerConfig) -> Running {
         let addr = listener.local_addr().unwrap();
-        let server = Server::new(config);
+        let server = Server::new(config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.clone().serve(listener, async {
             let _ = rx.await;
