@@ -373,3 +373,48 @@ async fn a_stopping_node_flushes_what_it_has_not_sent_yet() {
     assert!(has(&b, "LAST", "l-2", |_| true));
     assert!(b.server.node().registry().instance("LAST", "l-1").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_can_be_given_the_same_peer_list_including_itself() {
+    let ls = listeners(2).await;
+    // The same list for both, as Eureka allows; `localhost` for A resolves
+    // to its loopback address.
+    let port_a = ls[0].local_addr().unwrap().port();
+    let urls = vec![
+        format!("http://localhost:{port_a}/eureka/"),
+        eureka_url_of(&ls[1]),
+    ];
+    let mut nodes = ls
+        .into_iter()
+        .map(|l| start(l, urls.clone(), ReplicationSettings::default()));
+    let (a, b) = (nodes.next().unwrap(), nodes.next().unwrap());
+
+    // Each node shows (and replicates to) only the other one.
+    eventually(WITHIN, "each node skips its own URL", || async {
+        a.server.node().peer_status().len() == 1 && b.server.node().peer_status().len() == 1
+    })
+    .await;
+    assert_eq!(b.server.node().peer_status()[0].url, urls[0]);
+    assert_eq!(a.server.node().peer_status()[0].url, urls[1]);
+
+    for (from, to, id) in [(&a, &b, "via-a"), (&b, &a, "via-b")] {
+        let register = reqwest::Client::new()
+            .post(format!("{}apps/SELFLESS", from.eureka_url()))
+            .header("Content-Type", "application/json")
+            .body(cloud_protocol::eureka::json::encode_instance(&instance(
+                "SELFLESS", id,
+            )));
+        send_expecting(register, 204).await;
+        eventually(WITHIN, "replicated to the other node", || async {
+            has(to, "SELFLESS", id, |_| true)
+        })
+        .await;
+    }
+    // Nobody replicated to itself: every replicated batch went across, and
+    // no node holds a batch failure or queue for a peer that is itself.
+    for node in [&a, &b] {
+        let m = node.server.node().metrics();
+        assert_eq!(m.replication_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(m.registrations.load(Ordering::Relaxed), 2);
+    }
+}
