@@ -172,7 +172,10 @@ async fn drains_open_streams() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert!(polls.iter().all(|p| !p.is_finished()), "long polls still open");
+    assert!(
+        polls.iter().all(|p| !p.is_finished()),
+        "long polls still open"
+    );
 
     let started = tokio::time::Instant::now();
     sigterm(&child).await;

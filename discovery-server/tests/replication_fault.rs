@@ -210,7 +210,11 @@ async fn a_killed_node_rejoins_with_nothing_lost_and_clients_fail_over() {
 }
 
 async fn scenario() {
-    let fronts = [Front::bind().await, Front::bind().await, Front::bind().await];
+    let fronts = [
+        Front::bind().await,
+        Front::bind().await,
+        Front::bind().await,
+    ];
     let urls: Vec<String> = fronts
         .iter()
         .map(|f| format!("http://{}/eureka/", f.addr))

@@ -183,7 +183,10 @@ fn a_bad_value_names_its_file_or_variable_and_key() {
 
     let e = ServerConfig::load(
         None,
-        &env(&[("DISCOVERY__EUREKA__SERVER__EVICTION_INTERVAL_TIMER_IN_MS", "0")]),
+        &env(&[(
+            "DISCOVERY__EUREKA__SERVER__EVICTION_INTERVAL_TIMER_IN_MS",
+            "0",
+        )]),
         &Overrides::default(),
     )
     .unwrap_err();

@@ -77,7 +77,10 @@ impl AppState {
 
 /// Health, with the registry and self-preservation state in plain words
 /// for those who may see details.
-pub(super) async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<serde_json::Value> {
+pub(super) async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
     if !state.shows_health_details(&headers) {
         return Json(serde_json::json!({"status": "UP"}));
     }

@@ -26,7 +26,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, put};
 use cloud_runtime::auth::{BasicAuthLayer, Credentials};
 use cloud_runtime::shutdown::Shutdown;
@@ -95,18 +94,19 @@ impl AppState {
 }
 
 impl PeerApi for AppState {
+    type Rejection = AppError;
+
     fn node(&self) -> &Arc<Node> {
         &self.node
     }
 
-    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Response> {
+    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, AppError> {
         // A batch carries many registrations: allow eight bodies' worth.
         negotiate::inflate_body(headers, body, self.max_body_bytes * 8)
-            .map_err(|e| e.into_response())
     }
 
-    fn bad_request(&self, reason: String) -> Response {
-        AppError::BadRequest(reason).into_response()
+    fn bad_request(&self, reason: String) -> AppError {
+        AppError::BadRequest(reason)
     }
 }
 

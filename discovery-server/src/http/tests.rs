@@ -10,10 +10,10 @@ use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use tower::ServiceExt as _;
 
-use cloud_runtime::clock::ManualClock;
 use crate::config::{BasicAuth, ServerConfig};
 use crate::http::ShowDetails;
 use crate::server::Server;
+use cloud_runtime::clock::ManualClock;
 
 pub(super) fn server() -> (Server, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::at_epoch_millis(1_700_000_000_000));
@@ -378,7 +378,12 @@ async fn health_as(s: &Server, uri: &str, authorization: Option<&str>) -> serde_
 #[tokio::test]
 async fn basic_auth_guards_the_api_the_dashboard_and_prometheus_but_not_health() {
     let s = guarded(ShowDetails::WhenAuthorized);
-    for uri in ["/eureka/apps", "/eureka/v2/apps", "/", "/actuator/prometheus"] {
+    for uri in [
+        "/eureka/apps",
+        "/eureka/v2/apps",
+        "/",
+        "/actuator/prometheus",
+    ] {
         let refused = call(&s, get_as(uri, None)).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{uri}");
         assert_eq!(
@@ -398,7 +403,12 @@ async fn basic_auth_guards_the_api_the_dashboard_and_prometheus_but_not_health()
     }
     // The scheme is case-insensitive (RFC 7235).
     assert_eq!(
-        call(&s, get_as("/eureka/apps", Some("basic ZXVyZWthOnMzY3JldA=="))).await.status(),
+        call(
+            &s,
+            get_as("/eureka/apps", Some("basic ZXVyZWthOnMzY3JldA=="))
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     assert_eq!(
@@ -420,7 +430,10 @@ async fn health_details_show_only_to_authorized_callers_when_authorized() {
             serde_json::json!({"status": "UP"})
         );
         let detailed = health_as(&s, uri, Some(GOOD)).await;
-        assert_eq!(detailed["components"]["discovery"]["details"]["instances"], 0);
+        assert_eq!(
+            detailed["components"]["discovery"]["details"]["instances"],
+            0
+        );
     }
 }
 
@@ -443,7 +456,9 @@ async fn without_credentials_health_shows_details_to_everyone() {
     let health = health_as(&s, "/actuator/health", None).await;
     assert_eq!(health["components"]["discovery"]["status"], "UP");
     assert_eq!(
-        call(&s, get_as("/actuator/prometheus", None)).await.status(),
+        call(&s, get_as("/actuator/prometheus", None))
+            .await
+            .status(),
         StatusCode::OK
     );
 }

@@ -18,11 +18,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
+use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Extension;
-use axum::extract::ConnectInfo;
 use cloud_runtime::shutdown::OpenWork;
 use futures::{Stream, StreamExt as _};
 use serde::Deserialize;
@@ -80,7 +80,9 @@ pub(super) async fn stream(
         };
         Some((Ok(event), (rx, open)))
     });
-    let until_shutdown = first.chain(changes).take_until(state.shutdown.token().clone().cancelled_owned());
+    let until_shutdown = first
+        .chain(changes)
+        .take_until(state.shutdown.token().clone().cancelled_owned());
     Sse::new(until_shutdown).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -60,7 +60,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -79,14 +79,15 @@ pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
 
 /// What the batch endpoint needs from the server's state.
 pub trait PeerApi: Clone + Send + Sync + 'static {
+    /// The API's error, answered when a batch is refused.
+    type Rejection: IntoResponse;
     /// The node batches are applied to.
     fn node(&self) -> &Arc<Node>;
     /// The request body decoded as the API decodes bodies (gzip, size
-    /// limit), or the response refusing it.
-    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Response>;
-    /// The `400` response for a batch that cannot be read, in the API's
-    /// error shape.
-    fn bad_request(&self, reason: String) -> Response;
+    /// limit), or why it is refused.
+    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Self::Rejection>;
+    /// The `400` for a batch that cannot be read, in the API's error shape.
+    fn bad_request(&self, reason: String) -> Self::Rejection;
 }
 
 /// The replication HTTP client could not be built.

@@ -22,8 +22,7 @@ pub(crate) async fn names_this_node(url: &str, local: SocketAddr, timeout: Durat
     let candidates: Vec<IpAddr> = match literal.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => {
-            match tokio::time::timeout(timeout, tokio::net::lookup_host((host, local.port())))
-                .await
+            match tokio::time::timeout(timeout, tokio::net::lookup_host((host, local.port()))).await
             {
                 Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
                 Ok(Err(e)) => {

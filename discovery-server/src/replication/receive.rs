@@ -21,11 +21,11 @@ pub(crate) async fn batch<S: PeerApi>(
 ) -> Response {
     let body = match state.decode_body(&headers, body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let items = match wire::read_replication_list(&body) {
         Ok(items) => items,
-        Err(e) => return state.bad_request(e.to_string()),
+        Err(e) => return state.bad_request(e.to_string()).into_response(),
     };
     let responses: Vec<ItemResponse> = items
         .into_iter()

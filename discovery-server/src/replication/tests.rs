@@ -431,7 +431,10 @@ mod sender {
             .await;
 
         let calls = peer.calls();
-        assert!(calls.iter().all(|(_, items)| *items == 1), "the same batch each time");
+        assert!(
+            calls.iter().all(|(_, items)| *items == 1),
+            "the same batch each time"
+        );
         // Waits before retry n: 100 ms * 2^(n-1), capped at 2 s, each
         // within ±50 %.
         for (n, pair) in calls.windows(2).enumerate() {
@@ -443,14 +446,19 @@ mod sender {
                 n + 1
             );
         }
-        rig.until("healthy again", |r| r.sender().health.lock().healthy == Some(true))
-            .await;
+        rig.until("healthy again", |r| {
+            r.sender().health.lock().healthy == Some(true)
+        })
+        .await;
         assert_eq!(rig.sender().queue.len(), 0);
 
         // Success resets the backoff: the next failure waits ~100 ms again.
-        peer.script.lock().push_back(Ok(StatusCode::SERVICE_UNAVAILABLE));
+        peer.script
+            .lock()
+            .push_back(Ok(StatusCode::SERVICE_UNAVAILABLE));
         rig.register("b");
-        rig.until("b delivered", |r| r.peer.calls().len() == 10).await;
+        rig.until("b delivered", |r| r.peer.calls().len() == 10)
+            .await;
         let calls = peer.calls();
         let wait = calls[9].0 - calls[8].0;
         assert!(
@@ -490,8 +498,10 @@ mod sender {
         // A fresh item goes out once the peer answers again.
         peer.script.lock().clear();
         rig.register("fresh");
-        rig.until("fresh delivered", |r| r.peer.calls().len() == attempts.len() + 1)
-            .await;
+        rig.until("fresh delivered", |r| {
+            r.peer.calls().len() == attempts.len() + 1
+        })
+        .await;
         rig.stop().await;
     }
 
