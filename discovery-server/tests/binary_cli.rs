@@ -5,31 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use support::listening_addr;
+use tokio::process::{Child, Command};
 
-/// Reads log lines until one carries the listening address, in text
-/// (`addr=127.0.0.1:1234`) or JSON (`"addr":"127.0.0.1:1234"`) form.
-async fn listening_addr(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("binary exited before listening");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.split("\"addr\":\"").nth(1) {
-            return rest.split('"').next().unwrap().to_owned();
-        }
-    }
-}
-
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildStdout>>) {
+/// Starts the binary and waits for the address it listens on.
+async fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_discovery-server"))
         .args(args)
         .envs(env.iter().copied())
@@ -39,8 +25,8 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildSt
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
+    let addr = listening_addr(child.stdout.take().unwrap(), Duration::from_secs(30)).await;
+    (child, addr)
 }
 
 async fn sigterm(child: &Child) {
@@ -61,7 +47,7 @@ async fn binary_serves_on_the_logged_port_and_stops_on_sigterm() {
 }
 
 async fn serves_and_stops() {
-    let (mut child, mut lines) = spawn(
+    let (mut child, addr) = spawn(
         &[
             "--port",
             "0",
@@ -74,9 +60,8 @@ async fn serves_and_stops() {
         ],
         // The peer is dead; reads need not wait for its registry copy.
         &[("EUREKA_SERVER_REGISTRYSYNCTIMEOUTMS", "0")],
-    );
-    let addr = listening_addr(&mut lines).await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    )
+    .await;
     let health: serde_json::Value = reqwest::get(format!("http://{addr}/actuator/health"))
         .await
         .unwrap()
@@ -111,7 +96,7 @@ async fn sigterm_ends_open_watch_streams_and_long_polls_and_exits_zero_at_once()
 async fn drains_open_streams() {
     // A long drain deadline: exiting well before it shows that nothing
     // waited for the streams (an expired deadline would also exit 1).
-    let (mut child, mut lines) = spawn(
+    let (mut child, addr) = spawn(
         &[
             "--port",
             "0",
@@ -122,9 +107,8 @@ async fn drains_open_streams() {
             "60s",
         ],
         &[],
-    );
-    let addr = listening_addr(&mut lines).await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    )
+    .await;
     let http = reqwest::Client::new();
 
     let since = http

@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloud_protocol::eureka::json;
-use support::{Steps, eventually, instance, interop_python, send_expecting};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{Steps, eventually, instance, interop_python, listening_addr, send_expecting};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
@@ -80,23 +79,9 @@ impl Proc {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = tokio::time::timeout(WITHIN, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .unwrap()
-                    .expect("node exited before listening");
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    return addr.port();
-                }
-            }
-        })
-        .await
-        .expect("node never logged its address");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let port = listening_addr(child.stdout.take().unwrap(), WITHIN)
+            .await
+            .port();
         front.target.store(port, Ordering::SeqCst);
         Proc {
             front,

@@ -49,11 +49,7 @@ impl Serialize for ShowDetails {
 impl<'de> Deserialize<'de> for ShowDetails {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let canonical: String = text
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .flat_map(char::to_lowercase)
-            .collect();
+        let canonical = text.to_ascii_lowercase().replace(['-', '_'], "");
         match canonical.as_str() {
             "never" => Ok(ShowDetails::Never),
             "whenauthorized" => Ok(ShowDetails::WhenAuthorized),
