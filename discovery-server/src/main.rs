@@ -63,7 +63,6 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid settings");
-            eprintln!("discovery-server: invalid settings: {e}");
             return ExitCode::from(2);
         }
     };

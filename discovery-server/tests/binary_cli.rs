@@ -181,3 +181,24 @@ async fn drains_open_streams() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn an_invalid_setting_exits_2_naming_the_variable_and_key() {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_discovery-server"))
+            .args(["--port", "0", "--bind", "127.0.0.1", "--log-format", "text"])
+            .env("EUREKA_SERVER_RENEWALPERCENTTHRESHOLD", "3")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains("environment variable EUREKA_SERVER_RENEWALPERCENTTHRESHOLD")
+            && log.contains("eureka.server.renewal-percent-threshold"),
+        "{log}"
+    );
+}
