@@ -330,13 +330,15 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
         has(&b, "SECURE", "s-1", |_| true)
     })
     .await;
-    assert!(
+    // A records the peer's answer just after B applied the batch.
+    eventually(WITHIN, "peer shown healthy, password masked", || async {
         a.server
             .node()
             .peer_status()
             .iter()
             .all(|p| p.healthy == Some(true) && p.url.contains("peer:***@"))
-    );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -300,6 +300,9 @@ mod sender {
     use super::*;
     use crate::registry::RegistrySettings;
 
+    /// Tokio's timer rounds a sleep up to the next millisecond.
+    const TICK: Duration = Duration::from_millis(1);
+
     /// A peer that answers from a script (then `200` for every item) and
     /// records when each batch arrived and how many items it held.
     #[derive(Debug, Default)]
@@ -346,9 +349,11 @@ mod sender {
         }
     }
 
+    /// No batching delay: the gap between two attempts is the backoff
+    /// alone.
     fn settings() -> ReplicationSettings {
         ReplicationSettings {
-            max_batch_delay: Duration::from_millis(10),
+            max_batch_delay: Duration::ZERO,
             max_item_age: Duration::from_secs(30),
             retry: Backoff {
                 initial: Duration::from_millis(100),
@@ -441,7 +446,7 @@ mod sender {
             let wait = pair[1].0 - pair[0].0;
             let base = Duration::from_millis(100 * (1 << n)).min(Duration::from_secs(2));
             assert!(
-                wait >= base.mul_f64(0.5) && wait <= base.mul_f64(1.5) + Duration::from_millis(1),
+                wait >= base.mul_f64(0.5) && wait <= base.mul_f64(1.5) + TICK,
                 "retry {}: waited {wait:?}, base {base:?}",
                 n + 1
             );
@@ -462,7 +467,7 @@ mod sender {
         let calls = peer.calls();
         let wait = calls[9].0 - calls[8].0;
         assert!(
-            wait >= Duration::from_millis(50) && wait <= Duration::from_millis(151),
+            wait >= Duration::from_millis(50) && wait <= Duration::from_millis(150) + TICK,
             "after a success the backoff starts over: {wait:?}"
         );
         rig.stop().await;
