@@ -248,7 +248,9 @@ impl Settings {
 pub struct ServerSection {
     /// `server.port`. Default is 8761.
     pub port: u16,
-    /// `server.connection-timeout`, `server.max-connections`, ...
+    /// `server.connection-timeout`, `server.max-connections`, ... (its
+    /// `drain-timeout` is replaced by
+    /// `spring.lifecycle.timeout-per-shutdown-phase`).
     #[serde(flatten)]
     pub limits: ServeLimits,
 }
