@@ -16,9 +16,7 @@ use super::AppState;
 use super::error::AppError;
 use super::negotiate::{Format, Negotiated, inflate_body};
 use crate::registry::{Origin, RenewOutcome, RenewRequest, app_key};
-
-/// The header that marks a request from a peer node.
-pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
+use crate::replication::REPLICATION_HEADER;
 
 /// Where a request comes from: a peer when it carries
 /// `x-netflix-discovery-replication: true`, else a client.
@@ -50,7 +48,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let body = inflate_body(&headers, body, state.node.config().max_body_bytes)?;
+    let body = inflate_body(&headers, body, state.max_body_bytes())?;
     let format = Format::of_body(&headers, &body).ok_or_else(|| {
         let content_type = headers.get(header::CONTENT_TYPE);
         let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("?");

@@ -4,7 +4,7 @@
 //! version that moves on every change.
 //!
 //! Pure: no I/O and no tasks; time comes from an injected
-//! [`Clock`](crate::clock::Clock). Every
+//! [`Clock`](cloud_runtime::clock::Clock). Every
 //! mutation returns the [`RegistryEvent`] it caused so the caller can
 //! replicate it, count it and wake watchers.
 //!
@@ -29,7 +29,7 @@ use rand::seq::SliceRandom;
 pub use event::{EventAction, Origin, RegistryEvent};
 pub use rules::effective_status;
 
-use crate::clock::SharedClock;
+use cloud_runtime::clock::SharedClock;
 use lease::Lease;
 use rate::MinuteRate;
 
@@ -246,7 +246,7 @@ impl Registry {
 
     /// Current time by the registry's clock.
     pub fn now_millis(&self) -> i64 {
-        self.clock.now_millis()
+        self.clock.epoch_millis()
     }
 
     /// The registry version: moves on every change that `/apps` shows
@@ -340,7 +340,7 @@ impl Registry {
     /// Registers (or re-registers) an instance. The app name is upper-cased;
     /// `info` must have passed [`InstanceInfo::validate`].
     pub fn register(&self, mut info: InstanceInfo, origin: Origin) -> RegistryEvent {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         info.app = app_key(&info.app).into_owned();
         if info.last_dirty_timestamp == 0 {
             info.last_dirty_timestamp = now;
@@ -447,7 +447,7 @@ impl Registry {
     /// Renews a lease, honouring the reported status and last dirty
     /// timestamp as Eureka's `InstanceResource.renewLease` does.
     pub fn renew(&self, app: &str, id: &str, req: RenewRequest, origin: Origin) -> RenewOutcome {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         {
             let inner = self.inner.read();
@@ -564,7 +564,7 @@ impl Registry {
 
     /// Removes an instance (`DELETE`); `None` when it was not registered.
     pub fn cancel(&self, app: &str, id: &str, origin: Origin) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let mut guard = self.inner.write();
         let action = if origin == Origin::Eviction {
             EventAction::Evict
@@ -616,7 +616,7 @@ impl Registry {
         last_dirty_timestamp: Option<i64>,
         _origin: Origin,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
@@ -653,7 +653,7 @@ impl Registry {
         last_dirty_timestamp: Option<i64>,
         _origin: Origin,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
@@ -691,7 +691,7 @@ impl Registry {
         id: &str,
         entries: impl IntoIterator<Item = (String, String)>,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
@@ -714,7 +714,7 @@ impl Registry {
     /// it follows scale-downs instead of sticking; an instance registered
     /// less than a minute ago counts only the renewals it could have sent.
     pub fn preservation(&self) -> PreservationState {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         self.preservation_from(&self.inner.read(), now)
     }
 
@@ -745,7 +745,7 @@ impl Registry {
     /// random. A lease expires once its duration has passed since its last
     /// renewal (once, not twice, its duration).
     pub fn evict(&self) -> Vec<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         self.purge_changes(inner, now);
@@ -845,7 +845,7 @@ impl Registry {
     /// entry per instance with its latest state and action, and the
     /// hashcode of the whole registry, as Eureka's `getApplicationDeltas`.
     pub fn delta(&self) -> Snapshot {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let horizon = now - self.settings.delta_retention_millis;
         let inner = self.inner.read();
         // Later changes of an instance replace earlier ones.
@@ -891,7 +891,7 @@ impl Registry {
 
     /// Renewals counted in the last minute.
     pub fn renews_last_min(&self) -> u64 {
-        self.renews.last_minute(self.clock.now_millis())
+        self.renews.last_minute(self.clock.epoch_millis())
     }
 }
 
