@@ -282,6 +282,8 @@ async fn repositories_are_chosen_by_pattern_and_search_paths_expand() {
         uri: special.uri(),
         search_paths: vec![],
         mirror_dir: Some(mirrors.path().join("special.git")),
+        username: None,
+        password: None,
     }];
     let server = TestServer::start(settings).await;
 
