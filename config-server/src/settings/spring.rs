@@ -362,23 +362,31 @@ fn merge_repo(existing: &mut Value, over: Value) {
 }
 
 /// A list given as a YAML list or a comma-separated string.
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List {
-        One(String),
-        Many(Vec<String>),
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            StringList::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+            StringList::Many(v) => v,
+        }
     }
-    Ok(match Option::<List>::deserialize(d)? {
-        None => Vec::new(),
-        Some(List::One(s)) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect(),
-        Some(List::Many(v)) => v,
-    })
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<StringList>::deserialize(d)?
+        .map(StringList::into_vec)
+        .unwrap_or_default())
 }
 
 /// An optional number given as a number or a numeric string.
@@ -428,7 +436,7 @@ struct FlatAliases {
 }
 
 fn optional_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    string_list(d).map(Some)
+    Ok(Option::<StringList>::deserialize(d)?.map(StringList::into_vec))
 }
 
 /// The keys that the flat aliases stand for.
