@@ -239,6 +239,18 @@ fn credential_env(credentials: Option<&(String, String)>) -> Vec<(String, String
     ]
 }
 
+/// When a mirror left by an earlier run was last fetched or cloned (the
+/// newest of `FETCH_HEAD` and `packed-refs`), in seconds since the Unix
+/// epoch, so that health can tell how old the served commits are.
+fn last_fetch_on_disk(mirror: &Path) -> Option<u64> {
+    ["FETCH_HEAD", "packed-refs"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(mirror.join(f)).ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .max()
+}
+
 impl GitBackend {
     /// Opens the mirror, cloning it when missing, fetching when present. A
     /// failed fetch of an existing mirror is logged and reported in health.
@@ -262,6 +274,7 @@ impl GitBackend {
             }),
         };
         if existing {
+            backend.inner.fetch.lock().last_success = last_fetch_on_disk(&dir);
             backend.load_refs()?;
             if let Err(e) = backend.refresh() {
                 tracing::warn!(error = %e, "remote unreachable at boot; serving the existing mirror");
