@@ -594,3 +594,23 @@ async fn plain_file(
             .into_response()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use serde::ser::Error as _;
+
+    #[tokio::test]
+    async fn a_serialization_failure_is_a_500_with_spring_s_error_body() {
+        let e = EnvError::Serialize(serde_json::Error::custom("not representable"));
+        let resp = AppError::from(e).at("/foo/dev").into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], json!(500));
+        assert_eq!(body["error"], json!("Internal Server Error"));
+        assert_eq!(body["path"], json!("/foo/dev"));
+        assert!(body["timestamp"].is_string());
+    }
+}
