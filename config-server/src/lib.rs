@@ -194,8 +194,7 @@ pub async fn start(settings: Settings) -> Result<Running, ServerError> {
     };
     let opened = settings.clone();
     let repos =
-        shutdown::spawn_blocking("open repositories", move || open_repositories(&opened))
-            .await??;
+        shutdown::spawn_blocking("open repositories", move || open_repositories(&opened)).await??;
     let metrics = Arc::new(Metrics::default());
     let envs = Arc::new(Environments::new(repos, encryptor, metrics.clone()));
     let stop = Shutdown::new();

@@ -54,8 +54,11 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cloud_runtime::logging::init(cli.common.log_format);
-    let loaded = match spring::load(cli.common.config.as_deref(), &ProcessEnvironment, &cli.flags())
-    {
+    let loaded = match spring::load(
+        cli.common.config.as_deref(),
+        &ProcessEnvironment,
+        &cli.flags(),
+    ) {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

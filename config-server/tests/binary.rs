@@ -51,7 +51,14 @@ async fn an_open_watch_stream_does_not_hold_the_binary_past_sigterm() {
     // A stream that stayed open would keep the process for 30 s (the
     // drain deadline and the connection drain); it must end at once.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_config-server"))
-        .args(["--port", "0", "--refresh-rate", "0", "--drain-timeout", "30s"])
+        .args([
+            "--port",
+            "0",
+            "--refresh-rate",
+            "0",
+            "--drain-timeout",
+            "30s",
+        ])
         .arg("--native-dir")
         .arg(dir.path())
         .env("SERVER_ADDRESS", "127.0.0.1")

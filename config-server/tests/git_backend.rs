@@ -391,7 +391,11 @@ impl LateRemote {
             .arg(self.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -413,7 +417,10 @@ async fn an_unreachable_remote_at_boot_answers_503_until_the_first_clone_succeed
     assert_eq!(body["path"], json!("/foo/default"));
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("not available yet"), "{message}");
-    assert!(message.contains("remote.git"), "the reason names the remote: {message}");
+    assert!(
+        message.contains("remote.git"),
+        "the reason names the remote: {message}"
+    );
 
     let (status, ready) = status_and_json(&server, "/actuator/health/readiness").await;
     assert_eq!((status, &ready["status"]), (503, &json!("DOWN")));

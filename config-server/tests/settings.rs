@@ -64,7 +64,11 @@ fn a_spring_config_server_application_yml_is_read_unchanged() {
                 &["special*/dev*".to_string(), "*special*/dev*".to_string()][..],
                 "https://git.example.invalid/special.git"
             ),
-            ("local", &["local*".to_string()][..], "file:///srv/config/local"),
+            (
+                "local",
+                &["local*".to_string()][..],
+                "file:///srv/config/local"
+            ),
         ],
         "in file order, a bare URI's pattern is its name"
     );
@@ -96,8 +100,14 @@ fn file_then_environment_then_flags() {
         ("SPRING_CLOUD_CONFIG_SERVER_GIT_DEFAULTLABEL", "from-env"),
         ("ENCRYPT_KEY", "from-env"),
         ("SERVER_MAXCONNECTIONS", "77"),
-        ("SPRING_CLOUD_CONFIG_SERVER_GIT_REPOS_TEAM_URI", "file:///team"),
-        ("SPRING_CLOUD_CONFIG_SERVER_GIT_REPOS_TEAM_PATTERN", "team-*"),
+        (
+            "SPRING_CLOUD_CONFIG_SERVER_GIT_REPOS_TEAM_URI",
+            "file:///team",
+        ),
+        (
+            "SPRING_CLOUD_CONFIG_SERVER_GIT_REPOS_TEAM_PATTERN",
+            "team-*",
+        ),
     ]);
     let flags = Flags {
         port: Some(9003),

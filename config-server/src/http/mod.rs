@@ -131,7 +131,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Counts the requests that Basic auth refused (401 with a challenge) for
 /// `/actuator/prometheus`.
-async fn count_refused_credentials(State(metrics): State<Arc<Metrics>>, resp: Response) -> Response {
+async fn count_refused_credentials(
+    State(metrics): State<Arc<Metrics>>,
+    resp: Response,
+) -> Response {
     if resp.status() == StatusCode::UNAUTHORIZED
         && resp.headers().contains_key(header::WWW_AUTHENTICATE)
     {

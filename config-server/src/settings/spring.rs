@@ -285,7 +285,10 @@ impl Serialize for RepoMap {
                 "search-paths": repo.search_paths,
             });
             for (key, value) in [
-                ("basedir", repo.basedir.as_ref().map(|p| p.display().to_string())),
+                (
+                    "basedir",
+                    repo.basedir.as_ref().map(|p| p.display().to_string()),
+                ),
                 ("username", repo.username.clone()),
                 ("password", repo.password.clone()),
             ] {
@@ -452,13 +455,19 @@ fn deprecated_env_names() -> Vec<(&'static str, String)> {
         ("CONFIG_SERVER_MIRROR_DIR", format!("{GIT}.basedir")),
         ("CONFIG_SERVER_NATIVE_DIRS", NATIVE_LOCATIONS.into()),
         ("CONFIG_SERVER_SEARCH_PATHS", format!("{GIT}.search-paths")),
-        ("CONFIG_SERVER_DEFAULT_LABEL", format!("{GIT}.default-label")),
+        (
+            "CONFIG_SERVER_DEFAULT_LABEL",
+            format!("{GIT}.default-label"),
+        ),
         ("CONFIG_SERVER_REFRESH_RATE", format!("{GIT}.refresh-rate")),
         ("CONFIG_SERVER_ENCRYPT_KEY", "encrypt.key".into()),
         ("CONFIG_SERVER_ENCRYPT_SALT", "encrypt.salt".into()),
         ("CONFIG_SERVER_MONITOR_SECRET", "monitor-secret".into()),
         ("CONFIG_SERVER_USERNAME", "spring.security.user.name".into()),
-        ("CONFIG_SERVER_PASSWORD", "spring.security.user.password".into()),
+        (
+            "CONFIG_SERVER_PASSWORD",
+            "spring.security.user.password".into(),
+        ),
     ]
 }
 
@@ -509,9 +518,7 @@ pub fn load(
     env: &dyn Environment,
     flags: &Flags,
 ) -> Result<Loaded, SettingsError> {
-    let flat: FlatAliases = Layers::new::<FlatAliases>()?
-        .optional_file(file)?
-        .load()?;
+    let flat: FlatAliases = Layers::new::<FlatAliases>()?.optional_file(file)?.load()?;
     let mut layers = Layers::new::<FileSettings>()?.optional_file(file)?;
     let origin = |name: &str| match file {
         Some(f) => format!("key `{name}` of {}", f.display()),
@@ -544,7 +551,11 @@ pub fn load(
         )
         .set_some("encrypt.key", flat.encrypt_key, &origin("encrypt_key"))
         .set_some("encrypt.salt", flat.encrypt_salt, &origin("encrypt_salt"))
-        .set_some("spring.security.user.name", flat.username, &origin("username"))
+        .set_some(
+            "spring.security.user.name",
+            flat.username,
+            &origin("username"),
+        )
         .set_some(
             "spring.security.user.password",
             flat.password,
