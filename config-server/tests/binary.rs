@@ -34,6 +34,30 @@ async fn listening_port<R: tokio::io::AsyncBufRead + Unpin>(
     .expect("no listening line within 30 s")
 }
 
+/// Starts the binary with `args` and `envs` (logging at info on stdout) and
+/// returns it, its port and its remaining log lines.
+async fn start_binary(
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    u16,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_config-server"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = listening_port(&mut lines).await;
+    (child, port, lines)
+}
+
 /// Sends SIGTERM to `child`.
 fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
@@ -50,27 +74,23 @@ async fn an_open_watch_stream_does_not_hold_the_binary_past_sigterm() {
     std::fs::write(dir.path().join("foo.yml"), "a: 1\n").unwrap();
     // A stream that stayed open would keep the process for 30 s (the
     // drain deadline and the connection drain); it must end at once.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_config-server"))
-        .args([
-            "--port",
-            "0",
-            "--refresh-rate",
-            "0",
-            "--drain-timeout",
-            "30s",
-        ])
-        .arg("--native-dir")
-        .arg(dir.path())
-        .env("SERVER_ADDRESS", "127.0.0.1")
-        .env("SERVER_DRAINTIMEOUT", "30s")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = listening_port(&mut lines).await;
+    let (mut child, port, mut lines) = start_binary(
+        &[
+            "--port".as_ref(),
+            "0".as_ref(),
+            "--refresh-rate".as_ref(),
+            "0".as_ref(),
+            "--drain-timeout".as_ref(),
+            "30s".as_ref(),
+            "--native-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+        &[
+            ("SERVER_ADDRESS", "127.0.0.1"),
+            ("SERVER_DRAINTIMEOUT", "30s"),
+        ],
+    )
+    .await;
     // Keep draining the log so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
@@ -125,19 +145,18 @@ async fn without_a_repository_the_binary_fails_at_start_and_says_why() {
 async fn binary_serves_flags_and_env_and_exits_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("foo.yml"), "a: from-native-dir\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_config-server"))
-        .args(["--port", "0", "--refresh-rate", "0", "--native-dir"])
-        .arg(dir.path())
-        .env("CONFIG_SERVER_BIND", "127.0.0.1")
-        .env("ENCRYPT_KEY", "k")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = listening_port(&mut lines).await;
+    let (mut child, port, _lines) = start_binary(
+        &[
+            "--port".as_ref(),
+            "0".as_ref(),
+            "--refresh-rate".as_ref(),
+            "0".as_ref(),
+            "--native-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+        &[("CONFIG_SERVER_BIND", "127.0.0.1"), ("ENCRYPT_KEY", "k")],
+    )
+    .await;
     let base = format!("http://127.0.0.1:{port}");
     let env: Value = reqwest::get(format!("{base}/foo/dev"))
         .await

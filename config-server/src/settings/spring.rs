@@ -279,23 +279,7 @@ impl Serialize for RepoMap {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (name, repo) in &self.0 {
-            let mut entry = json!({
-                "pattern": repo.pattern,
-                "uri": repo.uri,
-                "search-paths": repo.search_paths,
-            });
-            for (key, value) in [
-                (
-                    "basedir",
-                    repo.basedir.as_ref().map(|p| p.display().to_string()),
-                ),
-                ("username", repo.username.clone()),
-                ("password", repo.password.clone()),
-            ] {
-                if let Some(v) = value {
-                    entry[key] = Value::String(v);
-                }
-            }
+            let entry = repo_entry(repo.clone());
             map.serialize_entry(name, &entry)?;
         }
         map.end()
@@ -605,24 +589,37 @@ pub fn load(
     })
 }
 
+/// One repository as the file would spell it.
+fn repo_entry(repo: SpringRepo) -> Value {
+    let mut entry = json!({
+        "pattern": repo.pattern,
+        "uri": repo.uri,
+        "search-paths": repo.search_paths,
+    });
+    for (key, value) in [
+        ("basedir", repo.basedir.map(|p| p.display().to_string())),
+        ("username", repo.username),
+        ("password", repo.password),
+    ] {
+        if let Some(v) = value {
+            entry[key] = Value::String(v);
+        }
+    }
+    entry
+}
+
 /// Today's `repos` list as Spring's named mapping.
 fn flat_repos(repos: Vec<RepoSettings>) -> Value {
     let mut map = Map::new();
     for r in repos {
-        let mut entry = json!({
-            "pattern": r.pattern,
-            "uri": r.uri,
-            "search-paths": r.search_paths,
+        let entry = repo_entry(SpringRepo {
+            pattern: r.pattern,
+            uri: r.uri,
+            search_paths: r.search_paths,
+            basedir: r.mirror_dir,
+            username: r.username,
+            password: r.password,
         });
-        for (key, value) in [
-            ("basedir", r.mirror_dir.map(|p| p.display().to_string())),
-            ("username", r.username),
-            ("password", r.password),
-        ] {
-            if let Some(v) = value {
-                entry[key] = Value::String(v);
-            }
-        }
         map.insert(r.name, entry);
     }
     Value::Object(map)
