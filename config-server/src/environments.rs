@@ -336,7 +336,7 @@ impl Environments {
         env.property_sources = sources;
         let failed = decrypt_environment(&mut env, self.encryptor.as_ref());
         if !failed.is_empty() {
-            tracing::warn!(app = %req.name, keys = ?failed, "could not decrypt {{cipher}} values");
+            tracing::warn!(app = %req.name, keys = %failed.join(", "), "could not decrypt {{cipher}} values");
         }
         let sources_json =
             serde_json::to_vec(&env.property_sources).map_err(EnvError::Serialize)?;

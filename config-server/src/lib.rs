@@ -4,10 +4,15 @@
 //! (`GET /{application}/{profiles}[/{label}]`), receive `{cipher}` values
 //! decrypted, and hear about changes through a watch stream instead of a
 //! message bus. Git is read from a bare mirror, so labels never race and the
-//! remote being down only means serving the last fetched commit.
+//! remote being down only means serving the last fetched commit (before a
+//! first clone has succeeded, requests are answered 503 and the clone is
+//! retried in the background). Health follows Spring Boot's liveness and
+//! readiness groups.
 //!
 //! # Layout
-//! - [`settings`]: the configuration struct with defaults and validation.
+//! - [`settings`]: the configuration struct with defaults and validation;
+//!   [`settings::spring`]: the settings file with Spring Cloud Config
+//!   Server's key names and the layering the binary uses.
 //! - [`backend`]: where files come from; [`backend::git`] (bare mirror,
 //!   `cat-file` readers, background fetch) and [`backend::native`]
 //!   (directories).

@@ -29,7 +29,8 @@ pub struct Settings {
     /// `<tmp>/config-server/<hash of uri>.git`.
     pub mirror_dir: Option<PathBuf>,
     /// Local directories to serve when there is no `git_uri` (later ones
-    /// rank higher). Default is the sample repository shipped with the crate.
+    /// rank higher). Default is none: `./config-repo` when it exists, else
+    /// the server refuses to start.
     pub native_dirs: Vec<PathBuf>,
     /// Sub-directories searched besides the root, with `{application}`,
     /// `{profile}` and `{label}` placeholders. Default is none.
