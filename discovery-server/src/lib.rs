@@ -58,6 +58,7 @@ pub mod clock;
 pub mod config;
 pub mod eviction;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod registry;
