@@ -192,10 +192,10 @@ mod tests {
         assert_eq!((keys.max, keys.actual), (3, 4));
         let bytes = limits.check_instance(&with_metadata(3, "abcd")).unwrap_err();
         assert_eq!(bytes.rejection(), Rejection::MetadataBytes);
-        assert_eq!((bytes.max, bytes.actual), (20, 21));
+        assert_eq!((bytes.max, bytes.actual), (20, 24));
         assert_eq!(
             bytes.to_string(),
-            "metadata too large: 21 bytes where at most 20 are allowed per instance"
+            "metadata too large: 24 bytes where at most 20 are allowed per instance"
         );
     }
 
