@@ -983,3 +983,6 @@ impl Registry {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limit_tests;
