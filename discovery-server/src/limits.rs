@@ -190,7 +190,9 @@ mod tests {
         let keys = limits.check_instance(&with_metadata(4, "")).unwrap_err();
         assert!(keys.is_too_many_keys());
         assert_eq!((keys.max, keys.actual), (3, 4));
-        let bytes = limits.check_instance(&with_metadata(3, "abcd")).unwrap_err();
+        let bytes = limits
+            .check_instance(&with_metadata(3, "abcd"))
+            .unwrap_err();
         assert_eq!(bytes.rejection(), Rejection::MetadataBytes);
         assert_eq!((bytes.max, bytes.actual), (20, 24));
         assert_eq!(
@@ -206,9 +208,10 @@ mod tests {
             ..Limits::default()
         };
         let mut info = with_metadata(2, "");
-        info.data_center_info
-            .metadata
-            .extend([("a".to_owned(), String::new()), ("b".to_owned(), String::new())]);
+        info.data_center_info.metadata.extend([
+            ("a".to_owned(), String::new()),
+            ("b".to_owned(), String::new()),
+        ]);
         assert!(limits.check_instance(&info).is_err());
         assert!(limits.check_updated(&info, &Metadata::new()).is_ok());
     }
@@ -218,7 +221,11 @@ mod tests {
         let limits = Limits::default();
         // Spring Cloud's Java client sends a few entries (management.port,
         // zone, version...), each far below 1 KiB.
-        assert!(limits.check_instance(&with_metadata(64, &"x".repeat(512))).is_ok());
+        assert!(
+            limits
+                .check_instance(&with_metadata(64, &"x".repeat(512)))
+                .is_ok()
+        );
         assert!(limits.max_delta_queue_bytes >= 16 * 1024 * 1024);
         assert!(limits.xml.max_elements >= 40 + limits.max_metadata_keys_per_instance);
     }

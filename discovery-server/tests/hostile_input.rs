@@ -201,30 +201,50 @@ async fn a_registration_with_too_much_metadata_is_refused_and_nothing_is_stored(
     // 100 entries of 700 bytes: few keys, too many bytes.
     let reason = bad_request_reason(register(with_metadata("a", 100, 700)).await.unwrap()).await;
     assert!(reason.contains("65536"), "{reason}");
-    let listed = client().get(s.url("/eureka/apps/HOSTILE")).send().await.unwrap();
+    let listed = client()
+        .get(s.url("/eureka/apps/HOSTILE"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), 404, "nothing was stored");
     assert_eq!(
-        metric(&s, r#"discovery_rejected_requests_total{reason="metadata_keys"}"#).await,
+        metric(
+            &s,
+            r#"discovery_rejected_requests_total{reason="metadata_keys"}"#
+        )
+        .await,
         Some(2.0)
     );
     assert_eq!(
-        metric(&s, r#"discovery_rejected_requests_total{reason="metadata_bytes"}"#).await,
+        metric(
+            &s,
+            r#"discovery_rejected_requests_total{reason="metadata_bytes"}"#
+        )
+        .await,
         Some(1.0)
     );
     // Within the limits, the same instance registers.
-    assert_eq!(register(with_metadata("a", 256, 200)).await.unwrap().status(), 204);
+    assert_eq!(
+        register(with_metadata("a", 256, 200))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn metadata_puts_stop_at_the_per_instance_limit() {
     let s = Running::start(ServerConfig::default()).await;
-    s.server
-        .node()
-        .register(instance("HOSTILE", "a"), discovery_server::registry::Origin::Local);
+    s.server.node().register(
+        instance("HOSTILE", "a"),
+        discovery_server::registry::Origin::Local,
+    );
     let put = |prefix: &'static str| {
-        let query: Vec<(String, String)> =
-            (0..100).map(|i| (format!("{prefix}{i}"), "v".to_owned())).collect();
+        let query: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("{prefix}{i}"), "v".to_owned()))
+            .collect();
         client()
             .put(s.url("/eureka/apps/HOSTILE/a/metadata"))
             .query(&query)
@@ -235,9 +255,17 @@ async fn metadata_puts_stop_at_the_per_instance_limit() {
     let reason = bad_request_reason(put("c").await.unwrap()).await;
     assert!(reason.contains("300 entries"), "{reason}");
     let (info, _) = s.server.node().registry().instance("HOSTILE", "a").unwrap();
-    assert_eq!(info.metadata.len(), 200, "the refused update stored nothing");
     assert_eq!(
-        metric(&s, r#"discovery_rejected_requests_total{reason="metadata_keys"}"#).await,
+        info.metadata.len(),
+        200,
+        "the refused update stored nothing"
+    );
+    assert_eq!(
+        metric(
+            &s,
+            r#"discovery_rejected_requests_total{reason="metadata_keys"}"#
+        )
+        .await,
         Some(1.0)
     );
     // An unknown instance is still a 404.
@@ -266,7 +294,10 @@ async fn re_registering_with_large_metadata_keeps_the_delta_queue_small() {
             .unwrap();
         assert_eq!(response.status(), 204);
     }
-    assert_eq!(metric(&s, "discovery_delta_queue_changes").await, Some(200.0));
+    assert_eq!(
+        metric(&s, "discovery_delta_queue_changes").await,
+        Some(200.0)
+    );
     let bytes = metric(&s, "discovery_delta_queue_bytes").await.unwrap();
     // One record (not 200 copies) and a small entry per change.
     assert!(
@@ -288,16 +319,29 @@ async fn a_trimmed_delta_queue_lists_every_instance_and_counts_the_drops() {
         let response = client()
             .post(s.url("/eureka/apps/HOSTILE"))
             .header("Content-Type", "application/json")
-            .body(json::encode_instance(&with_metadata(&format!("i{i}"), 50, 100)))
+            .body(json::encode_instance(&with_metadata(
+                &format!("i{i}"),
+                50,
+                100,
+            )))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 204);
     }
-    let cancel = client().delete(s.url("/eureka/apps/HOSTILE/i0")).send().await.unwrap();
+    let cancel = client()
+        .delete(s.url("/eureka/apps/HOSTILE/i0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cancel.status(), 200);
     assert!(metric(&s, "discovery_delta_queue_bytes").await.unwrap() <= 3.0 * record as f64);
-    assert!(metric(&s, "discovery_delta_changes_dropped_total").await.unwrap() >= 1.0);
+    assert!(
+        metric(&s, "discovery_delta_changes_dropped_total")
+            .await
+            .unwrap()
+            >= 1.0
+    );
     assert_eq!(metric(&s, "discovery_delta_incomplete").await, Some(1.0));
     let delta = client()
         .get(s.url("/eureka/apps/delta"))

@@ -45,8 +45,7 @@ async fn scenario() {
     });
     node.register(instance("GHOST-APP", "g-1"), Origin::Local);
 
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_delta_client.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_delta_client.py");
     let mut child = Command::new(interop_python())
         .arg(&script)
         .arg(running.eureka_url())

@@ -58,12 +58,13 @@ pub(crate) async fn register(
         AppError::UnsupportedMediaType(content_type.to_owned())
     })?;
     let limits = state.node.registry().limits();
-    let mut info = format
-        .decode_instance(&body, &limits.xml)
-        .map_err(|e| match e.limit_exceeded() {
-            Some(limit) => rejected(&state, Rejection::of_document(limit), &e),
-            None => AppError::BadRequest(e.to_string()),
-        })?;
+    let mut info =
+        format
+            .decode_instance(&body, &limits.xml)
+            .map_err(|e| match e.limit_exceeded() {
+                Some(limit) => rejected(&state, Rejection::of_document(limit), &e),
+                None => AppError::BadRequest(e.to_string()),
+            })?;
     info.validate()
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     limits

@@ -217,7 +217,13 @@ mod tests {
         let mut q = ChangeQueue::default();
         let big = record("a", 100);
         for at in 0..200 {
-            q.push(at, &record("a", 100), LeaseInfo::default(), RETENTION, usize::MAX);
+            q.push(
+                at,
+                &record("a", 100),
+                LeaseInfo::default(),
+                RETENTION,
+                usize::MAX,
+            );
         }
         assert_eq!(q.stats(200).changes, 200);
         assert_eq!(payloads(&q), vec![("a".to_owned(), 199)]);
@@ -231,7 +237,13 @@ mod tests {
         let budget = 5 * record("x", 10).approx_size_bytes();
         let mut q = ChangeQueue::default();
         for i in 0..20 {
-            q.push(1000 + i, &record(&format!("i{i}"), 10), LeaseInfo::default(), RETENTION, budget);
+            q.push(
+                1000 + i,
+                &record(&format!("i{i}"), 10),
+                LeaseInfo::default(),
+                RETENTION,
+                budget,
+            );
             assert!(q.stats(1000).bytes <= budget);
         }
         let kept = payloads(&q);
@@ -253,14 +265,32 @@ mod tests {
         // Changes of one instance: the replaced ones are small and leave
         // first; the window stays complete.
         for at in 0..1000 {
-            q.push(at, &record("a", 10), LeaseInfo::default(), RETENTION, 3 * one);
+            q.push(
+                at,
+                &record("a", 10),
+                LeaseInfo::default(),
+                RETENTION,
+                3 * one,
+            );
         }
         assert!(!q.stats(1000).incomplete);
         assert_eq!(payloads(&q), vec![("a".to_owned(), 999)]);
         // A change past its window is not a loss either.
         let mut q = ChangeQueue::default();
-        q.push(0, &record("old", 10), LeaseInfo::default(), RETENTION, usize::MAX);
-        q.push(RETENTION + 1, &record("new", 10), LeaseInfo::default(), RETENTION, one + 500);
+        q.push(
+            0,
+            &record("old", 10),
+            LeaseInfo::default(),
+            RETENTION,
+            usize::MAX,
+        );
+        q.push(
+            RETENTION + 1,
+            &record("new", 10),
+            LeaseInfo::default(),
+            RETENTION,
+            one + 500,
+        );
         assert_eq!(payloads(&q), vec![("new".to_owned(), RETENTION + 1)]);
         assert!(!q.is_incomplete(RETENTION + 1));
     }
@@ -268,11 +298,23 @@ mod tests {
     #[test]
     fn purge_forgets_the_latest_change_it_drops() {
         let mut q = ChangeQueue::default();
-        q.push(0, &record("a", 0), LeaseInfo::default(), RETENTION, usize::MAX);
+        q.push(
+            0,
+            &record("a", 0),
+            LeaseInfo::default(),
+            RETENTION,
+            usize::MAX,
+        );
         q.purge(1);
         assert_eq!(q.stats(1), DeltaQueueStats::default());
         // A later change of the same instance is recorded afresh.
-        q.push(5, &record("a", 0), LeaseInfo::default(), RETENTION, usize::MAX);
+        q.push(
+            5,
+            &record("a", 0),
+            LeaseInfo::default(),
+            RETENTION,
+            usize::MAX,
+        );
         assert_eq!(payloads(&q), vec![("a".to_owned(), 5)]);
     }
 }

@@ -31,14 +31,15 @@ fn instance(id: &str, metadata_entries: usize) -> InstanceInfo {
         lease_info: Some(LeaseInfo::default()),
         ..InstanceInfo::default()
     };
-    info.metadata.extend(
-        (0..metadata_entries).map(|i| (format!("key-{i:05}"), "v".repeat(10))),
-    );
+    info.metadata
+        .extend((0..metadata_entries).map(|i| (format!("key-{i:05}"), "v".repeat(10))));
     info
 }
 
 fn entries(n: usize, prefix: &str) -> Vec<(String, String)> {
-    (0..n).map(|i| (format!("{prefix}{i}"), "v".to_owned())).collect()
+    (0..n)
+        .map(|i| (format!("{prefix}{i}"), "v".to_owned()))
+        .collect()
 }
 
 #[test]
@@ -50,7 +51,10 @@ fn a_metadata_update_over_the_limit_stores_nothing() {
     let (r, _) = registry(limits);
     r.register(instance("a", 4), Origin::Local);
     let version = r.version();
-    assert_eq!(r.check_metadata_update("app", "a", &entries(6, "x")), Some(Ok(())));
+    assert_eq!(
+        r.check_metadata_update("app", "a", &entries(6, "x")),
+        Some(Ok(()))
+    );
     let over = r.check_metadata_update("app", "a", &entries(7, "x"));
     assert!(matches!(over, Some(Err(e)) if e.is_too_many_keys() && e.actual == 11));
     assert!(r.update_metadata("app", "a", entries(7, "x")).is_none());
@@ -60,7 +64,10 @@ fn a_metadata_update_over_the_limit_stores_nothing() {
     };
     assert_eq!(info.metadata.len(), 4);
     // Replacing existing keys adds nothing, so it always fits.
-    assert!(r.update_metadata("APP", "a", entries(3, "key-0000")).is_some());
+    assert!(
+        r.update_metadata("APP", "a", entries(3, "key-0000"))
+            .is_some()
+    );
     assert_eq!(r.check_metadata_update("APP", "nobody", &[]), None);
 }
 
@@ -76,7 +83,10 @@ fn re_registering_one_instance_keeps_one_record_in_the_delta_queue() {
     }
     let stats = r.delta_queue_stats();
     assert_eq!(stats.changes, 200);
-    assert!(stats.bytes < one + 200 * 256, "{stats:?} for records of {one} bytes");
+    assert!(
+        stats.bytes < one + 200 * 256,
+        "{stats:?} for records of {one} bytes"
+    );
     assert!(!stats.incomplete);
 }
 
@@ -111,7 +121,10 @@ fn the_queue_stays_within_its_budget_and_the_delta_then_lists_everyone() {
     let listed: Vec<(String, Option<ActionType>)> = delta
         .applications
         .iter()
-        .flat_map(|(_, l)| l.iter().map(|(i, _)| (i.instance_id.clone(), i.action_type)))
+        .flat_map(|(_, l)| {
+            l.iter()
+                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
+        })
         .collect();
     // Every registered instance, and the removal still queued.
     assert_eq!(listed.len(), 10, "{listed:?}");
@@ -138,7 +151,10 @@ impl Client {
             .snapshot()
             .applications
             .iter()
-            .flat_map(|(app, l)| l.iter().map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone())))
+            .flat_map(|(app, l)| {
+                l.iter()
+                    .map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone()))
+            })
             .collect();
         self.full_fetches += 1;
     }
@@ -171,7 +187,10 @@ impl Client {
             .snapshot()
             .applications
             .iter()
-            .flat_map(|(app, l)| l.iter().map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone())))
+            .flat_map(|(app, l)| {
+                l.iter()
+                    .map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone()))
+            })
             .collect();
         server == self.instances
     }
@@ -179,13 +198,26 @@ impl Client {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { id: u8, metadata: usize },
-    Cancel { id: u8 },
-    Status { id: u8, out_of_service: bool },
-    Metadata { id: u8, key: u8 },
+    Register {
+        id: u8,
+        metadata: usize,
+    },
+    Cancel {
+        id: u8,
+    },
+    Status {
+        id: u8,
+        out_of_service: bool,
+    },
+    Metadata {
+        id: u8,
+        key: u8,
+    },
     /// The client fetches the delta.
     Fetch,
-    Wait { millis: i64 },
+    Wait {
+        millis: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
