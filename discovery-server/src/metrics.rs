@@ -173,26 +173,7 @@ impl Metrics {
             "Replication batches delivered to peers.",
             c(&self.replication_batches),
         );
-        let _ = writeln!(
-            out,
-            "# HELP discovery_rejected_requests_total Requests refused because they were over a limit.\n\
-             # TYPE discovery_rejected_requests_total counter"
-        );
-        for reason in Rejection::ALL {
-            let _ = writeln!(
-                out,
-                "discovery_rejected_requests_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                self.rejected.get(reason)
-            );
-        }
         let queue = registry.delta_queue_stats();
-        let mut line = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
         line(
             "discovery_delta_queue_changes",
             "gauge",
@@ -229,6 +210,19 @@ impl Metrics {
             "Seconds since start.",
             uptime_secs.to_string(),
         );
+        let _ = writeln!(
+            out,
+            "# HELP discovery_rejected_requests_total Requests refused because they were over a limit.\n\
+             # TYPE discovery_rejected_requests_total counter"
+        );
+        for reason in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "discovery_rejected_requests_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.rejected.get(reason)
+            );
+        }
         out
     }
 }

@@ -8,17 +8,14 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use cloud_protocol::eureka::InstanceInfo;
 use discovery_server::ServerConfig;
 use discovery_server::limits::Limits;
 use discovery_server::registry::Origin;
-use support::{Running, Steps, instance, interop_python};
+use support::{Driven, Running, drive_python, instance};
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 const FILLERS: usize = 6;
 
@@ -45,19 +42,14 @@ async fn scenario() {
     });
     node.register(instance("GHOST-APP", "g-1"), Origin::Local);
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_delta_client.py");
-    let mut child = Command::new(interop_python())
-        .arg(&script)
-        .arg(running.eureka_url())
-        .arg(FILLERS.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut steps = Steps::new(child.stdout.take().unwrap());
+    let Driven {
+        mut child,
+        mut stdin,
+        mut steps,
+    } = drive_python(
+        "py_delta_client.py",
+        &[running.eureka_url(), FILLERS.to_string()],
+    );
 
     assert_eq!(steps.next(Duration::from_secs(30)).await, "sees_ghost");
     // The removal and the fillers overflow the queue: the removal of g-1

@@ -118,14 +118,7 @@ fn the_queue_stays_within_its_budget_and_the_delta_then_lists_everyone() {
     let stats = r.delta_queue_stats();
     assert!(stats.incomplete && stats.dropped_early > 0, "{stats:?}");
     let delta = r.delta();
-    let listed: Vec<(String, Option<ActionType>)> = delta
-        .applications
-        .iter()
-        .flat_map(|(_, l)| {
-            l.iter()
-                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
-        })
-        .collect();
+    let listed = super::tests::actions(&delta);
     // Every registered instance, and the removal still queued.
     assert_eq!(listed.len(), 10, "{listed:?}");
     assert!(listed.contains(&("i0".to_owned(), Some(ActionType::Deleted))));
@@ -142,21 +135,23 @@ fn the_queue_stays_within_its_budget_and_the_delta_then_lists_everyone() {
 struct Client {
     instances: HashMap<(String, String), InstanceInfo>,
     last_fetch: i64,
-    full_fetches: usize,
+}
+
+/// The instances of a snapshot by (app, id).
+fn by_key(snapshot: &Snapshot) -> HashMap<(String, String), InstanceInfo> {
+    snapshot
+        .applications
+        .iter()
+        .flat_map(|(app, l)| {
+            l.iter()
+                .map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone()))
+        })
+        .collect()
 }
 
 impl Client {
     fn full_fetch(&mut self, r: &Registry) {
-        self.instances = r
-            .snapshot()
-            .applications
-            .iter()
-            .flat_map(|(app, l)| {
-                l.iter()
-                    .map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone()))
-            })
-            .collect();
-        self.full_fetches += 1;
+        self.instances = by_key(&r.snapshot());
     }
 
     /// Eureka's `DiscoveryClient.getAndUpdateDelta`: apply, then compare
@@ -183,16 +178,7 @@ impl Client {
     }
 
     fn sees_the_registry(&self, r: &Registry) -> bool {
-        let server: HashMap<(String, String), InstanceInfo> = r
-            .snapshot()
-            .applications
-            .iter()
-            .flat_map(|(app, l)| {
-                l.iter()
-                    .map(|(i, _)| ((app.to_string(), i.instance_id.clone()), (**i).clone()))
-            })
-            .collect();
-        server == self.instances
+        by_key(&r.snapshot()) == self.instances
     }
 }
 

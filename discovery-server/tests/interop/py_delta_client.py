@@ -11,15 +11,7 @@ import sys
 
 import py_eureka_client.eureka_client as eureka_client
 
-
-def step(*words):
-    print("STEP", *words, flush=True)
-
-
-async def wait_for_go():
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if not line:
-        raise SystemExit("stdin closed")
+from steps import step, wait_for_go
 
 
 def count(client, app):
