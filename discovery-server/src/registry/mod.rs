@@ -1,7 +1,8 @@
 //! The registry core: instances and their leases, renew, cancel, eviction
 //! with Eureka's limits, self-preservation, status overrides, the
-//! recently-changed queue behind `/apps/delta`, the apps hashcode and a
-//! version that moves on every change.
+//! recently-changed queue behind `/apps/delta` (bounded in bytes, see
+//! `changes`), the apps hashcode and a version that moves on every change.
+//! Metadata per instance is held within the [`Limits`](crate::limits::Limits).
 //!
 //! Pure: no I/O and no tasks; time comes from an injected
 //! [`Clock`](crate::clock::Clock). Every
