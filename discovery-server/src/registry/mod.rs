@@ -2,7 +2,7 @@
 //! with Eureka's limits, self-preservation, status overrides, the
 //! recently-changed queue behind `/apps/delta` (bounded in bytes, see
 //! `changes`), the apps hashcode and a version that moves on every change.
-//! Metadata per instance is held within the [`Limits`](crate::limits::Limits).
+//! Metadata per instance is held within the [`Limits`].
 //!
 //! Pure: no I/O and no tasks; time comes from an injected
 //! [`Clock`](crate::clock::Clock). Every
