@@ -65,8 +65,10 @@ use serde_json::Value;
 pub use cloud_runtime::settings::ConfigError;
 
 use crate::http::ShowDetails;
+use crate::limits::Limits;
 use crate::registry::RegistrySettings;
 use crate::replication::ReplicationSettings;
+use cloud_protocol::eureka::xml::XmlLimits;
 
 /// HTTP Basic credentials required on the API, the dashboard and
 /// `/actuator/prometheus`.
@@ -102,6 +104,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Peer replication: batching, retries, initial registry copy.
     pub replication: ReplicationSettings,
+    /// Bounds on what one client may store or send (metadata, XML, the
+    /// delta queue's memory).
+    pub input_limits: Limits,
     /// Connection limits (`server.connection-timeout`,
     /// `server.max-connections`, ...).
     pub limits: ServeLimits,
@@ -205,6 +210,16 @@ impl ServerConfig {
                 sync_timeout: Duration::from_millis(server.registry_sync_timeout_ms),
                 ..ReplicationSettings::default()
             },
+            input_limits: Limits {
+                max_metadata_keys_per_instance: server.max_metadata_keys_per_instance,
+                max_metadata_bytes_per_instance: server.max_metadata_bytes_per_instance,
+                xml: XmlLimits {
+                    max_depth: server.max_xml_depth,
+                    max_attributes_per_element: server.max_xml_attributes_per_element,
+                    max_elements: server.max_xml_elements_per_document,
+                },
+                max_delta_queue_bytes: server.max_delta_queue_bytes,
+            },
             limits,
             drain_timeout,
         }
@@ -298,10 +313,23 @@ pub struct EurekaServer {
     pub peer_node_read_timeout_ms: u64,
     /// Default is 5 000.
     pub registry_sync_timeout_ms: u64,
+    /// Most metadata entries per instance. Default is 256.
+    pub max_metadata_keys_per_instance: usize,
+    /// Most metadata bytes per instance. Default is 65 536.
+    pub max_metadata_bytes_per_instance: usize,
+    /// Most attributes on one element of an XML body. Default is 1 024.
+    pub max_xml_attributes_per_element: usize,
+    /// Most elements in an XML body. Default is 10 000.
+    pub max_xml_elements_per_document: usize,
+    /// Deepest nesting of an XML body. Default is 32.
+    pub max_xml_depth: usize,
+    /// Memory budget of the delta queue in bytes. Default is 64 MiB.
+    pub max_delta_queue_bytes: usize,
 }
 
 impl Default for EurekaServer {
     fn default() -> Self {
+        let input = Limits::default();
         EurekaServer {
             enable_self_preservation: true,
             renewal_percent_threshold: 0.85,
@@ -311,6 +339,12 @@ impl Default for EurekaServer {
             max_time_for_replication: 30_000,
             peer_node_read_timeout_ms: 5_000,
             registry_sync_timeout_ms: 5_000,
+            max_metadata_keys_per_instance: input.max_metadata_keys_per_instance,
+            max_metadata_bytes_per_instance: input.max_metadata_bytes_per_instance,
+            max_xml_attributes_per_element: input.xml.max_attributes_per_element,
+            max_xml_elements_per_document: input.xml.max_elements,
+            max_xml_depth: input.xml.max_depth,
+            max_delta_queue_bytes: input.max_delta_queue_bytes,
         }
     }
 }

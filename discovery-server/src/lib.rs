@@ -59,6 +59,7 @@
 pub mod config;
 pub mod eviction;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod registry;

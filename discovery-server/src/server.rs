@@ -59,6 +59,7 @@ impl Server {
     /// A server with the given clock.
     pub fn with_clock(config: ServerConfig, clock: SharedClock) -> Result<Server, ClientError> {
         let node = Arc::new(Node::new(config.registry.clone(), clock));
+        node.registry().set_limits(config.input_limits);
         let replication =
             Replication::new(Arc::clone(&node), &config.peers, config.replication.clone())?;
         let shutdown = Shutdown::new();

@@ -218,3 +218,31 @@ fn an_unknown_placeholder_in_the_peer_list_is_an_error_naming_the_key() {
     assert_eq!(e.key(), Some("eureka.client.service-url.defaultZone"));
     assert!(e.to_string().contains("peer.host"), "{e}");
 }
+
+#[test]
+fn input_limits_come_from_eureka_server_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        &dir,
+        "discovery.yml",
+        "eureka:\n  server:\n    max-metadata-keys-per-instance: 5\n    max-xml-depth: 8\n",
+    );
+    let vars = env(&[("EUREKA_SERVER_MAXDELTAQUEUEBYTES", "1024")]);
+    let c = ServerConfig::load(Some(&path), &vars, &Overrides::default()).unwrap();
+    assert_eq!(c.input_limits.max_metadata_keys_per_instance, 5);
+    assert_eq!(c.input_limits.xml.max_depth, 8);
+    assert_eq!(c.input_limits.max_delta_queue_bytes, 1024);
+    assert_eq!(
+        c.input_limits.max_metadata_bytes_per_instance,
+        Limits::default().max_metadata_bytes_per_instance
+    );
+    let server = crate::Server::new(c).unwrap();
+    assert_eq!(
+        server
+            .node()
+            .registry()
+            .limits()
+            .max_metadata_keys_per_instance,
+        5
+    );
+}

@@ -34,6 +34,18 @@ fn instance(app: &str, id: &str) -> InstanceInfo {
     }
 }
 
+/// The instance ids of a snapshot with their actions, in order.
+pub(super) fn actions(snapshot: &Snapshot) -> Vec<(String, Option<ActionType>)> {
+    snapshot
+        .applications
+        .iter()
+        .flat_map(|(_, l)| {
+            l.iter()
+                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
+        })
+        .collect()
+}
+
 fn renew(r: &Registry, app: &str, id: &str) -> bool {
     matches!(
         r.renew(app, id, RenewRequest::default(), Origin::Local),
@@ -392,16 +404,8 @@ fn delta_holds_three_minutes_of_changes_with_actions_and_the_full_hashcode() {
     let delta = r.delta();
     assert_eq!(delta.apps_hashcode, "UP_1_");
     assert_eq!(delta.version, r.version());
-    let actions: Vec<_> = delta
-        .applications
-        .iter()
-        .flat_map(|(_, l)| {
-            l.iter()
-                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
-        })
-        .collect();
     assert_eq!(
-        actions,
+        actions(&delta),
         vec![
             ("a-1".to_owned(), Some(ActionType::Deleted)),
             ("b-1".to_owned(), Some(ActionType::Modified))

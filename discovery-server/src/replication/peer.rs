@@ -366,6 +366,10 @@ fn adopt(shared: &Shared, peer: &Peer, newer: &InstanceInfo) {
         tracing::warn!(peer = %peer.name, error = %e, "peer sent an invalid instance in a conflict");
         return;
     }
+    if let Err(e) = shared.node.registry().limits().check_instance(&info) {
+        tracing::warn!(peer = %peer.name, error = %e, "peer sent an instance over the metadata limits");
+        return;
+    }
     tracing::debug!(peer = %peer.name, app = %info.app, id = %info.instance_id, "adopting the peer's newer record");
     shared.node.register(info, Origin::Replicated);
 }

@@ -66,7 +66,7 @@ pub(crate) fn apply(node: &Node, item: ReplicationItem) -> ItemResponse {
             let Some(mut info) = item.instance_info else {
                 return status_only(StatusCode::BAD_REQUEST);
             };
-            if info.validate().is_err() {
+            if info.validate().is_err() || node.registry().limits().check_instance(&info).is_err() {
                 return status_only(StatusCode::BAD_REQUEST);
             }
             node.register(info, origin);

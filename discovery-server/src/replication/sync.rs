@@ -136,7 +136,14 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
                 Ok(apps) => {
                     let mut instances = 0;
                     for mut info in apps.applications.into_iter().flat_map(|a| a.instances) {
-                        if info.validate().is_ok() {
+                        if info.validate().is_ok()
+                            && shared
+                                .node
+                                .registry()
+                                .limits()
+                                .check_instance(&info)
+                                .is_ok()
+                        {
                             shared.node.register(info, Origin::Replicated);
                             instances += 1;
                         }

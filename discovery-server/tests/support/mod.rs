@@ -149,6 +149,37 @@ pub(crate) fn interop_node_modules() -> PathBuf {
     dir
 }
 
+/// A driven interop client: the process (killed when dropped), its stdin
+/// (a line lets it take its next step) and the steps it prints.
+pub(crate) struct Driven {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) stdin: tokio::process::ChildStdin,
+    pub(crate) steps: Steps<tokio::process::ChildStdout>,
+}
+
+/// Starts `tests/interop/<script>` with the interop venv's Python and `args`.
+pub(crate) fn drive_python(script: &str, args: &[String]) -> Driven {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let mut child = tokio::process::Command::new(interop_python())
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let steps = Steps::new(child.stdout.take().unwrap());
+    Driven {
+        child,
+        stdin,
+        steps,
+    }
+}
+
 /// Polls `check` every 20 ms until it holds or `within` passes.
 pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
 where
