@@ -1,4 +1,5 @@
-//! Eureka JSON decoding: never panics, never hangs; whatever decodes
+//! Eureka JSON decoding: never panics, never hangs; whatever decodes and
+//! is a valid registration (what the server stores and later writes)
 //! re-encodes to JSON that decodes to the same value.
 #![no_main]
 
@@ -6,17 +7,27 @@ use cloud_protocol::eureka::json;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(instance) = json::decode_instance(data) {
+    if let Ok(mut instance) = json::decode_instance(data)
+        && instance.validate().is_ok()
+    {
         let again = json::decode_instance(&json::encode_instance(&instance))
             .expect("our own encoding decodes");
         assert_eq!(again, instance);
     }
-    if let Ok(app) = json::decode_application(data) {
+    if let Ok(mut app) = json::decode_application(data)
+        && app.instances.iter_mut().all(|i| i.validate().is_ok())
+    {
         let again = json::decode_application(&json::encode_application(&app))
             .expect("our own encoding decodes");
         assert_eq!(again, app);
     }
-    if let Ok(apps) = json::decode_applications(data) {
+    if let Ok(mut apps) = json::decode_applications(data)
+        && apps
+            .applications
+            .iter_mut()
+            .flat_map(|a| a.instances.iter_mut())
+            .all(|i| i.validate().is_ok())
+    {
         let again = json::decode_applications(&json::encode_applications(&apps))
             .expect("our own encoding decodes");
         assert_eq!(again, apps);
