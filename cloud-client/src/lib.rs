@@ -1,0 +1,2 @@
+//! What a Rust service links to join the suite.
+pub mod settings;
