@@ -1,2 +1,4 @@
 //! What a Rust service links to join the suite.
+pub mod discovery;
 pub mod settings;
+pub mod sse;
