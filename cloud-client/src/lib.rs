@@ -1,4 +1,5 @@
 //! What a Rust service links to join the suite.
+pub mod config;
 pub mod discovery;
 pub mod loadbalancer;
 pub mod settings;
