@@ -227,3 +227,100 @@ impl Drop for ConfigServer {
         }
     }
 }
+
+/// What an [`Upstream`] does with requests.
+pub const ANSWER: u8 = 0;
+/// Answers 500.
+pub const FAIL: u8 = 1;
+/// Never answers.
+pub const HANG: u8 = 2;
+
+/// An HTTP service that counts hits and answers, fails or hangs on
+/// demand; its body echoes its name and the request's `traceparent`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<std::sync::atomic::AtomicU32>,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Upstream {
+    pub async fn start(name: &'static str) -> Upstream {
+        use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+        let hits = Arc::new(AtomicU32::new(0));
+        let mode = Arc::new(AtomicU8::new(ANSWER));
+        let (h, m) = (Arc::clone(&hits), Arc::clone(&mode));
+        let handler = move |headers: axum::http::HeaderMap| {
+            let (h, m) = (Arc::clone(&h), Arc::clone(&m));
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let trace = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let body = axum::Json(serde_json::json!({"name": name, "traceparent": trace}));
+                match m.load(Ordering::SeqCst) {
+                    FAIL => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body),
+                    HANG => std::future::pending().await,
+                    _ => (axum::http::StatusCode::OK, body),
+                }
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Upstream {
+            addr,
+            hits,
+            mode,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> u32 {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// This upstream as an instance of `app`.
+    pub fn instance(&self, app: &str, id: &str) -> cloud_client::discovery::ServiceInstance {
+        instance_at(app, id, self.addr.port())
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An `UP` instance of `app` on `127.0.0.1:port`.
+pub fn instance_at(app: &str, id: &str, port: u16) -> cloud_client::discovery::ServiceInstance {
+    cloud_client::discovery::ServiceInstance {
+        instance_id: id.into(),
+        app: app.to_ascii_uppercase(),
+        host: "127.0.0.1".into(),
+        port,
+        secure: false,
+        status: cloud_protocol::eureka::InstanceStatus::Up,
+        zone: None,
+        weight: 1,
+        metadata: cloud_protocol::eureka::Metadata::new(),
+        vip_address: Some(app.into()),
+        secure_vip_address: None,
+    }
+}
