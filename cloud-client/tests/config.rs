@@ -1,6 +1,8 @@
 //! The config client against the real config server, in-process, over a
 //! git repository the test commits to.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

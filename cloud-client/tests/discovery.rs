@@ -1,5 +1,7 @@
 //! The discovery client against the real discovery server, in-process.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The load-balanced HTTP client against real upstreams on loopback ports,
 //! resolved through the real discovery server or a fixed list.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;
