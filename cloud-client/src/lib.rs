@@ -10,24 +10,24 @@
 //! streams in well under a second instead of on the next poll.
 //!
 //! # Layout
-//! - [`settings`]: [`ClientSettings`](settings::ClientSettings), Spring's
+//! - [`settings`] holds [`ClientSettings`](settings::ClientSettings), Spring's
 //!   keys (`spring.application.name`, `eureka.client.service-url.defaultZone`,
 //!   ...) with relaxed matching; a wrong value names its key.
-//! - [`discovery`]: [`DiscoveryClient`](discovery::DiscoveryClient):
+//! - [`discovery`] holds [`DiscoveryClient`](discovery::DiscoveryClient):
 //!   register, heartbeat, re-register on 404, failover between servers,
 //!   DOWN + cancel on shutdown; the registry cache (full fetch, deltas,
 //!   hashcode reconciliation, watch), lookups and subscriptions. The pure
 //!   parts are `discovery/cache.rs` and `discovery/failover.rs`.
-//! - [`loadbalancer`]: [`LoadBalancer`](loadbalancer::LoadBalancer) with
+//! - [`loadbalancer`] holds [`LoadBalancer`](loadbalancer::LoadBalancer) with
 //!   round robin, random, weighted, zone preference, sticky and P2C over
 //!   peak EWMA; outlier ejection. Picks take no lock and allocate nothing.
-//! - [`config`]: [`ConfigClient`](config::ConfigClient) and
+//! - [`config`] holds [`ConfigClient`](config::ConfigClient) and
 //!   [`LiveConfig`](config::LiveConfig), typed snapshots refreshed from the
 //!   server's change stream; `config/properties.rs` is the pure merging.
-//! - [`http`]: [`LbHttpClient`](http::LbHttpClient): `lb://` resolution,
+//! - [`http`] holds [`LbHttpClient`](http::LbHttpClient): `lb://` resolution,
 //!   circuit breaker per service, safe retries with a budget, timeout,
 //!   fallback, W3C `traceparent`; also a `tower::Service`.
-//! - [`sse`]: the Server-Sent Events parser both watches use.
+//! - [`sse`] holds the Server-Sent Events parser both watches use.
 //!
 //! `benches/pick.rs` measures a pick per strategy against tower's P2C;
 //! `examples/service.rs` runs the whole loop against an in-process
