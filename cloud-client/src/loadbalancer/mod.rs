@@ -91,7 +91,8 @@ impl Endpoint {
         &self.instance
     }
 
-    /// Requests in flight to it through this balancer.
+    /// Requests in flight to it through this balancer (counted for
+    /// [`Strategy::PowerOfTwoChoices`] only).
     pub fn in_flight(&self) -> u32 {
         self.stats.in_flight.load(Ordering::Relaxed)
     }
@@ -118,6 +119,8 @@ struct Pool {
 #[derive(Debug)]
 pub struct LoadBalancer {
     strategy: Strategy,
+    /// `strategy` is P2C (checked on every pick and record).
+    p2c: bool,
     pool: ArcSwap<Pool>,
     cursor: AtomicUsize,
     /// Endpoints ejected now; picks skip the ejection check while 0.
@@ -130,32 +133,51 @@ pub struct LoadBalancer {
 
 /// A picked instance. Record how the call went with
 /// [`record`](Self::record); dropping it records nothing.
-#[derive(Debug)]
+///
+/// It holds the pool it was picked from (an `arc-swap` guard, not a
+/// reference count), so the instance stays valid while the pool is
+/// replaced.
 pub struct Picked<'a> {
     lb: &'a LoadBalancer,
-    endpoint: Arc<Endpoint>,
+    pool: arc_swap::Guard<Arc<Pool>>,
+    index: usize,
     started: u64,
     done: bool,
 }
 
+impl std::fmt::Debug for Picked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picked")
+            .field("instance", &self.instance().instance_id)
+            .finish()
+    }
+}
+
 impl Picked<'_> {
     /// The instance to call.
+    #[inline]
     pub fn instance(&self) -> &ServiceInstance {
-        &self.endpoint.instance
+        &self.pool.endpoints[self.index].instance
     }
 
     /// Records the outcome (and, for P2C, the latency).
+    #[inline]
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
-        self.lb.finish(&self.endpoint, self.started, outcome);
+        self.lb
+            .finish(&self.pool.endpoints[self.index], self.started, outcome);
     }
 }
 
 impl Drop for Picked<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
-            self.lb
-                .finish(&self.endpoint, self.started, Outcome::Ignored);
+            self.lb.finish(
+                &self.pool.endpoints[self.index],
+                self.started,
+                Outcome::Ignored,
+            );
         }
     }
 }
@@ -170,6 +192,7 @@ impl LoadBalancer {
     pub fn with(strategy: Strategy, outlier: OutlierConfig, clock: Arc<dyn Clock>) -> Self {
         let epoch = clock.now();
         LoadBalancer {
+            p2c: strategy == Strategy::PowerOfTwoChoices,
             strategy,
             pool: ArcSwap::from_pointee(Pool::default()),
             cursor: AtomicUsize::new(0),
@@ -304,16 +327,20 @@ impl LoadBalancer {
                 self.probe(&pool, start, &mut now)
             }
         };
-        let endpoint = Arc::clone(&pool.endpoints[i]);
-        endpoint.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        let started = if self.strategy == Strategy::PowerOfTwoChoices {
+        // Calls in flight and latency matter to P2C only.
+        let started = if self.p2c {
+            pool.endpoints[i]
+                .stats
+                .in_flight
+                .fetch_add(1, Ordering::Relaxed);
             self.now_ns(&mut now)
         } else {
             0
         };
         Some(Picked {
             lb: self,
-            endpoint,
+            pool,
+            index: i,
             started,
             done: false,
         })
@@ -412,13 +439,16 @@ impl LoadBalancer {
         true
     }
 
+    #[inline]
     fn finish(&self, endpoint: &Endpoint, started: u64, outcome: Outcome) {
         let stats = &endpoint.stats;
-        stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut now = 0;
-        if started != 0 && outcome != Outcome::Ignored {
-            let at = self.now_ns(&mut now);
-            stats.observe(at.saturating_sub(started) as f64, at);
+        if started != 0 {
+            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if outcome != Outcome::Ignored {
+                let at = self.now_ns(&mut now);
+                stats.observe(at.saturating_sub(started) as f64, at);
+            }
         }
         match outcome {
             Outcome::Success => {
