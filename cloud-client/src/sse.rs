@@ -85,6 +85,60 @@ impl SseParser {
     }
 }
 
+/// How a followed stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// The server offers no such stream (404, 405, 406, or an answer that
+    /// is not `text/event-stream`): fall back to polling.
+    Unsupported,
+    /// The connection broke or the server failed: reconnect later.
+    Broken,
+}
+
+/// Follows an answer that should be an event stream: checks its status and
+/// type, then hands each batch of complete events to `on_events` until the
+/// stream ends.
+pub(crate) async fn follow<F, Fut>(resp: reqwest::Response, mut on_events: F) -> StreamEnd
+where
+    F: FnMut(Vec<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    use reqwest::StatusCode;
+
+    let status = resp.status();
+    let is_sse = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let absent = matches!(
+        status,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_ACCEPTABLE
+    );
+    if absent || (status.is_success() && !is_sse) {
+        return StreamEnd::Unsupported;
+    }
+    if !status.is_success() {
+        return StreamEnd::Broken;
+    }
+    let mut body = resp.bytes_stream();
+    let mut parser = SseParser::default();
+    let mut events: Vec<SseEvent> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return StreamEnd::Broken;
+        };
+        if parser.feed(&chunk, &mut events).is_err() {
+            return StreamEnd::Broken;
+        }
+        if !events.is_empty() {
+            on_events(std::mem::take(&mut events)).await;
+        }
+    }
+    StreamEnd::Broken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,25 @@ async fn client_of(name: &str, port: &str, urls: &str, extra: &[(&str, &str)]) -
     DiscoveryClient::start(settings(&pairs)).await.unwrap()
 }
 
+/// A client that only watches (fetch timer at 30 s), once its watch is up.
+async fn watching_caller(urls: &str, what: &str) -> DiscoveryClient {
+    let caller = client_of(
+        "caller",
+        "9301",
+        urls,
+        &[
+            ("eureka.client.register-with-eureka", "false"),
+            ("eureka.client.registry-fetch-interval-seconds", "30"),
+        ],
+    )
+    .await;
+    eventually(Duration::from_secs(5), what, || async {
+        caller.health().watching
+    })
+    .await;
+    caller
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_service_is_discovered_and_leaves_on_shutdown() {
     let server = Discovery::start().await;
@@ -136,20 +155,7 @@ async fn when_every_server_is_down_the_last_registry_is_served() {
 async fn a_watched_change_reaches_the_cache_well_under_a_second() {
     let server = Discovery::start().await;
     // The timer alone would take 30 s.
-    let caller = client_of(
-        "caller",
-        "9301",
-        &server.eureka_url(),
-        &[
-            ("eureka.client.register-with-eureka", "false"),
-            ("eureka.client.registry-fetch-interval-seconds", "30"),
-        ],
-    )
-    .await;
-    eventually(Duration::from_secs(5), "the watch stream is up", || async {
-        caller.health().watching
-    })
-    .await;
+    let caller = watching_caller(&server.eureka_url(), "the watch stream is up").await;
     let mut sub = caller.subscribe("late");
     let started = Instant::now();
     let late = client_of("late", "9300", &server.eureka_url(), &[]).await;
@@ -187,20 +193,7 @@ async fn the_long_poll_is_used_when_the_stream_is_not_offered() {
             })
             .await
     });
-    let caller = client_of(
-        "caller",
-        "9401",
-        &url,
-        &[
-            ("eureka.client.register-with-eureka", "false"),
-            ("eureka.client.registry-fetch-interval-seconds", "30"),
-        ],
-    )
-    .await;
-    eventually(Duration::from_secs(5), "the long poll is up", || async {
-        caller.health().watching
-    })
-    .await;
+    let caller = watching_caller(&url, "the long poll is up").await;
     let mut sub = caller.subscribe("late");
     let mut info = registration(&settings(&[("spring.application.name", "late")]));
     info.instance_id = "late-1".into();

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use circuit_breaker::{CircuitBreakerConfig, State};
-use cloud_client::discovery::{DiscoveryClient, registration};
+use cloud_client::discovery::{DiscoveryClient, ServiceInstance, registration};
 use cloud_client::http::{HttpClientConfig, LbHttpClient, StaticInstances, TraceContext};
 use cloud_client::loadbalancer::OutlierConfig;
 use support::{Discovery, FAIL, HANG, Upstream, eventually, instance_at, settings};
@@ -21,6 +21,11 @@ fn quick_breaker() -> CircuitBreakerConfig {
         permitted_number_of_calls_in_half_open_state: 2,
         ..CircuitBreakerConfig::default()
     }
+}
+
+/// A client over a fixed list of `svc` instances.
+fn client_over(instances: Vec<ServiceInstance>, config: HttpClientConfig) -> LbHttpClient {
+    LbHttpClient::new(StaticInstances::new().with("svc", instances), config).unwrap()
 }
 
 async fn register(server: &Discovery, up: &Upstream, id: &str) -> DiscoveryClient {
@@ -178,17 +183,13 @@ async fn only_safe_requests_are_retried_and_the_error_says_why_the_call_ended() 
     };
 
     // A POST whose connection failed never reached anyone: retried.
-    let client = LbHttpClient::new(
-        StaticInstances::new().with(
-            "svc",
-            vec![
-                instance_at("svc", "dead", dead_port),
-                good.instance("svc", "good"),
-            ],
-        ),
+    let client = client_over(
+        vec![
+            instance_at("svc", "dead", dead_port),
+            good.instance("svc", "good"),
+        ],
         config.clone(),
-    )
-    .unwrap();
+    );
     for _ in 0..2 {
         let req = client
             .reqwest()
@@ -200,11 +201,7 @@ async fn only_safe_requests_are_retried_and_the_error_says_why_the_call_ended() 
     }
 
     // A POST that timed out may have been processed: not retried.
-    let client = LbHttpClient::new(
-        StaticInstances::new().with("svc", vec![hang.instance("svc", "hang")]),
-        config.clone(),
-    )
-    .unwrap();
+    let client = client_over(vec![hang.instance("svc", "hang")], config.clone());
     let req = client
         .reqwest()
         .post("lb://svc/orders")
@@ -247,8 +244,8 @@ async fn only_safe_requests_are_retried_and_the_error_says_why_the_call_ended() 
 async fn the_retry_budget_stops_retries_during_an_outage() {
     let hang = Upstream::start("hang").await;
     hang.set(HANG);
-    let client = LbHttpClient::new(
-        StaticInstances::new().with("svc", vec![hang.instance("svc", "hang")]),
+    let client = client_over(
+        vec![hang.instance("svc", "hang")],
         HttpClientConfig {
             outlier: OutlierConfig::disabled(),
             timeout: Duration::from_millis(50),
@@ -256,8 +253,7 @@ async fn the_retry_budget_stops_retries_during_an_outage() {
             retry_budget_burst: 2,
             ..HttpClientConfig::default()
         },
-    )
-    .unwrap();
+    );
     let err = client.get("lb://svc/").await.unwrap_err();
     assert_eq!(err.attempts(), 3, "two retries from the burst");
     let err = client.get("lb://svc/").await.unwrap_err();
@@ -269,11 +265,7 @@ async fn the_retry_budget_stops_retries_during_an_outage() {
 async fn the_trace_continues_and_the_client_is_a_tower_service() {
     use tower::ServiceExt;
     let up = Upstream::start("up").await;
-    let client = LbHttpClient::new(
-        StaticInstances::new().with("svc", vec![up.instance("svc", "up")]),
-        HttpClientConfig::default(),
-    )
-    .unwrap();
+    let client = client_over(vec![up.instance("svc", "up")], HttpClientConfig::default());
     let incoming =
         TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
     let req = client.reqwest().get("lb://svc/trace").build().unwrap();

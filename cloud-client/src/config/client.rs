@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloud_protocol::config::Environment;
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -20,7 +19,7 @@ use super::properties::{
     DeserializeError, Properties, Undecryptable, changed_keys, deserialize, layer, merge_sources,
 };
 use crate::settings::{ClientSettings, ConfigImport, SettingsError};
-use crate::sse::{SseEvent, SseParser};
+use crate::sse::{self, StreamEnd};
 
 /// The boxed cause of a fetch error.
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -415,14 +414,6 @@ struct Refresher<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-/// How a watch stream ended.
-enum StreamEnd {
-    /// The server has no change stream: poll.
-    Unsupported,
-    /// Broken: reconnect after a pause.
-    Broken,
-}
-
 impl<T: DeserializeOwned + Send + Sync + 'static> Refresher<T> {
     async fn run(self, stop: CancellationToken) {
         let mut polling = false;
@@ -477,37 +468,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Refresher<T> {
                 return StreamEnd::Broken;
             }
         };
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND
-            || status == StatusCode::NOT_ACCEPTABLE
-            || (status.is_success() && !is_sse)
-        {
-            return StreamEnd::Unsupported;
-        }
-        if !status.is_success() {
-            return StreamEnd::Broken;
-        }
-        let mut body = resp.bytes_stream();
-        let mut parser = SseParser::default();
-        let mut events: Vec<SseEvent> = Vec::new();
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else {
-                return StreamEnd::Broken;
-            };
-            if parser.feed(&chunk, &mut events).is_err() {
-                return StreamEnd::Broken;
-            }
-            if !events.is_empty() {
-                events.clear();
-                self.refresh().await;
-            }
-        }
-        StreamEnd::Broken
+        sse::follow(resp, |_events| self.refresh()).await
     }
 
     /// Fetches, merges and deserializes; publishes a new snapshot when the

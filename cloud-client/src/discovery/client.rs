@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus};
-use futures::StreamExt;
 use parking_lot::Mutex;
 use reqwest::StatusCode;
 use tokio::sync::{Notify, watch};
@@ -20,7 +19,7 @@ use super::cache::{DeltaOutcome, RegistryCache, RegistrySnapshot};
 use super::instance::{ServiceInstance, registration};
 use super::transport::{EurekaHttp, Renewal, TransportError};
 use crate::settings::{ClientSettings, SettingsError};
-use crate::sse::{SseEvent, SseParser};
+use crate::sse::{self, StreamEnd};
 
 /// Why the discovery client could not start.
 #[derive(Debug, thiserror::Error)]
@@ -431,14 +430,6 @@ async fn fetch_loop(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// How a watch session ended.
-enum WatchEnd {
-    /// The server has no such endpoint (a plain Eureka server).
-    Unsupported,
-    /// The connection broke or the server is unreachable.
-    Broken,
-}
-
 /// Follows `GET watch` (SSE); when the server has none, the long poll
 /// `GET watch/version`; when it has neither, stops (the timer alone keeps
 /// the cache fresh).
@@ -459,12 +450,12 @@ async fn watch_loop(shared: Arc<Shared>, stop: CancellationToken) {
         };
         shared.watching.store(false, Ordering::Relaxed);
         match end {
-            WatchEnd::Unsupported if !long_poll => long_poll = true,
-            WatchEnd::Unsupported => {
+            StreamEnd::Unsupported if !long_poll => long_poll = true,
+            StreamEnd::Unsupported => {
                 tracing::info!("the Eureka server offers no watch; polling only");
                 return;
             }
-            WatchEnd::Broken => {
+            StreamEnd::Broken => {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(retry) => {}
@@ -481,39 +472,17 @@ fn unsupported(status: StatusCode) -> bool {
     )
 }
 
-async fn sse_session(shared: &Shared) -> WatchEnd {
+async fn sse_session(shared: &Shared) -> StreamEnd {
     let answer = match shared
         .http
         .send_streaming("watch", |r| r.header("Accept", "text/event-stream"))
         .await
     {
         Ok(a) => a,
-        Err(_) => return WatchEnd::Broken,
+        Err(_) => return StreamEnd::Broken,
     };
-    let status = answer.response.status();
-    let is_sse = answer
-        .response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if unsupported(status) || (status.is_success() && !is_sse) {
-        return WatchEnd::Unsupported;
-    }
-    if !status.is_success() {
-        return WatchEnd::Broken;
-    }
-    let mut body = answer.response.bytes_stream();
-    let mut parser = SseParser::default();
-    let mut events: Vec<SseEvent> = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else {
-            return WatchEnd::Broken;
-        };
-        if parser.feed(&chunk, &mut events).is_err() {
-            return WatchEnd::Broken;
-        }
-        for event in events.drain(..) {
+    sse::follow(answer.response, |events| {
+        for event in events {
             match event.event.as_str() {
                 // (Re)connected: changes may have been missed meanwhile.
                 "hello" => {
@@ -528,8 +497,9 @@ async fn sse_session(shared: &Shared) -> WatchEnd {
                 _ => {}
             }
         }
-    }
-    WatchEnd::Broken
+        std::future::ready(())
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -538,7 +508,7 @@ struct VersionAnswer {
     changed: bool,
 }
 
-async fn poll_session(shared: &Shared) -> WatchEnd {
+async fn poll_session(shared: &Shared) -> StreamEnd {
     let mut since: Option<u64> = None;
     loop {
         let query = match since {
@@ -548,17 +518,17 @@ async fn poll_session(shared: &Shared) -> WatchEnd {
         };
         let answer = match shared.http.send_streaming(&query, |r| r).await {
             Ok(a) => a,
-            Err(_) => return WatchEnd::Broken,
+            Err(_) => return StreamEnd::Broken,
         };
         let status = answer.response.status();
         if unsupported(status) {
-            return WatchEnd::Unsupported;
+            return StreamEnd::Unsupported;
         }
         if !status.is_success() {
-            return WatchEnd::Broken;
+            return StreamEnd::Broken;
         }
         let Ok(v) = answer.response.json::<VersionAnswer>().await else {
-            return WatchEnd::Unsupported;
+            return StreamEnd::Unsupported;
         };
         shared.watching.store(true, Ordering::Relaxed);
         // On (re)connecting changes may have been missed: fetch.
