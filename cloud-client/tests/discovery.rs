@@ -216,3 +216,33 @@ async fn the_long_poll_is_used_when_the_stream_is_not_offered() {
     caller.shutdown().await.unwrap();
     let _ = tx.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_the_server_lost_is_registered_again_on_the_next_heartbeat() {
+    let server = Discovery::start().await;
+    let svc = client_of("svc", "9500", &server.eureka_url(), &[]).await;
+    let me = svc.registration();
+    let url = format!("{}apps/{}/{}", server.eureka_url(), me.app, me.instance_id);
+    let http = reqwest::Client::new();
+    let gone = http.delete(&url).send().await.unwrap();
+    assert_eq!(gone.status(), 200);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+    eventually(
+        Duration::from_secs(5),
+        "the instance registered again",
+        || async {
+            http.get(&url)
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    svc.shutdown().await.unwrap();
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        404,
+        "cancelled at shutdown"
+    );
+}
