@@ -27,6 +27,9 @@
 //! - [`http`] holds [`LbHttpClient`](http::LbHttpClient): `lb://` resolution,
 //!   circuit breaker per service, safe retries with a budget, timeout,
 //!   fallback, W3C `traceparent`; also a `tower::Service`.
+//! - [`service`] holds [`CloudService`](service::CloudService): start in
+//!   Spring Boot's order (bootstrap settings, config, final settings,
+//!   register, HTTP client) and deregister on shutdown.
 //! - [`sse`] holds the Server-Sent Events parser both watches use.
 //!
 //! `benches/pick.rs` measures a pick per strategy against tower's P2C;
@@ -71,5 +74,6 @@ pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod loadbalancer;
+pub mod service;
 pub mod settings;
 pub mod sse;

@@ -1,0 +1,82 @@
+//! A service started in Spring Boot's order: its Eureka settings come from
+//! the config server, then it registers where they say.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use cloud_client::config::Properties;
+use cloud_client::http::HttpClientConfig;
+use cloud_client::service::CloudService;
+use serde::Deserialize;
+use serde_json::json;
+use support::{ConfigServer, Discovery, Repo, eventually, settings};
+
+#[derive(Debug, Deserialize)]
+struct App {
+    greeting: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_address_can_come_from_the_config_server() {
+    let discovery = Discovery::start().await;
+    let repo = Repo::new();
+    repo.write(
+        "orders.yml",
+        &format!(
+            "greeting: hi\neureka:\n  client:\n    service-url:\n      defaultZone: {}\n  instance:\n    hostname: 127.0.0.1\n",
+            discovery.eureka_url()
+        ),
+    );
+    repo.commit("one");
+    let config = ConfigServer::start(&repo).await;
+
+    let local: Properties = [
+        ("spring.application.name", json!("orders")),
+        ("server.port", json!(9700)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let env: Properties = [(
+        "SPRING_CONFIG_IMPORT".to_owned(),
+        json!(format!("configserver:{}", config.base)),
+    )]
+    .into_iter()
+    .collect();
+    let service = CloudService::<App>::start(local, env, HttpClientConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(service.config.get().greeting, "hi");
+    assert_eq!(
+        service.settings.eureka_service_urls().unwrap()[0]
+            .base
+            .as_str(),
+        discovery.eureka_url()
+    );
+
+    let watcher = cloud_client::discovery::DiscoveryClient::start(settings(&[
+        (
+            "eureka.client.service-url.defaultZone",
+            &discovery.eureka_url(),
+        ),
+        ("eureka.client.register-with-eureka", "false"),
+    ]))
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(5), "orders registered", || async {
+        watcher.instances("orders").len() == 1
+    })
+    .await;
+    assert_eq!(watcher.instances("orders")[0].port, 9700);
+
+    service.shutdown().await.unwrap();
+    watcher.refresh_now().await;
+    assert!(
+        watcher.instances("orders").is_empty(),
+        "deregistered at shutdown"
+    );
+    watcher.shutdown().await.unwrap();
+}
