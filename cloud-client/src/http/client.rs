@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use circuit_breaker::{Backoff, CircuitBreaker, CircuitBreakerConfig, Classification, RetryBudget};
-use parking_lot::RwLock;
 use reqwest::{Method, Request, Response, Url};
 
 use super::error::{HttpError, Kind};
@@ -117,7 +117,8 @@ struct Inner {
     http: reqwest::Client,
     source: Arc<dyn InstanceSource>,
     config: HttpClientConfig,
-    services: RwLock<HashMap<String, Arc<ServiceState>>>,
+    /// Per-service state, read without a lock; a new service copies the map.
+    services: ArcSwap<HashMap<String, Arc<ServiceState>>>,
 }
 
 /// A resilient, load-balanced HTTP client. Cheap to clone; clones share
@@ -180,7 +181,7 @@ impl LbHttpClient {
                 http,
                 source: Arc::new(source),
                 config,
-                services: RwLock::new(HashMap::new()),
+                services: ArcSwap::from_pointee(HashMap::new()),
             }),
         }
     }
@@ -206,7 +207,7 @@ impl LbHttpClient {
     pub fn breaker(&self, service: &str) -> Option<CircuitBreaker> {
         self.inner
             .services
-            .read()
+            .load()
             .get(&service.to_ascii_lowercase())
             .map(|s| s.breaker.clone())
     }
@@ -215,14 +216,14 @@ impl LbHttpClient {
     pub fn is_ejected(&self, service: &str, instance_id: &str) -> bool {
         self.inner
             .services
-            .read()
+            .load()
             .get(&service.to_ascii_lowercase())
             .is_some_and(|s| s.lb.is_ejected(instance_id))
     }
 
     fn state(&self, service: &str) -> Result<Arc<ServiceState>, HttpError> {
         let key = service.to_ascii_lowercase();
-        if let Some(s) = self.inner.services.read().get(&key) {
+        if let Some(s) = self.inner.services.load().get(&key) {
             return Ok(Arc::clone(s));
         }
         let c = &self.inner.config;
@@ -237,9 +238,17 @@ impl LbHttpClient {
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),
         });
-        Ok(Arc::clone(
-            self.inner.services.write().entry(key).or_insert(state),
-        ))
+        // Two first calls may race: the state stored first wins for both.
+        // `rcu` returns the map as it was before this insert: it holds the
+        // racer's state if that came first; otherwise ours went in.
+        let before = self.inner.services.rcu(|map| {
+            let mut next = HashMap::clone(map);
+            next.entry(key.clone())
+                .or_insert_with(|| Arc::clone(&state));
+            next
+        });
+        let stored = before.get(&key).cloned();
+        Ok(stored.unwrap_or(state))
     }
 
     /// Sends `req`. `lb://service/...` always goes through the registry;

@@ -213,13 +213,18 @@ impl LoadBalancer {
     /// that stay keep their numbers (latency, failures, ejection). Nothing
     /// happens when `instances` is the list the pool was built from.
     pub fn update(&self, instances: &Arc<[ServiceInstance]>) {
+        let built_from = |pool: &Pool| {
+            pool.source
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, instances))
+        };
+        // The common case, on every call of the HTTP client: no lock.
+        if built_from(&self.pool.load()) {
+            return;
+        }
         let _one_at_a_time = self.updating.lock();
         let old = self.pool.load_full();
-        if old
-            .source
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, instances))
-        {
+        if built_from(&old) {
             return;
         }
         let endpoints: Box<[Arc<Endpoint>]> = instances
