@@ -117,7 +117,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
 pub mod error;
-pub mod humane_duration;
+pub use cloud_runtime::duration as humane_duration;
 pub mod pipeline;
 pub mod registry;
 pub mod retry;

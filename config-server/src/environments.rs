@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::backend::{BackendError, Snapshot};
 use crate::crypto::{TextEncryptor, decrypt_environment};
+use crate::limits::{LimitExceeded, LimitReason, Limits};
 use crate::metrics::Metrics;
 use crate::repos::{Repositories, Repository};
 use crate::resolve::{self, ResolveError};
@@ -53,6 +54,26 @@ impl EnvRequest {
 
     fn profile_list(&self) -> Vec<String> {
         split_list(&self.profiles)
+    }
+
+    /// Checks the list lengths against `limits` without splitting.
+    fn check_lists(&self, limits: &Limits) -> Result<(), LimitExceeded> {
+        let count = |s: &str| s.split(',').filter(|p| !p.trim().is_empty()).count();
+        if count(&self.name) > limits.applications {
+            return Err(LimitExceeded::new(
+                LimitReason::Applications,
+                "max_applications_per_request",
+                limits.applications,
+            ));
+        }
+        if count(&self.profiles) > limits.profiles {
+            return Err(LimitExceeded::new(
+                LimitReason::Profiles,
+                "max_profiles_per_request",
+                limits.profiles,
+            ));
+        }
+        Ok(())
     }
 
     fn cache_key(&self) -> String {
@@ -99,9 +120,24 @@ pub enum EnvError {
     /// A file could not be parsed.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// The request goes over a limit.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// The blocking task failed.
     #[error("resolution task failed: {0}")]
     Task(String),
+}
+
+/// Refuses a request that would look up more than `limits` allows.
+fn check_lookups(lookups: usize, limits: &Limits) -> Result<(), LimitExceeded> {
+    if lookups > limits.file_lookups {
+        return Err(LimitExceeded::new(
+            LimitReason::FileLookups,
+            "max_file_lookups_per_request",
+            limits.file_lookups,
+        ));
+    }
+    Ok(())
 }
 
 /// The environment service: repositories, key, cache and the generation
@@ -116,6 +152,7 @@ pub struct Environments {
     generation: watch::Sender<u64>,
     counter: AtomicU64,
     metrics: Arc<Metrics>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Environments {
@@ -142,7 +179,26 @@ impl Environments {
             generation: watch::channel(1).0,
             counter: AtomicU64::new(1),
             metrics,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same service with per-request `limits` (default:
+    /// [`Limits::default`], the defaults of [`crate::Settings`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The per-request limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts a tripped limit and hands the error back.
+    fn tripped(&self, e: LimitExceeded) -> EnvError {
+        self.metrics.limit_tripped(e.reason());
+        EnvError::Limit(e)
     }
 
     /// The repositories.
@@ -247,6 +303,7 @@ impl Environments {
 
     /// The environment for `req`, from the cache when still valid.
     pub async fn get(self: &Arc<Self>, req: &EnvRequest) -> Result<Arc<Resolved>, EnvError> {
+        req.check_lists(&self.limits).map_err(|e| self.tripped(e))?;
         let generation = self.current_generation();
         let key = req.cache_key();
         if let Some(entry) = self.cache.read().get(&key)
@@ -303,6 +360,14 @@ impl Environments {
         let profiles = req.profile_list();
         let label = Self::label_text(req, repo).to_string();
         let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
+        let names = resolve::candidate_names(&apps, &profiles).len();
+        check_lookups(
+            names
+                .saturating_mul(dirs.len())
+                .saturating_mul(resolve::EXTENSIONS.len()),
+            &self.limits,
+        )
+        .map_err(|e| self.tripped(e))?;
         let sources = resolve::property_sources(snapshot, &dirs, &apps, &profiles)?;
         let mut env = Environment::new(req.name.clone(), profiles);
         env.label = Some(label);
@@ -331,6 +396,7 @@ impl Environments {
         req: &EnvRequest,
         path: &str,
     ) -> Result<Option<(String, Vec<u8>)>, EnvError> {
+        req.check_lists(&self.limits).map_err(|e| self.tripped(e))?;
         let this = self.clone();
         let req = req.clone();
         let path = path.to_string();
@@ -341,7 +407,9 @@ impl Environments {
             let profiles = req.profile_list();
             let label = Self::label_text(&req, repo).to_string();
             let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
-            for candidate in resolve::plain_text_candidates(&path, &profiles, &dirs) {
+            let candidates = resolve::plain_text_candidates(&path, &profiles, &dirs);
+            check_lookups(candidates.len(), &this.limits).map_err(|e| this.tripped(e))?;
+            for candidate in candidates {
                 if let Some(bytes) = snapshot.read(&candidate)? {
                     return Ok(Some((candidate, bytes)));
                 }

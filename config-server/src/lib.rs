@@ -19,6 +19,7 @@
 //! - [`repos`]: several repositories chosen by `application/profile` patterns.
 //! - [`paths`]: request path parsing and path-traversal rejection.
 //! - [`monitor`]: webhook payloads and signatures.
+//! - [`limits`]: the bounds on the work one request may cause.
 //! - [`http`]: the axum router and handlers (the SSE watch stream in
 //!   `http/sse.rs`); [`metrics`]: Prometheus counters.
 //! - [`run`] / [`start`]: start the server on a listener.
@@ -52,6 +53,7 @@ pub mod backend;
 pub mod crypto;
 pub mod environments;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod paths;
@@ -116,7 +118,7 @@ fn open_git(
     if let Some(dir) = mirror_dir {
         git.mirror_dir = dir.to_path_buf();
     }
-    tracing::info!(%uri, mirror = %git.mirror_dir.display(), "serving git");
+    tracing::info!(uri = %backend::git::redact(uri), mirror = %git.mirror_dir.display(), "serving git");
     Ok(Arc::new(GitBackend::open(git)?))
 }
 
@@ -164,7 +166,10 @@ pub async fn start(settings: Settings) -> Result<Running, ServerError> {
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let metrics = Arc::new(Metrics::default());
-    let envs = Arc::new(Environments::new(repos, encryptor, metrics.clone()));
+    let envs = Arc::new(
+        Environments::new(repos, encryptor, metrics.clone())
+            .with_limits(limits::Limits::from(&settings)),
+    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState {
         envs,

@@ -3,6 +3,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::limits::LimitReason;
+
 /// The server's counters; all start at zero.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -22,9 +24,25 @@ pub struct Metrics {
     pub watchers: AtomicU64,
     /// Change events sent to watchers.
     pub watch_events: AtomicU64,
+    /// Requests refused by a limit, indexed by [`LimitReason::index`].
+    limit_rejections: [AtomicU64; LimitReason::ALL.len()],
 }
 
 impl Metrics {
+    /// Counts a request refused because `reason` tripped.
+    pub fn limit_tripped(&self, reason: LimitReason) {
+        if let Some(c) = self.limit_rejections.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many requests `reason` has refused.
+    pub fn limit_rejections(&self, reason: LimitReason) -> u64 {
+        self.limit_rejections
+            .get(reason.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &str, &AtomicU64); 8] = [
@@ -83,6 +101,20 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        let name = "config_server_limit_rejections_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests refused by a limit (docs: Limits), by the limit that tripped."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for reason in LimitReason::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.limit_rejections(reason)
+            );
+        }
         out
     }
 }
@@ -99,6 +131,21 @@ mod tests {
         assert!(text.contains(
             "# TYPE config_server_cache_hits_total counter\nconfig_server_cache_hits_total 3\n"
         ));
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 8);
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            8 + LimitReason::ALL.len()
+        );
+    }
+
+    #[test]
+    fn limit_rejections_are_counted_per_reason() {
+        let m = Metrics::default();
+        m.limit_tripped(LimitReason::MonitorNames);
+        m.limit_tripped(LimitReason::MonitorNames);
+        let text = m.render();
+        assert!(text.contains(
+            "config_server_limit_rejections_total{reason=\"monitor_names_per_path\"} 2\n"
+        ));
+        assert!(text.contains("config_server_limit_rejections_total{reason=\"profiles\"} 0\n"));
     }
 }

@@ -8,7 +8,11 @@
 use cloud_protocol::config::Environment;
 use serde_json::{Map, Value};
 
-use crate::resolve::{placeholder, properties};
+use std::borrow::Cow;
+
+use crate::limits::Limits;
+use crate::resolve::placeholder::{self, Budget, PlaceholderError};
+use crate::resolve::properties;
 
 /// The output formats of the merged view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,18 +57,23 @@ pub fn merge(env: &Environment) -> Map<String, Value> {
     out
 }
 
-/// Resolves `${...}` in every string value of `flat` against `flat` itself.
-pub fn resolve_placeholders(flat: &Map<String, Value>) -> Map<String, Value> {
+/// Resolves `${...}` in every string value of `flat` against `flat` itself,
+/// within one request's `limits`.
+pub fn resolve_placeholders(
+    flat: &Map<String, Value>,
+    limits: &Limits,
+) -> Result<Map<String, Value>, PlaceholderError> {
     let lookup = |k: &str| flat.get(k).map(value_text);
+    let mut budget = Budget::new(limits);
     flat.iter()
         .map(|(k, v)| {
             let v = match v {
                 Value::String(s) if s.contains("${") => {
-                    Value::String(placeholder::resolve(s, &lookup))
+                    Value::String(placeholder::resolve(s, &lookup, &mut budget)?)
                 }
                 other => other.clone(),
             };
-            (k.clone(), v)
+            Ok((k.clone(), v))
         })
         .collect()
 }
@@ -72,32 +81,39 @@ pub fn resolve_placeholders(flat: &Map<String, Value>) -> Map<String, Value> {
 /// Resolves `${...}` in the string values of every property source of
 /// `env`, looking keys up in the merged view (Spring's
 /// `?resolvePlaceholders=true` on the Environment endpoint).
-pub fn resolve_sources(env: &mut Environment) {
+pub fn resolve_sources(env: &mut Environment, limits: &Limits) -> Result<(), PlaceholderError> {
     let flat = merge(env);
     let lookup = |k: &str| flat.get(k).map(value_text);
+    let mut budget = Budget::new(limits);
     for source in &mut env.property_sources {
         for value in source.source.values_mut() {
             if let Value::String(s) = value
                 && s.contains("${")
             {
-                *s = placeholder::resolve(s, &lookup);
+                *s = placeholder::resolve(s, &lookup, &mut budget)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Resolves `${...}` in arbitrary text (plain-text files) against `env`.
-pub fn resolve_text(text: &str, env: &Environment) -> String {
+pub fn resolve_text(
+    text: &str,
+    env: &Environment,
+    limits: &Limits,
+) -> Result<String, PlaceholderError> {
     let flat = merge(env);
-    placeholder::resolve(text, &|k| flat.get(k).map(value_text))
+    let lookup = |k: &str| flat.get(k).map(value_text);
+    placeholder::resolve(text, &lookup, &mut Budget::new(limits))
 }
 
 /// The text of a scalar value, as a placeholder would insert it.
-fn value_text(v: &Value) -> String {
+fn value_text(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -174,11 +190,17 @@ fn insert(node: &mut Value, path: &[Segment<'_>], value: Value) {
     insert(child, rest, value);
 }
 
-/// Renders the merged view of `env` in `format`.
-pub fn render(env: &Environment, format: Format, resolve: bool) -> Result<String, RenderError> {
+/// Renders the merged view of `env` in `format`, resolving placeholders
+/// (when `resolve`) within `limits`.
+pub fn render(
+    env: &Environment,
+    format: Format,
+    resolve: bool,
+    limits: &Limits,
+) -> Result<String, RenderError> {
     let mut flat = merge(env);
     if resolve {
-        flat = resolve_placeholders(&flat);
+        flat = resolve_placeholders(&flat, limits)?;
     }
     match format {
         Format::Json => Ok(serde_json::to_string(&nest(&flat))?),
@@ -208,6 +230,9 @@ pub enum RenderError {
     /// YAML serialization failed.
     #[error(transparent)]
     Yaml(#[from] serde_yaml_ng::Error),
+    /// Placeholders could not be resolved (a cycle or a bound).
+    #[error(transparent)]
+    Placeholder(#[from] PlaceholderError),
 }
 
 #[cfg(test)]
@@ -234,7 +259,7 @@ mod tests {
 
     #[test]
     fn json_view_is_nested_merged_and_resolved() {
-        let out = render(&env(), Format::Json, true).unwrap();
+        let out = render(&env(), Format::Json, true, &Limits::default()).unwrap();
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["server"]["port"], json!(9000));
         assert_eq!(v["server"]["host"], json!("h"));
@@ -245,7 +270,7 @@ mod tests {
 
     #[test]
     fn yaml_view_parses_back_to_the_same_tree() {
-        let out = render(&env(), Format::Yaml, true).unwrap();
+        let out = render(&env(), Format::Yaml, true, &Limits::default()).unwrap();
         let back: Value = serde_yaml_ng::from_str(&out).unwrap();
         assert_eq!(back["server"]["port"], json!(9000));
         assert_eq!(back["list"][1]["x"], json!(2));
@@ -253,7 +278,7 @@ mod tests {
 
     #[test]
     fn properties_view_is_sorted_and_escaped() {
-        let out = render(&env(), Format::Properties, true).unwrap();
+        let out = render(&env(), Format::Properties, true, &Limits::default()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "greeting: hi bob");
         assert!(lines.contains(&"server.port: 9000"));
@@ -264,7 +289,7 @@ mod tests {
     #[test]
     fn sources_resolve_against_the_merged_view() {
         let mut e = env();
-        resolve_sources(&mut e);
+        resolve_sources(&mut e, &Limits::default()).unwrap();
         assert_eq!(e.property_sources[0].source["greeting"], json!("hi bob"));
         assert_eq!(e.property_sources[1].source["url"], json!("http://x"));
         assert_eq!(e.property_sources[1].source["server.port"], json!(8080));
@@ -273,9 +298,25 @@ mod tests {
     #[test]
     fn plain_text_placeholders() {
         assert_eq!(
-            resolve_text("listen ${server.port}; ${nope}", &env()),
+            resolve_text("listen ${server.port}; ${nope}", &env(), &Limits::default()).unwrap(),
             "listen 9000; ${nope}"
         );
+    }
+
+    #[test]
+    fn a_circular_placeholder_is_an_error_in_every_view() {
+        let mut e = Environment::new("cyc", vec!["default".into()]);
+        let src: Map<String, Value> = serde_json::from_value(json!({"a": "${a}${a}"})).unwrap();
+        e.property_sources.push(PropertySource::new("cyc.yml", src));
+        for format in [Format::Json, Format::Yaml, Format::Properties] {
+            let err = render(&e, format, true, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::Placeholder(p) if p.is_circular()),
+                "{err}"
+            );
+        }
+        assert!(render(&e, Format::Yaml, false, &Limits::default()).is_ok());
+        assert!(resolve_sources(&mut e.clone(), &Limits::default()).is_err());
     }
 
     proptest! {

@@ -47,6 +47,40 @@ pub struct Settings {
     /// Further git repositories chosen by `application/profile` patterns
     /// (first match wins; the main repository serves the rest).
     pub repos: Vec<RepoSettings>,
+    /// Largest `POST /monitor` body in bytes; larger is a 413. Default is
+    /// 1048576 (1 MiB).
+    pub max_monitor_body_bytes: usize,
+    /// Most distinct changed paths one webhook may name; more is a 400.
+    /// Default is 1000.
+    pub max_monitor_paths: usize,
+    /// Most service names one changed path may give (its `-` count plus
+    /// one); more is a 400. Default is 64.
+    pub max_monitor_names_per_path: usize,
+    /// Largest `/monitor` answer in bytes; larger is a 400. Default is
+    /// 1048576 (1 MiB).
+    pub max_monitor_answer_bytes: usize,
+    /// Largest `/encrypt` and `/decrypt` body in bytes; larger is a 413.
+    /// Default is 65536 (64 KiB).
+    pub max_crypto_body_bytes: usize,
+    /// Most comma-separated applications in one request; more is a 400.
+    /// Default is 16.
+    pub max_applications_per_request: usize,
+    /// Most comma-separated profiles in one request; more is a 400.
+    /// Default is 32.
+    pub max_profiles_per_request: usize,
+    /// Most file look-ups (candidate names x search directories x
+    /// extensions) one request may cause; more is a 400. Default is 4096.
+    pub max_file_lookups_per_request: usize,
+    /// Deepest nesting of `${...}` placeholders; deeper is a 400. Default
+    /// is 32.
+    pub max_placeholder_depth: usize,
+    /// Most bytes placeholder resolution may produce for one request (and,
+    /// separately, read from looked-up values); more is a 400. Default is
+    /// 4194304 (4 MiB).
+    pub max_placeholder_output_bytes: usize,
+    /// Most placeholders one request may substitute; more is a 400.
+    /// Default is 100000.
+    pub max_placeholder_substitutions: usize,
 }
 
 /// A git repository that serves the requests matching its patterns.
@@ -85,6 +119,17 @@ impl Default for Settings {
             username: None,
             password: None,
             repos: Vec::new(),
+            max_monitor_body_bytes: 1 << 20,
+            max_monitor_paths: 1000,
+            max_monitor_names_per_path: 64,
+            max_monitor_answer_bytes: 1 << 20,
+            max_crypto_body_bytes: 64 << 10,
+            max_applications_per_request: 16,
+            max_profiles_per_request: 32,
+            max_file_lookups_per_request: 4096,
+            max_placeholder_depth: 32,
+            max_placeholder_output_bytes: 4 << 20,
+            max_placeholder_substitutions: 100_000,
         }
     }
 }

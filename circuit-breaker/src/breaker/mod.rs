@@ -267,7 +267,7 @@ impl CircuitBreaker {
         CircuitBreakerBuilder {
             name: name.into(),
             config: CircuitBreakerConfig::default(),
-            clock: Arc::new(TokioClock),
+            clock: Arc::new(TokioClock::new()),
         }
     }
 

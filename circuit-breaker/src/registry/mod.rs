@@ -152,7 +152,7 @@ impl Registry {
     /// A registry over `config` (a [`ResilienceConfig`] or the breakers'
     /// [`RegistryConfig`]); every instance it lists is checked now.
     pub fn new(config: impl Into<ResilienceConfig>) -> Result<Self, ConfigError> {
-        Self::with_clock(config, TokioClock)
+        Self::with_clock(config, TokioClock::new())
     }
 
     /// Like [`new`](Self::new), with breakers on `clock`.

@@ -20,10 +20,12 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::environments::{EnvError, EnvRequest, Environments, Resolved};
+use crate::limits::{LimitExceeded, LimitReason};
 use crate::metrics::Metrics;
 use crate::monitor::{self, MonitorError, constant_time_eq};
 use crate::paths::{self, ConfigPath, PathError};
-use crate::render;
+use crate::render::{self, RenderError};
+use crate::resolve::placeholder::PlaceholderError;
 
 mod error;
 mod sse;
@@ -77,12 +79,105 @@ impl From<EnvError> for AppError {
             EnvError::Backend(BackendError::NoSuchLabel(l)) => {
                 Self::new(StatusCode::NOT_FOUND, format!("no such label: {l}"))
             }
+            EnvError::Limit(l) => l.into(),
             _ => {
                 tracing::error!(error = %e, "environment failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "repository error")
             }
         }
     }
+}
+
+impl From<&LimitExceeded> for AppError {
+    fn from(e: &LimitExceeded) -> Self {
+        let status = if e.is_body_too_large() {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+/// Counts a tripped limit and answers it (413 for a body, else 400).
+fn limit_error(st: &AppState, e: &LimitExceeded) -> AppError {
+    st.metrics.limit_tripped(e.reason());
+    e.into()
+}
+
+/// A placeholder cycle or bound is the client's 400, as Spring's
+/// `EnvironmentController` answers the `IllegalArgumentException` of a
+/// circular placeholder; counted under its reason.
+fn placeholder_error(st: &AppState, e: &PlaceholderError) -> AppError {
+    st.metrics.limit_tripped(e.reason());
+    tracing::warn!(error = %e, "placeholders could not be resolved");
+    AppError::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+/// A merged view that could not be written.
+fn render_error(st: &AppState, e: RenderError) -> AppError {
+    match e {
+        RenderError::Placeholder(p) => placeholder_error(st, &p),
+        e => {
+            tracing::error!(error = %e, "render failed");
+            AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "render failed")
+        }
+    }
+}
+
+/// How much of a refused body is still read (and dropped) so that the
+/// client, still sending, gets the 413 instead of a reset connection.
+/// Larger bodies are refused without reading them.
+const REFUSED_BODY_DRAIN: u64 = 4 << 20;
+
+/// Reads a request body of at most `limit` bytes (`setting` names the
+/// bound). A larger body is refused (413) as soon as its `Content-Length`
+/// or its bytes so far exceed the bound; the rest is read and dropped up to
+/// [`REFUSED_BODY_DRAIN`] bytes, never kept.
+async fn read_body(
+    st: &AppState,
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    setting: &'static str,
+) -> Result<Bytes, AppError> {
+    use futures::StreamExt;
+    let too_large = || {
+        limit_error(
+            st,
+            &LimitExceeded::new(LimitReason::BodyTooLarge, setting, limit),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > REFUSED_BODY_DRAIN) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut out = bytes::BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::debug!(error = %e, "request body could not be read");
+            AppError::new(StatusCode::BAD_REQUEST, "request body could not be read")
+        })?;
+        seen += chunk.len() as u64;
+        if seen > REFUSED_BODY_DRAIN {
+            break;
+        }
+        if seen <= limit as u64 {
+            out.extend_from_slice(&chunk);
+        } else {
+            // Over the bound: keep reading only to drain.
+            out.clear();
+        }
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
+    }
+    Ok(out.freeze())
 }
 
 /// Builds the router.
@@ -255,9 +350,26 @@ fn missing_body(path: &str) -> Response {
         .into_response()
 }
 
-async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+/// Reads an `/encrypt` or `/decrypt` body within `max_crypto_body_bytes`.
+async fn crypto_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    path: &str,
+) -> Result<Bytes, Response> {
+    let limit = st.envs.limits().crypto_body_bytes;
+    read_body(st, body, headers, limit, "max_crypto_body_bytes")
+        .await
+        .map_err(|e| e.at(path).into_response())
+}
+
+async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
+    };
+    let body = match crypto_body(&st, &headers, body, "/encrypt").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     if body.is_empty() {
         return missing_body("/encrypt");
@@ -268,9 +380,13 @@ async fn encrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     }
 }
 
-async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn decrypt(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let Some(enc) = st.envs.encryptor() else {
         return no_key();
+    };
+    let body = match crypto_body(&st, &headers, body, "/decrypt").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     if body.is_empty() {
         return missing_body("/decrypt");
@@ -296,7 +412,7 @@ async fn encrypt_for(
     State(st): State<Shared>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     when_named_path_is_valid(&uri, encrypt(State(st), headers, body)).await
 }
@@ -305,7 +421,7 @@ async fn decrypt_for(
     State(st): State<Shared>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     when_named_path_is_valid(&uri, decrypt(State(st), headers, body)).await
 }
@@ -336,7 +452,20 @@ fn check_named_crypto_path(uri: &Uri) -> Result<(), AppError> {
     }
 }
 
-async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let limits = *st.envs.limits();
+    let body = match read_body(
+        &st,
+        body,
+        &headers,
+        limits.monitor_body_bytes,
+        "max_monitor_body_bytes",
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return e.at("/monitor").into_response(),
+    };
     if let Some(secret) = &st.monitor_secret
         && let Err(e) = monitor::verify(secret, &headers, &body)
     {
@@ -351,14 +480,20 @@ async fn monitor_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes)
     if ping {
         return axum::Json(Vec::<String>::new()).into_response();
     }
-    match monitor::changed_paths(&headers, &body) {
-        Ok(paths) => {
+    let apps = monitor::changed_paths(&headers, &body, &limits)
+        .and_then(|paths| monitor::applications(&paths, &limits));
+    match apps {
+        Ok(apps) => {
             st.metrics.webhooks.fetch_add(1, Ordering::Relaxed);
-            let apps = monitor::applications(&paths);
-            tracing::info!(?apps, "webhook: refreshing");
+            tracing::info!(
+                count = apps.len(),
+                apps = ?monitor::log_preview(&apps),
+                "webhook: refreshing"
+            );
             st.refresh_now.notify_one();
             axum::Json(apps).into_response()
         }
+        Err(MonitorError::Limit(e)) => limit_error(&st, &e).at("/monitor").into_response(),
         Err(e @ MonitorError::BadPayload) => AppError::new(StatusCode::BAD_REQUEST, e.to_string())
             .at("/monitor")
             .into_response(),
@@ -508,7 +643,8 @@ async fn config_resource_inner(st: &AppState, request: Request) -> Result<Respon
             let resolved = st.envs.get_for_path(uri.path(), &req).await?;
             if query_flag(uri, "resolvePlaceholders") == Some(true) {
                 let mut env = resolved.env.clone();
-                render::resolve_sources(&mut env);
+                render::resolve_sources(&mut env, st.envs.limits())
+                    .map_err(|e| placeholder_error(st, &e))?;
                 let json = serde_json::to_vec(&env).map_err(|e| {
                     tracing::error!(error = %e, "serialize failed");
                     AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "serialize failed")
@@ -521,10 +657,8 @@ async fn config_resource_inner(st: &AppState, request: Request) -> Result<Respon
         ConfigPath::View(req, format) => {
             let resolved = st.envs.get(&req).await?;
             let resolve = query_flag(uri, "resolvePlaceholders").unwrap_or(true);
-            let text = render::render(&resolved.env, format, resolve).map_err(|e| {
-                tracing::error!(error = %e, "render failed");
-                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "render failed")
-            })?;
+            let text = render::render(&resolved.env, format, resolve, st.envs.limits())
+                .map_err(|e| render_error(st, e))?;
             Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
         }
         ConfigPath::File(req, path) => plain_file(st, &req, &path, uri).await,
@@ -547,7 +681,9 @@ async fn plain_file(
     match String::from_utf8(bytes) {
         Ok(text) if resolve => {
             let env = st.envs.get(req).await?;
-            Ok(text_response(render::resolve_text(&text, &env.env)))
+            let text = render::resolve_text(&text, &env.env, st.envs.limits())
+                .map_err(|e| placeholder_error(st, &e))?;
+            Ok(text_response(text))
         }
         Ok(text) => Ok(text_response(text)),
         Err(e) => Ok((

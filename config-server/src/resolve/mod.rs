@@ -14,7 +14,7 @@
 //! Everything here is pure: files are read through [`FileSource`].
 
 mod activation;
-pub(crate) mod placeholder;
+pub mod placeholder;
 pub(crate) mod properties;
 mod yaml;
 

@@ -187,3 +187,12 @@ pub async fn run_client_json(
         )
     })
 }
+
+#[path = "../../../interop/spring/spring_app.rs"]
+mod spring_app;
+#[allow(unused_imports)]
+pub(crate) use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
+
+#[path = "../../../interop/spring/differential.rs"]
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod differential;

@@ -206,3 +206,69 @@ impl<R: AsyncRead + Unpin> Steps<R> {
         while let Ok(Some(_)) = self.lines.next_line().await {}
     }
 }
+
+#[path = "../../../interop/spring/spring_app.rs"]
+mod spring_app;
+#[allow(unused_imports)]
+pub(crate) use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
+
+/// `GET url` with `Accept: application/json`: the status and the body as
+/// JSON (`Null` when the body is empty or not JSON).
+pub(crate) async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Eureka's JSON registration body for an `UP` instance of `app` at
+/// `127.0.0.1:port` with a 1 s renewal interval and a 10 s lease.
+pub(crate) fn instance_json(app: &str, id: &str, port: u16) -> serde_json::Value {
+    serde_json::json!({"instance": {
+        "instanceId": id,
+        "hostName": "127.0.0.1",
+        "app": app.to_uppercase(),
+        "ipAddr": "127.0.0.1",
+        "status": "UP",
+        "overriddenStatus": "UNKNOWN",
+        "port": {"$": port, "@enabled": "true"},
+        "securePort": {"$": 443, "@enabled": "false"},
+        "countryId": 1,
+        "dataCenterInfo": {
+            "@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
+            "name": "MyOwn"
+        },
+        "leaseInfo": {"renewalIntervalInSecs": 1, "durationInSecs": 10},
+        "metadata": {"zone": "z1"},
+        "homePageUrl": format!("http://127.0.0.1:{port}/"),
+        "statusPageUrl": format!("http://127.0.0.1:{port}/info"),
+        "healthCheckUrl": format!("http://127.0.0.1:{port}/health"),
+        "vipAddress": app.to_lowercase(),
+        "secureVipAddress": app.to_lowercase(),
+        "lastDirtyTimestamp": "1700000000000"
+    }})
+}
+
+/// Registers `body` (see [`instance_json`]) under `app` at the Eureka base
+/// URL `eureka` (`http://HOST:PORT/eureka/`); returns the status.
+pub(crate) async fn register_json(eureka: &str, app: &str, body: &serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{eureka}apps/{app}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[path = "../../../interop/spring/differential.rs"]
+pub(crate) mod differential;

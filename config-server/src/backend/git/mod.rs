@@ -15,6 +15,7 @@
 mod catfile;
 mod tree;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use tree::{Entry, EntryKind};
 const TREE_CACHE_LIMIT: usize = 20_000;
 
 /// Settings of a git backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSettings {
     /// The remote: `file://` URL, local path or `https://` URL.
     pub uri: String,
@@ -62,6 +63,46 @@ impl GitSettings {
     }
 }
 
+impl std::fmt::Debug for GitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSettings")
+            .field("uri", &redact(&self.uri))
+            .field("mirror_dir", &self.mirror_dir)
+            .field("default_label", &self.default_label)
+            .field("readers", &self.readers)
+            .finish()
+    }
+}
+
+/// `text` with the userinfo of every URL in it removed:
+/// `https://alice:secret@host/cfg.git` becomes `https://host/cfg.git`.
+/// Applied to everything derived from the remote URI that leaves the
+/// process (property source names, health, error messages, logs), so that
+/// credentials in `git_uri` are never shown.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '\'' | '"'))
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        out.push_str(
+            authority
+                .rfind('@')
+                .map_or(authority, |at| &authority[at + 1..]),
+        );
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// `<tmp>/config-server/<hash of uri>.git`.
 pub fn default_mirror_dir(uri: &str) -> PathBuf {
     use std::hash::{Hash, Hasher};
@@ -86,6 +127,8 @@ struct FetchState {
 
 struct Inner {
     settings: GitSettings,
+    /// `settings.uri` without credentials, for everything shown.
+    shown_uri: String,
     refs: ArcSwap<Refs>,
     readers: CatFilePool,
     trees: Mutex<HashMap<String, Arc<Vec<Entry>>>>,
@@ -103,7 +146,7 @@ pub struct GitBackend {
 impl std::fmt::Debug for GitBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitBackend")
-            .field("uri", &self.inner.settings.uri)
+            .field("uri", &self.inner.shown_uri)
             .field("mirror", &self.inner.settings.mirror_dir)
             .finish()
     }
@@ -186,7 +229,7 @@ fn git_with_timeout(
     } else {
         Err(BackendError::Git {
             command,
-            message: String::from_utf8_lossy(&stderr).trim().to_string(),
+            message: redact(String::from_utf8_lossy(&stderr).trim()).into_owned(),
         })
     }
 }
@@ -218,6 +261,7 @@ impl GitBackend {
         let backend = Self {
             inner: Arc::new(Inner {
                 readers: CatFilePool::new(dir.clone(), settings.readers),
+                shown_uri: redact(&settings.uri).into_owned(),
                 settings,
                 refs: ArcSwap::from_pointee(Refs::default()),
                 trees: Mutex::new(HashMap::new()),
@@ -406,7 +450,7 @@ impl Backend for GitBackend {
             } else {
                 "DOWN"
             },
-            repository: self.inner.settings.uri.clone(),
+            repository: self.inner.shown_uri.clone(),
             last_successful_refresh: state.last_success,
             last_error: state.last_error.clone(),
         }
@@ -439,7 +483,7 @@ impl FileSource for GitSnapshot {
     }
 
     fn source_name(&self, path: &str) -> String {
-        format!("{}/{path}", self.inner.settings.uri.trim_end_matches('/'))
+        format!("{}/{path}", self.inner.shown_uri.trim_end_matches('/'))
     }
 }
 
@@ -450,5 +494,40 @@ impl Snapshot for GitSnapshot {
 
     fn cache_version(&self) -> &str {
         &self.commit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_removes_userinfo_from_every_url() {
+        assert_eq!(
+            redact("https://alice:TOPSECRET@host/cfg.git"),
+            "https://host/cfg.git"
+        );
+        assert_eq!(
+            redact("https://token@host:8443/a?x=1"),
+            "https://host:8443/a?x=1"
+        );
+        assert_eq!(redact("file:///tmp/repo"), "file:///tmp/repo");
+        assert_eq!(redact("/plain/path"), "/plain/path");
+        assert_eq!(
+            redact("fatal: unable to access 'https://alice:p@ss@host/cfg.git/': 403"),
+            "fatal: unable to access 'https://host/cfg.git/': 403"
+        );
+        assert_eq!(
+            redact("a http://u:p@h b https://v:q@i/x"),
+            "a http://h b https://i/x"
+        );
+        let debug = format!(
+            "{:?}",
+            super::GitSettings::new("https://alice:TOPSECRET@h/r.git")
+        );
+        assert!(
+            debug.contains("https://h/r.git") && !debug.contains("TOPSECRET"),
+            "{debug}"
+        );
     }
 }

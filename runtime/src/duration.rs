@@ -123,11 +123,20 @@ impl Visitor<'_> for DurationVisitor {
     }
 }
 
+/// `#[serde(deserialize_with = ...)]` for a duration field.
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(DurationVisitor)
+}
+
 /// `#[serde(deserialize_with = ...)]` for an optional duration field.
-pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
+pub fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     d.deserialize_any(DurationVisitor).map(Some)
+}
+
+/// `#[serde(serialize_with = ...)]`: a duration as whole milliseconds, the
+/// form Spring Boot reads without a unit.
+pub fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

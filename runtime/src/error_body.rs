@@ -1,0 +1,134 @@
+//! The JSON error answer in the shape of Spring Boot's error attributes
+//! (`timestamp`, `status`, `error`, `message`, `path`), so that clients
+//! written against Spring services read our errors the same way.
+//!
+//! ```
+//! use axum::http::StatusCode;
+//! use axum::response::IntoResponse;
+//! use cloud_runtime::error_body::SpringError;
+//!
+//! let response = SpringError::new(StatusCode::NOT_FOUND, "no such thing").at("/x").into_response();
+//! assert_eq!(response.status(), StatusCode::NOT_FOUND);
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+
+/// An error answered as JSON:
+/// `{"timestamp":"2026-01-02T03:04:05.678+00:00","status":404,"error":"Not Found","message":"...","path":"/x"}`.
+#[derive(Debug, Clone)]
+pub struct SpringError {
+    status: StatusCode,
+    message: String,
+    path: Option<String>,
+}
+
+impl SpringError {
+    /// An error with `status` and a `message` for the client.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> SpringError {
+        SpringError {
+            status,
+            message: message.into(),
+            path: None,
+        }
+    }
+
+    /// The request path the error answers (Spring's `path` attribute).
+    pub fn at(mut self, path: &str) -> SpringError {
+        self.path = Some(path.to_owned());
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The body as JSON.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({
+            "timestamp": timestamp(SystemTime::now()),
+            "status": self.status.as_u16(),
+            "error": self.status.canonical_reason().unwrap_or(""),
+            "message": self.message,
+        });
+        if let Some(path) = &self.path {
+            body["path"] = path.as_str().into();
+        }
+        body
+    }
+}
+
+impl IntoResponse for SpringError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// `at` as Jackson writes a `java.util.Date` in Spring Boot's error body:
+/// `2026-01-02T03:04:05.678+00:00` (UTC).
+pub fn timestamp(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Year, month and day of the `days`-th day after 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for the proleptic Gregorian calendar).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_jacksons_utc_form() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_767_323_045_678);
+        assert_eq!(timestamp(at), "2026-01-02T03:04:05.678+00:00");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000+00:00");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000+00:00"
+        );
+    }
+
+    #[test]
+    fn the_body_has_springs_attributes() {
+        let body = SpringError::new(StatusCode::BAD_REQUEST, "bad")
+            .at("/p")
+            .body();
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["error"], "Bad Request");
+        assert_eq!(body["message"], "bad");
+        assert_eq!(body["path"], "/p");
+    }
+}

@@ -1,0 +1,97 @@
+//! What every process of the suite does the same way, written once: the
+//! servers (`discovery-server`, `config-server`, `api-gateway`), the client
+//! library and the demo services all start, serve, log, read their settings
+//! and stop through this crate. It holds no business logic and no server of
+//! its own.
+//!
+//! # Layout
+//! - [`shutdown`]: SIGTERM and Ctrl-C to one cancellation token
+//!   ([`shutdown::Shutdown`]), named open work for the drain log
+//!   ([`shutdown::OpenWork`], [`shutdown::spawn_blocking`]), and
+//!   [`shutdown::run_service`], which a binary's `main` calls: a drain
+//!   deadline after which the process exits anyway.
+//! - [`clock`]: the one [`clock::Clock`] trait (monotonic and epoch time),
+//!   following tokio's paused time, and a manual clock for tests.
+//! - [`duration`]: durations as Spring Boot writes them (`500`, `"10s"`,
+//!   `"PT10S"`).
+//! - [`prometheus`]: the Prometheus text format writer.
+//! - With the default `service` feature:
+//!   - [`settings`]: layering of defaults, `--config FILE`, environment
+//!     variables (Spring's relaxed names, through an injectable map) and
+//!     flags, with errors that name the file or variable and the key;
+//!   - [`logging`]: tracing setup (`RUST_LOG` filter; text on a terminal,
+//!     JSON lines otherwise, or `--log-format`);
+//!   - [`cli`]: the flags every binary shares;
+//!   - [`serve`]: serving a router with connection limits (header-read and
+//!     keep-alive timeouts, a connection cap, header size) and a drain;
+//!   - [`auth`]: HTTP Basic auth as a tower layer;
+//!   - [`error_body`]: Spring Boot's JSON error shape.
+//!
+//! # Example
+//! A service binary: flags, settings, logging, serve until SIGTERM, drain.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use clap::Parser;
+//! use cloud_runtime::{cli::CommonArgs, logging, serve, settings::{Layers, ProcessEnvironment}, shutdown};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[arg(long)]
+//!     port: Option<u16>,
+//!     #[command(flatten)]
+//!     common: CommonArgs,
+//! }
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! #[serde(default)]
+//! struct Settings { server: Server }
+//! #[derive(Serialize, Deserialize)]
+//! #[serde(default, rename_all = "kebab-case")]
+//! struct Server { port: u16, #[serde(flatten)] limits: serve::ServeLimits }
+//! impl Default for Server {
+//!     fn default() -> Self { Server { port: 8080, limits: Default::default() } }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let args = Args::parse();
+//!     logging::init(args.common.log_format);
+//!     let settings: Settings = match Layers::new::<Settings>()
+//!         .and_then(|l| l.optional_file(args.common.config.as_deref()))
+//!         .map(|l| l.env(&ProcessEnvironment).set_some("server.port", args.port, "--port"))
+//!         .and_then(|l| l.load())
+//!     {
+//!         Ok(s) => s,
+//!         Err(e) => {
+//!             tracing::error!(error = %e, "invalid settings");
+//!             return std::process::ExitCode::from(2);
+//!         }
+//!     };
+//!     let drain = args.common.drain_timeout.unwrap_or(settings.server.limits.drain_timeout);
+//!     shutdown::run_service(drain, move |shutdown| async move {
+//!         let listener = tokio::net::TcpListener::bind(("0.0.0.0", settings.server.port)).await?;
+//!         let router = Router::new().route("/", get(|| async { "hello" }));
+//!         serve::serve(listener, router, &settings.server.limits, shutdown.token().clone()).await
+//!     })
+//!     .exit_code()
+//! }
+//! ```
+
+pub mod clock;
+pub mod duration;
+pub mod prometheus;
+pub mod shutdown;
+
+#[cfg(feature = "service")]
+pub mod auth;
+#[cfg(feature = "service")]
+pub mod cli;
+#[cfg(feature = "service")]
+pub mod error_body;
+#[cfg(feature = "service")]
+pub mod logging;
+#[cfg(feature = "service")]
+pub mod serve;
+#[cfg(feature = "service")]
+pub mod settings;

@@ -1,0 +1,314 @@
+//! Serving a router on a listener with the limits every public server
+//! needs, the same for every binary.
+//!
+//! Per connection: HTTP/1.1 (with upgrades, for WebSocket) or HTTP/2 with
+//! prior knowledge (h2c), chosen by the first bytes. The limits
+//! ([`ServeLimits`], each with its default):
+//! - `header_read_timeout` (10 s): a new connection must deliver its first
+//!   complete request head within it, or is closed. This ends slowloris
+//!   connections and connections that never send a byte.
+//! - `keep_alive_timeout` (60 s): an idle keep-alive connection waiting for
+//!   its next request head is closed after it (on HTTP/1; HTTP/2
+//!   connections are pinged at this interval and closed when a ping goes
+//!   unanswered for 20 s).
+//! - `max_connections` (8,192, as Tomcat): at the cap the server stops
+//!   accepting until a connection closes; new connections wait in the
+//!   kernel's backlog instead of exhausting file descriptors.
+//! - `max_header_bytes` (32 KiB) and `max_headers` (100): a larger request
+//!   head is answered `431`.
+//! - `drain_timeout` (10 s): after shutdown, how long open connections get
+//!   to finish before `serve` returns anyway.
+//!
+//! Each request carries axum's [`ConnectInfo<SocketAddr>`] with the peer's
+//! address. On shutdown the server stops accepting, lets in-flight
+//! requests finish (idle keep-alive connections close at once) and returns
+//! when every connection has closed or the drain timeout has passed.
+//! Streams that never end by themselves (SSE, long polls) must end on the
+//! same shutdown; see [`crate::shutdown`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+use crate::shutdown::OpenWork;
+
+/// The connection limits of a server. Deserializes from Spring Boot's key
+/// names under `server.` (`connection-timeout`, `keep-alive-timeout`,
+/// `max-connections`, `max-http-request-header-size`), durations as
+/// milliseconds or `"10s"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ServeLimits {
+    /// Time for a new connection to deliver its first request head. Default
+    /// is 10 seconds.
+    #[serde(
+        rename = "connection-timeout",
+        deserialize_with = "crate::duration::deserialize",
+        serialize_with = "crate::duration::serialize_millis"
+    )]
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open. Default is 60
+    /// seconds.
+    #[serde(
+        deserialize_with = "crate::duration::deserialize",
+        serialize_with = "crate::duration::serialize_millis"
+    )]
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once. Default is 8,192.
+    pub max_connections: usize,
+    /// Largest request head in bytes (at least 8,192). Default is 32 KiB.
+    #[serde(rename = "max-http-request-header-size")]
+    pub max_header_bytes: usize,
+    /// Most header fields in a request. Default is 100.
+    pub max_headers: usize,
+    /// Time open connections get to finish after shutdown. Default is 10
+    /// seconds.
+    #[serde(
+        deserialize_with = "crate::duration::deserialize",
+        serialize_with = "crate::duration::serialize_millis"
+    )]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 8192,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            drain_timeout: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Counters of the serving loop, for a server's metrics.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    accepted: AtomicU64,
+    open: AtomicU64,
+    header_timeouts: AtomicU64,
+    at_capacity: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Connections accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because no request head arrived in time.
+    pub fn header_timeouts(&self) -> u64 {
+        self.header_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Times the accept loop waited because `max_connections` were open.
+    pub fn at_capacity(&self) -> u64 {
+        self.at_capacity.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves `router` on `listener` under `limits` until `shutdown` is
+/// cancelled, then drains (see the [module docs](self)).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServeLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_with_stats(listener, router, limits, shutdown, Arc::default()).await
+}
+
+/// [`serve`], counting into `stats`.
+pub async fn serve_with_stats(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServeLimits,
+    shutdown: CancellationToken,
+    stats: Arc<ConnectionStats>,
+) -> std::io::Result<()> {
+    let builder = connection_builder(limits);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    let mut accept_errors_logged = 0u64;
+    loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                stats.at_capacity.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection limit reached; new connections wait until one closes"
+                );
+                tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning, and
+                    // do not flood the log.
+                    accept_errors_logged += 1;
+                    if accept_errors_logged.is_power_of_two() {
+                        tracing::error!(error = %e, count = accept_errors_logged, "accept failed");
+                    }
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            header_read_timeout: limits.header_read_timeout,
+            shutdown: shutdown.clone(),
+            stats: Arc::clone(&stats),
+        };
+        connections.spawn(async move {
+            let _permit = permit;
+            connection.run(stream, peer).await;
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(limits.drain_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            drain_timeout = ?limits.drain_timeout,
+            "connections still open after the drain timeout; stopping anyway"
+        );
+    }
+    Ok(())
+}
+
+fn connection_builder(limits: &ServeLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.keep_alive_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keep_alive_timeout)
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+struct Connection {
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+    stats: Arc<ConnectionStats>,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let _open = OpenWork::begin("connection", peer);
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let first_request = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (router, first_request) = (self.router.clone(), Arc::clone(&first_request));
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                first_request.store(true, Ordering::Relaxed);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            })
+        };
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let head_deadline = tokio::time::sleep(self.header_read_timeout);
+        tokio::pin!(head_deadline);
+        let mut draining = false;
+        let mut head_checked = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = &mut head_deadline, if !head_checked => {
+                    head_checked = true;
+                    if !first_request.load(Ordering::Relaxed) {
+                        self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "no request head in time; closing");
+                        break;
+                    }
+                }
+                () = self.shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` until `shutdown` completes: a shorthand for servers
+/// whose API takes a shutdown future.
+pub async fn serve_until(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    let watcher = tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let result = serve(listener, router, limits, token).await;
+    watcher.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests;

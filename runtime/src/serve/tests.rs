@@ -1,0 +1,240 @@
+use std::time::Duration;
+
+use axum::routing::get;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::time::timeout;
+
+use super::*;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn limits() -> ServeLimits {
+    ServeLimits {
+        header_read_timeout: Duration::from_millis(300),
+        keep_alive_timeout: Duration::from_millis(600),
+        drain_timeout: Duration::from_secs(5),
+        ..ServeLimits::default()
+    }
+}
+
+fn router() -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        )
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    stats: Arc<ConnectionStats>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(limits: ServeLimits) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let stats = Arc::new(ConnectionStats::default());
+    let task = tokio::spawn({
+        let (stop, stats) = (stop.clone(), Arc::clone(&stats));
+        async move { serve_with_stats(listener, router(), &limits, stop, stats).await }
+    });
+    Running {
+        addr,
+        stop,
+        stats,
+        task,
+    }
+}
+
+/// Reads until the peer closes; the bytes read.
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    timeout(DEADLINE, stream.read_to_end(&mut all))
+        .await
+        .expect("the server closed the connection in time")
+        .ok();
+    all
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    timeout(DEADLINE, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed() {
+    let server = start(limits()).await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    assert!(read_to_close(&mut idle).await.is_empty());
+    assert_eq!(server.stats.header_timeouts(), 1);
+}
+
+#[tokio::test]
+async fn a_slowloris_head_is_cut_off() {
+    let server = start(limits()).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let writer = async {
+        for chunk in [
+            "GET / HTTP/1.1\r\n",
+            "Host: x\r\n",
+            "X-A: 1\r\n",
+            "X-B: 2\r\n",
+            "X-C: 3\r\n",
+        ] {
+            if slow.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    timeout(DEADLINE, writer).await.unwrap();
+    let rest = read_to_close(&mut slow).await;
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "never answered"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    let server = start(limits()).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&read_to_close(&mut conn).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+}
+
+#[tokio::test]
+async fn requests_carry_the_peer_address() {
+    let server = start(limits()).await;
+    let body = reqwest::get(format!("http://{}/peer", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn an_oversized_head_is_refused_with_431() {
+    let server = start(limits()).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("http://{}/", server.addr))
+        .header("x-big", "a".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_connections_wait_for_a_free_slot() {
+    let server = start(ServeLimits {
+        max_connections: 2,
+        header_read_timeout: Duration::from_secs(30),
+        ..limits()
+    })
+    .await;
+    let first = TcpStream::connect(server.addr).await.unwrap();
+    let _second = TcpStream::connect(server.addr).await.unwrap();
+    wait_for("two open connections", || server.stats.open() == 2).await;
+    let url = format!("http://{}/", server.addr);
+    let third = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+    wait_for("the accept loop to wait at the cap", || {
+        server.stats.at_capacity() >= 1
+    })
+    .await;
+    assert!(!third.is_finished());
+    drop(first);
+    let body = timeout(DEADLINE, third).await.unwrap().unwrap().unwrap();
+    assert_eq!(body, "ok");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish_then_returns() {
+    let server = start(limits()).await;
+    let url = format!("http://{}/slow", server.addr);
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+    wait_for("the request to be in flight", || server.stats.open() == 1).await;
+    server.stop.cancel();
+    assert_eq!(
+        timeout(DEADLINE, in_flight)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        "slow"
+    );
+    timeout(DEADLINE, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn a_response_that_never_ends_cannot_hold_the_drain_past_its_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let forever = Router::new().route(
+        "/forever",
+        get(|| async {
+            let stream = futures::stream::pending::<Result<bytes_chunk::Chunk, std::io::Error>>();
+            axum::body::Body::from_stream(stream)
+        }),
+    );
+    let stop = CancellationToken::new();
+    let limits = ServeLimits {
+        drain_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { serve(listener, forever, &limits, stop).await }
+    });
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    timeout(DEADLINE, conn.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stop.cancel();
+    timeout(DEADLINE, task).await.unwrap().unwrap().unwrap();
+}
+
+mod bytes_chunk {
+    /// A body chunk type for the never-ending stream.
+    pub(super) type Chunk = axum::body::Bytes;
+}

@@ -1,0 +1,692 @@
+//! Configuration layering, the same for every binary: defaults, then the
+//! `--config FILE`, then environment variables, then flags; each layer
+//! overrides the ones before it key by key.
+//!
+//! # Names
+//! Keys are Spring Boot's, and bind the way Spring's relaxed binding does,
+//! so one `application.yml` serves a Spring application and ours:
+//! - in a file, `enable-self-preservation`, `enableSelfPreservation` and
+//!   `enable_self_preservation` are the same key, and a dotted key
+//!   (`eureka.server.enable-self-preservation: false`) is the same as the
+//!   nested form;
+//! - in the environment, the one naming rule is Spring's: upper case, `_`
+//!   between levels, dashes dropped: `SERVER_PORT`,
+//!   `EUREKA_SERVER_ENABLESELFPRESERVATION`,
+//!   `EUREKA_CLIENT_SERVICEURL_DEFAULTZONE`,
+//!   `SPRING_CLOUD_CONFIG_SERVER_GIT_URI`. A variable that names no known
+//!   key is ignored. Entries of a map (`metadata-map`) take the rest of the
+//!   name, lower-cased: `EUREKA_INSTANCE_METADATAMAP_ZONE`.
+//! - Older names can be accepted as aliases ([`Layers::env_alias`],
+//!   [`Layers::env_prefix_alias`]); each use logs a warning with the new
+//!   name.
+//!
+//! # Types
+//! The defaults (the settings type's `Default`, serialized) are the schema:
+//! a value from a file, the environment or a flag is coerced to the type of
+//! the default at its key (`"9000"` to a number for a numeric key, `1234` to
+//! `"1234"` for a string key such as a password; a comma-separated string
+//! to a list for a list key). Give every numeric or boolean setting a
+//! default (not `Option`), so that its type is known.
+//!
+//! # Errors
+//! A bad value is a [`ConfigError`] that names where it came from (the file,
+//! the environment variable, the flag) and the key.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use cloud_runtime::settings::Layers;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! #[serde(default, rename_all = "kebab-case")]
+//! struct Settings { server: Server }
+//! #[derive(Debug, Serialize, Deserialize)]
+//! #[serde(default, rename_all = "kebab-case")]
+//! struct Server { port: u16, max_connections: u32 }
+//! impl Default for Server {
+//!     fn default() -> Self { Server { port: 8080, max_connections: 100 } }
+//! }
+//!
+//! let env = HashMap::from([("SERVER_MAXCONNECTIONS".to_owned(), "5".to_owned())]);
+//! let settings: Settings = Layers::new::<Settings>()?
+//!     .env(&env)
+//!     .set("server.port", 9000, "--port")
+//!     .load()?;
+//! assert_eq!((settings.server.port, settings.server.max_connections), (9000, 5));
+//! # Ok::<(), cloud_runtime::settings::ConfigError>(())
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// Where the process environment comes from: the real one, or a map in
+/// tests.
+pub trait Environment {
+    /// Every variable, as (name, value).
+    fn vars(&self) -> Vec<(String, String)>;
+}
+
+/// The real process environment (variables that are not valid Unicode are
+/// skipped).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl Environment for BTreeMap<String, String> {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in defaults.
+    Defaults,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Environment(String),
+    /// A command-line flag, by name.
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Defaults => f.write_str("defaults"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Environment(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// Settings that could not be read or do not fit.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {}{reason}", key.as_deref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    origin: Origin,
+    key: Option<String>,
+    reason: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    /// An error about `key` from `origin`.
+    pub fn new(origin: Origin, key: Option<&str>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin,
+            key: key.map(str::to_owned),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Where the bad value came from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The key at fault, when one is known.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Whether the file itself could not be read or parsed.
+    pub fn is_file_error(&self) -> bool {
+        matches!(self.origin, Origin::File(_)) && self.key.is_none()
+    }
+}
+
+/// Settings being layered. See the [module docs](self).
+#[derive(Debug)]
+pub struct Layers {
+    schema: Value,
+    tree: Value,
+    origins: BTreeMap<String, Origin>,
+    warnings: Vec<String>,
+}
+
+impl Layers {
+    /// Starts from `T::default()`, which is also the schema.
+    pub fn new<T: Serialize + Default>() -> Result<Layers, ConfigError> {
+        let schema = serde_json::to_value(T::default()).map_err(|e| {
+            ConfigError::new(Origin::Defaults, None, "defaults do not serialize").with_source(e)
+        })?;
+        Ok(Layers {
+            tree: schema.clone(),
+            schema,
+            origins: BTreeMap::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Lays a file over the settings: YAML (`.yml`, `.yaml`), TOML
+    /// (`.toml`) or JSON (`.json`) by extension; a YAML file may hold
+    /// several documents, of which those without
+    /// `spring.config.activate.on-profile` (or `spring.profiles`) apply, and
+    /// the others when one of their profiles is in `spring.profiles.active`.
+    pub fn file(mut self, path: &Path) -> Result<Layers, ConfigError> {
+        let origin = Origin::File(path.to_path_buf());
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(origin.clone(), None, format!("cannot read: {e}")).with_source(e)
+        })?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let documents: Vec<Value> = match ext.as_str() {
+            "toml" => vec![toml::from_str(&text).map_err(|e| {
+                ConfigError::new(origin.clone(), None, format!("invalid TOML: {e}")).with_source(e)
+            })?],
+            "json" => vec![serde_json::from_str(&text).map_err(|e| {
+                ConfigError::new(origin.clone(), None, format!("invalid JSON: {e}")).with_source(e)
+            })?],
+            "yml" | "yaml" => yaml_documents(&text).map_err(|e| {
+                ConfigError::new(origin.clone(), None, format!("invalid YAML: {e}")).with_source(e)
+            })?,
+            other => {
+                return Err(ConfigError::new(
+                    origin,
+                    None,
+                    format!("unknown file type `.{other}`: expected .yml, .yaml, .toml or .json"),
+                ));
+            }
+        };
+        let mut conditional = Vec::new();
+        for doc in documents {
+            let doc = expand_dotted(doc, &self.schema);
+            if !doc.is_object() && !doc.is_null() {
+                return Err(ConfigError::new(
+                    origin,
+                    None,
+                    "the top level must be a mapping of keys",
+                ));
+            }
+            match document_profiles(&doc) {
+                Some(profiles) => conditional.push((profiles, doc)),
+                None => self.lay(doc, &origin),
+            }
+        }
+        for (profiles, doc) in conditional {
+            let active = self.active_profiles();
+            if profiles.iter().any(|p| active.contains(p)) {
+                self.lay(doc, &origin);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Lays a file over the settings when `path` is given.
+    pub fn optional_file(self, path: Option<&Path>) -> Result<Layers, ConfigError> {
+        match path {
+            Some(p) => self.file(p),
+            None => Ok(self),
+        }
+    }
+
+    /// Lays the environment over the settings with Spring's naming rule.
+    pub fn env(mut self, env: &dyn Environment) -> Layers {
+        let mut vars = env.vars();
+        vars.sort();
+        for (name, value) in vars {
+            let segments: Vec<String> = name
+                .to_ascii_lowercase()
+                .split('_')
+                .map(str::to_owned)
+                .collect();
+            if let Some(path) = match_segments(&self.schema, &segments) {
+                self.set_path(&path, Value::String(value), Origin::Environment(name));
+            }
+        }
+        self
+    }
+
+    /// Accepts the variable `var` as an older name of `key` (logging a
+    /// warning that names the new variable when it is used).
+    pub fn env_alias(mut self, env: &dyn Environment, var: &str, key: &str) -> Layers {
+        if let Some((_, value)) = env.vars().into_iter().find(|(n, _)| n == var) {
+            let path = split_key(key);
+            self.warnings.push(format!(
+                "environment variable {var} is deprecated; use {}",
+                spring_env_name(&path)
+            ));
+            self.set_path(
+                &path,
+                Value::String(value),
+                Origin::Environment(var.to_owned()),
+            );
+        }
+        self
+    }
+
+    /// Accepts variables `PREFIX` + levels separated by `separator` (such as
+    /// `DISCOVERY__EUREKA__SERVER__ENABLE_SELF_PRESERVATION`) as older names,
+    /// logging a warning with the new name for each one used.
+    pub fn env_prefix_alias(
+        mut self,
+        env: &dyn Environment,
+        prefix: &str,
+        separator: &str,
+    ) -> Layers {
+        let mut vars = env.vars();
+        vars.sort();
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let levels: Vec<String> = rest.split(separator).map(canonical).collect();
+            if let Some(path) = match_levels(&self.schema, &levels) {
+                self.warnings.push(format!(
+                    "environment variable {name} is deprecated; use {}",
+                    spring_env_name(&path)
+                ));
+                self.set_path(&path, Value::String(value), Origin::Environment(name));
+            }
+        }
+        self
+    }
+
+    /// Sets `key` (dotted, relaxed) to `value`, as given by `flag`.
+    pub fn set(mut self, key: &str, value: impl Into<Value>, flag: &str) -> Layers {
+        let path = resolve_path(&self.schema, &split_key(key));
+        self.set_path(&path, value.into(), Origin::Flag(flag.to_owned()));
+        self
+    }
+
+    /// Sets `key` when `value` is `Some`.
+    pub fn set_some<V: Into<Value>>(self, key: &str, value: Option<V>, flag: &str) -> Layers {
+        match value {
+            Some(v) => self.set(key, v, flag),
+            None => self,
+        }
+    }
+
+    /// The profiles named by `spring.profiles.active` so far.
+    pub fn active_profiles(&self) -> Vec<String> {
+        let active = self
+            .tree
+            .pointer("/spring/profiles/active")
+            .cloned()
+            .unwrap_or(Value::Null);
+        list_of_strings(&active)
+    }
+
+    /// Deserializes the layered settings, naming the origin and key of the
+    /// first value that does not fit.
+    pub fn load<T: DeserializeOwned>(self) -> Result<T, ConfigError> {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+        let tree = coerce(self.tree, &self.schema);
+        serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let origin = origin_of(&self.origins, &key);
+            let reason = e.inner().to_string();
+            ConfigError::new(origin, Some(&key), reason).with_source(e.into_inner())
+        })
+    }
+
+    fn lay(&mut self, doc: Value, origin: &Origin) {
+        let doc = relax_keys(doc, &self.schema);
+        let mut leaves = Vec::new();
+        collect_leaves(&doc, &mut Vec::new(), &mut leaves);
+        for path in leaves {
+            self.origins.insert(path.join("."), origin.clone());
+        }
+        merge(&mut self.tree, doc);
+    }
+
+    fn set_path(&mut self, path: &[String], value: Value, origin: Origin) {
+        if path.is_empty() {
+            return;
+        }
+        self.origins.insert(path.join("."), origin);
+        let mut node = &mut self.tree;
+        for segment in path {
+            if !node.is_object() {
+                *node = Value::Object(Map::new());
+            }
+            let Value::Object(map) = node else {
+                return;
+            };
+            node = map.entry(segment.clone()).or_insert(Value::Null);
+        }
+        *node = value;
+    }
+}
+
+/// Spring's canonical form of one key level: lower case, no `-` or `_`.
+fn canonical(segment: &str) -> String {
+    segment
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The environment variable that Spring's rule gives `path`.
+fn spring_env_name(path: &[String]) -> String {
+    path.iter()
+        .map(|s| s.replace('-', "").to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+fn split_key(key: &str) -> Vec<String> {
+    key.split('.').map(str::to_owned).collect()
+}
+
+/// A struct in the schema is an object with fields; a free-form map is an
+/// empty object.
+fn is_struct(schema: &Value) -> bool {
+    matches!(schema, Value::Object(m) if !m.is_empty())
+}
+
+fn schema_child<'a>(schema: &'a Value, key: &str) -> Option<(&'a String, &'a Value)> {
+    let Value::Object(fields) = schema else {
+        return None;
+    };
+    if let Some((k, v)) = fields.get_key_value(key) {
+        return Some((k, v));
+    }
+    let wanted = canonical(key);
+    fields.iter().find(|(k, _)| canonical(k) == wanted)
+}
+
+/// Maps each level of `path` onto the schema's spelling where it is known.
+fn resolve_path(schema: &Value, path: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut node = Some(schema);
+    for segment in path {
+        match node.and_then(|n| {
+            if is_struct(n) {
+                schema_child(n, segment)
+            } else {
+                None
+            }
+        }) {
+            Some((name, child)) => {
+                out.push(name.clone());
+                node = Some(child);
+            }
+            None => {
+                out.push(segment.clone());
+                node = None;
+            }
+        }
+    }
+    out
+}
+
+/// Finds the key that Spring's environment rule spells as `segments`
+/// (lower-cased parts of the variable name split at `_`). A schema level may
+/// take one part (`ENABLESELFPRESERVATION`) or several
+/// (`ENABLE_SELF_PRESERVATION`); a free-form map takes the rest.
+fn match_segments(schema: &Value, segments: &[String]) -> Option<Vec<String>> {
+    if segments.is_empty() {
+        return None;
+    }
+    match schema {
+        Value::Object(fields) if !fields.is_empty() => {
+            for take in 1..=segments.len() {
+                let joined: String = segments[..take].concat();
+                for (name, child) in fields {
+                    if canonical(name) != joined {
+                        continue;
+                    }
+                    let rest = &segments[take..];
+                    if rest.is_empty() {
+                        if !is_struct(child) {
+                            return Some(vec![name.clone()]);
+                        }
+                    } else if let Some(mut tail) = match_segments(child, rest) {
+                        tail.insert(0, name.clone());
+                        return Some(tail);
+                    }
+                }
+            }
+            None
+        }
+        Value::Object(_) => Some(vec![segments.join(".")]),
+        _ => None,
+    }
+}
+
+/// Like [`match_segments`], with the levels already separated.
+fn match_levels(schema: &Value, levels: &[String]) -> Option<Vec<String>> {
+    let (first, rest) = levels.split_first()?;
+    match schema {
+        Value::Object(fields) if !fields.is_empty() => {
+            let (name, child) = fields.iter().find(|(k, _)| canonical(k) == *first)?;
+            if rest.is_empty() {
+                return (!is_struct(child)).then(|| vec![name.clone()]);
+            }
+            let mut tail = match_levels(child, rest)?;
+            tail.insert(0, name.clone());
+            Some(tail)
+        }
+        Value::Object(_) => Some(vec![levels.join(".")]),
+        _ => None,
+    }
+}
+
+/// Expands dotted keys (`a.b: 1`) into nested objects, except inside
+/// free-form maps of the schema, whose keys may hold dots.
+fn expand_dotted(doc: Value, schema: &Value) -> Value {
+    let Value::Object(map) = doc else {
+        return doc;
+    };
+    if !is_struct(schema) && schema.is_object() {
+        return Value::Object(map);
+    }
+    let mut out = Value::Object(Map::new());
+    for (key, value) in map {
+        let path = split_key(&key);
+        let mut sub_schema = Some(schema);
+        for segment in &path {
+            sub_schema = sub_schema
+                .and_then(|s| schema_child(s, segment))
+                .map(|(_, v)| v);
+        }
+        let value = expand_dotted(value, sub_schema.unwrap_or(&Value::Null));
+        let mut nested = value;
+        for segment in path.iter().rev() {
+            let mut m = Map::new();
+            m.insert(segment.clone(), nested);
+            nested = Value::Object(m);
+        }
+        merge(&mut out, nested);
+    }
+    out
+}
+
+/// Renames keys to the schema's spelling where they match it relaxed.
+fn relax_keys(doc: Value, schema: &Value) -> Value {
+    match doc {
+        Value::Object(map) if is_struct(schema) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match schema_child(schema, &k) {
+                    Some((name, child)) => (name.clone(), relax_keys(v, child)),
+                    None => (k, v),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+fn collect_leaves(value: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                prefix.push(k.clone());
+                collect_leaves(v, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => out.push(prefix.clone()),
+    }
+}
+
+/// Coerces scalars to the schema's type at their key, where that is
+/// possible; what cannot be coerced is left for the deserializer to report.
+fn coerce(value: Value, schema: &Value) -> Value {
+    match (value, schema) {
+        (Value::Object(map), Value::Object(fields)) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let child = fields.get(&k).unwrap_or(&Value::Null);
+                    let v = if fields.is_empty() {
+                        stringify(v)
+                    } else {
+                        coerce(v, child)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        (Value::String(s), Value::Bool(_)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(s),
+        },
+        (Value::String(s), Value::Number(_)) => {
+            let t = s.trim();
+            if let Ok(n) = t.parse::<u64>() {
+                Value::from(n)
+            } else if let Ok(n) = t.parse::<i64>() {
+                Value::from(n)
+            } else if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                Value::Number(n)
+            } else {
+                Value::String(s)
+            }
+        }
+        (Value::String(s), Value::Array(items)) => {
+            let element = items
+                .first()
+                .unwrap_or(&Value::String(String::new()))
+                .clone();
+            Value::Array(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| coerce(Value::String(p.to_owned()), &element))
+                    .collect(),
+            )
+        }
+        (Value::Array(items), Value::Array(schema_items)) => match schema_items.first() {
+            Some(element) => Value::Array(items.into_iter().map(|v| coerce(v, element)).collect()),
+            None => Value::Array(items),
+        },
+        (v @ (Value::Number(_) | Value::Bool(_)), Value::String(_) | Value::Null) => stringify(v),
+        (v, _) => v,
+    }
+}
+
+/// Scalars as strings (a free-form map of strings, a string setting).
+fn stringify(value: Value) -> Value {
+    match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        other => other,
+    }
+}
+
+/// The origin of `key` or of the nearest enclosing key that has one.
+fn origin_of(origins: &BTreeMap<String, Origin>, key: &str) -> Origin {
+    let mut k = key.to_owned();
+    loop {
+        if let Some(o) = origins.get(&k) {
+            return o.clone();
+        }
+        if let Some((_, o)) = origins
+            .iter()
+            .find(|(p, _)| p.starts_with(&format!("{k}.")))
+        {
+            return o.clone();
+        }
+        match k.rfind(['.', '[']) {
+            Some(i) => k.truncate(i),
+            None => return Origin::Defaults,
+        }
+    }
+}
+
+fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
+    let mut docs = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value: Value = serde::Deserialize::deserialize(document)?;
+        docs.push(value);
+    }
+    Ok(docs)
+}
+
+/// The profiles a document is conditional on, or `None` when it always
+/// applies.
+fn document_profiles(doc: &Value) -> Option<Vec<String>> {
+    let on = doc
+        .pointer("/spring/config/activate/on-profile")
+        .or_else(|| doc.pointer("/spring/config/activate/onProfile"))
+        .or_else(|| doc.pointer("/spring/profiles").filter(|v| !v.is_object()))?;
+    Some(list_of_strings(on))
+}
+
+fn list_of_strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(list_of_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use serde::Deserialize;
+
+use super::*;
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Sample {
+    server: Server,
+    eureka: Eureka,
+    spring: Spring,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Server {
+    port: u16,
+    address: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            port: 8761,
+            address: "0.0.0.0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Eureka {
+    server: EurekaServer,
+    client: EurekaClient,
+    instance: EurekaInstance,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct EurekaServer {
+    enable_self_preservation: bool,
+    renewal_percent_threshold: f64,
+}
+
+impl Default for EurekaServer {
+    fn default() -> Self {
+        EurekaServer {
+            enable_self_preservation: true,
+            renewal_percent_threshold: 0.85,
+        }
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct EurekaClient {
+    service_url: ServiceUrl,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct ServiceUrl {
+    #[serde(rename = "defaultZone")]
+    default_zone: String,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct EurekaInstance {
+    metadata_map: HashMap<String, String>,
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Spring {
+    security: Security,
+    profiles: Profiles,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Security {
+    user: User,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct User {
+    name: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct Profiles {
+    active: Vec<String>,
+}
+
+fn file(ext: &str, text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(&format!(".{ext}"))
+        .tempfile()
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_alone_give_the_default_settings() {
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .env(&env(&[]))
+        .load()
+        .unwrap();
+    assert_eq!(s, Sample::default());
+}
+
+#[test]
+fn file_then_environment_then_flags_each_win_over_the_last() {
+    let f = file(
+        "yml",
+        "server:\n  port: 9000\n  address: 127.0.0.1\neureka:\n  server:\n    enable-self-preservation: false\n    renewal-percent-threshold: 0.5\n",
+    );
+    let e = env(&[
+        ("SERVER_PORT", "9100"),
+        ("EUREKA_SERVER_RENEWALPERCENTTHRESHOLD", "0.7"),
+    ]);
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .env(&e)
+        .set("server.port", 9200, "--port")
+        .load()
+        .unwrap();
+    assert_eq!(s.server.port, 9200, "flag over environment over file");
+    assert_eq!(
+        s.eureka.server.renewal_percent_threshold, 0.7,
+        "environment over file"
+    );
+    assert!(
+        !s.eureka.server.enable_self_preservation,
+        "file over defaults"
+    );
+    assert_eq!(s.server.address, "127.0.0.1");
+}
+
+#[test]
+fn file_keys_bind_relaxed_and_dotted() {
+    let f = file(
+        "yaml",
+        "eureka.server.enableSelfPreservation: false\neureka:\n  client:\n    serviceUrl:\n      defaultZone: http://a/eureka/\n  instance:\n    metadata-map:\n      zone.name: z1\n      weight: 5\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert!(!s.eureka.server.enable_self_preservation);
+    assert_eq!(s.eureka.client.service_url.default_zone, "http://a/eureka/");
+    assert_eq!(
+        s.eureka.instance.metadata_map["zone.name"], "z1",
+        "map keys keep their dots"
+    );
+    assert_eq!(
+        s.eureka.instance.metadata_map["weight"], "5",
+        "map values become strings"
+    );
+}
+
+#[test]
+fn environment_follows_springs_rule_with_maps_and_lists() {
+    let e = env(&[
+        (
+            "EUREKA_CLIENT_SERVICEURL_DEFAULTZONE",
+            "http://a/eureka/,http://b/eureka/",
+        ),
+        ("EUREKA_INSTANCE_METADATAMAP_ZONE", "z2"),
+        ("EUREKA_INSTANCE_TAGS", "a, b"),
+        ("EUREKA_SERVER_ENABLE_SELF_PRESERVATION", "FALSE"),
+        ("SPRING_SECURITY_USER_PASSWORD", "1234"),
+        ("UNRELATED_THING", "x"),
+    ]);
+    let s: Sample = Layers::new::<Sample>().unwrap().env(&e).load().unwrap();
+    assert_eq!(
+        s.eureka.client.service_url.default_zone,
+        "http://a/eureka/,http://b/eureka/"
+    );
+    assert_eq!(s.eureka.instance.metadata_map["zone"], "z2");
+    assert_eq!(s.eureka.instance.tags, ["a", "b"]);
+    assert!(!s.eureka.server.enable_self_preservation);
+    assert_eq!(s.spring.security.user.password.as_deref(), Some("1234"));
+}
+
+#[test]
+fn a_numeric_password_in_yaml_is_a_string() {
+    let f = file(
+        "yml",
+        "spring:\n  security:\n    user:\n      name: admin\n      password: 1234\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(s.spring.security.user.password.as_deref(), Some("1234"));
+}
+
+#[test]
+fn older_names_are_aliases() {
+    let e = env(&[
+        ("DISCOVERY_PORT", "9300"),
+        (
+            "DISCOVERY__EUREKA__SERVER__ENABLE_SELF_PRESERVATION",
+            "false",
+        ),
+    ]);
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .env(&e)
+        .env_prefix_alias(&e, "DISCOVERY__", "__")
+        .env_alias(&e, "DISCOVERY_PORT", "server.port")
+        .load()
+        .unwrap();
+    assert_eq!(s.server.port, 9300);
+    assert!(!s.eureka.server.enable_self_preservation);
+}
+
+#[test]
+fn a_bad_value_names_its_file_and_key() {
+    let f = file("yml", "server:\n  port: lots\n");
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err();
+    assert_eq!(err.key(), Some("server.port"));
+    assert_eq!(err.origin(), &Origin::File(f.path().to_path_buf()));
+    let text = err.to_string();
+    assert!(text.contains(&f.path().display().to_string()), "{text}");
+    assert!(text.contains("server.port"), "{text}");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let e = env(&[("EUREKA_SERVER_RENEWALPERCENTTHRESHOLD", "most")]);
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .env(&e)
+        .load::<Sample>()
+        .unwrap_err();
+    assert_eq!(
+        err.origin(),
+        &Origin::Environment("EUREKA_SERVER_RENEWALPERCENTTHRESHOLD".into())
+    );
+    assert_eq!(err.key(), Some("eureka.server.renewal-percent-threshold"));
+}
+
+#[test]
+fn broken_and_unknown_files_are_errors_naming_the_file() {
+    let broken = file("yml", "server: [port\n");
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .file(broken.path())
+        .unwrap_err();
+    assert!(err.is_file_error());
+    assert!(err.to_string().contains("invalid YAML"), "{err}");
+    let unknown = file("ini", "x=1");
+    assert!(
+        Layers::new::<Sample>()
+            .unwrap()
+            .file(unknown.path())
+            .is_err()
+    );
+    let missing = Layers::new::<Sample>()
+        .unwrap()
+        .file(Path::new("/nonexistent/app.yml"))
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("/nonexistent/app.yml"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn toml_files_layer_too() {
+    let f = file("toml", "[server]\nport = 7000\n");
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(s.server.port, 7000);
+}
+
+#[test]
+fn profile_documents_apply_when_their_profile_is_active() {
+    let f = file(
+        "yml",
+        "spring:\n  profiles:\n    active: peer2\nserver:\n  port: 1\n---\nspring:\n  config:\n    activate:\n      on-profile: peer1\nserver:\n  port: 8761\n---\nspring:\n  config:\n    activate:\n      on-profile: peer2\nserver:\n  port: 8762\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(s.server.port, 8762);
+}
