@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus};
+use cloud_runtime::clock::system_epoch_millis;
 use parking_lot::Mutex;
 use reqwest::StatusCode;
 use tokio::sync::{Notify, watch};
@@ -93,13 +94,6 @@ pub struct DiscoveryClient {
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
-/// Epoch milliseconds now.
-fn epoch_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl DiscoveryClient {
     /// Starts with the record [`registration`] builds from `settings`.
     pub async fn start(settings: ClientSettings) -> Result<DiscoveryClient, DiscoveryError> {
@@ -124,7 +118,7 @@ impl DiscoveryClient {
             Duration::from_secs(u64::from(c.eureka_server_read_timeout_seconds)),
         )
         .map_err(DiscoveryError::Http)?;
-        me.last_dirty_timestamp = epoch_millis();
+        me.last_dirty_timestamp = system_epoch_millis();
         let initial = Arc::new(RegistrySnapshot::default());
         let (published, _) = watch::channel(Arc::clone(&initial));
         let shared = Arc::new(Shared {
@@ -245,7 +239,7 @@ impl DiscoveryClient {
         let me = {
             let mut me = self.shared.me.lock();
             me.status = status;
-            me.last_dirty_timestamp = epoch_millis();
+            me.last_dirty_timestamp = system_epoch_millis();
             me.clone()
         };
         self.shared.http.set_status(&me, status).await?;
@@ -266,7 +260,7 @@ impl DiscoveryClient {
         let me = {
             let mut me = self.shared.me.lock();
             me.status = InstanceStatus::Down;
-            me.last_dirty_timestamp = epoch_millis();
+            me.last_dirty_timestamp = system_epoch_millis();
             me.clone()
         };
         let down = self.shared.http.set_status(&me, InstanceStatus::Down).await;

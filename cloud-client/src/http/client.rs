@@ -233,7 +233,7 @@ impl LbHttpClient {
             lb: LoadBalancer::with(
                 c.strategy.clone(),
                 c.outlier,
-                Arc::new(circuit_breaker::TokioClock),
+                Arc::new(cloud_runtime::clock::TokioClock::new()),
             ),
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),

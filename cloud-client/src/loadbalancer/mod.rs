@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
-use circuit_breaker::{Clock, TokioClock};
+use cloud_runtime::clock::{Clock, TokioClock};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -185,7 +185,11 @@ impl Drop for Picked<'_> {
 impl LoadBalancer {
     /// A balancer with default outlier ejection on the tokio clock.
     pub fn new(strategy: Strategy) -> Self {
-        LoadBalancer::with(strategy, OutlierConfig::default(), Arc::new(TokioClock))
+        LoadBalancer::with(
+            strategy,
+            OutlierConfig::default(),
+            Arc::new(TokioClock::new()),
+        )
     }
 
     /// A balancer with the given outlier settings and clock.

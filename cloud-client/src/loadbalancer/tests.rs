@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use circuit_breaker::ManualClock;
 use cloud_protocol::eureka::{InstanceStatus, Metadata};
+use cloud_runtime::clock::ManualClock;
 
 use super::*;
 
