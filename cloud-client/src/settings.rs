@@ -12,6 +12,11 @@
 //! ignored; a value that does not parse, or is out of range, is a
 //! [`SettingsError`] naming the key.
 //!
+//! [`ClientSettings::load`] reads them the way every binary of the suite
+//! reads its settings (`cloud-runtime`'s layering): defaults, then
+//! `application.yml` (with profile documents), then environment variables
+//! in Spring's form (`EUREKA_CLIENT_SERVICEURL_DEFAULTZONE`), then flags.
+//!
 //! ```
 //! use cloud_client::settings::ClientSettings;
 //!
@@ -525,7 +530,53 @@ const SCALARS: &[(&str, Setter)] = &[
 const SERVICE_URL: &str = "eureka.client.service-url";
 const METADATA_MAP: &str = "eureka.instance.metadata-map";
 
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A layer holds a value that does not fit (names the file, variable
+    /// or flag, and the key).
+    #[error(transparent)]
+    Layer(#[from] cloud_runtime::settings::ConfigError),
+    /// A value is out of range (names the key).
+    #[error(transparent)]
+    Invalid(#[from] SettingsError),
+}
+
+impl LoadError {
+    /// The key at fault, when one is known.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            LoadError::Layer(e) => e.key(),
+            LoadError::Invalid(e) => Some(e.key()),
+        }
+    }
+}
+
 impl ClientSettings {
+    /// Loads defaults, then `file` (`application.yml`; YAML, TOML or JSON
+    /// by extension), then the environment with Spring's relaxed names,
+    /// then [`validate`](Self::validate)s.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: &dyn cloud_runtime::settings::Environment,
+    ) -> Result<ClientSettings, LoadError> {
+        let layers = cloud_runtime::settings::Layers::new::<ClientSettings>()?
+            .optional_file(file)?
+            .env(env);
+        ClientSettings::from_layers(layers)
+    }
+
+    /// Finishes layers the caller built (with its flags, for example), then
+    /// [`validate`](Self::validate)s. Start them with
+    /// `Layers::new::<ClientSettings>()`.
+    pub fn from_layers(
+        layers: cloud_runtime::settings::Layers,
+    ) -> Result<ClientSettings, LoadError> {
+        let settings: ClientSettings = layers.load()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
     /// Reads flat dotted keys with Spring's relaxed matching, then
     /// [`validate`](Self::validate)s. Later pairs override earlier ones, so
     /// pass the layers lowest first. Unknown keys are ignored.

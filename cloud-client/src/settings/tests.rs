@@ -154,3 +154,60 @@ proptest::proptest! {
         let _ = ClientSettings::from_properties(pairs);
     }
 }
+
+#[test]
+fn the_runtime_layering_reads_a_file_then_spring_environment_variables() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("application.yml");
+    std::fs::write(
+        &file,
+        "spring:\n  application:\n    name: users\neureka:\n  client:\n    serviceUrl:\n      defaultZone: http://a:1/eureka/\n  instance:\n    metadata-map:\n      zone: z1\n    lease-renewal-interval-in-seconds: 10\n",
+    )
+    .unwrap();
+    let env = HashMap::from([
+        (
+            "EUREKA_INSTANCE_LEASERENEWALINTERVALINSECONDS".to_owned(),
+            "5".to_owned(),
+        ),
+        ("SPRING_PROFILES_ACTIVE".to_owned(), "dev,eu".to_owned()),
+        ("PATH".to_owned(), "/bin".to_owned()),
+    ]);
+    let s = ClientSettings::load(Some(&file), &env).unwrap();
+    assert_eq!(s.application_name(), "users");
+    assert_eq!(s.active_profiles(), ["dev", "eu"]);
+    assert_eq!(
+        s.eureka.instance.lease_renewal_interval_in_seconds, 5,
+        "env wins"
+    );
+    assert_eq!(s.eureka.instance.metadata_map["zone"], "z1");
+    assert_eq!(
+        s.eureka_service_urls().unwrap()[0].base.as_str(),
+        "http://a:1/eureka/"
+    );
+
+    let bad = HashMap::from([(
+        "EUREKA_CLIENT_REGISTRYFETCHINTERVALSECONDS".to_owned(),
+        "soon".to_owned(),
+    )]);
+    let err = ClientSettings::load(None, &bad).unwrap_err();
+    assert_eq!(
+        err.key(),
+        Some("eureka.client.registry-fetch-interval-seconds")
+    );
+    assert!(
+        err.to_string()
+            .contains("EUREKA_CLIENT_REGISTRYFETCHINTERVALSECONDS"),
+        "{err}"
+    );
+
+    let zero = HashMap::from([(
+        "EUREKA_INSTANCE_LEASERENEWALINTERVALINSECONDS".to_owned(),
+        "0".to_owned(),
+    )]);
+    let err = ClientSettings::load(None, &zero).unwrap_err();
+    assert_eq!(
+        err.key(),
+        Some("eureka.instance.lease-renewal-interval-in-seconds")
+    );
+}
