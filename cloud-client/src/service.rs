@@ -7,12 +7,46 @@
 //! 4. Register with Eureka and start the registry cache (when enabled).
 //! 5. The load-balanced HTTP client over that cache.
 //!
-//! [`CloudService::shutdown`] deregisters (DOWN, then cancel) and stops
-//! the config refresh: call it when the shutdown signal arrives, before
-//! draining connections, so callers stop picking this instance first.
+//! [`CloudService::serve`] serves the application's router (with
+//! `/actuator/health`) through `cloud-runtime`'s server until the shutdown
+//! signal; then it deregisters first (DOWN, then cancel), so callers stop
+//! picking this instance, and only then drains the open connections.
+//! [`CloudService::shutdown`] does the deregistering alone.
+//!
+//! ```no_run
+//! use cloud_client::config::Properties;
+//! use cloud_client::http::HttpClientConfig;
+//! use cloud_client::service::CloudService;
+//! use cloud_runtime::{serve::ServeLimits, shutdown};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Greeting { message: String }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     shutdown::run_service(shutdown::DEFAULT_DRAIN_TIMEOUT, |stop| async move {
+//!         let local = Properties::new(); // application.yml, flattened
+//!         let env = Properties::new();   // environment, mapped to dotted keys
+//!         let service = CloudService::<Greeting>::start(local, env, HttpClientConfig::default()).await?;
+//!         let listener = tokio::net::TcpListener::bind(("0.0.0.0", service.settings.server.port)).await?;
+//!         let config = service.config.clone();
+//!         let router = axum::Router::new().route("/greeting", axum::routing::get(move || {
+//!             let message = config.get().message.clone();
+//!             async move { message }
+//!         }));
+//!         service.serve(listener, router, &ServeLimits::default(), stop).await?;
+//!         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//!     })
+//!     .exit_code()
+//! }
+//! ```
 
+use axum::Json;
+use axum::routing::get;
+use cloud_runtime::serve::ServeLimits;
+use cloud_runtime::shutdown::Shutdown;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
 
 use crate::config::{ConfigClient, ConfigError, LiveConfig, Properties};
 use crate::discovery::{DiscoveryClient, DiscoveryError};
@@ -36,9 +70,20 @@ pub enum StartError {
     Http(#[from] HttpError),
 }
 
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The server failed.
+    #[error("server: {0}")]
+    Io(#[source] std::io::Error),
+    /// Deregistering at shutdown failed.
+    #[error(transparent)]
+    Deregister(#[from] StartError),
+}
+
 /// A started service: its settings, live configuration, discovery client
-/// and HTTP client.
-#[derive(Debug, Clone)]
+/// and HTTP client. Cheap to clone; clones share everything.
+#[derive(Debug)]
 pub struct CloudService<T> {
     /// The final settings.
     pub settings: ClientSettings,
@@ -48,6 +93,17 @@ pub struct CloudService<T> {
     pub discovery: Option<DiscoveryClient>,
     /// The load-balanced HTTP client.
     pub http: LbHttpClient,
+}
+
+impl<T> Clone for CloudService<T> {
+    fn clone(&self) -> Self {
+        CloudService {
+            settings: self.settings.clone(),
+            config: self.config.clone(),
+            discovery: self.discovery.clone(),
+            http: self.http.clone(),
+        }
+    }
 }
 
 /// A property value as the settings reader takes it.
@@ -93,6 +149,84 @@ where
             discovery,
             http,
         })
+    }
+
+    /// Serves `router`, with `GET /actuator/health` added, on `listener`
+    /// under `limits` until `shutdown` is triggered; then deregisters and
+    /// stops the config refresh ([`shutdown`](Self::shutdown)) before the
+    /// server drains its connections.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        router: axum::Router,
+        limits: &ServeLimits,
+        shutdown: Shutdown,
+    ) -> Result<(), ServeError> {
+        let router = router.merge(self.actuator());
+        // The server drains on its own token, cancelled only once this
+        // instance has left the registry.
+        let drain = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn({
+            let (limits, drain) = (limits.clone(), drain.clone());
+            async move { cloud_runtime::serve::serve(listener, router, &limits, drain).await }
+        });
+        let server = async {
+            match server.await {
+                Ok(result) => result.map_err(ServeError::Io),
+                Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
+            }
+        };
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result,
+            () = shutdown.triggered() => {}
+        }
+        let deregistered = self.shutdown().await;
+        drain.cancel();
+        let served = server.await;
+        deregistered?;
+        served
+    }
+
+    /// `GET /actuator/health`: `UP`, with the discovery client as a
+    /// component (`UNKNOWN`, not `DOWN`, while the registry cannot be
+    /// reached: the service itself still works from its cache, and an
+    /// outage of the registry must not make every service unhealthy).
+    pub fn actuator(&self) -> axum::Router {
+        let discovery = self.discovery.clone();
+        let config = self.config.clone();
+        axum::Router::new().route(
+            "/actuator/health",
+            get(move || {
+                let mut components = serde_json::Map::new();
+                if let Some(d) = &discovery {
+                    let h = d.health();
+                    components.insert(
+                        "discoveryClient".into(),
+                        json!({
+                            "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
+                            "details": {
+                                "registered": h.registered,
+                                "servingStale": h.serving_stale,
+                                "watching": h.watching,
+                                "instances": h.instances,
+                                "server": h.server,
+                                "lastError": h.last_error,
+                            }
+                        }),
+                    );
+                }
+                let snap = config.current();
+                components.insert(
+                    "configServer".into(),
+                    json!({
+                        "status": if snap.from_server { "UP" } else { "UNKNOWN" },
+                        "details": { "version": snap.version },
+                    }),
+                );
+                async move { Json(json!({"status": "UP", "components": components})) }
+            }),
+        )
     }
 
     /// Deregisters from Eureka and stops the config refresh.

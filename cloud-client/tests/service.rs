@@ -80,3 +80,101 @@ async fn the_registry_address_can_come_from_the_config_server() {
     );
     watcher.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_deregisters_before_draining_the_open_requests() {
+    use std::sync::Arc;
+
+    use cloud_runtime::serve::ServeLimits;
+    use cloud_runtime::shutdown::Shutdown;
+    use tokio::sync::Notify;
+
+    let discovery = Discovery::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let local: Properties = [
+        ("spring.application.name", json!("slow")),
+        ("server.port", json!(port)),
+        ("greeting", json!("hello")),
+        (
+            "eureka.client.service-url.defaultZone",
+            json!(discovery.eureka_url()),
+        ),
+        ("eureka.instance.hostname", json!("127.0.0.1")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let service = CloudService::<App>::start(local, Properties::new(), HttpClientConfig::default())
+        .await
+        .unwrap();
+
+    // A request that stays open until the test lets it finish.
+    let release = Arc::new(Notify::new());
+    let entered = Arc::new(Notify::new());
+    let (r, e) = (Arc::clone(&release), Arc::clone(&entered));
+    let router = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(move || {
+            let (r, e) = (Arc::clone(&r), Arc::clone(&e));
+            async move {
+                e.notify_one();
+                r.notified().await;
+                "done"
+            }
+        }),
+    );
+    let shutdown = Shutdown::new();
+    let serving = tokio::spawn({
+        let (service, shutdown) = (service.clone(), shutdown.clone());
+        async move {
+            service
+                .serve(listener, router, &ServeLimits::default(), shutdown)
+                .await
+        }
+    });
+
+    let base = format!("http://127.0.0.1:{port}");
+    let health: serde_json::Value = reqwest::get(format!("{base}/actuator/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "UP");
+    assert_eq!(health["components"]["discoveryClient"]["status"], "UP");
+    assert_eq!(
+        health["components"]["discoveryClient"]["details"]["registered"],
+        true
+    );
+
+    let watcher = cloud_client::discovery::DiscoveryClient::start(settings(&[
+        (
+            "eureka.client.service-url.defaultZone",
+            &discovery.eureka_url(),
+        ),
+        ("eureka.client.register-with-eureka", "false"),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(watcher.instances("slow").len(), 1);
+
+    let in_flight = tokio::spawn(reqwest::get(format!("{base}/slow")));
+    entered.notified().await;
+    shutdown.trigger();
+    eventually(
+        Duration::from_secs(5),
+        "deregistered while a request is open",
+        || async { watcher.instances("slow").is_empty() },
+    )
+    .await;
+    assert!(
+        !in_flight.is_finished(),
+        "the open request is still being served"
+    );
+    release.notify_one();
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.text().await.unwrap(), "done");
+    serving.await.unwrap().unwrap();
+    watcher.shutdown().await.unwrap();
+}
