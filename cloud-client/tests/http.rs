@@ -11,7 +11,7 @@ use circuit_breaker::{CircuitBreakerConfig, State};
 use cloud_client::discovery::{DiscoveryClient, ServiceInstance, registration};
 use cloud_client::http::{HttpClientConfig, LbHttpClient, StaticInstances, TraceContext};
 use cloud_client::loadbalancer::OutlierConfig;
-use support::{Discovery, FAIL, HANG, Upstream, eventually, instance_at, settings};
+use support::{Discovery, FAIL, HANG, Upstream, eventually, instance_at, reader, settings};
 
 fn quick_breaker() -> CircuitBreakerConfig {
     CircuitBreakerConfig {
@@ -49,15 +49,7 @@ async fn lb_urls_resolve_through_the_registry_and_the_breaker_opens_and_closes()
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let reg_a = register(&server, &a, "a").await;
     let reg_b = register(&server, &b, "b").await;
-    let caller = DiscoveryClient::start(settings(&[
-        (
-            "eureka.client.service-url.defaultZone",
-            &server.eureka_url(),
-        ),
-        ("eureka.client.register-with-eureka", "false"),
-    ]))
-    .await
-    .unwrap();
+    let caller = reader(&server.eureka_url(), &[]).await;
     eventually(Duration::from_secs(5), "both instances known", || async {
         caller.instances("user-service").len() == 2
     })

@@ -12,7 +12,7 @@ use cloud_client::http::HttpClientConfig;
 use cloud_client::service::CloudService;
 use serde::Deserialize;
 use serde_json::json;
-use support::{ConfigServer, Discovery, Repo, eventually, settings};
+use support::{ConfigServer, Discovery, Repo, eventually, reader};
 
 #[derive(Debug, Deserialize)]
 struct App {
@@ -57,15 +57,7 @@ async fn the_registry_address_can_come_from_the_config_server() {
         discovery.eureka_url()
     );
 
-    let watcher = cloud_client::discovery::DiscoveryClient::start(settings(&[
-        (
-            "eureka.client.service-url.defaultZone",
-            &discovery.eureka_url(),
-        ),
-        ("eureka.client.register-with-eureka", "false"),
-    ]))
-    .await
-    .unwrap();
+    let watcher = reader(&discovery.eureka_url(), &[]).await;
     eventually(Duration::from_secs(5), "orders registered", || async {
         watcher.instances("orders").len() == 1
     })
@@ -148,15 +140,7 @@ async fn serving_deregisters_before_draining_the_open_requests() {
         true
     );
 
-    let watcher = cloud_client::discovery::DiscoveryClient::start(settings(&[
-        (
-            "eureka.client.service-url.defaultZone",
-            &discovery.eureka_url(),
-        ),
-        ("eureka.client.register-with-eureka", "false"),
-    ]))
-    .await
-    .unwrap();
+    let watcher = reader(&discovery.eureka_url(), &[]).await;
     assert_eq!(watcher.instances("slow").len(), 1);
 
     let in_flight = tokio::spawn(reqwest::get(format!("{base}/slow")));

@@ -20,7 +20,7 @@ use cloud_client::http::{HttpClientConfig, LbHttpClient};
 use cloud_client::settings::ClientSettings;
 use serde::Deserialize;
 use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
-use support::{Repo, Upstream, eventually, settings};
+use support::{Repo, Upstream, eventually, reader, settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_registers_discovers_and_polls_with_the_reference_eureka_server() {
@@ -48,13 +48,11 @@ async fn eureka_scenario() {
     assert!(registered.health().registered);
 
     // Our cache, refreshed by deltas on the timer (the server has no watch).
-    let caller = DiscoveryClient::start(settings(&[
-        ("eureka.client.service-url.defaultZone", &eureka),
-        ("eureka.client.register-with-eureka", "false"),
-        ("eureka.client.registry-fetch-interval-seconds", "1"),
-    ]))
-    .await
-    .unwrap();
+    let caller = reader(
+        &eureka,
+        &[("eureka.client.registry-fetch-interval-seconds", "1")],
+    )
+    .await;
     eventually(
         Duration::from_secs(20),
         "our instance in our cache",

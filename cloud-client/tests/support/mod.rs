@@ -324,3 +324,19 @@ pub fn instance_at(app: &str, id: &str, port: u16) -> cloud_client::discovery::S
         secure_vip_address: None,
     }
 }
+
+/// A discovery client that only reads the registry at `eureka` (it does
+/// not register), with `extra` settings.
+pub async fn reader(
+    eureka: &str,
+    extra: &[(&str, &str)],
+) -> cloud_client::discovery::DiscoveryClient {
+    let mut pairs = vec![
+        ("eureka.client.service-url.defaultZone", eureka),
+        ("eureka.client.register-with-eureka", "false"),
+    ];
+    pairs.extend_from_slice(extra);
+    cloud_client::discovery::DiscoveryClient::start(settings(&pairs))
+        .await
+        .unwrap()
+}
