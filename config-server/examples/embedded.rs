@@ -15,15 +15,10 @@ use tokio::sync::oneshot;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "config_server=info".into()),
-        )
-        .init();
+    cloud_runtime::logging::init(cloud_runtime::logging::LogFormat::Text);
 
     let settings = Settings {
-        native_dirs: vec![Settings::sample_repo()],
+        native_dirs: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config-repo")],
         // Directories are read on each request; no background refresh needed.
         refresh_rate: 0,
         ..Settings::default()

@@ -125,7 +125,24 @@ pub enum EnvError {
     Limit(#[from] LimitExceeded),
     /// The blocking task failed.
     #[error("resolution task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    /// The environment could not be serialized.
+    #[error("serialize the environment: {0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
+impl EnvError {
+    /// Whether the request named a label that does not exist (a client
+    /// error, answered 404).
+    pub fn is_no_such_label(&self) -> bool {
+        matches!(self, Self::Backend(b) if b.is_no_such_label())
+    }
+
+    /// Whether the repository has nothing to serve yet (answered 503 until
+    /// its first clone succeeds).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Backend(b) if b.is_unavailable())
+    }
 }
 
 /// Refuses a request that would look up more than `limits` allows.
@@ -226,7 +243,9 @@ impl Environments {
     /// when any repository failed (the others are still refreshed).
     pub async fn refresh(self: &Arc<Self>) -> Result<bool, EnvError> {
         let backends: Vec<_> = self.repos.all().map(|r| r.backend.clone()).collect();
-        let changed = tokio::task::spawn_blocking(move || {
+        let names: Vec<String> = backends.iter().map(|b| b.describe()).collect();
+        let detail = format!("refresh {}", names.join(", "));
+        let changed = cloud_runtime::shutdown::spawn_blocking(detail, move || {
             let mut changed = false;
             let mut error = None;
             for b in backends {
@@ -242,7 +261,7 @@ impl Environments {
             }
         })
         .await
-        .map_err(|e| EnvError::Task(e.to_string()))?;
+        .map_err(EnvError::Task)?;
         match changed {
             Ok(changed) => {
                 self.metrics.refresh_ok.fetch_add(1, Ordering::Relaxed);
@@ -258,6 +277,12 @@ impl Environments {
                 Err(e.into())
             }
         }
+    }
+
+    /// Whether every repository can serve (a git repository cannot before
+    /// its first clone).
+    pub fn is_serving(&self) -> bool {
+        self.repos.all().all(|r| r.backend.health().serving)
     }
 
     fn current_generation(&self) -> u64 {
@@ -316,7 +341,8 @@ impl Environments {
         let this = self.clone();
         let req_owned = req.clone();
         let previous = self.cache.read().get(&key).map(|e| e.resolved.clone());
-        let resolved = tokio::task::spawn_blocking(move || {
+        let detail = format!("resolve {}/{}", req.name, req.profiles);
+        let resolved = cloud_runtime::shutdown::spawn_blocking(detail, move || {
             let repo = this.repo_for(&req_owned);
             let snapshot = repo.backend.snapshot(req_owned.label.as_deref())?;
             if let Some(prev) = previous
@@ -328,7 +354,7 @@ impl Environments {
                 .map(Arc::new)
         })
         .await
-        .map_err(|e| EnvError::Task(e.to_string()))??;
+        .map_err(EnvError::Task)??;
         let mut cache = self.cache.write();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -375,12 +401,13 @@ impl Environments {
         env.property_sources = sources;
         let failed = decrypt_environment(&mut env, self.encryptor.as_ref());
         if !failed.is_empty() {
-            tracing::warn!(app = %req.name, keys = ?failed, "could not decrypt {{cipher}} values");
+            tracing::warn!(app = %req.name, keys = %failed.join(", "), "could not decrypt {{cipher}} values");
         }
-        let sources_json = serde_json::to_vec(&env.property_sources).unwrap_or_default();
+        let sources_json =
+            serde_json::to_vec(&env.property_sources).map_err(EnvError::Serialize)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         sources_json.hash(&mut h);
-        let json = serde_json::to_vec(&env).unwrap_or_default();
+        let json = serde_json::to_vec(&env).map_err(EnvError::Serialize)?;
         Ok(Resolved {
             env,
             json: Bytes::from(json),
@@ -400,7 +427,8 @@ impl Environments {
         let this = self.clone();
         let req = req.clone();
         let path = path.to_string();
-        tokio::task::spawn_blocking(move || {
+        let detail = format!("read {path} for {}/{}", req.name, req.profiles);
+        cloud_runtime::shutdown::spawn_blocking(detail, move || {
             let repo = this.repo_for(&req);
             let snapshot = repo.backend.snapshot(req.label.as_deref())?;
             let apps = req.apps();
@@ -410,14 +438,14 @@ impl Environments {
             let candidates = resolve::plain_text_candidates(&path, &profiles, &dirs);
             check_lookups(candidates.len(), &this.limits).map_err(|e| this.tripped(e))?;
             for candidate in candidates {
-                if let Some(bytes) = snapshot.read(&candidate)? {
+                if let Some(bytes) = snapshot.read(&candidate).map_err(ResolveError::from)? {
                     return Ok(Some((candidate, bytes)));
                 }
             }
             Ok(None)
         })
         .await
-        .map_err(|e| EnvError::Task(e.to_string()))?
+        .map_err(EnvError::Task)?
     }
 }
 

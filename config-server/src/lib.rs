@@ -4,10 +4,15 @@
 //! (`GET /{application}/{profiles}[/{label}]`), receive `{cipher}` values
 //! decrypted, and hear about changes through a watch stream instead of a
 //! message bus. Git is read from a bare mirror, so labels never race and the
-//! remote being down only means serving the last fetched commit.
+//! remote being down only means serving the last fetched commit (before a
+//! first clone has succeeded, requests are answered 503 and the clone is
+//! retried in the background). Health follows Spring Boot's liveness and
+//! readiness groups.
 //!
 //! # Layout
-//! - [`settings`]: the configuration struct with defaults and validation.
+//! - [`settings`]: the configuration struct with defaults and validation;
+//!   [`settings::spring`]: the settings file with Spring Cloud Config
+//!   Server's key names and the layering the binary uses.
 //! - [`backend`]: where files come from; [`backend::git`] (bare mirror,
 //!   `cat-file` readers, background fetch) and [`backend::native`]
 //!   (directories).
@@ -22,7 +27,8 @@
 //! - [`limits`]: the bounds on the work one request may cause.
 //! - [`http`]: the axum router and handlers (the SSE watch stream in
 //!   `http/sse.rs`); [`metrics`]: Prometheus counters.
-//! - [`run`] / [`start`]: start the server on a listener.
+//! - [`run`] / [`start`]: start the server on a listener. Serving, Basic
+//!   auth, error bodies and the shutdown token come from `cloud-runtime`.
 //!
 //! # Example
 //! ```no_run
@@ -66,8 +72,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use circuit_breaker::retry::Backoff;
+use cloud_runtime::auth::{BasicAuthLayer, Credentials};
+use cloud_runtime::serve::ServeLimits;
+use cloud_runtime::shutdown::{self, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::DropGuard;
 
 use backend::git::{GitBackend, GitSettings};
 use backend::native::NativeBackend;
@@ -78,28 +89,45 @@ use metrics::Metrics;
 use repos::{Repositories, Repository};
 pub use settings::Settings;
 
+/// The realm named in the Basic auth challenge.
+pub const AUTH_REALM: &str = "config-server";
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The settings are inconsistent.
     #[error(transparent)]
     Settings(#[from] settings::InvalidSettings),
+    /// Neither a git URI nor native directories are configured and there is
+    /// no `./config-repo`.
+    #[error(
+        "nothing to serve: set spring.cloud.config.server.git.uri (--git-uri) or \
+         spring.cloud.config.server.native.search-locations (--native-dir), \
+         or start in a directory that has ./config-repo"
+    )]
+    NoRepository,
     /// The backend could not be opened.
     #[error("backend: {0}")]
     Backend(#[from] BackendError),
     /// The encryption key could not be set up.
     #[error("encryption key: {0}")]
     Crypto(#[from] crypto::CryptoError),
+    /// Opening the repositories panicked or was cancelled.
+    #[error("opening the repositories failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// Serving failed.
     #[error("serve: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// A started server: its state (for tests) and the handles to stop it.
+/// Dropping it without calling [`Running::serve`] triggers its shutdown:
+/// the refresher stops and watch streams end.
 pub struct Running {
     /// The handler state, e.g. to trigger a refresh.
     pub state: AppState,
-    shutdown_tx: watch::Sender<bool>,
+    limits: ServeLimits,
+    _stop: DropGuard,
 }
 
 impl std::fmt::Debug for Running {
@@ -111,10 +139,13 @@ impl std::fmt::Debug for Running {
 fn open_git(
     uri: &str,
     mirror_dir: Option<&std::path::Path>,
-    default_label: &str,
+    settings: &Settings,
+    credentials: Option<(String, String)>,
 ) -> Result<Arc<dyn Backend>, ServerError> {
     let mut git = GitSettings::new(uri);
-    git.default_label = default_label.to_string();
+    git.default_label = settings.default_label.clone();
+    git.clone_on_start = settings.clone_on_start;
+    git.credentials = credentials;
     if let Some(dir) = mirror_dir {
         git.mirror_dir = dir.to_path_buf();
     }
@@ -130,7 +161,8 @@ fn open_repositories(settings: &Settings) -> Result<Repositories, ServerError> {
     );
     let mut others = Vec::new();
     for r in &settings.repos {
-        let backend = open_git(&r.uri, r.mirror_dir.as_deref(), &settings.default_label)?;
+        let credentials = r.username.clone().zip(r.password.clone());
+        let backend = open_git(&r.uri, r.mirror_dir.as_deref(), settings, credentials)?;
         others.push(Repository {
             patterns: r.pattern.clone(),
             ..Repository::new(r.name.clone(), backend, r.search_paths.clone())
@@ -141,20 +173,26 @@ fn open_repositories(settings: &Settings) -> Result<Repositories, ServerError> {
 
 fn open_backend(settings: &Settings) -> Result<Arc<dyn Backend>, ServerError> {
     if let Some(uri) = &settings.git_uri {
-        return open_git(uri, settings.mirror_dir.as_deref(), &settings.default_label);
+        let credentials = settings
+            .git_username
+            .clone()
+            .zip(settings.git_password.clone());
+        return open_git(uri, settings.mirror_dir.as_deref(), settings, credentials);
     }
     let dirs = if settings.native_dirs.is_empty() {
-        vec![Settings::sample_repo()]
+        vec![Settings::local_repo().ok_or(ServerError::NoRepository)?]
     } else {
         settings.native_dirs.clone()
     };
-    tracing::info!(?dirs, "serving native directories");
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    tracing::info!(dirs = %shown.join(", "), "serving native directories");
     Ok(Arc::new(NativeBackend::new(dirs, &settings.default_label)?))
 }
 
 /// Opens the backend and builds the handler state, without serving, and
-/// starts the background refresher. Dropping the result without calling
-/// [`Running::serve`] stops the refresher and ends watch streams.
+/// starts the background refresher (and the clone retries of a git
+/// repository whose first clone failed). Dropping the result without
+/// calling [`Running::serve`] stops them and ends watch streams.
 pub async fn start(settings: Settings) -> Result<Running, ServerError> {
     settings.validate()?;
     let encryptor = match &settings.encrypt_key {
@@ -162,33 +200,46 @@ pub async fn start(settings: Settings) -> Result<Running, ServerError> {
         None => None,
     };
     let opened = settings.clone();
-    let repos = tokio::task::spawn_blocking(move || open_repositories(&opened))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let repos =
+        shutdown::spawn_blocking("open repositories", move || open_repositories(&opened)).await??;
     let metrics = Arc::new(Metrics::default());
     let envs = Arc::new(
         Environments::new(repos, encryptor, metrics.clone())
             .with_limits(limits::Limits::from(&settings)),
     );
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let stop = Shutdown::new();
+    let auth = settings
+        .username
+        .clone()
+        .zip(settings.password.clone())
+        .map(|(user, password)| {
+            BasicAuthLayer::new(Credentials::new(user, password), AUTH_REALM)
+                .exempt("/actuator/health")
+        });
     let state = AppState {
         envs,
         metrics,
         refresh_now: Arc::new(Notify::new()),
         monitor_secret: settings.monitor_secret.clone(),
-        basic_auth: settings.username.clone().zip(settings.password.clone()),
-        shutdown: shutdown_rx,
+        auth,
+        shutdown: stop.clone(),
     };
     let refresh_every =
         (settings.refresh_rate > 0).then(|| Duration::from_secs(settings.refresh_rate));
     tokio::spawn(refresher(state.clone(), refresh_every));
-    Ok(Running { state, shutdown_tx })
+    if !state.envs.is_serving() {
+        tokio::spawn(retry_first_clone(state.clone(), Backoff::default()));
+    }
+    Ok(Running {
+        state,
+        limits: settings.connection_limits.clone(),
+        _stop: stop.token().clone().drop_guard(),
+    })
 }
 
 /// Fetches on the refresh period and whenever a webhook asks; never on the
 /// request path. Ends at shutdown.
 async fn refresher(state: AppState, every: Option<Duration>) {
-    let mut shutdown = state.shutdown.clone();
     loop {
         let tick = async {
             match every {
@@ -197,9 +248,9 @@ async fn refresher(state: AppState, every: Option<Duration>) {
             }
         };
         tokio::select! {
-            _ = tick => {}
-            _ = state.refresh_now.notified() => {}
-            _ = shutdown.changed() => return,
+            () = tick => {}
+            () = state.refresh_now.notified() => {}
+            () = state.shutdown.triggered() => return,
         }
         if let Err(e) = state.envs.refresh().await {
             tracing::warn!(error = %e, "refresh failed; serving the last fetched version");
@@ -207,30 +258,58 @@ async fn refresher(state: AppState, every: Option<Duration>) {
     }
 }
 
+/// Retries the first clone of the repositories that have none, with
+/// exponential backoff, until every one serves or the shutdown starts.
+/// Requests are answered 503 and readiness is DOWN meanwhile (Spring's
+/// default, `clone-on-start: false`).
+async fn retry_first_clone(state: AppState, backoff: Backoff) {
+    let mut attempt = 0u32;
+    while !state.envs.is_serving() {
+        attempt = attempt.saturating_add(1);
+        let delay = backoff.delay(attempt, rand::random::<f64>());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = state.shutdown.triggered() => return,
+        }
+        if let Err(e) = state.envs.refresh().await {
+            tracing::warn!(
+                attempt,
+                error = %e,
+                "first clone still failing; retrying with backoff"
+            );
+        }
+    }
+    tracing::info!(attempts = attempt, "every repository cloned; serving");
+}
+
 impl Running {
-    /// Serves on `listener` until `shutdown` completes, then drains.
+    /// Serves on `listener` with the configured connection limits until
+    /// `shutdown` completes, then drains: watch streams and the refresher
+    /// end, open connections get `server.drain-timeout` to finish.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let router = http::app(self.state.clone());
-        let tx = self.shutdown_tx;
-        tracing::info!(addr = ?listener.local_addr().ok(), "config-server listening");
-        // Answers are single small writes: send them at once (like nginx's
-        // `tcp_nodelay`), never held back by Nagle's algorithm.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        let Running {
+            state,
+            limits,
+            _stop,
+        } = self;
+        let stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown => stop.trigger(),
+                () = stop.triggered() => {}
             }
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // Ends watch streams and the refresher so the drain finishes.
-                let _ = tx.send(true);
-            })
-            .await?;
+        let token = state.shutdown.token().clone();
+        let router = http::app(state);
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "config-server listening"),
+            Err(e) => tracing::info!(error = %e, "config-server listening (address unknown)"),
+        }
+        cloud_runtime::serve::serve(listener, router, &limits, token).await?;
         Ok(())
     }
 }

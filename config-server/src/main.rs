@@ -1,157 +1,97 @@
-//! `config-server`: the binary. Parses flags, layers configuration
-//! (defaults, `--config FILE`, environment, flags), sets up tracing and runs
-//! the library until SIGTERM or Ctrl-C.
+//! `config-server`: the binary. Parses flags, layers the settings (defaults,
+//! `--config FILE`, environment, flags; see `config_server::settings::spring`),
+//! sets up logging and serves until SIGTERM or Ctrl-C, then drains within
+//! the drain deadline.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
-use config_server::Settings;
-use tracing_subscriber::EnvFilter;
+use cloud_runtime::cli::CommonArgs;
+use cloud_runtime::settings::ProcessEnvironment;
+use config_server::settings::spring::{self, Flags};
 
 /// A Git-backed configuration server speaking the Spring Cloud Config API.
 #[derive(Debug, Parser)]
 #[command(name = "config-server", version)]
 struct Cli {
-    /// Port to listen on.
+    /// Port to listen on (server.port).
     #[arg(long)]
     port: Option<u16>,
-    /// Git remote to serve (file://, local path or https://).
+    /// Git remote to serve: file://, local path or https://
+    /// (spring.cloud.config.server.git.uri).
     #[arg(long)]
     git_uri: Option<String>,
-    /// Local directory to serve (repeatable; later ones rank higher).
+    /// Local directory to serve (repeatable; later ones rank higher)
+    /// (spring.cloud.config.server.native.search-locations).
     #[arg(long = "native-dir")]
     native_dir: Vec<PathBuf>,
-    /// Label used when a request names none (main falls back to master).
+    /// Label used when a request names none; main falls back to master
+    /// (spring.cloud.config.server.git.default-label).
     #[arg(long)]
     default_label: Option<String>,
-    /// Seconds between background fetches (0: only on webhook).
+    /// Seconds between background fetches, 0: only on webhook
+    /// (spring.cloud.config.server.git.refresh-rate).
     #[arg(long)]
     refresh_rate: Option<u64>,
-    /// Configuration file (YAML or TOML) with the fields of `Settings`.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
-fn load(cli: &Cli) -> Result<Settings, config::ConfigError> {
-    let mut builder =
-        config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
-    if let Some(file) = &cli.config {
-        builder = builder.add_source(config::File::from(file.as_path()));
-    }
-    builder = builder.add_source(
-        config::Environment::with_prefix("CONFIG_SERVER")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("native_dirs")
-            .with_list_parse_key("search_paths"),
-    );
-    let mut settings: Settings = builder.build()?.try_deserialize()?;
-    if let Ok(key) = std::env::var("ENCRYPT_KEY") {
-        settings.encrypt_key = Some(key);
-    }
-    if let Some(p) = cli.port {
-        settings.port = p;
-    }
-    if let Some(uri) = &cli.git_uri {
-        settings.git_uri = Some(uri.clone());
-    }
-    if !cli.native_dir.is_empty() {
-        settings.native_dirs = cli.native_dir.clone();
-    }
-    if let Some(l) = &cli.default_label {
-        settings.default_label = l.clone();
-    }
-    if let Some(r) = cli.refresh_rate {
-        settings.refresh_rate = r;
-    }
-    Ok(settings)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+impl Cli {
+    fn flags(&self) -> Flags {
+        Flags {
+            port: self.port,
+            git_uri: self.git_uri.clone(),
+            native_dirs: self.native_dir.clone(),
+            default_label: self.default_label.clone(),
+            refresh_rate: self.refresh_rate,
+            drain_timeout: self.common.drain_timeout,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
-    tracing::info!("shutting down");
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match load(&cli) {
-        Ok(s) => s,
+    cloud_runtime::logging::init(cli.common.log_format);
+    let loaded = match spring::load(
+        cli.common.config.as_deref(),
+        &ProcessEnvironment,
+        &cli.flags(),
+    ) {
+        Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
-    let addr = format!("{}:{}", settings.bind, settings.port);
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, %addr, "cannot bind");
-            return std::process::ExitCode::from(1);
-        }
-    };
-    match config_server::run(listener, settings, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "config-server failed");
-            std::process::ExitCode::from(1)
-        }
-    }
+    let settings = loaded.settings;
+    cloud_runtime::shutdown::run_service(loaded.drain_timeout, move |shutdown| async move {
+        let addr = format!("{}:{}", settings.bind, settings.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| BindError { addr, source: e })?;
+        config_server::run(listener, settings, shutdown.triggered())
+            .await
+            .map_err(StartError::from)
+    })
+    .exit_code()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The listening address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {addr}: {source}")]
+struct BindError {
+    addr: String,
+    #[source]
+    source: std::io::Error,
+}
 
-    #[test]
-    fn file_then_flags_layer_over_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("server.yml");
-        std::fs::write(
-            &file,
-            "port: 9999\ndefault_label: trunk\nsearch_paths: [\"{application}\"]\nrefresh_rate: 5\n",
-        )
-        .unwrap();
-        let cli = Cli::parse_from([
-            "config-server",
-            "--config",
-            file.to_str().unwrap(),
-            "--refresh-rate",
-            "7",
-            "--native-dir",
-            "a",
-            "--native-dir",
-            "b",
-        ]);
-        let s = load(&cli).unwrap();
-        assert_eq!(s.port, 9999, "from the file");
-        assert_eq!(s.default_label, "trunk");
-        assert_eq!(s.search_paths, ["{application}"]);
-        assert_eq!(s.refresh_rate, 7, "flags win over the file");
-        assert_eq!(s.native_dirs, [PathBuf::from("a"), PathBuf::from("b")]);
-        assert_eq!(s.encrypt_salt, "deadbeef", "defaults fill the rest");
-    }
+/// Why the service ended with an error.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Server(#[from] config_server::ServerError),
 }

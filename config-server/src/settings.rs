@@ -1,12 +1,18 @@
 //! The server's configuration: a plain documented struct with defaults.
 //!
-//! The binary layers it: defaults, then `--config FILE` (YAML or TOML), then
-//! environment variables `CONFIG_SERVER_*` (e.g. `CONFIG_SERVER_GIT_URI`) and
-//! `ENCRYPT_KEY`, then command-line flags.
+//! The binary layers it through [`spring::FileSettings`], the file schema
+//! with Spring Cloud Config Server's own key names: defaults, then
+//! `--config FILE` (YAML, TOML or JSON), then environment variables
+//! (Spring's relaxed names such as `SPRING_CLOUD_CONFIG_SERVER_GIT_URI`,
+//! `ENCRYPT_KEY`; the older `CONFIG_SERVER_*` names as deprecated aliases),
+//! then command-line flags.
 
 use std::path::PathBuf;
 
+use cloud_runtime::serve::ServeLimits;
 use serde::{Deserialize, Serialize};
+
+pub mod spring;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +29,8 @@ pub struct Settings {
     /// `<tmp>/config-server/<hash of uri>.git`.
     pub mirror_dir: Option<PathBuf>,
     /// Local directories to serve when there is no `git_uri` (later ones
-    /// rank higher). Default is the sample repository shipped with the crate.
+    /// rank higher). Default is none: `./config-repo` when it exists, else
+    /// the server refuses to start.
     pub native_dirs: Vec<PathBuf>,
     /// Sub-directories searched besides the root, with `{application}`,
     /// `{profile}` and `{label}` placeholders. Default is none.
@@ -81,6 +88,17 @@ pub struct Settings {
     /// Most placeholders one request may substitute; more is a 400.
     /// Default is 100000.
     pub max_placeholder_substitutions: usize,
+    /// Fail at start when the first clone of a git repository fails
+    /// (Spring's `clone-on-start`). Default is false: start, answer 503
+    /// and retry the clone in the background.
+    pub clone_on_start: bool,
+    /// User name for the git remote (`https://`). Default is none.
+    pub git_username: Option<String>,
+    /// Password for the git remote, with `git_username`.
+    pub git_password: Option<String>,
+    /// Connection limits and the drain deadline of the HTTP server
+    /// (Spring's `server.*` keys).
+    pub connection_limits: ServeLimits,
 }
 
 /// A git repository that serves the requests matching its patterns.
@@ -100,6 +118,12 @@ pub struct RepoSettings {
     /// Where its mirror lives. Default is derived from the URI.
     #[serde(default)]
     pub mirror_dir: Option<PathBuf>,
+    /// User name for this remote. Default is none.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for this remote, with `username`.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 impl Default for Settings {
@@ -130,6 +154,10 @@ impl Default for Settings {
             max_placeholder_depth: 32,
             max_placeholder_output_bytes: 4 << 20,
             max_placeholder_substitutions: 100_000,
+            clone_on_start: false,
+            git_username: None,
+            git_password: None,
+            connection_limits: ServeLimits::default(),
         }
     }
 }
@@ -153,6 +181,11 @@ impl Settings {
         if self.default_label.is_empty() {
             return Err(InvalidSettings("default_label must not be empty".into()));
         }
+        if self.git_username.is_some() != self.git_password.is_some() {
+            return Err(InvalidSettings(
+                "the git username and password must be set together".into(),
+            ));
+        }
         if let Some(r) = self.repos.iter().find(|r| r.pattern.is_empty()) {
             return Err(InvalidSettings(format!("repo {} needs a pattern", r.name)));
         }
@@ -167,15 +200,10 @@ impl Settings {
     }
 
     /// The directory served when neither a git URI nor native directories
-    /// are configured: `./config-repo` when present, else the sample
-    /// repository next to this crate's sources.
-    pub fn sample_repo() -> PathBuf {
+    /// are configured: `./config-repo` when it exists.
+    pub fn local_repo() -> Option<PathBuf> {
         let local = PathBuf::from("config-repo");
-        if local.is_dir() {
-            local
-        } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config-repo")
-        }
+        local.is_dir().then_some(local)
     }
 }
 
@@ -190,7 +218,7 @@ mod tests {
         assert_eq!(s.default_label, "main");
         assert_eq!(s.encrypt_salt, "deadbeef");
         assert_eq!(s.validate(), Ok(()));
-        assert!(Settings::sample_repo().join("application.yml").is_file());
+        assert!(!s.clone_on_start);
     }
 
     #[test]

@@ -178,6 +178,21 @@ async fn remote_down_keeps_serving_and_health_tells() {
     assert_eq!(health["status"], json!("UP"));
     assert_eq!(health["components"]["repository"]["status"], json!("DOWN"));
     assert!(health["components"]["repository"]["lastError"].is_string());
+    // The component says what is still served and how old it is.
+    assert_eq!(
+        health["components"]["repository"]["lastGoodCommit"],
+        json!(commit)
+    );
+    assert!(health["components"]["repository"]["lastSuccessfulRefreshAgeSeconds"].is_u64());
+    assert_eq!(
+        health["components"]["readinessState"]["status"],
+        json!("UP")
+    );
+    // Both groups stay UP: the server still serves its last good commit.
+    let ready = server.json("/actuator/health/readiness").await;
+    assert_eq!(ready["status"], json!("UP"));
+    let live = server.json("/actuator/health/liveness").await;
+    assert_eq!(live["status"], json!("UP"));
     assert!(server.state.envs.refresh().await.is_err());
     assert_eq!(server.json("/foo/default").await["version"], json!(commit));
     std::fs::rename(&gone, repo.path()).unwrap();
@@ -282,6 +297,8 @@ async fn repositories_are_chosen_by_pattern_and_search_paths_expand() {
         uri: special.uri(),
         search_paths: vec![],
         mirror_dir: Some(mirrors.path().join("special.git")),
+        username: None,
+        password: None,
     }];
     let server = TestServer::start(settings).await;
 
@@ -329,4 +346,121 @@ async fn many_labels_are_served_concurrently_without_mixing_up() {
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+/// GET `path`: the status and the JSON body.
+async fn status_and_json(server: &TestServer, path: &str) -> (u16, Value) {
+    let resp = reqwest::get(server.url(path)).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// A file:// remote that does not exist yet, and the repository whose
+/// content it will get.
+struct LateRemote {
+    base: tempfile::TempDir,
+    content: Repo,
+    commit: String,
+}
+
+impl LateRemote {
+    fn new() -> Self {
+        let content = Repo::new();
+        content.write("foo.yml", "a: late\n");
+        let commit = content.commit("one");
+        Self {
+            base: tempfile::tempdir().unwrap(),
+            content,
+            commit,
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.base.path().join("remote.git")
+    }
+
+    fn uri(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+
+    /// Creates the remote.
+    fn create(&self) {
+        let out = std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(self.content.path())
+            .arg(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_remote_at_boot_answers_503_until_the_first_clone_succeeds() {
+    let remote = LateRemote::new();
+    let settings = config_server::Settings {
+        git_uri: Some(remote.uri()),
+        refresh_rate: 0,
+        ..config_server::Settings::default()
+    };
+    let server = TestServer::start(settings).await;
+    let mut generation = server.state.envs.subscribe();
+
+    let (status, body) = status_and_json(&server, "/foo/default").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], json!(503));
+    assert_eq!(body["error"], json!("Service Unavailable"));
+    assert_eq!(body["path"], json!("/foo/default"));
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("not available yet"), "{message}");
+    assert!(
+        message.contains("remote.git"),
+        "the reason names the remote: {message}"
+    );
+
+    let (status, ready) = status_and_json(&server, "/actuator/health/readiness").await;
+    assert_eq!((status, &ready["status"]), (503, &json!("DOWN")));
+    let (status, live) = status_and_json(&server, "/actuator/health/liveness").await;
+    assert_eq!((status, &live["status"]), (200, &json!("UP")));
+    let (status, health) = status_and_json(&server, "/actuator/health").await;
+    assert_eq!((status, &health["status"]), (503, &json!("DOWN")));
+    assert_eq!(health["components"]["repository"]["status"], json!("DOWN"));
+    assert!(health["components"]["repository"]["lastError"].is_string());
+
+    // The remote appears; the background retry clones it.
+    remote.create();
+    timeout(Duration::from_secs(30), generation.changed())
+        .await
+        .expect("not cloned within 30 s of the remote appearing")
+        .unwrap();
+    let env = server.json("/foo/default").await;
+    assert_eq!(env["version"], json!(remote.commit));
+    assert_eq!(value(&env, "a"), Some(&json!("late")));
+    let ready = server.json("/actuator/health/readiness").await;
+    assert_eq!(ready["status"], json!("UP"));
+    let health = server.json("/actuator/health").await;
+    assert_eq!(health["components"]["repository"]["status"], json!("UP"));
+}
+
+#[tokio::test]
+async fn clone_on_start_fails_fast_when_the_remote_is_unreachable() {
+    let remote = LateRemote::new();
+    let mirror = tempfile::tempdir().unwrap();
+    let settings = config_server::Settings {
+        git_uri: Some(remote.uri()),
+        mirror_dir: Some(mirror.path().join("m.git")),
+        clone_on_start: true,
+        refresh_rate: 0,
+        ..config_server::Settings::default()
+    };
+    let err = config_server::start(settings.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("git clone"), "{err}");
+    // Once the remote exists the same settings start.
+    remote.create();
+    let running = config_server::start(settings).await.unwrap();
+    assert!(running.state.envs.is_serving());
 }

@@ -342,6 +342,32 @@ async fn basic_auth_protects_everything_but_health() {
     assert_eq!(get(&f.router, "/foo/dev").await.0, 401);
     assert_eq!(get(&f.router, "/actuator/prometheus").await.0, 401);
     assert_eq!(get(&f.router, "/actuator/health").await.0, 200);
+    assert_eq!(get(&f.router, "/actuator/health/liveness").await.0, 200);
+    assert_eq!(get(&f.router, "/actuator/health/readiness").await.0, 200);
+    assert_eq!(get(&f.router, "/actuator/healthz").await.0, 401);
+    let resp = f
+        .router
+        .clone()
+        .oneshot(Request::get("/foo/dev").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()[header::WWW_AUTHENTICATE],
+        "Basic realm=\"config-server\""
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], json!(401));
+    let req = Request::get("/actuator/prometheus")
+        .header(header::AUTHORIZATION, "basic dXNlcjpwdw==")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, metrics) = send(&f.router, req).await;
+    assert_eq!(s, 200, "the scheme is case-insensitive");
+    assert!(
+        metrics.contains("config_server_rejected_requests_total 4\n"),
+        "refused credentials are counted: {metrics}"
+    );
     let req = Request::get("/foo/dev")
         .header(header::AUTHORIZATION, "Basic dXNlcjpwdw==")
         .body(Body::empty())

@@ -43,7 +43,7 @@ async fn fetch(router: &axum::Router) -> (Duration, usize) {
 async fn main() {
     for n in [10_000u64, 100_000] {
         let before = rss_kib("self");
-        let server = Server::new(ServerConfig::default());
+        let server = Server::new(ServerConfig::default()).expect("the HTTP client builds");
         let node = server.node().clone();
         for i in 0..n {
             node.register(instance(i), Origin::Local);

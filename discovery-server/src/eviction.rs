@@ -1,14 +1,14 @@
-//! The eviction timer: every `eviction_interval`, evict expired leases.
+//! The eviction timer: every `period`, evict expired leases.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
 
-/// Runs until `stop` is cancelled.
-pub async fn run(node: Arc<Node>, stop: CancellationToken) {
-    let period = node.config().eviction_interval;
+/// Evicts every `period` until `stop` is cancelled.
+pub async fn run(node: Arc<Node>, period: Duration, stop: CancellationToken) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -23,26 +23,20 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo};
 
     use super::*;
-    use crate::clock::TokioClock;
-    use crate::config::ServerConfig;
+    use cloud_runtime::clock::TokioClock;
+
     use crate::registry::{Origin, RegistrySettings};
 
     #[tokio::test(start_paused = true)]
     async fn the_timer_evicts_an_expired_lease_on_its_next_tick() {
-        let config = ServerConfig {
-            registry: RegistrySettings {
-                self_preservation: false,
-                ..RegistrySettings::default()
-            },
-            eviction_interval: Duration::from_secs(60),
-            ..ServerConfig::default()
+        let settings = RegistrySettings {
+            self_preservation: false,
+            ..RegistrySettings::default()
         };
-        let node = Arc::new(Node::new(config, Arc::new(TokioClock::new())));
+        let node = Arc::new(Node::new(settings, Arc::new(TokioClock::new())));
         let info = InstanceInfo {
             instance_id: "a-1".into(),
             host_name: "h".into(),
@@ -57,7 +51,11 @@ mod tests {
         };
         node.register(info, Origin::Local);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(Arc::clone(&node), stop.clone()));
+        let task = tokio::spawn(run(
+            Arc::clone(&node),
+            Duration::from_secs(60),
+            stop.clone(),
+        ));
 
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert!(

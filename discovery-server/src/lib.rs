@@ -10,13 +10,19 @@
 //! - [`node`]: the registry plus the fan-out of its events (metrics,
 //!   watchers, [`node::EventSink`]s such as peer replication).
 //! - [`http`]: the `/eureka/*` and `/eureka/v2/*` API, content negotiation,
-//!   pre-serialized listings, Basic auth.
-//! - `watch`: Server-Sent Events and long poll on the registry version.
-//! - `dashboard` and `actuator`: `/`, `/actuator/health`, `/actuator/prometheus`.
+//!   pre-serialized listings, Basic auth; the watch endpoints (Server-Sent
+//!   Events and long poll on the registry version), the dashboard at `/`,
+//!   `/actuator/health` and `/actuator/prometheus`.
 //! - [`replication`]: peer nodes, batched replication, conflict rules,
-//!   the initial registry copy from a peer.
+//!   the initial registry copy from a peer, recognising this node's own
+//!   URL in the peer list.
 //! - [`eviction`]: the eviction timer. [`config`]: settings with Spring's
-//!   names. [`clock`]: injectable time. [`server`]: starting it all.
+//!   names, layered through `cloud_runtime::settings`. [`server`]: the one
+//!   place that reads the configuration, wires the parts and serves them
+//!   through `cloud_runtime::serve`.
+//!
+//! Arrows point down: `server` -> {`http`, `replication`, `eviction`} ->
+//! `node` -> `registry`. Time comes from `cloud_runtime::clock`.
 //!
 //! # Example
 //! ```no_run
@@ -31,7 +37,7 @@
 //!
 //! A complete program that embeds the server on a free port, registers an
 //! instance over HTTP, lists it and shuts down:
-//! `cargo run -p discovery-server --example embedded`.
+//! `cargo run -p discovery-server --example discovery_embedded`.
 //!
 //! In-process, without a socket:
 //! ```
@@ -41,7 +47,7 @@
 //! use tower::ServiceExt;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let router = Server::new(ServerConfig::default()).router();
+//! let router = Server::new(ServerConfig::default()).unwrap().router();
 //! let response = router
 //!     .oneshot(Request::get("/eureka/apps").header("Accept", "application/json").body(Body::empty()).unwrap())
 //!     .await
@@ -50,14 +56,10 @@
 //! # });
 //! ```
 
-mod actuator;
-mod dashboard;
-mod watch;
-
-pub mod clock;
 pub mod config;
 pub mod eviction;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod registry;

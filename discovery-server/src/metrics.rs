@@ -3,7 +3,33 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::limits::Rejection;
 use crate::registry::{EventAction, Registry};
+
+/// Requests refused by a limit, by [`Rejection`].
+#[derive(Debug, Default)]
+pub struct Rejections {
+    counts: [AtomicU64; Rejection::ALL.len()],
+}
+
+impl Rejections {
+    /// Counts one refused request.
+    pub fn record(&self, reason: Rejection) {
+        self.counts[Self::index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused for `reason` so far.
+    pub fn get(&self, reason: Rejection) -> u64 {
+        self.counts[Self::index(reason)].load(Ordering::Relaxed)
+    }
+
+    fn index(reason: Rejection) -> usize {
+        Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default()
+    }
+}
 
 /// Monotonic counters and gauges. Replication updates its own gauges here.
 #[derive(Debug, Default)]
@@ -28,6 +54,8 @@ pub struct Metrics {
     pub replication_dropped: AtomicU64,
     /// Replication batches delivered (set by replication).
     pub replication_batches: AtomicU64,
+    /// Requests refused by a limit (`400`), by reason.
+    pub rejected: Rejections,
 }
 
 impl Metrics {
@@ -145,6 +173,31 @@ impl Metrics {
             "Replication batches delivered to peers.",
             c(&self.replication_batches),
         );
+        let queue = registry.delta_queue_stats();
+        line(
+            "discovery_delta_queue_changes",
+            "gauge",
+            "Changes in the recently-changed queue behind /apps/delta.",
+            queue.changes.to_string(),
+        );
+        line(
+            "discovery_delta_queue_bytes",
+            "gauge",
+            "Approximate bytes the recently-changed queue holds.",
+            queue.bytes.to_string(),
+        );
+        line(
+            "discovery_delta_changes_dropped_total",
+            "counter",
+            "Changes dropped from the delta queue before their window ended, for its byte budget.",
+            queue.dropped_early.to_string(),
+        );
+        line(
+            "discovery_delta_incomplete",
+            "gauge",
+            "1 while /apps/delta lists every instance because changes were dropped.",
+            u8::from(queue.incomplete).to_string(),
+        );
         line(
             "discovery_registry_version",
             "gauge",
@@ -157,6 +210,19 @@ impl Metrics {
             "Seconds since start.",
             uptime_secs.to_string(),
         );
+        let _ = writeln!(
+            out,
+            "# HELP discovery_rejected_requests_total Requests refused because they were over a limit.\n\
+             # TYPE discovery_rejected_requests_total counter"
+        );
+        for reason in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "discovery_rejected_requests_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.rejected.get(reason)
+            );
+        }
         out
     }
 }

@@ -12,10 +12,12 @@ use arc_swap::ArcSwap;
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus};
 use tokio::sync::{broadcast, watch};
 
-use crate::clock::SharedClock;
-use crate::config::ServerConfig;
+use cloud_runtime::clock::SharedClock;
+
 use crate::metrics::Metrics;
-use crate::registry::{Origin, Registry, RegistryEvent, RenewOutcome, RenewRequest};
+use crate::registry::{
+    Origin, Registry, RegistryEvent, RegistrySettings, RenewOutcome, RenewRequest,
+};
 
 /// Receives every registry event, with its origin. Must not block: hand the
 /// event to a queue and return. A replicator ignores `Origin::Replicated`
@@ -39,7 +41,6 @@ pub struct PeerStatus {
 /// The registry and its event fan-out.
 pub struct Node {
     registry: Registry,
-    config: ServerConfig,
     metrics: Metrics,
     version: watch::Sender<u64>,
     changes: broadcast::Sender<RegistryEvent>,
@@ -58,26 +59,16 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// A node with an empty registry.
-    pub fn new(config: ServerConfig, clock: SharedClock) -> Node {
-        let started_millis = clock.now_millis();
-        let registry = Registry::new(config.registry.clone(), clock);
-        let peers = config
-            .peers
-            .iter()
-            .map(|url| PeerStatus {
-                url: url.clone(),
-                healthy: None,
-                last_error: None,
-            })
-            .collect();
+    pub fn new(settings: RegistrySettings, clock: SharedClock) -> Node {
+        let started_millis = clock.epoch_millis();
+        let registry = Registry::new(settings, clock);
         Node {
             registry,
-            config,
             metrics: Metrics::default(),
             version: watch::Sender::new(0),
             changes: broadcast::Sender::new(1024),
             sinks: ArcSwap::from_pointee(Vec::new()),
-            peers: ArcSwap::from_pointee(peers),
+            peers: ArcSwap::from_pointee(Vec::new()),
             started_millis,
         }
     }
@@ -85,11 +76,6 @@ impl Node {
     /// The registry (read it freely; mutate through the node).
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// The settings the node runs with.
-    pub fn config(&self) -> &ServerConfig {
-        &self.config
     }
 
     /// Counters.

@@ -1,40 +1,84 @@
-//! Starting the server: a [`Server`] owns a node, serves its router on a
-//! listener and runs the eviction timer and peer replication until
-//! shutdown.
+//! Starting the server: the one place that reads the whole
+//! [`ServerConfig`] and wires the parts. A [`Server`] owns a node, its peer
+//! replication and HTTP state, and a shutdown token; it serves its router
+//! on a listener (with connection limits) and runs the eviction timer and
+//! peer replication until shutdown.
+//!
+//! Module arrows point down: `server` -> {`http`, `replication`,
+//! `eviction`} -> `node` -> `registry` (`http` also uses replication's
+//! header constant and serves its batch endpoint through
+//! [`PeerApi`](crate::replication::PeerApi); `replication` never imports
+//! `http`).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
+use cloud_runtime::auth::Credentials;
+use cloud_runtime::clock::{SharedClock, TokioClock};
+use cloud_runtime::serve::{self, ServeLimits};
+use cloud_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{SharedClock, TokioClock};
 use crate::config::ServerConfig;
 use crate::eviction;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpSettings};
 use crate::node::Node;
-use crate::replication::Replication;
+use crate::replication::{ClientError, Replication};
 
 /// A discovery server ready to serve.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Server {
     node: Arc<Node>,
     replication: Replication,
+    state: AppState,
+    eviction_interval: Duration,
+    limits: ServeLimits,
+    shutdown: Shutdown,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("node", &self.node)
+            .field("replication", &self.replication)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
-    /// A server with the real clock.
-    pub fn new(config: ServerConfig) -> Server {
+    /// A server with the real clock. Fails only when the peer replication
+    /// HTTP client cannot be built.
+    pub fn new(config: ServerConfig) -> Result<Server, ClientError> {
         Server::with_clock(config, Arc::new(TokioClock::new()))
     }
 
     /// A server with the given clock.
-    pub fn with_clock(config: ServerConfig, clock: SharedClock) -> Server {
-        let node = Arc::new(Node::new(config, clock));
-        let replication = Replication::new(Arc::clone(&node));
-        Server { node, replication }
+    pub fn with_clock(config: ServerConfig, clock: SharedClock) -> Result<Server, ClientError> {
+        let node = Arc::new(Node::new(config.registry.clone(), clock));
+        node.registry().set_limits(config.input_limits);
+        let replication =
+            Replication::new(Arc::clone(&node), &config.peers, config.replication.clone())?;
+        let shutdown = Shutdown::new();
+        let http_settings = HttpSettings {
+            max_body_bytes: config.max_body_bytes,
+            credentials: config
+                .basic_auth
+                .map(|a| Credentials::new(a.username, a.password)),
+            show_details: config.show_details,
+        };
+        let state = AppState::new(Arc::clone(&node), http_settings, shutdown.clone());
+        Ok(Server {
+            node,
+            replication,
+            state,
+            eviction_interval: config.eviction_interval,
+            limits: config.limits,
+            shutdown,
+        })
     }
 
     /// The node: its registry, metrics and event sinks.
@@ -44,7 +88,13 @@ impl Server {
 
     /// The router (for in-process tests with `tower::ServiceExt::oneshot`).
     pub fn router(&self) -> Router {
-        http::app_with(AppState::new(Arc::clone(&self.node)), Replication::routes())
+        http::app_with(self.state.clone(), Replication::routes::<AppState>())
+    }
+
+    /// The state the router's handlers share (to build a router with extra
+    /// routes through [`http::app_with`]).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Peer replication of this node.
@@ -52,36 +102,58 @@ impl Server {
         &self.replication
     }
 
+    /// The server's shutdown: triggering it ends watch streams and long
+    /// polls and stops serving.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
     /// Serves `router` (usually [`Server::router`], or one with extra
-    /// routes from [`http::app_with`]) on `listener` and runs the eviction
-    /// timer and peer replication, until `shutdown` completes; then
-    /// finishes in-flight requests. With peers, registry reads wait until
-    /// the registry has been copied from one of them.
+    /// routes from [`http::app_with`]) on `listener` with the configured
+    /// connection limits, and runs the eviction timer and peer replication,
+    /// until `shutdown` completes (or [`Server::shutdown`] is triggered);
+    /// then ends watch streams and long polls, finishes in-flight requests
+    /// and flushes the replication queues. With peers, registry reads wait
+    /// until the registry has been copied from one of them.
     pub async fn serve_router(
         self,
         listener: TcpListener,
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let stop = CancellationToken::new();
-        let evictor = tokio::spawn(eviction::run(Arc::clone(&self.node), stop.clone()));
-        let replicator = tokio::spawn({
-            let (replication, stop) = (self.replication.clone(), stop.clone());
-            async move { replication.run(stop).await }
-        });
-        let router = self.replication.guard_reads(router);
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "discovery server listening");
-        }
-        // Small request/response pairs: never wait on Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
+        let signal = Shutdown::from_future(shutdown);
+        let own = self.shutdown.clone();
+        let linked = tokio::spawn(async move {
+            tokio::select! {
+                () = signal.triggered() => own.trigger(),
+                () = own.triggered() => {}
             }
         });
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let local = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let evictor = tokio::spawn(eviction::run(
+            Arc::clone(&self.node),
+            self.eviction_interval,
+            stop.clone(),
+        ));
+        let replicator = tokio::spawn({
+            let (replication, stop) = (self.replication.clone(), stop.clone());
+            async move {
+                replication.recognise_self(local).await;
+                replication.run(stop).await;
+            }
+        });
+        let router = self.replication.guard_reads(router);
+        tracing::info!(addr = %local, "discovery server listening");
+        let result = serve::serve(
+            listener,
+            router,
+            &self.limits,
+            self.shutdown.token().clone(),
+        )
+        .await;
+        self.shutdown.trigger();
+        linked.abort();
         stop.cancel();
         let _ = evictor.await;
         let _ = replicator.await;
@@ -106,5 +178,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    Server::new(config).serve(listener, shutdown).await
+    Server::new(config)
+        .map_err(std::io::Error::other)?
+        .serve(listener, shutdown)
+        .await
 }

@@ -6,16 +6,13 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrapper};
 use discovery_server::ServerConfig;
 use discovery_server::registry::Origin;
-use support::{Running, Steps, eventually, get_text, interop_python};
+use support::{Driven, Running, drive_python, eventually, get_text};
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 const PY_ID: &str = "127.0.0.1:py-app:9090";
 
@@ -45,18 +42,11 @@ async fn scenario() {
     let node = running.server.node().clone();
     node.register(other_app(), Origin::Local);
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/py_client.py");
-    let mut child = Command::new(interop_python())
-        .arg(&script)
-        .arg(running.eureka_url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut steps = Steps::new(child.stdout.take().unwrap());
+    let Driven {
+        mut child,
+        mut stdin,
+        mut steps,
+    } = drive_python("py_client.py", &[running.eureka_url()]);
     let mut next_step = async || -> Vec<String> {
         let step = steps.next(Duration::from_secs(30)).await;
         step.split(' ').map(str::to_owned).collect()

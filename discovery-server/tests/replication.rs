@@ -92,25 +92,21 @@ async fn changes_through_one_node_show_on_the_others() {
     })
     .await;
 
-    // A renewal through A renews the lease on B.
-    let (_, before) = b
-        .server
-        .node()
-        .registry()
-        .instance("ORDERS", "orders-1")
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A renewal through A renews the lease on B: B counts one more
+    // renewal (no wall-clock wait for the timestamp to move).
+    let renewals_on_b = || {
+        b.server
+            .node()
+            .metrics()
+            .renewals
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = renewals_on_b();
     let orders_1 =
         |node: &Running, rest: &str| format!("{}apps/ORDERS/orders-1{rest}", node.eureka_url());
     send_expecting(http.put(orders_1(a, "")), 200).await;
     eventually(WITHIN, "heartbeat replicated", || async {
-        let (_, lease) = b
-            .server
-            .node()
-            .registry()
-            .instance("ORDERS", "orders-1")
-            .unwrap();
-        lease.last_renewal_timestamp > before.last_renewal_timestamp
+        renewals_on_b() > before
     })
     .await;
 
@@ -223,8 +219,12 @@ async fn a_dead_peer_costs_a_bounded_queue_and_shows_unhealthy() {
     let settings = ReplicationSettings {
         queue_capacity: 50,
         sync_timeout: Duration::from_millis(200),
-        retry_min: Duration::from_millis(20),
-        retry_max: Duration::from_millis(50),
+        retry: circuit_breaker::retry::Backoff {
+            initial: Duration::from_millis(20),
+            multiplier: 2.0,
+            max: Duration::from_millis(50),
+            jitter: 0.5,
+        },
         ..ReplicationSettings::default()
     };
     let l = listeners(1).await.pop().unwrap();
@@ -330,13 +330,15 @@ async fn replication_authenticates_with_credentials_in_the_peer_url() {
         has(&b, "SECURE", "s-1", |_| true)
     })
     .await;
-    assert!(
+    // A records the peer's answer just after B applied the batch.
+    eventually(WITHIN, "peer shown healthy, password masked", || async {
         a.server
             .node()
             .peer_status()
             .iter()
             .all(|p| p.healthy == Some(true) && p.url.contains("peer:***@"))
-    );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,4 +374,49 @@ async fn a_stopping_node_flushes_what_it_has_not_sent_yet() {
     tokio::time::timeout(WITHIN, a.stop()).await.unwrap();
     assert!(has(&b, "LAST", "l-2", |_| true));
     assert!(b.server.node().registry().instance("LAST", "l-1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_can_be_given_the_same_peer_list_including_itself() {
+    let ls = listeners(2).await;
+    // The same list for both, as Eureka allows; `localhost` for A resolves
+    // to its loopback address.
+    let port_a = ls[0].local_addr().unwrap().port();
+    let urls = vec![
+        format!("http://localhost:{port_a}/eureka/"),
+        eureka_url_of(&ls[1]),
+    ];
+    let mut nodes = ls
+        .into_iter()
+        .map(|l| start(l, urls.clone(), ReplicationSettings::default()));
+    let (a, b) = (nodes.next().unwrap(), nodes.next().unwrap());
+
+    // Each node shows (and replicates to) only the other one.
+    eventually(WITHIN, "each node skips its own URL", || async {
+        a.server.node().peer_status().len() == 1 && b.server.node().peer_status().len() == 1
+    })
+    .await;
+    assert_eq!(b.server.node().peer_status()[0].url, urls[0]);
+    assert_eq!(a.server.node().peer_status()[0].url, urls[1]);
+
+    for (from, to, id) in [(&a, &b, "via-a"), (&b, &a, "via-b")] {
+        let register = reqwest::Client::new()
+            .post(format!("{}apps/SELFLESS", from.eureka_url()))
+            .header("Content-Type", "application/json")
+            .body(cloud_protocol::eureka::json::encode_instance(&instance(
+                "SELFLESS", id,
+            )));
+        send_expecting(register, 204).await;
+        eventually(WITHIN, "replicated to the other node", || async {
+            has(to, "SELFLESS", id, |_| true)
+        })
+        .await;
+    }
+    // Nobody replicated to itself: every replicated batch went across, and
+    // no node holds a batch failure or queue for a peer that is itself.
+    for node in [&a, &b] {
+        let m = node.server.node().metrics();
+        assert_eq!(m.replication_failures.load(Ordering::Relaxed), 0);
+        assert_eq!(m.registrations.load(Ordering::Relaxed), 2);
+    }
 }

@@ -3,68 +3,119 @@
 //! registering and renewing through the others; restarted, it copies the
 //! registry before its first read and nothing is lost. A real client
 //! (py-eureka-client) given several server URLs fails over from dead nodes
-//! to a live one.
+//! to a live one. Each node sits behind a fixed front address (see
+//! [`Front`]), so no port is ever released and bound again.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloud_protocol::eureka::json;
-use support::{Steps, eventually, instance, interop_python, send_expecting};
+use support::{Steps, eventually, instance, interop_python, listening_addr, send_expecting};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 const WITHIN: Duration = Duration::from_secs(15);
 
-/// One node's process; killed when dropped.
+/// A node's fixed front address: a loopback listener bound once and kept
+/// for the whole test, forwarding each connection to wherever the node's
+/// process listens now (it binds port 0 and logs its address). Killed, the
+/// node's front drops connections, as a dead node would. So peers can be
+/// named before any node starts and a restarted node keeps its address,
+/// without releasing a port and hoping to bind it again.
+struct Front {
+    addr: SocketAddr,
+    target: Arc<AtomicU16>,
+}
+
+impl Front {
+    async fn bind() -> Front {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(AtomicU16::new(0));
+        let to = Arc::clone(&target);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let port = to.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if port == 0 {
+                        return;
+                    }
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", port)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Front { addr, target }
+    }
+}
+
+/// One node's process behind its front; killed when dropped.
 struct Proc {
-    port: u16,
-    peers: Vec<u16>,
+    front: Front,
+    peers: Vec<String>,
     child: Option<Child>,
 }
 
 impl Proc {
-    fn spawn(port: u16, peers: Vec<u16>) -> Proc {
+    async fn spawn(front: Front, peers: Vec<String>) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_discovery-server"));
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+        cmd.args(["--bind", "127.0.0.1", "--port", "0", "--log-format", "text"]);
         for p in &peers {
-            cmd.args(["--peer", &format!("http://127.0.0.1:{p}/eureka/")]);
+            cmd.args(["--peer", p]);
         }
-        let child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+        let mut child = cmd
+            .env("RUST_LOG", "warn,discovery_server::server=info")
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        let port = listening_addr(child.stdout.take().unwrap(), WITHIN)
+            .await
+            .port();
+        front.target.store(port, Ordering::SeqCst);
         Proc {
-            port,
+            front,
             peers,
             child: Some(child),
         }
     }
 
     fn eureka(&self) -> String {
-        format!("http://127.0.0.1:{}/eureka/", self.port)
+        format!("http://{}/eureka/", self.front.addr)
     }
 
     async fn kill(&mut self) {
+        self.front.target.store(0, Ordering::SeqCst);
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
         }
     }
 
-    async fn restart(&mut self) {
-        self.kill().await;
-        *self = Proc::spawn(self.port, self.peers.clone());
+    async fn restart(self) -> Proc {
+        let Proc {
+            front,
+            peers,
+            child,
+        } = self;
+        if let Some(mut child) = child {
+            child.kill().await.unwrap();
+        }
+        Proc::spawn(front, peers).await
     }
 
     /// Waits until the process answers (health is never held back).
     async fn ready(&mut self) {
-        let url = format!("http://127.0.0.1:{}/actuator/health", self.port);
+        let url = format!("http://{}/actuator/health", self.front.addr);
         let deadline = tokio::time::Instant::now() + WITHIN;
         loop {
             if let Ok(r) = reqwest::get(&url).await
@@ -73,26 +124,16 @@ impl Proc {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("node on port {} exited: {status}", self.port);
+                panic!("node at {} exited: {status}", self.front.addr);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "node on {} never answered",
-                self.port
+                "node at {} never answered",
+                self.front.addr
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// Free loopback ports, found by binding port 0 and letting go.
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 async fn register(http: &reqwest::Client, node: &Proc, id: &str) {
@@ -136,7 +177,7 @@ async fn converges(http: &reqwest::Client, node: &Proc, expected: &BTreeSet<Stri
         assert!(
             tokio::time::Instant::now() < deadline,
             "node {} has {got:?}, expected {expected:?}",
-            node.port
+            node.front.addr
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -154,18 +195,26 @@ async fn a_killed_node_rejoins_with_nothing_lost_and_clients_fail_over() {
 }
 
 async fn scenario() {
-    let ports = free_ports(3);
-    let peers_of = |i: usize| -> Vec<u16> {
-        ports
-            .iter()
+    let fronts = [
+        Front::bind().await,
+        Front::bind().await,
+        Front::bind().await,
+    ];
+    let urls: Vec<String> = fronts
+        .iter()
+        .map(|f| format!("http://{}/eureka/", f.addr))
+        .collect();
+    let peers_of = |i: usize| -> Vec<String> {
+        urls.iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, p)| *p)
+            .map(|(_, u)| u.clone())
             .collect()
     };
-    let mut a = Proc::spawn(ports[0], peers_of(0));
-    let mut b = Proc::spawn(ports[1], peers_of(1));
-    let mut c = Proc::spawn(ports[2], peers_of(2));
+    let [front_a, front_b, front_c] = fronts;
+    let mut a = Proc::spawn(front_a, peers_of(0)).await;
+    let mut b = Proc::spawn(front_b, peers_of(1)).await;
+    let mut c = Proc::spawn(front_c, peers_of(2)).await;
     for n in [&mut a, &mut b, &mut c] {
         n.ready().await;
     }
@@ -203,7 +252,7 @@ async fn scenario() {
     converges(&http, &b, &expected).await;
 
     // 3. C comes back: its very first read already has everything.
-    c.restart().await;
+    let mut c = c.restart().await;
     c.ready().await;
     assert_eq!(
         ids(&http, &c, "FLEET").await,

@@ -34,9 +34,28 @@ pub enum BackendError {
         /// Its error output.
         message: String,
     },
+    /// The repository has nothing to serve yet (its first clone has not
+    /// succeeded).
+    #[error("repository {repository} is not available yet: {reason}")]
+    Unavailable {
+        /// The repository's location.
+        repository: String,
+        /// Why the last attempt failed.
+        reason: String,
+    },
 }
 
 impl BackendError {
+    /// Whether the label names no branch, tag or commit.
+    pub fn is_no_such_label(&self) -> bool {
+        matches!(self, Self::NoSuchLabel(_))
+    }
+
+    /// Whether the repository cannot serve anything yet (answered 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
@@ -55,8 +74,7 @@ pub trait Snapshot: FileSource + Send + Sync {
 }
 
 /// The state of the backend for `/actuator/health`.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct BackendHealth {
     /// `UP` when the last refresh succeeded, `DOWN` otherwise.
     pub status: &'static str,
@@ -64,8 +82,17 @@ pub struct BackendHealth {
     pub repository: String,
     /// Seconds since the Unix epoch of the last successful refresh.
     pub last_successful_refresh: Option<u64>,
+    /// Seconds since the last successful refresh (fetch), when there was
+    /// one.
+    pub last_successful_refresh_age_seconds: Option<u64>,
+    /// The commit served for the default label (git), the last good one
+    /// when the remote is unreachable.
+    pub last_good_commit: Option<String>,
     /// The error of the last refresh, if it failed.
     pub last_error: Option<String>,
+    /// Whether the backend can serve requests (a git backend cannot before
+    /// its first clone). Readiness reports it.
+    pub serving: bool,
 }
 
 /// A source of configuration snapshots.
@@ -82,6 +109,14 @@ pub trait Backend: Send + Sync + 'static {
     fn health(&self) -> BackendHealth;
     /// The label used when a request names none.
     fn default_label(&self) -> &str;
+    /// A short name for logs and open-work listings (`git <uri>`,
+    /// `native`).
+    fn describe(&self) -> String;
+}
+
+/// Seconds from `since` (seconds since the Unix epoch) to now.
+pub(crate) fn age_seconds(since: Option<u64>) -> Option<u64> {
+    since.map(|s| unix_now().saturating_sub(s))
 }
 
 /// Seconds since the Unix epoch, for health reports.

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Backend, BackendError, BackendHealth, Snapshot, unix_now};
-use crate::resolve::FileSource;
+use super::{Backend, BackendError, BackendHealth, Snapshot, age_seconds, unix_now};
+use crate::resolve::{FileSource, ReadError};
 
 /// Directories of configuration files.
 #[derive(Debug)]
@@ -105,12 +105,21 @@ impl Backend for NativeBackend {
                 .collect::<Vec<_>>()
                 .join(","),
             last_successful_refresh: Some(self.last_refresh.load(Ordering::Acquire)),
+            last_successful_refresh_age_seconds: age_seconds(Some(
+                self.last_refresh.load(Ordering::Acquire),
+            )),
+            last_good_commit: None,
             last_error: None,
+            serving: true,
         }
     }
 
     fn default_label(&self) -> &str {
         &self.default_label
+    }
+
+    fn describe(&self) -> String {
+        "native directories".into()
     }
 }
 
@@ -146,11 +155,11 @@ impl NativeSnapshot {
 }
 
 impl FileSource for NativeSnapshot {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
         match self.find(path) {
             Some((_, p)) => std::fs::read(&p)
                 .map(Some)
-                .map_err(|e| BackendError::io(format!("read {}", p.display()), e)),
+                .map_err(|e| ReadError::new(p.display().to_string(), e)),
             None => Ok(None),
         }
     }
@@ -162,12 +171,12 @@ impl FileSource for NativeSnapshot {
         }
     }
 
-    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, BackendError> {
+    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
         let mut out = Vec::new();
         for root in self.roots.iter().rev() {
             if let Some(p) = Self::locate(root, path) {
-                let bytes = std::fs::read(&p)
-                    .map_err(|e| BackendError::io(format!("read {}", p.display()), e))?;
+                let bytes =
+                    std::fs::read(&p).map_err(|e| ReadError::new(p.display().to_string(), e))?;
                 out.push((format!("file:{}/{path}", root.display()), bytes));
             }
         }

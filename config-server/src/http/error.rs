@@ -1,95 +1,35 @@
 //! The JSON error answer, in the shape of Spring Boot's error attributes
-//! (`timestamp`, `status`, `error`, `path`) plus a `message`, so that clients
-//! written against Spring Cloud Config read our errors the same way.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! (`timestamp`, `status`, `error`, `message`, `path`), written by
+//! [`cloud_runtime::error_body::SpringError`], so that clients written
+//! against Spring Cloud Config read our errors the same way.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use cloud_runtime::error_body::SpringError;
 
 /// An error answered as JSON:
 /// `{"timestamp":"2026-01-02T03:04:05.678+00:00","status":404,"error":"Not Found","message":"...","path":"/foo/dev/x"}`.
 #[derive(Debug)]
-pub struct AppError {
-    pub(super) status: StatusCode,
-    message: String,
-    path: Option<String>,
-}
+pub struct AppError(SpringError);
 
 impl AppError {
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            path: None,
-        }
+        Self(SpringError::new(status, message))
     }
 
     /// The request path the error answers (Spring's `path` attribute).
-    pub(super) fn at(mut self, path: &str) -> Self {
-        self.path = Some(path.to_string());
-        self
+    pub(super) fn at(self, path: &str) -> Self {
+        Self(self.0.at(path))
+    }
+
+    /// The status answered.
+    pub(super) fn status(&self) -> StatusCode {
+        self.0.status()
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "timestamp": timestamp(SystemTime::now()),
-            "status": self.status.as_u16(),
-            "error": self.status.canonical_reason().unwrap_or(""),
-            "message": self.message,
-        });
-        if let Some(path) = self.path {
-            body["path"] = path.into();
-        }
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-/// `at` as Jackson writes a `java.util.Date` in Spring Boot's error body:
-/// `2026-01-02T03:04:05.678+00:00` (UTC).
-fn timestamp(at: SystemTime) -> String {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Year, month and day of the `days`-th day after 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for the proleptic Gregorian calendar).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_written_like_spring_boot() {
-        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000+00:00");
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_251_199_123);
-        assert_eq!(timestamp(t), "2024-02-29T23:59:59.123+00:00");
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(timestamp(t), "2000-02-29T00:00:00.000+00:00");
+        self.0.into_response()
     }
 }

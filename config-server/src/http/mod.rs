@@ -1,6 +1,7 @@
 //! The HTTP API: thin handlers between the wire and [`Environments`].
 //!
-//! Layers, outermost first: Basic auth (when configured; health is exempt)
+//! Layers, outermost first: a counter of refused credentials, Basic auth
+//! (`cloud_runtime::auth`, when configured; the health group is exempt),
 //! then the router. Config paths are parsed by hand from the raw request
 //! path in [`crate::paths`] so that traversal checks see the text as sent.
 //! The watch stream lives in `sse`.
@@ -11,18 +12,19 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
+use cloud_runtime::auth::BasicAuthLayer;
+use cloud_runtime::shutdown::Shutdown;
 use serde_json::json;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::environments::{EnvError, EnvRequest, Environments, Resolved};
 use crate::limits::{LimitExceeded, LimitReason};
 use crate::metrics::Metrics;
-use crate::monitor::{self, MonitorError, constant_time_eq};
+use crate::monitor::{self, MonitorError};
 use crate::paths::{self, ConfigPath, PathError};
 use crate::render::{self, RenderError};
 use crate::resolve::placeholder::PlaceholderError;
@@ -46,10 +48,10 @@ pub struct AppState {
     pub refresh_now: Arc<Notify>,
     /// Shared secret for webhooks.
     pub monitor_secret: Option<String>,
-    /// `user:password` for Basic auth.
-    pub basic_auth: Option<(String, String)>,
-    /// Flips to `true` at shutdown so that watch streams end.
-    pub shutdown: watch::Receiver<bool>,
+    /// Basic auth for everything but the health group, when configured.
+    pub auth: Option<BasicAuthLayer>,
+    /// The server's shutdown: watch streams and the refresher end on it.
+    pub shutdown: Shutdown,
 }
 
 /// The router's state: one `Arc`, so that a request clones a pointer.
@@ -74,16 +76,15 @@ impl From<PathError> for AppError {
 
 impl From<EnvError> for AppError {
     fn from(e: EnvError) -> Self {
-        use crate::backend::BackendError;
-        match &e {
-            EnvError::Backend(BackendError::NoSuchLabel(l)) => {
-                Self::new(StatusCode::NOT_FOUND, format!("no such label: {l}"))
-            }
-            EnvError::Limit(l) => l.into(),
-            _ => {
-                tracing::error!(error = %e, "environment failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "repository error")
-            }
+        if let EnvError::Limit(l) = &e {
+            l.into()
+        } else if e.is_no_such_label() {
+            Self::new(StatusCode::NOT_FOUND, e.to_string())
+        } else if e.is_unavailable() {
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        } else {
+            tracing::error!(error = %e, "environment failed");
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "repository error")
         }
     }
 }
@@ -184,6 +185,8 @@ async fn read_body(
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/actuator/health", get(health))
+        .route("/actuator/health/liveness", get(liveness))
+        .route("/actuator/health/readiness", get(readiness))
         .route("/actuator/prometheus", get(prometheus))
         .route("/encrypt/status", get(encrypt_status))
         // Spring's public-key endpoint; a symmetric key has none. Other
@@ -208,67 +211,105 @@ pub fn app(state: AppState) -> Router {
         // config read, so an application may be called `watch`.
         .route("/watch/{*rest}", get(watch_or_config))
         .fallback(config_resource);
-    // One layer: Basic auth, only when configured; then the routes.
-    let state = Arc::new(state);
-    let router = if state.basic_auth.is_some() {
-        router.layer(middleware::from_fn_with_state(state.clone(), basic_auth))
-    } else {
-        router
-    };
-    router.with_state(state)
-}
-
-/// HTTP Basic auth for everything but health.
-async fn basic_auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    if let Some((user, pass)) = &st.basic_auth
-        && req.uri().path() != "/actuator/health"
-        && !basic_auth_ok(req.headers(), user, pass)
-    {
-        st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-        let mut resp = AppError::new(StatusCode::UNAUTHORIZED, "authentication required")
-            .at(req.uri().path())
-            .into_response();
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"config-server\""),
-        );
-        return resp;
+    let auth = state.auth.clone();
+    let metrics = state.metrics.clone();
+    let router = router.with_state(Arc::new(state));
+    match auth {
+        Some(auth) => router
+            .layer(auth)
+            .layer(middleware::map_response_with_state(
+                metrics,
+                count_refused_credentials,
+            )),
+        None => router,
     }
-    next.run(req).await
 }
 
-fn basic_auth_ok(headers: &HeaderMap, user: &str, pass: &str) -> bool {
-    let Some(encoded) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    constant_time_eq(&decoded, format!("{user}:{pass}").as_bytes())
+/// Counts the requests that Basic auth refused (401 with a challenge) for
+/// `/actuator/prometheus`.
+async fn count_refused_credentials(
+    State(metrics): State<Arc<Metrics>>,
+    resp: Response,
+) -> Response {
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && resp.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    resp
 }
 
+/// `/actuator/health/liveness`: UP while the process answers at all.
+async fn liveness() -> Response {
+    axum::Json(json!({ "status": "UP" })).into_response()
+}
+
+/// Whether the server takes traffic: every repository has a commit to
+/// serve.
+fn is_ready(st: &AppState) -> bool {
+    st.envs.is_serving()
+}
+
+fn status_text(up: bool) -> &'static str {
+    if up { "UP" } else { "DOWN" }
+}
+
+/// A health answer: 200 when UP, 503 when DOWN (as Spring Boot's health
+/// endpoint).
+fn health_response(up: bool, body: serde_json::Value) -> Response {
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `/actuator/health/readiness`: UP while the server can serve a commit
+/// (the last good one when the remote is unreachable); DOWN before the
+/// first clone.
+async fn readiness(State(st): State<Shared>) -> Response {
+    let up = is_ready(&st);
+    health_response(up, json!({ "status": status_text(up) }))
+}
+
+/// `/actuator/health`: the aggregate follows readiness, not the remote: a
+/// server that serves its last good commit stays UP so that registries and
+/// load balancers keep it, while the `repository` component reports the
+/// remote DOWN with the commit served and the age of the last fetch.
 async fn health(State(st): State<Shared>) -> Response {
     let repos = st.envs.repos();
     let default = repos.default_repo().backend.health();
     let others: serde_json::Map<String, serde_json::Value> = repos
         .all()
         .skip(1)
-        .map(|r| {
-            let h = serde_json::to_value(r.backend.health()).unwrap_or_default();
-            (r.name.clone(), h)
-        })
+        .map(|r| (r.name.clone(), repository_health(&r.backend.health())))
         .collect();
-    // The server keeps serving the last fetched commit when the remote is
-    // down, so it stays UP overall; the repository components tell.
-    let mut components = json!({ "repository": default });
+    let up = is_ready(&st);
+    let mut components = json!({
+        "livenessState": { "status": "UP" },
+        "readinessState": { "status": status_text(up) },
+        "repository": repository_health(&default),
+    });
     if !others.is_empty() {
         components["repositories"] = serde_json::Value::Object(others);
     }
-    axum::Json(json!({ "status": "UP", "components": components })).into_response()
+    health_response(
+        up,
+        json!({ "status": status_text(up), "components": components }),
+    )
+}
+
+/// One repository's health component.
+fn repository_health(h: &crate::backend::BackendHealth) -> serde_json::Value {
+    json!({
+        "status": h.status,
+        "repository": h.repository,
+        "lastGoodCommit": h.last_good_commit,
+        "lastSuccessfulRefresh": h.last_successful_refresh,
+        "lastSuccessfulRefreshAgeSeconds": h.last_successful_refresh_age_seconds,
+        "lastError": h.last_error,
+    })
 }
 
 async fn prometheus(State(st): State<Shared>) -> Response {
@@ -567,7 +608,7 @@ async fn watch_or_config(State(st): State<Shared>, request: Request) -> Response
 
 /// Counts a client error for `/actuator/prometheus` and answers it.
 fn rejected(st: &AppState, e: AppError) -> Response {
-    if e.status.is_client_error() {
+    if e.status().is_client_error() {
         st.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     }
     e.into_response()
@@ -691,5 +732,25 @@ async fn plain_file(
             e.into_bytes(),
         )
             .into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use serde::ser::Error as _;
+
+    #[tokio::test]
+    async fn a_serialization_failure_is_a_500_with_spring_s_error_body() {
+        let e = EnvError::Serialize(serde_json::Error::custom("not representable"));
+        let resp = AppError::from(e).at("/foo/dev").into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], json!(500));
+        assert_eq!(body["error"], json!("Internal Server Error"));
+        assert_eq!(body["path"], json!("/foo/dev"));
+        assert!(body["timestamp"].is_string());
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use cloud_runtime::shutdown::{OpenWork, Shutdown};
 use futures::Stream;
 use serde_json::json;
 use tokio::sync::watch;
@@ -51,10 +52,12 @@ struct WatchState {
     st: Shared,
     req: EnvRequest,
     generation: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     pending: Option<Arc<Resolved>>,
     last_digest: Option<String>,
     _guard: WatcherGuard,
+    /// Lists the stream in the drain log while it is open.
+    _open: OpenWork,
 }
 
 /// `GET /watch/{app}/{profiles}[/{label}]`: Server-Sent Events. The first
@@ -82,6 +85,7 @@ pub(super) async fn watch_env(
     let state = WatchState {
         shutdown: st.shutdown.clone(),
         _guard: WatcherGuard(st.metrics.clone()),
+        _open: OpenWork::begin("watch stream", uri.path()),
         st,
         req,
         generation,
@@ -97,7 +101,7 @@ pub(super) async fn watch_env(
                 s.st.metrics.watch_events.fetch_add(1, Ordering::Relaxed);
                 return Some((Ok(change_event(&r)), s));
             }
-            if *s.shutdown.borrow() {
+            if s.shutdown.is_triggered() {
                 return None;
             }
             tokio::select! {
@@ -106,7 +110,7 @@ pub(super) async fn watch_env(
                         return None;
                     }
                 }
-                _ = s.shutdown.changed() => return None,
+                () = s.shutdown.triggered() => return None,
             }
             match s.st.envs.get(&s.req).await {
                 Ok(r) => s.pending = Some(r),

@@ -27,17 +27,45 @@ pub const EXTENSIONS: [&str; 3] = ["properties", "yml", "yaml"];
 /// The shared application name whose files apply to every application.
 pub const SHARED_APPLICATION: &str = "application";
 
+/// A file that exists but could not be read (the store failed, not the
+/// file's content).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct ReadError {
+    path: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ReadError {
+    /// `path` could not be read because of `source`.
+    pub fn new(
+        path: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The path that could not be read.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 /// Read access to the files of one version of a configuration repository.
 pub trait FileSource {
     /// The bytes of the file at `path` (relative, `/`-separated), or `None`
     /// when there is no such regular file.
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, crate::backend::BackendError>;
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, ReadError>;
     /// The property source name Spring would show for `path`.
     fn source_name(&self, path: &str) -> String;
 
     /// Every copy of `path` with its source name, highest priority first.
     /// One store has at most one; a set of directories may have several.
-    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, crate::backend::BackendError> {
+    fn read_all(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
         Ok(self
             .read(path)?
             .map(|bytes| (self.source_name(path), bytes))
@@ -49,9 +77,9 @@ pub trait FileSource {
 /// A file that could not be turned into property sources.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    /// The backend failed to read a file.
+    /// The store failed to read a file.
     #[error(transparent)]
-    Backend(#[from] crate::backend::BackendError),
+    Read(#[from] ReadError),
     /// A file is not valid YAML or not UTF-8.
     #[error("{path}: {reason}")]
     Parse {
@@ -238,14 +266,13 @@ pub fn plain_text_candidates(path: &str, profiles: &[String], dirs: &[String]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendError;
     use serde_json::json;
     use std::collections::HashMap;
 
     struct Files(HashMap<String, String>);
 
     impl FileSource for Files {
-        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
             Ok(self.0.get(path).map(|s| s.clone().into_bytes()))
         }
         fn source_name(&self, path: &str) -> String {

@@ -23,18 +23,22 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Map<String, Value>>, Yam
         let value = Yaml::deserialize(doc)?;
         let mut flat = Map::new();
         if !matches!(value, Yaml::Null) {
-            flatten_into(&mut flat, String::new(), &value);
+            flatten_into(&mut flat, String::new(), &value)?;
         }
         docs.push(flat);
     }
     Ok(docs)
 }
 
-fn flatten_into(out: &mut Map<String, Value>, prefix: String, value: &Yaml) {
+fn flatten_into(
+    out: &mut Map<String, Value>,
+    prefix: String,
+    value: &Yaml,
+) -> Result<(), YamlError> {
     match value {
         Yaml::Mapping(map) if !map.is_empty() => {
             for (k, v) in map {
-                let key = scalar_key(k);
+                let key = scalar_key(k)?;
                 let path = if prefix.is_empty() {
                     key
                 } else if key.starts_with('[') {
@@ -42,36 +46,35 @@ fn flatten_into(out: &mut Map<String, Value>, prefix: String, value: &Yaml) {
                 } else {
                     format!("{prefix}.{key}")
                 };
-                flatten_into(out, path, v);
+                flatten_into(out, path, v)?;
             }
         }
         Yaml::Sequence(seq) if !seq.is_empty() => {
             for (i, v) in seq.iter().enumerate() {
-                flatten_into(out, format!("{prefix}[{i}]"), v);
+                flatten_into(out, format!("{prefix}[{i}]"), v)?;
             }
         }
-        Yaml::Tagged(tagged) => flatten_into(out, prefix, &tagged.value),
+        Yaml::Tagged(tagged) => flatten_into(out, prefix, &tagged.value)?,
         leaf => {
             if !prefix.is_empty() {
                 out.insert(prefix, leaf_value(leaf));
             }
         }
     }
+    Ok(())
 }
 
 /// The text of a mapping key. Keys that are not plain words (they hold `.`
 /// or `/` etc. in the original) are kept as written, like Spring does for the
 /// common cases.
-fn scalar_key(k: &Yaml) -> String {
-    match k {
+fn scalar_key(k: &Yaml) -> Result<String, YamlError> {
+    Ok(match k {
         Yaml::String(s) => s.clone(),
         Yaml::Bool(b) => b.to_string(),
         Yaml::Number(n) => n.to_string(),
         Yaml::Null => "null".to_string(),
-        other => serde_yaml_ng::to_string(other)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-    }
+        other => serde_yaml_ng::to_string(other)?.trim().to_string(),
+    })
 }
 
 fn leaf_value(v: &Yaml) -> Value {

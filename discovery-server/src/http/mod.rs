@@ -1,30 +1,63 @@
 //! The HTTP layer: Eureka's REST API under `/eureka/` and `/eureka/v2/`,
 //! the watch endpoints, actuator and dashboard, as one `axum` router.
 //!
-//! Middleware, outermost first: request body limit -> Basic auth (API and
-//! dashboard only; health and metrics stay open) -> handler.
+//! Middleware, outermost first: Basic auth (when credentials are
+//! configured; `/actuator/health` and its children stay open) -> request
+//! body limit -> handler.
+//!
+//! # Layout
+//! - `reads`, `writes`, `negotiate`, `cache`, `error`: the Eureka API.
+//! - `watch`: Server-Sent Events and long poll on the registry version.
+//! - `dashboard`: `/`. `actuator`: `/actuator/health`,
+//!   `/actuator/prometheus`.
 
-mod auth;
+mod actuator;
 mod cache;
+mod dashboard;
 mod error;
 mod negotiate;
 mod reads;
+mod watch;
 mod writes;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::http::HeaderMap;
 use axum::routing::{get, put};
+use cloud_runtime::auth::{BasicAuthLayer, Credentials};
+use cloud_runtime::shutdown::Shutdown;
 
+pub use actuator::ShowDetails;
 pub use error::AppError;
-pub use writes::REPLICATION_HEADER;
-
-pub(crate) use negotiate::inflate_body;
 
 use crate::node::Node;
-use crate::{actuator, dashboard, watch};
+use crate::replication::PeerApi;
+
+/// What the HTTP layer is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Largest request body accepted. Default is 1 MiB.
+    pub max_body_bytes: usize,
+    /// Credentials required on everything but `/actuator/health`; none by
+    /// default.
+    pub credentials: Option<Credentials>,
+    /// Who sees the details of `/actuator/health`. Default is
+    /// when-authorized.
+    pub show_details: ShowDetails,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_body_bytes: 1 << 20,
+            credentials: None,
+            show_details: ShowDetails::default(),
+        }
+    }
+}
 
 /// What handlers share.
 #[derive(Clone)]
@@ -32,15 +65,48 @@ pub struct AppState {
     /// The node.
     pub node: Arc<Node>,
     cache: Arc<cache::ResponseCache>,
+    max_body_bytes: usize,
+    show_details: ShowDetails,
+    auth: Option<BasicAuthLayer>,
+    shutdown: Shutdown,
 }
 
 impl AppState {
-    /// State for a node.
-    pub fn new(node: Arc<Node>) -> AppState {
+    /// State for a node; watch streams and long polls end when `shutdown`
+    /// is triggered.
+    pub fn new(node: Arc<Node>, settings: HttpSettings, shutdown: Shutdown) -> AppState {
         AppState {
             node,
             cache: Arc::new(cache::ResponseCache::default()),
+            max_body_bytes: settings.max_body_bytes,
+            show_details: settings.show_details,
+            auth: settings
+                .credentials
+                .map(|c| BasicAuthLayer::new(c, "eureka").exempt("/actuator/health")),
+            shutdown,
         }
+    }
+
+    /// Largest request body accepted.
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+impl PeerApi for AppState {
+    type Rejection = AppError;
+
+    fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, AppError> {
+        // A batch carries many registrations: allow eight bodies' worth.
+        negotiate::inflate_body(headers, body, self.max_body_bytes * 8)
+    }
+
+    fn bad_request(&self, reason: String) -> AppError {
+        AppError::BadRequest(reason)
     }
 }
 
@@ -85,25 +151,23 @@ pub fn eureka_api() -> Router<AppState> {
 /// `Router::new()` when there are none).
 pub fn app_with(state: AppState, extra_api: Router<AppState>) -> Router {
     let api = eureka_api().merge(extra_api);
-    let mut guarded = Router::new()
+    let limit = state.max_body_bytes;
+    let auth = state.auth.clone();
+    let router = Router::new()
         .nest("/eureka", api.clone())
         .nest("/eureka/v2", api)
-        .route("/", get(dashboard::page));
-    // Without credentials configured, no auth layer at all: renewals are
-    // the hot path.
-    if state.node.config().basic_auth.is_some() {
-        guarded = guarded.route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_basic_auth,
-        ));
-    }
-    let limit = state.node.config().max_body_bytes;
-    Router::new()
-        .merge(guarded)
+        .route("/", get(dashboard::page))
         .route("/actuator/health", get(actuator::health))
+        .route("/actuator/health/{*component}", get(actuator::health))
         .route("/actuator/prometheus", get(actuator::prometheus))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    // Without credentials configured, no auth layer at all: renewals are
+    // the hot path.
+    match auth {
+        Some(auth) => router.layer(auth),
+        None => router,
+    }
 }
 
 /// The whole application.

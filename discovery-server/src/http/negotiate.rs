@@ -80,14 +80,15 @@ impl Format {
         }
     }
 
-    /// Decodes a registration body.
+    /// Decodes a registration body; XML within `xml_limits`.
     pub(crate) fn decode_instance(
         self,
         body: &[u8],
+        xml_limits: &xml::XmlLimits,
     ) -> Result<InstanceInfo, cloud_protocol::eureka::DecodeError> {
         match self {
             Format::Json => json::decode_instance(body),
-            Format::Xml => xml::decode_instance(body),
+            Format::Xml => xml::decode_instance_within(body, xml_limits),
         }
     }
 }

@@ -10,14 +10,15 @@ use http_body_util::BodyExt as _;
 use proptest::prelude::*;
 use tower::ServiceExt as _;
 
-use crate::clock::ManualClock;
 use crate::config::{BasicAuth, ServerConfig};
+use crate::http::ShowDetails;
 use crate::server::Server;
+use cloud_runtime::clock::ManualClock;
 
 pub(super) fn server() -> (Server, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let clock = Arc::new(ManualClock::at_epoch_millis(1_700_000_000_000));
     (
-        Server::with_clock(ServerConfig::default(), clock.clone()),
+        Server::with_clock(ServerConfig::default(), clock.clone()).unwrap(),
         clock,
     )
 }
@@ -221,7 +222,7 @@ async fn an_older_replicated_renewal_gets_409_with_the_newer_instance() {
     let (s, _) = server();
     register(&s, "A", "a-1").await;
     let req = Request::put("/eureka/apps/A/a-1?lastDirtyTimestamp=50")
-        .header(crate::http::REPLICATION_HEADER, "true")
+        .header(crate::replication::REPLICATION_HEADER, "true")
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())
         .unwrap();
@@ -343,34 +344,121 @@ async fn gzip_is_served_when_asked_and_matches_the_plain_body() {
     assert_eq!(decoded, plain);
 }
 
-#[tokio::test]
-async fn basic_auth_guards_the_api_but_not_health() {
+fn guarded(show_details: ShowDetails) -> Server {
     let config = ServerConfig {
         basic_auth: Some(BasicAuth {
             username: "eureka".into(),
             password: "s3cret".into(),
         }),
+        show_details,
         ..ServerConfig::default()
     };
-    let s = Server::new(config);
+    Server::new(config).unwrap()
+}
+
+/// `eureka:s3cret`.
+const GOOD: &str = "Basic ZXVyZWthOnMzY3JldA==";
+/// `eureka:no`.
+const WRONG: &str = "Basic ZXVyZWthOm5v";
+
+fn get_as(uri: &str, authorization: Option<&str>) -> Request<Body> {
+    let mut req = Request::get(uri);
+    if let Some(a) = authorization {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+async fn health_as(s: &Server, uri: &str, authorization: Option<&str>) -> serde_json::Value {
+    let response = call(s, get_as(uri, authorization)).await;
+    assert_eq!(response.status(), StatusCode::OK, "{uri} stays open");
+    serde_json::from_str(&text(response).await).unwrap()
+}
+
+#[tokio::test]
+async fn basic_auth_guards_the_api_the_dashboard_and_prometheus_but_not_health() {
+    let s = guarded(ShowDetails::WhenAuthorized);
+    for uri in [
+        "/eureka/apps",
+        "/eureka/v2/apps",
+        "/",
+        "/actuator/prometheus",
+    ] {
+        let refused = call(&s, get_as(uri, None)).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(
+            refused.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"eureka\""
+        );
+        assert_eq!(
+            call(&s, get_as(uri, Some(WRONG))).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        assert_eq!(
+            call(&s, get_as(uri, Some(GOOD))).await.status(),
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    // The scheme is case-insensitive (RFC 7235).
     assert_eq!(
-        call(&s, get("/eureka/apps", "")).await.status(),
-        StatusCode::UNAUTHORIZED
+        call(
+            &s,
+            get_as("/eureka/apps", Some("basic ZXVyZWthOnMzY3JldA=="))
+        )
+        .await
+        .status(),
+        StatusCode::OK
     );
-    let authed = Request::get("/eureka/apps")
-        .header(header::AUTHORIZATION, "Basic ZXVyZWthOnMzY3JldA==")
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(call(&s, authed).await.status(), StatusCode::OK);
-    let wrong = Request::get("/eureka/apps")
-        .header(header::AUTHORIZATION, "Basic ZXVyZWthOm5v")
-        .body(Body::empty());
     assert_eq!(
-        call(&s, wrong.unwrap()).await.status(),
-        StatusCode::UNAUTHORIZED
+        call(&s, get_as("/actuator/health", None)).await.status(),
+        StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn health_details_show_only_to_authorized_callers_when_authorized() {
+    let s = guarded(ShowDetails::WhenAuthorized);
+    for uri in ["/actuator/health", "/actuator/health/discovery"] {
+        assert_eq!(
+            health_as(&s, uri, None).await,
+            serde_json::json!({"status": "UP"})
+        );
+        assert_eq!(
+            health_as(&s, uri, Some(WRONG)).await,
+            serde_json::json!({"status": "UP"})
+        );
+        let detailed = health_as(&s, uri, Some(GOOD)).await;
+        assert_eq!(
+            detailed["components"]["discovery"]["details"]["instances"],
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_details_follow_always_and_never() {
+    let always = guarded(ShowDetails::Always);
+    let anonymous = health_as(&always, "/actuator/health", None).await;
+    assert_eq!(anonymous["components"]["discovery"]["status"], "UP");
+
+    let never = guarded(ShowDetails::Never);
     assert_eq!(
-        call(&s, get("/actuator/health", "")).await.status(),
+        health_as(&never, "/actuator/health", Some(GOOD)).await,
+        serde_json::json!({"status": "UP"})
+    );
+}
+
+#[tokio::test]
+async fn without_credentials_health_shows_details_to_everyone() {
+    let (s, _) = server();
+    let health = health_as(&s, "/actuator/health", None).await;
+    assert_eq!(health["components"]["discovery"]["status"], "UP");
+    assert_eq!(
+        call(&s, get_as("/actuator/prometheus", None))
+            .await
+            .status(),
         StatusCode::OK
     );
 }

@@ -15,10 +15,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::AppError;
 use super::negotiate::{Format, Negotiated, inflate_body};
+use crate::limits::Rejection;
 use crate::registry::{Origin, RenewOutcome, RenewRequest, app_key};
-
-/// The header that marks a request from a peer node.
-pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
+use crate::replication::REPLICATION_HEADER;
 
 /// Where a request comes from: a peer when it carries
 /// `x-netflix-discovery-replication: true`, else a client.
@@ -50,17 +49,25 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let body = inflate_body(&headers, body, state.node.config().max_body_bytes)?;
+    let body = inflate_body(&headers, body, state.max_body_bytes())?;
     let format = Format::of_body(&headers, &body).ok_or_else(|| {
         let content_type = headers.get(header::CONTENT_TYPE);
         let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("?");
         AppError::UnsupportedMediaType(content_type.to_owned())
     })?;
-    let mut info = format
-        .decode_instance(&body)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let limits = state.node.registry().limits();
+    let mut info =
+        format
+            .decode_instance(&body, &limits.xml)
+            .map_err(|e| match e.limit_exceeded() {
+                Some(limit) => rejected(&state, Rejection::of_document(limit), &e),
+                None => AppError::BadRequest(e.to_string()),
+            })?;
     info.validate()
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    limits
+        .check_instance(&info)
+        .map_err(|e| rejected(&state, e.rejection(), &e))?;
     let expected = app_key(&app);
     if *app_key(&info.app) != *expected {
         return Err(AppError::BadRequest(format!(
@@ -70,6 +77,12 @@ pub(crate) async fn register(
     }
     state.node.register(info, origin);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A `400` for a request over a limit, counted by reason.
+fn rejected(state: &AppState, reason: Rejection, error: &dyn std::fmt::Display) -> AppError {
+    state.node.metrics().rejected.record(reason);
+    AppError::BadRequest(error.to_string())
 }
 
 fn status_param(value: Option<&str>, name: &str) -> Result<Option<InstanceStatus>, AppError> {
@@ -184,8 +197,9 @@ pub(crate) async fn delete_status(
 
 /// `PUT /apps/{app}/{id}/metadata?key=value&...`: adds or replaces
 /// entries; `200` (also with no entries, as Eureka), `404` for an unknown
-/// instance. A key given twice keeps its first value, as Eureka's
-/// `entry.getValue().get(0)`.
+/// instance, `400` when the instance would carry more metadata than the
+/// limits allow (nothing is stored). A key given twice keeps its first
+/// value, as Eureka's `entry.getValue().get(0)`.
 pub(crate) async fn metadata(
     State(state): State<AppState>,
     Path((app, id)): Path<(String, String)>,
@@ -197,9 +211,22 @@ pub(crate) async fn metadata(
         .into_iter()
         .filter(|(k, _)| seen.insert(k.clone()))
         .collect();
-    state
+    let registry = state.node.registry();
+    let check = |state: &AppState| match registry.check_metadata_update(&app, &id, &entries) {
+        None => Err(AppError::NotFound),
+        Some(Err(e)) => Err(rejected(state, e.rejection(), &e)),
+        Some(Ok(())) => Ok(()),
+    };
+    check(&state)?;
+    if state
         .node
-        .update_metadata(&app, &id, entries, origin)
-        .map(|_| StatusCode::OK)
-        .ok_or(AppError::NotFound)
+        .update_metadata(&app, &id, entries.clone(), origin)
+        .is_some()
+    {
+        return Ok(StatusCode::OK);
+    }
+    // Refused although within the limits when checked: a concurrent update
+    // took the room (400), or the instance left (404).
+    check(&state)?;
+    Err(AppError::NotFound)
 }

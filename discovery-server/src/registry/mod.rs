@@ -1,10 +1,11 @@
 //! The registry core: instances and their leases, renew, cancel, eviction
 //! with Eureka's limits, self-preservation, status overrides, the
-//! recently-changed queue behind `/apps/delta`, the apps hashcode and a
-//! version that moves on every change.
+//! recently-changed queue behind `/apps/delta` (bounded in bytes, see
+//! `changes`), the apps hashcode and a version that moves on every change.
+//! Metadata per instance is held within the [`Limits`].
 //!
 //! Pure: no I/O and no tasks; time comes from an injected
-//! [`Clock`](crate::clock::Clock). Every
+//! [`Clock`](cloud_runtime::clock::Clock). Every
 //! mutation returns the [`RegistryEvent`] it caused so the caller can
 //! replicate it, count it and wake watchers.
 //!
@@ -13,23 +14,30 @@
 //! no writer blocked for long. Serialization works on a [`Snapshot`] taken
 //! under the read lock and written after it is released.
 
+mod changes;
 mod event;
 mod lease;
 mod rate;
 mod rules;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cloud_protocol::eureka::{ActionType, AppsHashcode, InstanceInfo, InstanceStatus, LeaseInfo};
+use arc_swap::ArcSwap;
+use cloud_protocol::eureka::{
+    ActionType, AppsHashcode, InstanceInfo, InstanceStatus, LeaseInfo, Metadata,
+};
 use parking_lot::RwLock;
 use rand::seq::SliceRandom;
 
+pub use changes::DeltaQueueStats;
 pub use event::{EventAction, Origin, RegistryEvent};
 pub use rules::effective_status;
 
-use crate::clock::SharedClock;
+use crate::limits::{Limits, MetadataTooLarge};
+use changes::ChangeQueue;
+use cloud_runtime::clock::SharedClock;
 use lease::Lease;
 use rate::MinuteRate;
 
@@ -168,12 +176,6 @@ impl Entry {
     }
 }
 
-struct Change {
-    at: i64,
-    instance: Arc<InstanceInfo>,
-    lease: LeaseInfo,
-}
-
 /// Applications by upper-case name, each with its entries by instance id.
 type Apps = BTreeMap<Arc<str>, HashMap<Arc<str>, Entry>>;
 
@@ -181,7 +183,7 @@ type Apps = BTreeMap<Arc<str>, HashMap<Arc<str>, Entry>>;
 struct Inner {
     apps: Apps,
     overrides: HashMap<Arc<str>, InstanceStatus>,
-    changes: VecDeque<Change>,
+    changes: ChangeQueue,
     counts: AppsHashcode,
     instances: usize,
     /// Sum over instances of 60 000 / renewal interval: expected renewals
@@ -193,6 +195,7 @@ struct Inner {
 pub struct Registry {
     clock: SharedClock,
     settings: RegistrySettings,
+    limits: ArcSwap<Limits>,
     inner: RwLock<Inner>,
     version: AtomicU64,
     renews: MinuteRate,
@@ -211,6 +214,11 @@ impl std::fmt::Debug for Registry {
 /// record or heartbeat), so it says nothing about what the client reports.
 fn masked_by_override(status: InstanceStatus, overridden: Option<InstanceStatus>) -> bool {
     overridden.is_some_and(|o| o != InstanceStatus::Unknown && o == status)
+}
+
+/// The entry of instance `id` in application `app` (an upper-case key).
+fn entry<'a>(apps: &'a Apps, app: &str, id: &str) -> Option<&'a Entry> {
+    apps.get(app).and_then(|m| m.get(id))
 }
 
 /// The entry of instance `id` in application `app` (an upper-case key).
@@ -233,6 +241,7 @@ impl Registry {
         Registry {
             clock,
             settings,
+            limits: ArcSwap::from_pointee(Limits::default()),
             inner: RwLock::new(Inner::default()),
             version: AtomicU64::new(0),
             renews: MinuteRate::new(),
@@ -244,9 +253,27 @@ impl Registry {
         &self.settings
     }
 
+    /// The limits in force ([`Limits::default`] until
+    /// [`set_limits`](Self::set_limits)).
+    pub fn limits(&self) -> Limits {
+        **self.limits.load()
+    }
+
+    /// Replaces the limits; takes effect for the next request. The server
+    /// sets them once at start; they may also be changed while it runs.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limits.store(Arc::new(limits));
+    }
+
+    /// Figures of the recently-changed queue behind `/apps/delta`.
+    pub fn delta_queue_stats(&self) -> DeltaQueueStats {
+        let now = self.clock.epoch_millis();
+        self.inner.read().changes.stats(now)
+    }
+
     /// Current time by the registry's clock.
     pub fn now_millis(&self) -> i64 {
-        self.clock.now_millis()
+        self.clock.epoch_millis()
     }
 
     /// The registry version: moves on every change that `/apps` shows
@@ -262,12 +289,12 @@ impl Registry {
         instance: &Arc<InstanceInfo>,
         lease: LeaseInfo,
     ) -> u64 {
-        inner.changes.push_back(Change {
-            at,
-            instance: Arc::clone(instance),
-            lease,
-        });
         self.purge_changes(inner, at);
+        let max_bytes = self.limits.load().max_delta_queue_bytes;
+        let retention = self.settings.delta_retention_millis;
+        inner
+            .changes
+            .push(at, instance, lease, retention, max_bytes);
         self.version.fetch_add(1, Ordering::AcqRel) + 1
     }
 
@@ -287,10 +314,14 @@ impl Registry {
     }
 
     fn purge_changes(&self, inner: &mut Inner, now: i64) {
-        let horizon = now - self.settings.delta_retention_millis;
-        while inner.changes.front().is_some_and(|c| c.at < horizon) {
-            inner.changes.pop_front();
-        }
+        inner
+            .changes
+            .purge(now - self.settings.delta_retention_millis);
+    }
+
+    /// Renewals a minute a lease expects, in thousandths.
+    fn lease_interval_milli(lease: &LeaseInfo) -> u64 {
+        60_000 / u64::from(lease.renewal_interval_in_secs.max(1))
     }
 
     fn interval_secs(info: &InstanceInfo, settings: &RegistrySettings) -> u64 {
@@ -322,17 +353,13 @@ impl Registry {
             .take_while(|c| c.at > window_start)
             .filter(|c| c.lease.registration_timestamp == c.at)
             .filter(|c| {
-                inner
-                    .apps
-                    .get(app_key(&c.instance.app).as_ref())
-                    .and_then(|m| m.get(c.instance.instance_id.as_str()))
-                    .is_some_and(|e| e.lease.registration() == c.at)
+                entry(&inner.apps, &c.app, &c.id).is_some_and(|e| e.lease.registration() == c.at)
             })
             .map(|c| {
-                let secs = Self::interval_secs(&c.instance, &self.settings);
+                let secs = u64::from(c.lease.renewal_interval_in_secs.max(1));
                 let age_millis = u64::try_from(now - c.at).unwrap_or(0);
                 let earned = age_millis / (secs * 1000) * 1000;
-                Self::interval_milli(&c.instance, &self.settings).saturating_sub(earned)
+                Self::lease_interval_milli(&c.lease).saturating_sub(earned)
             })
             .sum()
     }
@@ -340,7 +367,7 @@ impl Registry {
     /// Registers (or re-registers) an instance. The app name is upper-cased;
     /// `info` must have passed [`InstanceInfo::validate`].
     pub fn register(&self, mut info: InstanceInfo, origin: Origin) -> RegistryEvent {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         info.app = app_key(&info.app).into_owned();
         if info.last_dirty_timestamp == 0 {
             info.last_dirty_timestamp = now;
@@ -447,7 +474,7 @@ impl Registry {
     /// Renews a lease, honouring the reported status and last dirty
     /// timestamp as Eureka's `InstanceResource.renewLease` does.
     pub fn renew(&self, app: &str, id: &str, req: RenewRequest, origin: Origin) -> RenewOutcome {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         {
             let inner = self.inner.read();
@@ -539,6 +566,8 @@ impl Registry {
         let old_status = entry.info.status;
         let mut version = self.version();
         if status != old_status {
+            // The queue lets go of the record first, so it changes in place.
+            inner.changes.release(app, id);
             let info = Arc::make_mut(&mut entry.info);
             info.status = status;
             info.action_type = Some(ActionType::Modified);
@@ -564,7 +593,7 @@ impl Registry {
 
     /// Removes an instance (`DELETE`); `None` when it was not registered.
     pub fn cancel(&self, app: &str, id: &str, origin: Origin) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let mut guard = self.inner.write();
         let action = if origin == Origin::Eviction {
             EventAction::Evict
@@ -591,6 +620,8 @@ impl Registry {
         inner.instances -= 1;
         inner.counts.remove(entry.info.status);
         inner.expected_renews_milli -= Self::interval_milli(&entry.info, &self.settings);
+        // The queue lets go of the record first, so it is not copied.
+        inner.changes.release(app, id);
         let mut info = Arc::unwrap_or_clone(entry.info);
         info.action_type = Some(ActionType::Deleted);
         info.last_updated_timestamp = now;
@@ -616,7 +647,7 @@ impl Registry {
         last_dirty_timestamp: Option<i64>,
         _origin: Origin,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
@@ -629,6 +660,7 @@ impl Registry {
         );
         let entry = entry_mut(&mut inner.apps, &app, id)?;
         entry.lease.renew(now);
+        inner.changes.release(&app, id);
         let old_status = entry.change_status(now, status, status, last_dirty_timestamp);
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
         inner.overrides.insert(key, status);
@@ -653,7 +685,7 @@ impl Registry {
         last_dirty_timestamp: Option<i64>,
         _origin: Origin,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
         let mut guard = self.inner.write();
         let inner = &mut *guard;
@@ -672,6 +704,7 @@ impl Registry {
             });
         }
         let status = value.unwrap_or(entry.reported);
+        inner.changes.release(&app, id);
         let old_status =
             entry.change_status(now, status, InstanceStatus::Unknown, last_dirty_timestamp);
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
@@ -683,21 +716,55 @@ impl Registry {
         })
     }
 
-    /// Adds or replaces metadata entries (`PUT .../metadata?key=value`);
-    /// `None` when the instance is not registered.
+    /// Whether adding `entries` to the metadata of an instance keeps it
+    /// within the [`Limits`]; `None` when the instance is not registered.
+    /// [`update_metadata`](Self::update_metadata) checks again as it
+    /// stores, so a concurrent update cannot take the instance past them.
+    pub fn check_metadata_update(
+        &self,
+        app: &str,
+        id: &str,
+        entries: &[(String, String)],
+    ) -> Option<Result<(), MetadataTooLarge>> {
+        let limits = self.limits();
+        let inner = self.inner.read();
+        let entry = entry(&inner.apps, &app_key(app), id)?;
+        Some(Self::merged_metadata(&limits, &entry.info, entries.to_vec()).map(|_| ()))
+    }
+
+    /// The metadata of `info` with `entries` added, if within `limits`.
+    fn merged_metadata(
+        limits: &Limits,
+        info: &InstanceInfo,
+        entries: Vec<(String, String)>,
+    ) -> Result<Metadata, MetadataTooLarge> {
+        let mut merged = info.metadata.clone();
+        merged.extend(entries);
+        limits.check_updated(info, &merged)?;
+        Ok(merged)
+    }
+
+    /// Adds or replaces metadata entries (`PUT .../metadata?key=value`).
+    /// `None` when the instance is not registered, or when the result would
+    /// be over the metadata [`Limits`] (then nothing is stored; see
+    /// [`check_metadata_update`](Self::check_metadata_update)).
     pub fn update_metadata(
         &self,
         app: &str,
         id: &str,
         entries: impl IntoIterator<Item = (String, String)>,
     ) -> Option<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let app = app_key(app);
+        let limits = self.limits();
+        let entries: Vec<(String, String)> = entries.into_iter().collect();
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         let entry = entry_mut(&mut inner.apps, &app, id)?;
+        let merged = Self::merged_metadata(&limits, &entry.info, entries).ok()?;
+        inner.changes.release(&app, id);
         let info = Arc::make_mut(&mut entry.info);
-        info.metadata.extend(entries);
+        info.metadata = merged;
         info.action_type = Some(ActionType::Modified);
         info.last_updated_timestamp = now;
         let (snapshot, lease) = (Arc::clone(&entry.info), entry.lease.info());
@@ -714,7 +781,7 @@ impl Registry {
     /// it follows scale-downs instead of sticking; an instance registered
     /// less than a minute ago counts only the renewals it could have sent.
     pub fn preservation(&self) -> PreservationState {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         self.preservation_from(&self.inner.read(), now)
     }
 
@@ -745,7 +812,7 @@ impl Registry {
     /// random. A lease expires once its duration has passed since its last
     /// renewal (once, not twice, its duration).
     pub fn evict(&self) -> Vec<RegistryEvent> {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         self.purge_changes(inner, now);
@@ -844,27 +911,47 @@ impl Registry {
     /// The changes of the retention window (3 minutes by default), one
     /// entry per instance with its latest state and action, and the
     /// hashcode of the whole registry, as Eureka's `getApplicationDeltas`.
+    ///
+    /// When the change queue went over its byte budget and dropped changes
+    /// still inside the window, the window is no longer known in full; until
+    /// those changes would have left it, the delta lists every registered
+    /// instance (and the removals still queued) instead. A client that
+    /// applies it holds exactly the registry, except for instances removed
+    /// in the lost changes; those make its reconcile hashcode count more
+    /// instances than the delta's `apps__hashcode`, so it fetches the full
+    /// registry. Either way no client is left with a wrong registry that
+    /// its hashcode check accepts.
     pub fn delta(&self) -> Snapshot {
-        let now = self.clock.now_millis();
+        let now = self.clock.epoch_millis();
         let horizon = now - self.settings.delta_retention_millis;
         let inner = self.inner.read();
-        // Later changes of an instance replace earlier ones.
-        let mut latest: HashMap<(&str, &str), &Change> = HashMap::new();
+        let incomplete = inner.changes.is_incomplete(now);
+        // Later changes of an instance replace earlier ones (only the latest
+        // keeps its record).
+        let mut latest: HashMap<(&str, &str), LeasedInstance> = HashMap::new();
         for change in inner.changes.iter().filter(|c| c.at >= horizon) {
+            let Some(instance) = &change.instance else {
+                continue;
+            };
+            let removed = instance.action_type == Some(ActionType::Deleted);
+            if incomplete && !removed {
+                continue;
+            }
             latest.insert(
-                (
-                    change.instance.app.as_str(),
-                    change.instance.instance_id.as_str(),
-                ),
-                change,
+                (&change.app, &change.id),
+                (Arc::clone(instance), change.lease),
             );
         }
+        if incomplete {
+            for (app, instances) in &inner.apps {
+                for (id, e) in instances {
+                    latest.insert((app, id), (Arc::clone(&e.info), e.lease.info()));
+                }
+            }
+        }
         let mut by_app: BTreeMap<&str, Vec<LeasedInstance>> = BTreeMap::new();
-        for ((app, _), change) in latest {
-            by_app
-                .entry(app)
-                .or_default()
-                .push((Arc::clone(&change.instance), change.lease));
+        for ((app, _), leased) in latest {
+            by_app.entry(app).or_default().push(leased);
         }
         for list in by_app.values_mut() {
             list.sort_unstable_by(|a, b| a.0.instance_id.cmp(&b.0.instance_id));
@@ -891,9 +978,12 @@ impl Registry {
 
     /// Renewals counted in the last minute.
     pub fn renews_last_min(&self) -> u64 {
-        self.renews.last_minute(self.clock.now_millis())
+        self.renews.last_minute(self.clock.epoch_millis())
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limit_tests;

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use cloud_protocol::eureka::{ActionType, InstanceInfo, InstanceStatus, LeaseInfo};
 
 use super::*;
-use crate::clock::ManualClock;
+use cloud_runtime::clock::ManualClock;
 
 const T0: i64 = 1_700_000_000_000;
 
 fn registry(self_preservation: bool) -> (Registry, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(T0));
+    let clock = Arc::new(ManualClock::at_epoch_millis(T0));
     let settings = RegistrySettings {
         self_preservation,
         ..RegistrySettings::default()
@@ -32,6 +32,18 @@ fn instance(app: &str, id: &str) -> InstanceInfo {
         }),
         ..InstanceInfo::default()
     }
+}
+
+/// The instance ids of a snapshot with their actions, in order.
+pub(super) fn actions(snapshot: &Snapshot) -> Vec<(String, Option<ActionType>)> {
+    snapshot
+        .applications
+        .iter()
+        .flat_map(|(_, l)| {
+            l.iter()
+                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
+        })
+        .collect()
 }
 
 fn renew(r: &Registry, app: &str, id: &str) -> bool {
@@ -74,7 +86,7 @@ fn renewal_keeps_the_lease_and_does_not_move_the_version() {
     let (r, clock) = registry(false);
     r.register(instance("A", "a-1"), Origin::Local);
     let v = r.version();
-    clock.advance(60_000);
+    clock.advance_millis(60_000);
     assert!(renew(&r, "a", "a-1"));
     assert_eq!(r.version(), v);
     assert_eq!(
@@ -82,7 +94,7 @@ fn renewal_keeps_the_lease_and_does_not_move_the_version() {
         T0 + 60_000
     );
     assert_eq!(r.renews_last_min(), 1);
-    clock.advance(89_000);
+    clock.advance_millis(89_000);
     assert!(r.evict().is_empty());
 }
 
@@ -105,9 +117,9 @@ fn a_lease_expires_after_its_duration_not_twice_it() {
         ..LeaseInfo::default()
     });
     r.register(short, Origin::Local);
-    clock.advance(15_000);
+    clock.advance_millis(15_000);
     assert!(r.evict().is_empty(), "still valid at exactly its duration");
-    clock.advance(1);
+    clock.advance_millis(1);
     let evicted = r.evict();
     assert_eq!(evicted.len(), 1);
     assert_eq!(evicted[0].action, EventAction::Evict);
@@ -126,7 +138,7 @@ fn eviction_removes_at_most_the_share_above_the_threshold_per_run() {
     for i in 0..20 {
         r.register(instance("A", &format!("a-{i}")), Origin::Local);
     }
-    clock.advance(91_000);
+    clock.advance_millis(91_000);
     assert_eq!(r.evict().len(), 3, "20 - floor(20 * 0.85)");
     assert_eq!(r.counts().instances, 17);
     assert_eq!(r.evict().len(), 3, "17 - floor(17 * 0.85)");
@@ -140,7 +152,7 @@ fn self_preservation_holds_expired_leases_when_renewals_drop_below_threshold() {
         r.register(instance("A", &format!("a-{i}")), Origin::Local);
     }
     // Everyone stops renewing (a partition): nothing is evicted.
-    clock.advance(120_000);
+    clock.advance_millis(120_000);
     let state = r.preservation();
     assert_eq!(state.expected_renews_per_min, 20.0);
     assert_eq!(state.renews_threshold, 17);
@@ -166,12 +178,12 @@ fn fresh_registrations_are_expected_to_renew_only_for_the_time_they_have_lived()
     }
     // Just registered: no renewal is due yet, so nothing is missing
     // (Eureka would expect 20 a minute at once and report preservation).
-    clock.advance(1_000);
+    clock.advance_millis(1_000);
     let state = r.preservation();
     assert_eq!(state.expected_renews_per_min, 0.0);
     assert!(!state.is_active());
     // 31 s in, one renewal each is due; all arrived.
-    clock.advance(30_000);
+    clock.advance_millis(30_000);
     for i in 0..10 {
         assert!(renew(&r, "A", &format!("a-{i}")));
     }
@@ -180,7 +192,7 @@ fn fresh_registrations_are_expected_to_renew_only_for_the_time_they_have_lived()
     assert!(!state.is_active());
     // A minute in, the full rate is expected; without the second round of
     // renewals the registry preserves, as Eureka's rule says.
-    clock.advance(30_000);
+    clock.advance_millis(30_000);
     let state = r.preservation();
     assert_eq!(state.expected_renews_per_min, 20.0);
     assert!(state.is_active());
@@ -193,9 +205,9 @@ fn a_young_instance_beside_dead_old_ones_does_not_unlock_evictions() {
         r.register(instance("A", &format!("a-{i}")), Origin::Local);
     }
     // The old ten go silent (a partition); one newcomer registers.
-    clock.advance(120_000);
+    clock.advance_millis(120_000);
     r.register(instance("A", "new"), Origin::Local);
-    clock.advance(1_000);
+    clock.advance_millis(1_000);
     let state = r.preservation();
     assert_eq!(state.expected_renews_per_min, 20.0);
     assert!(state.is_active());
@@ -208,7 +220,7 @@ fn self_preservation_off_evicts_expired_leases() {
     for i in 0..10 {
         r.register(instance("A", &format!("a-{i}")), Origin::Local);
     }
-    clock.advance(120_000);
+    clock.advance_millis(120_000);
     assert!(!r.preservation().is_active());
     assert_eq!(r.evict().len(), 2, "10 - floor(8.5)");
 }
@@ -216,7 +228,7 @@ fn self_preservation_off_evicts_expired_leases() {
 /// Renews every live instance every 30 s for `minutes`.
 fn heartbeat(r: &Registry, clock: &ManualClock, live: &[String], minutes: i64) {
     for _ in 0..(2 * minutes) {
-        clock.advance(30_000);
+        clock.advance_millis(30_000);
         for id in live {
             assert!(renew(r, "A", id));
         }
@@ -251,7 +263,7 @@ fn cancel_removes_and_recomputes_expected_renewals() {
     r.register(instance("A", "a-1"), Origin::Local);
     r.register(instance("A", "a-2"), Origin::Local);
     // Past their first minute, both count at their full rate.
-    clock.advance(60_000);
+    clock.advance_millis(60_000);
     assert_eq!(r.preservation().expected_renews_per_min, 4.0);
     let ev = r.cancel("a", "a-1", Origin::Local).unwrap();
     assert_eq!(ev.action, EventAction::Cancel);
@@ -385,31 +397,23 @@ fn delta_holds_three_minutes_of_changes_with_actions_and_the_full_hashcode() {
     let (r, clock) = registry(true);
     r.register(instance("A", "a-1"), Origin::Local);
     r.register(instance("B", "b-1"), Origin::Local);
-    clock.advance(1_000);
+    clock.advance_millis(1_000);
     r.cancel("A", "a-1", Origin::Local);
     r.update_metadata("B", "b-1", [("zone".to_owned(), "z1".to_owned())])
         .unwrap();
     let delta = r.delta();
     assert_eq!(delta.apps_hashcode, "UP_1_");
     assert_eq!(delta.version, r.version());
-    let actions: Vec<_> = delta
-        .applications
-        .iter()
-        .flat_map(|(_, l)| {
-            l.iter()
-                .map(|(i, _)| (i.instance_id.clone(), i.action_type))
-        })
-        .collect();
     assert_eq!(
-        actions,
+        actions(&delta),
         vec![
             ("a-1".to_owned(), Some(ActionType::Deleted)),
             ("b-1".to_owned(), Some(ActionType::Modified))
         ]
     );
-    clock.advance(179_000);
+    clock.advance_millis(179_000);
     assert_eq!(r.delta().applications.len(), 2, "still inside the window");
-    clock.advance(1_001);
+    clock.advance_millis(1_001);
     assert!(
         r.delta().applications.is_empty(),
         "older than three minutes"

@@ -18,6 +18,11 @@
 //! - `receive`: the batch endpoint.
 //! - `sync`: the initial registry copy and the read gate in front of it.
 //! - `settings`: [`ReplicationSettings`].
+//! - `own_address`: recognising this node's own URL in the peer list, so
+//!   every node of a cluster can be given the same list.
+//!
+//! The module depends on [`crate::node`] only: the batch endpoint is served
+//! over any state that implements [`PeerApi`].
 //!
 //! # Example
 //! ```no_run
@@ -30,13 +35,17 @@
 //! let url = |l: &tokio::net::TcpListener| -> std::io::Result<String> {
 //!     Ok(format!("http://{}/eureka/", l.local_addr()?))
 //! };
-//! let config_a = ServerConfig { peers: vec![url(&b)?], ..ServerConfig::default() };
-//! let config_b = ServerConfig { peers: vec![url(&a)?], ..ServerConfig::default() };
-//! tokio::spawn(Server::new(config_a).serve(a, std::future::pending()));
-//! Server::new(config_b).serve(b, std::future::pending()).await
+//! // Both get the same list: a node skips its own URL.
+//! let peers = vec![url(&a)?, url(&b)?];
+//! let config = ServerConfig { peers, ..ServerConfig::default() };
+//! let server_a = Server::new(config.clone()).map_err(std::io::Error::other)?;
+//! let server_b = Server::new(config).map_err(std::io::Error::other)?;
+//! tokio::spawn(server_a.serve(a, std::future::pending()));
+//! server_b.serve(b, std::future::pending()).await
 //! # }
 //! ```
 
+mod own_address;
 mod peer;
 mod queue;
 mod receive;
@@ -44,17 +53,20 @@ mod settings;
 mod sync;
 pub mod wire;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use settings::ReplicationSettings;
 
-use crate::http::AppState;
 use crate::node::{EventSink, Node};
 use crate::registry::{EventAction, Origin, RegistryEvent};
 use peer::Peer;
@@ -62,16 +74,46 @@ use queue::Task;
 use sync::{ReadGate, SyncOutcome};
 use wire::Action;
 
+/// The header that marks a request from a peer node.
+pub const REPLICATION_HEADER: &str = "x-netflix-discovery-replication";
+
+/// What the batch endpoint needs from the server's state.
+pub trait PeerApi: Clone + Send + Sync + 'static {
+    /// The API's error, answered when a batch is refused.
+    type Rejection: IntoResponse;
+    /// The node batches are applied to.
+    fn node(&self) -> &Arc<Node>;
+    /// The request body decoded as the API decodes bodies (gzip, size
+    /// limit), or why it is refused.
+    fn decode_body(&self, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Self::Rejection>;
+    /// The `400` for a batch that cannot be read, in the API's error shape.
+    fn bad_request(&self, reason: String) -> Self::Rejection;
+}
+
+/// The replication HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the peer replication HTTP client")]
+pub struct ClientError {
+    #[source]
+    source: reqwest::Error,
+}
+
 /// What the sender tasks share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     node: Arc<Node>,
     peers: Vec<Arc<Peer>>,
     client: reqwest::Client,
+    transport: Arc<dyn peer::BatchTransport>,
     settings: ReplicationSettings,
 }
 
 impl Shared {
+    /// The peers other than this node itself.
+    fn remote_peers(&self) -> impl Iterator<Item = &Arc<Peer>> {
+        self.peers.iter().filter(|p| !p.is_self())
+    }
+
     /// Copies the peers' counters into the node's metrics.
     fn publish_metrics(&self) {
         let m = self.node.metrics();
@@ -92,8 +134,11 @@ impl Shared {
 
     /// Shows the peers' health on the dashboard.
     fn publish_peer_status(&self) {
-        self.node
-            .set_peer_status(self.peers.iter().map(|p| p.health.lock().clone()).collect());
+        self.node.set_peer_status(
+            self.remote_peers()
+                .map(|p| p.health.lock().clone())
+                .collect(),
+        );
     }
 }
 
@@ -116,7 +161,7 @@ impl EventSink for Fanout {
             EventAction::Evict => return,
         };
         let queued_at = Instant::now();
-        for peer in &self.peers {
+        for peer in self.peers.iter().filter(|p| !p.is_self()) {
             peer.queue.push(Task {
                 action,
                 info: Arc::clone(&event.instance),
@@ -134,13 +179,32 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Replication of `node` to the peers in its configuration. Local
-    /// changes are queued from now on; [`Replication::run`] sends them.
-    pub fn new(node: Arc<Node>) -> Replication {
-        let settings = node.config().replication.clone();
-        let peers: Vec<Arc<Peer>> = node
-            .config()
-            .peers
+    /// Replication of `node` to `peers` (service URLs). Local changes are
+    /// queued from now on; [`Replication::run`] sends them.
+    pub fn new(
+        node: Arc<Node>,
+        peers: &[String],
+        settings: ReplicationSettings,
+    ) -> Result<Replication, ClientError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.request_timeout)
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|source| ClientError { source })?;
+        let transport = Arc::new(peer::HttpTransport::new(client.clone()));
+        Ok(Replication::with_transport(
+            node, peers, settings, client, transport,
+        ))
+    }
+
+    fn with_transport(
+        node: Arc<Node>,
+        peers: &[String],
+        settings: ReplicationSettings,
+        client: reqwest::Client,
+        transport: Arc<dyn peer::BatchTransport>,
+    ) -> Replication {
+        let peers: Vec<Arc<Peer>> = peers
             .iter()
             .map(|url| Arc::new(Peer::new(url, settings.queue_capacity)))
             .collect();
@@ -149,16 +213,12 @@ impl Replication {
                 peers: peers.clone(),
             }));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.request_timeout)
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
         let gate = Arc::new(ReadGate::new(peers.is_empty()));
         let shared = Arc::new(Shared {
             node,
             peers,
             client,
+            transport,
             settings,
         });
         if !shared.peers.is_empty() {
@@ -170,10 +230,31 @@ impl Replication {
 
     /// The batch endpoint, to mount beside the Eureka API
     /// (`/peerreplication/batch`, with or without a trailing slash).
-    pub fn routes() -> Router<AppState> {
+    pub fn routes<S: PeerApi>() -> Router<S> {
         Router::new()
-            .route("/peerreplication/batch", post(receive::batch))
-            .route("/peerreplication/batch/", post(receive::batch))
+            .route("/peerreplication/batch", post(receive::batch::<S>))
+            .route("/peerreplication/batch/", post(receive::batch::<S>))
+    }
+
+    /// Finds the peer URLs that name this node, listening on `local` (same
+    /// port, and a host that is, or resolves to, the bound address; with a
+    /// wildcard bind, any address of this machine), and never replicates
+    /// to them. Returns how many there were.
+    pub async fn recognise_self(&self, local: SocketAddr) -> usize {
+        let timeout = self.shared.settings.request_timeout;
+        let mut found = 0;
+        for peer in &self.shared.peers {
+            if own_address::names_this_node(&peer.url, local, timeout).await {
+                tracing::info!(peer = %peer.name, "peer URL names this node; not replicating to it");
+                peer.mark_self();
+                found += 1;
+            }
+        }
+        if found > 0 {
+            self.shared.publish_peer_status();
+            self.shared.publish_metrics();
+        }
+        found
     }
 
     /// `router` with registry reads held until the initial copy is done.
@@ -198,14 +279,13 @@ impl Replication {
     /// every peer until `stop`.
     pub async fn run(&self, stop: CancellationToken) {
         let shared = &self.shared;
-        if shared.peers.is_empty() {
+        if shared.remote_peers().next().is_none() {
             self.gate.open();
             return;
         }
         shared.publish_peer_status();
         let senders: Vec<_> = shared
-            .peers
-            .iter()
+            .remote_peers()
             .map(|p| tokio::spawn(peer::run(Arc::clone(shared), Arc::clone(p), stop.clone())))
             .collect();
         let started = Instant::now();

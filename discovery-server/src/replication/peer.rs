@@ -4,20 +4,21 @@
 //! re-sends the registration, a `409` carrying a newer instance is adopted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use cloud_protocol::eureka::InstanceInfo;
+use futures::future::BoxFuture;
 use http::StatusCode;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::queue::{Task, TaskQueue};
 use super::settings::MAX_BATCH_BYTES;
 use super::wire::{self, Action, ItemResponse};
-use crate::http::REPLICATION_HEADER;
+use super::{REPLICATION_HEADER, Shared};
 use crate::node::PeerStatus;
 use crate::registry::Origin;
 
@@ -32,6 +33,8 @@ pub(crate) struct Peer {
     pub(crate) batches: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) health: Mutex<PeerStatus>,
+    /// The URL names this node itself: nothing is sent to it.
+    is_self: AtomicBool,
 }
 
 /// `url` with its password, if any, masked (`http://user:***@host/eureka/`).
@@ -70,7 +73,19 @@ impl Peer {
                 healthy: None,
                 last_error: None,
             }),
+            is_self: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the URL names this node itself.
+    pub(crate) fn is_self(&self) -> bool {
+        self.is_self.load(Ordering::Relaxed)
+    }
+
+    /// Marks the peer as this node itself and drops what was queued for it.
+    pub(crate) fn mark_self(&self) {
+        self.is_self.store(true, Ordering::Relaxed);
+        drop(self.queue.take(usize::MAX));
     }
 
     /// Records the outcome of an exchange; true when the health changed.
@@ -94,34 +109,78 @@ enum SendError {
     Fatal(String),
 }
 
+/// Posts a batch body to a peer's batch endpoint and returns the status
+/// and body of the answer, or why there was none (a network error). The
+/// seam between the sender's timing and the network, for tests.
+pub(crate) trait BatchTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// `POST {url}` with `body`, within `timeout`.
+    fn post(
+        &self,
+        url: String,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(StatusCode, Bytes), String>>;
+}
+
+/// The real transport: HTTP with the replication header.
+#[derive(Debug)]
+pub(crate) struct HttpTransport {
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    pub(crate) fn new(client: reqwest::Client) -> HttpTransport {
+        HttpTransport { client }
+    }
+}
+
+impl BatchTransport for HttpTransport {
+    fn post(
+        &self,
+        url: String,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(StatusCode, Bytes), String>> {
+        let request = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .header(REPLICATION_HEADER, "true")
+            .timeout(timeout)
+            .body(body);
+        Box::pin(async move {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| error_chain(&e.without_url()))?;
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| error_chain(&e.without_url()))?;
+            Ok((status, bytes))
+        })
+    }
+}
+
 async fn send(
     shared: &Shared,
     peer: &Peer,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Vec<ItemResponse>, SendError> {
-    let response = shared
-        .client
-        .post(format!("{}peerreplication/batch", peer.url))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .header(REPLICATION_HEADER, "true")
-        .timeout(timeout)
-        .body(body)
-        .send()
+    let (status, bytes) = shared
+        .transport
+        .post(format!("{}peerreplication/batch", peer.url), body, timeout)
         .await
-        .map_err(|e| SendError::Retry(error_chain(&e.without_url())))?;
-    let status = response.status();
+        .map_err(SendError::Retry)?;
     if status == StatusCode::SERVICE_UNAVAILABLE {
         return Err(SendError::Retry(format!("peer answered {status}")));
     }
     if !status.is_success() {
         return Err(SendError::Fatal(format!("peer answered {status}")));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| SendError::Retry(error_chain(&e.without_url())))?;
     wire::read_response_list(&bytes).map_err(|e| SendError::Fatal(e.to_string()))
 }
 
@@ -183,7 +242,8 @@ async fn flush(shared: &Shared, peer: &Peer) {
 
 async fn send_until(shared: &Arc<Shared>, peer: &Arc<Peer>, stop: &CancellationToken) {
     let settings = &shared.settings;
-    let mut backoff = settings.retry_min;
+    // Consecutive failed attempts; the backoff grows with them.
+    let mut failures: u32 = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -213,7 +273,7 @@ async fn send_until(shared: &Arc<Shared>, peer: &Arc<Peer>, stop: &CancellationT
         }
         match send(shared, peer, body, settings.request_timeout).await {
             Ok(responses) => {
-                backoff = settings.retry_min;
+                failures = 0;
                 peer.batches.fetch_add(1, Ordering::Relaxed);
                 if peer.record(None) {
                     tracing::info!(peer = %peer.name, "peer replication healthy");
@@ -228,10 +288,11 @@ async fn send_until(shared: &Arc<Shared>, peer: &Arc<Peer>, stop: &CancellationT
                 }
                 peer.queue.requeue_front(batch);
                 shared.publish_metrics();
-                if !pause(stop, backoff).await {
+                failures = failures.saturating_add(1);
+                let delay = settings.retry.delay(failures, rand::random::<f64>());
+                if !pause(stop, delay).await {
                     return;
                 }
-                backoff = (backoff * 2).min(settings.retry_max);
             }
             Err(SendError::Fatal(reason)) => {
                 tracing::error!(peer = %peer.name, %reason, items = batch.len(), "peer rejected a replication batch; discarding it");
@@ -303,6 +364,10 @@ fn adopt(shared: &Shared, peer: &Peer, newer: &InstanceInfo) {
     let mut info = newer.clone();
     if let Err(e) = info.validate() {
         tracing::warn!(peer = %peer.name, error = %e, "peer sent an invalid instance in a conflict");
+        return;
+    }
+    if let Err(e) = shared.node.registry().limits().check_instance(&info) {
+        tracing::warn!(peer = %peer.name, error = %e, "peer sent an instance over the metadata limits");
         return;
     }
     tracing::debug!(peer = %peer.name, app = %info.app, id = %info.instance_id, "adopting the peer's newer record");

@@ -8,24 +8,29 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::PeerApi;
 use super::wire::{self, Action, ItemResponse, ReplicationItem};
-use crate::http::{AppError, AppState, inflate_body};
 use crate::node::Node;
 use crate::registry::{Origin, RenewOutcome, RenewRequest};
 
 /// The handler.
-pub(crate) async fn batch(
-    State(state): State<AppState>,
+pub(crate) async fn batch<S: PeerApi>(
+    State(state): State<S>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
-    let body = inflate_body(&headers, body, state.node.config().max_body_bytes * 8)?;
-    let items =
-        wire::read_replication_list(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+) -> Response {
+    let body = match state.decode_body(&headers, body) {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
+    let items = match wire::read_replication_list(&body) {
+        Ok(items) => items,
+        Err(e) => return state.bad_request(e.to_string()).into_response(),
+    };
     let responses: Vec<ItemResponse> = items
         .into_iter()
         .map(|item| match item {
-            Ok(item) => apply(&state.node, item),
+            Ok(item) => apply(state.node(), item),
             Err(e) => {
                 tracing::debug!(error = %e, "bad replication item");
                 status_only(StatusCode::BAD_REQUEST)
@@ -34,7 +39,7 @@ pub(crate) async fn batch(
         .collect();
     let mut out = Vec::with_capacity(32 * responses.len() + 32);
     wire::write_response_list(&mut out, &responses);
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
 }
 
 fn status_only(code: StatusCode) -> ItemResponse {
@@ -61,7 +66,7 @@ pub(crate) fn apply(node: &Node, item: ReplicationItem) -> ItemResponse {
             let Some(mut info) = item.instance_info else {
                 return status_only(StatusCode::BAD_REQUEST);
             };
-            if info.validate().is_err() {
+            if info.validate().is_err() || node.registry().limits().check_instance(&info).is_err() {
                 return status_only(StatusCode::BAD_REQUEST);
             }
             node.register(info, origin);

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use circuit_breaker::retry::Backoff;
+
 /// Replication settings. The defaults suit a LAN cluster; Eureka's
 /// counterparts are named where they exist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplicationSettings {
     /// Most items per batch. Default is 250 (Eureka's `maxBatchingSize`).
     pub batch_size: usize,
@@ -20,11 +22,11 @@ pub struct ReplicationSettings {
     pub max_item_age: Duration,
     /// Timeout of one replication or sync request. Default is 5 seconds.
     pub request_timeout: Duration,
-    /// First wait after a network error; doubles per failure. Default is
-    /// 100 ms.
-    pub retry_min: Duration,
-    /// Longest wait between retries. Default is 2 seconds.
-    pub retry_max: Duration,
+    /// Waits between retries after a network error or a `503`: 100 ms,
+    /// doubling per consecutive failure up to 2 seconds, each spread by
+    /// ±50 % so that nodes do not retry in step. `retry.initial` is also
+    /// the pause between rounds of the initial registry copy.
+    pub retry: Backoff,
     /// How long a starting node tries to copy the registry from a peer
     /// before it serves reads anyway. Default is 5 seconds.
     pub sync_timeout: Duration,
@@ -38,8 +40,12 @@ impl Default for ReplicationSettings {
             queue_capacity: 10_000,
             max_item_age: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
-            retry_min: Duration::from_millis(100),
-            retry_max: Duration::from_secs(2),
+            retry: Backoff {
+                initial: Duration::from_millis(100),
+                multiplier: 2.0,
+                max: Duration::from_secs(2),
+                jitter: 0.5,
+            },
             sync_timeout: Duration::from_secs(5),
         }
     }

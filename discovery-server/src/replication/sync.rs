@@ -16,9 +16,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::peer::{Peer, error_chain};
-use crate::http::REPLICATION_HEADER;
+use super::{REPLICATION_HEADER, Shared};
 use crate::registry::Origin;
 
 /// Open once the registry has been copied (or copying gave up).
@@ -124,7 +123,7 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
     let deadline = Instant::now() + settings.sync_timeout;
     loop {
         let mut starting = 0;
-        for peer in &shared.peers {
+        for peer in shared.remote_peers() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return SyncOutcome::TimedOut;
@@ -137,7 +136,14 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
                 Ok(apps) => {
                     let mut instances = 0;
                     for mut info in apps.applications.into_iter().flat_map(|a| a.instances) {
-                        if info.validate().is_ok() {
+                        if info.validate().is_ok()
+                            && shared
+                                .node
+                                .registry()
+                                .limits()
+                                .check_instance(&info)
+                                .is_ok()
+                        {
                             shared.node.register(info, Origin::Replicated);
                             instances += 1;
                         }
@@ -153,7 +159,7 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
                 }
             }
         }
-        if starting == shared.peers.len() {
+        if starting == shared.remote_peers().count() {
             return SyncOutcome::ClusterStarting;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -162,7 +168,7 @@ pub(crate) async fn copy_registry(shared: &Shared, stop: &CancellationToken) -> 
         }
         tokio::select! {
             _ = stop.cancelled() => return SyncOutcome::Stopped,
-            _ = tokio::time::sleep(settings.retry_min.min(left)) => {}
+            _ = tokio::time::sleep(settings.retry.initial.min(left)) => {}
         }
     }
 }

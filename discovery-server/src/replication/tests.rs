@@ -124,7 +124,7 @@ fn a_response_list_round_trips_with_its_conflict_entity() {
 async fn post_batch(router: &axum::Router, body: Vec<u8>) -> Vec<wire::ItemResponse> {
     let req = Request::post("/eureka/v2/peerreplication/batch")
         .header("Content-Type", "application/json")
-        .header(crate::http::REPLICATION_HEADER, "true")
+        .header(crate::replication::REPLICATION_HEADER, "true")
         .body(Body::from(body))
         .unwrap();
     let response = router.clone().oneshot(req).await.unwrap();
@@ -141,7 +141,7 @@ fn batch(items: &[(Action, &InstanceInfo)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_batch_endpoint_applies_items_and_answers_each_as_eureka() {
-    let server = Server::new(ServerConfig::default());
+    let server = Server::new(ServerConfig::default()).unwrap();
     let router = server.router();
     let node = server.node();
     let old = instance("a", 100);
@@ -192,7 +192,7 @@ async fn replicated_changes_are_not_queued_again_but_local_ones_are() {
         peers: vec!["http://127.0.0.1:1/eureka".into()],
         ..ServerConfig::default()
     };
-    let server = Server::new(config);
+    let server = Server::new(config).unwrap();
     let peer = &server.replication().shared.peers[0];
     assert_eq!(peer.url, "http://127.0.0.1:1/eureka/");
     server.node().register(instance("r", 1), Origin::Replicated);
@@ -213,7 +213,7 @@ async fn replicated_changes_are_not_queued_again_but_local_ones_are() {
 #[tokio::test]
 async fn a_gzipped_batch_is_accepted_and_garbage_is_a_400() {
     use std::io::Write as _;
-    let server = Server::new(ServerConfig::default());
+    let server = Server::new(ServerConfig::default()).unwrap();
     let router = server.router();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&batch(&[(Action::Register, &instance("g", 1))]))
@@ -243,7 +243,12 @@ fn replication_settings_come_from_springs_keys() {
         "eureka:\n  server:\n    max-elements-in-peer-replication-pool: 500\n    max-time-for-replication: 1000\n    peer-node-read-timeout-ms: 250\n    registry-sync-timeout-ms: 0\n",
     )
     .unwrap();
-    let c = ServerConfig::load(Some(&path), Some(Default::default())).unwrap();
+    let c = ServerConfig::load(
+        Some(&path),
+        &std::collections::HashMap::new(),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap();
     assert_eq!(c.replication.queue_capacity, 500);
     assert_eq!(
         c.replication.max_item_age,
@@ -270,9 +275,264 @@ fn peer_passwords_never_show() {
     let server = Server::new(ServerConfig {
         peers: vec!["http://u:pw@127.0.0.1:1/eureka/".into()],
         ..ServerConfig::default()
-    });
+    })
+    .unwrap();
     assert_eq!(
         server.node().peer_status()[0].url,
         "http://u:***@127.0.0.1:1/eureka/"
     );
+}
+
+/// Paused-time tests of a peer's sender: retries, backoff, maximum age.
+mod sender {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use circuit_breaker::retry::Backoff;
+    use cloud_runtime::clock::TokioClock;
+    use futures::future::BoxFuture;
+    use parking_lot::Mutex;
+    use tokio::time::Instant;
+
+    use super::super::peer::{self, BatchTransport};
+    use super::super::wire::{self, ItemResponse};
+    use super::*;
+    use crate::registry::RegistrySettings;
+
+    /// Tokio's timer rounds a sleep up to the next millisecond.
+    const TICK: Duration = Duration::from_millis(1);
+
+    /// A peer that answers from a script (then `200` for every item) and
+    /// records when each batch arrived and how many items it held.
+    #[derive(Debug, Default)]
+    struct ScriptedPeer {
+        script: Mutex<VecDeque<Result<StatusCode, String>>>,
+        calls: Mutex<Vec<(Instant, usize)>>,
+    }
+
+    impl ScriptedPeer {
+        fn failing(times: usize, how: Result<StatusCode, String>) -> Arc<ScriptedPeer> {
+            let peer = ScriptedPeer::default();
+            peer.script.lock().extend((0..times).map(|_| how.clone()));
+            Arc::new(peer)
+        }
+
+        fn calls(&self) -> Vec<(Instant, usize)> {
+            self.calls.lock().clone()
+        }
+    }
+
+    impl BatchTransport for ScriptedPeer {
+        fn post(
+            &self,
+            _url: String,
+            body: Vec<u8>,
+            _timeout: Duration,
+        ) -> BoxFuture<'static, Result<(StatusCode, Bytes), String>> {
+            let items = wire::read_replication_list(&body).unwrap().len();
+            self.calls.lock().push((Instant::now(), items));
+            let answer = match self.script.lock().pop_front() {
+                Some(Err(network)) => Err(network),
+                Some(Ok(status)) => Ok((status, Bytes::new())),
+                None => {
+                    let ok = ItemResponse {
+                        status_code: 200,
+                        response_entity: None,
+                    };
+                    let mut out = Vec::new();
+                    wire::write_response_list(&mut out, &vec![ok; items]);
+                    Ok((StatusCode::OK, Bytes::from(out)))
+                }
+            };
+            Box::pin(async move { answer })
+        }
+    }
+
+    /// No batching delay: the gap between two attempts is the backoff
+    /// alone.
+    fn settings() -> ReplicationSettings {
+        ReplicationSettings {
+            max_batch_delay: Duration::ZERO,
+            max_item_age: Duration::from_secs(30),
+            retry: Backoff {
+                initial: Duration::from_millis(100),
+                multiplier: 2.0,
+                max: Duration::from_secs(2),
+                jitter: 0.5,
+            },
+            ..ReplicationSettings::default()
+        }
+    }
+
+    struct Rig {
+        replication: Replication,
+        peer: Arc<ScriptedPeer>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Rig {
+        /// A node with one scripted peer whose sender runs.
+        fn start(peer: Arc<ScriptedPeer>, settings: ReplicationSettings) -> Rig {
+            let node = Arc::new(Node::new(
+                RegistrySettings::default(),
+                Arc::new(TokioClock::new()),
+            ));
+            let replication = Replication::with_transport(
+                node,
+                &["http://peer.test/eureka/".to_owned()],
+                settings,
+                reqwest::Client::new(),
+                Arc::clone(&peer) as Arc<dyn BatchTransport>,
+            );
+            let stop = CancellationToken::new();
+            let shared = Arc::clone(&replication.shared);
+            let task = tokio::spawn(peer::run(
+                Arc::clone(&shared),
+                Arc::clone(&shared.peers[0]),
+                stop.clone(),
+            ));
+            Rig {
+                replication,
+                peer,
+                stop,
+                task,
+            }
+        }
+
+        fn register(&self, id: &str) {
+            self.replication
+                .shared
+                .node
+                .register(instance(id, 1), Origin::Local);
+        }
+
+        fn sender(&self) -> &Peer {
+            &self.replication.shared.peers[0]
+        }
+
+        /// Waits in paused time (virtual, not wall-clock) until `check`.
+        async fn until(&self, what: &str, check: impl Fn(&Rig) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !check(self) {
+                assert!(Instant::now() < deadline, "never: {what}");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn stop(self) {
+            self.stop.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_peer_is_retried_with_jittered_exponential_backoff_up_to_the_cap() {
+        let peer = ScriptedPeer::failing(7, Err("connection refused".to_owned()));
+        let rig = Rig::start(Arc::clone(&peer), settings());
+        rig.register("a");
+        rig.until("delivered after 7 failures", |r| r.peer.calls().len() == 8)
+            .await;
+
+        let calls = peer.calls();
+        assert!(
+            calls.iter().all(|(_, items)| *items == 1),
+            "the same batch each time"
+        );
+        // Waits before retry n: 100 ms * 2^(n-1), capped at 2 s, each
+        // within ±50 %.
+        for (n, pair) in calls.windows(2).enumerate() {
+            let wait = pair[1].0 - pair[0].0;
+            let base = Duration::from_millis(100 * (1 << n)).min(Duration::from_secs(2));
+            assert!(
+                wait >= base.mul_f64(0.5) && wait <= base.mul_f64(1.5) + TICK,
+                "retry {}: waited {wait:?}, base {base:?}",
+                n + 1
+            );
+        }
+        rig.until("healthy again", |r| {
+            r.sender().health.lock().healthy == Some(true)
+        })
+        .await;
+        assert_eq!(rig.sender().queue.len(), 0);
+
+        // Success resets the backoff: the next failure waits ~100 ms again.
+        peer.script
+            .lock()
+            .push_back(Ok(StatusCode::SERVICE_UNAVAILABLE));
+        rig.register("b");
+        rig.until("b delivered", |r| r.peer.calls().len() == 10)
+            .await;
+        let calls = peer.calls();
+        let wait = calls[9].0 - calls[8].0;
+        assert!(
+            wait >= Duration::from_millis(50) && wait <= Duration::from_millis(150) + TICK,
+            "after a success the backoff starts over: {wait:?}"
+        );
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn items_older_than_the_maximum_age_are_discarded_unsent() {
+        let settings = ReplicationSettings {
+            max_item_age: Duration::from_secs(1),
+            ..settings()
+        };
+        let peer = ScriptedPeer::failing(1000, Ok(StatusCode::SERVICE_UNAVAILABLE));
+        let rig = Rig::start(Arc::clone(&peer), settings);
+        let queued_at = Instant::now();
+        rig.register("old");
+        rig.until("the late item is counted as failed", |r| {
+            r.sender().failures.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        let attempts = peer.calls();
+        assert!(attempts.len() >= 3, "retried meanwhile: {attempts:?}");
+        assert!(
+            attempts
+                .iter()
+                .all(|(at, _)| *at - queued_at <= Duration::from_secs(1)),
+            "never sent once older than the maximum age: {attempts:?}"
+        );
+        // Nothing is left to send: an hour passes without another attempt.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(peer.calls().len(), attempts.len());
+        assert_eq!(rig.sender().queue.len(), 0);
+
+        // A fresh item goes out once the peer answers again.
+        peer.script.lock().clear();
+        rig.register("fresh");
+        rig.until("fresh delivered", |r| {
+            r.peer.calls().len() == attempts.len() + 1
+        })
+        .await;
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_the_peer_refuses_is_not_retried() {
+        let peer = ScriptedPeer::failing(1, Ok(StatusCode::BAD_REQUEST));
+        let rig = Rig::start(Arc::clone(&peer), settings());
+        rig.register("a");
+        rig.until("refusal counted", |r| {
+            r.sender().failures.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(peer.calls().len(), 1);
+        assert_eq!(rig.sender().health.lock().healthy, Some(false));
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_sender_flushes_what_is_queued() {
+        let peer = Arc::new(ScriptedPeer::default());
+        let rig = Rig::start(Arc::clone(&peer), settings());
+        // Queued and stopped before the sender ever ran: only the final
+        // flush can deliver it.
+        rig.register("last");
+        rig.stop().await;
+        assert_eq!(peer.calls().iter().map(|(_, n)| n).sum::<usize>(), 1);
+    }
 }

@@ -13,15 +13,7 @@ import sys
 import py_eureka_client.eureka_client as eureka_client
 from py_eureka_client import eureka_basic
 
-
-def step(*words):
-    print("STEP", *words, flush=True)
-
-
-async def wait_for_go():
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if not line:
-        raise SystemExit("stdin closed")
+from steps import step, wait_for_go
 
 
 async def main(server):

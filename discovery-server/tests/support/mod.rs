@@ -14,6 +14,7 @@ use cloud_protocol::eureka::{InstanceInfo, InstanceStatus, LeaseInfo, PortWrappe
 use discovery_server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::net::TcpListener;
+use tokio::process::ChildStdout;
 use tokio::sync::oneshot;
 
 /// A server running in-process on `127.0.0.1:0`.
@@ -34,7 +35,7 @@ impl Running {
     /// given to peers before it starts.
     pub(crate) fn serve(listener: TcpListener, config: ServerConfig) -> Running {
         let addr = listener.local_addr().unwrap();
-        let server = Server::new(config);
+        let server = Server::new(config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.clone().serve(listener, async {
             let _ = rx.await;
@@ -146,6 +147,37 @@ pub(crate) fn interop_node_modules() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A driven interop client: the process (killed when dropped), its stdin
+/// (a line lets it take its next step) and the steps it prints.
+pub(crate) struct Driven {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) stdin: tokio::process::ChildStdin,
+    pub(crate) steps: Steps<tokio::process::ChildStdout>,
+}
+
+/// Starts `tests/interop/<script>` with the interop venv's Python and `args`.
+pub(crate) fn drive_python(script: &str, args: &[String]) -> Driven {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let mut child = tokio::process::Command::new(interop_python())
+        .arg(&script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let steps = Steps::new(child.stdout.take().unwrap());
+    Driven {
+        child,
+        stdin,
+        steps,
+    }
 }
 
 /// Polls `check` every 20 ms until it holds or `within` passes.
@@ -272,3 +304,36 @@ pub(crate) async fn register_json(eureka: &str, app: &str, body: &serde_json::Va
 
 #[path = "../../../interop/spring/differential.rs"]
 pub(crate) mod differential;
+
+/// Reads a `discovery-server` process's log lines until one carries the
+/// listening address, in text (`addr=127.0.0.1:1234`) or JSON
+/// (`"addr":"127.0.0.1:1234"`) form; then keeps draining the rest, so the
+/// process never blocks on a full pipe.
+pub(crate) async fn listening_addr(stdout: ChildStdout, within: Duration) -> SocketAddr {
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(within, async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("binary exited before listening");
+            let found = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .or_else(|| {
+                    line.split("\"addr\":\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                });
+            if let Some(addr) = found {
+                return addr.parse::<SocketAddr>().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("binary never logged its address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    addr
+}

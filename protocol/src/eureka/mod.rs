@@ -16,13 +16,16 @@
 //!   registry without cloning it, in full or compact [`Detail`].
 //! - [`json`] and [`xml`]: hand-written writers into a byte buffer and
 //!   lenient readers; both readers share one tree-to-model decoder.
-//! - `error`: [`DecodeError`], a reason fit for a `400`.
+//! - `error`: [`DecodeError`], a reason fit for a `400`; [`LimitExceeded`]
+//!   when a document is over an [`xml::XmlLimits`] limit.
 //!
 //! # Decoding
 //! Numbers are accepted as numbers or strings, booleans as booleans or
 //! strings, `{"$":8080,"@enabled":"true"}` as well as `{"value":..,"enabled":..}`,
 //! one object where an array is expected, `null` for absent; unknown fields
-//! are ignored. No input panics a decoder (property-tested).
+//! are ignored. No input panics a decoder (property-tested), and decoding
+//! takes time linear in the size of the input; XML is read within
+//! [`xml::XmlLimits`] (attributes per element, elements, nesting depth).
 //!
 //! # Example
 //! `cargo run -p cloud-protocol --example eureka_codec` decodes a
@@ -55,7 +58,7 @@ mod view;
 pub mod json;
 pub mod xml;
 
-pub use error::DecodeError;
+pub use error::{DecodeError, DocumentLimit, LimitExceeded};
 pub use hashcode::AppsHashcode;
 pub use metadata::Metadata;
 pub use model::{

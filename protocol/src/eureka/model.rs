@@ -145,6 +145,45 @@ pub struct InstanceInfo {
     pub asg_name: Option<String>,
 }
 
+impl InstanceInfo {
+    /// Bytes this record holds, approximately: the struct itself and every
+    /// string and metadata buffer it owns. What a server counts to bound
+    /// the memory of the records it keeps.
+    pub fn approx_size_bytes(&self) -> usize {
+        let strings = [
+            &self.instance_id,
+            &self.host_name,
+            &self.app,
+            &self.ip_addr,
+            &self.data_center_info.class,
+            &self.data_center_info.name,
+        ]
+        .into_iter()
+        .map(String::capacity)
+        .sum::<usize>();
+        let optional = [
+            &self.sid,
+            &self.app_group_name,
+            &self.home_page_url,
+            &self.status_page_url,
+            &self.health_check_url,
+            &self.secure_health_check_url,
+            &self.vip_address,
+            &self.secure_vip_address,
+            &self.asg_name,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::capacity)
+        .sum::<usize>();
+        std::mem::size_of::<InstanceInfo>()
+            + strings
+            + optional
+            + self.metadata.heap_bytes()
+            + self.data_center_info.metadata.heap_bytes()
+    }
+}
+
 impl Default for PortWrapper {
     fn default() -> Self {
         PortWrapper {

@@ -384,3 +384,155 @@ proptest! {
         let _ = json::decode_instance(text.as_bytes());
     }
 }
+
+/// `<instance a0="" a1="" ...>` with `n` attributes, then a valid body.
+fn instance_with_attributes(n: usize) -> String {
+    let mut s = String::from("<instance");
+    for i in 0..n {
+        s.push_str(&format!(" a{i}=''"));
+    }
+    s.push_str("><instanceId>i</instanceId><hostName>h</hostName><app>A</app><ipAddr>1</ipAddr>");
+    s.push_str("<dataCenterInfo class='x'><name>MyOwn</name></dataCenterInfo></instance>");
+    s
+}
+
+fn limit_of(result: Result<InstanceInfo, DecodeError>) -> Option<LimitExceeded> {
+    result.err().and_then(|e| e.limit_exceeded().copied())
+}
+
+#[test]
+fn attributes_over_the_limit_stop_the_xml_reader() {
+    let limits = xml::XmlLimits {
+        max_attributes_per_element: 100,
+        ..xml::XmlLimits::default()
+    };
+    let ok = xml::decode_instance_within(instance_with_attributes(100).as_bytes(), &limits);
+    assert_eq!(ok.map(|i| i.instance_id).ok().as_deref(), Some("i"));
+    let over = xml::decode_instance_within(instance_with_attributes(101).as_bytes(), &limits);
+    assert_eq!(
+        limit_of(over),
+        Some(LimitExceeded {
+            limit: DocumentLimit::AttributesPerElement,
+            max: 100
+        })
+    );
+    // The default limit applies to the plain decoder too.
+    let default_max = xml::XmlLimits::default().max_attributes_per_element;
+    let over = xml::decode_instance(instance_with_attributes(default_max + 1).as_bytes());
+    assert_eq!(
+        limit_of(over).map(|l| l.limit),
+        Some(DocumentLimit::AttributesPerElement)
+    );
+}
+
+#[test]
+fn many_attributes_within_a_raised_limit_are_all_read_and_duplicates_are_refused() {
+    // 50 000 attributes: quick-xml's pairwise duplicate check would make
+    // this 1.25 billion comparisons; the map check keeps it linear.
+    let limits = xml::XmlLimits {
+        max_attributes_per_element: usize::MAX,
+        ..xml::XmlLimits::default()
+    };
+    let doc = instance_with_attributes(50_000);
+    assert!(xml::decode_instance_within(doc.as_bytes(), &limits).is_ok());
+    let dup = doc.replacen(" a1=''", " a0=''", 1);
+    let err = xml::decode_instance_within(dup.as_bytes(), &limits).unwrap_err();
+    assert!(err.to_string().contains("duplicate attribute a0"), "{err}");
+}
+
+#[test]
+fn elements_over_the_limit_stop_the_xml_reader() {
+    let mut doc = instance_with_attributes(0).replace("</instance>", "<metadata>");
+    for i in 0..50 {
+        doc.push_str(&format!("<k{i}>v</k{i}>"));
+    }
+    doc.push_str("</metadata></instance>");
+    // instance, 4 fields, dataCenterInfo, name, metadata: 8, plus 50 keys.
+    let limits = |max_elements| xml::XmlLimits {
+        max_elements,
+        ..xml::XmlLimits::default()
+    };
+    let ok = xml::decode_instance_within(doc.as_bytes(), &limits(58)).unwrap();
+    assert_eq!(ok.metadata.len(), 50);
+    assert_eq!(
+        limit_of(xml::decode_instance_within(doc.as_bytes(), &limits(57))),
+        Some(LimitExceeded {
+            limit: DocumentLimit::ElementsPerDocument,
+            max: 57
+        })
+    );
+}
+
+#[test]
+fn nesting_over_the_limit_stops_the_xml_reader() {
+    let doc = format!("{}{}", "<a>".repeat(33), "</a>".repeat(33));
+    let err = xml::decode_instance(doc.as_bytes()).unwrap_err();
+    assert_eq!(
+        err.limit_exceeded().map(|l| l.limit),
+        Some(DocumentLimit::Depth)
+    );
+    assert_eq!(
+        err.to_string(),
+        "document too large: more than 32 levels of element nesting"
+    );
+}
+
+#[test]
+fn metadata_in_any_key_order_decodes_sorted_with_the_last_value_of_a_key() {
+    let body = br#"{"instance":{"instanceId":"i","hostName":"h","app":"A","ipAddr":"1",
+        "metadata":{"z":"1","b":"2","m":"3","@class":"java.util.LinkedHashMap"}}}"#;
+    let info = json::decode_instance(body).unwrap();
+    assert_eq!(
+        info.metadata.iter().collect::<Vec<_>>(),
+        vec![("b", "2"), ("m", "3"), ("z", "1")]
+    );
+}
+
+#[test]
+fn the_size_estimate_grows_with_metadata() {
+    let small = sample();
+    let mut big = sample();
+    big.metadata
+        .extend((0..100).map(|i| (format!("key-{i}"), "x".repeat(100))));
+    assert!(small.approx_size_bytes() >= std::mem::size_of::<InstanceInfo>());
+    assert!(big.approx_size_bytes() >= small.approx_size_bytes() + 100 * 105);
+}
+
+proptest! {
+    #[test]
+    fn distinct_attributes_all_arrive_and_limits_only_ever_refuse(
+        names in prop::collection::btree_set("[a-z]{1,4}", 0..40),
+        max in 1usize..45,
+    ) {
+        let mut doc = String::from("<instance");
+        for (i, n) in names.iter().enumerate() {
+            doc.push_str(&format!(" {n}=\"{i}\""));
+        }
+        doc.push_str("><instanceId>i</instanceId><port enabled=\"true\">80</port></instance>");
+        let unlimited = xml::XmlLimits { max_attributes_per_element: usize::MAX, ..xml::XmlLimits::default() };
+        let limited = xml::XmlLimits { max_attributes_per_element: max, ..xml::XmlLimits::default() };
+        let full = xml::decode_instance_within(doc.as_bytes(), &unlimited);
+        prop_assert!(full.is_ok());
+        match xml::decode_instance_within(doc.as_bytes(), &limited) {
+            Ok(info) => {
+                prop_assert!(names.len() <= max);
+                prop_assert_eq!(Ok(info), full);
+            }
+            Err(e) => {
+                prop_assert!(names.len() > max);
+                prop_assert_eq!(e.limit_exceeded().map(|l| l.limit), Some(DocumentLimit::AttributesPerElement));
+            }
+        }
+    }
+
+    #[test]
+    fn tight_limits_never_change_what_is_decoded(
+        text in "(<[a-z]{1,3}( [a-z]{1,2}=\"[a-z0-9]{0,3}\"){0,3}/?>|</[a-z]{1,3}>|[a-z0-9 ]){0,40}",
+        depth in 1usize..6, attributes in 0usize..4, elements in 1usize..20,
+    ) {
+        let tight = xml::XmlLimits { max_depth: depth, max_attributes_per_element: attributes, max_elements: elements };
+        if let Ok(info) = xml::decode_instance_within(text.as_bytes(), &tight) {
+            prop_assert_eq!(Ok(info), xml::decode_instance(text.as_bytes()));
+        }
+    }
+}

@@ -10,29 +10,78 @@ use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
 use super::decode;
-use super::error::DecodeError;
+use super::error::{DecodeError, DocumentLimit, LimitExceeded};
 use super::json::{bool_str, push_int};
 use super::model::{Application, Applications, InstanceInfo, LeaseInfo};
 use super::view::{
     ApplicationView, ApplicationsView, Detail, InstanceView, lease_fields, optional_fields, sid,
 };
 
-/// Deepest element nesting accepted; Eureka documents are four levels deep.
-const MAX_DEPTH: usize = 32;
+/// How much of an XML document the reader accepts before it stops with
+/// [`DecodeError::TooLarge`]. Reading takes time linear in the size of the
+/// document whatever the limits; the limits bound the tree it builds.
+///
+/// The defaults fit any document a Eureka server or client writes, a full
+/// registry of many thousands of instances included. A server reading one
+/// registration can tighten [`max_elements`](Self::max_elements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XmlLimits {
+    /// Deepest element nesting. Eureka documents are at most five levels
+    /// deep (`applications/application/instance/metadata/key`). Default is 32.
+    pub max_depth: usize,
+    /// Most attributes on one element. Eureka writes at most one
+    /// (`enabled`, `class`). Default is 1 024.
+    pub max_attributes_per_element: usize,
+    /// Most elements in one document. One instance is about 40 elements
+    /// plus one per metadata entry. Default is 1 000 000.
+    pub max_elements: usize,
+}
 
-/// Decodes `<instance>...</instance>`.
+impl Default for XmlLimits {
+    fn default() -> Self {
+        XmlLimits {
+            max_depth: 32,
+            max_attributes_per_element: 1024,
+            max_elements: 1_000_000,
+        }
+    }
+}
+
+impl XmlLimits {
+    fn exceeded(limit: DocumentLimit, max: usize) -> DecodeError {
+        DecodeError::TooLarge(LimitExceeded { limit, max })
+    }
+}
+
+/// Decodes `<instance>...</instance>` within the default [`XmlLimits`].
 pub fn decode_instance(bytes: &[u8]) -> Result<InstanceInfo, DecodeError> {
-    decode::instance_document(&parse(bytes)?)
+    decode_instance_within(bytes, &XmlLimits::default())
 }
 
-/// Decodes `<application>...</application>`.
+/// Decodes `<instance>...</instance>` within `limits`.
+///
+/// ```
+/// use cloud_protocol::eureka::xml::{self, XmlLimits};
+///
+/// let limits = XmlLimits { max_attributes_per_element: 2, ..XmlLimits::default() };
+/// let err = xml::decode_instance_within(br#"<instance a="1" b="2" c="3"/>"#, &limits).unwrap_err();
+/// assert!(err.limit_exceeded().is_some());
+/// ```
+pub fn decode_instance_within(
+    bytes: &[u8],
+    limits: &XmlLimits,
+) -> Result<InstanceInfo, DecodeError> {
+    decode::instance_document(&parse(bytes, limits)?)
+}
+
+/// Decodes `<application>...</application>` within the default [`XmlLimits`].
 pub fn decode_application(bytes: &[u8]) -> Result<Application, DecodeError> {
-    decode::application_document(&parse(bytes)?)
+    decode::application_document(&parse(bytes, &XmlLimits::default())?)
 }
 
-/// Decodes `<applications>...</applications>`.
+/// Decodes `<applications>...</applications>` within the default [`XmlLimits`].
 pub fn decode_applications(bytes: &[u8]) -> Result<Applications, DecodeError> {
-    decode::applications_document(&parse(bytes)?)
+    decode::applications_document(&parse(bytes, &XmlLimits::default())?)
 }
 
 /// Writes `<instance>...</instance>`.
@@ -238,14 +287,28 @@ struct Open {
 }
 
 impl Open {
-    fn new(start: &BytesStart<'_>) -> Result<Open, DecodeError> {
+    /// Reads an element's name and attributes, in time linear in their
+    /// size: quick-xml's own duplicate check compares every attribute with
+    /// every earlier one, so it is off and the map finds duplicates instead.
+    fn new(start: &BytesStart<'_>, limits: &XmlLimits) -> Result<Open, DecodeError> {
         let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
         let mut fields = Map::new();
-        for attr in start.attributes() {
+        for (n, attr) in start.attributes().with_checks(false).enumerate() {
+            if n >= limits.max_attributes_per_element {
+                return Err(XmlLimits::exceeded(
+                    DocumentLimit::AttributesPerElement,
+                    limits.max_attributes_per_element,
+                ));
+            }
             let attr = attr.map_err(syntax)?;
             let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
             let value = attr.unescape_value().map_err(syntax)?.into_owned();
-            fields.insert(format!("@{key}"), Value::String(value));
+            if fields
+                .insert(format!("@{key}"), Value::String(value))
+                .is_some()
+            {
+                return Err(syntax(format!("duplicate attribute {key} on <{name}>")));
+            }
         }
         Ok(Open {
             name,
@@ -292,29 +355,43 @@ fn syntax(e: impl std::fmt::Display) -> DecodeError {
     }
 }
 
-/// Parses XML into `{root_name: value}` in Eureka's JSON convention.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Value, DecodeError> {
+/// Parses XML into `{root_name: value}` in Eureka's JSON convention,
+/// within `limits`.
+pub(crate) fn parse(bytes: &[u8], limits: &XmlLimits) -> Result<Value, DecodeError> {
     let mut reader = Reader::from_reader(bytes);
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<(String, Value)> = None;
+    let mut elements = 0usize;
+    let mut count_element = |root: &Option<(String, Value)>| {
+        if root.is_some() {
+            return Err(syntax("content after the root element"));
+        }
+        elements += 1;
+        if elements > limits.max_elements {
+            return Err(XmlLimits::exceeded(
+                DocumentLimit::ElementsPerDocument,
+                limits.max_elements,
+            ));
+        }
+        Ok(())
+    };
     loop {
         let event = reader.read_event().map_err(syntax)?;
         match event {
             Event::Start(start) => {
-                if root.is_some() {
-                    return Err(syntax("content after the root element"));
+                count_element(&root)?;
+                if stack.len() >= limits.max_depth {
+                    return Err(XmlLimits::exceeded(DocumentLimit::Depth, limits.max_depth));
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(syntax("elements nested too deep"));
-                }
-                stack.push(Open::new(&start)?);
+                stack.push(Open::new(&start, limits)?);
             }
             Event::Empty(start) => {
-                if root.is_some() {
-                    return Err(syntax("content after the root element"));
+                count_element(&root)?;
+                if stack.len() >= limits.max_depth {
+                    return Err(XmlLimits::exceeded(DocumentLimit::Depth, limits.max_depth));
                 }
-                let (name, value) = Open::new(&start)?.finish();
+                let (name, value) = Open::new(&start, limits)?.finish();
                 match stack.last_mut() {
                     Some(parent) => parent.add_child(name, value),
                     None => root = Some((name, value)),

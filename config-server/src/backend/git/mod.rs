@@ -9,8 +9,12 @@
 //!
 //! When the remote is unreachable the last fetched commits keep being served
 //! and health reports the failure; an existing mirror is reused at boot even
-//! when the remote is down. Symbolic links stored in the repository are
-//! never followed.
+//! when the remote is down. With no mirror and an unreachable remote the
+//! backend opens anyway, unless `clone_on_start` asks to fail fast (Spring's
+//! `clone-on-start`): requests are answered as unavailable
+//! ([`BackendError::Unavailable`]) and every refresh tries the clone again
+//! until it succeeds. Symbolic links stored in the repository are never
+//! followed.
 
 mod catfile;
 mod tree;
@@ -21,14 +25,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use super::{Backend, BackendError, BackendHealth, Snapshot, unix_now};
-use crate::resolve::FileSource;
+use super::{Backend, BackendError, BackendHealth, Snapshot, age_seconds, unix_now};
+use crate::resolve::{FileSource, ReadError};
 use catfile::CatFilePool;
 use tree::{Entry, EntryKind};
 
@@ -47,6 +51,11 @@ pub struct GitSettings {
     pub default_label: String,
     /// Number of concurrent `cat-file` readers. Default is 4.
     pub readers: usize,
+    /// Fail at open when the first clone fails (Spring's
+    /// `clone-on-start`). Default is false: open anyway and retry.
+    pub clone_on_start: bool,
+    /// User name and password for an `https://` remote. Default is none.
+    pub credentials: Option<(String, String)>,
 }
 
 impl GitSettings {
@@ -59,6 +68,8 @@ impl GitSettings {
             mirror_dir,
             default_label: "main".into(),
             readers: 4,
+            clone_on_start: false,
+            credentials: None,
         }
     }
 }
@@ -135,6 +146,10 @@ struct Inner {
     commits: Mutex<HashMap<String, String>>,
     fetch: Mutex<FetchState>,
     oid_len: AtomicU64,
+    /// Whether the mirror exists (the first clone succeeded).
+    cloned: AtomicBool,
+    /// Held while cloning or fetching, so that two never overlap.
+    remote_lock: Mutex<()>,
 }
 
 /// A git repository served from a bare local mirror.
@@ -161,6 +176,7 @@ fn git_with_timeout(
     dir: Option<&Path>,
     args: &[&str],
     timeout: Duration,
+    env: &[(String, String)],
 ) -> Result<String, BackendError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
@@ -168,6 +184,7 @@ fn git_with_timeout(
     }
     let mut child = cmd
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -178,7 +195,7 @@ fn git_with_timeout(
         .iter()
         .find(|a| !a.starts_with('-') && !a.contains('='))
         .copied()
-        .unwrap_or_default()
+        .unwrap_or("git")
         .to_string();
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -222,8 +239,14 @@ fn git_with_timeout(
         waited += step;
         step = (step * 2).min(Duration::from_millis(50));
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let joined = |pipe: std::thread::JoinHandle<Vec<u8>>| {
+        pipe.join().map_err(|_| BackendError::Git {
+            command: command.clone(),
+            message: "the thread reading its output panicked".into(),
+        })
+    };
+    let stdout = joined(out)?;
+    let stderr = joined(err)?;
     if status.success() {
         Ok(String::from_utf8_lossy(&stdout).into_owned())
     } else {
@@ -236,28 +259,50 @@ fn git_with_timeout(
 
 /// Runs git with the default timeout.
 fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, BackendError> {
-    git_with_timeout(dir, args, NETWORK_TIMEOUT)
+    git_with_timeout(dir, args, NETWORK_TIMEOUT, &[])
+}
+
+/// Environment that gives git the remote's credentials as an HTTP
+/// `Authorization` header. Passed through the environment (git's
+/// `GIT_CONFIG_*` variables), never on the command line where other users
+/// could read it.
+fn credential_env(credentials: Option<&(String, String)>) -> Vec<(String, String)> {
+    use base64::Engine;
+    let Some((user, password)) = credentials else {
+        return Vec::new();
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    vec![
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+        (
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {token}"),
+        ),
+    ]
+}
+
+/// When a mirror left by an earlier run was last fetched or cloned (the
+/// newest of `FETCH_HEAD` and `packed-refs`), in seconds since the Unix
+/// epoch, so that health can tell how old the served commits are.
+fn last_fetch_on_disk(mirror: &Path) -> Option<u64> {
+    ["FETCH_HEAD", "packed-refs"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(mirror.join(f)).ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .max()
 }
 
 impl GitBackend {
     /// Opens the mirror, cloning it when missing, fetching when present. A
-    /// failed fetch of an existing mirror is logged and reported in health;
-    /// a failed first clone is an error.
+    /// failed fetch of an existing mirror is logged and reported in health.
+    /// A failed first clone is an error with `clone_on_start`; without it
+    /// the backend opens unavailable and [`Backend::refresh`] retries the
+    /// clone.
     pub fn open(settings: GitSettings) -> Result<Self, BackendError> {
         let dir = settings.mirror_dir.clone();
         let existing = dir.join("HEAD").is_file();
-        if !existing {
-            if let Some(parent) = dir.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| BackendError::io(format!("create {}", parent.display()), e))?;
-            }
-            let dir_text = dir.to_string_lossy().into_owned();
-            git_with_timeout(
-                None,
-                &["clone", "--mirror", "--quiet", &settings.uri, &dir_text],
-                NETWORK_TIMEOUT,
-            )?;
-        }
         let backend = Self {
             inner: Arc::new(Inner {
                 readers: CatFilePool::new(dir.clone(), settings.readers),
@@ -268,17 +313,74 @@ impl GitBackend {
                 commits: Mutex::new(HashMap::new()),
                 fetch: Mutex::new(FetchState::default()),
                 oid_len: AtomicU64::new(20),
+                cloned: AtomicBool::new(existing),
+                remote_lock: Mutex::new(()),
             }),
         };
-        backend.load_refs()?;
         if existing {
+            backend.inner.fetch.lock().last_success = last_fetch_on_disk(&dir);
+            backend.load_refs()?;
             if let Err(e) = backend.refresh() {
                 tracing::warn!(error = %e, "remote unreachable at boot; serving the existing mirror");
             }
-        } else {
-            backend.inner.fetch.lock().last_success = Some(unix_now());
+        } else if let Err(e) = backend.refresh() {
+            if backend.inner.settings.clone_on_start {
+                return Err(e);
+            }
+            tracing::warn!(
+                uri = %backend.inner.settings.uri,
+                error = %e,
+                "first clone failed; answering 503 and retrying in the background"
+            );
         }
         Ok(backend)
+    }
+
+    /// Whether the first clone has succeeded.
+    pub fn is_cloned(&self) -> bool {
+        self.inner.cloned.load(Ordering::Acquire)
+    }
+
+    /// Clones the mirror (the remote lock is held).
+    fn clone_mirror(&self) -> Result<(), BackendError> {
+        let settings = &self.inner.settings;
+        let dir = &settings.mirror_dir;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| BackendError::io(format!("create {}", parent.display()), e))?;
+        }
+        let dir_text = dir.to_string_lossy().into_owned();
+        git_with_timeout(
+            None,
+            &["clone", "--mirror", "--quiet", &settings.uri, &dir_text],
+            NETWORK_TIMEOUT,
+            &credential_env(settings.credentials.as_ref()),
+        )?;
+        self.load_refs()?;
+        self.inner.cloned.store(true, Ordering::Release);
+        tracing::info!(uri = %settings.uri, mirror = %dir.display(), "cloned the repository");
+        Ok(())
+    }
+
+    /// Fetches into the existing mirror (the remote lock is held); returns
+    /// whether branches or tags moved.
+    fn fetch(&self) -> Result<bool, BackendError> {
+        git_with_timeout(
+            Some(&self.inner.settings.mirror_dir),
+            &[
+                "-c",
+                "http.lowSpeedLimit=1000",
+                "-c",
+                "http.lowSpeedTime=30",
+                "fetch",
+                "--prune",
+                "--quiet",
+                "origin",
+            ],
+            NETWORK_TIMEOUT,
+            &credential_env(self.inner.settings.credentials.as_ref()),
+        )?;
+        self.load_refs()
     }
 
     /// The mirror's directory.
@@ -406,6 +508,13 @@ impl Inner {
 
 impl Backend for GitBackend {
     fn snapshot(&self, label: Option<&str>) -> Result<Arc<dyn Snapshot>, BackendError> {
+        if !self.is_cloned() {
+            let reason = self.inner.fetch.lock().last_error.clone();
+            return Err(BackendError::Unavailable {
+                repository: self.inner.settings.uri.clone(),
+                reason: reason.unwrap_or_else(|| "the first clone has not finished".into()),
+            });
+        }
         let commit = self.resolve_label(label.unwrap_or_else(|| self.default_label()))?;
         Ok(Arc::new(GitSnapshot {
             inner: self.inner.clone(),
@@ -413,21 +522,17 @@ impl Backend for GitBackend {
         }))
     }
 
+    /// Fetches; before the first clone has succeeded, tries the clone
+    /// (and reports a change when it succeeds).
     fn refresh(&self) -> Result<bool, BackendError> {
-        let result = git(
-            Some(&self.inner.settings.mirror_dir),
-            &[
-                "-c",
-                "http.lowSpeedLimit=1000",
-                "-c",
-                "http.lowSpeedTime=30",
-                "fetch",
-                "--prune",
-                "--quiet",
-                "origin",
-            ],
-        )
-        .and_then(|_| self.load_refs());
+        let result = {
+            let _remote = self.inner.remote_lock.lock();
+            if self.is_cloned() {
+                self.fetch()
+            } else {
+                self.clone_mirror().map(|()| true)
+            }
+        };
         let mut state = self.inner.fetch.lock();
         match result {
             Ok(changed) => {
@@ -443,17 +548,28 @@ impl Backend for GitBackend {
     }
 
     fn health(&self) -> BackendHealth {
+        let serving = self.is_cloned();
+        let last_good_commit = serving
+            .then(|| self.resolve_label(self.default_label()).ok())
+            .flatten();
         let state = self.inner.fetch.lock();
         BackendHealth {
-            status: if state.last_error.is_none() {
+            status: if serving && state.last_error.is_none() {
                 "UP"
             } else {
                 "DOWN"
             },
             repository: self.inner.shown_uri.clone(),
             last_successful_refresh: state.last_success,
+            last_successful_refresh_age_seconds: age_seconds(state.last_success),
+            last_good_commit,
             last_error: state.last_error.clone(),
+            serving,
         }
+    }
+
+    fn describe(&self) -> String {
+        format!("git {}", self.inner.settings.uri)
     }
 
     /// The configured default label; `main` falls back to `master` when the
@@ -478,8 +594,10 @@ struct GitSnapshot {
 }
 
 impl FileSource for GitSnapshot {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.read(&self.commit, path)
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        self.inner
+            .read(&self.commit, path)
+            .map_err(|e| ReadError::new(path, e))
     }
 
     fn source_name(&self, path: &str) -> String {

@@ -2,7 +2,7 @@
 //! instance over HTTP as a Eureka client would, lists the applications, and
 //! shuts the server down cleanly.
 //!
-//! `cargo run -p discovery-server --example embedded`
+//! `cargo run -p discovery-server --example discovery_embedded`
 
 use discovery_server::{ServerConfig, run};
 use tokio::net::TcpListener;
@@ -17,12 +17,7 @@ const REGISTRATION: &str = r#"{"instance":{"instanceId":"localhost:greeter:8080"
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    cloud_runtime::logging::init(cloud_runtime::logging::LogFormat::Text);
 
     // Port 0: the system picks a free port.
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Html;
 
-use crate::http::AppState;
+use super::AppState;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -38,7 +38,7 @@ fn ago(now: i64, then: i64) -> String {
 const MAX_ROWS: usize = 2000;
 
 /// `GET /`.
-pub(crate) async fn page(State(state): State<AppState>) -> Html<String> {
+pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     let node = &state.node;
     let registry = node.registry();
     let now = registry.now_millis();
