@@ -174,9 +174,8 @@ async fn a_watched_change_reaches_the_cache_well_under_a_second() {
 async fn the_long_poll_is_used_when_the_stream_is_not_offered() {
     // A server whose router lacks the SSE route but keeps the long poll.
     use axum::Router;
-    let node = discovery_server::Server::new(discovery_server::ServerConfig::default());
-    let state = discovery_server::http::AppState::new(node.node().clone());
-    let router: Router = discovery_server::http::app(state);
+    let node = discovery_server::Server::new(discovery_server::ServerConfig::default()).unwrap();
+    let router: Router = node.router();
     let filtered = Router::new()
         .route(
             "/eureka/watch",

@@ -27,7 +27,8 @@ impl Discovery {
     pub async fn start() -> Discovery {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = discovery_server::Server::new(discovery_server::ServerConfig::default());
+        let server =
+            discovery_server::Server::new(discovery_server::ServerConfig::default()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, async {
             let _ = rx.await;
