@@ -211,3 +211,22 @@ fn the_runtime_layering_reads_a_file_then_spring_environment_variables() {
         Some("eureka.instance.lease-renewal-interval-in-seconds")
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_urls_and_imports_never_panic(raw in ".{0,60}", suffix in "[a-z:/@%.0-9-]{0,40}") {
+        let _ = ServiceUrl::parse(&raw);
+        let _ = ConfigImport::parse(&raw);
+        let _ = ServiceUrl::parse(&format!("http://{suffix}"));
+        let _ = ConfigImport::parse(&format!("optional:configserver:http://{suffix}"));
+    }
+
+    #[test]
+    fn a_parsed_service_url_never_keeps_credentials(user in "[a-z]{1,8}", pass in "[a-zA-Z0-9%]{0,8}", host in "[a-z]{1,10}") {
+        if let Ok(url) = ServiceUrl::parse(&format!("http://{user}:{pass}@{host}:8761/eureka")) {
+            proptest::prop_assert_eq!(url.base.username(), "");
+            proptest::prop_assert!(url.base.password().is_none());
+            proptest::prop_assert!(url.base.as_str().ends_with('/'));
+        }
+    }
+}
