@@ -30,6 +30,8 @@
 //! - [`service`] holds [`CloudService`](service::CloudService): start in
 //!   Spring Boot's order (bootstrap settings, config, final settings,
 //!   register, HTTP client) and deregister on shutdown.
+//! - [`actuator`] holds `/actuator/health` and `/actuator/prometheus`
+//!   (registry cache, breakers with Resilience4j's names, balancers).
 //! - [`sse`] holds the Server-Sent Events parser both watches use.
 //!
 //! `benches/pick.rs` measures a pick per strategy against tower's P2C;
@@ -70,6 +72,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod actuator;
 pub mod config;
 pub mod discovery;
 pub mod http;

@@ -8,7 +8,7 @@
 //! 5. The load-balanced HTTP client over that cache.
 //!
 //! [`CloudService::serve`] serves the application's router (with
-//! `/actuator/health`) through `cloud-runtime`'s server until the shutdown
+//! `/actuator/health` and `/actuator/prometheus`) through `cloud-runtime`'s server until the shutdown
 //! signal; then it deregisters first (DOWN, then cancel), so callers stop
 //! picking this instance, and only then drains the open connections.
 //! [`CloudService::shutdown`] does the deregistering alone.
@@ -40,12 +40,10 @@
 //! }
 //! ```
 
-use axum::Json;
-use axum::routing::get;
 use cloud_runtime::serve::ServeLimits;
 use cloud_runtime::shutdown::Shutdown;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::config::{ConfigClient, ConfigError, LiveConfig, Properties};
@@ -188,44 +186,13 @@ where
         served
     }
 
-    /// `GET /actuator/health`: `UP`, with the discovery client as a
-    /// component (`UNKNOWN`, not `DOWN`, while the registry cannot be
-    /// reached: the service itself still works from its cache, and an
-    /// outage of the registry must not make every service unhealthy).
+    /// `GET /actuator/health` and `GET /actuator/prometheus`
+    /// ([`actuator::router`](crate::actuator::router)).
     pub fn actuator(&self) -> axum::Router {
-        let discovery = self.discovery.clone();
-        let config = self.config.clone();
-        axum::Router::new().route(
-            "/actuator/health",
-            get(move || {
-                let mut components = serde_json::Map::new();
-                if let Some(d) = &discovery {
-                    let h = d.health();
-                    components.insert(
-                        "discoveryClient".into(),
-                        json!({
-                            "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
-                            "details": {
-                                "registered": h.registered,
-                                "servingStale": h.serving_stale,
-                                "watching": h.watching,
-                                "instances": h.instances,
-                                "server": h.server,
-                                "lastError": h.last_error,
-                            }
-                        }),
-                    );
-                }
-                let snap = config.current();
-                components.insert(
-                    "configServer".into(),
-                    json!({
-                        "status": if snap.from_server { "UP" } else { "UNKNOWN" },
-                        "details": { "version": snap.version },
-                    }),
-                );
-                async move { Json(json!({"status": "UP", "components": components})) }
-            }),
+        crate::actuator::router(
+            self.discovery.clone(),
+            self.config.clone(),
+            self.http.clone(),
         )
     }
 

@@ -139,6 +139,23 @@ async fn serving_deregisters_before_draining_the_open_requests() {
         health["components"]["discoveryClient"]["details"]["registered"],
         true
     );
+    // The service calls itself through the registry; the metrics show it.
+    let own = service.http.get("lb://slow/actuator/health").await.unwrap();
+    assert_eq!(own.status(), 200);
+    let metrics = reqwest::get(format!("{base}/actuator/prometheus"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "cloud_client_registry_reachable 1",
+        "cloud_client_loadbalancer_instances{service=\"slow\"} 1",
+        "circuitbreaker_calls_total{name=\"slow\",kind=\"successful\"} 1",
+        "circuitbreaker_state{name=\"slow\",state=\"closed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
 
     let watcher = reader(&discovery.eureka_url(), &[]).await;
     assert_eq!(watcher.instances("slow").len(), 1);

@@ -105,6 +105,19 @@ impl Default for HttpClientConfig {
     }
 }
 
+/// What [`LbHttpClient::services`] reports of one service.
+#[derive(Debug, Clone)]
+pub struct ServiceStats {
+    /// The service name (lower case).
+    pub service: String,
+    /// Its circuit breaker.
+    pub breaker: CircuitBreaker,
+    /// Instances in its balancer's pool.
+    pub instances: usize,
+    /// Of those, ejected now.
+    pub ejected: usize,
+}
+
 /// Per service: its balancer, breaker and retry budget.
 #[derive(Debug)]
 struct ServiceState {
@@ -210,6 +223,25 @@ impl LbHttpClient {
             .load()
             .get(&service.to_ascii_lowercase())
             .map(|s| s.breaker.clone())
+    }
+
+    /// Every service called so far, with its breaker, the instances in its
+    /// pool and how many of them are ejected now.
+    pub fn services(&self) -> Vec<ServiceStats> {
+        let mut out: Vec<ServiceStats> = self
+            .inner
+            .services
+            .load()
+            .iter()
+            .map(|(name, s)| ServiceStats {
+                service: name.clone(),
+                breaker: s.breaker.clone(),
+                instances: s.lb.endpoints().len(),
+                ejected: s.lb.ejected_count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.service.cmp(&b.service));
+        out
     }
 
     /// Whether `service`'s instance `instance_id` is ejected now.

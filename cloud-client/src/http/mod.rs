@@ -12,6 +12,6 @@ mod client;
 mod error;
 mod trace;
 
-pub use client::{HttpClientConfig, InstanceSource, LbHttpClient, StaticInstances};
+pub use client::{HttpClientConfig, InstanceSource, LbHttpClient, ServiceStats, StaticInstances};
 pub use error::HttpError;
 pub use trace::{TRACEPARENT, TraceContext};

@@ -286,6 +286,12 @@ impl LoadBalancer {
         self.pool.load().endpoints.to_vec()
     }
 
+    /// How many instances are ejected now (an ejection whose time is up
+    /// counts until the next pick brings the instance back).
+    pub fn ejected_count(&self) -> usize {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
     /// Whether the instance is ejected now.
     pub fn is_ejected(&self, instance_id: &str) -> bool {
         let pool = self.pool.load();
