@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cloud_client::discovery::{DiscoveryClient, registration};
 use cloud_protocol::eureka::InstanceStatus;
-use support::{Discovery, Proxy, eventually, settings};
+use support::{Discovery, Proxy, eventually, reader, settings};
 use tokio::time::Instant;
 
 async fn client_of(name: &str, port: &str, urls: &str, extra: &[(&str, &str)]) -> DiscoveryClient {
@@ -244,4 +244,89 @@ async fn a_lease_the_server_lost_is_registered_again_on_the_next_heartbeat() {
         404,
         "cancelled at shutdown"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_that_leaves_a_different_hashcode_is_followed_by_a_full_fetch() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::routing::get;
+    use cloud_protocol::eureka::{ActionType, Application, Applications, InstanceInfo, json};
+
+    fn instance(id: &str, action: Option<ActionType>) -> InstanceInfo {
+        let mut i = registration(&settings(&[("spring.application.name", "svc")]));
+        i.instance_id = id.into();
+        i.action_type = action;
+        i
+    }
+    fn listing(instances: Vec<InstanceInfo>, hashcode: &str) -> Vec<u8> {
+        json::encode_applications(&Applications {
+            version_delta: 1,
+            apps_hashcode: hashcode.into(),
+            applications: vec![Application {
+                name: "SVC".into(),
+                instances,
+            }],
+        })
+    }
+    // A plain Eureka server whose delta misses an instance: after it the
+    // client counts two where the server counts three.
+    let full_fetches = Arc::new(AtomicU32::new(0));
+    let fetches = Arc::clone(&full_fetches);
+    let app = axum::Router::new()
+        .route(
+            "/eureka/apps/",
+            get(move || {
+                let n = fetches.fetch_add(1, Ordering::SeqCst);
+                let body = if n == 0 {
+                    listing(vec![instance("a", None)], "UP_1_")
+                } else {
+                    listing(
+                        vec![
+                            instance("a", None),
+                            instance("b", None),
+                            instance("c", None),
+                        ],
+                        "UP_3_",
+                    )
+                };
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        )
+        .route(
+            "/eureka/apps/delta",
+            get(|| async {
+                (
+                    [("content-type", "application/json")],
+                    listing(vec![instance("b", Some(ActionType::Added))], "UP_3_"),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/eureka/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let caller = reader(
+        &url,
+        &[
+            ("eureka.client.watch-enabled", "false"),
+            ("eureka.client.registry-fetch-interval-seconds", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(caller.all_instances("svc").len(), 1);
+    caller.refresh_now().await;
+    assert_eq!(
+        full_fetches.load(Ordering::SeqCst),
+        2,
+        "the mismatch asked for the full registry"
+    );
+    let ids: Vec<String> = caller
+        .all_instances("svc")
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    caller.shutdown().await.unwrap();
 }
