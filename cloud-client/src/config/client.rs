@@ -60,7 +60,7 @@ pub enum ConfigError {
     Deserialize(#[from] DeserializeError),
     /// The HTTP client could not be built.
     #[error("config HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] Cause),
 }
 
 /// A typed configuration and what the last refresh changed.
@@ -128,12 +128,12 @@ impl ConfigClient {
             .connect_timeout(Duration::from_millis(c.request_connect_timeout))
             .timeout(Duration::from_millis(c.request_read_timeout))
             .build()
-            .map_err(ConfigError::Http)?;
+            .map_err(|e| ConfigError::Http(e.into()))?;
         let stream_client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(c.request_connect_timeout))
             .read_timeout(Duration::from_secs(45))
             .build()
-            .map_err(ConfigError::Http)?;
+            .map_err(|e| ConfigError::Http(e.into()))?;
         let credentials = c
             .username
             .clone()

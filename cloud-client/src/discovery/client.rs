@@ -30,7 +30,7 @@ pub enum DiscoveryError {
     Settings(#[from] SettingsError),
     /// The HTTP client could not be built (TLS backend missing).
     #[error("discovery HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A registry call failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -117,7 +117,7 @@ impl DiscoveryClient {
             Duration::from_secs(u64::from(c.eureka_server_connect_timeout_seconds)),
             Duration::from_secs(u64::from(c.eureka_server_read_timeout_seconds)),
         )
-        .map_err(DiscoveryError::Http)?;
+        .map_err(|e| DiscoveryError::Http(e.into()))?;
         me.last_dirty_timestamp = system_epoch_millis();
         let initial = Arc::new(RegistrySnapshot::default());
         let (published, _) = watch::channel(Arc::clone(&initial));
