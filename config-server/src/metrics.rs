@@ -1,6 +1,6 @@
 //! Counters exposed at `/actuator/prometheus` in the Prometheus text format.
 
-use std::fmt::Write;
+use cloud_runtime::prometheus::PrometheusText;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::limits::LimitReason;
@@ -95,27 +95,20 @@ impl Metrics {
                 &self.watch_events,
             ),
         ];
-        let mut out = String::new();
+        let mut out = PrometheusText::new();
         for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            out.family(name, kind, help)
+                .sample(&[], value.load(Ordering::Relaxed));
         }
-        let name = "config_server_limit_rejections_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Requests refused by a limit (docs: Limits), by the limit that tripped."
+        let mut limits = out.family(
+            "config_server_limit_rejections_total",
+            "counter",
+            "Requests refused by a limit (docs: Limits), by the limit that tripped.",
         );
-        let _ = writeln!(out, "# TYPE {name} counter");
         for reason in LimitReason::ALL {
-            let _ = writeln!(
-                out,
-                "{name}{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.limit_rejections(reason)
-            );
+            limits = limits.sample(&[("reason", reason.label())], self.limit_rejections(reason));
         }
-        out
+        out.finish()
     }
 }
 

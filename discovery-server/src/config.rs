@@ -58,9 +58,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cloud_runtime::serve::ServeLimits;
-use cloud_runtime::settings::{Environment, Layers, Origin};
+use cloud_runtime::settings::{Environment, Layers};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
 pub use cloud_runtime::settings::ConfigError;
 
@@ -161,24 +160,11 @@ impl ServerConfig {
                 "--drain-timeout",
             )
             .load()?;
-        let origin = match file {
-            Some(path) => Origin::File(path.to_path_buf()),
-            None => Origin::Environment("EUREKA_CLIENT_SERVICEURL_DEFAULTZONE".to_owned()),
-        };
-        let peers = settings.peers().map_err(|reason| {
-            ConfigError::new(
-                origin,
-                Some("eureka.client.service-url.defaultZone"),
-                reason,
-            )
-        })?;
-        let mut config = ServerConfig::from_settings(settings);
-        config.peers = peers;
+        let config = ServerConfig::from_settings(settings);
         Ok(config)
     }
 
-    /// The settings wired into the parts (placeholders in the peer list are
-    /// left as they are; [`ServerConfig::load`] resolves them).
+    /// The settings wired into the parts.
     pub fn from_settings(s: Settings) -> ServerConfig {
         let server = s.eureka.server;
         let instance = s.eureka.instance;
@@ -239,22 +225,6 @@ pub struct Settings {
     pub spring: SpringSection,
     /// `management.*`.
     pub management: ManagementSection,
-}
-
-impl Settings {
-    /// The peer list with `${key}` and `${key:default}` placeholders
-    /// resolved against these settings (as Spring resolves
-    /// `http://${eureka.instance.hostname}:${server.port}/eureka/`).
-    fn peers(&self) -> Result<Vec<String>, String> {
-        let tree = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        self.eureka
-            .client
-            .service_url
-            .default_zone
-            .iter()
-            .map(|url| resolve_placeholders(url, &tree))
-            .collect()
-    }
 }
 
 /// `server.*`: port and connection limits.
@@ -423,26 +393,7 @@ pub struct UserSection {
     pub password: String,
 }
 
-/// `spring.lifecycle.*`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct LifecycleSection {
-    /// The drain deadline after SIGTERM (`--drain-timeout` wins). Default is
-    /// 10 seconds.
-    #[serde(
-        deserialize_with = "cloud_runtime::duration::deserialize",
-        serialize_with = "cloud_runtime::duration::serialize_millis"
-    )]
-    pub timeout_per_shutdown_phase: Duration,
-}
-
-impl Default for LifecycleSection {
-    fn default() -> Self {
-        LifecycleSection {
-            timeout_per_shutdown_phase: cloud_runtime::shutdown::DEFAULT_DRAIN_TIMEOUT,
-        }
-    }
-}
+pub use cloud_runtime::settings::LifecycleSection;
 
 /// `management.*`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -491,56 +442,6 @@ fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         0 => Err(serde::de::Error::custom("must be positive")),
         v => Ok(v),
     }
-}
-
-/// Spring's canonical form of a key level: lower case, no `-` or `_`.
-fn canonical(segment: &str) -> String {
-    segment
-        .chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// The value at dotted `key` in `tree`, matching levels relaxed.
-fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
-    key.split('.').try_fold(tree, |node, segment| {
-        let wanted = canonical(segment);
-        node.as_object()?
-            .iter()
-            .find(|(k, _)| canonical(k) == wanted)
-            .map(|(_, v)| v)
-    })
-}
-
-/// Replaces `${key}` and `${key:default}` in `text` with values of `tree`.
-fn resolve_placeholders(text: &str, tree: &Value) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed placeholder in `{text}`"))?;
-        let inner = &after[..end];
-        let (key, default) = match inner.split_once(':') {
-            Some((k, d)) => (k.trim(), Some(d)),
-            None => (inner.trim(), None),
-        };
-        let value = match lookup(tree, key) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            _ => default
-                .map(str::to_owned)
-                .ok_or_else(|| format!("placeholder `${{{key}}}` names no setting with a value"))?,
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Counters the server keeps for `/actuator/prometheus`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use cloud_runtime::prometheus::PrometheusText;
 
 use crate::limits::Rejection;
 use crate::registry::{EventAction, Registry};
@@ -75,154 +76,148 @@ impl Metrics {
     pub fn render(&self, registry: &Registry, uptime_secs: u64) -> String {
         let counts = registry.counts();
         let p = registry.preservation();
-        let mut out = String::with_capacity(2048);
-        let mut line = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let c = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        line(
-            "discovery_instances",
-            "gauge",
-            "Registered instances.",
-            counts.instances.to_string(),
-        );
-        line(
-            "discovery_applications",
-            "gauge",
-            "Registered applications.",
-            counts.applications.to_string(),
-        );
-        line(
-            "discovery_renews_last_minute",
-            "gauge",
-            "Renewals received in the last minute.",
-            p.renews_last_min.to_string(),
-        );
-        line(
-            "discovery_renews_threshold",
-            "gauge",
-            "Renewals per minute needed to allow evictions.",
-            p.renews_threshold.to_string(),
-        );
-        line(
-            "discovery_self_preservation_active",
-            "gauge",
-            "1 when self-preservation is holding expired leases.",
-            u8::from(p.is_active()).to_string(),
-        );
-        line(
-            "discovery_registrations_total",
-            "counter",
-            "Registrations accepted.",
-            c(&self.registrations),
-        );
-        line(
-            "discovery_renewals_total",
-            "counter",
-            "Renewals accepted.",
-            c(&self.renewals),
-        );
-        line(
-            "discovery_renewals_not_found_total",
-            "counter",
-            "Renewals of unknown leases.",
-            c(&self.renewals_not_found),
-        );
-        line(
-            "discovery_cancellations_total",
-            "counter",
-            "Cancellations.",
-            c(&self.cancellations),
-        );
-        line(
-            "discovery_evictions_total",
-            "counter",
-            "Expired leases evicted.",
-            c(&self.evictions),
-        );
-        line(
-            "discovery_status_updates_total",
-            "counter",
-            "Status override changes.",
-            c(&self.status_updates),
-        );
-        line(
-            "discovery_replication_queue",
-            "gauge",
-            "Replication items waiting.",
-            c(&self.replication_queue),
-        );
-        line(
-            "discovery_replication_failures_total",
-            "counter",
-            "Replication items that failed.",
-            c(&self.replication_failures),
-        );
-        line(
-            "discovery_replication_dropped_total",
-            "counter",
-            "Replication items dropped because a peer queue was full.",
-            c(&self.replication_dropped),
-        );
-        line(
-            "discovery_replication_batches_total",
-            "counter",
-            "Replication batches delivered to peers.",
-            c(&self.replication_batches),
-        );
         let queue = registry.delta_queue_stats();
-        line(
-            "discovery_delta_queue_changes",
-            "gauge",
-            "Changes in the recently-changed queue behind /apps/delta.",
-            queue.changes.to_string(),
-        );
-        line(
-            "discovery_delta_queue_bytes",
-            "gauge",
-            "Approximate bytes the recently-changed queue holds.",
-            queue.bytes.to_string(),
-        );
-        line(
-            "discovery_delta_changes_dropped_total",
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, u64); 21] = [
+            (
+                "discovery_instances",
+                "gauge",
+                "Registered instances.",
+                counts.instances as u64,
+            ),
+            (
+                "discovery_applications",
+                "gauge",
+                "Registered applications.",
+                counts.applications as u64,
+            ),
+            (
+                "discovery_renews_last_minute",
+                "gauge",
+                "Renewals received in the last minute.",
+                p.renews_last_min,
+            ),
+            (
+                "discovery_renews_threshold",
+                "gauge",
+                "Renewals per minute needed to allow evictions.",
+                p.renews_threshold,
+            ),
+            (
+                "discovery_self_preservation_active",
+                "gauge",
+                "1 when self-preservation is holding expired leases.",
+                u64::from(p.is_active()),
+            ),
+            (
+                "discovery_registrations_total",
+                "counter",
+                "Registrations accepted.",
+                c(&self.registrations),
+            ),
+            (
+                "discovery_renewals_total",
+                "counter",
+                "Renewals accepted.",
+                c(&self.renewals),
+            ),
+            (
+                "discovery_renewals_not_found_total",
+                "counter",
+                "Renewals of unknown leases.",
+                c(&self.renewals_not_found),
+            ),
+            (
+                "discovery_cancellations_total",
+                "counter",
+                "Cancellations.",
+                c(&self.cancellations),
+            ),
+            (
+                "discovery_evictions_total",
+                "counter",
+                "Expired leases evicted.",
+                c(&self.evictions),
+            ),
+            (
+                "discovery_status_updates_total",
+                "counter",
+                "Status override changes.",
+                c(&self.status_updates),
+            ),
+            (
+                "discovery_replication_queue",
+                "gauge",
+                "Replication items waiting.",
+                c(&self.replication_queue),
+            ),
+            (
+                "discovery_replication_failures_total",
+                "counter",
+                "Replication items that failed.",
+                c(&self.replication_failures),
+            ),
+            (
+                "discovery_replication_dropped_total",
+                "counter",
+                "Replication items dropped because a peer queue was full.",
+                c(&self.replication_dropped),
+            ),
+            (
+                "discovery_replication_batches_total",
+                "counter",
+                "Replication batches delivered to peers.",
+                c(&self.replication_batches),
+            ),
+            (
+                "discovery_delta_queue_changes",
+                "gauge",
+                "Changes in the recently-changed queue behind /apps/delta.",
+                queue.changes as u64,
+            ),
+            (
+                "discovery_delta_queue_bytes",
+                "gauge",
+                "Approximate bytes the recently-changed queue holds.",
+                queue.bytes as u64,
+            ),
+            (
+                "discovery_delta_changes_dropped_total",
+                "counter",
+                "Changes dropped from the delta queue before their window ended, for its byte budget.",
+                queue.dropped_early,
+            ),
+            (
+                "discovery_delta_incomplete",
+                "gauge",
+                "1 while /apps/delta lists every instance because changes were dropped.",
+                u64::from(queue.incomplete),
+            ),
+            (
+                "discovery_registry_version",
+                "gauge",
+                "Registry version.",
+                registry.version(),
+            ),
+            (
+                "discovery_uptime_seconds",
+                "gauge",
+                "Seconds since start.",
+                uptime_secs,
+            ),
+        ];
+        let mut out = PrometheusText::new();
+        for (name, kind, help, value) in rows {
+            out.family(name, kind, help).sample(&[], value);
+        }
+        let mut rejected = out.family(
+            "discovery_rejected_requests_total",
             "counter",
-            "Changes dropped from the delta queue before their window ended, for its byte budget.",
-            queue.dropped_early.to_string(),
-        );
-        line(
-            "discovery_delta_incomplete",
-            "gauge",
-            "1 while /apps/delta lists every instance because changes were dropped.",
-            u8::from(queue.incomplete).to_string(),
-        );
-        line(
-            "discovery_registry_version",
-            "gauge",
-            "Registry version.",
-            registry.version().to_string(),
-        );
-        line(
-            "discovery_uptime_seconds",
-            "gauge",
-            "Seconds since start.",
-            uptime_secs.to_string(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP discovery_rejected_requests_total Requests refused because they were over a limit.\n\
-             # TYPE discovery_rejected_requests_total counter"
+            "Requests refused because they were over a limit.",
         );
         for reason in Rejection::ALL {
-            let _ = writeln!(
-                out,
-                "discovery_rejected_requests_total{{reason=\"{}\"}} {}",
-                reason.as_str(),
-                self.rejected.get(reason)
-            );
+            rejected = rejected.sample(&[("reason", reason.as_str())], self.rejected.get(reason));
         }
-        out
+        out.finish()
     }
 }

@@ -64,6 +64,28 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// `spring.lifecycle.*`: Spring Boot's graceful-shutdown deadline, shared
+/// by every binary's settings schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct LifecycleSection {
+    /// How long open work may take after SIGTERM before the process exits
+    /// anyway (`--drain-timeout` wins). Default is 10 seconds.
+    #[serde(
+        deserialize_with = "crate::duration::deserialize",
+        serialize_with = "crate::duration::serialize_millis"
+    )]
+    pub timeout_per_shutdown_phase: std::time::Duration,
+}
+
+impl Default for LifecycleSection {
+    fn default() -> Self {
+        LifecycleSection {
+            timeout_per_shutdown_phase: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
 /// Where the process environment comes from: the real one, or a map in
 /// tests.
 pub trait Environment {
@@ -344,7 +366,13 @@ impl Layers {
         for w in &self.warnings {
             tracing::warn!("{w}");
         }
-        let tree = coerce(self.tree, &self.schema);
+        let mut tree = self.tree;
+        let snapshot = tree.clone();
+        resolve_tree(&mut tree, &snapshot, &mut Vec::new()).map_err(|(key, reason)| {
+            let origin = origin_of(&self.origins, &key);
+            ConfigError::new(origin, Some(&key), reason)
+        })?;
+        let tree = coerce(tree, &self.schema);
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             let origin = origin_of(&self.origins, &key);
@@ -382,8 +410,10 @@ impl Layers {
     }
 }
 
-/// Spring's canonical form of one key level: lower case, no `-` or `_`.
-fn canonical(segment: &str) -> String {
+/// Spring's canonical form of one key level: lower case, no `-` or `_`
+/// (`enable-self-preservation`, `enableSelfPreservation` and
+/// `ENABLE_SELF_PRESERVATION` are all `enableselfpreservation`).
+pub fn canonical(segment: &str) -> String {
     segment
         .chars()
         .filter(|c| *c != '-' && *c != '_')
@@ -686,6 +716,109 @@ fn list_of_strings(value: &Value) -> Vec<String> {
         Value::Array(items) => items.iter().flat_map(list_of_strings).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The deepest chain of placeholders resolved through one another.
+const MAX_PLACEHOLDER_DEPTH: usize = 16;
+
+/// Resolves `${key}` and `${key:default}` in every string of `tree`
+/// against `root` (keys matched relaxed, as Spring does for
+/// `http://${eureka.instance.hostname}:${server.port}/eureka/`). On failure,
+/// the dotted key of the string and the reason.
+fn resolve_tree(
+    tree: &mut Value,
+    root: &Value,
+    path: &mut Vec<String>,
+) -> Result<(), (String, String)> {
+    match tree {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                path.push(k.clone());
+                resolve_tree(v, root, path)?;
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                resolve_tree(v, root, path)?;
+                path.pop();
+            }
+        }
+        Value::String(text) if text.contains("${") => {
+            *text = expand(text, root, 0).map_err(|reason| (path.join("."), reason))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `text` with its placeholders replaced by the values they name in `root`.
+pub fn expand(text: &str, root: &Value, depth: usize) -> Result<String, String> {
+    if depth > MAX_PLACEHOLDER_DEPTH {
+        return Err(format!(
+            "placeholders nested more than {MAX_PLACEHOLDER_DEPTH} deep in `{text}` (a cycle?)"
+        ));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end =
+            closing_brace(after).ok_or_else(|| format!("unclosed placeholder in `{text}`"))?;
+        let inner = &after[..end];
+        let (key, default) = match inner.split_once(':') {
+            Some((k, d)) => (k.trim(), Some(d)),
+            None => (inner.trim(), None),
+        };
+        let value = match lookup(root, key) {
+            Some(Value::String(s)) if !s.is_empty() => expand(s, root, depth + 1)?,
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => match default {
+                Some(d) => expand(d, root, depth + 1)?,
+                None => {
+                    return Err(format!(
+                        "placeholder `${{{key}}}` names no setting with a value"
+                    ));
+                }
+            },
+        };
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The index of the `}` that closes a placeholder whose body starts `text`
+/// (nested `${...}` in a default included).
+fn closing_brace(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = text.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The value at dotted `key` in `tree`, levels matched relaxed.
+pub fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(tree, |node, segment| {
+        let wanted = canonical(segment);
+        let map = node.as_object()?;
+        map.get(segment).or_else(|| {
+            map.iter()
+                .find(|(k, _)| canonical(k) == wanted)
+                .map(|(_, v)| v)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -252,26 +252,7 @@ pub struct UserSection {
     pub password: Option<String>,
 }
 
-/// `spring.lifecycle.*`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct LifecycleSection {
-    /// How long open work may take after SIGTERM before the process exits
-    /// anyway. Default is 10 seconds.
-    #[serde(
-        deserialize_with = "cloud_runtime::duration::deserialize",
-        serialize_with = "cloud_runtime::duration::serialize_millis"
-    )]
-    pub timeout_per_shutdown_phase: Duration,
-}
-
-impl Default for LifecycleSection {
-    fn default() -> Self {
-        Self {
-            timeout_per_shutdown_phase: cloud_runtime::shutdown::DEFAULT_DRAIN_TIMEOUT,
-        }
-    }
-}
+pub use cloud_runtime::settings::LifecycleSection;
 
 /// `encrypt.*`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use cloud_runtime::settings::Origin;
+
 use super::*;
 
 fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
@@ -215,7 +217,7 @@ fn an_unknown_placeholder_in_the_peer_list_is_an_error_naming_the_key() {
     );
     let e = ServerConfig::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
     assert_eq!(e.origin(), &Origin::File(path));
-    assert_eq!(e.key(), Some("eureka.client.service-url.defaultZone"));
+    assert_eq!(e.key(), Some("eureka.client.service-url.default-zone"));
     assert!(e.to_string().contains("peer.host"), "{e}");
 }
 

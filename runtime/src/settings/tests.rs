@@ -321,3 +321,46 @@ fn profile_documents_apply_when_their_profile_is_active() {
         .unwrap();
     assert_eq!(s.server.port, 8762);
 }
+
+#[test]
+fn placeholders_resolve_against_the_layered_settings() {
+    let f = file(
+        "yml",
+        "server:\n  port: 8762\n  address: ${eureka.client.service-url.defaultZone:none}\neureka:\n  client:\n    serviceUrl:\n      defaultZone: http://${server.address2:localhost}:${server.port}/eureka/\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(
+        s.eureka.client.service_url.default_zone,
+        "http://localhost:8762/eureka/"
+    );
+    assert_eq!(
+        s.server.address, "http://localhost:8762/eureka/",
+        "placeholders inside looked-up values resolve too"
+    );
+}
+
+#[test]
+fn an_unresolvable_or_cyclic_placeholder_names_its_key() {
+    let f = file("yml", "server:\n  address: ${nowhere.to.be.found}\n");
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err();
+    assert_eq!(err.key(), Some("server.address"));
+    assert_eq!(err.origin(), &Origin::File(f.path().to_path_buf()));
+    let cyc = file("yml", "server:\n  address: ${server.address}\n");
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .file(cyc.path())
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err();
+    assert!(err.to_string().contains("cycle"), "{err}");
+}
