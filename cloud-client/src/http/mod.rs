@@ -1,0 +1,17 @@
+//! The resilient HTTP client: [`LbHttpClient`] resolves `lb://service/...`
+//! through the registry cache and the balancer, guards each attempt with the
+//! service's circuit breaker and a timeout, retries with a budget only when
+//! it is safe, and propagates W3C `traceparent`. It is also a
+//! `tower::Service<reqwest::Request>`.
+//!
+//! - `client`: [`LbHttpClient`], [`HttpClientConfig`], [`InstanceSource`].
+//! - `error`: [`HttpError`] and its `is_*()` questions.
+//! - `trace`: [`TraceContext`], the `traceparent` header.
+
+mod client;
+mod error;
+mod trace;
+
+pub use client::{HttpClientConfig, InstanceSource, LbHttpClient, ServiceStats, StaticInstances};
+pub use error::HttpError;
+pub use trace::{TRACEPARENT, TraceContext};

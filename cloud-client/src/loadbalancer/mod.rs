@@ -1,0 +1,526 @@
+//! Load balancing over the instances of one service: round robin, random,
+//! weighted (metadata `weight`), zone preference (metadata `zone`), sticky
+//! by key, and power of two choices over peak-EWMA latency times requests
+//! in flight, with outlier ejection.
+//!
+//! # The hot path
+//! A pick loads the current pool (an immutable snapshot behind `arc-swap`,
+//! replaced when the registry changes), reads atomics and clones one `Arc`:
+//! no lock, no allocation. The clock is read only when some endpoint is
+//! ejected (to see whether its time is up) and, for P2C, to time the call.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cloud_client::discovery::ServiceInstance;
+//! use cloud_client::loadbalancer::{LoadBalancer, Outcome, Strategy};
+//! use cloud_protocol::eureka::{InstanceStatus, Metadata};
+//!
+//! let instance = |id: &str| ServiceInstance {
+//!     instance_id: id.into(), app: "USERS".into(), host: "10.0.0.1".into(), port: 8080,
+//!     secure: false, status: InstanceStatus::Up, zone: None, weight: 1,
+//!     metadata: Metadata::new(), vip_address: None, secure_vip_address: None,
+//! };
+//! let lb = LoadBalancer::new(Strategy::RoundRobin);
+//! lb.update(&Arc::from(vec![instance("a"), instance("b")]));
+//! let first = lb.pick().unwrap();
+//! let second = lb.pick().unwrap();
+//! assert_ne!(first.instance().instance_id, second.instance().instance_id);
+//! first.record(Outcome::Success);
+//! ```
+
+mod hash;
+mod outlier;
+mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use cloud_runtime::clock::{Clock, TokioClock};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+pub use outlier::OutlierConfig;
+use stats::EndpointStats;
+
+use crate::discovery::ServiceInstance;
+
+/// How to choose among the instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Each in turn (Spring Cloud LoadBalancer's default).
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// At random in proportion to metadata `weight` (1 when absent).
+    Weighted,
+    /// Round robin over the instances whose metadata `zone` is this one,
+    /// or over all when none of them is available (Spring's
+    /// `ZonePreferenceServiceInstanceListSupplier`).
+    ZonePreference(String),
+    /// The same key goes to the same instance while the pool holds
+    /// ([`LoadBalancer::pick_for`]; jump consistent hashing). A pick
+    /// without a key is round robin.
+    Sticky,
+    /// Two instances at random, the one with the lower peak-EWMA latency
+    /// times (requests in flight + 1) wins (Finagle's and tower's P2C).
+    PowerOfTwoChoices,
+}
+
+/// How a call to a picked instance ended, for the balancer's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer that is not a server error.
+    Success,
+    /// A connect failure or a 5xx answer: counts toward ejection.
+    Failure,
+    /// Neither (cancelled, or a failure that says nothing of the instance).
+    Ignored,
+}
+
+/// One instance in a pool, with its numbers.
+#[derive(Debug)]
+pub struct Endpoint {
+    instance: ServiceInstance,
+    stats: Arc<EndpointStats>,
+}
+
+impl Endpoint {
+    /// The instance.
+    pub fn instance(&self) -> &ServiceInstance {
+        &self.instance
+    }
+
+    /// Requests in flight to it through this balancer (counted for
+    /// [`Strategy::PowerOfTwoChoices`] only).
+    pub fn in_flight(&self) -> u32 {
+        self.stats.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Its peak-EWMA latency.
+    pub fn latency_ewma(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.stats.ewma() as u64)
+    }
+}
+
+/// An immutable pool, replaced whole when the registry changes.
+#[derive(Debug, Default)]
+struct Pool {
+    /// The list it was built from, to skip rebuilding the same one.
+    source: Option<Arc<[ServiceInstance]>>,
+    endpoints: Box<[Arc<Endpoint>]>,
+    /// Running sums of weights, for weighted picks.
+    cumulative: Box<[u64]>,
+    /// Indices of the endpoints in the preferred zone.
+    local: Box<[usize]>,
+}
+
+/// Picks instances of one service. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct LoadBalancer {
+    strategy: Strategy,
+    /// `strategy` is P2C (checked on every pick and record).
+    p2c: bool,
+    pool: ArcSwap<Pool>,
+    cursor: AtomicUsize,
+    /// Endpoints ejected now; picks skip the ejection check while 0.
+    ejected: AtomicUsize,
+    outlier: OutlierConfig,
+    clock: Arc<dyn Clock>,
+    epoch: Instant,
+    updating: Mutex<()>,
+}
+
+/// A picked instance. Record how the call went with
+/// [`record`](Self::record); dropping it records nothing.
+///
+/// It holds the pool it was picked from (an `arc-swap` guard, not a
+/// reference count), so the instance stays valid while the pool is
+/// replaced.
+pub struct Picked<'a> {
+    lb: &'a LoadBalancer,
+    pool: arc_swap::Guard<Arc<Pool>>,
+    index: usize,
+    started: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for Picked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picked")
+            .field("instance", &self.instance().instance_id)
+            .finish()
+    }
+}
+
+impl Picked<'_> {
+    /// The instance to call.
+    #[inline]
+    pub fn instance(&self) -> &ServiceInstance {
+        &self.pool.endpoints[self.index].instance
+    }
+
+    /// Records the outcome (and, for P2C, the latency).
+    #[inline]
+    pub fn record(mut self, outcome: Outcome) {
+        self.done = true;
+        self.lb
+            .finish(&self.pool.endpoints[self.index], self.started, outcome);
+    }
+}
+
+impl Drop for Picked<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.done {
+            self.lb.finish(
+                &self.pool.endpoints[self.index],
+                self.started,
+                Outcome::Ignored,
+            );
+        }
+    }
+}
+
+impl LoadBalancer {
+    /// A balancer with default outlier ejection on the tokio clock.
+    pub fn new(strategy: Strategy) -> Self {
+        LoadBalancer::with(
+            strategy,
+            OutlierConfig::default(),
+            Arc::new(TokioClock::new()),
+        )
+    }
+
+    /// A balancer with the given outlier settings and clock.
+    pub fn with(strategy: Strategy, outlier: OutlierConfig, clock: Arc<dyn Clock>) -> Self {
+        let epoch = clock.now();
+        LoadBalancer {
+            p2c: strategy == Strategy::PowerOfTwoChoices,
+            strategy,
+            pool: ArcSwap::from_pointee(Pool::default()),
+            cursor: AtomicUsize::new(0),
+            ejected: AtomicUsize::new(0),
+            outlier,
+            clock,
+            epoch,
+            updating: Mutex::new(()),
+        }
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    /// Replaces the pool with the `UP` instances of `instances`. Endpoints
+    /// that stay keep their numbers (latency, failures, ejection). Nothing
+    /// happens when `instances` is the list the pool was built from.
+    pub fn update(&self, instances: &Arc<[ServiceInstance]>) {
+        let built_from = |pool: &Pool| {
+            pool.source
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, instances))
+        };
+        // The common case, on every call of the HTTP client: no lock.
+        if built_from(&self.pool.load()) {
+            return;
+        }
+        let _one_at_a_time = self.updating.lock();
+        let old = self.pool.load_full();
+        if built_from(&old) {
+            return;
+        }
+        let endpoints: Box<[Arc<Endpoint>]> = instances
+            .iter()
+            .filter(|i| i.is_up())
+            .map(|i| {
+                match old
+                    .endpoints
+                    .iter()
+                    .find(|e| e.instance.instance_id == i.instance_id)
+                {
+                    Some(e) if e.instance == *i => Arc::clone(e),
+                    Some(e) => Arc::new(Endpoint {
+                        instance: i.clone(),
+                        stats: Arc::clone(&e.stats),
+                    }),
+                    None => Arc::new(Endpoint {
+                        instance: i.clone(),
+                        stats: Arc::default(),
+                    }),
+                }
+            })
+            .collect();
+        let cumulative = endpoints
+            .iter()
+            .scan(0u64, |sum, e| {
+                *sum += u64::from(e.instance.weight.max(1));
+                Some(*sum)
+            })
+            .collect();
+        let local = match &self.strategy {
+            Strategy::ZonePreference(zone) => endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.instance.zone.as_deref() == Some(zone.as_str()))
+                .map(|(i, _)| i)
+                .collect(),
+            _ => Box::default(),
+        };
+        let ejected = endpoints
+            .iter()
+            .filter(|e| e.stats.ejected_until.load(Ordering::Relaxed) != 0)
+            .count();
+        self.pool.store(Arc::new(Pool {
+            source: Some(Arc::clone(instances)),
+            endpoints,
+            cumulative,
+            local,
+        }));
+        self.ejected.store(ejected, Ordering::Relaxed);
+    }
+
+    /// The endpoints in the pool now.
+    pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.pool.load().endpoints.to_vec()
+    }
+
+    /// How many instances are ejected now (an ejection whose time is up
+    /// counts until the next pick brings the instance back).
+    pub fn ejected_count(&self) -> usize {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the instance is ejected now.
+    pub fn is_ejected(&self, instance_id: &str) -> bool {
+        let pool = self.pool.load();
+        let mut now = 0;
+        pool.endpoints
+            .iter()
+            .find(|e| e.instance.instance_id == instance_id)
+            .is_some_and(|e| !self.available(e, &mut now))
+    }
+
+    /// Picks an instance; `None` when the pool is empty.
+    #[inline]
+    pub fn pick(&self) -> Option<Picked<'_>> {
+        self.pick_inner(None)
+    }
+
+    /// Picks for `key`: with [`Strategy::Sticky`] the same key gets the same
+    /// instance while the pool holds; other strategies ignore the key.
+    #[inline]
+    pub fn pick_for(&self, key: &str) -> Option<Picked<'_>> {
+        self.pick_inner(Some(key))
+    }
+
+    fn pick_inner(&self, key: Option<&str>) -> Option<Picked<'_>> {
+        let pool = self.pool.load();
+        let n = pool.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        // Clock reading, taken at most once per pick and only when needed.
+        let mut now = 0u64;
+        let i = match (&self.strategy, key) {
+            (Strategy::Random, _) => self.probe(&pool, hash::below(n), &mut now),
+            (Strategy::Weighted, _) => {
+                let total = pool.cumulative.last().copied().unwrap_or(0);
+                let r = ((u128::from(hash::random()) * u128::from(total)) >> 64) as u64;
+                let i = pool.cumulative.partition_point(|c| *c <= r);
+                self.probe(&pool, i.min(n - 1), &mut now)
+            }
+            (Strategy::Sticky, Some(key)) => {
+                let i = hash::jump(hash::fnv1a(key.as_bytes()), n);
+                self.probe(&pool, i, &mut now)
+            }
+            (Strategy::ZonePreference(_), _) => self.zone_pick(&pool, &mut now),
+            (Strategy::PowerOfTwoChoices, _) => self.p2c(&pool, &mut now),
+            (Strategy::RoundRobin | Strategy::Sticky, _) => {
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+                self.probe(&pool, start, &mut now)
+            }
+        };
+        // Calls in flight and latency matter to P2C only.
+        let started = if self.p2c {
+            pool.endpoints[i]
+                .stats
+                .in_flight
+                .fetch_add(1, Ordering::Relaxed);
+            self.now_ns(&mut now)
+        } else {
+            0
+        };
+        Some(Picked {
+            lb: self,
+            pool,
+            index: i,
+            started,
+            done: false,
+        })
+    }
+
+    /// `start` if available, else the next available one after it; `start`
+    /// when none is (the last endpoint is never ejected, so rare).
+    #[inline]
+    fn probe(&self, pool: &Pool, start: usize, now: &mut u64) -> usize {
+        if self.ejected.load(Ordering::Relaxed) == 0 {
+            return start;
+        }
+        let n = pool.endpoints.len();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|i| self.available(&pool.endpoints[*i], now))
+            .unwrap_or(start)
+    }
+
+    fn zone_pick(&self, pool: &Pool, now: &mut u64) -> usize {
+        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let local = &pool.local;
+        if !local.is_empty() {
+            let m = local.len();
+            let start = turn % m;
+            if self.ejected.load(Ordering::Relaxed) == 0 {
+                return local[start];
+            }
+            if let Some(i) = (0..m)
+                .map(|k| local[(start + k) % m])
+                .find(|i| self.available(&pool.endpoints[*i], now))
+            {
+                return i;
+            }
+        }
+        self.probe(pool, turn % pool.endpoints.len(), now)
+    }
+
+    fn p2c(&self, pool: &Pool, now: &mut u64) -> usize {
+        let n = pool.endpoints.len();
+        if n == 1 {
+            return 0;
+        }
+        let a = hash::below(n);
+        let mut b = hash::below(n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (ea, eb) = (&pool.endpoints[a], &pool.endpoints[b]);
+        if self.ejected.load(Ordering::Relaxed) != 0 {
+            match (self.available(ea, now), self.available(eb, now)) {
+                (true, false) => return a,
+                (false, true) => return b,
+                (false, false) => return self.probe(pool, a, now),
+                (true, true) => {}
+            }
+        }
+        if ea.stats.cost() <= eb.stats.cost() {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// Nanoseconds on the balancer's clock, at least 1; read once per pick.
+    fn now_ns(&self, now: &mut u64) -> u64 {
+        if *now == 0 {
+            let d = self.clock.now().saturating_duration_since(self.epoch);
+            // Offset by one so that 0 stays "not read yet" / "not ejected".
+            *now = u64::try_from(d.as_nanos())
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+        }
+        *now
+    }
+
+    /// Whether `e` may be picked; brings it back when its ejection is over.
+    fn available(&self, e: &Endpoint, now: &mut u64) -> bool {
+        let until = e.stats.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        if self.now_ns(now) < until {
+            return false;
+        }
+        if e.stats
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let _ = self
+                .ejected
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+            tracing::info!(instance = %e.instance.instance_id, "ejection over; instance back in the pool");
+        }
+        true
+    }
+
+    #[inline]
+    fn finish(&self, endpoint: &Endpoint, started: u64, outcome: Outcome) {
+        let stats = &endpoint.stats;
+        let mut now = 0;
+        if started != 0 {
+            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if outcome != Outcome::Ignored {
+                let at = self.now_ns(&mut now);
+                stats.observe(at.saturating_sub(started) as f64, at);
+            }
+        }
+        match outcome {
+            Outcome::Success => {
+                if stats.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                    stats.consecutive_failures.store(0, Ordering::Relaxed);
+                }
+                if stats.ejections.load(Ordering::Relaxed) != 0
+                    && stats.ejected_until.load(Ordering::Relaxed) == 0
+                {
+                    stats.ejections.store(0, Ordering::Relaxed);
+                }
+            }
+            Outcome::Failure => self.failed(endpoint, &mut now),
+            Outcome::Ignored => {}
+        }
+    }
+
+    fn failed(&self, endpoint: &Endpoint, now: &mut u64) {
+        let stats = &endpoint.stats;
+        let failures = stats.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let threshold = self.outlier.consecutive_failures;
+        if threshold == 0 || failures < threshold {
+            return;
+        }
+        if stats.ejected_until.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let pool_len = self.pool.load().endpoints.len();
+        let max = self.outlier.max_ejected(pool_len);
+        if self
+            .ejected
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| {
+                (c < max).then_some(c + 1)
+            })
+            .is_err()
+        {
+            return;
+        }
+        let n = stats.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let time = self.outlier.ejection_time(n);
+        let until = self
+            .now_ns(now)
+            .saturating_add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+        if stats
+            .ejected_until
+            .compare_exchange(0, until, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            stats.consecutive_failures.store(0, Ordering::Relaxed);
+            tracing::warn!(instance = %endpoint.instance.instance_id, failures, ?time, "instance ejected");
+        } else {
+            let _ = self
+                .ejected
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

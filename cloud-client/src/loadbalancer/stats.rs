@@ -1,0 +1,94 @@
+//! Per-endpoint numbers, all atomics: requests in flight, the peak-EWMA
+//! latency, consecutive failures and the ejection deadline. They outlive
+//! pool updates (an endpoint that stays keeps its numbers).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Decay time of the latency average: an observation weighs `1/e` after
+/// this long. 10 seconds, as tower's and Finagle's peak EWMA.
+pub(crate) const DECAY_NS: f64 = 10_000_000_000.0;
+
+/// Latency assumed before the first observation: 1 ms.
+pub(crate) const DEFAULT_RTT_NS: f64 = 1_000_000.0;
+
+/// The numbers of one endpoint.
+#[derive(Debug)]
+pub(crate) struct EndpointStats {
+    pub(crate) in_flight: AtomicU32,
+    /// Peak-EWMA latency in nanoseconds, as `f64` bits.
+    ewma_bits: AtomicU64,
+    /// When the average was last updated (balancer clock, ns).
+    ewma_at: AtomicU64,
+    pub(crate) consecutive_failures: AtomicU32,
+    /// Balancer clock (ns) until which the endpoint is ejected; 0 when not.
+    pub(crate) ejected_until: AtomicU64,
+    /// How many times it has been ejected (the back-off grows with it).
+    pub(crate) ejections: AtomicU32,
+}
+
+impl Default for EndpointStats {
+    fn default() -> Self {
+        EndpointStats {
+            in_flight: AtomicU32::new(0),
+            ewma_bits: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
+            ewma_at: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+        }
+    }
+}
+
+impl EndpointStats {
+    /// The peak-EWMA latency now, in ns.
+    pub(crate) fn ewma(&self) -> f64 {
+        f64::from_bits(self.ewma_bits.load(Ordering::Relaxed))
+    }
+
+    /// The load P2C compares: latency times (requests in flight + 1).
+    #[inline]
+    pub(crate) fn cost(&self) -> f64 {
+        self.ewma() * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+    }
+
+    /// Records one latency observation at `now` (ns): a slower one replaces
+    /// the average at once (the peak), a faster one decays it toward itself.
+    pub(crate) fn observe(&self, rtt_ns: f64, now: u64) {
+        let prev = self.ewma();
+        let at = self.ewma_at.swap(now, Ordering::Relaxed);
+        let next = peak_ewma(prev, rtt_ns, now.saturating_sub(at));
+        self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// The peak-EWMA step, pure.
+pub(crate) fn peak_ewma(prev: f64, rtt: f64, elapsed_ns: u64) -> f64 {
+    if rtt > prev {
+        rtt
+    } else {
+        let w = (-(elapsed_ns as f64) / DECAY_NS).exp();
+        prev * w + rtt * (1.0 - w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_answer_counts_at_once_and_fast_ones_decay_it() {
+        assert_eq!(peak_ewma(1.0, 50.0, 0), 50.0);
+        let after_a_moment = peak_ewma(50.0, 1.0, 1_000);
+        assert!(after_a_moment > 49.9, "{after_a_moment}");
+        let after_long = peak_ewma(50.0, 1.0, 100_000_000_000);
+        assert!(after_long < 1.01, "{after_long}");
+    }
+
+    #[test]
+    fn cost_grows_with_requests_in_flight() {
+        let s = EndpointStats::default();
+        let idle = s.cost();
+        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(s.cost(), 2.0 * idle);
+    }
+}
