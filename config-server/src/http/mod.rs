@@ -314,7 +314,10 @@ fn repository_health(h: &crate::backend::BackendHealth) -> serde_json::Value {
 
 async fn prometheus(State(st): State<Shared>) -> Response {
     (
-        [(header::CONTENT_TYPE, cloud_runtime::prometheus::CONTENT_TYPE)],
+        [(
+            header::CONTENT_TYPE,
+            cloud_runtime::prometheus::CONTENT_TYPE,
+        )],
         st.metrics.render(),
     )
         .into_response()

@@ -110,5 +110,11 @@ pub(super) async fn health(
 pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let uptime = u64::try_from(state.node.uptime_millis() / 1000).unwrap_or(0);
     let body = state.node.metrics().render(state.node.registry(), uptime);
-    ([(header::CONTENT_TYPE, cloud_runtime::prometheus::CONTENT_TYPE)], body)
+    (
+        [(
+            header::CONTENT_TYPE,
+            cloud_runtime::prometheus::CONTENT_TYPE,
+        )],
+        body,
+    )
 }

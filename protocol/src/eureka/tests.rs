@@ -536,3 +536,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn control_characters_xml_cannot_carry_are_dropped_on_reading_as_on_writing() {
+    let doc = "<instance><instanceId>a\u{16}b</instanceId><hostName>h</hostName><app>APP</app>\
+        <ipAddr>1.2.3.4</ipAddr><dataCenterInfo class=\"x&#x16;y\"><name>MyOwn</name></dataCenterInfo></instance>";
+    let info = xml::decode_instance(doc.as_bytes()).unwrap();
+    assert_eq!(info.instance_id, "ab");
+    assert_eq!(info.data_center_info.class, "xy");
+    let again = xml::decode_instance(&xml::encode_instance(&info)).unwrap();
+    assert_eq!(again, info);
+}
+
+#[test]
+fn text_mixed_between_child_elements_is_not_a_metadata_entry() {
+    let doc = "<instance><instanceId>a</instanceId><hostName>h</hostName><app>APP</app>\
+        <ipAddr>1.2.3.4</ipAddr><dataCenterInfo><name>MyOwn</name></dataCenterInfo>\
+        <metadata>stray<zone>z1</zone></metadata></instance>";
+    let info = xml::decode_instance(doc.as_bytes()).unwrap();
+    assert_eq!(info.metadata.len(), 1);
+    assert_eq!(
+        xml::decode_instance(&xml::encode_instance(&info)).unwrap(),
+        info
+    );
+}

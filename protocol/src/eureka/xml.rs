@@ -219,8 +219,8 @@ fn write_map(out: &mut Vec<u8>, map: &super::metadata::Metadata) {
 /// Metadata keys become element names; characters an XML name cannot hold
 /// are written as `_` (a key that starts with a digit gets a `_` prefix).
 fn element_name(key: &str) -> std::borrow::Cow<'_, str> {
-    let ok_start = |c: char| c.is_ascii_alphabetic() || c == '_';
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let ok_start = |c: char| c.is_alphabetic() || c == '_';
+    let ok = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
     match key.chars().next() {
         Some(first) if ok_start(first) && key.chars().all(ok) => std::borrow::Cow::Borrowed(key),
         Some(first) => {
@@ -253,6 +253,15 @@ fn element(out: &mut Vec<u8>, name: &str, value: &str) {
 
 fn int_element(out: &mut Vec<u8>, name: &str, value: i64) {
     tagged(out, b"  ", name, |out| push_int(out, value));
+}
+
+/// `s` without the control characters that XML 1.0 cannot carry (all of
+/// C0 but tab, newline and carriage return), as [`push_text`] writes it: a
+/// value read from XML is the value written back.
+fn without_illegal_chars(s: &str) -> String {
+    s.chars()
+        .filter(|&c| c >= ' ' || matches!(c, '\t' | '\n' | '\r'))
+        .collect()
 }
 
 /// Appends `s` escaped for element text and attribute values; drops
@@ -292,6 +301,9 @@ impl Open {
     /// every earlier one, so it is off and the map finds duplicates instead.
     fn new(start: &BytesStart<'_>, limits: &XmlLimits) -> Result<Open, DecodeError> {
         let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+        if element_name(&name) != name.as_str() {
+            return Err(syntax(format!("invalid element name <{name}>")));
+        }
         let mut fields = Map::new();
         for (n, attr) in start.attributes().with_checks(false).enumerate() {
             if n >= limits.max_attributes_per_element {
@@ -302,7 +314,7 @@ impl Open {
             }
             let attr = attr.map_err(syntax)?;
             let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-            let value = attr.unescape_value().map_err(syntax)?.into_owned();
+            let value = without_illegal_chars(&attr.unescape_value().map_err(syntax)?);
             if fields
                 .insert(format!("@{key}"), Value::String(value))
                 .is_some()
@@ -324,7 +336,10 @@ impl Open {
         let value = if self.fields.is_empty() && !self.has_children {
             Value::String(text.to_owned())
         } else {
-            if !text.is_empty() {
+            // Text beside attributes is the element's value (`<port
+            // enabled="true">8080</port>`); text mixed in between child
+            // elements means nothing in Eureka's documents and is dropped.
+            if !text.is_empty() && !self.has_children {
                 self.fields
                     .insert("$".to_owned(), Value::String(text.to_owned()));
             }
@@ -408,7 +423,7 @@ pub(crate) fn parse(bytes: &[u8], limits: &XmlLimits) -> Result<Value, DecodeErr
                 }
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(syntax)?;
+                let text = without_illegal_chars(&t.unescape().map_err(syntax)?);
                 match stack.last_mut() {
                     Some(open) => open.text.push_str(&text),
                     None if text.trim().is_empty() => {}
@@ -419,7 +434,8 @@ pub(crate) fn parse(bytes: &[u8], limits: &XmlLimits) -> Result<Value, DecodeErr
                 let open = stack
                     .last_mut()
                     .ok_or_else(|| syntax("CDATA outside the root element"))?;
-                open.text.push_str(&String::from_utf8_lossy(&c));
+                open.text
+                    .push_str(&without_illegal_chars(&String::from_utf8_lossy(&c)));
             }
             Event::Eof => break,
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
