@@ -281,10 +281,10 @@ impl Definition {
                             .last()
                             .and_then(Value::as_str)
                             .map(str::to_ascii_lowercase);
-                        if matches!(last.as_deref(), Some("true" | "false")) {
-                            if let (Some(flag), Some(v)) = (fields.get(1), values.pop()) {
-                                bound.insert((*flag).to_owned(), v);
-                            }
+                        if matches!(last.as_deref(), Some("true" | "false"))
+                            && let (Some(flag), Some(v)) = (fields.get(1), values.pop())
+                        {
+                            bound.insert((*flag).to_owned(), v);
                         }
                     }
                     if let Some(list) = fields.first() {

@@ -243,10 +243,10 @@ impl Gateway {
             .resilience
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((v, r)) = cached.as_ref() {
-            if v == value {
-                return Ok(r.clone());
-            }
+        if let Some((v, r)) = cached.as_ref()
+            && v == value
+        {
+            return Ok(r.clone());
         }
         let config: ResilienceConfig = if value.is_null() {
             ResilienceConfig::default()
@@ -270,10 +270,10 @@ impl Gateway {
                 () = shutdown.cancelled() => return,
             }
             let settings = (*self.inner.settings.load_full()).clone();
-            if settings.spring.cloud.gateway.locator().enabled {
-                if let Err(e) = self.install(settings) {
-                    tracing::error!(error = %e, "services changed but the routes do not compile; keeping the old ones");
-                }
+            if settings.spring.cloud.gateway.locator().enabled
+                && let Err(e) = self.install(settings)
+            {
+                tracing::error!(error = %e, "services changed but the routes do not compile; keeping the old ones");
             }
         }
     }

@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn round_robin_over_up_instances_only() {
         let s = StaticInstances::new();
-        let mut rx = s.subscribe();
+        let rx = s.subscribe();
         s.set(
             "users",
             vec![

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::config::{Definition, InvalidDefinition, RouteDefinition, RouteError};
 use crate::filter::retry::RetryPolicy;
 use crate::filter::{BreakerFilter, Filter, FilterSettings};
-use crate::predicate::{Predicate, RequestView, WeightGroups};
+use crate::predicate::{Captures, Predicate, RequestView, WeightGroups};
 
 /// Where a route sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl RouteTable {
 
     /// The first route whose predicates all hold, with the captures of its
     /// `Path` and `Host` patterns.
-    pub fn find(&self, req: &RequestView<'_>) -> Option<(Arc<Route>, Vec<(String, String)>)> {
+    pub fn find(&self, req: &RequestView<'_>) -> Option<(Arc<Route>, Captures)> {
         let mut vars = Vec::new();
         for route in &self.routes {
             vars.clear();

@@ -572,10 +572,10 @@ impl Filter {
             }
             Filter::AddRequestHeadersIfNotPresent(headers) => {
                 for (name, value) in headers {
-                    if !out.headers.contains_key(name) {
-                        if let Some(v) = header_value(&expand(value, &out.vars)) {
-                            out.headers.insert(name.clone(), v);
-                        }
+                    if !out.headers.contains_key(name)
+                        && let Some(v) = header_value(&expand(value, &out.vars))
+                    {
+                        out.headers.insert(name.clone(), v);
                     }
                 }
             }
@@ -631,11 +631,9 @@ impl Filter {
             Filter::StripPrefix(parts) => out.path = strip_prefix(&out.path, *parts),
             Filter::RedirectTo(status, url, include_params) => {
                 let mut location = url.clone();
-                if *include_params {
-                    if let Some(q) = out.query.as_deref().filter(|q| !q.is_empty()) {
-                        location.push(if location.contains('?') { '&' } else { '?' });
-                        location.push_str(q);
-                    }
+                if *include_params && let Some(q) = out.query.as_deref().filter(|q| !q.is_empty()) {
+                    location.push(if location.contains('?') { '&' } else { '?' });
+                    location.push_str(q);
                 }
                 let mut answer = empty_answer(*status);
                 if let Some(v) = header_value(&location) {

@@ -54,6 +54,10 @@ pub struct RequestView<'a> {
     pub weight_roll: f64,
 }
 
+/// The `{name}` captures of a route's `Path` and `Host` patterns, in
+/// order.
+pub type Captures = Vec<(String, String)>;
+
 /// One compiled predicate.
 #[derive(Debug, Clone)]
 pub enum Predicate {
@@ -323,8 +327,7 @@ pub(crate) fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .last()?;
+        .rfind(|s| !s.is_empty())?;
     last.parse().ok()
 }
 
