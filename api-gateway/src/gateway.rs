@@ -524,6 +524,11 @@ impl Gateway {
         let mut request = Request::new(body);
         *request.method_mut() = out.method.clone();
         *request.headers_mut() = out.headers.clone();
+        if cause.is_some() {
+            // A fallback gets no body: the original was sent upstream.
+            request.headers_mut().remove(header::CONTENT_LENGTH);
+            request.headers_mut().remove(header::TRANSFER_ENCODING);
+        }
         match uri.parse() {
             Ok(u) => *request.uri_mut() = u,
             Err(_) => {
@@ -544,7 +549,7 @@ impl Gateway {
         let policy = route.retry().filter(|p| p.applies_to(&out.method));
         let mut body = match policy {
             None => AttemptBody::Stream(Some(body)),
-            Some(_) => keep_if_small(body, &out.headers).await,
+            Some(_) => keep_if_small(body, &out.headers).await?,
         };
         let retries = match policy {
             Some(p) if body.replayable() => p.retries,
@@ -667,9 +672,12 @@ async fn handle(State(gateway): State<Gateway>, request: Request<Body>) -> Respo
 
 /// Keeps a small body in memory so that `Retry` can send it again; a body
 /// of unknown or large size is streamed once.
-async fn keep_if_small(body: Body, headers: &http::HeaderMap) -> AttemptBody {
+async fn keep_if_small(
+    body: Body,
+    headers: &http::HeaderMap,
+) -> Result<AttemptBody, UpstreamError> {
     if body.size_hint().exact() == Some(0) {
-        return AttemptBody::Kept(bytes::Bytes::new());
+        return Ok(AttemptBody::Kept(bytes::Bytes::new()));
     }
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -677,20 +685,21 @@ async fn keep_if_small(body: Body, headers: &http::HeaderMap) -> AttemptBody {
         .and_then(|v| v.trim().parse::<u64>().ok());
     match length {
         Some(n) if n <= MAX_REPLAY_BODY => {
-            match http_body_util::Limited::new(body, MAX_REPLAY_BODY as usize)
-                .collect()
-                .await
-            {
-                Ok(collected) => AttemptBody::Kept(collected.to_bytes()),
-                Err(e) => {
-                    tracing::debug!(error = %e, "request body could not be read");
-                    AttemptBody::Stream(None)
-                }
+            let limit = usize::try_from(MAX_REPLAY_BODY).unwrap_or(usize::MAX);
+            match http_body_util::Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(AttemptBody::Kept(collected.to_bytes())),
+                Err(e) => Err(UpstreamError::client_body(BodyError(e.to_string()))),
             }
         }
-        _ => AttemptBody::Stream(Some(body)),
+        _ => Ok(AttemptBody::Stream(Some(body))),
     }
 }
+
+/// A request body that could not be read (the cause, as text: the body's
+/// error type is boxed and not `Sync`).
+#[derive(Debug, thiserror::Error)]
+#[error("request body: {0}")]
+struct BodyError(String);
 
 fn upstream_authority(route: &Route) -> Option<String> {
     match &route.target {

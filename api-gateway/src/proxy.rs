@@ -45,6 +45,7 @@ enum Kind {
     Timeout,
     NoInstance,
     Unsupported,
+    ClientBody,
 }
 
 impl UpstreamError {
@@ -65,6 +66,16 @@ impl UpstreamError {
             upstream: upstream.to_owned(),
             detail: detail.to_owned(),
             source: None,
+        }
+    }
+
+    /// The client's request body could not be read.
+    pub fn client_body(source: impl std::error::Error + Send + Sync + 'static) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::ClientBody,
+            upstream: "client".to_owned(),
+            detail: "the request body could not be read".to_owned(),
+            source: Some(Box::new(source)),
         }
     }
 
@@ -100,6 +111,7 @@ impl UpstreamError {
             Kind::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Connect | Kind::Io | Kind::Unsupported => StatusCode::BAD_GATEWAY,
+            Kind::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -114,7 +126,7 @@ impl UpstreamError {
             Kind::Connect => Some(FailureKind::Connect),
             Kind::Io => Some(FailureKind::Io),
             Kind::Timeout => Some(FailureKind::Timeout),
-            Kind::NoInstance | Kind::Unsupported => None,
+            Kind::NoInstance | Kind::Unsupported | Kind::ClientBody => None,
         }
     }
 
@@ -126,6 +138,7 @@ impl UpstreamError {
             Kind::Timeout => "java.util.concurrent.TimeoutException",
             Kind::NoInstance => "org.springframework.cloud.gateway.support.NotFoundException",
             Kind::Unsupported => "java.lang.UnsupportedOperationException",
+            Kind::ClientBody => "org.springframework.web.server.ServerWebInputException",
         }
     }
 }
