@@ -58,10 +58,10 @@ proptest! {
 
     #[test]
     fn expanded_definitions_bind_or_fail_cleanly(yaml in "\\{name: [A-Za-z]{1,8}, args: \\{[a-z_0-9]{1,9}: [ -~&&[^{}\\[\\]:#,]]{0,12}\\}\\}") {
-        if let Ok(value) = serde_yaml_ng::from_str::<serde_json::Value>(&yaml) {
-            if let Ok(def) = Definition::parse(&value, "filter") {
-                let _ = def.bind("filter", &["name", "value"], Shortcut::InOrder);
-            }
+        if let Ok(value) = serde_yaml_ng::from_str::<serde_json::Value>(&yaml)
+            && let Ok(def) = Definition::parse(&value, "filter")
+        {
+            let _ = def.bind("filter", &["name", "value"], Shortcut::InOrder);
         }
     }
 
