@@ -114,6 +114,15 @@ impl GatewayBuilder {
     }
 }
 
+/// One request on its way through a route, after its request filters.
+struct Call<'a> {
+    route: &'a Route,
+    out: &'a Outbound,
+    client: &'a http::request::Parts,
+    peer: SocketAddr,
+    depth: u8,
+}
+
 /// Marks the gateway's own error answers, which response filters leave
 /// alone.
 #[derive(Debug, Clone, Copy)]
@@ -336,7 +345,16 @@ impl Gateway {
             }
             let response = match answer {
                 Some(a) => a,
-                None => self.exchange(&route, &out, body, &parts, peer, depth).await,
+                None => {
+                    let call = Call {
+                        route: &route,
+                        out: &out,
+                        client: &parts,
+                        peer,
+                        depth,
+                    };
+                    self.exchange(&call, body).await
+                }
             };
             let response = if response.extensions().get::<GatewayAnswer>().is_some() {
                 response
@@ -372,51 +390,29 @@ impl Gateway {
         })
     }
 
-    async fn exchange(
-        &self,
-        route: &Arc<Route>,
-        out: &Outbound,
-        body: Body,
-        client: &http::request::Parts,
-        peer: SocketAddr,
-        depth: u8,
-    ) -> Response<Body> {
-        if let Target::Forward(path) = &route.target {
-            return self
-                .forward(path, out, body, peer, out.fallback.clone(), depth)
-                .await;
+    async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
+        let (route, out, path) = (call.route, call.out, call.client.uri.path());
+        if let Target::Forward(to) = &route.target {
+            return self.forward(to, call, body, out.fallback.clone()).await;
         }
-        if client.headers.contains_key(header::UPGRADE) {
+        if call.client.headers.contains_key(header::UPGRADE) {
             return error_answer(
                 StatusCode::NOT_IMPLEMENTED,
                 "WebSocket and other upgrades are not proxied yet",
-                client.uri.path(),
+                path,
             );
         }
         match route.breaker() {
-            None => match self.with_retry(route, out, body, client, peer).await {
+            None => match self.with_retry(call, body).await {
                 Ok(r) => r,
-                Err(e) => upstream_error_answer(&route.id, &e, client.uri.path()),
+                Err(e) => upstream_error_answer(&route.id, &e, path),
             },
-            Some(b) => {
-                self.with_breaker(b, route, out, body, client, peer, depth)
-                    .await
-            }
+            Some(b) => self.with_breaker(b, call, body).await,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn with_breaker(
-        &self,
-        b: &BreakerFilter,
-        route: &Arc<Route>,
-        out: &Outbound,
-        body: Body,
-        client: &http::request::Parts,
-        peer: SocketAddr,
-        depth: u8,
-    ) -> Response<Body> {
-        let path = client.uri.path();
+    async fn with_breaker(&self, b: &BreakerFilter, call: &Call<'_>, body: Body) -> Response<Body> {
+        let path = call.client.uri.path();
         let permit = match b.breaker.try_acquire_owned() {
             Ok(p) => p,
             Err(e) => {
@@ -426,7 +422,7 @@ impl Gateway {
                     message: e.to_string(),
                 };
                 return self
-                    .fallback_or(b, out, peer, depth, cause, || {
+                    .fallback_or(b, call, cause, || {
                         error_answer(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "Upstream service is temporarily unavailable",
@@ -436,8 +432,7 @@ impl Gateway {
                     .await;
             }
         };
-        match tokio::time::timeout(b.timeout, self.with_retry(route, out, body, client, peer)).await
-        {
+        match tokio::time::timeout(b.timeout, self.with_retry(call, body)).await {
             Err(_) => {
                 permit.record(Classification::Failure);
                 let cause = FallbackCause {
@@ -447,7 +442,7 @@ impl Gateway {
                         b.timeout.as_millis()
                     ),
                 };
-                self.fallback_or(b, out, peer, depth, cause, || {
+                self.fallback_or(b, call, cause, || {
                     error_answer(
                         StatusCode::GATEWAY_TIMEOUT,
                         "Upstream service did not respond in time",
@@ -462,8 +457,8 @@ impl Gateway {
                     exception_type: e.java_type().to_owned(),
                     message: e.detail().to_owned(),
                 };
-                self.fallback_or(b, out, peer, depth, cause, || {
-                    upstream_error_answer(&route.id, &e, path)
+                self.fallback_or(b, call, cause, || {
+                    upstream_error_answer(&call.route.id, &e, path)
                 })
                 .await
             }
@@ -476,8 +471,7 @@ impl Gateway {
                     exception_type: "org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException".to_owned(),
                     message: response.status().to_string(),
                 };
-                self.fallback_or(b, out, peer, depth, cause, || response)
-                    .await
+                self.fallback_or(b, call, cause, || response).await
             }
             Ok(Ok(response)) => {
                 permit.record(Classification::Success);
@@ -489,17 +483,12 @@ impl Gateway {
     async fn fallback_or(
         &self,
         b: &BreakerFilter,
-        out: &Outbound,
-        peer: SocketAddr,
-        depth: u8,
+        call: &Call<'_>,
         cause: FallbackCause,
         otherwise: impl FnOnce() -> Response<Body>,
     ) -> Response<Body> {
         match &b.fallback {
-            Some(path) => {
-                self.forward(path, out, Body::empty(), peer, Some(cause), depth)
-                    .await
-            }
+            Some(path) => self.forward(path, call, Body::empty(), Some(cause)).await,
             None => otherwise(),
         }
     }
@@ -508,15 +497,14 @@ impl Gateway {
     async fn forward(
         &self,
         path: &str,
-        out: &Outbound,
+        call: &Call<'_>,
         body: Body,
-        peer: SocketAddr,
         cause: Option<FallbackCause>,
-        depth: u8,
     ) -> Response<Body> {
-        if depth >= MAX_FORWARDS {
+        if call.depth >= MAX_FORWARDS {
             return error_answer(StatusCode::LOOP_DETECTED, "Too many forwards", path);
         }
+        let out = call.out;
         let uri = match &out.query {
             Some(q) if cause.is_none() => format!("{path}?{q}"),
             _ => path.to_owned(),
@@ -535,17 +523,16 @@ impl Gateway {
                 return error_answer(StatusCode::INTERNAL_SERVER_ERROR, "Bad forward path", path);
             }
         }
-        self.dispatch(request, peer, cause, depth + 1).await
+        self.dispatch(request, call.peer, cause, call.depth + 1)
+            .await
     }
 
     async fn with_retry(
         &self,
-        route: &Route,
-        out: &Outbound,
+        call: &Call<'_>,
         body: Body,
-        client: &http::request::Parts,
-        peer: SocketAddr,
     ) -> Result<Response<Body>, UpstreamError> {
+        let (route, out) = (call.route, call.out);
         let policy = route.retry().filter(|p| p.applies_to(&out.method));
         let mut body = match policy {
             None => AttemptBody::Stream(Some(body)),
@@ -557,7 +544,7 @@ impl Gateway {
         };
         let mut attempt = 0;
         loop {
-            let result = self.attempt(route, out, &mut body, client, peer).await;
+            let result = self.attempt(call, &mut body).await;
             if attempt >= retries {
                 return result;
             }
@@ -578,12 +565,10 @@ impl Gateway {
 
     async fn attempt(
         &self,
-        route: &Route,
-        out: &Outbound,
+        call: &Call<'_>,
         body: &mut AttemptBody,
-        client: &http::request::Parts,
-        peer: SocketAddr,
     ) -> Result<Response<Body>, UpstreamError> {
+        let (route, out, client, peer) = (call.route, call.out, call.client, call.peer);
         let authority = match &route.target {
             Target::Fixed { secure: true, .. } => {
                 return Err(UpstreamError::unsupported(

@@ -406,29 +406,14 @@ impl Filter {
             }
             "RewritePath" => {
                 let a = in_order(&["regexp", "replacement"])?;
-                let re = a.str("regexp")?;
-                let re = Regex::new(&re).map_err(|e| {
-                    a.error(format!("bad regular expression `{re}`"))
-                        .with_source(e)
-                })?;
-                Filter::RewritePath(
-                    re,
-                    unescape_replacement(&a.opt_str("replacement").unwrap_or_default()),
-                )
+                let (re, replacement) = rewrite(&a)?;
+                Filter::RewritePath(re, replacement)
             }
             "RewriteResponseHeader" => {
                 let a = in_order(&["name", "regexp", "replacement"])?;
                 let name = header_name(&a, &a.str("name")?)?;
-                let re = a.str("regexp")?;
-                let re = Regex::new(&re).map_err(|e| {
-                    a.error(format!("bad regular expression `{re}`"))
-                        .with_source(e)
-                })?;
-                Filter::RewriteResponseHeader(
-                    name,
-                    re,
-                    unescape_replacement(&a.opt_str("replacement").unwrap_or_default()),
-                )
+                let (re, replacement) = rewrite(&a)?;
+                Filter::RewriteResponseHeader(name, re, replacement)
             }
             "SecureHeaders" => {
                 let a = def.bind(K, &["disable"], Shortcut::GatherList)?;
@@ -859,6 +844,18 @@ fn check_template_value(a: &crate::config::Args, value: &str) -> Result<(), Inva
         a.error(format!("`{value}` is not a valid header value"))
             .with_source(e)
     })
+}
+
+/// The `regexp` (searched, not anchored) and `replacement` arguments of
+/// the rewrite filters.
+fn rewrite(a: &crate::config::Args) -> Result<(Regex, String), InvalidDefinition> {
+    let re = a.str("regexp")?;
+    let re = Regex::new(&re).map_err(|e| {
+        a.error(format!("bad regular expression `{re}`"))
+            .with_source(e)
+    })?;
+    let replacement = unescape_replacement(&a.opt_str("replacement").unwrap_or_default());
+    Ok((re, replacement))
 }
 
 /// SCG writes `$\{name}` in YAML (to escape Spring's placeholders); the
