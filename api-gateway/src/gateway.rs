@@ -307,7 +307,17 @@ impl Gateway {
         Box::pin(async move {
             let started = self.inner.clock.now();
             let table = self.inner.table.load_full();
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
+            if !parts.headers.contains_key(header::HOST) {
+                // HTTP/2 carries the host in `:authority`.
+                if let Some(host) = parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
             let path = parts.uri.path();
             let view = RequestView {
                 method: &parts.method,
@@ -643,6 +653,9 @@ impl Gateway {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The peer from axum's `ConnectInfo` (unspecified when served without
 /// one, as in `oneshot` tests).

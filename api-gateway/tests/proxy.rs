@@ -467,3 +467,74 @@ async fn refresh_swaps_routes_with_no_failed_request() {
     );
     assert_eq!(get(&gw.url("/r/x")).await.2["server"], new.addr.to_string());
 }
+
+/// An upstream that answers the first request on each connection, then
+/// closes the connection when the next request arrives, without answering
+/// it: a keep-alive connection closed under the gateway's feet.
+async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                // Read one request head (and its small body, if any).
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                // The next request: read it and close without answering.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_sent_again_when_its_pooled_connection_was_closed() {
+    let (addr, connections) = closing_upstream().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await;
+    let c = client();
+    for i in 0..3 {
+        let r = c.get(gw.url("/x")).send().await.expect("sent");
+        assert_eq!(r.status().as_u16(), 200, "GET {i}");
+    }
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "each retry on a new connection"
+    );
+    // A POST is not idempotent: its failure is reported, not repeated.
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(
+            c.post(gw.url("/x"))
+                .body("once")
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(
+        statuses.contains(&502),
+        "a POST on a closed pooled connection is not sent again: {statuses:?}"
+    );
+}
