@@ -52,6 +52,12 @@ impl InvalidDefinition {
         self
     }
 
+    /// The same error, found in `default-filters`.
+    pub fn in_default_filters(mut self) -> InvalidDefinition {
+        self.what = format!("default-filters: {}", self.what);
+        self
+    }
+
     /// Whether a value held an expression (`#{...}`), which is refused.
     pub fn is_expression(&self) -> bool {
         self.reason.starts_with(EXPRESSION_REFUSED)

@@ -179,11 +179,16 @@ fn compile_route(
         .iter()
         .map(Predicate::compile)
         .collect::<Result<Vec<_>, _>>()?;
-    let filters = default_filters
-        .iter()
-        .chain(&def.filters)
-        .map(|f| Filter::compile(f, &def.id, &settings.filters))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut filters = Vec::with_capacity(default_filters.len() + def.filters.len());
+    for f in default_filters {
+        filters.push(
+            Filter::compile(f, &def.id, &settings.filters)
+                .map_err(InvalidDefinition::in_default_filters)?,
+        );
+    }
+    for f in &def.filters {
+        filters.push(Filter::compile(f, &def.id, &settings.filters)?);
+    }
     let mut breaker = None;
     let mut retry = None;
     for f in &filters {

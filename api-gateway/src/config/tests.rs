@@ -241,6 +241,11 @@ fn load_errors_name_the_file_the_route_and_the_reason() {
         assert!(e.contains(&format!("route `{id}`")), "{e}");
         assert!(e.contains(reason), "{reason}: {e}");
     }
+    let (_f, result) = gateway_from(
+        "spring.cloud.gateway:\n  default-filters: [Nope=1]\n  routes: [{id: r8, uri: 'http://a'}]\n",
+    );
+    let e = result.expect_err("bad default filter").to_string();
+    assert!(e.contains("default-filters: filter Nope"), "{e}");
     let (file, result) = gateway_from("spring: [unclosed");
     let e = result.expect_err("invalid YAML").to_string();
     assert!(

@@ -3,7 +3,7 @@
 //!
 //! | Name | Arguments (SCG's names, shortcut order) |
 //! |---|---|
-//! | `Path` | `patterns`, `matchTrailingSlash` (default true) |
+//! | `Path` | `patterns`, `matchTrailingSlash` (default true; also `matchOptionalTrailingSeparator`) |
 //! | `Host` | `patterns` |
 //! | `Method` | `methods` |
 //! | `Header` | `header`, `regexp` (optional: presence only) |
@@ -139,10 +139,18 @@ impl Predicate {
             "Path" => {
                 let a = def.bind(
                     KIND,
-                    &["patterns", "matchtrailingslash"],
+                    &[
+                        "patterns",
+                        "matchtrailingslash",
+                        "matchoptionaltrailingseparator",
+                    ],
                     Shortcut::GatherListTailFlag,
                 )?;
-                let trailing = a.flag("matchtrailingslash", true)?;
+                // `matchOptionalTrailingSeparator` is the name before SCG 4.
+                let trailing = a.flag(
+                    "matchtrailingslash",
+                    a.flag("matchoptionaltrailingseparator", true)?,
+                )?;
                 let patterns = a.list("patterns");
                 if patterns.is_empty() {
                     return Err(a.error("at least one pattern is required"));

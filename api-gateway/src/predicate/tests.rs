@@ -73,6 +73,7 @@ fn path_patterns_follow_spring_path_pattern() {
         ("Path=/red/{segment},/blue/{segment}", "/blue/x", true),
         ("Path=/red/{segment}", "/red/x/", true),
         ("Path=/red/{segment},false", "/red/x/", false),
+        ("Path=/red/{segment}, true", "/red/x/", true),
         ("Path=/red/{segment}", "/green/x", false),
         ("Path=/items/{id:[0-9]+}", "/items/12", true),
         ("Path=/items/{id:[0-9]+}", "/items/ab", false),
@@ -87,6 +88,18 @@ fn path_patterns_follow_spring_path_pattern() {
             "{pattern} vs {path}"
         );
     }
+}
+
+#[test]
+fn older_trailing_separator_flag_is_accepted() {
+    let def = Definition::parse(
+        &serde_json::json!({"name": "Path", "args": {"patterns": "/a", "matchOptionalTrailingSeparator": false}}),
+        "predicate",
+    )
+    .expect("parses");
+    let p = Predicate::compile(&def).expect("compiles");
+    assert!(!test(&p, &Req::get("/a/")).0);
+    assert!(test(&p, &Req::get("/a")).0);
 }
 
 #[test]
