@@ -11,7 +11,9 @@ use dashmap::DashMap;
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: DashMap<(String, u16), Counter>,
+    /// Route id to status to counters: looked up by `&str`, so a request
+    /// allocates only the first time its route and status are seen.
+    requests: DashMap<String, DashMap<u16, Counter>>,
     unmatched: AtomicU64,
 }
 
@@ -25,15 +27,20 @@ impl Metrics {
     /// Counts one request of `route` answered with `status` after `took`.
     pub fn record(&self, route: &str, status: u16, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let key = (route.to_owned(), status);
-        if let Some(c) = self.requests.get(&key) {
+        let add = |c: &Counter| {
             c.count.fetch_add(1, Ordering::Relaxed);
             c.nanos.fetch_add(nanos, Ordering::Relaxed);
+        };
+        if let Some(by_status) = self.requests.get(route) {
+            if let Some(c) = by_status.get(&status) {
+                add(&c);
+                return;
+            }
+            add(&by_status.entry(status).or_default());
             return;
         }
-        let c = self.requests.entry(key).or_default();
-        c.count.fetch_add(1, Ordering::Relaxed);
-        c.nanos.fetch_add(nanos, Ordering::Relaxed);
+        let by_status = self.requests.entry(route.to_owned()).or_default();
+        add(&by_status.entry(status).or_default());
     }
 
     /// Counts one request that matched no route.
@@ -43,27 +50,27 @@ impl Metrics {
 
     /// Requests of `route` so far (any status).
     pub fn count(&self, route: &str) -> u64 {
-        self.requests
-            .iter()
-            .filter(|e| e.key().0 == route)
-            .map(|e| e.value().count.load(Ordering::Relaxed))
-            .sum()
+        self.requests.get(route).map_or(0, |by_status| {
+            by_status
+                .iter()
+                .map(|c| c.value().count.load(Ordering::Relaxed))
+                .sum()
+        })
     }
 
     /// Writes the families into `text`.
     pub fn write(&self, text: &mut PrometheusText) {
-        let mut rows: Vec<(String, u16, u64, u64)> = self
-            .requests
-            .iter()
-            .map(|e| {
-                (
-                    e.key().0.clone(),
-                    e.key().1,
-                    e.value().count.load(Ordering::Relaxed),
-                    e.value().nanos.load(Ordering::Relaxed),
-                )
-            })
-            .collect();
+        let mut rows: Vec<(String, u16, u64, u64)> = Vec::new();
+        for route in &self.requests {
+            for c in route.value().iter() {
+                rows.push((
+                    route.key().clone(),
+                    *c.key(),
+                    c.value().count.load(Ordering::Relaxed),
+                    c.value().nanos.load(Ordering::Relaxed),
+                ));
+            }
+        }
         rows.sort();
         let mut family = text.family(
             "spring_cloud_gateway_requests_seconds",

@@ -12,7 +12,7 @@
 //! | `After` / `Before` | `datetime` |
 //! | `Between` | `datetime1`, `datetime2` |
 //! | `RemoteAddr` | `sources` |
-//! | `XForwardedRemoteAddr` | `sources` (the last `X-Forwarded-For` entry, or the peer) |
+//! | `XForwardedRemoteAddr` | `sources`, `maxTrustedIndex` (1: the last `X-Forwarded-For` entry; the peer without the header) |
 //! | `Weight` | `group`, `weight` |
 //!
 //! `pattern` holds the path and host patterns, `time` the date-time
@@ -81,8 +81,9 @@ pub enum Predicate {
     Between(i64, i64),
     /// `RemoteAddr`.
     RemoteAddr(Vec<Cidr>),
-    /// `XForwardedRemoteAddr`.
-    XForwardedRemoteAddr(Vec<Cidr>),
+    /// `XForwardedRemoteAddr`: the sources, and which `X-Forwarded-For`
+    /// entry counts, from the right (1 is the last).
+    XForwardedRemoteAddr(Vec<Cidr>, usize),
     /// `Weight`: this route is the one its group picked.
     Weight {
         /// The group.
@@ -229,7 +230,12 @@ impl Predicate {
                 Ok(Predicate::Between(from, to))
             }
             "RemoteAddr" | "XForwardedRemoteAddr" => {
-                let a = def.bind(KIND, &["sources"], Shortcut::GatherList)?;
+                let fields: &[&str] = if def.name == "RemoteAddr" {
+                    &["sources"]
+                } else {
+                    &["sources", "maxtrustedindex"]
+                };
+                let a = def.bind(KIND, fields, Shortcut::GatherList)?;
                 let sources = a
                     .list("sources")
                     .iter()
@@ -244,7 +250,11 @@ impl Predicate {
                 Ok(if def.name == "RemoteAddr" {
                     Predicate::RemoteAddr(sources)
                 } else {
-                    Predicate::XForwardedRemoteAddr(sources)
+                    let index = a.parse_or("maxtrustedindex", 1usize)?;
+                    if index == 0 {
+                        return Err(a.error("`maxTrustedIndex` must be at least 1"));
+                    }
+                    Predicate::XForwardedRemoteAddr(sources, index)
                 })
             }
             "Weight" => {
@@ -296,8 +306,8 @@ impl Predicate {
             Predicate::Before(at) => req.now_millis < *at,
             Predicate::Between(from, to) => req.now_millis > *from && req.now_millis < *to,
             Predicate::RemoteAddr(sources) => sources.iter().any(|c| c.contains(req.remote)),
-            Predicate::XForwardedRemoteAddr(sources) => {
-                let addr = last_forwarded_for(req.headers).unwrap_or(req.remote);
+            Predicate::XForwardedRemoteAddr(sources, index) => {
+                let addr = forwarded_for(req.headers, *index).unwrap_or(req.remote);
                 sources.iter().any(|c| c.contains(addr))
             }
             Predicate::Weight { group, .. } => {
@@ -327,16 +337,20 @@ pub(crate) fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// The last address of `X-Forwarded-For` (the one the nearest proxy saw).
-pub(crate) fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let last = headers
+/// The `index`-th address of `X-Forwarded-For` from the right (1 is the
+/// one the nearest proxy added); the first when there are fewer. `None`
+/// without the header or when that entry is not an address.
+pub(crate) fn forwarded_for(headers: &HeaderMap, index: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .rfind(|s| !s.is_empty())?;
-    last.parse().ok()
+        .filter(|s| !s.is_empty())
+        .collect();
+    let at = entries.len().saturating_sub(index);
+    entries.get(at)?.parse().ok()
 }
 
 /// The decoded `(name, value)` pairs of a query string.

@@ -226,6 +226,15 @@ fn remote_addr_and_x_forwarded_remote_addr() {
         "the last entry counts"
     );
     assert!(!matches("XForwardedRemoteAddr=6.6.6.6", &r));
+    let second = Predicate::compile(
+        &Definition::parse(
+            &serde_json::json!({"name": "XForwardedRemoteAddr", "args": {"sources": "6.6.6.6", "maxTrustedIndex": 2}}),
+            "predicate",
+        )
+        .expect("parses"),
+    )
+    .expect("compiles");
+    assert!(test(&second, &r).0, "the second entry from the right");
     assert!(Predicate::compile(&Definition::shortcut("RemoteAddr=10.0.0.0/40")).is_err());
 }
 
