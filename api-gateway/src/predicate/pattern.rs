@@ -20,6 +20,9 @@ use crate::config::InvalidDefinition;
 #[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
+    /// Literal text every match starts with: checked before the regex, so
+    /// most routes are ruled out by a byte comparison.
+    prefix: String,
     regex: Regex,
     names: Vec<String>,
 }
@@ -64,7 +67,9 @@ impl Pattern {
             re.push_str("/?");
         }
         re.push('$');
-        Pattern::build(text, &re, names, "predicate Path")
+        let mut pattern = Pattern::build(text, &re, names, "predicate Path")?;
+        pattern.prefix = literal_prefix(text);
+        Ok(pattern)
     }
 
     /// A host pattern.
@@ -105,6 +110,7 @@ impl Pattern {
         })?;
         Ok(Pattern {
             text: text.to_owned(),
+            prefix: String::new(),
             regex,
             names,
         })
@@ -117,6 +123,9 @@ impl Pattern {
 
     /// Whether `subject` matches; captures go into `vars`.
     pub fn matches(&self, subject: &str, vars: &mut Vec<(String, String)>) -> bool {
+        if !subject.starts_with(&self.prefix) {
+            return false;
+        }
         if self.names.is_empty() {
             return self.regex.is_match(subject);
         }
@@ -129,6 +138,15 @@ impl Pattern {
             }
         }
         true
+    }
+}
+
+/// The literal start of a path pattern: up to its first `*`, `?` or `{`,
+/// without the `/` before it (which `/**` and `{*rest}` make optional).
+fn literal_prefix(pattern: &str) -> String {
+    match pattern.find(['*', '?', '{']) {
+        Some(i) => pattern[..i].trim_end_matches('/').to_owned(),
+        None => pattern.to_owned(),
     }
 }
 

@@ -78,6 +78,10 @@ fn path_patterns_follow_spring_path_pattern() {
         ("Path=/items/{id:[0-9]+}", "/items/12", true),
         ("Path=/items/{id:[0-9]+}", "/items/ab", false),
         ("Path=/", "/", true),
+        ("Path=/files/{*rest}", "/files", true),
+        ("Path=/users/{id}", "/users", false),
+        ("Path=/users/**", "/user", false),
+        ("Path=/svc1/**", "/svc10/x", false),
         ("Path=/", "/a", false),
         ("Path=/a.b", "/aXb", false),
     ];
