@@ -168,15 +168,7 @@ impl Gateway {
         let settings = match &self.inner.source {
             Some(source) => {
                 let source = source.clone();
-                tokio::task::spawn_blocking(move || source.load())
-                    .await
-                    .map_err(|e| {
-                        ConfigError::new(
-                            Origin::Defaults,
-                            None,
-                            format!("settings reader failed: {e}"),
-                        )
-                    })??
+                tokio::task::spawn_blocking(move || source.load()).await??
             }
             None => (*self.inner.settings.load_full()).clone(),
         };

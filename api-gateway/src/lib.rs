@@ -31,7 +31,6 @@
 //! A route table from SCG's YAML, matched without a socket:
 //!
 //! ```
-//! use api_gateway::config::parse_routes;
 //! use api_gateway::gateway::Gateway;
 //! use api_gateway::settings::Settings;
 //!
@@ -61,7 +60,6 @@
 //! let (route, vars) = table.find(&view).expect("a route matches");
 //! assert_eq!(route.id, "users");
 //! assert_eq!(vars, [("id".to_owned(), "42".to_owned())]);
-//! # let _ = parse_routes;
 //! ```
 //!
 //! Serving: [`run`] serves the proxy and the admin API until the token is

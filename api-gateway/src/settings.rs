@@ -299,6 +299,9 @@ pub enum LoadError {
     /// A route cannot be compiled.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The task reading the settings did not finish.
+    #[error("reading the settings was interrupted")]
+    Interrupted(#[from] tokio::task::JoinError),
 }
 
 impl LoadError {
