@@ -105,10 +105,14 @@ impl RetryPolicy {
                     .transpose()
             };
             a.flag("backoff.basedonpreviousvalue", true)?;
+            let factor: f64 = a.parse_or("backoff.factor", 2.0)?;
+            if !(1.0..=1000.0).contains(&factor) {
+                return Err(a.error("`backoff.factor` must be between 1 and 1000"));
+            }
             Some(Backoff {
                 first: duration("backoff.firstbackoff")?.unwrap_or(Duration::from_millis(5)),
                 max: duration("backoff.maxbackoff")?,
-                factor: a.parse_or("backoff.factor", 2.0)?,
+                factor,
             })
         } else {
             None
@@ -232,5 +236,6 @@ mod tests {
         assert!(policy("{name: Retry, args: {statuses: NOPE}}").is_err());
         assert!(policy("{name: Retry, args: {exceptions: com.example.Mine}}").is_err());
         assert!(policy("{name: Retry, args: {backoff: {firstBackoff: soon}}}").is_err());
+        assert!(policy("{name: Retry, args: {backoff: {factor: -1}}}").is_err());
     }
 }

@@ -38,6 +38,9 @@ pub fn parse_epoch_millis(text: &str) -> Result<i64, InvalidDateTime> {
     let year: i64 = number(d.next()).ok_or_else(|| fail("bad year"))?;
     let month: i64 = number(d.next()).ok_or_else(|| fail("bad month"))?;
     let day: i64 = number(d.next()).ok_or_else(|| fail("bad day"))?;
+    if !(0..=9999).contains(&year) {
+        return Err(fail("year out of range"));
+    }
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(fail("month or day out of range"));
     }
