@@ -118,7 +118,12 @@ impl GatewayBuilder {
 struct Call<'a> {
     route: &'a Route,
     out: &'a Outbound,
-    client: &'a http::request::Parts,
+    /// The client's `Host`.
+    client_host: Option<&'a HeaderValue>,
+    /// The client's path.
+    client_path: &'a str,
+    /// Whether the client asked for a protocol upgrade.
+    upgrade: bool,
     peer: SocketAddr,
     depth: u8,
 }
@@ -324,11 +329,13 @@ impl Gateway {
                 self.inner.metrics.record_unmatched();
                 return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
             };
+            let client_host = parts.headers.get(header::HOST).cloned();
+            let upgrade = parts.headers.contains_key(header::UPGRADE);
             let mut out = Outbound {
                 method: parts.method.clone(),
                 path: path.to_owned(),
                 query: parts.uri.query().map(str::to_owned),
-                headers: parts.headers.clone(),
+                headers: std::mem::take(&mut parts.headers),
                 vars,
                 preserve_host: false,
                 host: None,
@@ -351,7 +358,9 @@ impl Gateway {
                     let call = Call {
                         route: &route,
                         out: &out,
-                        client: &parts,
+                        client_host: client_host.as_ref(),
+                        client_path: path,
+                        upgrade,
                         peer,
                         depth,
                     };
@@ -364,10 +373,7 @@ impl Gateway {
                 let (mut head, body) = response.into_parts();
                 let upstream = upstream_authority(&route);
                 let ctx = ResponseContext {
-                    client_host: parts
-                        .headers
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok()),
+                    client_host: client_host.as_ref().and_then(|h| h.to_str().ok()),
                     client_path: path,
                     upstream_authority: upstream.as_deref(),
                     vars: &out.vars,
@@ -393,11 +399,11 @@ impl Gateway {
     }
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
-        let (route, out, path) = (call.route, call.out, call.client.uri.path());
+        let (route, out, path) = (call.route, call.out, call.client_path);
         if let Target::Forward(to) = &route.target {
             return self.forward(to, call, body, out.fallback.clone()).await;
         }
-        if call.client.headers.contains_key(header::UPGRADE) {
+        if call.upgrade {
             return error_answer(
                 StatusCode::NOT_IMPLEMENTED,
                 "WebSocket and other upgrades are not proxied yet",
@@ -414,7 +420,7 @@ impl Gateway {
     }
 
     async fn with_breaker(&self, b: &BreakerFilter, call: &Call<'_>, body: Body) -> Response<Body> {
-        let path = call.client.uri.path();
+        let path = call.client_path;
         let permit = match b.breaker.try_acquire_owned() {
             Ok(p) => p,
             Err(e) => {
@@ -570,7 +576,7 @@ impl Gateway {
         call: &Call<'_>,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
-        let (route, out, client, peer) = (call.route, call.out, call.client, call.peer);
+        let (route, out, peer) = (call.route, call.out, call.peer);
         let authority = match &route.target {
             Target::Fixed { secure: true, .. } => {
                 return Err(UpstreamError::unsupported(
@@ -602,7 +608,7 @@ impl Gateway {
         };
         let mut headers = out.headers.clone();
         proxy::remove_hop_by_hop(&mut headers);
-        let client_host = client.headers.get(header::HOST);
+        let client_host = call.client_host;
         let port = client_host
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.rsplit_once(':'))
@@ -612,7 +618,7 @@ impl Gateway {
             peer,
             host: client_host,
             port,
-            prefix: proxy::removed_prefix(client.uri.path(), &out.path),
+            prefix: proxy::removed_prefix(call.client_path, &out.path),
         };
         let trusted = proxy::is_trusted(&self.inner.trusted.load(), peer.ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted);
