@@ -379,3 +379,80 @@ pub fn locator_route(service: &str, locator: &Locator) -> RouteDefinition {
         metadata: serde_json::Map::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn environment_and_flags_layer_over_defaults_with_spring_names() {
+        let env: BTreeMap<String, String> = [
+            ("SPRING_CLOUD_GATEWAY_HTTPCLIENT_RESPONSETIMEOUT", "250ms"),
+            ("SPRING_CLOUD_GATEWAY_HTTPCLIENT_CONNECTTIMEOUT", "1500"),
+            ("SPRING_CLOUD_GATEWAY_DISCOVERY_LOCATOR_ENABLED", "true"),
+            ("MANAGEMENT_SERVER_PORT", "9001"),
+            ("SERVER_PORT", "7000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let source = Source {
+            file: None,
+            env: Arc::new(env),
+            flags: vec![(
+                "server.port".to_owned(),
+                Value::from(7100),
+                "--port".to_owned(),
+            )],
+        };
+        let s = source.load().expect("loads");
+        let gw = &s.spring.cloud.gateway;
+        assert_eq!(gw.httpclient.response_timeout, Duration::from_millis(250));
+        assert_eq!(gw.httpclient.connect_timeout, 1500);
+        assert!(gw.locator().enabled);
+        assert_eq!(s.management.server.port, 9001);
+        assert_eq!(s.server.port, 7100, "the flag wins over the environment");
+        assert_eq!(s.management.server.address, "127.0.0.1");
+        assert_eq!(gw.httpclient.pool.max_idle_time, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_origin_and_key() {
+        let env: BTreeMap<String, String> = [(
+            "SPRING_CLOUD_GATEWAY_HTTPCLIENT_CONNECTTIMEOUT".to_owned(),
+            "soon".to_owned(),
+        )]
+        .into();
+        let source = Source {
+            file: None,
+            env: Arc::new(env),
+            flags: Vec::new(),
+        };
+        let e = source.load().expect_err("not a number").to_string();
+        assert!(
+            e.contains("SPRING_CLOUD_GATEWAY_HTTPCLIENT_CONNECTTIMEOUT"),
+            "{e}"
+        );
+        assert!(e.contains("connect-timeout"), "{e}");
+    }
+
+    #[test]
+    fn locator_routes_strip_the_service_segment() {
+        let r = locator_route(
+            "USERS",
+            &Locator {
+                enabled: true,
+                lower_case_service_id: true,
+            },
+        );
+        assert_eq!(r.uri, "lb://USERS");
+        assert_eq!(r.predicates[0].to_string(), "Path=/users/**");
+        assert_eq!(
+            r.filters[0].to_string(),
+            "RewritePath=/users/?(?<remaining>.*), /${remaining}"
+        );
+    }
+}
