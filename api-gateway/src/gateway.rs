@@ -128,6 +128,11 @@ struct Call<'a> {
     depth: u8,
 }
 
+/// The `host:port` that answered (for `RewriteLocationResponseHeader`),
+/// carried on the response from the attempt to the response filters.
+#[derive(Debug, Clone)]
+struct UpstreamAuthority(String);
+
 /// Marks the gateway's own error answers, which response filters leave
 /// alone.
 #[derive(Debug, Clone, Copy)]
@@ -371,11 +376,11 @@ impl Gateway {
                 response
             } else {
                 let (mut head, body) = response.into_parts();
-                let upstream = upstream_authority(&route);
+                let upstream = head.extensions.remove::<UpstreamAuthority>();
                 let ctx = ResponseContext {
                     client_host: client_host.as_ref().and_then(|h| h.to_str().ok()),
                     client_path: path,
-                    upstream_authority: upstream.as_deref(),
+                    upstream_authority: upstream.as_ref().map(|u| u.0.as_str()),
                     vars: &out.vars,
                 };
                 for f in route.filters[..ran]
@@ -648,6 +653,9 @@ impl Gateway {
             )
             .await?;
         proxy::remove_hop_by_hop(response.headers_mut());
+        response
+            .extensions_mut()
+            .insert(UpstreamAuthority(authority));
         Ok(response)
     }
 }
@@ -696,13 +704,6 @@ async fn keep_if_small(
 #[derive(Debug, thiserror::Error)]
 #[error("request body: {0}")]
 struct BodyError(String);
-
-fn upstream_authority(route: &Route) -> Option<String> {
-    match &route.target {
-        Target::Fixed { authority, .. } => Some(authority.to_string()),
-        _ => None,
-    }
-}
 
 fn origin(file: &Option<PathBuf>) -> Origin {
     file.clone().map_or(Origin::Defaults, Origin::File)

@@ -558,3 +558,29 @@ async fn large_bodies_stream_both_ways() {
         "3 MB up and (as JSON) back"
     );
 }
+
+#[tokio::test]
+async fn location_of_an_lb_instance_is_rewritten_to_the_gateway() {
+    let up = Upstream::start().await;
+    let services = Arc::new(StaticInstances::new());
+    services.set("WEB", vec![Instance::up("127.0.0.1", up.addr.port())]);
+    let gw = TestGateway::start_with(
+        "spring.cloud.gateway:\n  routes:\n    - id: web\n      uri: lb://WEB\n      predicates: [Path=/redirect]\n      filters: [RewriteLocationResponseHeader]\n",
+        Some(services),
+    )
+    .await;
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirects
+        .get(gw.url("/redirect"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.headers()["location"],
+        format!("http://{}/next", gw.proxy).as_str()
+    );
+}
