@@ -399,6 +399,7 @@ impl Gateway {
             self.inner
                 .metrics
                 .record(&route.id, response.status().as_u16(), took);
+            tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
             response
         })
     }
