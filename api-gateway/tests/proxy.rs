@@ -328,20 +328,8 @@ async fn filters_change_requests_and_responses() {
         "response filters run in reverse: the default filter adds its header after the route's rewrite ran"
     );
 
-    let no_redirects = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let r = no_redirects
-        .get(gw.url("/redirect"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(
-        r.headers()["location"],
-        format!("http://{}/next", gw.proxy).as_str()
-    );
+    assert_location_rewritten(&gw).await;
+    let no_redirects = support::client_without_redirects();
     let r = no_redirects.get(gw.url("/go")).send().await.expect("sent");
     assert_eq!(
         (
@@ -569,12 +557,13 @@ async fn location_of_an_lb_instance_is_rewritten_to_the_gateway() {
         Some(services),
     )
     .await;
-    let no_redirects = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let r = no_redirects
+    assert_location_rewritten(&gw).await;
+}
+
+/// `/redirect` answers a Location on the upstream; the client sees the
+/// gateway's address instead.
+async fn assert_location_rewritten(gw: &TestGateway) {
+    let r = support::client_without_redirects()
         .get(gw.url("/redirect"))
         .send()
         .await

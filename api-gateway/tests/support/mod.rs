@@ -220,6 +220,15 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client that shows redirects instead of following them.
+pub fn client_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 /// GETs `url` and returns the status, headers and JSON body (or Null).
 pub async fn get(url: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     send(client().get(url)).await
