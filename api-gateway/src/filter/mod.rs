@@ -1,0 +1,1010 @@
+//! Route filters: SCG's gateway filter factories, compiled once.
+//!
+//! # Order
+//! A route's filters are its `default-filters` followed by its own
+//! `filters`, each list in declaration order. For a request:
+//! 1. the request filters run in that order ([`Filter::apply_request`]);
+//!    one that answers by itself (`RedirectTo`, `RequestSize` 413,
+//!    `RequestHeaderSize` 431, `RequestRateLimiter` 429) ends the request
+//!    there, and the response filters declared before it still apply;
+//! 2. the exchange with the upstream: `CircuitBreaker` around `Retry`
+//!    around each attempt, wherever they are declared (one breaker outcome
+//!    per client request, after its retries);
+//! 3. the response filters run in reverse order ([`Filter::apply_response`])
+//!    on the upstream's (or the fallback's) response. The gateway's own
+//!    error answers (404, 502, 503, 504) are not filtered.
+//!
+//! Values of `AddRequestHeader`, `SetRequestHeader`, `AddResponseHeader`,
+//! `SetResponseHeader`, `SetPath` and `SetRequestHostHeader` may name the
+//! `{captures}` of the route's `Path` and `Host` patterns.
+
+pub mod ratelimit;
+pub mod retry;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use circuit_breaker::CircuitBreaker;
+use cloud_runtime::clock::SharedClock;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use regex::Regex;
+
+use crate::config::{Definition, InvalidDefinition, Shortcut};
+use crate::predicate::{percent_decode, percent_encode};
+use ratelimit::RateLimiter;
+use retry::RetryPolicy;
+
+/// The argument names of `Retry`.
+pub(crate) const RETRY_FIELDS: &[&str] = &[
+    "retries",
+    "statuses",
+    "methods",
+    "series",
+    "exceptions",
+    "backoff.firstbackoff",
+    "backoff.maxbackoff",
+    "backoff.factor",
+    "backoff.basedonpreviousvalue",
+];
+
+/// The argument names of `RequestRateLimiter`.
+pub(crate) const RATE_LIMITER_FIELDS: &[&str] = &[
+    "redisratelimiter.replenishrate",
+    "redisratelimiter.burstcapacity",
+    "redisratelimiter.requestedtokens",
+    "replenishrate",
+    "burstcapacity",
+    "requestedtokens",
+    "keyresolver",
+    "denyemptykey",
+    "emptykeystatus",
+];
+
+/// SCG's `SecureHeaders` and their default values.
+const SECURE_HEADERS: &[(&str, &str)] = &[
+    ("x-xss-protection", "1 ; mode=block"),
+    ("strict-transport-security", "max-age=631138519"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'self' https:; font-src 'self' https: data:; img-src 'self' https: data:; object-src 'none'; script-src https:; style-src 'self' https: 'unsafe-inline'",
+    ),
+    ("x-download-options", "noopen"),
+    ("x-permitted-cross-domain-policies", "none"),
+];
+
+/// Gateway-wide settings that some filters read.
+#[derive(Debug, Clone)]
+pub struct FilterSettings {
+    /// `spring.cloud.gateway.set-status.original-status-header-name`: the
+    /// header `SetStatus` puts the upstream's status in (none by default).
+    pub original_status_header: Option<HeaderName>,
+    /// The resilience policies (`resilience4j.*`) for `CircuitBreaker`.
+    pub resilience: circuit_breaker::Registry,
+    /// The clock of rate limiters.
+    pub clock: SharedClock,
+}
+
+/// What `CircuitBreaker` does around the exchange.
+#[derive(Debug, Clone)]
+pub struct BreakerFilter {
+    /// The breaker (shared by every route naming it).
+    pub breaker: CircuitBreaker,
+    /// The time limit of one exchange (the `timelimiter` instance of the
+    /// same name).
+    pub timeout: Duration,
+    /// The `forward:` path to answer from when the call fails or is not
+    /// permitted.
+    pub fallback: Option<String>,
+    /// Upstream statuses that count as failures.
+    pub status_codes: Vec<StatusCode>,
+}
+
+/// `DedupeResponseHeader`'s strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedupe {
+    /// Keep the first value (the default).
+    RetainFirst,
+    /// Keep the last value.
+    RetainLast,
+    /// Keep each distinct value once, in order.
+    RetainUnique,
+}
+
+/// `RewriteLocationResponseHeader`'s `stripVersionMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripVersion {
+    /// Never remove the version.
+    Never,
+    /// Remove it when the client's path had none (the default).
+    AsInRequest,
+    /// Always remove it.
+    Always,
+}
+
+/// One compiled filter. See the [module docs](self) for when each runs.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    /// `AddRequestHeader`.
+    AddRequestHeader(HeaderName, String),
+    /// `AddRequestHeadersIfNotPresent`.
+    AddRequestHeadersIfNotPresent(Vec<(HeaderName, String)>),
+    /// `AddRequestParameter`.
+    AddRequestParameter(String, String),
+    /// `AddResponseHeader`.
+    AddResponseHeader(HeaderName, String),
+    /// `DedupeResponseHeader`.
+    DedupeResponseHeader(Vec<HeaderName>, Dedupe),
+    /// `MapRequestHeader`.
+    MapRequestHeader(HeaderName, HeaderName),
+    /// `PrefixPath`.
+    PrefixPath(String),
+    /// `PreserveHostHeader`.
+    PreserveHostHeader,
+    /// `RedirectTo`.
+    RedirectTo(StatusCode, String, bool),
+    /// `RemoveRequestHeader`.
+    RemoveRequestHeader(HeaderName),
+    /// `RemoveRequestParameter`.
+    RemoveRequestParameter(String),
+    /// `RemoveResponseHeader`.
+    RemoveResponseHeader(HeaderName),
+    /// `RequestHeaderSize`: largest header (name and values) in bytes, and
+    /// the header that explains a refusal.
+    RequestHeaderSize(u64, HeaderName),
+    /// `RequestSize`: largest `Content-Length`.
+    RequestSize(u64),
+    /// `RewriteLocationResponseHeader`.
+    RewriteLocationResponseHeader {
+        /// `stripVersionMode`.
+        strip: StripVersion,
+        /// `locationHeaderName`.
+        header: HeaderName,
+        /// `hostValue` (default: the client's `Host`).
+        host: Option<String>,
+        /// `protocolsRegex`.
+        protocols: Regex,
+    },
+    /// `RewritePath`.
+    RewritePath(Regex, String),
+    /// `RewriteResponseHeader`.
+    RewriteResponseHeader(HeaderName, Regex, String),
+    /// `SecureHeaders`: the headers it sets when absent.
+    SecureHeaders(Vec<(HeaderName, HeaderValue)>),
+    /// `SetPath`.
+    SetPath(String),
+    /// `SetRequestHeader`.
+    SetRequestHeader(HeaderName, String),
+    /// `SetRequestHostHeader`.
+    SetRequestHostHeader(String),
+    /// `SetResponseHeader`.
+    SetResponseHeader(HeaderName, String),
+    /// `SetStatus`, and the header for the original status.
+    SetStatus(StatusCode, Option<HeaderName>),
+    /// `StripPrefix`.
+    StripPrefix(usize),
+    /// `CircuitBreaker`.
+    CircuitBreaker(Box<BreakerFilter>),
+    /// `FallbackHeaders`: the four header names.
+    FallbackHeaders([HeaderName; 4]),
+    /// `Retry`.
+    Retry(Box<RetryPolicy>),
+    /// `RequestRateLimiter`.
+    RequestRateLimiter(Arc<RateLimiter>),
+}
+
+/// The request on its way to the upstream, as the filters change it.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The method.
+    pub method: Method,
+    /// The path to send (percent-encoded).
+    pub path: String,
+    /// The query to send, without `?`.
+    pub query: Option<String>,
+    /// The headers to send (before hop-by-hop removal and forwarding
+    /// headers).
+    pub headers: HeaderMap,
+    /// Captures of the route's `Path` and `Host` patterns.
+    pub vars: Vec<(String, String)>,
+    /// Send the client's `Host` instead of the upstream's.
+    pub preserve_host: bool,
+    /// Send this `Host`.
+    pub host: Option<HeaderValue>,
+    /// The client's address.
+    pub remote: IpAddr,
+    /// Headers to add to the response (`X-RateLimit-*`).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Why the request is being answered by a fallback, if it is.
+    pub fallback: Option<FallbackCause>,
+}
+
+/// The failure that sent a request to its `CircuitBreaker` fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackCause {
+    /// A Java-like exception type (`java.util.concurrent.TimeoutException`).
+    pub exception_type: String,
+    /// Its message.
+    pub message: String,
+}
+
+/// What response filters may need besides the response.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// The client's `Host` header.
+    pub client_host: Option<&'a str>,
+    /// The client's original path.
+    pub client_path: &'a str,
+    /// The upstream's `host:port`, when there was one.
+    pub upstream_authority: Option<&'a str>,
+    /// The route's captures.
+    pub vars: &'a [(String, String)],
+}
+
+/// A filter's own answer, ending the request before the upstream.
+pub type Answer = http::Response<axum::body::Body>;
+
+impl Filter {
+    /// Compiles a definition for `route_id`.
+    pub fn compile(
+        def: &Definition,
+        route_id: &str,
+        settings: &FilterSettings,
+    ) -> Result<Filter, InvalidDefinition> {
+        const K: &str = "filter";
+        let in_order = |fields: &[&str]| def.bind(K, fields, Shortcut::InOrder);
+        Ok(match def.name.as_str() {
+            "AddRequestHeader" | "AddResponseHeader" | "SetRequestHeader" | "SetResponseHeader" => {
+                let a = in_order(&["name", "value"])?;
+                let name = header_name(&a, &a.str("name")?)?;
+                let value = a.opt_str("value").unwrap_or_default();
+                check_template_value(&a, &value)?;
+                match def.name.as_str() {
+                    "AddRequestHeader" => Filter::AddRequestHeader(name, value),
+                    "AddResponseHeader" => Filter::AddResponseHeader(name, value),
+                    "SetRequestHeader" => Filter::SetRequestHeader(name, value),
+                    _ => Filter::SetResponseHeader(name, value),
+                }
+            }
+            "AddRequestHeadersIfNotPresent" => {
+                let a = def.bind(K, &["headers"], Shortcut::GatherList)?;
+                let mut headers = Vec::new();
+                for pair in a.list("headers") {
+                    let (n, v) = pair
+                        .split_once(':')
+                        .ok_or_else(|| a.error(format!("`{pair}` is not `name:value`")))?;
+                    check_template_value(&a, v)?;
+                    headers.push((header_name(&a, n.trim())?, v.trim().to_owned()));
+                }
+                if headers.is_empty() {
+                    return Err(a.error("at least one `name:value` is required"));
+                }
+                Filter::AddRequestHeadersIfNotPresent(headers)
+            }
+            "AddRequestParameter" => {
+                let a = in_order(&["name", "value"])?;
+                Filter::AddRequestParameter(a.str("name")?, a.opt_str("value").unwrap_or_default())
+            }
+            "DedupeResponseHeader" => {
+                let a = in_order(&["name", "strategy"])?;
+                let names = a
+                    .str("name")?
+                    .split_whitespace()
+                    .map(|n| header_name(&a, n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let strategy =
+                    match a
+                        .opt_str("strategy")
+                        .map(|s| s.to_ascii_uppercase())
+                        .as_deref()
+                    {
+                        None | Some("RETAIN_FIRST") => Dedupe::RetainFirst,
+                        Some("RETAIN_LAST") => Dedupe::RetainLast,
+                        Some("RETAIN_UNIQUE") => Dedupe::RetainUnique,
+                        Some(other) => return Err(a.error(format!(
+                            "strategy `{other}` is not RETAIN_FIRST, RETAIN_LAST or RETAIN_UNIQUE"
+                        ))),
+                    };
+                Filter::DedupeResponseHeader(names, strategy)
+            }
+            "MapRequestHeader" => {
+                let a = in_order(&["fromheader", "toheader"])?;
+                Filter::MapRequestHeader(
+                    header_name(&a, &a.str("fromheader")?)?,
+                    header_name(&a, &a.str("toheader")?)?,
+                )
+            }
+            "PrefixPath" => {
+                let a = in_order(&["prefix"])?;
+                let prefix = a.str("prefix")?;
+                if !prefix.starts_with('/') {
+                    return Err(a.error("`prefix` must start with `/`"));
+                }
+                Filter::PrefixPath(prefix.trim_end_matches('/').to_owned())
+            }
+            "PreserveHostHeader" => {
+                in_order(&[])?;
+                Filter::PreserveHostHeader
+            }
+            "RedirectTo" => {
+                let a = in_order(&["status", "url", "includerequestparams"])?;
+                let s = a.str("status")?;
+                let status = parse_status(&s)
+                    .filter(StatusCode::is_redirection)
+                    .ok_or_else(|| a.error(format!("`{s}` is not a 3xx status")))?;
+                let url = a.str("url")?;
+                HeaderValue::from_str(&url).map_err(|e| {
+                    a.error(format!("`{url}` is not a valid Location"))
+                        .with_source(e)
+                })?;
+                Filter::RedirectTo(status, url, a.flag("includerequestparams", false)?)
+            }
+            "RemoveRequestHeader" | "RemoveResponseHeader" => {
+                let a = in_order(&["name"])?;
+                let name = header_name(&a, &a.str("name")?)?;
+                if def.name == "RemoveRequestHeader" {
+                    Filter::RemoveRequestHeader(name)
+                } else {
+                    Filter::RemoveResponseHeader(name)
+                }
+            }
+            "RemoveRequestParameter" => {
+                let a = in_order(&["name"])?;
+                Filter::RemoveRequestParameter(a.str("name")?)
+            }
+            "RequestHeaderSize" => {
+                let a = in_order(&["maxsize", "errorheadername"])?;
+                let max = data_size(&a, &a.str("maxsize")?)?;
+                let header = header_name(
+                    &a,
+                    &a.opt_str("errorheadername")
+                        .unwrap_or_else(|| "errorMessage".to_owned()),
+                )?;
+                Filter::RequestHeaderSize(max, header)
+            }
+            "RequestSize" => {
+                let a = in_order(&["maxsize"])?;
+                let max = match a.opt_str("maxsize") {
+                    Some(s) => data_size(&a, &s)?,
+                    None => 5 * 1024 * 1024,
+                };
+                Filter::RequestSize(max)
+            }
+            "RewriteLocationResponseHeader" => {
+                let a = in_order(&[
+                    "stripversionmode",
+                    "locationheadername",
+                    "hostvalue",
+                    "protocolsregex",
+                ])?;
+                let strip = match a.opt_str("stripversionmode").map(|s| s.to_ascii_uppercase()).as_deref() {
+                    None | Some("AS_IN_REQUEST") => StripVersion::AsInRequest,
+                    Some("NEVER_STRIP") => StripVersion::Never,
+                    Some("ALWAYS_STRIP") => StripVersion::Always,
+                    Some(other) => return Err(a.error(format!("stripVersionMode `{other}` is not NEVER_STRIP, AS_IN_REQUEST or ALWAYS_STRIP"))),
+                };
+                let header = header_name(
+                    &a,
+                    &a.opt_str("locationheadername")
+                        .unwrap_or_else(|| "Location".to_owned()),
+                )?;
+                let protocols = a
+                    .opt_str("protocolsregex")
+                    .unwrap_or_else(|| "https?|ftps?".to_owned());
+                let protocols = crate::config::whole_match(&protocols)
+                    .map_err(|e| a.error("bad `protocolsRegex`").with_source(e))?;
+                Filter::RewriteLocationResponseHeader {
+                    strip,
+                    header,
+                    host: a.opt_str("hostvalue"),
+                    protocols,
+                }
+            }
+            "RewritePath" => {
+                let a = in_order(&["regexp", "replacement"])?;
+                let (re, replacement) = rewrite(&a)?;
+                Filter::RewritePath(re, replacement)
+            }
+            "RewriteResponseHeader" => {
+                let a = in_order(&["name", "regexp", "replacement"])?;
+                let name = header_name(&a, &a.str("name")?)?;
+                let (re, replacement) = rewrite(&a)?;
+                Filter::RewriteResponseHeader(name, re, replacement)
+            }
+            "SecureHeaders" => {
+                let a = def.bind(K, &["disable"], Shortcut::GatherList)?;
+                let disabled: Vec<String> = a
+                    .list("disable")
+                    .iter()
+                    .map(|d| d.to_ascii_lowercase())
+                    .collect();
+                for d in &disabled {
+                    if !SECURE_HEADERS.iter().any(|(n, _)| n == d) {
+                        return Err(a.error(format!("`{d}` is not one of SecureHeaders' headers")));
+                    }
+                }
+                Filter::SecureHeaders(
+                    SECURE_HEADERS
+                        .iter()
+                        .filter(|(n, _)| !disabled.iter().any(|d| d == n))
+                        .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+                        .collect(),
+                )
+            }
+            "SetPath" => {
+                let a = in_order(&["template"])?;
+                let t = a.str("template")?;
+                if !t.starts_with('/') {
+                    return Err(a.error("`template` must start with `/`"));
+                }
+                Filter::SetPath(t)
+            }
+            "SetRequestHostHeader" => {
+                let a = in_order(&["host"])?;
+                let host = a.str("host")?;
+                check_template_value(&a, &host)?;
+                Filter::SetRequestHostHeader(host)
+            }
+            "SetStatus" => {
+                let a = in_order(&["status"])?;
+                let s = a.str("status")?;
+                let status = parse_status(&s)
+                    .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))?;
+                Filter::SetStatus(status, settings.original_status_header.clone())
+            }
+            "StripPrefix" => {
+                let a = in_order(&["parts"])?;
+                Filter::StripPrefix(a.parse_or("parts", 1usize)?)
+            }
+            "CircuitBreaker" => {
+                let a = in_order(&[
+                    "name",
+                    "fallbackuri",
+                    "statuscodes",
+                    "resumewithouterror",
+                    "routeid",
+                ])?;
+                let name = a.opt_str("name").unwrap_or_else(|| route_id.to_owned());
+                let breaker = settings
+                    .resilience
+                    .circuit_breaker(&name)
+                    .map_err(|e| a.error(format!("breaker `{name}`")).with_source(e))?;
+                let timeout = settings
+                    .resilience
+                    .time_limiter(&name)
+                    .map_err(|e| a.error(format!("time limiter `{name}`")).with_source(e))?
+                    .timeout();
+                let fallback = match a.opt_str("fallbackuri") {
+                    None => None,
+                    Some(uri) => Some(
+                        uri.strip_prefix("forward:")
+                            .filter(|p| p.starts_with('/'))
+                            .ok_or_else(|| {
+                                a.error(format!("fallbackUri `{uri}` must be `forward:/path`"))
+                            })?
+                            .to_owned(),
+                    ),
+                };
+                let status_codes = a
+                    .list("statuscodes")
+                    .iter()
+                    .map(|s| {
+                        parse_status(s)
+                            .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                a.flag("resumewithouterror", false)?;
+                Filter::CircuitBreaker(Box::new(BreakerFilter {
+                    breaker,
+                    timeout,
+                    fallback,
+                    status_codes,
+                }))
+            }
+            "FallbackHeaders" => {
+                let fields = [
+                    "executionexceptiontypeheadername",
+                    "executionexceptionmessageheadername",
+                    "rootcauseexceptiontypeheadername",
+                    "rootcauseexceptionmessageheadername",
+                ];
+                let defaults = [
+                    "Execution-Exception-Type",
+                    "Execution-Exception-Message",
+                    "Root-Cause-Exception-Type",
+                    "Root-Cause-Exception-Message",
+                ];
+                let a = in_order(&fields)?;
+                let mut names = Vec::new();
+                for (field, default) in fields.iter().zip(defaults) {
+                    names.push(header_name(
+                        &a,
+                        &a.opt_str(field).unwrap_or_else(|| default.to_owned()),
+                    )?);
+                }
+                let names: [HeaderName; 4] =
+                    names.try_into().map_err(|_| a.error("four header names"))?;
+                Filter::FallbackHeaders(names)
+            }
+            "Retry" => Filter::Retry(Box::new(RetryPolicy::compile(&in_order(RETRY_FIELDS)?)?)),
+            "RequestRateLimiter" => {
+                let a = in_order(RATE_LIMITER_FIELDS)?;
+                Filter::RequestRateLimiter(Arc::new(RateLimiter::compile(
+                    &a,
+                    Arc::clone(&settings.clock),
+                )?))
+            }
+            other => {
+                return Err(InvalidDefinition::new(
+                    format!("{K} {other}"),
+                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
+                ));
+            }
+        })
+    }
+
+    /// Changes the outbound request, or answers it.
+    pub fn apply_request(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        match self {
+            Filter::AddRequestHeader(name, value) => {
+                if let Some(v) = header_value(&expand(value, &out.vars)) {
+                    out.headers.append(name.clone(), v);
+                }
+            }
+            Filter::AddRequestHeadersIfNotPresent(headers) => {
+                for (name, value) in headers {
+                    if !out.headers.contains_key(name)
+                        && let Some(v) = header_value(&expand(value, &out.vars))
+                    {
+                        out.headers.insert(name.clone(), v);
+                    }
+                }
+            }
+            Filter::SetRequestHeader(name, value) => {
+                if let Some(v) = header_value(&expand(value, &out.vars)) {
+                    out.headers.insert(name.clone(), v);
+                }
+            }
+            Filter::AddRequestParameter(name, value) => {
+                let pair = format!(
+                    "{}={}",
+                    percent_encode(name),
+                    percent_encode(&expand(value, &out.vars))
+                );
+                out.query = Some(match out.query.take().filter(|q| !q.is_empty()) {
+                    Some(q) => format!("{q}&{pair}"),
+                    None => pair,
+                });
+            }
+            Filter::RemoveRequestParameter(name) => {
+                if let Some(q) = out.query.take() {
+                    let kept: Vec<&str> = q
+                        .split('&')
+                        .filter(|p| {
+                            !p.is_empty()
+                                && percent_decode(p.split('=').next().unwrap_or("")) != *name
+                        })
+                        .collect();
+                    out.query = (!kept.is_empty()).then(|| kept.join("&"));
+                }
+            }
+            Filter::MapRequestHeader(from, to) => {
+                let values: Vec<HeaderValue> = out.headers.get_all(from).iter().cloned().collect();
+                for v in values {
+                    out.headers.append(to.clone(), v);
+                }
+            }
+            Filter::PrefixPath(prefix) => out.path = format!("{prefix}{}", out.path),
+            Filter::PreserveHostHeader => out.preserve_host = true,
+            Filter::RemoveRequestHeader(name) => {
+                out.headers.remove(name);
+            }
+            Filter::RewritePath(re, replacement) => {
+                let path = re.replace_all(&out.path, replacement.as_str()).into_owned();
+                out.path = if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path
+                };
+            }
+            Filter::SetPath(template) => out.path = expand(template, &out.vars),
+            Filter::SetRequestHostHeader(host) => out.host = header_value(&expand(host, &out.vars)),
+            Filter::StripPrefix(parts) => out.path = strip_prefix(&out.path, *parts),
+            Filter::RedirectTo(status, url, include_params) => {
+                let mut location = url.clone();
+                if *include_params && let Some(q) = out.query.as_deref().filter(|q| !q.is_empty()) {
+                    location.push(if location.contains('?') { '&' } else { '?' });
+                    location.push_str(q);
+                }
+                let mut answer = empty_answer(*status);
+                if let Some(v) = header_value(&location) {
+                    answer.headers_mut().insert(http::header::LOCATION, v);
+                }
+                return Err(Box::new(answer));
+            }
+            Filter::RequestHeaderSize(max, error_header) => {
+                for name in out.headers.keys() {
+                    let size: u64 = out
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .map(|v| (name.as_str().len() + v.len()) as u64)
+                        .sum();
+                    if size > *max {
+                        let mut answer = empty_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                        let msg = format!(
+                            "Request Header/s size is larger than permissible limit. Request Header/s size for '{name}' is {size}B where permissible limit is {max}B"
+                        );
+                        if let Some(v) = header_value(&msg) {
+                            answer.headers_mut().insert(error_header.clone(), v);
+                        }
+                        return Err(Box::new(answer));
+                    }
+                }
+            }
+            Filter::RequestSize(max) => {
+                let length = out
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(length) = length.filter(|l| l > max) {
+                    let mut answer = empty_answer(StatusCode::PAYLOAD_TOO_LARGE);
+                    let msg = format!(
+                        "Request size is larger than permissible limit. Request size is {length}B where permissible limit is {max}B"
+                    );
+                    if let Some(v) = header_value(&msg) {
+                        answer.headers_mut().insert("errormessage", v);
+                    }
+                    return Err(Box::new(answer));
+                }
+            }
+            Filter::RequestRateLimiter(limiter) => {
+                let decision = limiter.acquire(out.remote, &out.headers);
+                let headers: Vec<(HeaderName, HeaderValue)> = limiter
+                    .headers(&decision)
+                    .into_iter()
+                    .filter_map(|(n, v)| Some((HeaderName::from_static(n), header_value(&v)?)))
+                    .collect();
+                if !decision.allowed {
+                    let mut answer = empty_answer(decision.status);
+                    if decision.status == StatusCode::TOO_MANY_REQUESTS {
+                        answer.headers_mut().extend(headers);
+                    }
+                    return Err(Box::new(answer));
+                }
+                out.response_headers.extend(headers);
+            }
+            Filter::FallbackHeaders(names) => {
+                if let Some(cause) = &out.fallback {
+                    let values = [
+                        &cause.exception_type,
+                        &cause.message,
+                        &cause.exception_type,
+                        &cause.message,
+                    ];
+                    for (name, value) in names.iter().zip(values) {
+                        if let Some(v) = header_value(value) {
+                            out.headers.insert(name.clone(), v);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether this filter changes responses (and so runs on the way back).
+    pub fn is_response_filter(&self) -> bool {
+        matches!(
+            self,
+            Filter::AddResponseHeader(..)
+                | Filter::SetResponseHeader(..)
+                | Filter::RemoveResponseHeader(_)
+                | Filter::DedupeResponseHeader(..)
+                | Filter::RewriteResponseHeader(..)
+                | Filter::RewriteLocationResponseHeader { .. }
+                | Filter::SecureHeaders(_)
+                | Filter::SetStatus(..)
+        )
+    }
+
+    /// Changes the response on its way to the client.
+    pub fn apply_response(&self, head: &mut http::response::Parts, ctx: &ResponseContext<'_>) {
+        let headers = &mut head.headers;
+        match self {
+            Filter::AddResponseHeader(name, value) => {
+                if let Some(v) = header_value(&expand(value, ctx.vars)) {
+                    headers.append(name.clone(), v);
+                }
+            }
+            Filter::SetResponseHeader(name, value) => {
+                if let Some(v) = header_value(&expand(value, ctx.vars)) {
+                    headers.insert(name.clone(), v);
+                }
+            }
+            Filter::RemoveResponseHeader(name) => {
+                headers.remove(name);
+            }
+            Filter::DedupeResponseHeader(names, strategy) => {
+                for name in names {
+                    let values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
+                    if values.len() < 2 {
+                        continue;
+                    }
+                    let kept: Vec<HeaderValue> = match strategy {
+                        Dedupe::RetainFirst => values.into_iter().take(1).collect(),
+                        Dedupe::RetainLast => values.into_iter().last().into_iter().collect(),
+                        Dedupe::RetainUnique => {
+                            let mut unique: Vec<HeaderValue> = Vec::new();
+                            for v in values {
+                                if !unique.contains(&v) {
+                                    unique.push(v);
+                                }
+                            }
+                            unique
+                        }
+                    };
+                    headers.remove(name);
+                    for v in kept {
+                        headers.append(name.clone(), v);
+                    }
+                }
+            }
+            Filter::RewriteResponseHeader(name, re, replacement) => {
+                let values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
+                if values.is_empty() {
+                    return;
+                }
+                headers.remove(name);
+                for v in values {
+                    let rewritten = v
+                        .to_str()
+                        .ok()
+                        .and_then(|s| header_value(&re.replace_all(s, replacement.as_str())));
+                    headers.append(name.clone(), rewritten.unwrap_or(v));
+                }
+            }
+            Filter::RewriteLocationResponseHeader {
+                strip,
+                header,
+                host,
+                protocols,
+            } => {
+                let Some(location) = headers.get(header).and_then(|v| v.to_str().ok()) else {
+                    return;
+                };
+                let host = host.as_deref().or(ctx.client_host);
+                let fixed = rewrite_location(
+                    location,
+                    *strip,
+                    host,
+                    ctx.upstream_authority,
+                    ctx.client_path,
+                    protocols,
+                );
+                if let Some(v) = header_value(&fixed) {
+                    headers.insert(header.clone(), v);
+                }
+            }
+            Filter::SecureHeaders(defaults) => {
+                for (name, value) in defaults {
+                    if !headers.contains_key(name) {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+            Filter::SetStatus(status, original_header) => {
+                if let Some(h) = original_header {
+                    headers.insert(h.clone(), HeaderValue::from(head.status.as_u16()));
+                }
+                head.status = *status;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An answer without a body.
+pub(crate) fn empty_answer(status: StatusCode) -> Answer {
+    let mut answer = http::Response::new(axum::body::Body::empty());
+    *answer.status_mut() = status;
+    answer
+}
+
+fn header_name(a: &crate::config::Args, name: &str) -> Result<HeaderName, InvalidDefinition> {
+    HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| {
+        a.error(format!("`{name}` is not a header name"))
+            .with_source(e)
+    })
+}
+
+fn header_value(value: &str) -> Option<HeaderValue> {
+    match HeaderValue::from_str(value) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::debug!(value, "filter value is not a valid header value; skipped");
+            None
+        }
+    }
+}
+
+/// A template value must be a valid header value once its captures are
+/// filled in; without captures it is checked now.
+fn check_template_value(a: &crate::config::Args, value: &str) -> Result<(), InvalidDefinition> {
+    if value.contains('{') {
+        return Ok(());
+    }
+    HeaderValue::from_str(value).map(|_| ()).map_err(|e| {
+        a.error(format!("`{value}` is not a valid header value"))
+            .with_source(e)
+    })
+}
+
+/// The `regexp` (searched, not anchored) and `replacement` arguments of
+/// the rewrite filters.
+fn rewrite(a: &crate::config::Args) -> Result<(Regex, String), InvalidDefinition> {
+    let re = a.str("regexp")?;
+    let re = Regex::new(&re).map_err(|e| {
+        a.error(format!("bad regular expression `{re}`"))
+            .with_source(e)
+    })?;
+    let replacement = unescape_replacement(&a.opt_str("replacement").unwrap_or_default());
+    Ok((re, replacement))
+}
+
+/// SCG writes `$\{name}` in YAML (to escape Spring's placeholders); the
+/// regex replacement is `${name}`.
+fn unescape_replacement(text: &str) -> String {
+    text.replace("$\\", "$")
+}
+
+/// `template` with each `{name}` replaced by its capture (unknown names are
+/// kept as written).
+pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
+    if !template.contains('{') {
+        return template.to_owned();
+    }
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match vars.iter().find(|(n, _)| n == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `path` without its first `parts` segments.
+pub(crate) fn strip_prefix(path: &str, parts: usize) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = segments
+        .get(parts.min(segments.len())..)
+        .unwrap_or_default();
+    let mut out = format!("/{}", rest.join("/"));
+    if path.ends_with('/') && !rest.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// An HTTP status by number (`404`) or by Spring's name (`NOT_FOUND`).
+pub(crate) fn parse_status(text: &str) -> Option<StatusCode> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<u16>() {
+        return StatusCode::from_u16(n).ok();
+    }
+    let wanted = t.to_ascii_uppercase();
+    (100u16..600)
+        .filter_map(|n| StatusCode::from_u16(n).ok())
+        .find(|s| {
+            s.canonical_reason()
+                .map(|r| {
+                    r.to_ascii_uppercase()
+                        .replace([' ', '-'], "_")
+                        .replace('\'', "")
+                })
+                .is_some_and(|r| r == wanted)
+        })
+}
+
+/// A Spring `DataSize` (`5MB`, `1000B`, `2KB`, plain bytes) in bytes.
+fn data_size(a: &crate::config::Args, text: &str) -> Result<u64, InvalidDefinition> {
+    let t = text.trim().to_ascii_uppercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| a.error(format!("`{text}` is not a size such as 5MB")))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1024,
+        "MB" => 1024 * 1024,
+        "GB" => 1024 * 1024 * 1024,
+        "TB" => 1024 * 1024 * 1024 * 1024,
+        _ => return Err(a.error(format!("`{text}` is not a size such as 5MB"))),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| a.error(format!("`{text}` is too large")))
+}
+
+/// SCG's `RewriteLocationResponseHeader`: replaces the upstream's
+/// `host:port` with the client-facing host and strips `/v1`-style versions
+/// per `strip`.
+fn rewrite_location(
+    location: &str,
+    strip: StripVersion,
+    host: Option<&str>,
+    upstream: Option<&str>,
+    client_path: &str,
+    protocols: &Regex,
+) -> String {
+    let (scheme, rest) = match location.split_once("://") {
+        Some((s, r)) if protocols.is_match(s) => (Some(s), r),
+        _ => (None, location),
+    };
+    let (authority, path) = match scheme {
+        Some(_) => match rest.find('/') {
+            Some(i) => (Some(&rest[..i]), &rest[i..]),
+            None => (Some(rest), ""),
+        },
+        None => (None, rest),
+    };
+    let authority = match (authority, upstream, host) {
+        (Some(a), Some(up), Some(h)) if a.eq_ignore_ascii_case(up) => Some(h),
+        (a, _, _) => a,
+    };
+    let client_has_version = version_prefix(client_path).is_some();
+    let strip_now = match strip {
+        StripVersion::Never => false,
+        StripVersion::Always => true,
+        StripVersion::AsInRequest => !client_has_version,
+    };
+    let path = match version_prefix(path) {
+        Some(len) if strip_now => &path[len..],
+        _ => path,
+    };
+    match (scheme, authority) {
+        (Some(s), Some(a)) => format!("{s}://{a}{path}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The length of a leading `/v<digits>` segment.
+fn version_prefix(path: &str) -> Option<usize> {
+    let rest = path.strip_prefix("/v")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    match rest.as_bytes().get(digits) {
+        None | Some(b'/' | b'?') => Some(2 + digits),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,282 @@
+//! `RequestRateLimiter` in memory: a token bucket per key with the
+//! semantics of SCG's Redis rate limiter script (`replenishRate` tokens a
+//! second, at most `burstCapacity`, each request taking `requestedTokens`).
+//!
+//! The key is the client's address (default) or a header's value
+//! (`key-resolver: header:X-Api-Key`). SCG names a Spring bean there
+//! (`#{@userKeyResolver}`), an expression, which is refused.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use cloud_runtime::clock::SharedClock;
+use dashmap::DashMap;
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::config::{Args, InvalidDefinition};
+
+/// Buckets kept before full (idle) ones are dropped.
+const MAX_BUCKETS: usize = 100_000;
+
+/// Where the key of a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The client's address (the peer, not `X-Forwarded-For`).
+    ClientIp,
+    /// The value of a header; requests without it have an empty key.
+    Header(http::HeaderName),
+}
+
+/// One route's limiter and its buckets.
+#[derive(Debug)]
+pub struct RateLimiter {
+    replenish_rate: f64,
+    burst_capacity: f64,
+    requested_tokens: f64,
+    key: KeySource,
+    deny_empty_key: bool,
+    empty_key_status: StatusCode,
+    buckets: DashMap<String, Bucket>,
+    clock: SharedClock,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Whether the request may pass.
+    pub allowed: bool,
+    /// Tokens left (the `X-RateLimit-Remaining` header), or `-1` when no
+    /// key was found.
+    pub remaining: i64,
+    /// The status to answer when refused.
+    pub status: StatusCode,
+}
+
+impl RateLimiter {
+    /// Compiles the filter's arguments.
+    pub fn compile(a: &Args, clock: SharedClock) -> Result<RateLimiter, InvalidDefinition> {
+        let number = |names: [&str; 2], default: f64| -> Result<f64, InvalidDefinition> {
+            let given = names.iter().find(|n| a.opt_str(n).is_some());
+            match given {
+                Some(n) => a.parse::<f64>(n),
+                None => Ok(default),
+            }
+        };
+        let replenish_rate = number(
+            ["redisratelimiter.replenishrate", "replenishrate"],
+            f64::NAN,
+        )?;
+        if replenish_rate.is_nan() {
+            return Err(a.error(
+                "argument `replenishRate` (or `redis-rate-limiter.replenishRate`) is required",
+            ));
+        }
+        let burst_capacity = number(
+            ["redisratelimiter.burstcapacity", "burstcapacity"],
+            replenish_rate,
+        )?;
+        let requested_tokens =
+            number(["redisratelimiter.requestedtokens", "requestedtokens"], 1.0)?;
+        if replenish_rate < 0.0 || burst_capacity < 0.0 || requested_tokens <= 0.0 {
+            return Err(a.error("rates and capacities must be positive"));
+        }
+        if burst_capacity < requested_tokens {
+            return Err(a.error("`burstCapacity` below `requestedTokens` refuses every request"));
+        }
+        let key = match a.opt_str("keyresolver") {
+            None => KeySource::ClientIp,
+            Some(k)
+                if k.eq_ignore_ascii_case("client-ip") || k.eq_ignore_ascii_case("remote-addr") =>
+            {
+                KeySource::ClientIp
+            }
+            Some(k) => match k.strip_prefix("header:") {
+                Some(h) => KeySource::Header(
+                    http::HeaderName::from_bytes(h.trim().as_bytes()).map_err(|e| {
+                        a.error(format!("`{h}` is not a header name"))
+                            .with_source(e)
+                    })?,
+                ),
+                None => {
+                    return Err(a.error(format!(
+                        "key-resolver `{k}` is not known (use `client-ip` or `header:NAME`)"
+                    )));
+                }
+            },
+        };
+        let empty_key_status = match a.opt_str("emptykeystatus") {
+            None => StatusCode::FORBIDDEN,
+            Some(s) => super::parse_status(&s)
+                .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))?,
+        };
+        Ok(RateLimiter {
+            replenish_rate,
+            burst_capacity,
+            requested_tokens,
+            key,
+            deny_empty_key: a.flag("denyemptykey", true)?,
+            empty_key_status,
+            buckets: DashMap::new(),
+            clock,
+        })
+    }
+
+    /// Takes tokens for one request of `remote` with `headers`.
+    pub fn acquire(&self, remote: IpAddr, headers: &HeaderMap) -> Decision {
+        let key = match &self.key {
+            KeySource::ClientIp => remote.to_string(),
+            KeySource::Header(name) => headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        };
+        if key.is_empty() {
+            return Decision {
+                allowed: !self.deny_empty_key,
+                remaining: -1,
+                status: self.empty_key_status,
+            };
+        }
+        let now = self.clock.now();
+        if self.buckets.len() >= MAX_BUCKETS {
+            self.drop_full_buckets(now);
+        }
+        let mut bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst_capacity,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        let filled = (bucket.tokens + elapsed * self.replenish_rate).min(self.burst_capacity);
+        let allowed = filled >= self.requested_tokens;
+        bucket.tokens = if allowed {
+            filled - self.requested_tokens
+        } else {
+            filled
+        };
+        bucket.at = now;
+        Decision {
+            allowed,
+            remaining: bucket.tokens.floor() as i64,
+            status: StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    fn drop_full_buckets(&self, now: Instant) {
+        let (rate, cap) = (self.replenish_rate, self.burst_capacity);
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < cap
+        });
+    }
+
+    /// The `X-RateLimit-*` headers for `decision`.
+    pub fn headers(&self, decision: &Decision) -> [(&'static str, String); 4] {
+        [
+            ("x-ratelimit-remaining", decision.remaining.to_string()),
+            (
+                "x-ratelimit-replenish-rate",
+                trim_float(self.replenish_rate),
+            ),
+            (
+                "x-ratelimit-burst-capacity",
+                trim_float(self.burst_capacity),
+            ),
+            (
+                "x-ratelimit-requested-tokens",
+                trim_float(self.requested_tokens),
+            ),
+        ]
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        v.to_string()
+    }
+}
+
+/// A shared limiter.
+pub type SharedLimiter = Arc<RateLimiter>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cloud_runtime::clock::ManualClock;
+
+    use super::*;
+    use crate::config::{Definition, Shortcut};
+
+    fn limiter(args: &str, clock: &ManualClock) -> RateLimiter {
+        let yaml = format!("{{name: RequestRateLimiter, args: {args}}}");
+        let value: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("test YAML");
+        let def = Definition::parse(&value, "filter").expect("definition");
+        let a = def
+            .bind(
+                "filter",
+                super::super::RATE_LIMITER_FIELDS,
+                Shortcut::InOrder,
+            )
+            .expect("bound");
+        RateLimiter::compile(&a, Arc::new(clock.clone())).expect("compiles")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_allows_a_burst_then_refills_at_the_replenish_rate() {
+        let clock = ManualClock::new();
+        let l = limiter(
+            "{redis-rate-limiter.replenishRate: 2, redis-rate-limiter.burstCapacity: 3}",
+            &clock,
+        );
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let h = HeaderMap::new();
+        let remaining: Vec<i64> = (0..3).map(|_| l.acquire(ip, &h).remaining).collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        let refused = l.acquire(ip, &h);
+        assert!(!refused.allowed);
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        // Another client has its own bucket.
+        assert!(l.acquire("10.0.0.2".parse().expect("ip"), &h).allowed);
+        clock.advance(Duration::from_millis(500));
+        assert!(
+            l.acquire(ip, &h).allowed,
+            "one token back after half a second at 2/s"
+        );
+        assert!(!l.acquire(ip, &h).allowed);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            l.acquire(ip, &h).remaining,
+            2,
+            "refills up to the burst capacity only"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn header_keys_and_requested_tokens() {
+        let clock = ManualClock::new();
+        let l = limiter(
+            "{replenishRate: 1, burstCapacity: 4, requestedTokens: 2, key-resolver: 'header:X-Api-Key'}",
+            &clock,
+        );
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let mut h = HeaderMap::new();
+        let empty = l.acquire(ip, &h);
+        assert!(!empty.allowed);
+        assert_eq!(empty.status, StatusCode::FORBIDDEN);
+        h.insert("x-api-key", http::HeaderValue::from_static("k1"));
+        assert_eq!(l.acquire(ip, &h).remaining, 2);
+        assert_eq!(l.acquire(ip, &h).remaining, 0);
+        assert!(!l.acquire(ip, &h).allowed);
+        let hs = l.headers(&l.acquire(ip, &h));
+        assert_eq!(hs[3], ("x-ratelimit-requested-tokens", "2".to_owned()));
+    }
+}

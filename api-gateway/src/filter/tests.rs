@@ -1,0 +1,301 @@
+use cloud_runtime::clock::TokioClock;
+
+use super::*;
+
+fn settings() -> FilterSettings {
+    FilterSettings {
+        original_status_header: Some(HeaderName::from_static("x-original-status")),
+        resilience: circuit_breaker::Registry::new(circuit_breaker::ResilienceConfig::default())
+            .expect("defaults"),
+        clock: Arc::new(TokioClock::new()),
+    }
+}
+
+fn filter(shortcut: &str) -> Filter {
+    Filter::compile(&Definition::shortcut(shortcut), "r", &settings()).expect("compiles")
+}
+
+fn outbound(path: &str, query: Option<&str>) -> Outbound {
+    Outbound {
+        method: Method::GET,
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+        headers: HeaderMap::new(),
+        vars: vec![("segment".to_owned(), "seg".to_owned())],
+        preserve_host: false,
+        host: None,
+        remote: "10.0.0.1".parse().expect("ip"),
+        response_headers: Vec::new(),
+        fallback: None,
+    }
+}
+
+fn run(shortcut: &str, out: &mut Outbound) -> Result<(), Box<Answer>> {
+    filter(shortcut).apply_request(out)
+}
+
+#[test]
+fn path_filters() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("StripPrefix=2", "/name/blue/red", "/red"),
+        ("StripPrefix=1", "/name", "/"),
+        ("StripPrefix=1", "/api/users/", "/users/"),
+        ("PrefixPath=/mypath", "/hello", "/mypath/hello"),
+        (
+            "RewritePath=/red/?(?<segment>.*), /$\\{segment}",
+            "/red/blue",
+            "/blue",
+        ),
+        (
+            "RewritePath=/red/?(?<segment>.*), /$\\{segment}",
+            "/red",
+            "/",
+        ),
+        ("SetPath=/{segment}", "/red/x", "/seg"),
+    ];
+    for (f, path, expected) in cases {
+        let mut out = outbound(path, None);
+        run(f, &mut out).expect("no answer");
+        assert_eq!(out.path, *expected, "{f} on {path}");
+    }
+}
+
+#[test]
+fn request_header_filters() {
+    let mut out = outbound("/", None);
+    out.headers.insert("x-old", HeaderValue::from_static("v"));
+    out.headers
+        .insert("x-present", HeaderValue::from_static("kept"));
+    out.headers.insert("x-gone", HeaderValue::from_static("1"));
+    for f in [
+        "AddRequestHeader=X-Request-Red, Blue-{segment}",
+        "AddRequestHeadersIfNotPresent=X-Present:new,X-Absent:added",
+        "SetRequestHeader=X-Old, replaced",
+        "MapRequestHeader=X-Old, X-New",
+        "RemoveRequestHeader=X-Gone",
+        "PreserveHostHeader",
+        "SetRequestHostHeader=example.org",
+    ] {
+        run(f, &mut out).expect("no answer");
+    }
+    let h = &out.headers;
+    assert_eq!(h["x-request-red"], "Blue-seg");
+    assert_eq!(h["x-present"], "kept");
+    assert_eq!(h["x-absent"], "added");
+    assert_eq!(h["x-old"], "replaced");
+    assert_eq!(h["x-new"], "replaced");
+    assert!(!h.contains_key("x-gone"));
+    assert!(out.preserve_host);
+    assert_eq!(out.host, Some(HeaderValue::from_static("example.org")));
+}
+
+#[test]
+fn request_parameter_filters() {
+    let mut out = outbound("/", Some("a=1&red=x&b=2"));
+    run("AddRequestParameter=color, blue green", &mut out).expect("no answer");
+    run("RemoveRequestParameter=red", &mut out).expect("no answer");
+    assert_eq!(out.query.as_deref(), Some("a=1&b=2&color=blue%20green"));
+    let mut out = outbound("/", None);
+    run("AddRequestParameter=red, 1", &mut out).expect("no answer");
+    run("RemoveRequestParameter=red", &mut out).expect("no answer");
+    assert_eq!(out.query, None);
+}
+
+#[test]
+fn answering_filters() {
+    let mut out = outbound("/", Some("q=1"));
+    let answer = run("RedirectTo=302, https://acme.org, true", &mut out).expect_err("redirects");
+    assert_eq!(answer.status(), StatusCode::FOUND);
+    assert_eq!(answer.headers()["location"], "https://acme.org?q=1");
+    out.headers
+        .insert("content-length", HeaderValue::from_static("6000000"));
+    let answer = run("RequestSize=5MB", &mut out).expect_err("too large");
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        answer.headers()["errormessage"]
+            .to_str()
+            .expect("ascii")
+            .contains("6000000")
+    );
+    assert!(run("RequestSize=6MB", &mut out).is_ok());
+    out.headers
+        .insert("x-big", HeaderValue::from_static("0123456789"));
+    let answer = run("RequestHeaderSize=10B", &mut out).expect_err("header too large");
+    assert_eq!(answer.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert!(answer.headers().contains_key("errormessage"));
+    assert!(run("RequestHeaderSize=1KB", &mut out).is_ok());
+}
+
+fn respond(shortcut: &str, head: &mut http::response::Parts, ctx: &ResponseContext<'_>) {
+    let f = filter(shortcut);
+    assert!(f.is_response_filter(), "{shortcut}");
+    f.apply_response(head, ctx);
+}
+
+fn head() -> http::response::Parts {
+    http::Response::new(()).into_parts().0
+}
+
+const CTX: ResponseContext<'static> = ResponseContext {
+    client_host: Some("gw.example"),
+    client_path: "/api/x",
+    upstream_authority: Some("backend:8080"),
+    vars: &[],
+};
+
+#[test]
+fn response_header_filters() {
+    let mut h = head();
+    h.headers
+        .append("access-control-allow-origin", HeaderValue::from_static("a"));
+    h.headers
+        .append("access-control-allow-origin", HeaderValue::from_static("b"));
+    h.headers.append("x-dup", HeaderValue::from_static("1"));
+    h.headers.append("x-dup", HeaderValue::from_static("2"));
+    h.headers.append("x-dup", HeaderValue::from_static("1"));
+    h.headers.insert("x-secret", HeaderValue::from_static("s"));
+    h.headers.insert(
+        "x-response-red",
+        HeaderValue::from_static("password=abc&user=x"),
+    );
+    respond(
+        "DedupeResponseHeader=Access-Control-Allow-Origin",
+        &mut h,
+        &CTX,
+    );
+    respond("DedupeResponseHeader=X-Dup, RETAIN_UNIQUE", &mut h, &CTX);
+    respond("RemoveResponseHeader=X-Secret", &mut h, &CTX);
+    respond(
+        "RewriteResponseHeader=X-Response-Red, password=[^&]+, password=***",
+        &mut h,
+        &CTX,
+    );
+    respond("AddResponseHeader=X-Added, 1", &mut h, &CTX);
+    respond("SetResponseHeader=X-Added, 2", &mut h, &CTX);
+    let all = |n: &str| {
+        h.headers
+            .get_all(n)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("access-control-allow-origin"), ["a"]);
+    assert_eq!(all("x-dup"), ["1", "2"]);
+    assert!(all("x-secret").is_empty());
+    assert_eq!(all("x-response-red"), ["password=***&user=x"]);
+    assert_eq!(all("x-added"), ["2"]);
+}
+
+#[test]
+fn secure_headers_set_status_and_location() {
+    let mut h = head();
+    h.headers
+        .insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    respond("SecureHeaders", &mut h, &CTX);
+    assert_eq!(
+        h.headers["x-frame-options"], "SAMEORIGIN",
+        "an upstream's own value stays"
+    );
+    assert_eq!(h.headers["x-content-type-options"], "nosniff");
+    assert_eq!(h.headers["strict-transport-security"], "max-age=631138519");
+    let f = Filter::compile(
+        &Definition::parse(
+            &serde_json::json!({"name": "SecureHeaders", "args": {"disable": "x-xss-protection"}}),
+            "filter",
+        )
+        .expect("parses"),
+        "r",
+        &settings(),
+    )
+    .expect("compiles");
+    let mut h2 = head();
+    f.apply_response(&mut h2, &CTX);
+    assert!(!h2.headers.contains_key("x-xss-protection"));
+    respond("SetStatus=UNAUTHORIZED", &mut h, &CTX);
+    assert_eq!(h.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.headers["x-original-status"], "200");
+    h.headers.insert(
+        "location",
+        HeaderValue::from_static("http://backend:8080/v2/some/object/id"),
+    );
+    respond(
+        "RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,",
+        &mut h,
+        &CTX,
+    );
+    assert_eq!(h.headers["location"], "http://gw.example/some/object/id");
+    h.headers.insert(
+        "location",
+        HeaderValue::from_static("http://backend:8080/v2/x"),
+    );
+    respond("RewriteLocationResponseHeader=NEVER_STRIP", &mut h, &CTX);
+    assert_eq!(h.headers["location"], "http://gw.example/v2/x");
+    h.headers.insert(
+        "location",
+        HeaderValue::from_static("http://elsewhere/v1/x"),
+    );
+    respond("RewriteLocationResponseHeader=ALWAYS_STRIP", &mut h, &CTX);
+    assert_eq!(h.headers["location"], "http://elsewhere/x");
+}
+
+#[test]
+fn fallback_headers_carry_the_cause() {
+    let mut out = outbound("/fallback", None);
+    run("FallbackHeaders", &mut out).expect("no answer");
+    assert!(
+        !out.headers.contains_key("execution-exception-type"),
+        "only on a fallback"
+    );
+    out.fallback = Some(FallbackCause {
+        exception_type: "java.util.concurrent.TimeoutException".to_owned(),
+        message: "late".to_owned(),
+    });
+    run("FallbackHeaders", &mut out).expect("no answer");
+    assert_eq!(
+        out.headers["execution-exception-type"],
+        "java.util.concurrent.TimeoutException"
+    );
+    assert_eq!(out.headers["root-cause-exception-message"], "late");
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(parse_status("BAD_GATEWAY"), Some(StatusCode::BAD_GATEWAY));
+    assert_eq!(
+        parse_status("service_unavailable"),
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert_eq!(parse_status("404"), Some(StatusCode::NOT_FOUND));
+    assert_eq!(parse_status("NOPE"), None);
+    assert_eq!(
+        expand("/{a}/{b}/{c", &[("a".to_owned(), "1".to_owned())]),
+        "/1/{b}/{c"
+    );
+    assert_eq!(strip_prefix("/a/b", 5), "/");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    for bad in [
+        "StripPrefix=x",
+        "PrefixPath=nope",
+        "SetPath=nope",
+        "RedirectTo=200, https://a",
+        "RedirectTo=302",
+        "SetStatus=NOT_A_STATUS",
+        "RequestSize=5 parsecs",
+        "DedupeResponseHeader=X, KEEP_ALL",
+        "RewriteLocationResponseHeader=SOMETIMES",
+        "SecureHeaders=x-made-up",
+        "AddRequestHeadersIfNotPresent=novalue",
+        "AddRequestHeader=Bad Name, v",
+        "CircuitBreaker=cb, http://elsewhere",
+        "RequestRateLimiter",
+        "Unknown=1",
+    ] {
+        assert!(
+            Filter::compile(&Definition::shortcut(bad), "r", &settings()).is_err(),
+            "{bad}"
+        );
+    }
+}

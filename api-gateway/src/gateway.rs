@@ -1,0 +1,745 @@
+//! The running gateway: the route table behind an `ArcSwap`, the request
+//! path (match, request filters, breaker and retry around the upstream
+//! exchange, response filters) and the refresh.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::IntoResponse;
+use circuit_breaker::{Classification, ResilienceConfig};
+use cloud_runtime::clock::{SharedClock, TokioClock};
+use cloud_runtime::error_body::SpringError;
+use cloud_runtime::settings::{ConfigError, Origin};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::filter::retry::MAX_REPLAY_BODY;
+use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
+use crate::metrics::Metrics;
+use crate::predicate::RequestView;
+use crate::predicate::cidr::Cidr;
+use crate::proxy::{self, AttemptBody, ClientSide, UpstreamError, Upstreams};
+use crate::resolve::{Balancer, ServiceInstances, StaticInstances};
+use crate::route::{CompileSettings, Route, RouteTable, Target};
+use crate::settings::{LoadError, Settings, Source, locator_route};
+
+/// Forwards (`forward:` routes and fallbacks) followed before giving up.
+const MAX_FORWARDS: u8 = 4;
+
+/// A gateway: cheap to clone, clones share everything.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    table: ArcSwap<RouteTable>,
+    settings: ArcSwap<Settings>,
+    trusted: ArcSwap<Vec<Cidr>>,
+    source: Option<Source>,
+    resolver: Arc<dyn ServiceInstances>,
+    balancer: Balancer,
+    upstreams: Upstreams,
+    clock: SharedClock,
+    metrics: Metrics,
+    resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// Builds a [`Gateway`].
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    settings: Settings,
+    source: Option<Source>,
+    resolver: Option<Arc<dyn ServiceInstances>>,
+    clock: Option<SharedClock>,
+}
+
+impl GatewayBuilder {
+    /// Where a refresh reads the settings again. Default is none (a
+    /// refresh recompiles the settings given to the builder).
+    pub fn source(mut self, source: Source) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where `lb://` names resolve. Default is no services.
+    pub fn resolver(mut self, resolver: Arc<dyn ServiceInstances>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// The clock of time predicates and rate limiters. Default is
+    /// [`TokioClock`].
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Compiles the routes and builds the gateway.
+    pub fn build(self) -> Result<Gateway, LoadError> {
+        let http = &self.settings.spring.cloud.gateway.httpclient;
+        let upstreams = Upstreams::new(http.pool.max_idle_time, http.pool.max_idle_per_host.max(1));
+        let inner = Inner {
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            settings: ArcSwap::from_pointee(self.settings.clone()),
+            trusted: ArcSwap::from_pointee(Vec::new()),
+            source: self.source,
+            resolver: self
+                .resolver
+                .unwrap_or_else(|| Arc::new(StaticInstances::new())),
+            balancer: Balancer::default(),
+            upstreams,
+            clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+            metrics: Metrics::default(),
+            resilience: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        };
+        let gateway = Gateway {
+            inner: Arc::new(inner),
+        };
+        gateway.install(self.settings)?;
+        Ok(gateway)
+    }
+}
+
+/// One request on its way through a route, after its request filters.
+struct Call<'a> {
+    route: &'a Route,
+    out: &'a Outbound,
+    /// The client's `Host`.
+    client_host: Option<&'a HeaderValue>,
+    /// The client's path.
+    client_path: &'a str,
+    /// Whether the client asked for a protocol upgrade.
+    upgrade: bool,
+    peer: SocketAddr,
+    depth: u8,
+}
+
+/// The `host:port` that answered (for `RewriteLocationResponseHeader`),
+/// carried on the response from the attempt to the response filters.
+#[derive(Debug, Clone)]
+struct UpstreamAuthority(String);
+
+/// Marks the gateway's own error answers, which response filters leave
+/// alone.
+#[derive(Debug, Clone, Copy)]
+struct GatewayAnswer;
+
+impl Gateway {
+    /// A builder over `settings`.
+    pub fn builder(settings: Settings) -> GatewayBuilder {
+        GatewayBuilder {
+            settings,
+            source: None,
+            resolver: None,
+            clock: None,
+        }
+    }
+
+    /// A builder over the settings `source` gives; refreshes read it again.
+    pub fn from_source(source: Source) -> Result<GatewayBuilder, LoadError> {
+        let settings = source.load()?;
+        Ok(Gateway::builder(settings).source(source))
+    }
+
+    /// The current route table.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.inner.table.load_full()
+    }
+
+    /// The request counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.load_full()
+    }
+
+    /// Reads the settings again (from the source, if any) and swaps in the
+    /// new route table; on error the old table stays. Returns the number
+    /// of routes.
+    pub async fn refresh(&self) -> Result<usize, LoadError> {
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        let settings = match &self.inner.source {
+            Some(source) => {
+                let source = source.clone();
+                tokio::task::spawn_blocking(move || source.load()).await??
+            }
+            None => (*self.inner.settings.load_full()).clone(),
+        };
+        self.install(settings)?;
+        Ok(self.inner.table.load().routes().len())
+    }
+
+    fn file(&self) -> Option<PathBuf> {
+        self.inner.source.as_ref().and_then(|s| s.file.clone())
+    }
+
+    /// Compiles `settings` and swaps the table in.
+    fn install(&self, settings: Settings) -> Result<(), LoadError> {
+        let file = self.file();
+        let gw = &settings.spring.cloud.gateway;
+        let trusted = gw
+            .trusted_proxies()
+            .map(|t| {
+                t.parse::<Cidr>().map_err(|e| {
+                    ConfigError::new(
+                        origin(&file),
+                        Some("spring.cloud.gateway.trusted-proxies"),
+                        e.to_string(),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let original_status_header = match gw.set_status.original_status_header_name.trim() {
+            "" => None,
+            name => Some(http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                ConfigError::new(
+                    origin(&file),
+                    Some("spring.cloud.gateway.set-status.original-status-header-name"),
+                    format!("`{name}` is not a header name: {e}"),
+                )
+            })?),
+        };
+        let compile = CompileSettings {
+            filters: FilterSettings {
+                original_status_header,
+                resilience: self.resilience(&settings.resilience4j, &file)?,
+                clock: Arc::clone(&self.inner.clock),
+            },
+            connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
+            response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
+            file: file.clone(),
+        };
+        let mut defs = gw.route_definitions(file.as_deref())?;
+        let locator = gw.locator();
+        if locator.enabled {
+            for service in self.inner.resolver.services() {
+                defs.push(locator_route(&service, &locator));
+            }
+        }
+        let defaults = gw.default_filter_definitions(file.as_deref())?;
+        let table = RouteTable::compile(defs, &defaults, &compile)?;
+        tracing::info!(routes = table.routes().len(), "route table installed");
+        self.inner.table.store(Arc::new(table));
+        self.inner.trusted.store(Arc::new(trusted));
+        self.inner.settings.store(Arc::new(settings));
+        Ok(())
+    }
+
+    /// The breaker registry: kept while `resilience4j` is unchanged, so a
+    /// refresh does not reset the breakers' state.
+    fn resilience(
+        &self,
+        value: &serde_json::Value,
+        file: &Option<PathBuf>,
+    ) -> Result<circuit_breaker::Registry, ConfigError> {
+        let mut cached = self
+            .inner
+            .resilience
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((v, r)) = cached.as_ref()
+            && v == value
+        {
+            return Ok(r.clone());
+        }
+        let config: ResilienceConfig = if value.is_null() {
+            ResilienceConfig::default()
+        } else {
+            serde_json::from_value(value.clone())
+                .map_err(|e| ConfigError::new(origin(file), Some("resilience4j"), e.to_string()))?
+        };
+        let registry = circuit_breaker::Registry::new(config)
+            .map_err(|e| ConfigError::new(origin(file), Some("resilience4j"), e.to_string()))?;
+        *cached = Some((value.clone(), registry.clone()));
+        Ok(registry)
+    }
+
+    /// Recompiles the routes whenever the services change, while the
+    /// discovery locator is on, until `shutdown`.
+    pub async fn watch_services(self, shutdown: CancellationToken) {
+        let mut changes = self.inner.resolver.subscribe();
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let settings = (*self.inner.settings.load_full()).clone();
+            if settings.spring.cloud.gateway.locator().enabled
+                && let Err(e) = self.install(settings)
+            {
+                tracing::error!(error = %e, "services changed but the routes do not compile; keeping the old ones");
+            }
+        }
+    }
+
+    /// The proxy: every request goes through the route table.
+    pub fn router(&self) -> Router {
+        Router::new().fallback(handle).with_state(self.clone())
+    }
+
+    /// Handles one request from `peer`.
+    pub async fn handle(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
+        self.dispatch(request, peer, None, 0).await
+    }
+
+    fn dispatch(
+        &self,
+        request: Request<Body>,
+        peer: SocketAddr,
+        fallback: Option<FallbackCause>,
+        depth: u8,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + '_>> {
+        Box::pin(async move {
+            let started = self.inner.clock.now();
+            let table = self.inner.table.load_full();
+            let (mut parts, body) = request.into_parts();
+            if !parts.headers.contains_key(header::HOST) {
+                // HTTP/2 carries the host in `:authority`.
+                if let Some(host) = parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
+            let path = parts.uri.path();
+            let view = RequestView {
+                method: &parts.method,
+                path,
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                remote: peer.ip(),
+                now_millis: self.inner.clock.epoch_millis(),
+                weight_roll: roll(),
+            };
+            let Some((route, vars)) = table.find(&view) else {
+                self.inner.metrics.record_unmatched();
+                return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
+            };
+            let client_host = parts.headers.get(header::HOST).cloned();
+            let upgrade = parts.headers.contains_key(header::UPGRADE);
+            let mut out = Outbound {
+                method: parts.method.clone(),
+                path: path.to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                headers: std::mem::take(&mut parts.headers),
+                vars,
+                preserve_host: false,
+                host: None,
+                remote: peer.ip(),
+                response_headers: Vec::new(),
+                fallback,
+            };
+            let mut ran = route.filters.len();
+            let mut answer = None;
+            for (i, f) in route.filters.iter().enumerate() {
+                if let Err(a) = f.apply_request(&mut out) {
+                    ran = i + 1;
+                    answer = Some(*a);
+                    break;
+                }
+            }
+            let response = match answer {
+                Some(a) => a,
+                None => {
+                    let call = Call {
+                        route: &route,
+                        out: &out,
+                        client_host: client_host.as_ref(),
+                        client_path: path,
+                        upgrade,
+                        peer,
+                        depth,
+                    };
+                    self.exchange(&call, body).await
+                }
+            };
+            let response = if response.extensions().get::<GatewayAnswer>().is_some() {
+                response
+            } else {
+                let (mut head, body) = response.into_parts();
+                let upstream = head.extensions.remove::<UpstreamAuthority>();
+                let ctx = ResponseContext {
+                    client_host: client_host.as_ref().and_then(|h| h.to_str().ok()),
+                    client_path: path,
+                    upstream_authority: upstream.as_ref().map(|u| u.0.as_str()),
+                    vars: &out.vars,
+                };
+                for f in route.filters[..ran]
+                    .iter()
+                    .rev()
+                    .filter(|f| f.is_response_filter())
+                {
+                    f.apply_response(&mut head, &ctx);
+                }
+                for (n, v) in &out.response_headers {
+                    head.headers.insert(n.clone(), v.clone());
+                }
+                Response::from_parts(head, body)
+            };
+            let took = self.inner.clock.now().saturating_duration_since(started);
+            self.inner
+                .metrics
+                .record(&route.id, response.status().as_u16(), took);
+            tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
+            response
+        })
+    }
+
+    async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
+        let (route, out, path) = (call.route, call.out, call.client_path);
+        if let Target::Forward(to) = &route.target {
+            return self.forward(to, call, body, out.fallback.clone()).await;
+        }
+        if call.upgrade {
+            return error_answer(
+                StatusCode::NOT_IMPLEMENTED,
+                "WebSocket and other upgrades are not proxied yet",
+                path,
+            );
+        }
+        match route.breaker() {
+            None => match self.with_retry(call, body).await {
+                Ok(r) => r,
+                Err(e) => upstream_error_answer(&route.id, &e, path),
+            },
+            Some(b) => self.with_breaker(b, call, body).await,
+        }
+    }
+
+    async fn with_breaker(&self, b: &BreakerFilter, call: &Call<'_>, body: Body) -> Response<Body> {
+        let path = call.client_path;
+        let permit = match b.breaker.try_acquire_owned() {
+            Ok(p) => p,
+            Err(e) => {
+                let cause = FallbackCause {
+                    exception_type:
+                        "io.github.resilience4j.circuitbreaker.CallNotPermittedException".to_owned(),
+                    message: e.to_string(),
+                };
+                return self
+                    .fallback_or(b, call, cause, || {
+                        error_answer(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Upstream service is temporarily unavailable",
+                            path,
+                        )
+                    })
+                    .await;
+            }
+        };
+        match tokio::time::timeout(b.timeout, self.with_retry(call, body)).await {
+            Err(_) => {
+                permit.record(Classification::Failure);
+                let cause = FallbackCause {
+                    exception_type: "java.util.concurrent.TimeoutException".to_owned(),
+                    message: format!(
+                        "Did not observe any item or terminal signal within {}ms",
+                        b.timeout.as_millis()
+                    ),
+                };
+                self.fallback_or(b, call, cause, || {
+                    error_answer(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "Upstream service did not respond in time",
+                        path,
+                    )
+                })
+                .await
+            }
+            Ok(Err(e)) => {
+                permit.record(Classification::Failure);
+                let cause = FallbackCause {
+                    exception_type: e.java_type().to_owned(),
+                    message: e.detail().to_owned(),
+                };
+                self.fallback_or(b, call, cause, || {
+                    upstream_error_answer(&call.route.id, &e, path)
+                })
+                .await
+            }
+            Ok(Ok(response)) if b.status_codes.contains(&response.status()) => {
+                permit.record(Classification::Failure);
+                if b.fallback.is_none() {
+                    return response;
+                }
+                let cause = FallbackCause {
+                    exception_type: "org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException".to_owned(),
+                    message: response.status().to_string(),
+                };
+                self.fallback_or(b, call, cause, || response).await
+            }
+            Ok(Ok(response)) => {
+                permit.record(Classification::Success);
+                response
+            }
+        }
+    }
+
+    async fn fallback_or(
+        &self,
+        b: &BreakerFilter,
+        call: &Call<'_>,
+        cause: FallbackCause,
+        otherwise: impl FnOnce() -> Response<Body>,
+    ) -> Response<Body> {
+        match &b.fallback {
+            Some(path) => self.forward(path, call, Body::empty(), Some(cause)).await,
+            None => otherwise(),
+        }
+    }
+
+    /// Matches `path` again against the routes (`forward:`).
+    async fn forward(
+        &self,
+        path: &str,
+        call: &Call<'_>,
+        body: Body,
+        cause: Option<FallbackCause>,
+    ) -> Response<Body> {
+        if call.depth >= MAX_FORWARDS {
+            return error_answer(StatusCode::LOOP_DETECTED, "Too many forwards", path);
+        }
+        let out = call.out;
+        let uri = match &out.query {
+            Some(q) if cause.is_none() => format!("{path}?{q}"),
+            _ => path.to_owned(),
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = out.method.clone();
+        *request.headers_mut() = out.headers.clone();
+        if cause.is_some() {
+            // A fallback gets no body: the original was sent upstream.
+            request.headers_mut().remove(header::CONTENT_LENGTH);
+            request.headers_mut().remove(header::TRANSFER_ENCODING);
+        }
+        match uri.parse() {
+            Ok(u) => *request.uri_mut() = u,
+            Err(_) => {
+                return error_answer(StatusCode::INTERNAL_SERVER_ERROR, "Bad forward path", path);
+            }
+        }
+        self.dispatch(request, call.peer, cause, call.depth + 1)
+            .await
+    }
+
+    async fn with_retry(
+        &self,
+        call: &Call<'_>,
+        body: Body,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let (route, out) = (call.route, call.out);
+        let policy = route.retry().filter(|p| p.applies_to(&out.method));
+        let mut body = match policy {
+            None => AttemptBody::Stream(Some(body)),
+            Some(_) => keep_if_small(body, &out.headers).await?,
+        };
+        let retries = match policy {
+            Some(p) if body.replayable() => p.retries,
+            _ => 0,
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self.attempt(call, &mut body).await;
+            if attempt >= retries {
+                return result;
+            }
+            let Some(p) = policy else { return result };
+            let again = match &result {
+                Ok(r) => p.retries_status(r.status()),
+                Err(e) => e.failure_kind().is_some_and(|k| p.retries_failure(k)),
+            };
+            if !again {
+                return result;
+            }
+            attempt += 1;
+            tracing::debug!(route = %route.id, attempt, "retrying");
+            drop(result);
+            tokio::time::sleep(p.pause(attempt)).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        body: &mut AttemptBody,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let (route, out, peer) = (call.route, call.out, call.peer);
+        let authority = match &route.target {
+            Target::Fixed { secure: true, .. } => {
+                return Err(UpstreamError::unsupported(
+                    &route.uri,
+                    "TLS to upstreams is not built yet",
+                ));
+            }
+            Target::Fixed { authority, .. } => authority.to_string(),
+            Target::Service(name) => {
+                let instance = self
+                    .inner
+                    .balancer
+                    .choose(self.inner.resolver.as_ref(), name)
+                    .ok_or_else(|| UpstreamError::no_instance(name))?;
+                if instance.secure {
+                    return Err(UpstreamError::unsupported(
+                        &route.uri,
+                        "TLS to upstreams is not built yet",
+                    ));
+                }
+                instance.authority()
+            }
+            Target::Forward(_) => {
+                return Err(UpstreamError::unsupported(
+                    &route.uri,
+                    "a forward has no upstream",
+                ));
+            }
+        };
+        let mut headers = out.headers.clone();
+        proxy::remove_hop_by_hop(&mut headers);
+        let client_host = call.client_host;
+        let port = client_host
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(80);
+        let side = ClientSide {
+            peer,
+            host: client_host,
+            port,
+            prefix: proxy::removed_prefix(call.client_path, &out.path),
+        };
+        let trusted = proxy::is_trusted(&self.inner.trusted.load(), peer.ip());
+        proxy::set_forwarding_headers(&mut headers, &side, trusted);
+        let host = match (&out.host, out.preserve_host, client_host) {
+            (Some(h), _, _) => Some(h.clone()),
+            (None, true, Some(h)) => Some(h.clone()),
+            _ => HeaderValue::from_str(&authority).ok(),
+        };
+        if let Some(h) = host {
+            headers.insert(header::HOST, h);
+        }
+        let path_and_query = match out.query.as_deref().filter(|q| !q.is_empty()) {
+            Some(q) => format!("{}?{q}", out.path),
+            None => out.path.clone(),
+        };
+        let mut response = self
+            .inner
+            .upstreams
+            .send(
+                &authority,
+                &out.method,
+                &path_and_query,
+                &headers,
+                body,
+                route.connect_timeout,
+                route.response_timeout,
+            )
+            .await?;
+        proxy::remove_hop_by_hop(response.headers_mut());
+        response
+            .extensions_mut()
+            .insert(UpstreamAuthority(authority));
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The peer from axum's `ConnectInfo` (unspecified when served without
+/// one, as in `oneshot` tests).
+async fn handle(State(gateway): State<Gateway>, request: Request<Body>) -> Response<Body> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    gateway.handle(request, peer).await
+}
+
+/// Keeps a small body in memory so that `Retry` can send it again; a body
+/// of unknown or large size is streamed once.
+async fn keep_if_small(
+    body: Body,
+    headers: &http::HeaderMap,
+) -> Result<AttemptBody, UpstreamError> {
+    if body.size_hint().exact() == Some(0) {
+        return Ok(AttemptBody::Kept(bytes::Bytes::new()));
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) if n <= MAX_REPLAY_BODY => {
+            let limit = usize::try_from(MAX_REPLAY_BODY).unwrap_or(usize::MAX);
+            match http_body_util::Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(AttemptBody::Kept(collected.to_bytes())),
+                Err(e) => Err(UpstreamError::client_body(BodyError(e.to_string()))),
+            }
+        }
+        _ => Ok(AttemptBody::Stream(Some(body))),
+    }
+}
+
+/// A request body that could not be read (the cause, as text: the body's
+/// error type is boxed and not `Sync`).
+#[derive(Debug, thiserror::Error)]
+#[error("request body: {0}")]
+struct BodyError(String);
+
+fn origin(file: &Option<PathBuf>) -> Origin {
+    file.clone().map_or(Origin::Defaults, Origin::File)
+}
+
+/// The gateway's own error answer: Spring's JSON error body.
+fn error_answer(status: StatusCode, message: &str, path: &str) -> Response<Body> {
+    let mut response = SpringError::new(status, message).at(path).into_response();
+    response.extensions_mut().insert(GatewayAnswer);
+    response
+}
+
+fn upstream_error_answer(route: &str, e: &UpstreamError, path: &str) -> Response<Body> {
+    tracing::warn!(route, error = %e, source = ?std::error::Error::source(e), "upstream failed");
+    error_answer(e.status(), e.detail(), path)
+}
+
+/// A number in `[0, 1)` for `Weight`: a per-thread xorshift, seeded from
+/// the standard library's random hasher keys.
+fn roll() -> f64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x9E37_79B9_7F4A_7C15);
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}

@@ -1,0 +1,110 @@
+//! The request path through the router with `oneshot`: no sockets.
+
+use tower::ServiceExt as _;
+
+use super::*;
+
+/// A gateway over `routes` (a YAML list).
+fn gateway(routes: &str) -> Gateway {
+    let routes: serde_json::Value = serde_yaml_ng::from_str(routes).expect("test YAML");
+    let mut settings = Settings::default();
+    settings.spring.cloud.gateway.routes = routes.as_array().cloned().unwrap_or_default();
+    Gateway::builder(settings).build().expect("routes compile")
+}
+
+async fn call(gw: &Gateway, request: Request<Body>) -> Response<Body> {
+    gw.router().oneshot(request).await.expect("infallible")
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+async fn json(response: Response<Body>) -> serde_json::Value {
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    serde_json::from_slice(&bytes).expect("JSON body")
+}
+
+#[tokio::test]
+async fn no_route_is_a_spring_json_404() {
+    let gw = gateway("[]");
+    let response = call(&gw, get("/missing?x=1")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = json(response).await;
+    assert_eq!(
+        (body["status"].as_u64(), body["path"].as_str()),
+        (Some(404), Some("/missing"))
+    );
+}
+
+#[tokio::test]
+async fn forward_routes_match_again_and_response_filters_apply() {
+    let gw = gateway(
+        r#"
+- id: old
+  uri: forward:/new
+  predicates: [Path=/old]
+  filters: ["AddResponseHeader=X-Via, old"]
+- id: new
+  uri: http://127.0.0.1:1
+  predicates: [Path=/new]
+  filters: ["RedirectTo=301, https://example.org/new"]
+- id: loop
+  uri: forward:/loop
+  predicates: [Path=/loop]
+"#,
+    );
+    let response = call(&gw, get("/old")).await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(response.headers()["location"], "https://example.org/new");
+    assert_eq!(response.headers()["x-via"], "old");
+    let response = call(&gw, get("/loop")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::LOOP_DETECTED,
+        "a forward loop ends"
+    );
+    assert_eq!(gw.metrics().count("new"), 1);
+}
+
+#[tokio::test]
+async fn upgrades_are_refused_until_websocket_proxying_is_built() {
+    let gw = gateway("[{id: ws, uri: 'ws://127.0.0.1:1', predicates: ['Path=/ws']}]");
+    let request = Request::get("/ws")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(
+        call(&gw, request).await.status(),
+        StatusCode::NOT_IMPLEMENTED
+    );
+}
+
+#[tokio::test]
+async fn https_upstreams_answer_502_until_tls_is_built() {
+    let gw = gateway("[{id: tls, uri: 'https://example.org', predicates: ['Path=/**']}]");
+    let response = call(&gw, get("/x")).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        json(response).await["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("TLS"))
+    );
+}
+
+#[tokio::test]
+async fn refresh_without_a_source_recompiles_the_same_settings() {
+    let gw = gateway("[{id: a, uri: 'http://127.0.0.1:1'}]");
+    let before = gw.table();
+    assert_eq!(gw.refresh().await.expect("refreshes"), 1);
+    assert!(
+        !Arc::ptr_eq(&before, &gw.table()),
+        "a new table is swapped in"
+    );
+}

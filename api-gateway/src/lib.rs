@@ -1,0 +1,110 @@
+//! An API gateway that reads Spring Cloud Gateway's route definitions from
+//! its `application.yml` (routes, predicates, filters, default filters,
+//! the discovery locator) and proxies on pooled `hyper` connections.
+//!
+//! A request is matched against the routes in order (`order`, then
+//! declaration), its request filters run, the upstream is called (through
+//! the route's `CircuitBreaker` and `Retry`, if any), and its response
+//! filters run on the way back. No route: 404 JSON. `lb://` with no
+//! instance UP: 503 JSON. Upstream unreachable: 502; no response head in
+//! time: 504. See `docs/api-gateway.md` for every predicate and filter.
+//!
+//! # Layout
+//! - [`config`]: route definitions as SCG writes them (shortcut and
+//!   expanded forms), binding of arguments, refusal of `#{...}`.
+//! - [`settings`]: the settings schema (Spring Boot's and SCG's keys) and
+//!   where settings come from ([`settings::Source`]).
+//! - [`predicate`]: the predicates, pure; `predicate/pattern.rs` SCG's path
+//!   and host patterns, `time.rs` date-times, `cidr.rs` address ranges.
+//! - [`filter`]: the filters and their one order; `filter/retry.rs` the
+//!   retry policy, `filter/ratelimit.rs` the in-memory token buckets.
+//! - [`route`]: compiled routes and the route table.
+//! - [`resolve`]: `lb://` names to instances ([`resolve::ServiceInstances`],
+//!   [`resolve::StaticInstances`]) and round-robin choice.
+//! - [`proxy`]: the upstream connection pools, hop-by-hop and forwarding
+//!   headers, timeouts.
+//! - [`gateway`]: the running gateway: table swap, the request path,
+//!   refresh.
+//! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
+//!
+//! # Example
+//! A route table from SCG's YAML, matched without a socket:
+//!
+//! ```
+//! use api_gateway::gateway::Gateway;
+//! use api_gateway::settings::Settings;
+//!
+//! let yaml = r#"
+//! spring:
+//!   cloud:
+//!     gateway:
+//!       routes:
+//!         - id: users
+//!           uri: http://127.0.0.1:9000
+//!           predicates: [ "Path=/users/{id}", "Method=GET" ]
+//!           filters: [ "StripPrefix=1", "AddRequestHeader=X-User, {id}" ]
+//! "#;
+//! let settings: Settings = serde_yaml_ng::from_str(yaml).expect("valid YAML");
+//! let gateway = Gateway::builder(settings).build().expect("routes compile");
+//! let table = gateway.table();
+//! let headers = http::HeaderMap::new();
+//! let view = api_gateway::predicate::RequestView {
+//!     method: &http::Method::GET,
+//!     path: "/users/42",
+//!     query: None,
+//!     headers: &headers,
+//!     remote: "127.0.0.1".parse().expect("address"),
+//!     now_millis: 0,
+//!     weight_roll: 0.5,
+//! };
+//! let (route, vars) = table.find(&view).expect("a route matches");
+//! assert_eq!(route.id, "users");
+//! assert_eq!(vars, [("id".to_owned(), "42".to_owned())]);
+//! ```
+//!
+//! Serving: [`run`] serves the proxy and the admin API until the token is
+//! cancelled.
+
+pub mod admin;
+pub mod config;
+pub mod filter;
+pub mod gateway;
+pub mod metrics;
+pub mod predicate;
+pub mod proxy;
+pub mod resolve;
+pub mod route;
+pub mod settings;
+
+use cloud_runtime::serve::ServeLimits;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use gateway::{Gateway, GatewayBuilder};
+
+/// Serves `gateway` on `proxy` and its admin API on `admin` until
+/// `shutdown` is cancelled, then drains both; the routes follow service
+/// changes meanwhile when the discovery locator is on.
+pub async fn run(
+    gateway: Gateway,
+    proxy: TcpListener,
+    admin: TcpListener,
+    limits: &ServeLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
+    let served = tokio::try_join!(
+        cloud_runtime::serve::serve(proxy, gateway.router(), limits, shutdown.clone()),
+        cloud_runtime::serve::serve(
+            admin,
+            admin::router(gateway.clone()),
+            limits,
+            shutdown.clone()
+        ),
+    );
+    shutdown.cancel();
+    if let Err(e) = watcher.await {
+        tracing::debug!(error = %e, "service watcher ended abnormally");
+    }
+    served.map(|_| ())
+}

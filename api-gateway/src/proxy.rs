@@ -1,0 +1,479 @@
+//! Forwarding one request to an upstream: the pooled `hyper-util` clients,
+//! hop-by-hop headers, the forwarding headers (`X-Forwarded-*`,
+//! `Forwarded`), the connect and response timeouts, and the one
+//! transparent retry of an idempotent request whose pooled connection
+//! turned out to be closed.
+//!
+//! One client per connect timeout (routes may set their own); each pools
+//! connections per upstream `host:port`, at most
+//! `httpclient.pool.max-idle-per-host` idle ones, each closed after
+//! `httpclient.pool.max-idle-time` (30 s by default, below the 60 s
+//! keep-alive most upstreams use, so the gateway closes first and rarely
+//! writes into a connection the upstream is closing).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Body as _;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::filter::retry::FailureKind;
+use crate::predicate::cidr::Cidr;
+
+/// Why an upstream gave no response.
+#[derive(Debug, thiserror::Error)]
+#[error("{upstream}: {detail}")]
+pub struct UpstreamError {
+    kind: Kind,
+    upstream: String,
+    detail: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connect,
+    Io,
+    Timeout,
+    NoInstance,
+    Unsupported,
+    ClientBody,
+}
+
+impl UpstreamError {
+    /// No UP instance of service `name`.
+    pub fn no_instance(name: &str) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::NoInstance,
+            upstream: format!("lb://{name}"),
+            detail: format!("Unable to find instance for {name}"),
+            source: None,
+        }
+    }
+
+    /// The route needs what is not built (TLS to upstreams).
+    pub fn unsupported(upstream: &str, detail: &str) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::Unsupported,
+            upstream: upstream.to_owned(),
+            detail: detail.to_owned(),
+            source: None,
+        }
+    }
+
+    /// The client's request body could not be read.
+    pub fn client_body(source: impl std::error::Error + Send + Sync + 'static) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::ClientBody,
+            upstream: "client".to_owned(),
+            detail: "the request body could not be read".to_owned(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// No response head within the response timeout.
+    pub fn timeout(upstream: &str, after: Duration) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::Timeout,
+            upstream: upstream.to_owned(),
+            detail: format!("Response took longer than timeout: {}ms", after.as_millis()),
+            source: None,
+        }
+    }
+
+    /// Whether connecting failed.
+    pub fn is_connect(&self) -> bool {
+        self.kind == Kind::Connect
+    }
+
+    /// Whether the response timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Kind::Timeout
+    }
+
+    /// Whether no instance was UP.
+    pub fn is_no_instance(&self) -> bool {
+        self.kind == Kind::NoInstance
+    }
+
+    /// The status the client gets: 503 without an instance, 504 on a
+    /// timeout, 502 otherwise.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            Kind::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Kind::Connect | Kind::Io | Kind::Unsupported => StatusCode::BAD_GATEWAY,
+            Kind::ClientBody => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The message for the client.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The failure kind the `Retry` filter knows.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self.kind {
+            Kind::Connect => Some(FailureKind::Connect),
+            Kind::Io => Some(FailureKind::Io),
+            Kind::Timeout => Some(FailureKind::Timeout),
+            Kind::NoInstance | Kind::Unsupported | Kind::ClientBody => None,
+        }
+    }
+
+    /// SCG's (Java) exception type for this failure, for `FallbackHeaders`.
+    pub fn java_type(&self) -> &'static str {
+        match self.kind {
+            Kind::Connect => "java.net.ConnectException",
+            Kind::Io => "java.io.IOException",
+            Kind::Timeout => "java.util.concurrent.TimeoutException",
+            Kind::NoInstance => "org.springframework.cloud.gateway.support.NotFoundException",
+            Kind::Unsupported => "java.lang.UnsupportedOperationException",
+            Kind::ClientBody => "org.springframework.web.server.ServerWebInputException",
+        }
+    }
+}
+
+/// The upstream connection pools.
+#[derive(Debug)]
+pub struct Upstreams {
+    clients: DashMap<Duration, Client<HttpConnector, Body>>,
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+}
+
+/// A request body for one or more attempts.
+#[derive(Debug)]
+pub enum AttemptBody {
+    /// Streamed once; gone after the first attempt.
+    Stream(Option<Body>),
+    /// Kept in memory, sent on each attempt.
+    Kept(Bytes),
+}
+
+impl AttemptBody {
+    fn take(&mut self) -> (Body, bool) {
+        match self {
+            AttemptBody::Stream(b) => match b.take() {
+                Some(body) => {
+                    let empty = body.size_hint().exact() == Some(0);
+                    (body, empty)
+                }
+                None => (Body::empty(), true),
+            },
+            AttemptBody::Kept(bytes) => (Body::from(bytes.clone()), true),
+        }
+    }
+
+    /// Whether another attempt can send the same body.
+    pub fn replayable(&self) -> bool {
+        match self {
+            AttemptBody::Stream(Some(b)) => b.size_hint().exact() == Some(0),
+            AttemptBody::Stream(None) => false,
+            AttemptBody::Kept(_) => true,
+        }
+    }
+}
+
+impl Upstreams {
+    /// Pools with `idle_timeout` and at most `max_idle_per_host` idle
+    /// connections per upstream.
+    pub fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Upstreams {
+        Upstreams {
+            clients: DashMap::new(),
+            idle_timeout,
+            max_idle_per_host,
+        }
+    }
+
+    fn client(&self, connect_timeout: Duration) -> Client<HttpConnector, Body> {
+        if let Some(c) = self.clients.get(&connect_timeout) {
+            return c.clone();
+        }
+        self.clients
+            .entry(connect_timeout)
+            .or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(connect_timeout));
+                connector.set_nodelay(true);
+                connector.enforce_http(true);
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(self.idle_timeout)
+                    .pool_max_idle_per_host(self.max_idle_per_host)
+                    .build(connector)
+            })
+            .clone()
+    }
+
+    /// Sends one request to `authority` and waits for the response head at
+    /// most `response_timeout`. An idempotent request with an empty or kept
+    /// body is sent once more when its pooled connection was closed under
+    /// it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &self,
+        authority: &str,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &mut AttemptBody,
+        connect_timeout: Duration,
+        response_timeout: Option<Duration>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let client = self.client(connect_timeout);
+        let uri = format!("http://{authority}{path_and_query}");
+        let mut closed_retry_left = is_idempotent(method);
+        loop {
+            let (b, replayable) = body.take();
+            let mut request = Request::builder().method(method.clone()).uri(&uri);
+            if let Some(h) = request.headers_mut() {
+                *h = headers.clone();
+            }
+            let request = request.body(b).map_err(|e| UpstreamError {
+                kind: Kind::Io,
+                upstream: authority.to_owned(),
+                detail: format!("cannot build the request to {uri}"),
+                source: Some(Box::new(e)),
+            })?;
+            let sent = client.request(request);
+            let result = match response_timeout {
+                Some(t) => match tokio::time::timeout(t, sent).await {
+                    Ok(r) => r,
+                    Err(_) => return Err(UpstreamError::timeout(authority, t)),
+                },
+                None => sent.await,
+            };
+            match result {
+                Ok(response) => return Ok(response.map(Body::new)),
+                Err(e) => {
+                    let closed = !e.is_connect() && connection_closed(&e);
+                    if closed && closed_retry_left && replayable {
+                        closed_retry_left = false;
+                        tracing::debug!(
+                            upstream = authority,
+                            "pooled connection was closed; sending again"
+                        );
+                        continue;
+                    }
+                    let kind = if e.is_connect() {
+                        Kind::Connect
+                    } else {
+                        Kind::Io
+                    };
+                    let detail = if e.is_connect() {
+                        "connection refused or unreachable"
+                    } else {
+                        "connection failed"
+                    };
+                    return Err(UpstreamError {
+                        kind,
+                        upstream: authority.to_owned(),
+                        detail: detail.to_owned(),
+                        source: Some(Box::new(e)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Whether the error says the connection closed before a response came
+/// (a pooled connection the upstream had just closed).
+fn connection_closed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled() || h.is_closed();
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Headers that apply to one connection only (RFC 9110, 7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers and those the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(n);
+    }
+    headers.remove("proxy-connection");
+}
+
+/// The client side of the request, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide<'a> {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The client's `Host`.
+    pub host: Option<&'a HeaderValue>,
+    /// The port the gateway was reached on (from `Host`, else the
+    /// listener's).
+    pub port: u16,
+    /// The part of the path that was removed before forwarding, if any.
+    pub prefix: Option<&'a str>,
+}
+
+/// Whether `peer` is one of the `trusted` proxies.
+pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
+    trusted.iter().any(|c| c.contains(peer))
+}
+
+/// Sets `X-Forwarded-For/Proto/Host/Port/Prefix` and `Forwarded`: a
+/// trusted peer's values are kept and extended; anyone else's are
+/// replaced.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: bool) {
+    const NAMES: [&str; 6] = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+    ];
+    if !trusted {
+        for n in NAMES {
+            headers.remove(n);
+        }
+    }
+    let ip = client.peer.ip();
+    let host = client.host.and_then(|h| h.to_str().ok());
+    let mut append = |name: &'static str, value: &str| {
+        let combined = match headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.is_empty() => format!("{existing}, {value}"),
+            _ => value.to_owned(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&combined) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    append("x-forwarded-for", &ip.to_string());
+    append("x-forwarded-proto", "http");
+    if let Some(h) = host {
+        append("x-forwarded-host", h);
+    }
+    append("x-forwarded-port", &client.port.to_string());
+    if let Some(prefix) = client.prefix {
+        append("x-forwarded-prefix", prefix);
+    }
+    let for_value = match client.peer {
+        SocketAddr::V4(a) => format!("\"{a}\""),
+        SocketAddr::V6(a) => format!("\"[{}]:{}\"", a.ip(), a.port()),
+    };
+    let mut forwarded = format!("proto=http;for={for_value}");
+    if let Some(h) = host {
+        forwarded = format!("proto=http;host=\"{h}\";for={for_value}");
+    }
+    append("forwarded", &forwarded);
+}
+
+/// The prefix removed from `original` to give `forwarded` (SCG's
+/// `X-Forwarded-Prefix`), when `forwarded` is a proper suffix.
+pub fn removed_prefix<'a>(original: &'a str, forwarded: &str) -> Option<&'a str> {
+    if forwarded == "/" && original != "/" {
+        return Some(original.trim_end_matches('/')).filter(|p| !p.is_empty());
+    }
+    original
+        .strip_suffix(forwarded)
+        .filter(|p| !p.is_empty() && !p.ends_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ] {
+            h.append(n, HeaderValue::from_static(v));
+        }
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
+        let host = HeaderValue::from_static("gw.example:8080");
+        let client = ClientSide {
+            peer: "10.1.1.1:5000".parse().expect("addr"),
+            host: Some(&host),
+            port: 8080,
+            prefix: Some("/api"),
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        set_forwarding_headers(&mut h, &client, false);
+        assert_eq!(h["x-forwarded-for"], "10.1.1.1");
+        assert_eq!(h["x-forwarded-host"], "gw.example:8080");
+        assert_eq!(h["x-forwarded-port"], "8080");
+        assert_eq!(h["x-forwarded-prefix"], "/api");
+        assert_eq!(
+            h["forwarded"],
+            "proto=http;host=\"gw.example:8080\";for=\"10.1.1.1:5000\""
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        set_forwarding_headers(&mut h, &client, true);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1");
+    }
+
+    #[test]
+    fn removed_prefix_is_the_stripped_part() {
+        assert_eq!(removed_prefix("/api/users/1", "/users/1"), Some("/api"));
+        assert_eq!(removed_prefix("/api", "/"), Some("/api"));
+        assert_eq!(removed_prefix("/users", "/users"), None);
+        assert_eq!(removed_prefix("/a/users", "/b/users"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Compiled routes and the route table: predicates and filters built once
+//! from their definitions, ordered by `order` and then by declaration, and
+//! matched without I/O. The running gateway keeps its table behind an
+//! `ArcSwap`, so a refresh replaces it in one step while requests in
+//! flight finish on the table they started with.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Authority;
+use serde_json::{Value, json};
+
+use crate::config::{Definition, InvalidDefinition, RouteDefinition, RouteError};
+use crate::filter::retry::RetryPolicy;
+use crate::filter::{BreakerFilter, Filter, FilterSettings};
+use crate::predicate::{Captures, Predicate, RequestView, WeightGroups};
+
+/// Where a route sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A fixed upstream (`http://`, `https://`, `ws://`, `wss://`; the
+    /// path of the URI is not used, as in SCG).
+    Fixed {
+        /// `https` or `wss`.
+        secure: bool,
+        /// `host:port` (the port defaults to 80 or 443).
+        authority: Authority,
+    },
+    /// A service by name (`lb://name`, `lb:ws://name`).
+    Service(String),
+    /// Another path of this gateway (`forward:/path`), matched again
+    /// against the routes.
+    Forward(String),
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct Route {
+    /// `id`.
+    pub id: String,
+    /// `uri`, as written.
+    pub uri: String,
+    /// `order`.
+    pub order: i32,
+    /// The target.
+    pub target: Target,
+    /// The predicates, all of which must hold.
+    pub predicates: Vec<Predicate>,
+    /// `default-filters` then the route's `filters`.
+    pub filters: Vec<Filter>,
+    /// Connect timeout (metadata `connect-timeout`, else the gateway's).
+    pub connect_timeout: Duration,
+    /// Response timeout (metadata `response-timeout`, else the gateway's;
+    /// none when `-1`).
+    pub response_timeout: Option<Duration>,
+    /// The definition, for the admin API.
+    pub definition: RouteDefinition,
+    breaker: Option<BreakerFilter>,
+    retry: Option<RetryPolicy>,
+}
+
+impl Route {
+    /// The `CircuitBreaker` filter, if any.
+    pub fn breaker(&self) -> Option<&BreakerFilter> {
+        self.breaker.as_ref()
+    }
+
+    /// The `Retry` policy, if any.
+    pub fn retry(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    /// The route as SCG's `/actuator/gateway/routes` shows it.
+    pub fn describe(&self) -> Value {
+        let defs = |list: &[Definition]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        json!({
+            "route_id": self.id,
+            "uri": self.uri,
+            "order": self.order,
+            "predicate": defs(&self.definition.predicates).join(" && "),
+            "predicates": defs(&self.definition.predicates),
+            "filters": defs(&self.definition.filters),
+            "metadata": self.definition.metadata,
+        })
+    }
+}
+
+/// Gateway-wide settings that route compilation reads.
+#[derive(Debug, Clone)]
+pub struct CompileSettings {
+    /// Settings of filters.
+    pub filters: FilterSettings,
+    /// Connect timeout of routes without their own.
+    pub connect_timeout: Duration,
+    /// Response timeout of routes without their own.
+    pub response_timeout: Option<Duration>,
+    /// The file the definitions came from, for errors.
+    pub file: Option<PathBuf>,
+}
+
+/// The routes in match order.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+    weights: WeightGroups,
+}
+
+impl RouteTable {
+    /// Compiles `definitions` with `default_filters` in front of each
+    /// route's own.
+    pub fn compile(
+        definitions: Vec<RouteDefinition>,
+        default_filters: &[Definition],
+        settings: &CompileSettings,
+    ) -> Result<RouteTable, RouteError> {
+        let mut seen = HashSet::new();
+        let mut routes = Vec::with_capacity(definitions.len());
+        let mut weights = WeightGroups::default();
+        for def in definitions {
+            let id = def.id.clone();
+            let fail = |e: InvalidDefinition| RouteError::new(settings.file.clone(), &id, e);
+            if !seen.insert(id.clone()) {
+                return Err(fail(InvalidDefinition::new(
+                    "id",
+                    "another route has the same id",
+                )));
+            }
+            let route = compile_route(def, default_filters, settings).map_err(fail)?;
+            for p in &route.predicates {
+                if let Predicate::Weight { group, weight } = p {
+                    weights.add(group, &route.id, *weight);
+                }
+            }
+            routes.push(Arc::new(route));
+        }
+        weights.seal();
+        routes.sort_by_key(|r| r.order);
+        Ok(RouteTable { routes, weights })
+    }
+
+    /// The first route whose predicates all hold, with the captures of its
+    /// `Path` and `Host` patterns.
+    pub fn find(&self, req: &RequestView<'_>) -> Option<(Arc<Route>, Captures)> {
+        let mut vars = Vec::new();
+        for route in &self.routes {
+            vars.clear();
+            if route
+                .predicates
+                .iter()
+                .all(|p| p.test(req, &route.id, &self.weights, &mut vars))
+            {
+                return Some((Arc::clone(route), vars));
+            }
+        }
+        None
+    }
+
+    /// The routes in match order.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    /// The route with `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.id == id)
+    }
+}
+
+fn compile_route(
+    def: RouteDefinition,
+    default_filters: &[Definition],
+    settings: &CompileSettings,
+) -> Result<Route, InvalidDefinition> {
+    let target = parse_target(&def.uri)?;
+    let predicates = def
+        .predicates
+        .iter()
+        .map(Predicate::compile)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut filters = Vec::with_capacity(default_filters.len() + def.filters.len());
+    for f in default_filters {
+        filters.push(
+            Filter::compile(f, &def.id, &settings.filters)
+                .map_err(InvalidDefinition::in_default_filters)?,
+        );
+    }
+    for f in &def.filters {
+        filters.push(Filter::compile(f, &def.id, &settings.filters)?);
+    }
+    let mut breaker = None;
+    let mut retry = None;
+    for f in &filters {
+        match f {
+            Filter::CircuitBreaker(b) => breaker = Some((**b).clone()),
+            Filter::Retry(r) => retry = Some((**r).clone()),
+            _ => {}
+        }
+    }
+    let millis = |key: &str| -> Result<Option<i64>, InvalidDefinition> {
+        let Some((_, v)) = def
+            .metadata
+            .iter()
+            .find(|(k, _)| crate::config::canonical(k) == crate::config::canonical(key))
+        else {
+            return Ok(None);
+        };
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .map(Some)
+            .ok_or_else(|| {
+                InvalidDefinition::new(
+                    format!("metadata {key}"),
+                    format!("`{v}` is not a number of milliseconds"),
+                )
+            })
+    };
+    let connect_timeout = match millis("connect-timeout")? {
+        Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+        Some(ms) => {
+            return Err(InvalidDefinition::new(
+                "metadata connect-timeout",
+                format!("{ms} is not a positive number of milliseconds"),
+            ));
+        }
+        None => settings.connect_timeout,
+    };
+    let response_timeout = match millis("response-timeout")? {
+        Some(ms) if ms < 0 => None,
+        Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
+        None => settings.response_timeout,
+    };
+    if matches!(target, Target::Fixed { secure: true, .. }) {
+        tracing::warn!(route = %def.id, uri = %def.uri, "TLS to upstreams is not built yet; this route answers 502");
+    }
+    Ok(Route {
+        id: def.id.clone(),
+        uri: def.uri.clone(),
+        order: def.order,
+        target,
+        predicates,
+        filters,
+        connect_timeout,
+        response_timeout,
+        definition: def,
+        breaker,
+        retry,
+    })
+}
+
+/// Parses a route's `uri`.
+pub fn parse_target(uri: &str) -> Result<Target, InvalidDefinition> {
+    let fail = |reason: &str| InvalidDefinition::new("uri", format!("`{uri}` {reason}"));
+    if let Some(path) = uri.strip_prefix("forward:") {
+        if !path.starts_with('/') {
+            return Err(fail("must be forward:/path"));
+        }
+        return Ok(Target::Forward(path.to_owned()));
+    }
+    if let Some(rest) = uri
+        .strip_prefix("lb:ws://")
+        .or_else(|| uri.strip_prefix("lb:wss://"))
+        .or_else(|| uri.strip_prefix("lb://"))
+    {
+        let name = rest.split(['/', '?']).next().unwrap_or("");
+        if name.is_empty() || name.contains(['@', ' ']) {
+            return Err(fail("names no service (expected lb://service-name)"));
+        }
+        return Ok(Target::Service(name.to_owned()));
+    }
+    let parsed: http::Uri = uri
+        .parse()
+        .map_err(|e| fail("is not a URI").with_source(e))?;
+    let secure = match parsed.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http" | "ws") => false,
+        Some("https" | "wss") => true,
+        _ => {
+            return Err(fail(
+                "has no supported scheme (http, https, ws, wss, lb, lb:ws, forward)",
+            ));
+        }
+    };
+    let authority = parsed.authority().ok_or_else(|| fail("has no host"))?;
+    let authority = match authority.port_u16() {
+        Some(_) => authority.clone(),
+        None => {
+            let port = if secure { 443 } else { 80 };
+            format!("{}:{port}", authority.host())
+                .parse()
+                .map_err(|e| fail("has a bad host").with_source(e))?
+        }
+    };
+    Ok(Target::Fixed { secure, authority })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! The `api-gateway` binary: flags, settings file, errors at start.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use support::{Upstream, eventually, get};
+
+const BIN: &str = env!("CARGO_BIN_EXE_api-gateway");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn binary_serves_routes_from_the_config_file_on_the_flag_ports() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("application.yml");
+    std::fs::write(
+        &file,
+        format!("server.address: 127.0.0.1\nspring.cloud.gateway.routes:\n  - id: a\n    uri: http://{}\n    predicates: [Path=/a/**]\n", up.addr),
+    )
+    .expect("write config");
+    let (port, admin) = (free_port(), free_port());
+    let _child = Child(
+        Command::new(BIN)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--admin-port",
+                &admin.to_string(),
+                "--log-format",
+                "json",
+                "--drain-timeout",
+                "1s",
+                "--config",
+            ])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let health = format!("http://127.0.0.1:{admin}/actuator/health");
+    eventually(Duration::from_secs(10), || async {
+        support::client().get(&health).send().await.is_ok()
+    })
+    .await;
+    let (status, _, echo) = get(&format!("http://127.0.0.1:{port}/a/x")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["path"], "/a/x");
+}
+
+#[test]
+fn binary_refuses_a_bad_route_naming_file_route_and_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("application.yml");
+    std::fs::write(&file, "spring.cloud.gateway.routes:\n  - id: broken\n    uri: http://x\n    filters: ['AddRequestHeader=X-Eval, #{T(java.lang.Runtime).getRuntime()}']\n").expect("write config");
+    let out = Command::new(BIN)
+        .args([
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--log-format",
+            "text",
+            "--config",
+        ])
+        .arg(&file)
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    assert!(stderr.contains("route `broken`"), "{stderr}");
+    assert!(stderr.contains("CVE-2022-22947"), "{stderr}");
+}

@@ -1,0 +1,104 @@
+//! Parsers of outside input never panic, and what they accept behaves:
+//! route shortcuts, expanded definitions, path and host patterns,
+//! date-times and address ranges.
+
+use api_gateway::config::{Definition, Shortcut};
+use api_gateway::filter::{Filter, FilterSettings};
+use api_gateway::predicate::cidr::Cidr;
+use api_gateway::predicate::pattern::Pattern;
+use api_gateway::predicate::time::parse_epoch_millis;
+use api_gateway::predicate::{Predicate, WeightGroups};
+use proptest::prelude::*;
+
+const PREDICATES: &[&str] = &[
+    "Path",
+    "Host",
+    "Method",
+    "Header",
+    "Query",
+    "Cookie",
+    "After",
+    "Before",
+    "Between",
+    "RemoteAddr",
+    "XForwardedRemoteAddr",
+    "Weight",
+];
+const FILTERS: &[&str] = &[
+    "AddRequestHeader",
+    "RewritePath",
+    "StripPrefix",
+    "SetStatus",
+    "RedirectTo",
+    "RequestSize",
+    "Retry",
+    "RequestRateLimiter",
+    "SecureHeaders",
+    "DedupeResponseHeader",
+    "RewriteLocationResponseHeader",
+    "SetPath",
+    "CircuitBreaker",
+];
+
+fn filter_settings() -> FilterSettings {
+    FilterSettings {
+        original_status_header: None,
+        resilience: circuit_breaker::Registry::new(circuit_breaker::ResilienceConfig::default())
+            .expect("defaults"),
+        clock: std::sync::Arc::new(cloud_runtime::clock::ManualClock::new()),
+    }
+}
+
+proptest! {
+    #[test]
+    fn shortcuts_compile_or_fail_cleanly(p in 0..PREDICATES.len(), f in 0..FILTERS.len(), args in "[ -~]{0,40}") {
+        let _ = Predicate::compile(&Definition::shortcut(&format!("{}={args}", PREDICATES[p])));
+        let _ = Filter::compile(&Definition::shortcut(&format!("{}={args}", FILTERS[f])), "r", &filter_settings());
+    }
+
+    #[test]
+    fn expanded_definitions_bind_or_fail_cleanly(yaml in "\\{name: [A-Za-z]{1,8}, args: \\{[a-z_0-9]{1,9}: [ -~&&[^{}\\[\\]:#,]]{0,12}\\}\\}") {
+        if let Ok(value) = serde_yaml_ng::from_str::<serde_json::Value>(&yaml)
+            && let Ok(def) = Definition::parse(&value, "filter")
+        {
+            let _ = def.bind("filter", &["name", "value"], Shortcut::InOrder);
+        }
+    }
+
+    #[test]
+    fn literal_path_patterns_match_themselves(segments in proptest::collection::vec("[a-z0-9.~-]{1,8}", 1..5)) {
+        let path = format!("/{}", segments.join("/"));
+        let pattern = Pattern::path(&path, true).expect("a literal path is a pattern");
+        let mut vars = Vec::new();
+        prop_assert!(pattern.matches(&path, &mut vars));
+        let trailing = format!("{path}/");
+        prop_assert!(pattern.matches(&trailing, &mut vars));
+        let longer = format!("{path}/x");
+        prop_assert!(!pattern.matches(&longer, &mut vars));
+        prop_assert!(vars.is_empty());
+    }
+
+    #[test]
+    fn path_and_host_patterns_never_panic(text in "[ -~]{0,30}", subject in "[ -~]{0,30}") {
+        let mut vars = Vec::new();
+        if let Ok(p) = Pattern::path(&text, true) { let _ = p.matches(&subject, &mut vars); }
+        if let Ok(p) = Pattern::host(&text) { let _ = p.matches(&subject, &mut vars); }
+    }
+
+    #[test]
+    fn date_times_and_ranges_never_panic(text in "[ -~]{0,40}") {
+        let _ = parse_epoch_millis(&text);
+        let _ = text.parse::<Cidr>();
+    }
+
+    #[test]
+    fn weight_picks_a_member_for_every_roll(weights in proptest::collection::vec(0u32..100, 1..6), roll in 0.0f64..1.0) {
+        let mut groups = WeightGroups::default();
+        for (i, w) in weights.iter().enumerate() {
+            groups.add("g", &format!("r{i}"), *w);
+        }
+        groups.seal();
+        let picked = groups.pick("g", roll).expect("a member");
+        prop_assert!(picked.starts_with('r'));
+    }
+}

@@ -1,0 +1,575 @@
+//! The gateway in front of real upstreams on 127.0.0.1: forwarding,
+//! predicates, filters, errors, the admin API and hot refresh.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_gateway::resolve::{Instance, StaticInstances};
+use axum::http::StatusCode;
+use support::{TestGateway, Upstream, client, eventually, get, seen, send};
+
+fn routes(body: &str) -> String {
+    format!("spring:\n  cloud:\n    gateway:\n      routes:\n{body}")
+}
+
+#[tokio::test]
+async fn forwards_method_path_query_headers_and_body_with_forwarding_headers() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: api\n          uri: http://{}\n          predicates: [Path=/api/**]\n          filters: [StripPrefix=1]\n",
+        up.addr
+    )))
+    .await;
+    let (status, _, echo) = send(
+        client()
+            .post(gw.url("/api/users/7?x=1&y=2"))
+            .header("x-custom", "kept")
+            .header("connection", "x-hop")
+            .header("x-hop", "dropped")
+            .header("x-forwarded-for", "6.6.6.6")
+            .body("hello body"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/users/7");
+    assert_eq!(echo["query"], "x=1&y=2");
+    assert_eq!(echo["body"], "hello body");
+    assert_eq!(seen(&echo, "x-custom"), Some("kept"));
+    assert_eq!(
+        seen(&echo, "x-hop"),
+        None,
+        "named by Connection: hop-by-hop"
+    );
+    assert_eq!(
+        seen(&echo, "x-forwarded-for"),
+        Some("127.0.0.1"),
+        "an untrusted client's value is replaced"
+    );
+    assert_eq!(seen(&echo, "x-forwarded-proto"), Some("http"));
+    assert_eq!(seen(&echo, "x-forwarded-prefix"), Some("/api"));
+    assert_eq!(
+        seen(&echo, "x-forwarded-host"),
+        Some(gw.proxy.to_string().as_str())
+    );
+    assert_eq!(
+        seen(&echo, "x-forwarded-port"),
+        Some(gw.proxy.port().to_string().as_str())
+    );
+    assert!(seen(&echo, "forwarded").is_some_and(|f| f.contains("for=\"127.0.0.1:")));
+    assert_eq!(
+        seen(&echo, "host"),
+        Some(up.addr.to_string().as_str()),
+        "Host is the upstream's"
+    );
+}
+
+#[tokio::test]
+async fn trusted_proxies_keep_and_extend_forwarding_headers() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring.cloud.gateway:\n  trusted-proxies: [127.0.0.0/8]\n  routes:\n    - id: a\n      uri: http://{}\n      predicates: [Path=/**]\n",
+        up.addr
+    ))
+    .await;
+    let (_, _, echo) = send(
+        client()
+            .get(gw.url("/x"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-forwarded-proto", "https"),
+    )
+    .await;
+    assert_eq!(
+        seen(&echo, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(seen(&echo, "x-forwarded-proto"), Some("https, http"));
+}
+
+#[tokio::test]
+async fn gateway_errors_are_json_404_503_502_and_504() {
+    let up = Upstream::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: nobody\n          uri: lb://nobody\n          predicates: [Path=/lb/**]\n\
+         \x20       - id: refused\n          uri: http://{closed}\n          predicates: [Path=/refused/**]\n\
+         \x20       - id: slow\n          uri: http://{}\n          predicates: [Path=/delay/**]\n          metadata: {{response-timeout: 100}}\n",
+        up.addr
+    )))
+    .await;
+    let (status, _, body) = get(&gw.url("/nowhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (body["status"].as_u64(), body["path"].as_str()),
+        (Some(404), Some("/nowhere"))
+    );
+    let (status, _, body) = get(&gw.url("/lb/x")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nobody")),
+        "{body}"
+    );
+    let (status, _, body) = get(&gw.url("/refused/x")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["status"], 502);
+    let (status, _, body) = get(&gw.url("/delay/3000")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["status"], 504);
+}
+
+#[tokio::test]
+async fn lb_routes_spread_over_up_instances_and_follow_changes() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    let services = Arc::new(StaticInstances::new());
+    services.set(
+        "USERS",
+        vec![
+            Instance::up("127.0.0.1", a.addr.port()),
+            Instance::up("127.0.0.1", b.addr.port()),
+        ],
+    );
+    let gw = TestGateway::start_with(
+        "spring.cloud.gateway:\n  routes:\n    - id: users\n      uri: lb://USERS\n      predicates: [Path=/users/**]\n",
+        Some(services.clone()),
+    )
+    .await;
+    for _ in 0..4 {
+        assert_eq!(get(&gw.url("/users/1")).await.0, StatusCode::OK);
+    }
+    assert_eq!((a.hits(), b.hits()), (2, 2));
+    services.set(
+        "USERS",
+        vec![Instance {
+            up: false,
+            ..Instance::up("127.0.0.1", a.addr.port())
+        }],
+    );
+    assert_eq!(
+        get(&gw.url("/users/1")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn discovery_locator_routes_each_service_and_follows_new_ones() {
+    let up = Upstream::start().await;
+    let services = Arc::new(StaticInstances::new());
+    services.set("ORDERS", vec![Instance::up("127.0.0.1", up.addr.port())]);
+    let gw = TestGateway::start_with(
+        "spring.cloud.gateway.discovery.locator:\n  enabled: true\n  lower-case-service-id: true\n",
+        Some(services.clone()),
+    )
+    .await;
+    let (status, _, echo) = get(&gw.url("/orders/42")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["path"], "/42");
+    services.set("STOCK", vec![Instance::up("127.0.0.1", up.addr.port())]);
+    eventually(Duration::from_secs(5), || async {
+        get(&gw.url("/stock/1")).await.0 == StatusCode::OK
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn predicates_select_routes() {
+    let up = Upstream::start().await;
+    let u = up.addr;
+    let yaml = routes(&format!(
+        "        - {{id: host, uri: 'http://{u}', predicates: ['Host={{sub}}.example.org', 'Path=/p/host'], filters: ['AddRequestHeader=X-Sub, {{sub}}']}}\n\
+         \x20       - {{id: method, uri: 'http://{u}', predicates: ['Method=DELETE', 'Path=/p/method']}}\n\
+         \x20       - {{id: header, uri: 'http://{u}', predicates: ['Header=X-Id, \\d+', 'Path=/p/header']}}\n\
+         \x20       - {{id: query, uri: 'http://{u}', predicates: ['Query=color, re.', 'Path=/p/query']}}\n\
+         \x20       - {{id: cookie, uri: 'http://{u}', predicates: ['Cookie=flavor, choc.*', 'Path=/p/cookie']}}\n\
+         \x20       - {{id: after, uri: 'http://{u}', predicates: ['After=2017-01-20T17:42:47.789-07:00[America/Denver]', 'Path=/p/after']}}\n\
+         \x20       - {{id: before, uri: 'http://{u}', predicates: ['Before=2017-01-20T17:42:47.789-07:00[America/Denver]', 'Path=/p/before']}}\n\
+         \x20       - {{id: between, uri: 'http://{u}', predicates: ['Between=2017-01-20T17:42:47.789-07:00[America/Denver], 2999-01-21T17:42:47.789-07:00', 'Path=/p/between']}}\n\
+         \x20       - {{id: remote, uri: 'http://{u}', predicates: ['RemoteAddr=127.0.0.1/32', 'Path=/p/remote']}}\n\
+         \x20       - {{id: remote-other, uri: 'http://{u}', predicates: ['RemoteAddr=10.0.0.0/8', 'Path=/p/remote-other']}}\n\
+         \x20       - {{id: xff, uri: 'http://{u}', predicates: ['XForwardedRemoteAddr=198.51.100.0/24', 'Path=/p/xff']}}\n\
+         \x20       - {{id: w1, uri: 'http://{u}', predicates: ['Weight=g, 1', 'Path=/p/weight'], filters: ['AddRequestHeader=X-W, 1']}}\n\
+         \x20       - {{id: w2, uri: 'http://{u}', predicates: ['Weight=g, 1', 'Path=/p/weight'], filters: ['AddRequestHeader=X-W, 2']}}\n"
+    ));
+    let gw = TestGateway::start(&yaml).await;
+    let c = client();
+    let status = |r: reqwest::RequestBuilder| async move { send(r).await.0 };
+    let (s, _, echo) = send(c.get(gw.url("/p/host")).header("host", "beta.example.org")).await;
+    assert_eq!((s, seen(&echo, "x-sub")), (StatusCode::OK, Some("beta")));
+    assert_eq!(
+        status(c.get(gw.url("/p/host")).header("host", "example.com")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status(c.delete(gw.url("/p/method"))).await, StatusCode::OK);
+    assert_eq!(
+        status(c.get(gw.url("/p/method"))).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(c.get(gw.url("/p/header")).header("x-id", "12")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(c.get(gw.url("/p/header")).header("x-id", "ab")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(c.get(gw.url("/p/query?color=red"))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(c.get(gw.url("/p/query?color=blue"))).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(
+            c.get(gw.url("/p/cookie"))
+                .header("cookie", "flavor=chocolate")
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(c.get(gw.url("/p/cookie")).header("cookie", "flavor=mint")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status(c.get(gw.url("/p/after"))).await, StatusCode::OK);
+    assert_eq!(
+        status(c.get(gw.url("/p/before"))).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status(c.get(gw.url("/p/between"))).await, StatusCode::OK);
+    assert_eq!(status(c.get(gw.url("/p/remote"))).await, StatusCode::OK);
+    assert_eq!(
+        status(c.get(gw.url("/p/remote-other"))).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(
+            c.get(gw.url("/p/xff"))
+                .header("x-forwarded-for", "198.51.100.7")
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(status(c.get(gw.url("/p/xff"))).await, StatusCode::NOT_FOUND);
+    let mut seen_weights = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let (s, _, echo) = send(c.get(gw.url("/p/weight"))).await;
+        assert_eq!(s, StatusCode::OK);
+        seen_weights.insert(seen(&echo, "x-w").map(str::to_owned));
+        if seen_weights.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen_weights.len(),
+        2,
+        "both routes of the weight group answer"
+    );
+}
+
+#[tokio::test]
+async fn filters_change_requests_and_responses() {
+    let up = Upstream::start().await;
+    let u = up.addr;
+    let yaml = format!(
+        "spring.cloud.gateway:\n  set-status.original-status-header-name: X-Original\n  default-filters:\n    - AddResponseHeader=X-Default, on\n  routes:\n\
+         \x20   - {{id: req, uri: 'http://{u}', predicates: ['Path=/f/req/{{segment}}'], filters: ['AddRequestHeader=X-Seg, {{segment}}', 'AddRequestHeadersIfNotPresent=X-A:1,X-B:2', 'AddRequestParameter=added, yes', 'RemoveRequestParameter=secret', 'MapRequestHeader=X-From, X-To', 'RemoveRequestHeader=X-Drop', 'SetRequestHeader=X-Set, set', 'PrefixPath=/pre', 'SetRequestHostHeader=svc.internal']}}\n\
+         \x20   - {{id: rewrite, uri: 'http://{u}', predicates: ['Path=/red/**'], filters: ['RewritePath=/red/?(?<segment>.*), /$\\{{segment}}', 'PreserveHostHeader']}}\n\
+         \x20   - {{id: setpath, uri: 'http://{u}', predicates: ['Path=/sp/{{segment}}'], filters: ['SetPath=/{{segment}}']}}\n\
+         \x20   - {{id: resp, uri: 'http://{u}', predicates: ['Path=/dup'], filters: ['DedupeResponseHeader=X-Dup', 'RemoveResponseHeader=Server-Secret', 'SetResponseHeader=X-Set, s', 'SecureHeaders', 'SetStatus=201', 'RewriteResponseHeader=X-Default, on, rewritten']}}\n\
+         \x20   - {{id: loc, uri: 'http://{u}', predicates: ['Path=/redirect'], filters: ['RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,']}}\n\
+         \x20   - {{id: redirect, uri: 'http://{u}', predicates: ['Path=/go'], filters: ['RedirectTo=302, https://acme.org']}}\n\
+         \x20   - {{id: size, uri: 'http://{u}', predicates: ['Path=/size'], filters: ['RequestSize=10B', 'RequestHeaderSize=100B']}}\n"
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let c = client();
+    let (s, h, echo) = send(
+        c.get(gw.url("/f/req/abc?secret=1&keep=2"))
+            .header("x-b", "mine")
+            .header("x-from", "v")
+            .header("x-drop", "1"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(echo["path"], "/pre/f/req/abc");
+    assert_eq!(echo["query"], "keep=2&added=yes");
+    assert_eq!(seen(&echo, "x-seg"), Some("abc"));
+    assert_eq!(
+        (seen(&echo, "x-a"), seen(&echo, "x-b")),
+        (Some("1"), Some("mine"))
+    );
+    assert_eq!(seen(&echo, "x-to"), Some("v"));
+    assert_eq!(seen(&echo, "x-drop"), None);
+    assert_eq!(seen(&echo, "x-set"), Some("set"));
+    assert_eq!(seen(&echo, "host"), Some("svc.internal"));
+    assert_eq!(h["x-default"], "on", "default filter on every route");
+
+    let (_, _, echo) = send(c.get(gw.url("/red/blue")).header("host", "client.example")).await;
+    assert_eq!(echo["path"], "/blue");
+    assert_eq!(seen(&echo, "host"), Some("client.example"));
+    assert_eq!(get(&gw.url("/sp/xyz")).await.2["path"], "/xyz");
+
+    let (s, h, _) = get(&gw.url("/dup")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(h["x-original"], "200");
+    assert_eq!(h.get_all("x-dup").iter().count(), 1);
+    assert!(!h.contains_key("server-secret"));
+    assert_eq!(h["x-set"], "s");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(
+        h["x-default"], "on",
+        "response filters run in reverse: the default filter adds its header after the route's rewrite ran"
+    );
+
+    assert_location_rewritten(&gw).await;
+    let no_redirects = support::client_without_redirects();
+    let r = no_redirects.get(gw.url("/go")).send().await.expect("sent");
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["location"].to_str().expect("ascii")
+        ),
+        (302, "https://acme.org")
+    );
+    assert_eq!(up.hits(), 5, "RedirectTo answers without the upstream");
+
+    assert_eq!(
+        send(c.post(gw.url("/size")).body("0123456789abc")).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        send(c.post(gw.url("/size")).body("small")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(c.get(gw.url("/size")).header("x-long", "x".repeat(200)))
+            .await
+            .0,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+}
+
+#[tokio::test]
+async fn admin_api_lists_routes_counts_requests_and_reports_health() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: a\n          uri: http://{}\n          predicates: [Path=/a/**]\n          filters: [StripPrefix=1]\n          metadata: {{team: x}}\n",
+        up.addr
+    )))
+    .await;
+    let (s, _, list) = get(&gw.admin_url("/actuator/gateway/routes")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list[0]["route_id"], "a");
+    assert_eq!(list[0]["filters"][0], "StripPrefix=1");
+    assert_eq!(list[0]["metadata"]["team"], "x");
+    assert_eq!(
+        get(&gw.admin_url("/actuator/gateway/routes/a")).await.2["uri"],
+        format!("http://{}", up.addr)
+    );
+    assert_eq!(
+        get(&gw.admin_url("/actuator/gateway/routes/zzz")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&gw.admin_url("/actuator/health")).await.2["status"],
+        "UP"
+    );
+    get(&gw.url("/a/1")).await;
+    get(&gw.url("/a/2")).await;
+    let text = client()
+        .get(gw.admin_url("/actuator/prometheus"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            "spring_cloud_gateway_requests_seconds_count{routeId=\"a\",status=\"200\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("spring_cloud_gateway_requests_seconds_sum{routeId=\"a\",status=\"200\"}"),
+        "{text}"
+    );
+    assert_eq!(gw.gateway.metrics().count("a"), 2);
+}
+
+#[tokio::test]
+async fn refresh_swaps_routes_with_no_failed_request() {
+    let (old, new) = (Upstream::start().await, Upstream::start().await);
+    let config = |addr| {
+        routes(&format!(
+            "        - id: r\n          uri: http://{addr}\n          predicates: [Path=/r/**]\n"
+        ))
+    };
+    let gw = TestGateway::start(&config(old.addr)).await;
+    let url = gw.url("/r/x");
+    let new_hits = Arc::clone(&new.hits);
+    // Requests run until 20 have reached the new upstream, at most 5,000.
+    let load = tokio::spawn(async move {
+        let c = client();
+        let mut statuses = Vec::new();
+        while statuses.len() < 5_000 && new_hits.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+            statuses.push(
+                c.get(&url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0),
+            );
+        }
+        statuses
+    });
+    eventually(Duration::from_secs(5), || async { old.hits() > 20 }).await;
+    gw.rewrite(&config(new.addr));
+    let (s, _, body) = send(client().post(gw.admin_url("/actuator/gateway/refresh"))).await;
+    assert_eq!((s, body["routes"].as_u64()), (StatusCode::OK, Some(1)));
+    let statuses = load.await.expect("load loop");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every request answered 200: {statuses:?}"
+    );
+    assert!(
+        new.hits() >= 20,
+        "requests after the refresh reach the new upstream"
+    );
+    // A bad file is refused and the old table stays.
+    gw.rewrite(&routes(
+        "        - id: r\n          uri: http://x\n          predicates: [Nope=1]\n",
+    ));
+    let (s, _, body) = send(client().post(gw.admin_url("/actuator/gateway/refresh"))).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown predicate")),
+        "{body}"
+    );
+    assert_eq!(get(&gw.url("/r/x")).await.2["server"], new.addr.to_string());
+}
+
+/// An upstream that answers the first request on each connection, then
+/// closes the connection when the next request arrives, without answering
+/// it: a keep-alive connection closed under the gateway's feet.
+async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                // Read one request head (and its small body, if any).
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                // The next request: read it and close without answering.
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_sent_again_when_its_pooled_connection_was_closed() {
+    let (addr, connections) = closing_upstream().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await;
+    let c = client();
+    for i in 0..3 {
+        let r = c.get(gw.url("/x")).send().await.expect("sent");
+        assert_eq!(r.status().as_u16(), 200, "GET {i}");
+    }
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "each retry on a new connection"
+    );
+    // A POST is not idempotent: its failure is reported, not repeated.
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(
+            c.post(gw.url("/x"))
+                .body("once")
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(
+        statuses.contains(&502),
+        "a POST on a closed pooled connection is not sent again: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: big\n          uri: http://{}\n          predicates: [Path=/**]\n",
+        up.addr
+    )))
+    .await;
+    let body: String = "0123456789".repeat(300_000);
+    let (status, _, echo) = send(client().post(gw.url("/upload")).body(body.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        echo["body"].as_str().map(str::len),
+        Some(body.len()),
+        "3 MB up and (as JSON) back"
+    );
+}
+
+#[tokio::test]
+async fn location_of_an_lb_instance_is_rewritten_to_the_gateway() {
+    let up = Upstream::start().await;
+    let services = Arc::new(StaticInstances::new());
+    services.set("WEB", vec![Instance::up("127.0.0.1", up.addr.port())]);
+    let gw = TestGateway::start_with(
+        "spring.cloud.gateway:\n  routes:\n    - id: web\n      uri: lb://WEB\n      predicates: [Path=/redirect]\n      filters: [RewriteLocationResponseHeader]\n",
+        Some(services),
+    )
+    .await;
+    assert_location_rewritten(&gw).await;
+}
+
+/// `/redirect` answers a Location on the upstream; the client sees the
+/// gateway's address instead.
+async fn assert_location_rewritten(gw: &TestGateway) {
+    let r = support::client_without_redirects()
+        .get(gw.url("/redirect"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        r.headers()["location"],
+        format!("http://{}/next", gw.proxy).as_str()
+    );
+}

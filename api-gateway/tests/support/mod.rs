@@ -1,0 +1,275 @@
+//! Shared by the integration tests: an echo upstream, the gateway started
+//! in-process on port 0 from a YAML file, and an HTTP client.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use api_gateway::Gateway;
+use api_gateway::resolve::ServiceInstances;
+use api_gateway::settings::Source;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// An upstream that answers what it received as JSON: `method`, `path`,
+/// `query`, `headers` (name to list of values), `body`, and `server` (its
+/// own address). Paths with a meaning:
+/// - `/status/{code}`: answers with that status;
+/// - `/delay/{ms}`: waits, then echoes;
+/// - `/flaky/{n}`: 503 for the first `n` requests it sees, then echoes;
+/// - `/redirect`: 302 to `http://<its address>/v1/next`;
+/// - `/dup`: two `X-Dup` headers and a `Server-Secret` header.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    token: CancellationToken,
+}
+
+#[derive(Clone)]
+struct UpstreamState {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    flaky: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("address");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let state = UpstreamState {
+            addr,
+            hits: Arc::clone(&hits),
+            flaky: Arc::default(),
+        };
+        let router = Router::new().fallback(echo).with_state(state);
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Upstream { addr, hits, token }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+async fn echo(State(state): State<UpstreamState>, request: Request) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut headers = Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<Value> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| Value::from(v.to_str().unwrap_or("?")))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    let echoed = json!({
+        "method": parts.method.as_str(),
+        "path": path,
+        "query": parts.uri.query(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+        "server": state.addr.to_string(),
+    });
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut status = StatusCode::OK;
+    let mut extra = HeaderMap::new();
+    match segments.as_slice() {
+        ["status", code] => {
+            status = code
+                .parse()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        ["delay", ms] => tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await,
+        ["flaky", n] => {
+            let seen = state.flaky.fetch_add(1, Ordering::SeqCst);
+            if seen < n.parse().unwrap_or(0) {
+                status = StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+        ["redirect"] => {
+            status = StatusCode::FOUND;
+            extra.insert(
+                "location",
+                format!("http://{}/v1/next", state.addr)
+                    .parse()
+                    .expect("location"),
+            );
+        }
+        ["dup"] => {
+            extra.append("x-dup", "a".parse().expect("value"));
+            extra.append("x-dup", "a".parse().expect("value"));
+            extra.insert("server-secret", "s".parse().expect("value"));
+        }
+        _ => {}
+    }
+    (status, extra, axum::Json(echoed)).into_response()
+}
+
+/// The gateway, serving in-process on port 0 from a YAML file.
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub file: tempfile::NamedTempFile,
+    token: CancellationToken,
+}
+
+impl TestGateway {
+    pub async fn start(yaml: &str) -> TestGateway {
+        TestGateway::start_with(yaml, None).await
+    }
+
+    pub async fn start_with(
+        yaml: &str,
+        resolver: Option<Arc<dyn ServiceInstances>>,
+    ) -> TestGateway {
+        let mut file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        file.write_all(yaml.as_bytes()).expect("write config");
+        let mut builder = Gateway::from_source(Source::file(file.path())).expect("settings load");
+        if let Some(r) = resolver {
+            builder = builder.resolver(r);
+        }
+        let gateway = builder.build().expect("routes compile");
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let (proxy_addr, admin_addr) = (
+            proxy.local_addr().expect("addr"),
+            admin.local_addr().expect("addr"),
+        );
+        let token = CancellationToken::new();
+        let limits = gateway.settings().server.limits.clone();
+        let (g, t) = (gateway.clone(), token.clone());
+        tokio::spawn(async move {
+            if let Err(e) = api_gateway::run(g, proxy, admin, &limits, t).await {
+                panic!("gateway stopped: {e}");
+            }
+        });
+        TestGateway {
+            gateway,
+            proxy: proxy_addr,
+            admin: admin_addr,
+            file,
+            token,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Rewrites the config file (for refresh tests).
+    pub fn rewrite(&self, yaml: &str) {
+        std::fs::write(self.file.path(), yaml).expect("rewrite config");
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// A client that shows redirects instead of following them.
+pub fn client_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// GETs `url` and returns the status, headers and JSON body (or Null).
+pub async fn get(url: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    send(client().get(url)).await
+}
+
+pub async fn send(
+    request: reqwest::RequestBuilder,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = request.send().await.expect("request sent");
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+    let headers = response.headers().clone();
+    let bytes: Bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+/// The first value of header `name` as the upstream saw it.
+pub fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+    echo["headers"][name][0].as_str()
+}
+
+/// Waits until `check` holds, at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An empty body (for requests that should carry none).
+pub fn empty() -> Body {
+    Body::empty()
+}
