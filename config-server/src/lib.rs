@@ -322,3 +322,38 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     start(settings).await?.serve(listener, shutdown).await
 }
+
+/// Entry points for the fuzz targets under `fuzz/`: the parsers of outside
+/// input, each under the server's default limits. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+
+    use crate::limits::Limits;
+    use crate::resolve::placeholder::{self, Budget};
+
+    /// Parses `.properties` text; the number of keys.
+    pub fn properties(text: &str) -> usize {
+        crate::resolve::properties::parse(text).len()
+    }
+
+    /// Parses and flattens YAML documents; the number of documents, or
+    /// `None` for YAML that is refused.
+    pub fn yaml(text: &str) -> Option<usize> {
+        crate::resolve::yaml::parse_documents(text).ok().map(|d| d.len())
+    }
+
+    /// Resolves the placeholders of `text` against `values` with the
+    /// default budget; `Err` carries the refusal's message.
+    pub fn placeholders(text: &str, values: &HashMap<String, String>) -> Result<String, String> {
+        let lookup = |key: &str| values.get(key).map(|v| Cow::Borrowed(v.as_str()));
+        let mut budget = Budget::new(&Limits::default());
+        placeholder::resolve(text, &lookup, &mut budget).map_err(|e| e.to_string())
+    }
+
+    /// The limits the server starts with.
+    pub fn default_limits() -> Limits {
+        Limits::default()
+    }
+}

@@ -16,7 +16,7 @@
 mod activation;
 pub mod placeholder;
 pub(crate) mod properties;
-mod yaml;
+pub(crate) mod yaml;
 
 use cloud_protocol::config::PropertySource;
 use serde_json::{Map, Value};
