@@ -516,7 +516,12 @@ mod compare {
 
         /// Sends `req`; `true` when the status is `expect`. Anything else
         /// (including a transport error) is counted as a failure.
-        async fn call(&self, client: &HttpClient, req: Request<Full<Bytes>>, expect: StatusCode) -> bool {
+        async fn call(
+            &self,
+            client: &HttpClient,
+            req: Request<Full<Bytes>>,
+            expect: StatusCode,
+        ) -> bool {
             let ok = match client.request(req).await {
                 Ok(response) => {
                     let status = response.status();
@@ -531,9 +536,12 @@ mod compare {
         }
 
         fn renew(&self, i: u64) -> Request<Full<Bytes>> {
-            Request::put(format!("{}&lastDirtyTimestamp={DIRTY}", renew_uri(&self.base, i)))
-                .body(Full::new(Bytes::new()))
-                .unwrap()
+            Request::put(format!(
+                "{}&lastDirtyTimestamp={DIRTY}",
+                renew_uri(&self.base, i)
+            ))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
         }
 
         fn fetch(&self, encoding: &str) -> Request<Full<Bytes>> {
@@ -592,7 +600,12 @@ mod compare {
     }
 
     /// Registers instances `range` on `t`; returns the seconds it took.
-    async fn register(client: &HttpClient, t: &Arc<Target>, range: std::ops::Range<u64>, connections: u64) -> f64 {
+    async fn register(
+        client: &HttpClient,
+        t: &Arc<Target>,
+        range: std::ops::Range<u64>,
+        connections: u64,
+    ) -> f64 {
         let started = Instant::now();
         let (client, t) = (client.clone(), Arc::clone(t));
         parallel(connections, range, move |i| {
@@ -615,7 +628,13 @@ mod compare {
     }
 
     /// Renewals as fast as `connections` allow for `secs` seconds; per second.
-    async fn saturate(client: &HttpClient, t: &Arc<Target>, n: u64, secs: f64, connections: u64) -> f64 {
+    async fn saturate(
+        client: &HttpClient,
+        t: &Arc<Target>,
+        n: u64,
+        secs: f64,
+        connections: u64,
+    ) -> f64 {
         let done = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let end = started + Duration::from_secs_f64(secs);
@@ -642,15 +661,27 @@ mod compare {
     /// Each of `n` instances renews once a second for `seconds`, spread
     /// evenly; a renewal not started within `seconds + 5` s is dropped.
     /// Returns (successful renewals per second, latencies in µs).
-    async fn paced(client: &HttpClient, t: &Arc<Target>, n: u64, seconds: u64, workers: u64) -> (f64, Vec<u32>) {
+    async fn paced(
+        client: &HttpClient,
+        t: &Arc<Target>,
+        n: u64,
+        seconds: u64,
+        workers: u64,
+    ) -> (f64, Vec<u32>) {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds + 5);
         let total = n * seconds;
         let done = Arc::new(AtomicU64::new(0));
         let latencies = Arc::new(parking_lot::Mutex::new(Vec::with_capacity(total as usize)));
-        let (c, tt, lat, d) = (client.clone(), Arc::clone(t), Arc::clone(&latencies), Arc::clone(&done));
+        let (c, tt, lat, d) = (
+            client.clone(),
+            Arc::clone(t),
+            Arc::clone(&latencies),
+            Arc::clone(&done),
+        );
         parallel(workers, 0..total, move |k| {
-            let (client, t, lat, done) = (c.clone(), Arc::clone(&tt), Arc::clone(&lat), Arc::clone(&d));
+            let (client, t, lat, done) =
+                (c.clone(), Arc::clone(&tt), Arc::clone(&lat), Arc::clone(&d));
             async move {
                 let due = started + Duration::from_micros(k * 1_000_000 / n);
                 tokio::time::sleep_until(due).await;
@@ -676,7 +707,10 @@ mod compare {
         let sent = Instant::now();
         let response = client.request(t.fetch("gzip")).await.ok()?;
         let ok = response.status() == StatusCode::OK
-            && response.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+            && response
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "gzip");
         let body = response.into_body().collect().await.ok()?.to_bytes();
         let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
         if !ok {
@@ -686,18 +720,33 @@ mod compare {
         Some((us, body.len()))
     }
 
-    /// Instances in an uncompressed full fetch (to check both hold all).
-    async fn count_instances(client: &HttpClient, t: &Target) -> usize {
+    /// Instances in an uncompressed full fetch (to check both hold all),
+    /// and its size in bytes.
+    async fn count_instances(client: &HttpClient, t: &Target) -> (usize, usize) {
         let Ok(response) = client.request(t.fetch("identity")).await else {
-            return 0;
+            return (0, 0);
         };
-        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        String::from_utf8_lossy(&body).matches("\"instanceId\"").count()
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (
+            String::from_utf8_lossy(&body)
+                .matches("\"instanceId\"")
+                .count(),
+            body.len(),
+        )
     }
 
     /// Prints one figure for both servers and the ratio ours / reference.
     fn row(figure: &str, unit: &str, ours: f64, reference: f64) {
-        let ratio = if reference > 0.0 { ours / reference } else { f64::NAN };
+        let ratio = if reference > 0.0 {
+            ours / reference
+        } else {
+            f64::NAN
+        };
         println!("| {figure} | {ours:.1} {unit} | {reference:.1} {unit} | {ratio:.2} |");
     }
 
@@ -709,7 +758,11 @@ mod compare {
         let connections = num("--connections", 64);
         let warm_secs = num("--warm-up-seconds", 60);
         let fetches = num("--fetches", 60).max(1);
-        let ours = Target::new("ours", arg("--server").expect("--server URL"), arg("--pid").expect("--pid PID"));
+        let ours = Target::new(
+            "ours",
+            arg("--server").expect("--server URL"),
+            arg("--pid").expect("--pid PID"),
+        );
         let reference = Target::new(
             "reference",
             arg("--reference").expect("--reference URL"),
@@ -736,10 +789,10 @@ mod compare {
             start += chunk;
         }
         let rss_registered: Vec<f64> = both.iter().map(|t| t.rss_mib()).collect();
-        let held: Vec<usize> = instances_held(&client, &both).await;
+        let held = instances_held(&client, &both).await;
         println!(
-            "registered {n} instances: ours in {:.2} s, reference in {:.2} s; full fetch lists {} (ours) and {} (reference) instances",
-            reg[0], reg[1], held[0], held[1]
+            "registered {n} instances: ours in {:.2} s, reference in {:.2} s; full fetch lists {} (ours) and {} (reference) instances, {} B and {} B uncompressed",
+            reg[0], reg[1], held[0].0, held[1].0, held[0].1, held[1].1
         );
 
         // Warm-up, the same for both: alternating one-second saturated
@@ -753,7 +806,10 @@ mod compare {
                 }
             }
         }
-        let failed_warm: Vec<u64> = both.iter().map(|t| t.failed.swap(0, Ordering::Relaxed)).collect();
+        let failed_warm: Vec<u64> = both
+            .iter()
+            .map(|t| t.failed.swap(0, Ordering::Relaxed))
+            .collect();
         println!(
             "warm-up: {warm_secs} s of alternating saturated renewals and full fetches; failed requests: ours {}, reference {}",
             failed_warm[0], failed_warm[1]
@@ -798,26 +854,43 @@ mod compare {
             v.sort_unstable();
         }
         let rss_end: Vec<f64> = both.iter().map(|t| t.rss_mib()).collect();
-        let failed: Vec<u64> = both.iter().map(|t| t.failed.load(Ordering::Relaxed)).collect();
+        let failed: Vec<u64> = both
+            .iter()
+            .map(|t| t.failed.load(Ordering::Relaxed))
+            .collect();
 
         println!();
         println!("| figure | ours | reference | ours / reference |");
         println!("| --- | --- | --- | --- |");
         row(
-            &format!("registration of {n} instances ({connections} connections, 10 alternating chunks)"),
+            &format!(
+                "registration of {n} instances ({connections} connections, 10 alternating chunks)"
+            ),
             "/s",
             n as f64 / reg[0],
             n as f64 / reg[1],
         );
         row(
-            &format!("paced renewals, {n} instances once a second, median of {rounds} x {seconds} s"),
+            &format!(
+                "paced renewals, {n} instances once a second, median of {rounds} x {seconds} s"
+            ),
             "/s",
             median(&rates[0]),
             median(&rates[1]),
         );
         let ms = |v: &[u32], p| f64::from(percentile(v, p)) / 1e3;
-        row("paced renewal latency p50 (all rounds)", "ms", ms(&lats[0], 0.5), ms(&lats[1], 0.5));
-        row("paced renewal latency p99 (all rounds)", "ms", ms(&lats[0], 0.99), ms(&lats[1], 0.99));
+        row(
+            "paced renewal latency p50 (all rounds)",
+            "ms",
+            ms(&lats[0], 0.5),
+            ms(&lats[1], 0.5),
+        );
+        row(
+            "paced renewal latency p99 (all rounds)",
+            "ms",
+            ms(&lats[0], 0.99),
+            ms(&lats[1], 0.99),
+        );
         row(
             &format!("saturated renewals, {connections} connections, median of {slices} x 1 s"),
             "/s",
@@ -836,10 +909,30 @@ mod compare {
             ms(&times[0], 0.99),
             ms(&times[1], 0.99),
         );
-        row("full fetch gzip body", "KB", sizes[0] as f64 / 1e3, sizes[1] as f64 / 1e3);
-        row("VmRSS, empty (connections open)", "MiB", rss_empty[0], rss_empty[1]);
-        row(&format!("VmRSS after registering {n}"), "MiB", rss_registered[0], rss_registered[1]);
-        row("VmRSS at the end (after renewals and fetches)", "MiB", rss_end[0], rss_end[1]);
+        row(
+            "full fetch gzip body",
+            "KB",
+            sizes[0] as f64 / 1e3,
+            sizes[1] as f64 / 1e3,
+        );
+        row(
+            "VmRSS, empty (connections open)",
+            "MiB",
+            rss_empty[0],
+            rss_empty[1],
+        );
+        row(
+            &format!("VmRSS after registering {n}"),
+            "MiB",
+            rss_registered[0],
+            rss_registered[1],
+        );
+        row(
+            "VmRSS at the end (after renewals and fetches)",
+            "MiB",
+            rss_end[0],
+            rss_end[1],
+        );
         println!();
         println!(
             "per round, paced renewals/s: ours {:?}, reference {:?}; paced p99 per round (µs): ours {:?}, reference {:?}",
@@ -861,7 +954,7 @@ mod compare {
     }
 
     /// Instances listed by each server.
-    async fn instances_held(client: &HttpClient, both: &[&Arc<Target>; 2]) -> Vec<usize> {
+    async fn instances_held(client: &HttpClient, both: &[&Arc<Target>; 2]) -> Vec<(usize, usize)> {
         let mut held = Vec::new();
         for t in both {
             held.push(count_instances(client, t).await);
