@@ -34,9 +34,10 @@ ROUNDS=${ROUNDS:-3}
 WARM_UP=${WARM_UP:-15}
 XMX=${XMX:-1g}
 
-JAR=interop/spring/config-server/target/config-server.jar
-[ -f "$JAR" ] || { echo "missing $JAR: run scripts/prereqs (needs java and mvn)" >&2; exit 1; }
-command -v java >/dev/null || { echo "java is required" >&2; exit 1; }
+# shellcheck source=bench/spring-reference.sh
+source bench/spring-reference.sh
+require_reference config-server >/dev/null
+
 if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
@@ -46,29 +47,7 @@ echo "building config-server (release)..." >&2
 timeout 1800 cargo build -q --release -p config-server --bin config-server
 BIN="$root/target/release/config-server"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # The JVM stops gracefully on SIGTERM; give it 10 s, then kill it.
-  for _ in $(seq 1 100); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# Wait (at most $2 tenths of a second) until "$1" answers 200.
-wait_http() {
-  for _ in $(seq 1 "$2"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "timeout waiting for $1" >&2; return 1
-}
 # VmRSS of a process and all its descendants (ours reads git objects through
 # `git cat-file --batch` child processes; JGit runs inside the JVM).
 rss_mib() {
@@ -201,24 +180,11 @@ ours_pid=$!
 pids+=("$ours_pid")
 wait_http "http://127.0.0.1:$ours_port/orders/dev" 300
 
-java "-Xmx$XMX" -jar "$JAR" \
-  --server.port=0 \
-  --spring.main.banner-mode=off \
+start_reference config-server \
   --spring.cloud.config.server.git.uri="file://$repo" \
   --spring.cloud.config.server.git.basedir="$work/reference-basedir" \
   --spring.cloud.config.server.git.default-label=main \
-  --spring.cloud.config.server.git.refresh-rate=30 \
-  >"$work/reference.log" 2>&1 &
-ref_pid=$!
-pids+=("$ref_pid")
-ref_port=""
-for _ in $(seq 1 1200); do
-  ref_port=$(grep -m1 -o 'Tomcat started on port [0-9]*' "$work/reference.log" 2>/dev/null | grep -o '[0-9]*$' || true)
-  [ -n "$ref_port" ] && break
-  kill -0 "$ref_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$ref_port" ] || { echo "the reference config server did not start; its log:" >&2; tail -30 "$work/reference.log" >&2; exit 1; }
+  --spring.cloud.config.server.git.refresh-rate=30
 wait_http "http://127.0.0.1:$ref_port/orders/dev" 300
 
 # Both serve the same properties (names of the property sources differ).
@@ -240,7 +206,7 @@ ref_bytes=$(curl -s "http://127.0.0.1:$ref_port/orders/dev" | wc -c)
 ours_url="http://127.0.0.1:$ours_port"
 ref_url="http://127.0.0.1:$ref_port"
 echo "ours: config-server at $ours_url (pid $ours_pid); reference: Spring Cloud Config Server at $ref_url (pid $ref_pid, java -Xmx$XMX)"
-echo "machine: $(nproc) cores; $(uname -sr); $(java -version 2>&1 | head -1)"
+machine_line
 echo "$same; /orders/dev body: ours $ours_bytes B, reference $ref_bytes B"
 echo "load before: $(uptime)"
 

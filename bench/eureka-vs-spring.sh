@@ -37,45 +37,13 @@ WARM_UP_SECONDS=${WARM_UP_SECONDS:-60}
 FETCHES=${FETCHES:-60}
 XMX=${XMX:-1g}
 
-JAR=interop/spring/eureka-server/target/eureka-server.jar
-[ -f "$JAR" ] || { echo "missing $JAR: run scripts/prereqs (needs java and mvn)" >&2; exit 1; }
-command -v java >/dev/null || { echo "java is required" >&2; exit 1; }
+# shellcheck source=bench/spring-reference.sh
+source bench/spring-reference.sh
+require_reference eureka-server >/dev/null
 
 timeout 1800 cargo build --release -q -p discovery-server --bin discovery-server --example bench_load
 BIN=target/release/discovery-server
 GEN=target/release/examples/bench_load
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    # The JVM stops gracefully on SIGTERM; give it 10 s, then kill it.
-    for _ in $(seq 1 100); do
-        alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-# Wait (at most $3 tenths of a second) for "$2" in file "$1"; print the rest
-# of its line.
-wait_for() {
-    for _ in $(seq 1 "$3"); do
-        if grep -q "$2" "$1" 2>/dev/null; then
-            grep -m1 "$2" "$1" | sed "s/.*$2//"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "timed out waiting for '$2' in $1; its tail:" >&2
-    tail -20 "$1" >&2
-    return 1
-}
 
 # A free port chosen up front (the log format of the address line may change).
 ours_port=$("$GEN" free-ports 1)
@@ -83,21 +51,14 @@ RUST_LOG=warn "$BIN" --port "$ours_port" --bind 127.0.0.1 >"$work/ours.log" 2>&1
 ours_pid=$!
 pids+=("$ours_pid")
 ours_addr="127.0.0.1:$ours_port"
-for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$ours_addr/eureka/apps" && break; sleep 0.1; done
-curl -sf -o /dev/null "http://$ours_addr/eureka/apps" || { echo "our server did not start; its log:" >&2; tail -20 "$work/ours.log" >&2; exit 1; }
+wait_http "http://$ours_addr/eureka/apps" 100 || { tail -20 "$work/ours.log" >&2; exit 1; }
 
-java "-Xmx$XMX" -jar "$JAR" \
-    --server.port=0 \
-    --spring.main.banner-mode=off \
+start_reference eureka-server \
     --eureka.server.use-read-only-response-cache=false \
-    --logging.level.com.netflix=WARN \
-    >"$work/reference.log" 2>&1 &
-ref_pid=$!
-pids+=("$ref_pid")
-ref_port=$(wait_for "$work/reference.log" "Tomcat started on port " 1200 | grep -o '^[0-9]*')
+    --logging.level.com.netflix=WARN
 
 echo "ours: discovery-server at $ours_addr (pid $ours_pid); reference: Spring Cloud Netflix Eureka Server at 127.0.0.1:$ref_port (pid $ref_pid, java -Xmx$XMX)"
-echo "machine: $(nproc) cores; $(uname -sr); $(java -version 2>&1 | head -1)"
+machine_line
 echo "load before: $(uptime)"
 timeout 600 "$GEN" compare \
     --server "http://$ours_addr" --pid "$ours_pid" \

@@ -750,6 +750,20 @@ mod compare {
         println!("| {figure} | {ours:.1} {unit} | {reference:.1} {unit} | {ratio:.2} |");
     }
 
+    /// Prints the p50 and p99 rows (in ms) of both servers' sorted
+    /// latencies (µs).
+    fn latency_rows(figure: &str, both: &[Vec<u32>; 2]) {
+        for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+            let ms = |v: &[u32]| f64::from(percentile(v, p)) / 1e3;
+            row(
+                &format!("{figure}, {name}"),
+                "ms",
+                ms(&both[0]),
+                ms(&both[1]),
+            );
+        }
+    }
+
     pub(super) async fn compare() {
         let n = num("--instances", 10_000);
         let seconds = num("--seconds", 5);
@@ -878,36 +892,16 @@ mod compare {
             median(&rates[0]),
             median(&rates[1]),
         );
-        let ms = |v: &[u32], p| f64::from(percentile(v, p)) / 1e3;
-        row(
-            "paced renewal latency p50 (all rounds)",
-            "ms",
-            ms(&lats[0], 0.5),
-            ms(&lats[1], 0.5),
-        );
-        row(
-            "paced renewal latency p99 (all rounds)",
-            "ms",
-            ms(&lats[0], 0.99),
-            ms(&lats[1], 0.99),
-        );
+        latency_rows("paced renewal latency (all rounds)", &lats);
         row(
             &format!("saturated renewals, {connections} connections, median of {slices} x 1 s"),
             "/s",
             median(&sat[0]),
             median(&sat[1]),
         );
-        row(
-            &format!("full fetch GET /eureka/apps (JSON, gzip) at {n}, p50 of {fetches}"),
-            "ms",
-            ms(&times[0], 0.5),
-            ms(&times[1], 0.5),
-        );
-        row(
-            &format!("full fetch GET /eureka/apps (JSON, gzip) at {n}, p99 of {fetches}"),
-            "ms",
-            ms(&times[0], 0.99),
-            ms(&times[1], 0.99),
+        latency_rows(
+            &format!("full fetch GET /eureka/apps (JSON, gzip) at {n}, {fetches} fetches"),
+            &times,
         );
         row(
             "full fetch gzip body",
