@@ -1,0 +1,70 @@
+# Shared by bench/eureka-vs-spring.sh and bench/config-vs-spring.sh (sourced,
+# not run): the temporary directory, stopping what was started, starting a
+# reference Spring application from interop/spring and reading memory.
+# Sets `work` (a temporary directory) and `pids`, and traps EXIT to clean up.
+
+work=$(mktemp -d)
+pids=()
+
+# Stops every process in `pids`: SIGTERM, up to 10 s for the JVM's graceful
+# stop, then SIGKILL; removes `work`.
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 100); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop_all EXIT INT TERM
+
+# require_reference MODULE: exits unless java and the module's jar are
+# there; prints the jar's path.
+require_reference() {
+  local jar="interop/spring/$1/target/$1.jar"
+  [ -f "$jar" ] || { echo "missing $jar: run scripts/prereqs (needs java and mvn)" >&2; exit 1; }
+  command -v java >/dev/null || { echo "java (17+) is required" >&2; exit 1; }
+  echo "$jar"
+}
+
+# start_reference MODULE ARGS...: runs `java -Xmx$XMX -jar
+# interop/spring/MODULE/target/MODULE.jar --server.port=0 ARGS...` in the
+# background (log: $work/reference.log) and waits at most 120 s for Tomcat's
+# `Tomcat started on port NNNN` line. Sets `ref_pid` and `ref_port`.
+start_reference() {
+  local module=$1
+  shift
+  local jar
+  jar=$(require_reference "$module")
+  java "-Xmx$XMX" -jar "$jar" --server.port=0 --spring.main.banner-mode=off "$@" \
+    >"$work/reference.log" 2>&1 &
+  ref_pid=$!
+  pids+=("$ref_pid")
+  ref_port=""
+  for _ in $(seq 1 1200); do
+    ref_port=$(grep -m1 -o 'Tomcat started on port [0-9]*' "$work/reference.log" 2>/dev/null | grep -o '[0-9]*$' || true)
+    [ -n "$ref_port" ] && return 0
+    kill -0 "$ref_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the reference $module did not start; its log:" >&2
+  tail -30 "$work/reference.log" >&2
+  exit 1
+}
+
+# wait_http URL TENTHS: waits (at most TENTHS tenths of a second) until URL
+# answers 2xx.
+wait_http() {
+  for _ in $(seq 1 "$2"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "timeout waiting for $1" >&2
+  return 1
+}
+
+# machine_line: cores, kernel, Java version.
+machine_line() {
+  echo "machine: $(nproc) cores; $(uname -sr); $(java -version 2>&1 | head -1)"
+}
