@@ -341,7 +341,9 @@ pub mod fuzzing {
     /// Parses and flattens YAML documents; the number of documents, or
     /// `None` for YAML that is refused.
     pub fn yaml(text: &str) -> Option<usize> {
-        crate::resolve::yaml::parse_documents(text).ok().map(|d| d.len())
+        crate::resolve::yaml::parse_documents(text)
+            .ok()
+            .map(|d| d.len())
     }
 
     /// Resolves the placeholders of `text` against `values` with the
