@@ -26,6 +26,8 @@
 //!     keep-alive timeouts, a connection cap, header size) and a drain;
 //!   - [`auth`]: HTTP Basic auth as a tower layer;
 //!   - [`error_body`]: Spring Boot's JSON error shape.
+//! - With the `testing` feature (dev-dependencies only): `testing`,
+//!   waiting on a condition with a deadline and throwaway git repositories.
 //!
 //! # Example
 //! A service binary: flags, settings, logging, serve until SIGTERM, drain.
@@ -95,3 +97,5 @@ pub mod logging;
 pub mod serve;
 #[cfg(feature = "service")]
 pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -2,14 +2,10 @@
 //! in-process on `127.0.0.1:0`, a TCP proxy that can be cut to fake an
 //! outage, throwaway git repositories, and waiting with a deadline.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used)]
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cloud_client::settings::ClientSettings;
 use parking_lot::Mutex;
@@ -110,71 +106,8 @@ pub fn settings(pairs: &[(&str, &str)]) -> ClientSettings {
     ClientSettings::from_properties(all).unwrap()
 }
 
-/// Polls `check` every 10 ms until it holds; panics after `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A git repository in a temporary directory, committed to by the test.
-pub struct Repo {
-    pub dir: tempfile::TempDir,
-}
-
-impl Repo {
-    pub fn new() -> Repo {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Repo { dir };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.git(&["config", "user.email", "test@example.invalid"]);
-        r.git(&["config", "user.name", "test"]);
-        r.git(&["config", "commit.gpgsign", "false"]);
-        r
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(self.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    pub fn write(&self, path: &str, content: &str) -> &Repo {
-        std::fs::write(self.path().join(path), content).unwrap();
-        self
-    }
-
-    pub fn commit(&self, msg: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
+pub use cloud_runtime::testing::GitRepo as Repo;
+pub use cloud_runtime::testing::eventually;
 
 /// A config server on a loopback port serving `repo`, stopped on drop.
 pub struct ConfigServer {

@@ -2,72 +2,13 @@
 //! a server started in-process on port 0.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use config_server::Settings;
 use tokio::sync::oneshot;
 
-/// A git repository in a temporary directory, with a working tree that the
-/// test edits and commits.
-pub struct Repo {
-    pub dir: tempfile::TempDir,
-}
-
-impl Repo {
-    /// `git init` with `main` as the first branch.
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let r = Self { dir };
-        r.git(&["init", "-q", "-b", "main"]);
-        r.git(&["config", "user.email", "test@example.invalid"]);
-        r.git(&["config", "user.name", "test"]);
-        r.git(&["config", "commit.gpgsign", "false"]);
-        r
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn uri(&self) -> String {
-        format!("file://{}", self.path().display())
-    }
-
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(self.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    pub fn write(&self, path: &str, content: &str) -> &Self {
-        let p = self.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-        self
-    }
-
-    pub fn remove(&self, path: &str) -> &Self {
-        self.git(&["rm", "-q", path]);
-        self
-    }
-
-    /// Commits everything; returns the commit id.
-    pub fn commit(&self, msg: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
+/// A git repository in a temporary directory (the shared test helper).
+pub use cloud_runtime::testing::GitRepo as Repo;
 
 /// A server on 127.0.0.1:0, stopped (gracefully) on drop.
 pub struct TestServer {

@@ -3,9 +3,8 @@
 //! shortcuts, and the interop venv's Python with the step lines its client
 //! scripts print.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,24 +179,7 @@ pub(crate) fn drive_python(script: &str, args: &[String]) -> Driven {
     }
 }
 
-/// Polls `check` every 20 ms until it holds or `within` passes.
-pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub(crate) use cloud_runtime::testing::eventually;
 
 /// The `STEP <rest>` lines that a driven client script prints on stdout;
 /// any other output (client libraries log there too) is skipped.
