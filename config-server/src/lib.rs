@@ -304,12 +304,14 @@ impl Running {
             }
         });
         let token = state.shutdown.token().clone();
+        let connections = Arc::clone(&state.metrics.connections);
         let router = http::app(state);
         match listener.local_addr() {
             Ok(addr) => tracing::info!(%addr, "config-server listening"),
             Err(e) => tracing::info!(error = %e, "config-server listening (address unknown)"),
         }
-        cloud_runtime::serve::serve(listener, router, &limits, token).await?;
+        cloud_runtime::serve::serve_with_stats(listener, router, &limits, token, connections)
+            .await?;
         Ok(())
     }
 }

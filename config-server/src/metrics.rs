@@ -8,6 +8,8 @@ use crate::limits::LimitReason;
 /// The server's counters; all start at zero.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The HTTP connection counters of the serving loop.
+    pub connections: std::sync::Arc<cloud_runtime::serve::ConnectionStats>,
     /// Environment requests answered from the cache.
     pub cache_hits: AtomicU64,
     /// Environment requests that had to resolve.
@@ -108,6 +110,7 @@ impl Metrics {
         for reason in LimitReason::ALL {
             limits = limits.sample(&[("reason", reason.label())], self.limit_rejections(reason));
         }
+        self.connections.write_prometheus(&mut out, "config_server");
         out.finish()
     }
 }

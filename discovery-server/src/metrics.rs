@@ -35,6 +35,8 @@ impl Rejections {
 /// Monotonic counters and gauges. Replication updates its own gauges here.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The HTTP connection counters of the serving loop.
+    pub connections: std::sync::Arc<cloud_runtime::serve::ConnectionStats>,
     /// Registrations (and re-registrations) accepted.
     pub registrations: AtomicU64,
     /// Renewals accepted.
@@ -218,6 +220,7 @@ impl Metrics {
         for reason in Rejection::ALL {
             rejected = rejected.sample(&[("reason", reason.as_str())], self.rejected.get(reason));
         }
+        self.connections.write_prometheus(&mut out, "discovery");
         out.finish()
     }
 }

@@ -145,11 +145,12 @@ impl Server {
         });
         let router = self.replication.guard_reads(router);
         tracing::info!(addr = %local, "discovery server listening");
-        let result = serve::serve(
+        let result = serve::serve_with_stats(
             listener,
             router,
             &self.limits,
             self.shutdown.token().clone(),
+            Arc::clone(&self.node.metrics().connections),
         )
         .await;
         self.shutdown.trigger();

@@ -369,3 +369,33 @@ async fn a_trimmed_delta_queue_lists_every_instance_and_counts_the_drops() {
     assert_eq!(delta.apps_hashcode, "UP_9_");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_counted_while_requests_are_served() {
+    let mut config = ServerConfig::default();
+    config.limits.header_read_timeout = Duration::from_millis(300);
+    let server = OwnRuntime::start(config);
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // Every silent connection is closed by the server (read returns EOF).
+    for conn in &mut silent {
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(BUDGET, tokio::io::AsyncReadExt::read(conn, &mut buf))
+            .await
+            .expect("closed within the budget");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let timeouts = metric_at(
+        server.url("/actuator/prometheus"),
+        "discovery_connection_header_timeouts_total",
+    )
+    .await;
+    assert!(timeouts.is_some_and(|t| t >= 20.0), "{timeouts:?}");
+    let health = tokio::time::timeout(BUDGET, client().get(server.url("/actuator/health")).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(health.status().is_success());
+}

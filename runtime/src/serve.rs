@@ -126,6 +126,33 @@ impl ConnectionStats {
     pub fn at_capacity(&self) -> u64 {
         self.at_capacity.load(Ordering::Relaxed)
     }
+
+    /// Writes the counters as `{prefix}_connections_open`,
+    /// `{prefix}_connections_accepted_total`,
+    /// `{prefix}_connection_header_timeouts_total` and
+    /// `{prefix}_connection_limit_waits_total`.
+    pub fn write_prometheus(&self, out: &mut crate::prometheus::PrometheusText, prefix: &str) {
+        out.gauge(
+            &format!("{prefix}_connections_open"),
+            "HTTP connections open now.",
+            self.open(),
+        );
+        out.counter(
+            &format!("{prefix}_connections_accepted_total"),
+            "HTTP connections accepted.",
+            self.accepted(),
+        );
+        out.counter(
+            &format!("{prefix}_connection_header_timeouts_total"),
+            "Connections closed because no request head arrived within server.connection-timeout.",
+            self.header_timeouts(),
+        );
+        out.counter(
+            &format!("{prefix}_connection_limit_waits_total"),
+            "Times new connections had to wait because server.max-connections were open.",
+            self.at_capacity(),
+        );
+    }
 }
 
 /// Serves `router` on `listener` under `limits` until `shutdown` is

@@ -254,7 +254,8 @@ pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     );
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
+    #[allow(clippy::expect_used)]
+    encoder.finish().expect("gzip into a Vec cannot fail")
 }
 
 /// A `200` with a body in `format`, already gzipped when `gzipped`.

@@ -85,6 +85,23 @@ async fn a_connection_that_never_sends_a_byte_is_closed() {
     assert_eq!(server.stats.header_timeouts(), 1);
 }
 
+#[test]
+fn the_counters_are_written_for_prometheus() {
+    let stats = ConnectionStats::default();
+    stats.header_timeouts.fetch_add(2, Ordering::Relaxed);
+    let mut out = crate::prometheus::PrometheusText::new();
+    stats.write_prometheus(&mut out, "svc");
+    let text = out.finish();
+    assert!(
+        text.contains("svc_connection_header_timeouts_total 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE svc_connections_open gauge\nsvc_connections_open 0\n"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_slowloris_head_is_cut_off() {
     let server = start(limits()).await;
