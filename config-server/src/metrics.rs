@@ -127,10 +127,12 @@ mod tests {
         assert!(text.contains(
             "# TYPE config_server_cache_hits_total counter\nconfig_server_cache_hits_total 3\n"
         ));
+        // Eight counters, one sample per limit, four connection counters.
         assert_eq!(
             text.lines().filter(|l| !l.starts_with('#')).count(),
-            8 + LimitReason::ALL.len()
+            8 + LimitReason::ALL.len() + 4
         );
+        assert!(text.contains("\nconfig_server_connection_header_timeouts_total 0\n"));
     }
 
     #[test]

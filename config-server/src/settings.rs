@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod spring;
 
 /// Everything the server needs to start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to bind. Default is `0.0.0.0`.
@@ -162,6 +162,38 @@ impl Default for Settings {
     }
 }
 
+/// Shows the settings with every secret masked and credentials taken out
+/// of the git URIs, so that a logged `Settings` reveals nothing.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        mask_secrets(&mut shown);
+        write!(f, "Settings {shown}")
+    }
+}
+
+/// Masks the values of secret keys and strips user information from URIs,
+/// at any depth.
+fn mask_secrets(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let secret = ["password", "git_password", "encrypt_key", "monitor_secret"]
+                    .contains(&key.as_str());
+                match v {
+                    serde_json::Value::String(_) if secret => *v = "***".into(),
+                    serde_json::Value::String(s) if key.ends_with("uri") => {
+                        *s = crate::backend::git::redact(s).into_owned();
+                    }
+                    other => mask_secrets(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
 /// Settings that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid settings: {0}")]
@@ -219,6 +251,23 @@ mod tests {
         assert_eq!(s.encrypt_salt, "deadbeef");
         assert_eq!(s.validate(), Ok(()));
         assert!(!s.clone_on_start);
+    }
+
+    #[test]
+    fn debug_output_reveals_no_secret() {
+        let s = Settings {
+            git_uri: Some("https://alice:TOPSECRET@host/cfg.git".into()),
+            password: Some("TOPSECRET".into()),
+            encrypt_key: Some("TOPSECRET".into()),
+            monitor_secret: Some("TOPSECRET".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("TOPSECRET") && !shown.contains("alice"),
+            "{shown}"
+        );
+        assert!(shown.contains("host/cfg.git"), "{shown}");
     }
 
     #[test]
