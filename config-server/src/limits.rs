@@ -54,7 +54,8 @@ impl Default for Limits {
 }
 
 impl From<&Settings> for Limits {
-    fn from(s: &Settings) -> Self {
+    fn from(settings: &Settings) -> Self {
+        let s = &settings.request_limits;
         Self {
             monitor_body_bytes: s.max_monitor_body_bytes,
             monitor_paths: s.max_monitor_paths,
@@ -188,8 +189,10 @@ mod tests {
 
     #[test]
     fn settings_keys_fill_the_limits_and_missing_ones_keep_their_defaults() {
-        let s: Settings =
-            serde_yaml_ng::from_str("max_profiles_per_request: 3\nmax_monitor_paths: 7\n").unwrap();
+        let s: Settings = serde_yaml_ng::from_str(
+            "request_limits:\n  max_profiles_per_request: 3\n  max_monitor_paths: 7\n",
+        )
+        .unwrap();
         let limits = Limits::from(&s);
         assert_eq!(limits.profiles, 3);
         assert_eq!(limits.monitor_paths, 7);

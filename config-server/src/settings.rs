@@ -54,6 +54,28 @@ pub struct Settings {
     /// Further git repositories chosen by `application/profile` patterns
     /// (first match wins; the main repository serves the rest).
     pub repos: Vec<RepoSettings>,
+    /// Bounds on the work one request may cause (file key `limits.*`).
+    pub request_limits: RequestLimits,
+    /// Fail at start when the first clone of a git repository fails
+    /// (Spring's `clone-on-start`). Default is false: start, answer 503
+    /// and retry the clone in the background.
+    pub clone_on_start: bool,
+    /// User name for the git remote (`https://`). Default is none.
+    pub git_username: Option<String>,
+    /// Password for the git remote, with `git_username`.
+    pub git_password: Option<String>,
+    /// Connection limits and the drain deadline of the HTTP server
+    /// (Spring's `server.*` keys).
+    pub connection_limits: ServeLimits,
+}
+
+/// The bounds on the work one request may cause; each over-limit request
+/// is refused with a 4xx and counted (see the Limits section of
+/// `docs/config-server.md`). In the settings file: `limits.<field>`
+/// (`limits.max-monitor-paths`, environment `LIMITS_MAXMONITORPATHS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RequestLimits {
     /// Largest `POST /monitor` body in bytes; larger is a 413. Default is
     /// 1048576 (1 MiB).
     pub max_monitor_body_bytes: usize,
@@ -88,17 +110,24 @@ pub struct Settings {
     /// Most placeholders one request may substitute; more is a 400.
     /// Default is 100000.
     pub max_placeholder_substitutions: usize,
-    /// Fail at start when the first clone of a git repository fails
-    /// (Spring's `clone-on-start`). Default is false: start, answer 503
-    /// and retry the clone in the background.
-    pub clone_on_start: bool,
-    /// User name for the git remote (`https://`). Default is none.
-    pub git_username: Option<String>,
-    /// Password for the git remote, with `git_username`.
-    pub git_password: Option<String>,
-    /// Connection limits and the drain deadline of the HTTP server
-    /// (Spring's `server.*` keys).
-    pub connection_limits: ServeLimits,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            max_monitor_body_bytes: 1 << 20,
+            max_monitor_paths: 1000,
+            max_monitor_names_per_path: 64,
+            max_monitor_answer_bytes: 1 << 20,
+            max_crypto_body_bytes: 64 << 10,
+            max_applications_per_request: 16,
+            max_profiles_per_request: 32,
+            max_file_lookups_per_request: 4096,
+            max_placeholder_depth: 32,
+            max_placeholder_output_bytes: 4 << 20,
+            max_placeholder_substitutions: 100_000,
+        }
+    }
 }
 
 /// A git repository that serves the requests matching its patterns.
@@ -143,17 +172,7 @@ impl Default for Settings {
             username: None,
             password: None,
             repos: Vec::new(),
-            max_monitor_body_bytes: 1 << 20,
-            max_monitor_paths: 1000,
-            max_monitor_names_per_path: 64,
-            max_monitor_answer_bytes: 1 << 20,
-            max_crypto_body_bytes: 64 << 10,
-            max_applications_per_request: 16,
-            max_profiles_per_request: 32,
-            max_file_lookups_per_request: 4096,
-            max_placeholder_depth: 32,
-            max_placeholder_output_bytes: 4 << 20,
-            max_placeholder_substitutions: 100_000,
+            request_limits: RequestLimits::default(),
             clone_on_start: false,
             git_username: None,
             git_password: None,

@@ -466,8 +466,11 @@ async fn limits_from_settings_are_applied_at_start() {
     std::fs::write(dir.path().join("foo.yml"), "a: 1\n").unwrap();
     let settings = Settings {
         native_dirs: vec![dir.path().into()],
-        max_profiles_per_request: 2,
-        max_monitor_body_bytes: 64,
+        request_limits: config_server::settings::RequestLimits {
+            max_profiles_per_request: 2,
+            max_monitor_body_bytes: 64,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let running = config_server::start(settings).await.unwrap();

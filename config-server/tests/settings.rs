@@ -230,3 +230,24 @@ fn errors_name_the_file_and_the_key() {
         .to_string();
     assert!(err.contains("search-locations"), "{err}");
 }
+
+#[test]
+fn request_limits_come_from_the_limits_section_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "server.yml",
+        "limits:\n  max-monitor-paths: 7\n  maxProfilesPerRequest: 3\n",
+    );
+    let vars = env(&[("LIMITS_MAXAPPLICATIONSPERREQUEST", "4")]);
+    let loaded = load(Some(&file), &vars, &Flags::default()).unwrap();
+    let limits = &loaded.settings.request_limits;
+    assert_eq!(limits.max_monitor_paths, 7);
+    assert_eq!(limits.max_profiles_per_request, 3);
+    assert_eq!(limits.max_applications_per_request, 4);
+    assert_eq!(
+        limits.max_crypto_body_bytes,
+        64 << 10,
+        "defaults fill the rest"
+    );
+}

@@ -47,7 +47,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::{InvalidSettings, RepoSettings, Settings};
+use super::{InvalidSettings, RepoSettings, RequestLimits, Settings};
 
 /// The settings file, with Spring's key names. Its default is the schema
 /// used for relaxed matching and type coercion.
@@ -63,56 +63,7 @@ pub struct FileSettings {
     /// The secret that `/monitor` webhooks must prove. Default is none.
     pub monitor_secret: Option<String>,
     /// `limits.*`: bounds on the work one request may cause.
-    pub limits: LimitsSection,
-}
-
-/// `limits.*` (`limits.max-monitor-paths`, env `LIMITS_MAXMONITORPATHS`):
-/// the bounds on the work one request may cause; each field is the
-/// [`Settings`] field of the same name, with the same default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct LimitsSection {
-    /// See [`Settings::max_monitor_body_bytes`].
-    pub max_monitor_body_bytes: usize,
-    /// See [`Settings::max_monitor_paths`].
-    pub max_monitor_paths: usize,
-    /// See [`Settings::max_monitor_names_per_path`].
-    pub max_monitor_names_per_path: usize,
-    /// See [`Settings::max_monitor_answer_bytes`].
-    pub max_monitor_answer_bytes: usize,
-    /// See [`Settings::max_crypto_body_bytes`].
-    pub max_crypto_body_bytes: usize,
-    /// See [`Settings::max_applications_per_request`].
-    pub max_applications_per_request: usize,
-    /// See [`Settings::max_profiles_per_request`].
-    pub max_profiles_per_request: usize,
-    /// See [`Settings::max_file_lookups_per_request`].
-    pub max_file_lookups_per_request: usize,
-    /// See [`Settings::max_placeholder_depth`].
-    pub max_placeholder_depth: usize,
-    /// See [`Settings::max_placeholder_output_bytes`].
-    pub max_placeholder_output_bytes: usize,
-    /// See [`Settings::max_placeholder_substitutions`].
-    pub max_placeholder_substitutions: usize,
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        let d = Settings::default();
-        Self {
-            max_monitor_body_bytes: d.max_monitor_body_bytes,
-            max_monitor_paths: d.max_monitor_paths,
-            max_monitor_names_per_path: d.max_monitor_names_per_path,
-            max_monitor_answer_bytes: d.max_monitor_answer_bytes,
-            max_crypto_body_bytes: d.max_crypto_body_bytes,
-            max_applications_per_request: d.max_applications_per_request,
-            max_profiles_per_request: d.max_profiles_per_request,
-            max_file_lookups_per_request: d.max_file_lookups_per_request,
-            max_placeholder_depth: d.max_placeholder_depth,
-            max_placeholder_output_bytes: d.max_placeholder_output_bytes,
-            max_placeholder_substitutions: d.max_placeholder_substitutions,
-        }
-    }
+    pub limits: RequestLimits,
 }
 
 /// `server.*`: where to listen and the connection limits.
@@ -704,7 +655,6 @@ impl FileSettings {
                 password: r.password,
             })
             .collect();
-        let limits = self.limits;
         Ok(Settings {
             bind: self.server.address,
             port: self.server.port,
@@ -724,17 +674,7 @@ impl FileSettings {
             git_username: git.username,
             git_password: git.password,
             connection_limits: self.server.limits,
-            max_monitor_body_bytes: limits.max_monitor_body_bytes,
-            max_monitor_paths: limits.max_monitor_paths,
-            max_monitor_names_per_path: limits.max_monitor_names_per_path,
-            max_monitor_answer_bytes: limits.max_monitor_answer_bytes,
-            max_crypto_body_bytes: limits.max_crypto_body_bytes,
-            max_applications_per_request: limits.max_applications_per_request,
-            max_profiles_per_request: limits.max_profiles_per_request,
-            max_file_lookups_per_request: limits.max_file_lookups_per_request,
-            max_placeholder_depth: limits.max_placeholder_depth,
-            max_placeholder_output_bytes: limits.max_placeholder_output_bytes,
-            max_placeholder_substitutions: limits.max_placeholder_substitutions,
+            request_limits: self.limits,
         })
     }
 }
