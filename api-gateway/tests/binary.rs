@@ -59,7 +59,7 @@ async fn binary_serves_routes_from_the_config_file_on_the_flag_ports() {
             .expect("binary starts"),
     );
     let health = format!("http://127.0.0.1:{admin}/actuator/health");
-    eventually(Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), "the admin port", || async {
         support::client().get(&health).send().await.is_ok()
     })
     .await;

@@ -171,7 +171,7 @@ async fn discovery_locator_routes_each_service_and_follows_new_ones() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(echo["path"], "/42");
     services.set("STOCK", vec![Instance::up("127.0.0.1", up.addr.port())]);
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "the new instance", || async {
         get(&gw.url("/stock/1")).await.0 == StatusCode::OK
     })
     .await;
@@ -430,7 +430,12 @@ async fn refresh_swaps_routes_with_no_failed_request() {
         }
         statuses
     });
-    eventually(Duration::from_secs(5), || async { old.hits() > 20 }).await;
+    eventually(
+        Duration::from_secs(5),
+        "traffic on the old route",
+        || async { old.hits() > 20 },
+    )
+    .await;
     gw.rewrite(&config(new.addr));
     let (s, _, body) = send(client().post(gw.admin_url("/actuator/gateway/refresh"))).await;
     assert_eq!((s, body["routes"].as_u64()), (StatusCode::OK, Some(1)));

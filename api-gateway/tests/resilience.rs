@@ -56,7 +56,7 @@ async fn breaker_opens_on_failures_answers_from_the_fallback_and_closes_again() 
         "only the fallback route reached the upstream"
     );
     // After the wait, a good trial call closes it.
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "the breaker to close", || async {
         let (_, _, echo) = get(&gw.url("/g/ok")).await;
         echo["path"] == "/ok"
     })
@@ -158,7 +158,7 @@ async fn rate_limiter_refuses_beyond_the_burst_with_headers() {
         "the refused request never reached the upstream"
     );
     // Tokens come back at the replenish rate.
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "tokens to come back", || async {
         get(&gw.url("/a")).await.0 == StatusCode::OK
     })
     .await;

@@ -250,24 +250,7 @@ pub fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
     echo["headers"][name][0].as_str()
 }
 
-/// Waits until `check` holds, at most `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use cloud_runtime::testing::eventually;
 
 /// An empty body (for requests that should carry none).
 pub fn empty() -> Body {
