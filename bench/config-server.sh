@@ -86,7 +86,7 @@ echo "repo: $(git -C "$repo" rev-list --count main) commits" >&2
 
 # --- start config-server -------------------------------------------------------
 cs_port=$(free_port)
-CONFIG_SERVER_MIRROR_DIR="$work/mirror.git" RUST_LOG=warn \
+SPRING_CLOUD_CONFIG_SERVER_GIT_BASEDIR="$work/mirror.git" RUST_LOG=warn \
   "$BIN" --port "$cs_port" --git-uri "file://$repo" --refresh-rate 0 2>"$work/cs.log" &
 pids+=($!)
 wait_http "http://127.0.0.1:$cs_port/actuator/health"

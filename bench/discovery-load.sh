@@ -47,7 +47,7 @@ wait_for() {
     return 1
 }
 
-RUST_LOG=warn,discovery_server::server=info "$BIN" --port 0 --bind 127.0.0.1 >"$work/server.log" 2>&1 &
+RUST_LOG=warn,discovery_server::server=info "$BIN" --port 0 --bind 127.0.0.1 --log-format text >"$work/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
 server_addr=$(wait_for "$work/server.log" "addr=" | awk '{print $1}' | sed 's/\x1b\[[0-9;]*m//g')
