@@ -8,11 +8,14 @@
 
 mod support;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use discovery_server::ServerConfig;
+use discovery_server::config::Overrides;
 use serde_json::Value;
 use support::differential::{Answer, Differences, KnownDifference, mask_json};
 use support::{
@@ -29,6 +32,52 @@ async fn stub_upstream() -> u16 {
     let app = Router::new().route("/hello", get(|| async { "hello from the rust stub" }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     port
+}
+
+/// The reference Eureka Server's own `application.yml`
+/// (`interop/spring/eureka-server`), which our node reads unchanged too.
+fn reference_settings_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../interop/spring/eureka-server/src/main/resources/application.yml")
+}
+
+/// Our node started the way the reference is: from the reference's own
+/// `application.yml`, with `server.port` (the bound port) and, when given,
+/// the peer list from the command line (`--port`, `--peer`, as the reference
+/// gets `--server.port` and `--eureka.client.service-url.defaultZone`).
+fn ours_from_reference_file(listener: TcpListener, peers: &[String]) -> Running {
+    let port = listener.local_addr().unwrap().port();
+    let overrides = Overrides {
+        port: Some(port),
+        peers: peers.to_vec(),
+        ..Overrides::default()
+    };
+    let config = ServerConfig::load(
+        Some(&reference_settings_file()),
+        &HashMap::<String, String>::new(),
+        &overrides,
+    )
+    .unwrap();
+    assert!(
+        !config.registry.self_preservation,
+        "read from the reference's file"
+    );
+    if peers.is_empty() {
+        // The file's own peer list (`http://127.0.0.1:${server.port}/eureka/`)
+        // names this node, which never replicates to itself.
+        assert_eq!(
+            config.peers,
+            [format!("http://127.0.0.1:{port}/eureka/")],
+            "the file's defaultZone with the port resolved"
+        );
+    }
+    Running::serve(listener, config)
+}
+
+/// [`ours_from_reference_file`] on a fresh port.
+async fn start_ours_standalone() -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ours_from_reference_file(listener, &[])
 }
 
 /// The Spring flags that point the service at `eureka` with one-second
@@ -58,7 +107,7 @@ async fn spring_service_registers_renews_discovers_and_cancels_with_our_registry
 }
 
 async fn spring_client_scenario() {
-    let running = Running::start(ServerConfig::default()).await;
+    let running = start_ours_standalone().await;
     let eureka = running.eureka_url();
     let upstream = stub_upstream().await;
     let stub = instance_json("STUB-UPSTREAM", "stub-1", upstream);
@@ -168,6 +217,11 @@ impl Forwarder {
         Forwarder { port, target }
     }
 
+    /// The Eureka URL our node uses for the forwarded peer.
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}/eureka/", self.port)
+    }
+
     fn forward_to(&self, port: u16) {
         self.target.send_replace(Some(port));
     }
@@ -264,34 +318,103 @@ async fn our_registry_and_the_reference_eureka_server_replicate_to_each_other() 
     within_scenario_deadline(mixed_cluster_scenario()).await;
 }
 
+/// Our node and the reference Eureka Server as peers of each other: our
+/// node's peer is a [`Forwarder`] to the reference, the reference's peer is
+/// our node's port.
+struct MixedCluster {
+    forwarder: Forwarder,
+    ours: Option<Running>,
+    reference: SpringApp,
+    reference_url: String,
+}
+
+impl MixedCluster {
+    async fn start() -> MixedCluster {
+        let forwarder = Forwarder::start().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = ours_from_reference_file(listener, &[forwarder.peer_url()]);
+        // Eureka drops every peer URL whose host equals its own host name
+        // (PeerEurekaNodes.isThisMyUrl), and both run on 127.0.0.1: the
+        // reference reaches us as `localhost`.
+        let ours_as_peer = format!("http://localhost:{}/eureka/", ours.addr.port());
+        let mut reference = SpringApp::start(
+            "eureka-server",
+            [
+                "--server.port=0".to_owned(),
+                format!("--eureka.client.service-url.defaultZone={ours_as_peer}"),
+                "--eureka.client.register-with-eureka=true".to_owned(),
+                "--eureka.client.fetch-registry=true".to_owned(),
+                "--eureka.client.registry-fetch-interval-seconds=1".to_owned(),
+                "--eureka.client.initial-instance-info-replication-interval-seconds=1".to_owned(),
+                "--eureka.instance.instance-id=reference-eureka-1".to_owned(),
+                "--eureka.instance.lease-renewal-interval-in-seconds=1".to_owned(),
+            ],
+        );
+        let reference_port = reference.http_port(JVM_START).await;
+        forwarder.forward_to(reference_port);
+        let reference_url = format!("http://127.0.0.1:{reference_port}/eureka/");
+        MixedCluster {
+            forwarder,
+            ours: Some(ours),
+            reference,
+            reference_url,
+        }
+    }
+
+    /// Stops our node; returns the address it listened on.
+    async fn stop_ours(&mut self) -> std::net::SocketAddr {
+        let ours = self.ours.take().expect("our node is running");
+        let addr = ours.addr;
+        ours.stop().await;
+        addr
+    }
+
+    /// Starts a new node of ours, from the same file, on `addr` (the port
+    /// the reference knows as its peer).
+    async fn start_ours_again(&mut self, addr: std::net::SocketAddr) {
+        assert!(self.ours.is_none(), "our node is still running");
+        let listener = rebind(addr).await;
+        self.ours = Some(ours_from_reference_file(
+            listener,
+            &[self.forwarder.peer_url()],
+        ));
+    }
+
+    /// Our node's Eureka URL.
+    fn ours_url(&self) -> String {
+        self.ours
+            .as_ref()
+            .expect("our node is running")
+            .eureka_url()
+    }
+
+    async fn stop(self) {
+        drop(self.reference);
+        if let Some(ours) = self.ours {
+            ours.stop().await;
+        }
+    }
+}
+
+/// Binds `addr` again once the stopped server has let it go.
+async fn rebind(addr: std::net::SocketAddr) -> TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "cannot bind {addr} again: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn mixed_cluster_scenario() {
-    let forwarder = Forwarder::start().await;
-    let config = ServerConfig {
-        peers: vec![format!("http://127.0.0.1:{}/eureka/", forwarder.port)],
-        ..ServerConfig::default()
-    };
-    let ours = Running::start(config).await;
-    let ours_url = ours.eureka_url();
-    // Eureka drops every peer URL whose host equals its own host name
-    // (PeerEurekaNodes.isThisMyUrl), and both run on 127.0.0.1: the
-    // reference reaches us as `localhost`.
-    let ours_as_peer = format!("http://localhost:{}/eureka/", ours.addr.port());
-    let mut reference = SpringApp::start(
-        "eureka-server",
-        [
-            "--server.port=0".to_owned(),
-            format!("--eureka.client.service-url.defaultZone={ours_as_peer}"),
-            "--eureka.client.register-with-eureka=true".to_owned(),
-            "--eureka.client.fetch-registry=true".to_owned(),
-            "--eureka.client.registry-fetch-interval-seconds=1".to_owned(),
-            "--eureka.client.initial-instance-info-replication-interval-seconds=1".to_owned(),
-            "--eureka.instance.instance-id=reference-eureka-1".to_owned(),
-            "--eureka.instance.lease-renewal-interval-in-seconds=1".to_owned(),
-        ],
-    );
-    let reference_port = reference.http_port(JVM_START).await;
-    forwarder.forward_to(reference_port);
-    let reference_url = format!("http://127.0.0.1:{reference_port}/eureka/");
+    let cluster = MixedCluster::start().await;
+    let ours_url = cluster.ours_url();
+    let reference_url = cluster.reference_url.clone();
 
     // The reference registers itself with us, as a Eureka client.
     wait_json(
@@ -305,8 +428,143 @@ async fn mixed_cluster_scenario() {
     replicated_lifecycle(&ours_url, &reference_url, "MIXED-FROM-OURS", "ours-1").await;
     replicated_lifecycle(&reference_url, &ours_url, "MIXED-FROM-REFERENCE", "ref-1").await;
 
-    drop(reference);
-    ours.stop().await;
+    cluster.stop().await;
+}
+
+/// An instance registered by the durability scenario: a lease long enough
+/// that no eviction runs during the test (nobody renews it).
+fn durable_instance(app: &str, id: &str, port: u16) -> Value {
+    let mut body = instance_json(app, id, port);
+    body["instance"]["leaseInfo"] =
+        serde_json::json!({"renewalIntervalInSecs": 30, "durationInSecs": 600});
+    body
+}
+
+/// Waits until `eureka` shows `app`/`id` with `status`.
+async fn wait_status(eureka: &str, app: &str, id: &str, status: &str, what: &str) {
+    wait_json(&format!("{eureka}apps/{app}/{id}"), what, |s, v| {
+        s == 200 && v["instance"]["status"] == status
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_our_node_beside_the_reference_eureka_server_loses_nothing() {
+    within_scenario_deadline(restart_scenario()).await;
+}
+
+async fn restart_scenario() {
+    let mut cluster = MixedCluster::start().await;
+    let ours_url = cluster.ours_url();
+    let reference_url = cluster.reference_url.clone();
+
+    // Before the restart: one instance registered with us, one with the
+    // reference, both replicated.
+    let before_ours = durable_instance("DURABLE-OURS", "before-ours", 5001);
+    assert_eq!(
+        register_json(&ours_url, "DURABLE-OURS", &before_ours).await,
+        204
+    );
+    let before_reference = durable_instance("DURABLE-REFERENCE", "before-ref", 5002);
+    assert_eq!(
+        register_json(&reference_url, "DURABLE-REFERENCE", &before_reference).await,
+        204
+    );
+    for eureka in [&ours_url, &reference_url] {
+        wait_status(
+            eureka,
+            "DURABLE-OURS",
+            "before-ours",
+            "UP",
+            "registered on ours",
+        )
+        .await;
+        wait_status(
+            eureka,
+            "DURABLE-REFERENCE",
+            "before-ref",
+            "UP",
+            "registered on the reference",
+        )
+        .await;
+    }
+
+    // Our node goes down; meanwhile the reference takes a registration and
+    // a status override of an instance first registered with us.
+    let addr = cluster.stop_ours().await;
+    assert!(
+        reqwest::get(format!("{ours_url}apps")).await.is_err(),
+        "our node is down"
+    );
+    let while_down = durable_instance("DURABLE-WHILE-DOWN", "while-down", 5003);
+    assert_eq!(
+        register_json(&reference_url, "DURABLE-WHILE-DOWN", &while_down).await,
+        204
+    );
+    let override_url = format!(
+        "{reference_url}apps/DURABLE-OURS/before-ours/status?value=OUT_OF_SERVICE&lastDirtyTimestamp=1700000000000"
+    );
+    assert_eq!(write(reqwest::Method::PUT, override_url).await, 200);
+
+    // A new node on the same port, from the same file: its first reads wait
+    // for the copy of the reference's registry.
+    cluster.start_ours_again(addr).await;
+    assert_eq!(cluster.ours_url(), ours_url, "the same port");
+    let (status, apps) = get_json(&format!("{ours_url}apps")).await;
+    assert_eq!(status, 200, "{apps}");
+    for id in ["before-ours", "before-ref", "while-down"] {
+        assert!(
+            apps.to_string().contains(id),
+            "{id} in the restarted node's first full registry: {apps}"
+        );
+    }
+    let (_, overridden) = get_json(&format!("{ours_url}apps/DURABLE-OURS/before-ours")).await;
+    assert_eq!(
+        overridden["instance"]["status"], "OUT_OF_SERVICE",
+        "{overridden}"
+    );
+    assert_eq!(
+        overridden["instance"]["overriddenStatus"], "OUT_OF_SERVICE",
+        "{overridden}"
+    );
+
+    // Nothing lost on the reference either.
+    wait_status(
+        &reference_url,
+        "DURABLE-OURS",
+        "before-ours",
+        "OUT_OF_SERVICE",
+        "kept",
+    )
+    .await;
+    wait_status(
+        &reference_url,
+        "DURABLE-REFERENCE",
+        "before-ref",
+        "UP",
+        "kept",
+    )
+    .await;
+    wait_status(
+        &reference_url,
+        "DURABLE-WHILE-DOWN",
+        "while-down",
+        "UP",
+        "kept",
+    )
+    .await;
+
+    // And the pair replicates again, both ways.
+    replicated_lifecycle(
+        &ours_url,
+        &reference_url,
+        "AFTER-RESTART-OURS",
+        "after-ours",
+    )
+    .await;
+    replicated_lifecycle(&reference_url, &ours_url, "AFTER-RESTART-REF", "after-ref").await;
+
+    cluster.stop().await;
 }
 
 /// One request of the Eureka differential script.
@@ -572,7 +830,7 @@ async fn reference_eureka_server_and_ours_answer_the_same_script_alike() {
 }
 
 async fn eureka_differential_scenario() {
-    let ours = Running::start(ServerConfig::default()).await;
+    let ours = start_ours_standalone().await;
     let mut reference = SpringApp::start("eureka-server", ["--server.port=0"]);
     let reference_base = format!("http://127.0.0.1:{}", reference.http_port(JVM_START).await);
     let ours_base = format!("http://{}", ours.addr);
