@@ -386,7 +386,17 @@ impl Environments {
         let profiles = req.profile_list();
         let label = Self::label_text(req, repo).to_string();
         let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
-        let names = resolve::candidate_names(&apps, &profiles).len();
+        // Profile groups can only be read after this many lookups.
+        let plain = resolve::candidate_names(&apps, &[]).len();
+        check_lookups(
+            plain
+                .saturating_mul(dirs.len())
+                .saturating_mul(resolve::EXTENSIONS.len()),
+            &self.limits,
+        )
+        .map_err(|e| self.tripped(e))?;
+        let active = resolve::active_profiles(snapshot, &dirs, &apps, &profiles)?;
+        let names = resolve::candidate_names(&apps, &active).len();
         check_lookups(
             names
                 .saturating_mul(dirs.len())
@@ -394,7 +404,7 @@ impl Environments {
             &self.limits,
         )
         .map_err(|e| self.tripped(e))?;
-        let sources = resolve::property_sources(snapshot, &dirs, &apps, &profiles)?;
+        let sources = resolve::property_sources(snapshot, &dirs, &apps, &active)?;
         let mut env = Environment::new(req.name.clone(), profiles);
         env.label = Some(label);
         env.version = snapshot.version().map(str::to_string);

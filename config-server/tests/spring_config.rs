@@ -13,39 +13,69 @@ use std::time::Duration;
 use config_server::crypto::{DEFAULT_SALT, TextEncryptor};
 use serde_json::{Value, json};
 use support::differential::{Answer, Differences, KnownDifference, mask_json};
-use support::{JVM_START, Repo, SpringApp, TestServer, git_settings, within_scenario_deadline};
+use support::{JVM_START, Repo, SpringApp, TestServer, within_scenario_deadline};
 
 const KEY: &str = "spring-interop-key";
 
-/// A repository with a default, a `dev` profile and a `release/1` branch;
-/// `greeting.secret` is a `{cipher}` value under [`KEY`].
-fn config_repo() -> Repo {
+/// A repository with a default, profile-specific files in YAML and
+/// `.properties`, multi-document files (`spring.config.activate.on-profile`),
+/// a profile group, plain-text files, a `release/1` and a `feature/x`
+/// branch, a lightweight tag `v1` and an annotated tag `v2` on the first
+/// commit (whose id [`config_repo`] returns too); `greeting.secret` is a
+/// `{cipher}` value under [`KEY`].
+fn config_repo() -> (Repo, String) {
     let enc = TextEncryptor::new(KEY, DEFAULT_SALT).unwrap();
     let repo = Repo::new();
     repo.write(
         "application.yml",
-        "shared: everyone\ngreeting:\n  message: from application\n",
+        concat!(
+            "shared: everyone\ngreeting:\n  message: from application\n",
+            "spring:\n  profiles:\n    group:\n      bundle: dev,docs\n",
+        ),
     )
     .write(
         "interop-service.yml",
         &format!(
-            "greeting:\n  message: hello default\n  secret: '{{cipher}}{}'\nserver:\n  tag: main\n",
+            concat!(
+                "greeting:\n  message: hello default\n  secret: '{{cipher}}{}'\n",
+                "server:\n  tag: main\n",
+                "---\nspring:\n  config:\n    activate:\n      on-profile: docs\n",
+                "greeting:\n  message: hello docs document\n",
+                "---\nspring:\n  config:\n    activate:\n      on-profile: '!docs'\n",
+                "only:\n  without-docs: true\n",
+            ),
             enc.encrypt("s3cr3t")
         ),
     )
     .write(
         "interop-service-dev.yml",
-        "greeting:\n  message: hello dev\n",
+        "greeting:\n  message: hello dev of the first commit\n",
     )
     .write(
         "interop-service-prod.properties",
         "greeting.message=hello prod\nlimit=7\n",
     )
     .write(
+        "interop-service-qa.properties",
+        concat!(
+            "greeting.message=hello qa\n",
+            "#---\nspring.config.activate.on-profile=docs\ngreeting.message=hello qa docs\n",
+        ),
+    )
+    .write(
         "nginx.conf",
         "tag ${server.tag};\nmessage ${greeting.message};\n",
+    )
+    .write("nginx-dev.conf", "dev ${greeting.message};\n")
+    .write("sub/file.txt", "in a directory: ${shared}\n");
+    let first = repo.commit("config");
+    repo.git(&["tag", "v1"]);
+    repo.git(&["tag", "-a", "v2", "-m", "annotated"]);
+    repo.write(
+        "interop-service-dev.yml",
+        "greeting:\n  message: hello dev\n",
     );
-    repo.commit("config");
+    repo.commit("dev greeting");
     repo.git(&["checkout", "-q", "-b", "release/1"]);
     repo.write(
         "interop-service-dev.yml",
@@ -53,7 +83,53 @@ fn config_repo() -> Repo {
     );
     repo.commit("release");
     repo.git(&["checkout", "-q", "main"]);
-    repo
+    repo.git(&["checkout", "-q", "-b", "feature/x"]);
+    repo.write(
+        "interop-service-dev.yml",
+        "greeting:\n  message: hello feature\n",
+    )
+    .write("nginx.conf", "feature ${greeting.message};\n");
+    repo.commit("feature");
+    repo.git(&["checkout", "-q", "main"]);
+    (repo, first)
+}
+
+/// The reference Config Server's own `application.yml`
+/// (`interop/spring/config-server`), which our server reads unchanged too.
+fn reference_settings_file() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../interop/spring/config-server/src/main/resources/application.yml")
+}
+
+/// Our server started the way the reference is: from the reference's own
+/// `application.yml`, with the repository, mirror directory and key given
+/// as Spring's environment variables (the reference gets them as
+/// `--spring.cloud.config.server.git.uri=...` flags).
+async fn ours_from_reference_file(repo: &Repo) -> TestServer {
+    let mirror = tempfile::tempdir().unwrap();
+    let env: std::collections::HashMap<String, String> = [
+        ("SPRING_CLOUD_CONFIG_SERVER_GIT_URI", repo.uri()),
+        (
+            "SPRING_CLOUD_CONFIG_SERVER_GIT_BASEDIR",
+            mirror.path().join("mirror.git").display().to_string(),
+        ),
+        ("ENCRYPT_KEY", KEY.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let loaded = config_server::settings::spring::load(
+        Some(&reference_settings_file()),
+        &env,
+        &config_server::settings::spring::Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.settings.git_uri.as_deref(),
+        Some(repo.uri().as_str()),
+        "the repository from SPRING_CLOUD_CONFIG_SERVER_GIT_URI"
+    );
+    TestServer::start_with_mirror(loaded.settings, mirror).await
 }
 
 async fn text(response: reqwest::Response) -> (u16, String) {
@@ -97,10 +173,8 @@ async fn spring_service_imports_profile_label_and_cipher_values_and_refreshes() 
 }
 
 async fn spring_client_scenario() {
-    let repo = config_repo();
-    let mut settings = git_settings(&repo);
-    settings.encrypt_key = Some(KEY.into());
-    let server = TestServer::start(settings).await;
+    let (repo, _) = config_repo();
+    let server = ours_from_reference_file(&repo).await;
 
     let mut spring = SpringApp::start(
         "service",
@@ -206,36 +280,114 @@ const fn post(name: &'static str, path: &'static str, body: &'static str) -> Ste
     }
 }
 
-/// The scripted sequence sent to both servers.
+/// The scripted sequence sent to both servers; `{commit}` stands for the
+/// id of the repository's first commit.
 const SCRIPT: &[Step] = &[
+    // Environments: profiles, multi-document files, profile groups.
     get("environment default", "/interop-service/default"),
     get("environment profile", "/interop-service/dev"),
+    get("environment two profiles", "/interop-service/dev,prod"),
+    get("environment no profile", "/interop-service"),
+    get(
+        "environment multi-document profile",
+        "/interop-service/docs",
+    ),
+    get("environment properties profile", "/interop-service/qa"),
+    get(
+        "environment multi-document properties",
+        "/interop-service/qa,docs",
+    ),
+    get("environment profile group", "/interop-service/bundle"),
+    get("environment application only", "/application/default"),
+    // Labels: branch, `(_)`, tag, annotated tag, commit id.
     get(
         "environment label with slash",
         "/interop-service/dev/release(_)1",
     ),
-    get("environment two profiles", "/interop-service/dev,prod"),
     get(
         "environment explicit label",
         "/interop-service/default/main",
     ),
-    get("environment no profile", "/interop-service"),
+    get(
+        "environment feature branch",
+        "/interop-service/dev/feature(_)x",
+    ),
+    get("environment tag", "/interop-service/dev/v1"),
+    get("environment annotated tag", "/interop-service/dev/v2"),
+    get("environment commit", "/interop-service/dev/{commit}"),
+    // The views.
+    get("yaml", "/interop-service-dev.yml"),
+    get("yaml extension yaml", "/interop-service-dev.yaml"),
+    get("properties", "/interop-service-dev.properties"),
+    get("json", "/interop-service-dev.json"),
+    get("yaml default", "/interop-service-default.yml"),
+    get("properties default", "/interop-service-default.properties"),
+    get("json default", "/interop-service-default.json"),
+    get("yaml multi-document", "/interop-service-docs.yml"),
+    get(
+        "properties multi-document",
+        "/interop-service-docs.properties",
+    ),
+    get("json multi-document", "/interop-service-docs.json"),
+    get("yaml of a properties file", "/interop-service-prod.yml"),
+    get("json of a properties file", "/interop-service-prod.json"),
+    get(
+        "properties profile group",
+        "/interop-service-bundle.properties",
+    ),
+    get("yaml two profiles", "/interop-service-dev,prod.yml"),
+    get("yaml with label", "/release(_)1/interop-service-dev.yml"),
+    get("json with label", "/release(_)1/interop-service-dev.json"),
+    get(
+        "yaml feature branch",
+        "/feature(_)x/interop-service-dev.yml",
+    ),
+    get("properties tag", "/v1/interop-service-dev.properties"),
+    get("json commit", "/{commit}/interop-service-dev.json"),
+    // Plain text.
+    get("plain text", "/interop-service/default/main/nginx.conf"),
+    get(
+        "plain text profile-specific",
+        "/interop-service/dev/main/nginx.conf",
+    ),
+    get(
+        "plain text in a directory",
+        "/interop-service/default/main/sub/file.txt",
+    ),
+    get("plain text tag", "/interop-service/default/v1/nginx.conf"),
+    get(
+        "plain text feature branch",
+        "/interop-service/default/feature(_)x/nginx.conf",
+    ),
+    get(
+        "plain text commit",
+        "/interop-service/default/{commit}/nginx.conf",
+    ),
+    // Errors.
     get("environment unknown app", "/nobody/default"),
     get(
         "environment unknown label",
         "/interop-service/default/no-such-label",
     ),
-    get("yaml", "/interop-service-dev.yml"),
-    get("properties", "/interop-service-dev.properties"),
-    get("json", "/interop-service-dev.json"),
-    get("yaml with label", "/release(_)1/interop-service-dev.yml"),
-    get("json with label", "/release(_)1/interop-service-dev.json"),
     get("yaml unknown app", "/nobody-default.yml"),
-    get("plain text", "/interop-service/default/main/nginx.conf"),
+    get(
+        "yaml unknown label",
+        "/no-such-label/interop-service-dev.yml",
+    ),
+    get(
+        "json unknown label",
+        "/no-such-label/interop-service-dev.json",
+    ),
     get(
         "plain text missing",
         "/interop-service/default/main/missing.txt",
     ),
+    get(
+        "plain text unknown label",
+        "/interop-service/default/no-such-label/nginx.conf",
+    ),
+    get("plain text unknown app", "/nobody/default/main/nginx.conf"),
+    // Encryption.
     get("encrypt status", "/encrypt/status"),
     post("decrypt garbage", "/decrypt", "not-hex"),
     post(
@@ -251,6 +403,7 @@ const SCRIPT: &[Step] = &[
 /// The test fails when a difference appears that is not listed here, and
 /// when a listed one is gone (so the list stays true as the server changes).
 /// `<status>` is the HTTP status, `<body>` a body that is not JSON on both.
+/// The same list, with the reasons, is in `docs/config-server.md`.
 const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     (
         "environment default",
@@ -259,20 +412,46 @@ const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     ),
     ("environment profile", &["/label", "/state"], "as above"),
     (
-        "environment label with slash",
-        &["/state"],
-        "reference state \"\", ours null",
+        "environment multi-document profile",
+        &["/label", "/state"],
+        "as above",
     ),
+    (
+        "environment properties profile",
+        &["/label", "/state"],
+        "as above",
+    ),
+    (
+        "environment profile group",
+        &["/label", "/state"],
+        "as above",
+    ),
+    (
+        "environment application only",
+        &["/label", "/state"],
+        "as above",
+    ),
+    ("environment unknown app", &["/label", "/state"], "as above"),
     (
         "environment two profiles",
         &["/label", "/profiles", "/state"],
         "reference profiles [\"dev,prod\"] (one string, as requested); ours [\"dev\",\"prod\"]",
     ),
     (
-        "environment explicit label",
+        "environment multi-document properties",
+        &["/label", "/profiles", "/state"],
+        "as environment two profiles",
+    ),
+    (
+        "environment label with slash",
         &["/state"],
         "reference state \"\", ours null",
     ),
+    ("environment explicit label", &["/state"], "as above"),
+    ("environment feature branch", &["/state"], "as above"),
+    ("environment tag", &["/state"], "as above"),
+    ("environment annotated tag", &["/state"], "as above"),
+    ("environment commit", &["/state"], "as above"),
     (
         "environment no profile",
         &["/message"],
@@ -284,21 +463,59 @@ const KNOWN_DIFFERENCES: &[KnownDifference] = &[
         "ours adds a message to the 400 error body",
     ),
     (
-        "environment unknown app",
-        &["/label", "/state"],
-        "as for environment default",
-    ),
-    (
         "environment unknown label",
         &["/message"],
         "ours adds a message; Spring Boot leaves it out by default (server.error.include-message=never)",
     ),
+    ("yaml unknown label", &["/message"], "as above"),
+    ("json unknown label", &["/message"], "as above"),
     (
         "plain text missing",
         &["<body>"],
         "reference: 404 with an empty body; ours: 404 with a JSON error",
     ),
+    ("plain text unknown label", &["<body>"], "as above"),
 ];
+
+/// A known difference that no single step shows, as the reference's names
+/// are rewritten before comparing (see [`unify_document_name`]): the
+/// reference names a document of a multi-document file
+/// `<repo>/Config resource 'file [<repo>/app.yml' via location '' (document #N)`
+/// (Spring Boot's resource description behind the repository URI), ours
+/// `<repo>/app.yml (document #N)`. The test fails when the reference stops
+/// doing so.
+const DOCUMENT_NAMES: &str = "multi-document property source names";
+
+/// Rewrites a reference property source name of the form described at
+/// [`DOCUMENT_NAMES`] into ours; returns whether it did.
+fn unify_document_name(name: &mut String) -> bool {
+    const START: &str = "Config resource 'file [";
+    let Some(at) = name.find(START) else {
+        return false;
+    };
+    let rest = &name[at + START.len()..];
+    let (Some(end), Some(doc)) = (rest.find('\''), rest.rfind(" (document #")) else {
+        return false;
+    };
+    *name = format!("{}{}", &rest[..end], &rest[doc..]);
+    true
+}
+
+/// [`unify_document_name`] on every property source of an environment;
+/// returns how many names it rewrote.
+fn unify_document_names(env: &mut Value) -> usize {
+    let Some(sources) = env.get_mut("propertySources").and_then(Value::as_array_mut) else {
+        return 0;
+    };
+    sources
+        .iter_mut()
+        .filter_map(|s| match s.get_mut("name") {
+            Some(Value::String(name)) => Some(unify_document_name(name)),
+            _ => None,
+        })
+        .filter(|rewritten| *rewritten)
+        .count()
+}
 
 /// The answer with what legitimately varies masked: timestamps, the
 /// temporary repository paths, trailing whitespace and the line order of a
@@ -321,8 +538,14 @@ fn normalize(step: &Step, body: &str, repo: &Repo) -> Value {
     }
 }
 
-async fn send(client: &reqwest::Client, base: &str, step: &Step, repo: &Repo) -> Answer {
-    let url = format!("{base}{}", step.path);
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    step: &Step,
+    repo: &Repo,
+    commit: &str,
+) -> Answer {
+    let url = format!("{base}{}", step.path.replace("{commit}", commit));
     let request = match step.method {
         "POST" => client
             .post(url)
@@ -345,7 +568,7 @@ async fn reference_config_server_and_ours_answer_the_same_script_alike() {
 }
 
 async fn differential_scenario() {
-    let repo = config_repo();
+    let (repo, first_commit) = config_repo();
     let basedir = tempfile::tempdir().unwrap();
     let mut reference = SpringApp::start(
         "config-server",
@@ -359,16 +582,16 @@ async fn differential_scenario() {
             format!("--encrypt.key={KEY}"),
         ],
     );
-    let mut settings = git_settings(&repo);
-    settings.encrypt_key = Some(KEY.into());
-    let ours = TestServer::start(settings).await;
+    let ours = ours_from_reference_file(&repo).await;
     let reference_base = format!("http://127.0.0.1:{}", reference.http_port(JVM_START).await);
     let client = reqwest::Client::new();
 
     let mut differences = Differences::default();
+    let mut renamed_documents = 0;
     for step in SCRIPT {
-        let theirs = send(&client, &reference_base, step, &repo).await;
-        let mine = send(&client, &ours.base, step, &repo).await;
+        let mut theirs = send(&client, &reference_base, step, &repo, &first_commit).await;
+        renamed_documents += unify_document_names(&mut theirs.normalized);
+        let mine = send(&client, &ours.base, step, &repo, &first_commit).await;
         let request = format!(
             "{} {}{}",
             step.method,
@@ -411,5 +634,9 @@ async fn differential_scenario() {
     }
 
     differences.assert_known(KNOWN_DIFFERENCES);
+    assert!(
+        renamed_documents > 0,
+        "known difference gone: {DOCUMENT_NAMES} (remove it from the test and docs/config-server.md)"
+    );
     drop(reference);
 }

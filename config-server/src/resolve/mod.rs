@@ -198,18 +198,7 @@ fn sources_of_file(
     profiles: &[String],
     out: &mut Vec<PropertySource>,
 ) -> Result<(), ResolveError> {
-    let name = source_name.to_string();
-    if ext == "properties" {
-        let map = properties::parse(text);
-        if !map.is_empty() {
-            out.push(PropertySource::new(name, map));
-        }
-        return Ok(());
-    }
-    let docs = yaml::parse_documents(text).map_err(|e| ResolveError::Parse {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })?;
+    let docs = documents_of_file(path, ext, text)?;
     let several = docs.len() > 1;
     let mut picked: Vec<(usize, Map<String, Value>)> = docs
         .into_iter()
@@ -220,13 +209,123 @@ fn sources_of_file(
     picked.reverse();
     for (i, doc) in picked {
         let source_name = if several {
-            format!("{name} (document #{i})")
+            format!("{source_name} (document #{i})")
         } else {
-            name.clone()
+            source_name.to_string()
         };
         out.push(PropertySource::new(source_name, doc));
     }
     Ok(())
+}
+
+/// The documents of a `.properties` or YAML file, in file order.
+fn documents_of_file(
+    path: &str,
+    ext: &str,
+    text: &str,
+) -> Result<Vec<Map<String, Value>>, ResolveError> {
+    if ext == "properties" {
+        return Ok(properties::parse_documents(text));
+    }
+    yaml::parse_documents(text).map_err(|e| ResolveError::Parse {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The key prefix of profile groups.
+const GROUP_PREFIX: &str = "spring.profiles.group.";
+
+/// The profiles a request for `profiles` turns on, as Spring Boot expands
+/// profile groups: each profile followed by the members of its group
+/// (`spring.profiles.group.<name>: a,b`, or a list), recursively, repeats
+/// dropped. Groups are read from the documents that apply without any
+/// profile (the files of `apps` and `application` without a profile
+/// suffix, documents without `on-profile`); the highest-priority definition
+/// of a group wins.
+pub fn active_profiles(
+    files: &dyn FileSource,
+    dirs: &[String],
+    apps: &[String],
+    profiles: &[String],
+) -> Result<Vec<String>, ResolveError> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for name in candidate_names(apps, &[]) {
+        for dir in dirs {
+            for ext in EXTENSIONS {
+                let path = join(dir, &format!("{name}.{ext}"));
+                for (_, bytes) in files.read_all(&path)? {
+                    let text = String::from_utf8(bytes).map_err(|_| ResolveError::Parse {
+                        path: path.clone(),
+                        reason: "not UTF-8".into(),
+                    })?;
+                    let docs = documents_of_file(&path, ext, &text)?;
+                    // Later documents win within a file.
+                    for doc in docs.iter().rev() {
+                        if activation::condition(doc).is_none() {
+                            add_groups(doc, &mut groups);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(expand_groups(profiles, &groups))
+}
+
+/// Adds the groups `doc` defines that are not defined yet.
+fn add_groups(doc: &Map<String, Value>, groups: &mut Vec<(String, Vec<String>)>) {
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, value) in doc {
+        let Some(rest) = key.strip_prefix(GROUP_PREFIX) else {
+            continue;
+        };
+        let (group, listed) = match rest.split_once('[') {
+            Some((group, _)) => (group, true),
+            None => (rest, false),
+        };
+        let members: Vec<String> = match value {
+            Value::String(s) if !listed => s
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Value::Null => Vec::new(),
+            other => vec![
+                other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_string),
+            ],
+        };
+        match found.iter_mut().find(|(g, _)| g == group) {
+            Some((_, all)) if listed => all.extend(members),
+            Some((_, all)) => *all = members,
+            None => found.push((group.to_string(), members)),
+        }
+    }
+    for (group, members) in found {
+        if !groups.iter().any(|(g, _)| *g == group) {
+            groups.push((group, members));
+        }
+    }
+}
+
+/// Spring Boot's `Profiles.expandProfiles`: depth first, each profile
+/// before its group's members, the first occurrence kept.
+fn expand_groups(profiles: &[String], groups: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut stack: Vec<&str> = profiles.iter().rev().map(String::as_str).collect();
+    let mut out: Vec<String> = Vec::new();
+    while let Some(current) = stack.pop() {
+        if out.iter().any(|p| p == current) {
+            continue;
+        }
+        out.push(current.to_string());
+        if let Some((_, members)) = groups.iter().find(|(g, _)| g == current) {
+            stack.extend(members.iter().rev().map(String::as_str));
+        }
+    }
+    out
 }
 
 /// Candidate paths for a plain-text file request, highest priority first:
@@ -375,6 +474,61 @@ mod tests {
         let err = property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"]))
             .unwrap_err();
         assert!(err.to_string().starts_with("foo.yml:"), "{err}");
+    }
+
+    #[test]
+    fn properties_documents_activate_by_profile_like_yaml() {
+        let text = "a=base\n#---\nspring.config.activate.on-profile=dev\na=dev\n";
+        let f = files(&[("foo.properties", text)]);
+        let srcs =
+            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["qa"])).unwrap();
+        let names: Vec<_> = srcs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["test:foo.properties (document #0)"]);
+        assert_eq!(srcs[0].source["a"], json!("base"));
+        let srcs =
+            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"])).unwrap();
+        assert_eq!(srcs.len(), 2);
+        assert_eq!(srcs[0].name, "test:foo.properties (document #1)");
+        assert_eq!(srcs[0].source["a"], json!("dev"));
+    }
+
+    #[test]
+    fn profile_groups_expand_depth_first_from_unconditional_documents() {
+        let f = files(&[
+            (
+                "application.yml",
+                "spring:\n  profiles:\n    group:\n      bundle: dev,docs\n      dev: [db, cache]\n      loop: loop\n",
+            ),
+            (
+                "foo.properties",
+                "spring.profiles.group.other=x\n#---\nspring.config.activate.on-profile=bundle\nspring.profiles.group.docs=never\n",
+            ),
+        ]);
+        let dirs = [String::new()];
+        let apps = strings(&["foo"]);
+        let active = |p: &[&str]| active_profiles(&f, &dirs, &apps, &strings(p)).unwrap();
+        assert_eq!(
+            active(&["bundle"]),
+            ["bundle", "dev", "db", "cache", "docs"]
+        );
+        assert_eq!(active(&["qa", "other"]), ["qa", "other", "x"]);
+        assert_eq!(active(&["loop", "loop"]), ["loop"]);
+        assert_eq!(
+            active(&["docs"]),
+            ["docs"],
+            "groups under on-profile do not count"
+        );
+    }
+
+    #[test]
+    fn the_own_file_defines_a_group_before_application() {
+        let f = files(&[
+            ("application.yml", "spring.profiles.group.g: a\n"),
+            ("foo.yml", "spring.profiles.group.g: b\n"),
+        ]);
+        let active =
+            active_profiles(&f, &[String::new()], &strings(&["foo"]), &strings(&["g"])).unwrap();
+        assert_eq!(active, ["g", "b"]);
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! the next line (whose leading whitespace is dropped); `\t`, `\n`, `\r`, `\f`,
 //! `\uXXXX` are escapes and any other escaped character stands for itself.
 //! Every value is a string, as in Java.
+//!
+//! As in Spring Boot, a file holds several documents separated by a line
+//! `#---` or `!---` (at the start of the line, nothing but whitespace after
+//! it, and not right after a comment line with the same prefix); empty
+//! documents are dropped, and a comment line before the first entry of a
+//! document joins that document to the one before (Boot's
+//! `OriginTrackedPropertiesLoader` does the same).
 
 use serde_json::{Map, Value};
 
@@ -17,6 +24,61 @@ pub(crate) fn parse(text: &str) -> Map<String, Value> {
         out.insert(unescape(key), Value::String(unescape(value)));
     }
     out
+}
+
+/// Parses `.properties` text into its documents (see the module doc), in
+/// file order, empty ones dropped.
+pub(crate) fn parse_documents(text: &str) -> Vec<Map<String, Value>> {
+    let text = text.replace("\r\n", "\n");
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut has_entry = false;
+    let mut continues = false;
+    let mut last_comment: Option<char> = None;
+    for raw in text.split(['\n', '\r']) {
+        if !continues {
+            let t = raw.trim_start_matches([' ', '\t', '\u{c}']);
+            if t.is_empty() {
+                continue;
+            }
+            if let Some(prefix) = t.chars().next().filter(|c| matches!(c, '#' | '!')) {
+                if is_document_separator(raw) && last_comment != Some(prefix) {
+                    if has_entry {
+                        chunks.push(std::mem::take(&mut current));
+                    }
+                    current.clear();
+                    has_entry = false;
+                    last_comment = None;
+                    continue;
+                }
+                if !has_entry && let Some(previous) = chunks.pop() {
+                    current = previous + &current;
+                    has_entry = true;
+                }
+                last_comment = Some(prefix);
+                continue;
+            }
+            last_comment = None;
+            has_entry = true;
+        }
+        current.push_str(raw);
+        current.push('\n');
+        let trailing = raw.chars().rev().take_while(|c| *c == '\\').count();
+        continues = trailing % 2 == 1;
+    }
+    if has_entry {
+        chunks.push(current);
+    }
+    chunks
+        .iter()
+        .map(|chunk| parse(chunk))
+        .filter(|doc| !doc.is_empty())
+        .collect()
+}
+
+/// `#---` or `!---` at the start of the line, then only whitespace.
+fn is_document_separator(line: &str) -> bool {
+    (line.starts_with("#---") || line.starts_with("!---")) && line[4..].trim().is_empty()
 }
 
 /// Joins continuation lines and drops blank and comment lines. The result
@@ -190,7 +252,46 @@ mod tests {
         assert_eq!(m[key], json!(value));
     }
 
+    #[test]
+    fn documents_split_at_hash_or_bang_dashes() {
+        let docs = parse_documents("a=1\n#---\nb=2\n!---  \nc=3\n");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0]["a"], json!("1"));
+        assert_eq!(docs[1]["b"], json!("2"));
+        assert_eq!(docs[2]["c"], json!("3"));
+        assert_eq!(parse_documents("a=1\n").len(), 1);
+    }
+
+    #[test]
+    fn empty_documents_are_dropped() {
+        let docs = parse_documents("#---\na=1\n#---\n#---\nb=2\n#---\n");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1]["b"], json!("2"));
+    }
+
+    #[test]
+    fn what_is_no_separator_stays_in_the_document() {
+        // Indented, longer, after a comment with the same prefix, inside a
+        // continued value.
+        let docs = parse_documents(" #---\na=1\n#----x\n# c\n#---\nb=2\nv=x\\\n#---\n");
+        assert_eq!(docs.len(), 1, "{docs:?}");
+        assert_eq!(docs[0]["b"], json!("2"));
+        assert_eq!(docs[0]["v"], json!("x#---"));
+    }
+
+    #[test]
+    fn a_comment_right_after_a_separator_joins_the_documents() {
+        let docs = parse_documents("a=1\n#---\n# note\nb=2\n");
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["b"], json!("2"));
+    }
+
     proptest! {
+        #[test]
+        fn parse_documents_never_panics(s in "[#!\\-a=\n ]{0,40}") {
+            let _ = parse_documents(&s);
+        }
+
         #[test]
         fn parse_never_panics(s in "\\PC*") {
             let _ = parse(&s);
