@@ -386,24 +386,19 @@ impl Environments {
         let profiles = req.profile_list();
         let label = Self::label_text(req, repo).to_string();
         let dirs = resolve::search_dirs(&repo.search_paths, &apps, &profiles, &label);
-        // Profile groups can only be read after this many lookups.
-        let plain = resolve::candidate_names(&apps, &[]).len();
-        check_lookups(
-            plain
-                .saturating_mul(dirs.len())
-                .saturating_mul(resolve::EXTENSIONS.len()),
-            &self.limits,
-        )
-        .map_err(|e| self.tripped(e))?;
+        let lookups_of = |names: usize| {
+            check_lookups(
+                names
+                    .saturating_mul(dirs.len())
+                    .saturating_mul(resolve::EXTENSIONS.len()),
+                &self.limits,
+            )
+            .map_err(|e| self.tripped(e))
+        };
+        // Profile groups are read from the files without a profile first.
+        lookups_of(resolve::candidate_names(&apps, &[]).len())?;
         let active = resolve::active_profiles(snapshot, &dirs, &apps, &profiles)?;
-        let names = resolve::candidate_names(&apps, &active).len();
-        check_lookups(
-            names
-                .saturating_mul(dirs.len())
-                .saturating_mul(resolve::EXTENSIONS.len()),
-            &self.limits,
-        )
-        .map_err(|e| self.tripped(e))?;
+        lookups_of(resolve::candidate_names(&apps, &active).len())?;
         let sources = resolve::property_sources(snapshot, &dirs, &apps, &active)?;
         let mut env = Environment::new(req.name.clone(), profiles);
         env.label = Some(label);

@@ -173,7 +173,26 @@ pub fn property_sources(
     profiles: &[String],
 ) -> Result<Vec<PropertySource>, ResolveError> {
     let mut out = Vec::new();
-    for name in candidate_names(apps, profiles) {
+    each_file(
+        files,
+        dirs,
+        &candidate_names(apps, profiles),
+        |source_name, path, ext, text| {
+            sources_of_file(source_name, path, ext, text, profiles, &mut out)
+        },
+    )?;
+    Ok(out)
+}
+
+/// Calls `visit(source name, path, extension, text)` for every copy of
+/// every file `names` stand for, highest priority first.
+fn each_file(
+    files: &dyn FileSource,
+    dirs: &[String],
+    names: &[String],
+    mut visit: impl FnMut(&str, &str, &str, &str) -> Result<(), ResolveError>,
+) -> Result<(), ResolveError> {
+    for name in names {
         for dir in dirs {
             for ext in EXTENSIONS {
                 let path = join(dir, &format!("{name}.{ext}"));
@@ -182,12 +201,12 @@ pub fn property_sources(
                         path: path.clone(),
                         reason: "not UTF-8".into(),
                     })?;
-                    sources_of_file(&source_name, &path, ext, &text, profiles, &mut out)?;
+                    visit(&source_name, &path, ext, &text)?;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn sources_of_file(
@@ -250,26 +269,20 @@ pub fn active_profiles(
     profiles: &[String],
 ) -> Result<Vec<String>, ResolveError> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for name in candidate_names(apps, &[]) {
-        for dir in dirs {
-            for ext in EXTENSIONS {
-                let path = join(dir, &format!("{name}.{ext}"));
-                for (_, bytes) in files.read_all(&path)? {
-                    let text = String::from_utf8(bytes).map_err(|_| ResolveError::Parse {
-                        path: path.clone(),
-                        reason: "not UTF-8".into(),
-                    })?;
-                    let docs = documents_of_file(&path, ext, &text)?;
-                    // Later documents win within a file.
-                    for doc in docs.iter().rev() {
-                        if activation::condition(doc).is_none() {
-                            add_groups(doc, &mut groups);
-                        }
-                    }
+    each_file(
+        files,
+        dirs,
+        &candidate_names(apps, &[]),
+        |_, path, ext, text| {
+            // Later documents win within a file.
+            for doc in documents_of_file(path, ext, text)?.iter().rev() {
+                if activation::condition(doc).is_none() {
+                    add_groups(doc, &mut groups);
                 }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(expand_groups(profiles, &groups))
 }
 
@@ -480,16 +493,38 @@ mod tests {
     fn properties_documents_activate_by_profile_like_yaml() {
         let text = "a=base\n#---\nspring.config.activate.on-profile=dev\na=dev\n";
         let f = files(&[("foo.properties", text)]);
-        let srcs =
-            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["qa"])).unwrap();
-        let names: Vec<_> = srcs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["test:foo.properties (document #0)"]);
-        assert_eq!(srcs[0].source["a"], json!("base"));
-        let srcs =
-            property_sources(&f, &[String::new()], &strings(&["foo"]), &strings(&["dev"])).unwrap();
-        assert_eq!(srcs.len(), 2);
-        assert_eq!(srcs[0].name, "test:foo.properties (document #1)");
-        assert_eq!(srcs[0].source["a"], json!("dev"));
+        let of_foo = |profile: &str| {
+            property_sources(
+                &f,
+                &[String::new()],
+                &strings(&["foo"]),
+                &strings(&[profile]),
+            )
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name, s.source["a"].clone()))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of_foo("qa"),
+            [(
+                "test:foo.properties (document #0)".to_string(),
+                json!("base")
+            )]
+        );
+        assert_eq!(
+            of_foo("dev"),
+            [
+                (
+                    "test:foo.properties (document #1)".to_string(),
+                    json!("dev")
+                ),
+                (
+                    "test:foo.properties (document #0)".to_string(),
+                    json!("base")
+                )
+            ]
+        );
     }
 
     #[test]
