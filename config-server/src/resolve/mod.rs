@@ -7,9 +7,12 @@
 //! looked up with the extensions `.properties`, `.yml`, `.yaml` (in that
 //! order, as Spring Boot ranks `.properties` above YAML in one location) in
 //! every search directory (later search paths first, the repository root
-//! last). Within a multi-document YAML file later documents win, and a
-//! document with `spring.config.activate.on-profile` (or `spring.profiles`)
-//! only counts when its profile expression matches.
+//! last). Within a multi-document file (YAML `---`, `.properties` `#---`)
+//! later documents win, and a document with
+//! `spring.config.activate.on-profile` (or `spring.profiles`) only counts
+//! when its profile expression matches. Profile groups
+//! (`spring.profiles.group.*`) expand the requested profiles first
+//! ([`active_profiles`]).
 //!
 //! Everything here is pure: files are read through [`FileSource`].
 
