@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::filter::ratelimit::redis::RedisBuckets;
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
 use crate::metrics::Metrics;
@@ -55,6 +56,8 @@ struct Inner {
     metrics: Metrics,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// `spring.data.redis.*`, read once at build.
+    redis: Option<RedisBuckets>,
 }
 
 /// Builds a [`Gateway`].
@@ -91,6 +94,16 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, LoadError> {
         let http = &self.settings.spring.cloud.gateway.httpclient;
         let upstreams = Upstreams::new(http.pool.max_idle_time, http.pool.max_idle_per_host.max(1));
+        let redis = match self.settings.spring.redis_settings() {
+            None => None,
+            Some((prefix, redis)) => Some(RedisBuckets::new(prefix, redis).map_err(|e| {
+                ConfigError::new(
+                    origin(&self.source.as_ref().and_then(|s| s.file.clone())),
+                    Some(&e.key),
+                    e.reason(),
+                )
+            })?),
+        };
         let inner = Inner {
             table: ArcSwap::from_pointee(RouteTable::default()),
             settings: ArcSwap::from_pointee(self.settings.clone()),
@@ -105,6 +118,7 @@ impl GatewayBuilder {
             metrics: Metrics::default(),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            redis,
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -165,6 +179,12 @@ impl Gateway {
         &self.inner.metrics
     }
 
+    /// The Redis that rate limiters share, when `spring.data.redis.*` is
+    /// set (read at build; a refresh does not reconnect elsewhere).
+    pub fn redis(&self) -> Option<&RedisBuckets> {
+        self.inner.redis.as_ref()
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> Arc<Settings> {
         self.inner.settings.load_full()
@@ -221,6 +241,7 @@ impl Gateway {
                 original_status_header,
                 resilience: self.resilience(&settings.resilience4j, &file)?,
                 clock: Arc::clone(&self.inner.clock),
+                redis: self.inner.redis.clone(),
             },
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
@@ -351,7 +372,7 @@ impl Gateway {
             let mut ran = route.filters.len();
             let mut answer = None;
             for (i, f) in route.filters.iter().enumerate() {
-                if let Err(a) = f.apply_request(&mut out) {
+                if let Err(a) = f.apply(&mut out).await {
                     ran = i + 1;
                     answer = Some(*a);
                     break;

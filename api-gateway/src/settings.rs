@@ -20,6 +20,10 @@
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //! resilience4j: { circuitbreaker: ..., timelimiter: ... }
+//! spring.data.redis:                 # or spring.redis; RequestRateLimiter through Redis
+//!   host: localhost                  # or url: redis://user:pass@host:6379/0
+//!   port: 6379
+//!   timeout: 100ms                   # then the request is let through
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -103,6 +107,88 @@ impl Default for ManagementServer {
 pub struct Spring {
     /// `spring.cloud.*`.
     pub cloud: Cloud,
+    /// `spring.data.*`.
+    pub data: SpringData,
+    /// `spring.redis.*`: Spring Boot 2's name for `spring.data.redis.*`.
+    pub redis: RedisSettings,
+}
+
+/// `spring.data.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SpringData {
+    /// `spring.data.redis.*`: the Redis that `RequestRateLimiter` shares
+    /// its buckets through.
+    pub redis: RedisSettings,
+}
+
+/// `spring.data.redis.*` (or `spring.redis.*`): Spring Boot's keys for
+/// where Redis is. When `url`, `host` or `port` is set, every
+/// `RequestRateLimiter` keeps its buckets in that Redis (with SCG's keys and
+/// script) instead of in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RedisSettings {
+    /// `url`: `redis://[user:password@]host:port[/database]`; wins over the
+    /// other address keys. Default is none.
+    pub url: Option<String>,
+    /// `host`. Default is `localhost`.
+    pub host: Option<String>,
+    /// `port`. Default is 6379.
+    #[serde(deserialize_with = "optional_port")]
+    pub port: Option<u16>,
+    /// `username` (Redis 6 ACL). Default is none.
+    pub username: Option<String>,
+    /// `password`. Default is none.
+    pub password: Option<String>,
+    /// `database`. Default is 0.
+    pub database: u32,
+    /// `timeout`: the longest a request waits for Redis before it is let
+    /// through. Default is 100 ms (Spring Boot has 60 s; a limiter that
+    /// fails open must fail fast).
+    #[serde(with = "duration_field")]
+    pub timeout: Duration,
+    /// `connect-timeout`: the longest a (re)connection attempt takes; made
+    /// in the background, never by a request past `timeout`. Default is 1 s.
+    #[serde(with = "duration_field")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            host: None,
+            port: None,
+            username: None,
+            password: None,
+            database: 0,
+            timeout: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Whether an address is given (`url`, `host` or `port`).
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some() || self.host.is_some() || self.port.is_some()
+    }
+}
+
+impl Spring {
+    /// The Redis settings in use and their key prefix: `spring.data.redis`
+    /// when it names an address, else `spring.redis` when that does, else
+    /// none (rate limiters count in memory).
+    pub fn redis_settings(&self) -> Option<(&'static str, &RedisSettings)> {
+        if self.data.redis.is_configured() {
+            Some(("spring.data.redis", &self.data.redis))
+        } else if self.redis.is_configured() {
+            Some(("spring.redis", &self.redis))
+        } else {
+            None
+        }
+    }
 }
 
 /// `spring.cloud.*`.
@@ -232,6 +318,26 @@ pub struct SetStatus {
     /// `original-status-header-name`: where `SetStatus` keeps the
     /// upstream's status. Default is none.
     pub original_status_header_name: String,
+}
+
+/// A port given as a number or (from the environment, or when the default
+/// is unset) as text.
+fn optional_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u16),
+        Text(String),
+    }
+    match Option::<Port>::deserialize(d)? {
+        None => Ok(None),
+        Some(Port::Number(n)) => Ok(Some(n)),
+        Some(Port::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a port number"))),
+    }
 }
 
 mod duration_field {

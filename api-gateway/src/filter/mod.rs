@@ -87,6 +87,9 @@ pub struct FilterSettings {
     pub resilience: circuit_breaker::Registry,
     /// The clock of rate limiters.
     pub clock: SharedClock,
+    /// Where `RequestRateLimiter` keeps its buckets when not in memory
+    /// (`spring.data.redis.*`).
+    pub redis: Option<ratelimit::redis::RedisBuckets>,
 }
 
 /// What `CircuitBreaker` does around the exchange.
@@ -533,10 +536,11 @@ impl Filter {
             "Retry" => Filter::Retry(Box::new(RetryPolicy::compile(&in_order(RETRY_FIELDS)?)?)),
             "RequestRateLimiter" => {
                 let a = in_order(RATE_LIMITER_FIELDS)?;
-                Filter::RequestRateLimiter(Arc::new(RateLimiter::compile(
-                    &a,
-                    Arc::clone(&settings.clock),
-                )?))
+                let limiter = RateLimiter::compile(&a, Arc::clone(&settings.clock))?;
+                Filter::RequestRateLimiter(Arc::new(match &settings.redis {
+                    Some(redis) => limiter.with_redis(route_id, redis.clone()),
+                    None => limiter,
+                }))
             }
             other => {
                 return Err(InvalidDefinition::new(
@@ -547,7 +551,19 @@ impl Filter {
         })
     }
 
-    /// Changes the outbound request, or answers it.
+    /// Changes the outbound request, or answers it, waiting for the filters
+    /// that call out (`RequestRateLimiter` through Redis); the others run
+    /// as [`Filter::apply_request`].
+    pub async fn apply(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        match self {
+            Filter::RequestRateLimiter(limiter) => limiter.apply(out).await,
+            other => other.apply_request(out),
+        }
+    }
+
+    /// Changes the outbound request, or answers it, without waiting:
+    /// `RequestRateLimiter` counts in memory here even when configured with
+    /// Redis (the gateway runs [`Filter::apply`]).
     pub fn apply_request(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
         match self {
             Filter::AddRequestHeader(name, value) => {
@@ -663,22 +679,7 @@ impl Filter {
                     return Err(Box::new(answer));
                 }
             }
-            Filter::RequestRateLimiter(limiter) => {
-                let decision = limiter.acquire(out.remote, &out.headers);
-                let headers: Vec<(HeaderName, HeaderValue)> = limiter
-                    .headers(&decision)
-                    .into_iter()
-                    .filter_map(|(n, v)| Some((HeaderName::from_static(n), header_value(&v)?)))
-                    .collect();
-                if !decision.allowed {
-                    let mut answer = empty_answer(decision.status);
-                    if decision.status == StatusCode::TOO_MANY_REQUESTS {
-                        answer.headers_mut().extend(headers);
-                    }
-                    return Err(Box::new(answer));
-                }
-                out.response_headers.extend(headers);
-            }
+            Filter::RequestRateLimiter(limiter) => limiter.apply_in_memory(out)?,
             Filter::FallbackHeaders(names) => {
                 if let Some(cause) = &out.fallback {
                     let values = [
