@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::ratelimit::redis::RedisBuckets;
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
@@ -58,6 +59,8 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     /// `spring.data.redis.*`, read once at build.
     redis: Option<RedisBuckets>,
+    /// The global `LocalResponseCache`, when enabled.
+    response_cache: arc_swap::ArcSwapOption<ResponseCache>,
 }
 
 /// Builds a [`Gateway`].
@@ -119,6 +122,7 @@ impl GatewayBuilder {
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             redis,
+            response_cache: arc_swap::ArcSwapOption::empty(),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -236,12 +240,14 @@ impl Gateway {
                 )
             })?),
         };
+        let (cache_policy, global_cache) = response_cache_policy(gw, &file)?;
         let compile = CompileSettings {
             filters: FilterSettings {
                 original_status_header,
                 resilience: self.resilience(&settings.resilience4j, &file)?,
                 clock: Arc::clone(&self.inner.clock),
                 redis: self.inner.redis.clone(),
+                response_cache: cache_policy,
             },
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
@@ -258,6 +264,15 @@ impl Gateway {
         let table = RouteTable::compile(defs, &defaults, &compile)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         self.inner.table.store(Arc::new(table));
+        let kept = self.inner.response_cache.load_full();
+        self.inner.response_cache.store(match (global_cache, kept) {
+            (false, _) => None,
+            (true, Some(c)) if c.policy() == cache_policy => Some(c),
+            (true, _) => Some(Arc::new(ResponseCache::new(
+                cache_policy,
+                Arc::clone(&self.inner.clock),
+            ))),
+        });
         self.inner.trusted.store(Arc::new(trusted));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
@@ -390,7 +405,10 @@ impl Gateway {
                         peer,
                         depth,
                     };
-                    self.exchange(&call, body).await
+                    match self.response_cache(&route) {
+                        Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
+                        None => self.exchange(&call, body).await,
+                    }
                 }
             };
             let response = if response.extensions().get::<GatewayAnswer>().is_some() {
@@ -423,6 +441,18 @@ impl Gateway {
             tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
             response
         })
+    }
+
+    /// The route's `LocalResponseCache`, else the global one.
+    fn response_cache(&self, route: &Route) -> Option<Arc<ResponseCache>> {
+        route
+            .filters
+            .iter()
+            .find_map(|f| match f {
+                crate::filter::Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
+                _ => None,
+            })
+            .or_else(|| self.inner.response_cache.load_full())
     }
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
@@ -726,6 +756,44 @@ async fn keep_if_small(
 #[derive(Debug, thiserror::Error)]
 #[error("request body: {0}")]
 struct BodyError(String);
+
+/// `LocalResponseCache`'s defaults from
+/// `spring.cloud.gateway.filter.local-response-cache.*`, and whether the
+/// global cache is on.
+fn response_cache_policy(
+    gw: &crate::settings::GatewaySettings,
+    file: &Option<PathBuf>,
+) -> Result<(CachePolicy, bool), ConfigError> {
+    const KEY: &str = "spring.cloud.gateway.filter.local-response-cache";
+    let (s, global) = gw.local_response_cache();
+    let size = match &s.size {
+        None => CachePolicy::default().size,
+        Some(text) => crate::filter::parse_data_size(text).ok_or_else(|| {
+            ConfigError::new(
+                origin(file),
+                Some(&format!("{KEY}.size")),
+                format!("`{text}` is not a size such as 500MB"),
+            )
+        })?,
+    };
+    let update_on_no_cache = match s.request.no_cache_strategy.trim() {
+        "SKIP_UPDATE_CACHE_ENTRY" => false,
+        "UPDATE_CACHE_ENTRY" => true,
+        other => {
+            return Err(ConfigError::new(
+                origin(file),
+                Some(&format!("{KEY}.request.no-cache-strategy")),
+                format!("`{other}` is not SKIP_UPDATE_CACHE_ENTRY or UPDATE_CACHE_ENTRY"),
+            ));
+        }
+    };
+    let policy = CachePolicy {
+        time_to_live: s.time_to_live,
+        size,
+        update_on_no_cache,
+    };
+    Ok((policy, global))
+}
 
 fn origin(file: &Option<PathBuf>) -> Origin {
     file.clone().map_or(Origin::Defaults, Origin::File)

@@ -219,6 +219,10 @@ pub struct GatewaySettings {
     pub trusted_proxies: Vec<String>,
     /// `set-status.*`.
     pub set_status: SetStatus,
+    /// `filter.*`: settings of filter factories.
+    pub filter: FilterFactories,
+    /// `global-filter.*`: switches of global filters.
+    pub global_filter: GlobalFilters,
 }
 
 /// `spring.cloud.gateway.server.*`.
@@ -241,6 +245,89 @@ pub struct Webflux {
     pub discovery: Discovery,
     /// `trusted-proxies`.
     pub trusted_proxies: Vec<String>,
+    /// `filter.*`.
+    pub filter: FilterFactories,
+    /// `global-filter.*`.
+    pub global_filter: GlobalFilters,
+}
+
+/// `spring.cloud.gateway.filter.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct FilterFactories {
+    /// `local-response-cache.*`.
+    pub local_response_cache: LocalResponseCacheSettings,
+}
+
+/// `spring.cloud.gateway.filter.local-response-cache.*`: SCG's response
+/// cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct LocalResponseCacheSettings {
+    /// `enabled`: one cache in front of every route without its own
+    /// `LocalResponseCache` (unless `global-filter.local-response-cache.enabled`
+    /// is false). Default is false.
+    pub enabled: bool,
+    /// `time-to-live`: how long an entry is served, for the global cache
+    /// and routes that do not say. Default is 5 minutes.
+    #[serde(with = "duration_field")]
+    pub time_to_live: Duration,
+    /// `size`: the most body bytes one cache keeps (`500MB`). Default is
+    /// 100MB (SCG has no bound).
+    pub size: Option<String>,
+    /// `request.*`.
+    pub request: CacheRequestOptions,
+}
+
+impl Default for LocalResponseCacheSettings {
+    fn default() -> Self {
+        LocalResponseCacheSettings {
+            enabled: false,
+            time_to_live: Duration::from_secs(5 * 60),
+            size: None,
+            request: CacheRequestOptions::default(),
+        }
+    }
+}
+
+/// `local-response-cache.request.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct CacheRequestOptions {
+    /// `no-cache-strategy`: what a request with `Cache-Control: no-cache`
+    /// does to the entry: `SKIP_UPDATE_CACHE_ENTRY` (the default: the fresh
+    /// response is passed on, the entry stays) or `UPDATE_CACHE_ENTRY`.
+    pub no_cache_strategy: String,
+}
+
+impl Default for CacheRequestOptions {
+    fn default() -> Self {
+        CacheRequestOptions {
+            no_cache_strategy: "SKIP_UPDATE_CACHE_ENTRY".to_owned(),
+        }
+    }
+}
+
+/// `spring.cloud.gateway.global-filter.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct GlobalFilters {
+    /// `local-response-cache.*`.
+    pub local_response_cache: GlobalFilterSwitch,
+}
+
+/// `global-filter.<name>.enabled`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct GlobalFilterSwitch {
+    /// `enabled`. Default is true.
+    pub enabled: bool,
+}
+
+impl Default for GlobalFilterSwitch {
+    fn default() -> Self {
+        GlobalFilterSwitch { enabled: true }
+    }
 }
 
 /// `discovery.*`.
@@ -456,6 +543,21 @@ impl GatewaySettings {
             lower_case_service_id: self.discovery.locator.lower_case_service_id
                 || self.server.webflux.discovery.locator.lower_case_service_id,
         }
+    }
+
+    /// `filter.local-response-cache.*` (SCG 4.3's `server.webflux` prefix
+    /// when it is enabled there) and whether the global cache is on.
+    pub fn local_response_cache(&self) -> (&LocalResponseCacheSettings, bool) {
+        let webflux = &self.server.webflux;
+        let (settings, global) = if webflux.filter.local_response_cache.enabled {
+            (&webflux.filter.local_response_cache, &webflux.global_filter)
+        } else {
+            (&self.filter.local_response_cache, &self.global_filter)
+        };
+        (
+            settings,
+            settings.enabled && global.local_response_cache.enabled,
+        )
     }
 
     /// The trusted proxies (either prefix).

@@ -47,6 +47,7 @@ fn filter_settings() -> FilterSettings {
             .expect("defaults"),
         clock: std::sync::Arc::new(cloud_runtime::clock::ManualClock::new()),
         redis: None,
+        response_cache: Default::default(),
     }
 }
 

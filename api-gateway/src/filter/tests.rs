@@ -9,6 +9,7 @@ fn settings() -> FilterSettings {
             .expect("defaults"),
         clock: Arc::new(TokioClock::new()),
         redis: None,
+        response_cache: Default::default(),
     }
 }
 

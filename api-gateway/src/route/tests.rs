@@ -13,6 +13,7 @@ fn settings() -> CompileSettings {
                     .expect("defaults"),
             clock: Arc::new(TokioClock::new()),
             redis: None,
+            response_cache: Default::default(),
         },
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),
