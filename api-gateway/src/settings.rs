@@ -648,6 +648,46 @@ mod tests {
     }
 
     #[test]
+    fn redis_settings_come_from_spring_boot_keys_in_the_environment() {
+        let env: BTreeMap<String, String> = [
+            ("SPRING_DATA_REDIS_HOST", "cache.local"),
+            ("SPRING_DATA_REDIS_PORT", "6380"),
+            ("SPRING_DATA_REDIS_TIMEOUT", "250ms"),
+            ("SPRING_REDIS_HOST", "old.local"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let source = Source {
+            file: None,
+            env: Arc::new(env),
+            flags: Vec::new(),
+        };
+        let s = source.load().expect("loads");
+        let (prefix, redis) = s.spring.redis_settings().expect("configured");
+        assert_eq!(prefix, "spring.data.redis", "Boot 3's keys win");
+        assert_eq!(redis.host.as_deref(), Some("cache.local"));
+        assert_eq!(redis.port, Some(6380));
+        assert_eq!(redis.timeout, Duration::from_millis(250));
+        assert!(Settings::default().spring.redis_settings().is_none());
+        // Spring Boot 2's keys, with numbers where text is expected.
+        let mut file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"spring:\n  redis:\n    host: 10.0.0.5\n    port: 6381\n    password: 123456\n",
+        )
+        .expect("write");
+        let s = Source::file(file.path()).load().expect("loads");
+        let (prefix, redis) = s.spring.redis_settings().expect("configured");
+        assert_eq!(prefix, "spring.redis");
+        assert_eq!(redis.port, Some(6381));
+        assert_eq!(redis.password.as_deref(), Some("123456"));
+    }
+
+    #[test]
     fn locator_routes_strip_the_service_segment() {
         let r = locator_route(
             "USERS",
