@@ -126,6 +126,17 @@ async fn limited(gw: &TestGateway, key: &str) -> (StatusCode, Option<String>) {
     (s, remaining)
 }
 
+/// Waits until `gw` reaches Redis (so that no request of the test is let
+/// through for want of a first connection on a busy machine).
+async fn connected(gw: &TestGateway) {
+    eventually(
+        Duration::from_secs(10),
+        "the gateway to reach Redis",
+        || async { redis_status(gw).await == "UP" },
+    )
+    .await;
+}
+
 async fn health(gw: &TestGateway) -> serde_json::Value {
     get(&gw.admin_url("/actuator/health")).await.2
 }
@@ -142,6 +153,7 @@ async fn burst_is_allowed_then_refused_with_the_rate_limit_headers() {
     let redis = RedisServer::start().await;
     let up = Upstream::start().await;
     let gw = gateway(&up, &redis.url(), SLOW).await;
+    connected(&gw).await;
     let mut remaining = Vec::new();
     for _ in 0..3 {
         let (s, r) = limited(&gw, "k1").await;
@@ -175,6 +187,7 @@ async fn buckets_have_scg_key_names_and_ttl_and_scg_state_is_honoured() {
     let redis = RedisServer::start().await;
     let up = Upstream::start().await;
     let gw = gateway(&up, &redis.url(), SLOW).await;
+    connected(&gw).await;
     let mut c = redis.connection().await.expect("test connection");
     assert_eq!(limited(&gw, "k1").await.0, StatusCode::OK);
     let tokens: String = redis::cmd("GET")
@@ -242,6 +255,8 @@ async fn two_gateways_on_one_redis_share_the_budget() {
         SLOW,
     )
     .await;
+    connected(&a).await;
+    connected(&b).await;
     assert_eq!(
         limited(&a, "k").await,
         (StatusCode::OK, Some("2".to_owned()))
@@ -264,6 +279,7 @@ async fn an_outage_lets_traffic_through_is_reported_and_limiting_resumes() {
     let mut redis = RedisServer::start().await;
     let up = Upstream::start().await;
     let gw = gateway(&up, &redis.url(), SLOW).await;
+    connected(&gw).await;
     for _ in 0..3 {
         assert_eq!(limited(&gw, "k").await.0, StatusCode::OK);
     }
