@@ -137,6 +137,28 @@ async fn connected(gw: &TestGateway) {
     .await;
 }
 
+/// The answer of Redis command `cmd` on `key`.
+async fn on_key<T: redis::FromRedisValue>(
+    c: &mut redis::aio::MultiplexedConnection,
+    cmd: &str,
+    key: &str,
+) -> T {
+    redis::cmd(cmd)
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap_or_else(|e| panic!("{cmd} {key}: {e}"))
+}
+
+/// A Redis, an upstream and a gateway with the `SLOW` limiter, connected.
+async fn started() -> (RedisServer, Upstream, TestGateway) {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start().await;
+    let gw = gateway(&up, &redis.url(), SLOW).await;
+    connected(&gw).await;
+    (redis, up, gw)
+}
+
 async fn health(gw: &TestGateway) -> serde_json::Value {
     get(&gw.admin_url("/actuator/health")).await.2
 }
@@ -150,10 +172,7 @@ async fn redis_status(gw: &TestGateway) -> String {
 
 #[tokio::test]
 async fn burst_is_allowed_then_refused_with_the_rate_limit_headers() {
-    let redis = RedisServer::start().await;
-    let up = Upstream::start().await;
-    let gw = gateway(&up, &redis.url(), SLOW).await;
-    connected(&gw).await;
+    let (_redis, up, gw) = started().await;
     let mut remaining = Vec::new();
     for _ in 0..3 {
         let (s, r) = limited(&gw, "k1").await;
@@ -184,42 +203,28 @@ async fn burst_is_allowed_then_refused_with_the_rate_limit_headers() {
 
 #[tokio::test]
 async fn buckets_have_scg_key_names_and_ttl_and_scg_state_is_honoured() {
-    let redis = RedisServer::start().await;
-    let up = Upstream::start().await;
-    let gw = gateway(&up, &redis.url(), SLOW).await;
-    connected(&gw).await;
+    let (redis, _up, gw) = started().await;
     let mut c = redis.connection().await.expect("test connection");
     assert_eq!(limited(&gw, "k1").await.0, StatusCode::OK);
-    let tokens: String = redis::cmd("GET")
-        .arg("request_rate_limiter.{limited.k1}.tokens")
-        .query_async(&mut c)
-        .await
-        .expect("tokens key");
+    let tokens: String = on_key(&mut c, "GET", "request_rate_limiter.{limited.k1}.tokens").await;
     assert_eq!(tokens.parse::<f64>().expect("a number").floor(), 2.0);
-    let stamp: i64 = redis::cmd("GET")
-        .arg("request_rate_limiter.{limited.k1}.timestamp")
-        .query_async(&mut c)
-        .await
-        .expect("timestamp key");
+    let stamp: i64 = on_key(&mut c, "GET", "request_rate_limiter.{limited.k1}.timestamp").await;
     let (now, _): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await.expect("time");
     assert!(
         (now - 5..=now).contains(&stamp),
         "the timestamp is Redis's TIME in seconds: {stamp} vs {now}"
     );
     // TTL = floor(capacity / rate * 2): 6000 s here.
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("request_rate_limiter.{limited.k1}.tokens")
-        .query_async(&mut c)
-        .await
-        .expect("ttl");
+    let ttl: i64 = on_key(&mut c, "TTL", "request_rate_limiter.{limited.k1}.tokens").await;
     assert!((5990..=6000).contains(&ttl), "ttl {ttl}");
     // Keyed by the client's address: 3 / 1 * 2 = 6 s.
     assert_eq!(get(&gw.url("/a/x")).await.0, StatusCode::OK);
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("request_rate_limiter.{by-address.127.0.0.1}.timestamp")
-        .query_async(&mut c)
-        .await
-        .expect("ttl");
+    let ttl: i64 = on_key(
+        &mut c,
+        "TTL",
+        "request_rate_limiter.{by-address.127.0.0.1}.timestamp",
+    )
+    .await;
     assert!((1..=6).contains(&ttl), "ttl {ttl}");
     // A bucket that another gateway (SCG) emptied refuses here too.
     let _: () = redis::pipe()
@@ -276,10 +281,7 @@ async fn two_gateways_on_one_redis_share_the_budget() {
 
 #[tokio::test]
 async fn an_outage_lets_traffic_through_is_reported_and_limiting_resumes() {
-    let mut redis = RedisServer::start().await;
-    let up = Upstream::start().await;
-    let gw = gateway(&up, &redis.url(), SLOW).await;
-    connected(&gw).await;
+    let (mut redis, _up, gw) = started().await;
     for _ in 0..3 {
         assert_eq!(limited(&gw, "k").await.0, StatusCode::OK);
     }
