@@ -269,3 +269,26 @@ fn cache_control_is_rewritten_as_scg_does() {
         "public,max-age=0,no-cache,must-revalidate"
     );
 }
+
+proptest::proptest! {
+    /// Whatever the upstream wrote, the rewritten `Cache-Control` is one
+    /// valid value with exactly one `max-age`, the one given.
+    #[test]
+    fn rewritten_cache_control_has_exactly_the_given_max_age(
+        value in "[ -~]{0,60}",
+        seconds in 0u64..100_000,
+    ) {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+        rewrite_cache_headers(&mut h, Duration::from_secs(seconds));
+        let out = cache_control(&h);
+        let ages: Vec<&str> = out
+            .split(',')
+            .filter(|d| d.trim().to_ascii_lowercase().starts_with("max-age="))
+            .collect();
+        let expected = format!("max-age={seconds}");
+        proptest::prop_assert_eq!(ages, vec![expected.as_str()]);
+    }
+}
