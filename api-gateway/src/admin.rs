@@ -5,8 +5,12 @@
 //! - `POST /actuator/gateway/refresh`: reads the settings again and swaps
 //!   the route table in one step (500 with the reason, old table kept, when
 //!   they do not load);
-//! - `GET /actuator/health`: `{"status":"UP"}`;
-//! - `GET /actuator/prometheus`: per-route request counts and time.
+//! - `GET /actuator/health`: `{"status":"UP"}`; with Redis configured, a
+//!   `redis` component that PINGs it (`DOWN` with the error when it does not
+//!   answer). The gateway itself stays `UP` (200) then: its rate limiters
+//!   let requests through while Redis is away;
+//! - `GET /actuator/prometheus`: per-route request counts and time, and the
+//!   Redis rate limiter's failures.
 
 use axum::Json;
 use axum::Router;
@@ -62,8 +66,18 @@ async fn refresh(State(gw): State<Gateway>) -> Response {
     }
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "UP" }))
+async fn health(State(gw): State<Gateway>) -> Json<Value> {
+    let Some(redis) = gw.redis() else {
+        return Json(json!({ "status": "UP" }));
+    };
+    let component = match redis.ping().await {
+        Ok(()) => json!({ "status": "UP", "details": { "address": redis.address() } }),
+        Err(e) => {
+            let error = redis.last_error().unwrap_or_else(|| e.to_string());
+            json!({ "status": "DOWN", "details": { "address": redis.address(), "error": error } })
+        }
+    };
+    Json(json!({ "status": "UP", "components": { "redis": component } }))
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {
@@ -74,6 +88,18 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         gw.table().routes().len(),
     );
     gw.metrics().write(&mut text);
+    if let Some(redis) = gw.redis() {
+        text.counter(
+            "gateway_rate_limiter_redis_failures_total",
+            "RequestRateLimiter calls to Redis that failed; each let its request through",
+            redis.failures(),
+        );
+        text.gauge(
+            "gateway_rate_limiter_redis_up",
+            "1 when the last call to Redis succeeded",
+            u8::from(redis.is_up()),
+        );
+    }
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         text.finish(),

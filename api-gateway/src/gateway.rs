@@ -23,6 +23,8 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::filter::cache::{CachePolicy, ResponseCache};
+use crate::filter::ratelimit::redis::RedisBuckets;
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
 use crate::metrics::Metrics;
@@ -55,6 +57,10 @@ struct Inner {
     metrics: Metrics,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// `spring.data.redis.*`, read once at build.
+    redis: Option<RedisBuckets>,
+    /// The global `LocalResponseCache`, when enabled.
+    response_cache: arc_swap::ArcSwapOption<ResponseCache>,
 }
 
 /// Builds a [`Gateway`].
@@ -91,6 +97,16 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, LoadError> {
         let http = &self.settings.spring.cloud.gateway.httpclient;
         let upstreams = Upstreams::new(http.pool.max_idle_time, http.pool.max_idle_per_host.max(1));
+        let redis = match self.settings.spring.redis_settings() {
+            None => None,
+            Some((prefix, redis)) => Some(RedisBuckets::new(prefix, redis).map_err(|e| {
+                ConfigError::new(
+                    origin(&self.source.as_ref().and_then(|s| s.file.clone())),
+                    Some(&e.key),
+                    e.reason(),
+                )
+            })?),
+        };
         let inner = Inner {
             table: ArcSwap::from_pointee(RouteTable::default()),
             settings: ArcSwap::from_pointee(self.settings.clone()),
@@ -105,6 +121,8 @@ impl GatewayBuilder {
             metrics: Metrics::default(),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            redis,
+            response_cache: arc_swap::ArcSwapOption::empty(),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -165,6 +183,12 @@ impl Gateway {
         &self.inner.metrics
     }
 
+    /// The Redis that rate limiters share, when `spring.data.redis.*` is
+    /// set (read at build; a refresh does not reconnect elsewhere).
+    pub fn redis(&self) -> Option<&RedisBuckets> {
+        self.inner.redis.as_ref()
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> Arc<Settings> {
         self.inner.settings.load_full()
@@ -216,11 +240,14 @@ impl Gateway {
                 )
             })?),
         };
+        let (cache_policy, global_cache) = response_cache_policy(gw, &file)?;
         let compile = CompileSettings {
             filters: FilterSettings {
                 original_status_header,
                 resilience: self.resilience(&settings.resilience4j, &file)?,
                 clock: Arc::clone(&self.inner.clock),
+                redis: self.inner.redis.clone(),
+                response_cache: cache_policy,
             },
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
@@ -237,6 +264,15 @@ impl Gateway {
         let table = RouteTable::compile(defs, &defaults, &compile)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         self.inner.table.store(Arc::new(table));
+        let kept = self.inner.response_cache.load_full();
+        self.inner.response_cache.store(match (global_cache, kept) {
+            (false, _) => None,
+            (true, Some(c)) if c.policy() == cache_policy => Some(c),
+            (true, _) => Some(Arc::new(ResponseCache::new(
+                cache_policy,
+                Arc::clone(&self.inner.clock),
+            ))),
+        });
         self.inner.trusted.store(Arc::new(trusted));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
@@ -351,7 +387,7 @@ impl Gateway {
             let mut ran = route.filters.len();
             let mut answer = None;
             for (i, f) in route.filters.iter().enumerate() {
-                if let Err(a) = f.apply_request(&mut out) {
+                if let Err(a) = f.apply(&mut out).await {
                     ran = i + 1;
                     answer = Some(*a);
                     break;
@@ -369,7 +405,10 @@ impl Gateway {
                         peer,
                         depth,
                     };
-                    self.exchange(&call, body).await
+                    match self.response_cache(&route) {
+                        Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
+                        None => self.exchange(&call, body).await,
+                    }
                 }
             };
             let response = if response.extensions().get::<GatewayAnswer>().is_some() {
@@ -402,6 +441,18 @@ impl Gateway {
             tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
             response
         })
+    }
+
+    /// The route's `LocalResponseCache`, else the global one.
+    fn response_cache(&self, route: &Route) -> Option<Arc<ResponseCache>> {
+        route
+            .filters
+            .iter()
+            .find_map(|f| match f {
+                crate::filter::Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
+                _ => None,
+            })
+            .or_else(|| self.inner.response_cache.load_full())
     }
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
@@ -705,6 +756,44 @@ async fn keep_if_small(
 #[derive(Debug, thiserror::Error)]
 #[error("request body: {0}")]
 struct BodyError(String);
+
+/// `LocalResponseCache`'s defaults from
+/// `spring.cloud.gateway.filter.local-response-cache.*`, and whether the
+/// global cache is on.
+fn response_cache_policy(
+    gw: &crate::settings::GatewaySettings,
+    file: &Option<PathBuf>,
+) -> Result<(CachePolicy, bool), ConfigError> {
+    const KEY: &str = "spring.cloud.gateway.filter.local-response-cache";
+    let (s, global) = gw.local_response_cache();
+    let size = match &s.size {
+        None => CachePolicy::default().size,
+        Some(text) => crate::filter::parse_data_size(text).ok_or_else(|| {
+            ConfigError::new(
+                origin(file),
+                Some(&format!("{KEY}.size")),
+                format!("`{text}` is not a size such as 500MB"),
+            )
+        })?,
+    };
+    let update_on_no_cache = match s.request.no_cache_strategy.trim() {
+        "SKIP_UPDATE_CACHE_ENTRY" => false,
+        "UPDATE_CACHE_ENTRY" => true,
+        other => {
+            return Err(ConfigError::new(
+                origin(file),
+                Some(&format!("{KEY}.request.no-cache-strategy")),
+                format!("`{other}` is not SKIP_UPDATE_CACHE_ENTRY or UPDATE_CACHE_ENTRY"),
+            ));
+        }
+    };
+    let policy = CachePolicy {
+        time_to_live: s.time_to_live,
+        size,
+        update_on_no_cache,
+    };
+    Ok((policy, global))
+}
 
 fn origin(file: &Option<PathBuf>) -> Origin {
     file.clone().map_or(Origin::Defaults, Origin::File)

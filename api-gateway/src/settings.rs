@@ -20,6 +20,10 @@
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //! resilience4j: { circuitbreaker: ..., timelimiter: ... }
+//! spring.data.redis:                 # or spring.redis; RequestRateLimiter through Redis
+//!   host: localhost                  # or url: redis://user:pass@host:6379/0
+//!   port: 6379
+//!   timeout: 100ms                   # then the request is let through
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -103,6 +107,88 @@ impl Default for ManagementServer {
 pub struct Spring {
     /// `spring.cloud.*`.
     pub cloud: Cloud,
+    /// `spring.data.*`.
+    pub data: SpringData,
+    /// `spring.redis.*`: Spring Boot 2's name for `spring.data.redis.*`.
+    pub redis: RedisSettings,
+}
+
+/// `spring.data.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SpringData {
+    /// `spring.data.redis.*`: the Redis that `RequestRateLimiter` shares
+    /// its buckets through.
+    pub redis: RedisSettings,
+}
+
+/// `spring.data.redis.*` (or `spring.redis.*`): Spring Boot's keys for
+/// where Redis is. When `url`, `host` or `port` is set, every
+/// `RequestRateLimiter` keeps its buckets in that Redis (with SCG's keys and
+/// script) instead of in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RedisSettings {
+    /// `url`: `redis://[user:password@]host:port[/database]`; wins over the
+    /// other address keys. Default is none.
+    pub url: Option<String>,
+    /// `host`. Default is `localhost`.
+    pub host: Option<String>,
+    /// `port`. Default is 6379.
+    #[serde(deserialize_with = "optional_port")]
+    pub port: Option<u16>,
+    /// `username` (Redis 6 ACL). Default is none.
+    pub username: Option<String>,
+    /// `password`. Default is none.
+    pub password: Option<String>,
+    /// `database`. Default is 0.
+    pub database: u32,
+    /// `timeout`: the longest a request waits for Redis before it is let
+    /// through. Default is 100 ms (Spring Boot has 60 s; a limiter that
+    /// fails open must fail fast).
+    #[serde(with = "duration_field")]
+    pub timeout: Duration,
+    /// `connect-timeout`: the longest a (re)connection attempt takes; made
+    /// in the background, never by a request past `timeout`. Default is 1 s.
+    #[serde(with = "duration_field")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            host: None,
+            port: None,
+            username: None,
+            password: None,
+            database: 0,
+            timeout: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Whether an address is given (`url`, `host` or `port`).
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some() || self.host.is_some() || self.port.is_some()
+    }
+}
+
+impl Spring {
+    /// The Redis settings in use and their key prefix: `spring.data.redis`
+    /// when it names an address, else `spring.redis` when that does, else
+    /// none (rate limiters count in memory).
+    pub fn redis_settings(&self) -> Option<(&'static str, &RedisSettings)> {
+        if self.data.redis.is_configured() {
+            Some(("spring.data.redis", &self.data.redis))
+        } else if self.redis.is_configured() {
+            Some(("spring.redis", &self.redis))
+        } else {
+            None
+        }
+    }
 }
 
 /// `spring.cloud.*`.
@@ -133,6 +219,10 @@ pub struct GatewaySettings {
     pub trusted_proxies: Vec<String>,
     /// `set-status.*`.
     pub set_status: SetStatus,
+    /// `filter.*`: settings of filter factories.
+    pub filter: FilterFactories,
+    /// `global-filter.*`: switches of global filters.
+    pub global_filter: GlobalFilters,
 }
 
 /// `spring.cloud.gateway.server.*`.
@@ -155,6 +245,89 @@ pub struct Webflux {
     pub discovery: Discovery,
     /// `trusted-proxies`.
     pub trusted_proxies: Vec<String>,
+    /// `filter.*`.
+    pub filter: FilterFactories,
+    /// `global-filter.*`.
+    pub global_filter: GlobalFilters,
+}
+
+/// `spring.cloud.gateway.filter.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct FilterFactories {
+    /// `local-response-cache.*`.
+    pub local_response_cache: LocalResponseCacheSettings,
+}
+
+/// `spring.cloud.gateway.filter.local-response-cache.*`: SCG's response
+/// cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct LocalResponseCacheSettings {
+    /// `enabled`: one cache in front of every route without its own
+    /// `LocalResponseCache` (unless `global-filter.local-response-cache.enabled`
+    /// is false). Default is false.
+    pub enabled: bool,
+    /// `time-to-live`: how long an entry is served, for the global cache
+    /// and routes that do not say. Default is 5 minutes.
+    #[serde(with = "duration_field")]
+    pub time_to_live: Duration,
+    /// `size`: the most body bytes one cache keeps (`500MB`). Default is
+    /// 100MB (SCG has no bound).
+    pub size: Option<String>,
+    /// `request.*`.
+    pub request: CacheRequestOptions,
+}
+
+impl Default for LocalResponseCacheSettings {
+    fn default() -> Self {
+        LocalResponseCacheSettings {
+            enabled: false,
+            time_to_live: Duration::from_secs(5 * 60),
+            size: None,
+            request: CacheRequestOptions::default(),
+        }
+    }
+}
+
+/// `local-response-cache.request.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct CacheRequestOptions {
+    /// `no-cache-strategy`: what a request with `Cache-Control: no-cache`
+    /// does to the entry: `SKIP_UPDATE_CACHE_ENTRY` (the default: the fresh
+    /// response is passed on, the entry stays) or `UPDATE_CACHE_ENTRY`.
+    pub no_cache_strategy: String,
+}
+
+impl Default for CacheRequestOptions {
+    fn default() -> Self {
+        CacheRequestOptions {
+            no_cache_strategy: "SKIP_UPDATE_CACHE_ENTRY".to_owned(),
+        }
+    }
+}
+
+/// `spring.cloud.gateway.global-filter.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct GlobalFilters {
+    /// `local-response-cache.*`.
+    pub local_response_cache: GlobalFilterSwitch,
+}
+
+/// `global-filter.<name>.enabled`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct GlobalFilterSwitch {
+    /// `enabled`. Default is true.
+    pub enabled: bool,
+}
+
+impl Default for GlobalFilterSwitch {
+    fn default() -> Self {
+        GlobalFilterSwitch { enabled: true }
+    }
 }
 
 /// `discovery.*`.
@@ -232,6 +405,26 @@ pub struct SetStatus {
     /// `original-status-header-name`: where `SetStatus` keeps the
     /// upstream's status. Default is none.
     pub original_status_header_name: String,
+}
+
+/// A port given as a number or (from the environment, or when the default
+/// is unset) as text.
+fn optional_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u16),
+        Text(String),
+    }
+    match Option::<Port>::deserialize(d)? {
+        None => Ok(None),
+        Some(Port::Number(n)) => Ok(Some(n)),
+        Some(Port::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a port number"))),
+    }
 }
 
 mod duration_field {
@@ -352,6 +545,21 @@ impl GatewaySettings {
         }
     }
 
+    /// `filter.local-response-cache.*` (SCG 4.3's `server.webflux` prefix
+    /// when it is enabled there) and whether the global cache is on.
+    pub fn local_response_cache(&self) -> (&LocalResponseCacheSettings, bool) {
+        let webflux = &self.server.webflux;
+        let (settings, global) = if webflux.filter.local_response_cache.enabled {
+            (&webflux.filter.local_response_cache, &webflux.global_filter)
+        } else {
+            (&self.filter.local_response_cache, &self.global_filter)
+        };
+        (
+            settings,
+            settings.enabled && global.local_response_cache.enabled,
+        )
+    }
+
     /// The trusted proxies (either prefix).
     pub fn trusted_proxies(&self) -> impl Iterator<Item = &String> {
         self.trusted_proxies
@@ -437,6 +645,46 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("connect-timeout"), "{e}");
+    }
+
+    #[test]
+    fn redis_settings_come_from_spring_boot_keys_in_the_environment() {
+        let env: BTreeMap<String, String> = [
+            ("SPRING_DATA_REDIS_HOST", "cache.local"),
+            ("SPRING_DATA_REDIS_PORT", "6380"),
+            ("SPRING_DATA_REDIS_TIMEOUT", "250ms"),
+            ("SPRING_REDIS_HOST", "old.local"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let source = Source {
+            file: None,
+            env: Arc::new(env),
+            flags: Vec::new(),
+        };
+        let s = source.load().expect("loads");
+        let (prefix, redis) = s.spring.redis_settings().expect("configured");
+        assert_eq!(prefix, "spring.data.redis", "Boot 3's keys win");
+        assert_eq!(redis.host.as_deref(), Some("cache.local"));
+        assert_eq!(redis.port, Some(6380));
+        assert_eq!(redis.timeout, Duration::from_millis(250));
+        assert!(Settings::default().spring.redis_settings().is_none());
+        // Spring Boot 2's keys, with numbers where text is expected.
+        let mut file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"spring:\n  redis:\n    host: 10.0.0.5\n    port: 6381\n    password: 123456\n",
+        )
+        .expect("write");
+        let s = Source::file(file.path()).load().expect("loads");
+        let (prefix, redis) = s.spring.redis_settings().expect("configured");
+        assert_eq!(prefix, "spring.redis");
+        assert_eq!(redis.port, Some(6381));
+        assert_eq!(redis.password.as_deref(), Some("123456"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ fn filter_settings() -> FilterSettings {
         resilience: circuit_breaker::Registry::new(circuit_breaker::ResilienceConfig::default())
             .expect("defaults"),
         clock: std::sync::Arc::new(cloud_runtime::clock::ManualClock::new()),
+        redis: None,
+        response_cache: Default::default(),
     }
 }
 

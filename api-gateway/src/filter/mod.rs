@@ -7,9 +7,10 @@
 //!    one that answers by itself (`RedirectTo`, `RequestSize` 413,
 //!    `RequestHeaderSize` 431, `RequestRateLimiter` 429) ends the request
 //!    there, and the response filters declared before it still apply;
-//! 2. the exchange with the upstream: `CircuitBreaker` around `Retry`
-//!    around each attempt, wherever they are declared (one breaker outcome
-//!    per client request, after its retries);
+//! 2. the exchange with the upstream: `LocalResponseCache` ([`cache`])
+//!    around `CircuitBreaker` around `Retry` around each attempt, wherever
+//!    they are declared (one breaker outcome per client request, after its
+//!    retries);
 //! 3. the response filters run in reverse order ([`Filter::apply_response`])
 //!    on the upstream's (or the fallback's) response. The gateway's own
 //!    error answers (404, 502, 503, 504) are not filtered.
@@ -18,6 +19,7 @@
 //! `SetResponseHeader`, `SetPath` and `SetRequestHostHeader` may name the
 //! `{captures}` of the route's `Path` and `Host` patterns.
 
+pub mod cache;
 pub mod ratelimit;
 pub mod retry;
 
@@ -87,6 +89,12 @@ pub struct FilterSettings {
     pub resilience: circuit_breaker::Registry,
     /// The clock of rate limiters.
     pub clock: SharedClock,
+    /// Where `RequestRateLimiter` keeps its buckets when not in memory
+    /// (`spring.data.redis.*`).
+    pub redis: Option<ratelimit::redis::RedisBuckets>,
+    /// `LocalResponseCache`'s defaults
+    /// (`spring.cloud.gateway.filter.local-response-cache.*`).
+    pub response_cache: cache::CachePolicy,
 }
 
 /// What `CircuitBreaker` does around the exchange.
@@ -195,6 +203,8 @@ pub enum Filter {
     Retry(Box<RetryPolicy>),
     /// `RequestRateLimiter`.
     RequestRateLimiter(Arc<RateLimiter>),
+    /// `LocalResponseCache`: the route's own cache.
+    LocalResponseCache(Arc<cache::ResponseCache>),
 }
 
 /// The request on its way to the upstream, as the filters change it.
@@ -533,21 +543,51 @@ impl Filter {
             "Retry" => Filter::Retry(Box::new(RetryPolicy::compile(&in_order(RETRY_FIELDS)?)?)),
             "RequestRateLimiter" => {
                 let a = in_order(RATE_LIMITER_FIELDS)?;
-                Filter::RequestRateLimiter(Arc::new(RateLimiter::compile(
-                    &a,
+                let limiter = RateLimiter::compile(&a, Arc::clone(&settings.clock))?;
+                Filter::RequestRateLimiter(Arc::new(match &settings.redis {
+                    Some(redis) => limiter.with_redis(route_id, redis.clone()),
+                    None => limiter,
+                }))
+            }
+            "LocalResponseCache" => {
+                let a = in_order(&["timetolive", "size"])?;
+                let mut policy = settings.response_cache;
+                if let Some(t) = a.opt_str("timetolive") {
+                    policy.time_to_live = cloud_runtime::duration::parse(&t).map_err(|e| {
+                        a.error(format!("`{t}` is not a duration such as 30m"))
+                            .with_source(e)
+                    })?;
+                }
+                if let Some(size) = a.opt_str("size") {
+                    policy.size = data_size(&a, &size)?;
+                }
+                Filter::LocalResponseCache(Arc::new(cache::ResponseCache::new(
+                    policy,
                     Arc::clone(&settings.clock),
-                )?))
+                )))
             }
             other => {
                 return Err(InvalidDefinition::new(
                     format!("{K} {other}"),
-                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
+                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, LocalResponseCache, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
                 ));
             }
         })
     }
 
-    /// Changes the outbound request, or answers it.
+    /// Changes the outbound request, or answers it, waiting for the filters
+    /// that call out (`RequestRateLimiter` through Redis); the others run
+    /// as [`Filter::apply_request`].
+    pub async fn apply(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        match self {
+            Filter::RequestRateLimiter(limiter) => limiter.apply(out).await,
+            other => other.apply_request(out),
+        }
+    }
+
+    /// Changes the outbound request, or answers it, without waiting:
+    /// `RequestRateLimiter` counts in memory here even when configured with
+    /// Redis (the gateway runs [`Filter::apply`]).
     pub fn apply_request(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
         match self {
             Filter::AddRequestHeader(name, value) => {
@@ -663,22 +703,7 @@ impl Filter {
                     return Err(Box::new(answer));
                 }
             }
-            Filter::RequestRateLimiter(limiter) => {
-                let decision = limiter.acquire(out.remote, &out.headers);
-                let headers: Vec<(HeaderName, HeaderValue)> = limiter
-                    .headers(&decision)
-                    .into_iter()
-                    .filter_map(|(n, v)| Some((HeaderName::from_static(n), header_value(&v)?)))
-                    .collect();
-                if !decision.allowed {
-                    let mut answer = empty_answer(decision.status);
-                    if decision.status == StatusCode::TOO_MANY_REQUESTS {
-                        answer.headers_mut().extend(headers);
-                    }
-                    return Err(Box::new(answer));
-                }
-                out.response_headers.extend(headers);
-            }
+            Filter::RequestRateLimiter(limiter) => limiter.apply_in_memory(out)?,
             Filter::FallbackHeaders(names) => {
                 if let Some(cause) = &out.fallback {
                     let values = [
@@ -931,24 +956,27 @@ pub(crate) fn parse_status(text: &str) -> Option<StatusCode> {
         })
 }
 
-/// A Spring `DataSize` (`5MB`, `1000B`, `2KB`, plain bytes) in bytes.
+/// A Spring `DataSize` argument in bytes.
 fn data_size(a: &crate::config::Args, text: &str) -> Result<u64, InvalidDefinition> {
+    parse_data_size(text).ok_or_else(|| a.error(format!("`{text}` is not a size such as 5MB")))
+}
+
+/// A Spring `DataSize` (`5MB`, `1000B`, `2KB`, plain bytes) in bytes; none
+/// when malformed or too large.
+pub(crate) fn parse_data_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_uppercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| a.error(format!("`{text}` is not a size such as 5MB")))?;
+    let n: u64 = number.parse().ok()?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" => 1024,
         "MB" => 1024 * 1024,
         "GB" => 1024 * 1024 * 1024,
         "TB" => 1024 * 1024 * 1024 * 1024,
-        _ => return Err(a.error(format!("`{text}` is not a size such as 5MB"))),
+        _ => return None,
     };
     n.checked_mul(factor)
-        .ok_or_else(|| a.error(format!("`{text}` is too large")))
 }
 
 /// SCG's `RewriteLocationResponseHeader`: replaces the upstream's

@@ -1,20 +1,31 @@
-//! `RequestRateLimiter` in memory: a token bucket per key with the
-//! semantics of SCG's Redis rate limiter script (`replenishRate` tokens a
-//! second, at most `burstCapacity`, each request taking `requestedTokens`).
+//! `RequestRateLimiter`: a token bucket per key with the semantics of
+//! SCG's Redis rate limiter script (`replenishRate` tokens a second, at
+//! most `burstCapacity`, each request taking `requestedTokens`), in memory
+//! for one gateway or, when `spring.data.redis.*` is set, in Redis with
+//! SCG's keys and script ([`redis`]) so that several gateways, ours and
+//! SCG's, share one budget.
 //!
-//! The key is the client's address (default) or a header's value
-//! (`key-resolver: header:X-Api-Key`). SCG names a Spring bean there
-//! (`#{@userKeyResolver}`), an expression, which is refused.
+//! The key is the client's address (default; IPv6 written as Java writes
+//! it, `0:0:0:0:0:0:0:1`, so that SCG's usual address resolver finds the
+//! same bucket) or a header's value (`key-resolver: header:X-Api-Key`).
+//! SCG names a Spring bean there (`#{@userKeyResolver}`), an expression,
+//! which is refused.
+
+pub mod redis;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use cloud_runtime::clock::SharedClock;
 use dashmap::DashMap;
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use crate::config::{Args, InvalidDefinition};
+use redis::RedisBuckets;
+
+use super::{Answer, Outbound};
 
 /// Buckets kept before full (idle) ones are dropped.
 const MAX_BUCKETS: usize = 100_000;
@@ -39,6 +50,8 @@ pub struct RateLimiter {
     empty_key_status: StatusCode,
     buckets: DashMap<String, Bucket>,
     clock: SharedClock,
+    /// The route and the Redis buckets, when shared through Redis.
+    shared: Option<(String, RedisBuckets)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +97,7 @@ impl RateLimiter {
         )?;
         let requested_tokens =
             number(["redisratelimiter.requestedtokens", "requestedtokens"], 1.0)?;
-        if replenish_rate < 0.0 || burst_capacity < 0.0 || requested_tokens <= 0.0 {
+        if replenish_rate <= 0.0 || burst_capacity < 0.0 || requested_tokens <= 0.0 {
             return Err(a.error("rates and capacities must be positive"));
         }
         if burst_capacity < requested_tokens {
@@ -125,25 +138,109 @@ impl RateLimiter {
             empty_key_status,
             buckets: DashMap::new(),
             clock,
+            shared: None,
         })
     }
 
-    /// Takes tokens for one request of `remote` with `headers`.
-    pub fn acquire(&self, remote: IpAddr, headers: &HeaderMap) -> Decision {
-        let key = match &self.key {
-            KeySource::ClientIp => remote.to_string(),
+    /// Keeps the buckets of route `route_id` in Redis instead of memory.
+    pub fn with_redis(mut self, route_id: &str, buckets: RedisBuckets) -> RateLimiter {
+        self.shared = Some((route_id.to_owned(), buckets));
+        self
+    }
+
+    /// The bucket key of a request (empty when its header is missing).
+    fn key(&self, remote: IpAddr, headers: &HeaderMap) -> String {
+        match &self.key {
+            KeySource::ClientIp => java_address(remote),
             KeySource::Header(name) => headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
+        }
+    }
+
+    fn empty_key(&self) -> Decision {
+        Decision {
+            allowed: !self.deny_empty_key,
+            remaining: -1,
+            status: self.empty_key_status,
+        }
+    }
+
+    /// Takes tokens for one request of `remote` with `headers`: from Redis
+    /// when shared (letting the request through, with `remaining` -1, when
+    /// Redis fails), else from memory.
+    pub async fn decide(&self, remote: IpAddr, headers: &HeaderMap) -> Decision {
+        let Some((route_id, redis)) = &self.shared else {
+            return self.acquire(remote, headers);
         };
+        let key = self.key(remote, headers);
         if key.is_empty() {
-            return Decision {
-                allowed: !self.deny_empty_key,
+            return self.empty_key();
+        }
+        let taken = redis
+            .take(
+                route_id,
+                &key,
+                self.replenish_rate,
+                self.burst_capacity,
+                self.requested_tokens,
+            )
+            .await;
+        match taken {
+            Ok(t) => Decision {
+                allowed: t.allowed,
+                remaining: t.tokens_left,
+                status: StatusCode::TOO_MANY_REQUESTS,
+            },
+            Err(_) => Decision {
+                allowed: true,
                 remaining: -1,
-                status: self.empty_key_status,
-            };
+                status: StatusCode::TOO_MANY_REQUESTS,
+            },
+        }
+    }
+
+    /// Runs the filter on `out` (see [`RateLimiter::decide`]): adds the
+    /// `X-RateLimit-*` headers to the response, or answers the refusal.
+    pub async fn apply(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        let decision = self.decide(out.remote, &out.headers).await;
+        self.settle(&decision, out)
+    }
+
+    /// The same as [`RateLimiter::apply`] with the buckets in memory, even
+    /// when shared through Redis (for callers that cannot wait).
+    pub fn apply_in_memory(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        let decision = self.acquire(out.remote, &out.headers);
+        self.settle(&decision, out)
+    }
+
+    fn settle(&self, decision: &Decision, out: &mut Outbound) -> Result<(), Box<Answer>> {
+        let headers: Vec<(HeaderName, HeaderValue)> = self
+            .headers(decision)
+            .into_iter()
+            .filter_map(|(n, v)| {
+                Some((HeaderName::from_static(n), HeaderValue::from_str(&v).ok()?))
+            })
+            .collect();
+        if !decision.allowed {
+            let mut answer = super::empty_answer(decision.status);
+            if decision.status == StatusCode::TOO_MANY_REQUESTS {
+                answer.headers_mut().extend(headers);
+            }
+            return Err(Box::new(answer));
+        }
+        out.response_headers.extend(headers);
+        Ok(())
+    }
+
+    /// Takes tokens for one request of `remote` with `headers` from the
+    /// buckets in memory.
+    pub fn acquire(&self, remote: IpAddr, headers: &HeaderMap) -> Decision {
+        let key = self.key(remote, headers);
+        if key.is_empty() {
+            return self.empty_key();
         }
         let now = self.clock.now();
         if self.buckets.len() >= MAX_BUCKETS {
@@ -182,25 +279,32 @@ impl RateLimiter {
             ("x-ratelimit-remaining", decision.remaining.to_string()),
             (
                 "x-ratelimit-replenish-rate",
-                trim_float(self.replenish_rate),
+                redis::number(self.replenish_rate),
             ),
             (
                 "x-ratelimit-burst-capacity",
-                trim_float(self.burst_capacity),
+                redis::number(self.burst_capacity),
             ),
             (
                 "x-ratelimit-requested-tokens",
-                trim_float(self.requested_tokens),
+                redis::number(self.requested_tokens),
             ),
         ]
     }
 }
 
-fn trim_float(v: f64) -> String {
-    if v.fract() == 0.0 {
-        format!("{}", v as i64)
-    } else {
-        v.to_string()
+/// An address as Java's `InetAddress.getHostAddress()` writes it (what
+/// SCG's address key resolvers use): IPv4 dotted, IPv4-mapped IPv6 as IPv4,
+/// IPv6 as eight hexadecimal groups without `::`.
+fn java_address(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
     }
 }
 
@@ -258,6 +362,15 @@ mod tests {
             2,
             "refills up to the burst capacity only"
         );
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_java_writes_them() {
+        let key = |s: &str| java_address(s.parse().expect("ip"));
+        assert_eq!(key("10.0.0.1"), "10.0.0.1");
+        assert_eq!(key("::1"), "0:0:0:0:0:0:0:1");
+        assert_eq!(key("2001:db8::a0"), "2001:db8:0:0:0:0:0:a0");
+        assert_eq!(key("::ffff:10.1.2.3"), "10.1.2.3");
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,8 @@ fn settings() -> FilterSettings {
         resilience: circuit_breaker::Registry::new(circuit_breaker::ResilienceConfig::default())
             .expect("defaults"),
         clock: Arc::new(TokioClock::new()),
+        redis: None,
+        response_cache: Default::default(),
     }
 }
 

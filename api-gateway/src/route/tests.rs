@@ -12,6 +12,8 @@ fn settings() -> CompileSettings {
                 circuit_breaker::Registry::new(circuit_breaker::ResilienceConfig::default())
                     .expect("defaults"),
             clock: Arc::new(TokioClock::new()),
+            redis: None,
+            response_cache: Default::default(),
         },
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),
