@@ -5,7 +5,8 @@
 //! - `POST /actuator/gateway/refresh`: reads the settings again and swaps
 //!   the route table in one step (500 with the reason, old table kept, when
 //!   they do not load);
-//! - `GET /actuator/health`: `{"status":"UP"}`;
+//! - `GET /actuator/health`: `{"status":"UP"}`, with the registry as the
+//!   `discoveryClient` component when `lb://` resolves through Eureka;
 //! - `GET /actuator/prometheus`: per-route request counts and time.
 
 use axum::Json;
@@ -62,8 +63,15 @@ async fn refresh(State(gw): State<Gateway>) -> Response {
     }
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "UP" }))
+/// `UP`; with a registry, its component too (`UNKNOWN`, not `DOWN`, while
+/// it cannot be reached: routes go on from the cache).
+async fn health(State(gw): State<Gateway>) -> Json<Value> {
+    match gw.resolver().health() {
+        Some((name, component)) => {
+            Json(json!({ "status": "UP", "components": { name: component } }))
+        }
+        None => Json(json!({ "status": "UP" })),
+    }
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {

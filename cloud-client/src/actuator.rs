@@ -13,7 +13,7 @@ use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::json;
 
 use crate::config::LiveConfig;
-use crate::discovery::DiscoveryClient;
+use crate::discovery::{DiscoveryClient, DiscoveryHealth};
 use crate::http::{LbHttpClient, ServiceStats};
 
 /// The breaker families: name, type, help.
@@ -117,6 +117,24 @@ pub fn write_metrics(
     }
 }
 
+/// The `discoveryClient` health component, in Spring's shape: `UP` while
+/// the registry answers, `UNKNOWN` (not `DOWN`) when it cannot be reached,
+/// since lookups then go on from the cache (`servingStale`).
+pub fn discovery_health(h: &DiscoveryHealth) -> serde_json::Value {
+    json!({
+        "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
+        "details": {
+            "registered": h.registered,
+            "servingStale": h.serving_stale,
+            "watching": h.watching,
+            "instances": h.instances,
+            "server": h.server,
+            "sinceLastFetchMillis": h.since_last_fetch.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "lastError": h.last_error,
+        }
+    })
+}
+
 /// `/actuator/health` and `/actuator/prometheus`. Health is `UP`, with the
 /// discovery client and config server as components; a component whose
 /// server cannot be reached is `UNKNOWN`, not `DOWN`: the service still
@@ -134,21 +152,7 @@ pub fn router<T: Send + Sync + 'static>(
             get(move || {
                 let mut components = serde_json::Map::new();
                 if let Some(d) = &health_discovery {
-                    let h = d.health();
-                    components.insert(
-                        "discoveryClient".into(),
-                        json!({
-                            "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
-                            "details": {
-                                "registered": h.registered,
-                                "servingStale": h.serving_stale,
-                                "watching": h.watching,
-                                "instances": h.instances,
-                                "server": h.server,
-                                "lastError": h.last_error,
-                            }
-                        }),
-                    );
+                    components.insert("discoveryClient".into(), discovery_health(&d.health()));
                 }
                 let snap = config.current();
                 components.insert(
@@ -170,4 +174,34 @@ pub fn router<T: Send + Sync + 'static>(
                 async move { ([(CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response() }
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_registry_is_unknown_and_says_it_serves_from_the_cache() {
+        let mut h = DiscoveryHealth {
+            registry_reachable: true,
+            serving_stale: false,
+            since_last_fetch: Some(std::time::Duration::from_millis(1500)),
+            instances: 3,
+            registered: false,
+            watching: true,
+            server: "http://eureka:8761/eureka/".into(),
+            last_error: None,
+        };
+        let up = discovery_health(&h);
+        assert_eq!(up["status"], "UP");
+        assert_eq!(up["details"]["instances"], 3);
+        assert_eq!(up["details"]["sinceLastFetchMillis"], 1500);
+        h.registry_reachable = false;
+        h.serving_stale = true;
+        h.last_error = Some("connection refused".into());
+        let stale = discovery_health(&h);
+        assert_eq!(stale["status"], "UNKNOWN");
+        assert_eq!(stale["details"]["servingStale"], true);
+        assert_eq!(stale["details"]["lastError"], "connection refused");
+    }
 }
