@@ -14,7 +14,7 @@ use api_gateway::resolve::{RegistryInstances, ServiceInstances, client_settings}
 use axum::http::StatusCode;
 use cloud_client::discovery::DiscoveryClient;
 use serde_json::Value;
-use support::{TestGateway, Upstream, client, eventually, get};
+use support::{Child, TestGateway, Upstream, client, eventually, free_port, get};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
@@ -240,14 +240,7 @@ async fn the_discovery_locator_routes_a_service_while_it_is_registered() {
     let (_, _, echo) = get(&gw.url("/orders/42?x=1")).await;
     assert_eq!(echo["path"], "/42", "the service segment is removed");
     assert_eq!(echo["query"], "x=1");
-    let routes: Value = client()
-        .get(gw.admin_url("/actuator/gateway/routes"))
-        .send()
-        .await
-        .expect("admin answers")
-        .json()
-        .await
-        .expect("JSON");
+    let (_, _, routes) = get(&gw.admin_url("/actuator/gateway/routes")).await;
     let ids: BTreeSet<String> = routes
         .as_array()
         .into_iter()
@@ -274,13 +267,9 @@ async fn health_shows_the_registry_and_routes_go_on_from_the_cache_when_it_is_go
     registry.register("USERS", "users-a", up.addr.port()).await;
     let (gw, discovery) = gateway(&registry, USERS_ROUTE).await;
     let health = || async {
-        let r = client()
-            .get(gw.admin_url("/actuator/health"))
-            .send()
-            .await
-            .expect("admin answers");
-        assert_eq!(r.status().as_u16(), 200);
-        r.json::<Value>().await.expect("JSON")
+        let (status, _, body) = get(&gw.admin_url("/actuator/health")).await;
+        assert_eq!(status, StatusCode::OK);
+        body
     };
     let h = health().await;
     assert_eq!(h["status"], "UP");
@@ -302,24 +291,6 @@ async fn health_shows_the_registry_and_routes_go_on_from_the_cache_when_it_is_go
     assert_eq!(status, StatusCode::OK, "served from the cache: {echo}");
     assert_eq!(echo["server"], up.addr.to_string());
     discovery.shutdown().await.expect("client stops");
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,14 +343,7 @@ async fn binary_resolves_lb_routes_through_the_registry_named_in_the_environment
     let (_, _, echo) = get(&url).await;
     assert_eq!(echo["server"], up.addr.to_string());
 
-    let health: Value = client()
-        .get(format!("http://127.0.0.1:{admin}/actuator/health"))
-        .send()
-        .await
-        .expect("admin answers")
-        .json()
-        .await
-        .expect("JSON");
+    let (_, _, health) = get(&format!("http://127.0.0.1:{admin}/actuator/health")).await;
     assert_eq!(
         health["components"]["discoveryClient"]["status"], "UP",
         "{health}"

@@ -255,21 +255,18 @@ mod tests {
         }
     }
 
+    /// A full listing with one instance per application.
     fn listing(instances: Vec<InstanceInfo>) -> Applications {
-        let mut apps: Vec<Application> = Vec::new();
-        for i in instances {
-            match apps.iter_mut().find(|a| a.name == i.app) {
-                Some(a) => a.instances.push(i),
-                None => apps.push(Application {
-                    name: i.app.clone(),
-                    instances: vec![i],
-                }),
-            }
-        }
         Applications {
             version_delta: 1,
             apps_hashcode: String::new(),
-            applications: apps,
+            applications: instances
+                .into_iter()
+                .map(|i| Application {
+                    name: i.app.clone(),
+                    instances: vec![i],
+                })
+                .collect(),
         }
     }
 
