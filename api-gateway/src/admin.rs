@@ -7,7 +7,8 @@
 //!   they do not load);
 //! - `GET /actuator/health`: `{"status":"UP"}`, with the registry as the
 //!   `discoveryClient` component when `lb://` resolves through Eureka;
-//! - `GET /actuator/prometheus`: per-route request counts and time.
+//! - `GET /actuator/prometheus`: per-route request counts and time; per
+//!   `lb://` service the instances in its balancer and those ejected.
 
 use axum::Json;
 use axum::Router;
@@ -82,6 +83,23 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         gw.table().routes().len(),
     );
     gw.metrics().write(&mut text);
+    let services = gw.balancer().stats();
+    let mut family = text.family(
+        "gateway_loadbalancer_instances",
+        "gauge",
+        "UP instances in an lb:// service's balancer pool.",
+    );
+    for s in &services {
+        family = family.sample(&[("service", &s.service)], s.instances);
+    }
+    let mut family = text.family(
+        "gateway_loadbalancer_ejected",
+        "gauge",
+        "Instances of an lb:// service ejected as outliers now.",
+    );
+    for s in &services {
+        family = family.sample(&[("service", &s.service)], s.ejected);
+    }
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         text.finish(),

@@ -166,6 +166,11 @@ impl Gateway {
         &self.inner.resolver
     }
 
+    /// The `lb://` balancers.
+    pub fn balancer(&self) -> &Balancer {
+        &self.inner.balancer
+    }
+
     /// The request counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

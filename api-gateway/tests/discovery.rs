@@ -182,6 +182,19 @@ async fn lb_traffic_follows_instances_as_they_register_go_down_and_cancel() {
     })
     .await;
 
+    let metrics = client()
+        .get(gw.admin_url("/actuator/prometheus"))
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gateway_loadbalancer_instances{service=\"USERS\"} 2"),
+        "{metrics}"
+    );
+
     // DOWN: no more requests for it.
     registry.set_status("USERS", "users-a", "DOWN").await;
     eventually(DEADLINE, "the DOWN instance to be left out", || async {

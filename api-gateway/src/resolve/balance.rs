@@ -91,6 +91,34 @@ impl Balancer {
     }
 }
 
+/// What the admin API reports of one service's balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// The service name as routes write it.
+    pub service: String,
+    /// UP instances in its pool.
+    pub instances: usize,
+    /// Of those, ejected as outliers now.
+    pub ejected: usize,
+}
+
+impl Balancer {
+    /// Every service balanced so far, by name.
+    pub fn stats(&self) -> Vec<ServiceStats> {
+        let mut out: Vec<ServiceStats> = self
+            .services
+            .iter()
+            .map(|e| ServiceStats {
+                service: e.key().clone(),
+                instances: e.value().lb.endpoints().len(),
+                ejected: e.value().lb.ejected_count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.service.cmp(&b.service));
+        out
+    }
+}
+
 /// The balancer's view of an instance; `host:port` identifies it, so an
 /// instance keeps its numbers while it stays in the list.
 fn service_instance(service: &str, i: &Instance) -> ServiceInstance {
@@ -174,6 +202,14 @@ mod tests {
             assert_ne!(other.instance().host, busy_host);
         }
         busy.record(Outcome::Success);
+        assert_eq!(
+            b.stats(),
+            [ServiceStats {
+                service: "users".into(),
+                instances: 2,
+                ejected: 0
+            }]
+        );
         assert!(
             Arc::ptr_eq(&lb, &b.service(&s, "users")),
             "one balancer per service"

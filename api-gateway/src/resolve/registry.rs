@@ -72,6 +72,9 @@ pub struct RegistryInstances {
 #[derive(Debug, Default)]
 struct View {
     apps: HashMap<String, App>,
+    /// The same lists under lower-case names, so `lb://users` finds
+    /// `USERS` without building a string per request.
+    lower: HashMap<String, Arc<[Instance]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,7 +177,11 @@ impl RegistryInstances {
         }
         // Every new name set `changed`; the same count means none left.
         changed |= apps.len() != old.apps.len();
-        self.view.store(Arc::new(View { apps }));
+        let lower = apps
+            .iter()
+            .map(|(name, app)| (name.to_ascii_lowercase(), Arc::clone(&app.instances)))
+            .collect();
+        self.view.store(Arc::new(View { apps, lower }));
         if changed {
             tracing::debug!(
                 generation = snapshot.generation(),
@@ -199,11 +206,14 @@ fn instance(i: &ServiceInstance) -> Instance {
 impl ServiceInstances for RegistryInstances {
     fn instances(&self, service: &str) -> Arc<[Instance]> {
         let view = self.view.load();
-        let app = match view.apps.get(service) {
-            Some(a) => Some(a),
-            None => view.apps.get(&service.to_ascii_uppercase()),
-        };
-        match app {
+        if let Some(a) = view.apps.get(service) {
+            return Arc::clone(&a.instances);
+        }
+        if let Some(list) = view.lower.get(service) {
+            return Arc::clone(list);
+        }
+        // Mixed case (`User-Service`): rare enough to build the key.
+        match view.apps.get(&service.to_ascii_uppercase()) {
             Some(a) => Arc::clone(&a.instances),
             None => Arc::from(Vec::new()),
         }
@@ -286,6 +296,7 @@ mod tests {
         assert_eq!(view.services(), ["ORDERS", "USERS"]);
         let users = view.instances("users");
         assert_eq!(users.len(), 1);
+        assert!(Arc::ptr_eq(&users, &view.instances("Users")));
         assert_eq!((users[0].port, users[0].up), (1, true));
 
         // The next fetch finds the same registry: nothing to tell.
