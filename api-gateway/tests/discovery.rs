@@ -319,7 +319,7 @@ async fn binary_resolves_lb_routes_through_the_registry_named_in_the_environment
     )
     .expect("write config");
     let (port, admin) = (free_port(), free_port());
-    let _child = Child(
+    let child = Child(
         Command::new(env!("CARGO_BIN_EXE_api-gateway"))
             .args([
                 "--port",
@@ -361,8 +361,18 @@ async fn binary_resolves_lb_routes_through_the_registry_named_in_the_environment
         health["components"]["discoveryClient"]["status"], "UP",
         "{health}"
     );
-    // Asked to, it registers itself under its name with its proxy port.
+    // Asked to, it registers itself under its name with its proxy port,
+    // and cancels that on SIGTERM.
     let edge = registry.application("EDGE").await.expect("EDGE registered");
     let instance = &edge["application"]["instance"][0];
     assert_eq!(instance["port"]["$"], port, "{edge}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    eventually(DEADLINE, "the gateway to deregister", || async {
+        registry.application("EDGE").await.is_none()
+    })
+    .await;
 }
