@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cloud_client::actuator::write_pool_gauges;
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::{Value, json};
@@ -83,23 +84,7 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         gw.table().routes().len(),
     );
     gw.metrics().write(&mut text);
-    let services = gw.balancer().stats();
-    let mut family = text.family(
-        "gateway_loadbalancer_instances",
-        "gauge",
-        "UP instances in an lb:// service's balancer pool.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.instances);
-    }
-    let mut family = text.family(
-        "gateway_loadbalancer_ejected",
-        "gauge",
-        "Instances of an lb:// service ejected as outliers now.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.ejected);
-    }
+    write_pool_gauges(&mut text, &gw.balancer().stats());
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         text.finish(),

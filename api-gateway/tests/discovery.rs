@@ -191,7 +191,7 @@ async fn lb_traffic_follows_instances_as_they_register_go_down_and_cancel() {
         .await
         .expect("text");
     assert!(
-        metrics.contains("gateway_loadbalancer_instances{service=\"USERS\"} 2"),
+        metrics.contains("cloud_client_loadbalancer_instances{service=\"USERS\"} 2"),
         "{metrics}"
     );
 

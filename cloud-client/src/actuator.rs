@@ -85,22 +85,15 @@ pub fn write_metrics(
         );
     }
     let services: Vec<ServiceStats> = http.services();
-    let mut family = out.family(
-        "cloud_client_loadbalancer_instances",
-        "gauge",
-        "Instances in a service's balancer pool.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.instances);
-    }
-    let mut family = out.family(
-        "cloud_client_loadbalancer_ejected",
-        "gauge",
-        "Instances of a service ejected as outliers now.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.ejected);
-    }
+    let pools: Vec<PoolGauges> = services
+        .iter()
+        .map(|s| PoolGauges {
+            service: s.service.clone(),
+            instances: s.instances,
+            ejected: s.ejected,
+        })
+        .collect();
+    write_pool_gauges(out, &pools);
     let samples: Vec<(&str, Vec<metrics::MetricSample>)> = services
         .iter()
         .map(|s| (s.service.as_str(), s.breaker.metrics().samples()))
@@ -133,6 +126,38 @@ pub fn discovery_health(h: &DiscoveryHealth) -> serde_json::Value {
             "lastError": h.last_error,
         }
     })
+}
+
+/// One service's balancer pool, for [`write_pool_gauges`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// The service name (the `service` label).
+    pub service: String,
+    /// Instances in its pool.
+    pub instances: usize,
+    /// Of those, ejected as outliers now.
+    pub ejected: usize,
+}
+
+/// Writes `cloud_client_loadbalancer_instances` and
+/// `cloud_client_loadbalancer_ejected`, one sample per service.
+pub fn write_pool_gauges(out: &mut PrometheusText, pools: &[PoolGauges]) {
+    let mut family = out.family(
+        "cloud_client_loadbalancer_instances",
+        "gauge",
+        "Instances in a service's balancer pool.",
+    );
+    for p in pools {
+        family = family.sample(&[("service", &p.service)], p.instances);
+    }
+    let mut family = out.family(
+        "cloud_client_loadbalancer_ejected",
+        "gauge",
+        "Instances of a service ejected as outliers now.",
+    );
+    for p in pools {
+        family = family.sample(&[("service", &p.service)], p.ejected);
+    }
 }
 
 /// `/actuator/health` and `/actuator/prometheus`. Health is `UP`, with the

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use cloud_client::actuator::PoolGauges;
 use cloud_client::discovery::ServiceInstance;
 use cloud_client::loadbalancer::{LoadBalancer, Strategy};
 use cloud_protocol::eureka::{InstanceStatus, Metadata};
@@ -91,24 +92,14 @@ impl Balancer {
     }
 }
 
-/// What the admin API reports of one service's balancer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceStats {
-    /// The service name as routes write it.
-    pub service: String,
-    /// UP instances in its pool.
-    pub instances: usize,
-    /// Of those, ejected as outliers now.
-    pub ejected: usize,
-}
-
 impl Balancer {
-    /// Every service balanced so far, by name.
-    pub fn stats(&self) -> Vec<ServiceStats> {
-        let mut out: Vec<ServiceStats> = self
+    /// Every service balanced so far (named as routes write it), by name:
+    /// the UP instances in its pool and those ejected now.
+    pub fn stats(&self) -> Vec<PoolGauges> {
+        let mut out: Vec<PoolGauges> = self
             .services
             .iter()
-            .map(|e| ServiceStats {
+            .map(|e| PoolGauges {
                 service: e.key().clone(),
                 instances: e.value().lb.endpoints().len(),
                 ejected: e.value().lb.ejected_count(),
@@ -204,7 +195,7 @@ mod tests {
         busy.record(Outcome::Success);
         assert_eq!(
             b.stats(),
-            [ServiceStats {
+            [PoolGauges {
                 service: "users".into(),
                 instances: 2,
                 ejected: 0

@@ -17,7 +17,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
-pub use balance::{Balancer, ServiceStats};
+pub use balance::Balancer;
 pub use registry::{RegistryInstances, client_settings};
 
 /// One instance of a service.
