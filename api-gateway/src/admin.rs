@@ -5,11 +5,15 @@
 //! - `POST /actuator/gateway/refresh`: reads the settings again and swaps
 //!   the route table in one step (500 with the reason, old table kept, when
 //!   they do not load);
-//! - `GET /actuator/health`: `{"status":"UP"}`; with Redis configured, a
-//!   `redis` component that PINGs it (`DOWN` with the error when it does not
-//!   answer). The gateway itself stays `UP` (200) then: its rate limiters
-//!   let requests through while Redis is away;
-//! - `GET /actuator/prometheus`: per-route request counts and time, and the
+//! - `GET /actuator/health`: `{"status":"UP"}`, with components: the
+//!   registry as `discoveryClient` when `lb://` resolves through Eureka
+//!   (`UNKNOWN` while it cannot be reached: routes go on from the cache);
+//!   with Redis configured, a `redis` component that PINGs it (`DOWN` with
+//!   the error when it does not answer). The gateway itself stays `UP`
+//!   (200) either way: its rate limiters let requests through while Redis
+//!   is away;
+//! - `GET /actuator/prometheus`: per-route request counts and time; per
+//!   `lb://` service the instances in its balancer and those ejected; the
 //!   Redis rate limiter's failures.
 
 use axum::Json;
@@ -18,6 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cloud_client::actuator::write_pool_gauges;
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::{Value, json};
@@ -66,18 +71,27 @@ async fn refresh(State(gw): State<Gateway>) -> Response {
     }
 }
 
+/// `UP`, with the registry's and Redis's components when they are in use.
 async fn health(State(gw): State<Gateway>) -> Json<Value> {
-    let Some(redis) = gw.redis() else {
-        return Json(json!({ "status": "UP" }));
-    };
-    let component = match redis.ping().await {
-        Ok(()) => json!({ "status": "UP", "details": { "address": redis.address() } }),
-        Err(e) => {
-            let error = redis.last_error().unwrap_or_else(|| e.to_string());
-            json!({ "status": "DOWN", "details": { "address": redis.address(), "error": error } })
-        }
-    };
-    Json(json!({ "status": "UP", "components": { "redis": component } }))
+    let mut components = serde_json::Map::new();
+    if let Some((name, component)) = gw.resolver().health() {
+        components.insert(name.into(), component);
+    }
+    if let Some(redis) = gw.redis() {
+        let component = match redis.ping().await {
+            Ok(()) => json!({ "status": "UP", "details": { "address": redis.address() } }),
+            Err(e) => {
+                let error = redis.last_error().unwrap_or_else(|| e.to_string());
+                json!({ "status": "DOWN", "details": { "address": redis.address(), "error": error } })
+            }
+        };
+        components.insert("redis".into(), component);
+    }
+    if components.is_empty() {
+        Json(json!({ "status": "UP" }))
+    } else {
+        Json(json!({ "status": "UP", "components": components }))
+    }
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {
@@ -100,6 +114,7 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
             u8::from(redis.is_up()),
         );
     }
+    write_pool_gauges(&mut text, &gw.balancer().stats());
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         text.finish(),

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use circuit_breaker::{Classification, ResilienceConfig};
+use cloud_client::loadbalancer::{LoadBalancer, Outcome};
 use cloud_runtime::clock::{SharedClock, TokioClock};
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::settings::{ConfigError, Origin};
@@ -31,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::predicate::RequestView;
 use crate::predicate::cidr::Cidr;
 use crate::proxy::{self, AttemptBody, ClientSide, UpstreamError, Upstreams};
-use crate::resolve::{Balancer, ServiceInstances, StaticInstances};
+use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
 use crate::settings::{LoadError, Settings, Source, locator_route};
 
@@ -115,7 +116,7 @@ impl GatewayBuilder {
             resolver: self
                 .resolver
                 .unwrap_or_else(|| Arc::new(StaticInstances::new())),
-            balancer: Balancer::default(),
+            balancer: Balancer::new(self.settings.spring.cloud.gateway.loadbalancer.strategy),
             upstreams,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             metrics: Metrics::default(),
@@ -176,6 +177,16 @@ impl Gateway {
     /// The current route table.
     pub fn table(&self) -> Arc<RouteTable> {
         self.inner.table.load_full()
+    }
+
+    /// Where `lb://` names resolve.
+    pub fn resolver(&self) -> &Arc<dyn ServiceInstances> {
+        &self.inner.resolver
+    }
+
+    /// The `lb://` balancers.
+    pub fn balancer(&self) -> &Balancer {
+        &self.inner.balancer
     }
 
     /// The request counters.
@@ -634,6 +645,15 @@ impl Gateway {
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
+        let balancer = match &route.target {
+            Target::Service(name) => Some(
+                self.inner
+                    .balancer
+                    .service(self.inner.resolver.as_ref(), name),
+            ),
+            _ => None,
+        };
+        let mut picked = None;
         let authority = match &route.target {
             Target::Fixed { secure: true, .. } => {
                 return Err(UpstreamError::unsupported(
@@ -643,18 +663,20 @@ impl Gateway {
             }
             Target::Fixed { authority, .. } => authority.to_string(),
             Target::Service(name) => {
-                let instance = self
-                    .inner
-                    .balancer
-                    .choose(self.inner.resolver.as_ref(), name)
+                let pick = balancer
+                    .as_deref()
+                    .and_then(LoadBalancer::pick)
                     .ok_or_else(|| UpstreamError::no_instance(name))?;
+                let instance = pick.instance();
                 if instance.secure {
                     return Err(UpstreamError::unsupported(
                         &route.uri,
                         "TLS to upstreams is not built yet",
                     ));
                 }
-                instance.authority()
+                let authority = resolve::authority(&instance.host, instance.port);
+                picked = Some(pick);
+                authority
             }
             Target::Forward(_) => {
                 return Err(UpstreamError::unsupported(
@@ -691,7 +713,7 @@ impl Gateway {
             Some(q) => format!("{}?{q}", out.path),
             None => out.path.clone(),
         };
-        let mut response = self
+        let sent = self
             .inner
             .upstreams
             .send(
@@ -703,7 +725,16 @@ impl Gateway {
                 route.connect_timeout,
                 route.response_timeout,
             )
-            .await?;
+            .await;
+        if let Some(pick) = picked {
+            pick.record(match &sent {
+                Ok(r) if r.status().is_server_error() => Outcome::Failure,
+                Ok(_) => Outcome::Success,
+                Err(e) if e.failure_kind().is_some() => Outcome::Failure,
+                Err(_) => Outcome::Ignored,
+            });
+        }
+        let mut response = sent?;
         proxy::remove_hop_by_hop(response.headers_mut());
         response
             .extensions_mut()

@@ -19,8 +19,10 @@
 //! - [`filter`]: the filters and their one order; `filter/retry.rs` the
 //!   retry policy, `filter/ratelimit.rs` the in-memory token buckets.
 //! - [`route`]: compiled routes and the route table.
-//! - [`resolve`]: `lb://` names to instances ([`resolve::ServiceInstances`],
-//!   [`resolve::StaticInstances`]) and round-robin choice.
+//! - [`resolve`]: `lb://` names to instances ([`resolve::ServiceInstances`];
+//!   [`resolve::StaticInstances`], and [`resolve::RegistryInstances`] over
+//!   cloud-client's Eureka registry cache) and the choice of one
+//!   ([`resolve::Balancer`]: cloud-client's strategies, P2C by default).
 //! - [`proxy`]: the upstream connection pools, hop-by-hop and forwarding
 //!   headers, timeouts.
 //! - [`gateway`]: the running gateway: table swap, the request path,

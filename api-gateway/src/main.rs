@@ -2,13 +2,17 @@
 //! `[--log-format json|text|auto] [--drain-timeout DURATION]`
 //!
 //! Layers settings (defaults, the config file, environment variables with
-//! Spring's relaxed names, flags), sets up logging and serves the proxy and
-//! the admin API until SIGTERM or Ctrl-C.
+//! Spring's relaxed names, flags), sets up logging, starts the Eureka
+//! discovery client when `eureka.client.service-url.defaultZone` is set
+//! (`lb://` routes and the discovery locator then follow the registry), and
+//! serves the proxy and the admin API until SIGTERM or Ctrl-C; then the
+//! discovery client stops (deregistering the gateway if it registered).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use api_gateway::Gateway;
+use api_gateway::resolve::{RegistryInstances, ServiceInstances, client_settings};
 use api_gateway::settings::Source;
 use clap::Parser;
 use cloud_runtime::cli::CommonArgs;
@@ -48,8 +52,8 @@ fn main() -> ExitCode {
         env: Arc::new(ProcessEnvironment),
         flags,
     };
-    let gateway = match Gateway::from_source(source).and_then(|b| b.build()) {
-        Ok(g) => g,
+    let (gateway, registry) = match build(source) {
+        Ok(built) => built,
         Err(e) => {
             tracing::error!(error = %e, "invalid settings");
             eprintln!("api-gateway: {e}");
@@ -69,7 +73,36 @@ fn main() -> ExitCode {
         tracing::info!(proxy = %proxy.local_addr()?, admin = %admin.local_addr()?, "api-gateway serving");
         let mut limits = server.limits.clone();
         limits.drain_timeout = drain;
-        api_gateway::run(gateway, proxy, admin, &limits, shutdown.token().clone()).await
+        let discovery = match (&registry, client_settings(&settings, proxy.local_addr()?.port())) {
+            (Some(registry), Ok(Some(client))) => {
+                Some(registry.start(client).await.map_err(std::io::Error::other)?)
+            }
+            (_, Err(e)) => return Err(std::io::Error::other(e)),
+            _ => None,
+        };
+        let served = api_gateway::run(gateway, proxy, admin, &limits, shutdown.token().clone()).await;
+        if let Some(d) = discovery
+            && let Err(e) = d.shutdown().await
+        {
+            tracing::warn!(error = %e, "could not deregister from the registry");
+        }
+        served
     })
     .exit_code()
+}
+
+/// The registry view `lb://` resolves through, when one is configured.
+type Registry = Option<Arc<RegistryInstances>>;
+
+/// The gateway, resolving `lb://` through the registry when one is
+/// configured (the view is empty until the discovery client starts).
+fn build(source: Source) -> Result<(Gateway, Registry), Box<dyn std::error::Error>> {
+    let settings = source.load()?;
+    let registry =
+        client_settings(&settings, settings.server.port)?.map(|_| RegistryInstances::new());
+    let mut builder = Gateway::builder(settings).source(source);
+    if let Some(r) = &registry {
+        builder = builder.resolver(Arc::clone(r) as Arc<dyn ServiceInstances>);
+    }
+    Ok((builder.build()?, registry))
 }

@@ -19,11 +19,18 @@
 //!         pool: { max-idle-time: 30s, max-idle-per-host: 256 }
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
+//!       loadbalancer.strategy: power-of-two-choices   # or round-robin, random, weighted
+//!     # (ours) spring.application.name: api-gateway (the name it registers under)
 //! resilience4j: { circuitbreaker: ..., timelimiter: ... }
 //! spring.data.redis:                 # or spring.redis; RequestRateLimiter through Redis
 //!   host: localhost                  # or url: redis://user:pass@host:6379/0
 //!   port: 6379
 //!   timeout: 100ms                   # then the request is let through
+//! eureka:                            # cloud-client's keys; the registry for lb://
+//!   client:
+//!     service-url.defaultZone: ""    # set it (or EUREKA_CLIENT_SERVICEURL_DEFAULTZONE) to use a registry
+//!     registry-fetch-interval-seconds: 30
+//!     register-with-eureka: false    # the gateway's default; true registers it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -48,6 +55,35 @@ pub struct Settings {
     pub spring: Spring,
     /// `resilience4j.*`: breakers and time limiters for `CircuitBreaker`.
     pub resilience4j: Value,
+    /// `eureka.*`: the registry `lb://` routes resolve through.
+    pub eureka: Eureka,
+}
+
+/// `eureka.*`: cloud-client's Eureka settings with the gateway's defaults:
+/// no registry until `eureka.client.service-url.defaultZone` is set, and
+/// `register-with-eureka` false (the gateway fetches the registry; it
+/// registers itself only when asked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Eureka(pub cloud_client::settings::EurekaSettings);
+
+impl Default for Eureka {
+    fn default() -> Self {
+        let mut e = cloud_client::settings::EurekaSettings::default();
+        e.client.register_with_eureka = false;
+        e.client.service_url =
+            std::collections::BTreeMap::from([("defaultZone".to_owned(), String::new())]);
+        Eureka(e)
+    }
+}
+
+impl Eureka {
+    /// Whether a registry is configured: the client is enabled and some
+    /// zone lists a server URL.
+    pub fn is_configured(&self) -> bool {
+        let c = &self.0.client;
+        c.enabled && c.service_url.values().any(|urls| !urls.trim().is_empty())
+    }
 }
 
 /// `server.*`.
@@ -111,6 +147,8 @@ pub struct Spring {
     pub data: SpringData,
     /// `spring.redis.*`: Spring Boot 2's name for `spring.data.redis.*`.
     pub redis: RedisSettings,
+    /// `spring.application.*`.
+    pub application: Application,
 }
 
 /// `spring.data.*`.
@@ -191,6 +229,16 @@ impl Spring {
     }
 }
 
+/// `spring.application.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct Application {
+    /// `spring.application.name`: the name the gateway registers under
+    /// when `eureka.client.register-with-eureka` is true. Default is unset
+    /// (then `api-gateway`).
+    pub name: Option<String>,
+}
+
 /// `spring.cloud.*`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -223,6 +271,35 @@ pub struct GatewaySettings {
     pub filter: FilterFactories,
     /// `global-filter.*`: switches of global filters.
     pub global_filter: GlobalFilters,
+    /// `loadbalancer.*` (ours): how `lb://` routes choose an instance.
+    pub loadbalancer: LoadBalancerSettings,
+}
+
+/// `spring.cloud.gateway.loadbalancer.*` (ours).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct LoadBalancerSettings {
+    /// `strategy`: read at start. Default is `power-of-two-choices`.
+    pub strategy: BalanceStrategy,
+}
+
+/// How an `lb://` route chooses among the UP instances of its service
+/// (cloud-client's strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalanceStrategy {
+    /// Two at random, the lower peak-EWMA latency times requests in flight
+    /// wins (tower's and Finagle's P2C). A new instance is assumed at 1 ms
+    /// until it answers, so under light sequential load the faster one
+    /// known keeps the traffic; under concurrency load spreads.
+    #[default]
+    PowerOfTwoChoices,
+    /// Each in turn (Spring Cloud LoadBalancer's default).
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// At random in proportion to the instance metadata `weight`.
+    Weighted,
 }
 
 /// `spring.cloud.gateway.server.*`.

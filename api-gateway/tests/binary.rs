@@ -6,27 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use support::{Upstream, eventually, get};
+use support::{Child, Upstream, eventually, free_port, get};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api-gateway");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn binary_serves_routes_from_the_config_file_on_the_flag_ports() {

@@ -136,7 +136,7 @@ async fn lb_routes_spread_over_up_instances_and_follow_changes() {
         ],
     );
     let gw = TestGateway::start_with(
-        "spring.cloud.gateway:\n  routes:\n    - id: users\n      uri: lb://USERS\n      predicates: [Path=/users/**]\n",
+        "spring.cloud.gateway:\n  loadbalancer.strategy: round-robin\n  routes:\n    - id: users\n      uri: lb://USERS\n      predicates: [Path=/users/**]\n",
         Some(services.clone()),
     )
     .await;

@@ -13,7 +13,7 @@ use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::json;
 
 use crate::config::LiveConfig;
-use crate::discovery::DiscoveryClient;
+use crate::discovery::{DiscoveryClient, DiscoveryHealth};
 use crate::http::{LbHttpClient, ServiceStats};
 
 /// The breaker families: name, type, help.
@@ -85,22 +85,15 @@ pub fn write_metrics(
         );
     }
     let services: Vec<ServiceStats> = http.services();
-    let mut family = out.family(
-        "cloud_client_loadbalancer_instances",
-        "gauge",
-        "Instances in a service's balancer pool.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.instances);
-    }
-    let mut family = out.family(
-        "cloud_client_loadbalancer_ejected",
-        "gauge",
-        "Instances of a service ejected as outliers now.",
-    );
-    for s in &services {
-        family = family.sample(&[("service", &s.service)], s.ejected);
-    }
+    let pools: Vec<PoolGauges> = services
+        .iter()
+        .map(|s| PoolGauges {
+            service: s.service.clone(),
+            instances: s.instances,
+            ejected: s.ejected,
+        })
+        .collect();
+    write_pool_gauges(out, &pools);
     let samples: Vec<(&str, Vec<metrics::MetricSample>)> = services
         .iter()
         .map(|s| (s.service.as_str(), s.breaker.metrics().samples()))
@@ -114,6 +107,56 @@ pub fn write_metrics(
                 family = family.sample(&labels, sample.value);
             }
         }
+    }
+}
+
+/// The `discoveryClient` health component, in Spring's shape: `UP` while
+/// the registry answers, `UNKNOWN` (not `DOWN`) when it cannot be reached,
+/// since lookups then go on from the cache (`servingStale`).
+pub fn discovery_health(h: &DiscoveryHealth) -> serde_json::Value {
+    json!({
+        "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
+        "details": {
+            "registered": h.registered,
+            "servingStale": h.serving_stale,
+            "watching": h.watching,
+            "instances": h.instances,
+            "server": h.server,
+            "sinceLastFetchMillis": h.since_last_fetch.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "lastError": h.last_error,
+        }
+    })
+}
+
+/// One service's balancer pool, for [`write_pool_gauges`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// The service name (the `service` label).
+    pub service: String,
+    /// Instances in its pool.
+    pub instances: usize,
+    /// Of those, ejected as outliers now.
+    pub ejected: usize,
+}
+
+/// Writes `cloud_client_loadbalancer_instances` and
+/// `cloud_client_loadbalancer_ejected`, one sample per service.
+pub fn write_pool_gauges(out: &mut PrometheusText, pools: &[PoolGauges]) {
+    let mut family = out.family(
+        "cloud_client_loadbalancer_instances",
+        "gauge",
+        "Instances in a service's balancer pool.",
+    );
+    for p in pools {
+        family = family.sample(&[("service", &p.service)], p.instances);
+    }
+    let mut family = out.family(
+        "cloud_client_loadbalancer_ejected",
+        "gauge",
+        "Instances of a service ejected as outliers now.",
+    );
+    for p in pools {
+        family = family.sample(&[("service", &p.service)], p.ejected);
     }
 }
 
@@ -134,21 +177,7 @@ pub fn router<T: Send + Sync + 'static>(
             get(move || {
                 let mut components = serde_json::Map::new();
                 if let Some(d) = &health_discovery {
-                    let h = d.health();
-                    components.insert(
-                        "discoveryClient".into(),
-                        json!({
-                            "status": if h.registry_reachable { "UP" } else { "UNKNOWN" },
-                            "details": {
-                                "registered": h.registered,
-                                "servingStale": h.serving_stale,
-                                "watching": h.watching,
-                                "instances": h.instances,
-                                "server": h.server,
-                                "lastError": h.last_error,
-                            }
-                        }),
-                    );
+                    components.insert("discoveryClient".into(), discovery_health(&d.health()));
                 }
                 let snap = config.current();
                 components.insert(
@@ -170,4 +199,34 @@ pub fn router<T: Send + Sync + 'static>(
                 async move { ([(CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response() }
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_registry_is_unknown_and_says_it_serves_from_the_cache() {
+        let mut h = DiscoveryHealth {
+            registry_reachable: true,
+            serving_stale: false,
+            since_last_fetch: Some(std::time::Duration::from_millis(1500)),
+            instances: 3,
+            registered: false,
+            watching: true,
+            server: "http://eureka:8761/eureka/".into(),
+            last_error: None,
+        };
+        let up = discovery_health(&h);
+        assert_eq!(up["status"], "UP");
+        assert_eq!(up["details"]["instances"], 3);
+        assert_eq!(up["details"]["sinceLastFetchMillis"], 1500);
+        h.registry_reachable = false;
+        h.serving_stale = true;
+        h.last_error = Some("connection refused".into());
+        let stale = discovery_health(&h);
+        assert_eq!(stale["status"], "UNKNOWN");
+        assert_eq!(stale["details"]["servingStale"], true);
+        assert_eq!(stale["details"]["lastError"], "connection refused");
+    }
 }

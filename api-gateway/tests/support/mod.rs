@@ -256,3 +256,22 @@ pub use cloud_runtime::testing::eventually;
 pub fn empty() -> Body {
     Body::empty()
 }
+
+/// A free loopback port (for a child process that takes its port by flag).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Kills the child process when the test ends, however it ends.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

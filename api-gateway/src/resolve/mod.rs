@@ -1,15 +1,24 @@
 //! `lb://name`: service names to instances, through the
-//! [`ServiceInstances`] trait. [`StaticInstances`] is a fixed (settable)
-//! list for tests and small setups; the discovery client plugs in through
-//! the same trait. A request picks among the instances that are UP, round
-//! robin per service; no network call is made on the request path.
+//! [`ServiceInstances`] trait, and the choice of one instance per request.
+//!
+//! - [`StaticInstances`]: a fixed (settable) list for tests and small setups.
+//! - [`RegistryInstances`] (`registry.rs`): the instances in cloud-client's
+//!   Eureka registry cache, followed live.
+//! - [`Balancer`] (`balance.rs`): cloud-client's load balancer per service
+//!   (P2C over peak EWMA by default) over the UP instances.
+//!
+//! No network call is made on the request path: lookups read memory.
+
+mod balance;
+mod registry;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use dashmap::DashMap;
 use tokio::sync::watch;
+
+pub use balance::Balancer;
+pub use registry::{RegistryInstances, client_settings};
 
 /// One instance of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +31,9 @@ pub struct Instance {
     pub secure: bool,
     /// Whether it is UP (only UP instances get requests).
     pub up: bool,
+    /// Its share for the `weighted` strategy (metadata `weight`); 1 when
+    /// not given.
+    pub weight: u32,
 }
 
 impl Instance {
@@ -32,16 +44,22 @@ impl Instance {
             port,
             secure: false,
             up: true,
+            weight: 1,
         }
     }
 
     /// `host:port` (IPv6 addresses in brackets).
     pub fn authority(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority(&self.host, self.port)
+    }
+}
+
+/// `host:port`, an IPv6 address in brackets.
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -54,6 +72,11 @@ pub trait ServiceInstances: Send + Sync + std::fmt::Debug + 'static {
     /// A receiver that changes whenever the set of services or instances
     /// changes (its value is a change counter).
     fn subscribe(&self) -> watch::Receiver<u64>;
+    /// A health component (Spring's `{"status": .., "details": ..}`) and
+    /// its name, for the admin API's health. Default is none.
+    fn health(&self) -> Option<(&'static str, serde_json::Value)> {
+        None
+    }
 }
 
 /// A fixed list of services, replaceable at run time.
@@ -119,68 +142,21 @@ impl ServiceInstances for StaticInstances {
     }
 }
 
-/// Round-robin choice among the UP instances of each service.
-#[derive(Debug, Default)]
-pub struct Balancer {
-    cursors: DashMap<String, AtomicUsize>,
-}
-
-impl Balancer {
-    /// The next UP instance of `service`, or `None` when none is UP.
-    pub fn choose(&self, source: &dyn ServiceInstances, service: &str) -> Option<Instance> {
-        let all = source.instances(service);
-        let up: Vec<&Instance> = all.iter().filter(|i| i.up).collect();
-        if up.is_empty() {
-            return None;
-        }
-        let n = match self.cursors.get(service) {
-            Some(c) => c.fetch_add(1, Ordering::Relaxed),
-            None => self
-                .cursors
-                .entry(service.to_owned())
-                .or_default()
-                .fetch_add(1, Ordering::Relaxed),
-        };
-        up.get(n % up.len()).map(|i| (*i).clone())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_robin_over_up_instances_only() {
+    fn static_instances_replace_lists_and_tell_subscribers() {
         let s = StaticInstances::new();
         let rx = s.subscribe();
-        s.set(
-            "users",
-            vec![
-                Instance::up("a", 1),
-                Instance {
-                    up: false,
-                    ..Instance::up("down", 2)
-                },
-                Instance::up("b", 3),
-            ],
-        );
+        s.set("users", vec![Instance::up("a", 1), Instance::up("b", 3)]);
         assert!(rx.has_changed().unwrap_or(false));
-        let b = Balancer::default();
-        let picks: Vec<String> = (0..4)
-            .filter_map(|_| b.choose(&s, "users"))
-            .map(|i| i.host)
-            .collect();
-        assert_eq!(picks, ["a", "b", "a", "b"]);
-        assert_eq!(b.choose(&s, "nobody"), None);
-        s.set(
-            "users",
-            vec![Instance {
-                up: false,
-                ..Instance::up("down", 2)
-            }],
-        );
-        assert_eq!(b.choose(&s, "users"), None);
+        assert_eq!(s.instances("users").len(), 2);
+        assert!(s.instances("nobody").is_empty());
         assert_eq!(s.services(), ["users"]);
+        s.set("users", Vec::new());
+        assert!(s.services().is_empty());
         assert_eq!(Instance::up("::1", 8).authority(), "[::1]:8");
     }
 }
