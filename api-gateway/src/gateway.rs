@@ -31,6 +31,7 @@ use crate::predicate::cidr::Cidr;
 use crate::proxy::{self, AttemptBody, ClientSide, UpstreamError, Upstreams};
 use crate::resolve::{Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
+use crate::security::Authority;
 use crate::settings::{LoadError, Settings, Source, locator_route};
 
 /// Forwards (`forward:` routes and fallbacks) followed before giving up.
@@ -55,6 +56,8 @@ struct Inner {
     metrics: Metrics,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// The JWT settings, when any key is configured.
+    jwt: arc_swap::ArcSwapOption<Authority>,
 }
 
 /// Builds a [`Gateway`].
@@ -105,6 +108,7 @@ impl GatewayBuilder {
             metrics: Metrics::default(),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            jwt: arc_swap::ArcSwapOption::empty(),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -235,9 +239,11 @@ impl Gateway {
         }
         let defaults = gw.default_filter_definitions(file.as_deref())?;
         let table = RouteTable::compile(defs, &defaults, &compile)?;
+        let jwt = self.jwt_authority(&settings, &table, &file)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         self.inner.table.store(Arc::new(table));
         self.inner.trusted.store(Arc::new(trusted));
+        self.inner.jwt.store(jwt);
         self.inner.settings.store(Arc::new(settings));
         Ok(())
     }
@@ -269,6 +275,68 @@ impl Gateway {
             .map_err(|e| ConfigError::new(origin(file), Some("resilience4j"), e.to_string()))?;
         *cached = Some((value.clone(), registry.clone()));
         Ok(registry)
+    }
+
+    /// The JWT authority of `settings`: the current one while its settings
+    /// are unchanged (its JWKS cache kept); an error when a route needs
+    /// one and no key is configured.
+    fn jwt_authority(
+        &self,
+        settings: &Settings,
+        table: &RouteTable,
+        file: &Option<PathBuf>,
+    ) -> Result<Option<Arc<Authority>>, ConfigError> {
+        let gateway = &settings.spring.cloud.gateway.jwt;
+        let spring = &settings.spring.security.oauth2.resourceserver.jwt;
+        let current = self.inner.jwt.load_full();
+        let authority = match current {
+            Some(a) if a.compiled_from(gateway, spring) => Some(a),
+            _ => Authority::compile(
+                gateway,
+                spring,
+                Arc::clone(&self.inner.clock),
+                &origin(file),
+            )?
+            .map(Arc::new),
+        };
+        if authority.is_none()
+            && let Some(route) = table.routes().iter().find(|r| jwt_requirement(r).is_some())
+        {
+            return Err(ConfigError::new(
+                origin(file),
+                Some("spring.cloud.gateway.jwt"),
+                format!(
+                    "route `{}` uses JwtAuth but no key is configured (secret, public-key, public-key-location, jwk-set-uri or spring.security.oauth2.resourceserver.jwt.*)",
+                    route.id
+                ),
+            ));
+        }
+        Ok(authority)
+    }
+
+    /// Strips the client's claim headers and, on a `JwtAuth` route, checks
+    /// the token; the answer when it is refused.
+    async fn authenticate(
+        &self,
+        route: &Route,
+        headers: &mut http::HeaderMap,
+        path: &str,
+        depth: u8,
+    ) -> Option<Response<Body>> {
+        let authority = self.inner.jwt.load_full()?;
+        if depth == 0 {
+            authority.strip_claim_headers(headers);
+        }
+        let requirement = jwt_requirement(route)?;
+        match authority.admit(requirement, headers).await {
+            Ok(_) => None,
+            Err(rejection) => {
+                tracing::debug!(route = %route.id, reason = %rejection, "request refused");
+                let mut answer = rejection.answer(path);
+                answer.extensions_mut().insert(GatewayAnswer);
+                Some(answer)
+            }
+        }
     }
 
     /// Recompiles the routes whenever the services change, while the
@@ -348,9 +416,15 @@ impl Gateway {
                 response_headers: Vec::new(),
                 fallback,
             };
-            let mut ran = route.filters.len();
-            let mut answer = None;
-            for (i, f) in route.filters.iter().enumerate() {
+            let mut answer = self
+                .authenticate(&route, &mut out.headers, path, depth)
+                .await;
+            let mut ran = if answer.is_some() {
+                0
+            } else {
+                route.filters.len()
+            };
+            for (i, f) in route.filters.iter().enumerate().take(ran) {
                 if let Err(a) = f.apply_request(&mut out) {
                     ran = i + 1;
                     answer = Some(*a);
@@ -663,6 +737,14 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests;
+
+/// The requirement of the route's `JwtAuth` filter, if it has one.
+fn jwt_requirement(route: &Route) -> Option<&crate::security::jwt::Requirement> {
+    route.filters.iter().find_map(|f| match f {
+        crate::filter::Filter::JwtAuth(r) => Some(r.as_ref()),
+        _ => None,
+    })
+}
 
 /// The peer from axum's `ConnectInfo` (unspecified when served without
 /// one, as in `oneshot` tests).

@@ -26,6 +26,7 @@
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
+//! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
 //!
 //! # Example
 //! A route table from SCG's YAML, matched without a socket:
@@ -74,6 +75,7 @@ pub mod predicate;
 pub mod proxy;
 pub mod resolve;
 pub mod route;
+pub mod security;
 pub mod settings;
 
 use cloud_runtime::serve::ServeLimits;

@@ -103,6 +103,8 @@ impl Default for ManagementServer {
 pub struct Spring {
     /// `spring.cloud.*`.
     pub cloud: Cloud,
+    /// `spring.security.*`: the resource server's JWT settings.
+    pub security: crate::security::SpringSecurity,
 }
 
 /// `spring.cloud.*`.
@@ -133,6 +135,8 @@ pub struct GatewaySettings {
     pub trusted_proxies: Vec<String>,
     /// `set-status.*`.
     pub set_status: SetStatus,
+    /// `jwt.*`: keys and claim rules of `JwtAuth`.
+    pub jwt: crate::security::JwtSettings,
 }
 
 /// `spring.cloud.gateway.server.*`.
@@ -234,14 +238,14 @@ pub struct SetStatus {
     pub original_status_header_name: String,
 }
 
-mod duration_field {
+pub(crate) mod duration_field {
     use std::time::Duration;
 
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         cloud_runtime::duration::serialize_millis(d, s)
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<Duration, D::Error> {
         cloud_runtime::duration::deserialize(d)
