@@ -134,6 +134,7 @@ spring:
         claim-headers:
           sub: X-User-Id
           scope: X-User-Scopes
+          "[realm_access.roles]": X-User-Roles
         jwks:
           min-refresh-interval: {min_refresh}
 {extra}
@@ -431,6 +432,7 @@ async fn claim_headers_from_clients_are_stripped_on_every_route() {
     // A token without `scope`: the client's copy is not passed through.
     let mut c = claims(&jwks.issuer());
     c.as_object_mut().expect("object").remove("scope");
+    c["realm_access"] = json!({"roles": ["clerk", "admin"]});
     let token = signer(Algorithm::RS256).sign(&c);
     let (_, _, echo) = send(
         client()
@@ -441,6 +443,11 @@ async fn claim_headers_from_clients_are_stripped_on_every_route() {
     .await;
     assert_eq!(seen(&echo, "x-user-scopes"), None);
     assert_eq!(seen(&echo, "x-user-id"), Some("alice"));
+    assert_eq!(
+        seen(&echo, "x-user-roles"),
+        Some("clerk,admin"),
+        "a nested claim named in Spring's brackets"
+    );
 }
 
 #[tokio::test]

@@ -27,7 +27,6 @@ pub mod fetch;
 pub mod jwt;
 pub mod keys;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -39,6 +38,7 @@ use http::HeaderMap;
 use http::header::{self, HeaderName};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use fetch::{HttpJwks, JwksLocation};
 use jwt::{ClaimHeaders, ClaimRules, Claims, Rejection, Requirement, SUPPORTED_ALGORITHMS};
@@ -108,10 +108,12 @@ pub struct JwtSettings {
     /// 60 s (Spring Security's clock skew).
     #[serde(with = "crate::settings::duration_field")]
     pub leeway: Duration,
-    /// `claim-headers`: claim (dotted path allowed) to the request header
-    /// it is sent upstream in. Default is `sub: X-User-Id`; an empty
-    /// header name turns an entry off.
-    pub claim_headers: BTreeMap<String, String>,
+    /// `claim-headers`: claim to the request header it is sent upstream
+    /// in. A claim inside an object is named by its path, nested
+    /// (`realm_access: {roles: X-Roles}`) or in Spring's brackets
+    /// (`"[realm_access.roles]": X-Roles`). Default is `sub: X-User-Id`; an
+    /// empty header name turns an entry off.
+    pub claim_headers: Map<String, Value>,
     /// `roles-claim`: where `JwtAuth`'s `roles` are read (dotted path,
     /// such as Keycloak's `realm_access.roles`). Default is `roles`.
     pub roles_claim: String,
@@ -129,7 +131,9 @@ impl Default for JwtSettings {
             secret: None,
             public_key: None,
             leeway: Duration::from_secs(60),
-            claim_headers: [("sub".to_owned(), "X-User-Id".to_owned())].into(),
+            claim_headers: [("sub".to_owned(), Value::from("X-User-Id"))]
+                .into_iter()
+                .collect(),
             roles_claim: "roles".to_owned(),
             token_relay: true,
             jwks: JwksSettings::default(),
@@ -300,7 +304,13 @@ impl Authority {
             return Ok(None);
         }
         let mut claim_headers = Vec::new();
-        for (claim, header) in &gateway.claim_headers {
+        for (claim, header) in claim_paths(&gateway.claim_headers) {
+            let Some(header) = header.as_str() else {
+                return Err(fail(
+                    &format!("claim-headers.{claim}"),
+                    format!("`{header}` is not a header name"),
+                ));
+            };
             if header.trim().is_empty() {
                 continue;
             }
@@ -316,7 +326,7 @@ impl Authority {
                     format!("`{header}` cannot carry a claim"),
                 ));
             }
-            claim_headers.push((claim.clone(), name));
+            claim_headers.push((claim, name));
         }
         let rules = ClaimRules::new(issuer.into_iter().collect(), audiences, gateway.leeway);
         let policy = CachePolicy {
@@ -395,4 +405,32 @@ impl Authority {
         );
         jwt::verify(token, &header, candidates, &self.rules, now)
     }
+}
+
+/// `claim-headers` as `(claim path, header)`: nested maps joined with `.`
+/// (the settings loader nests dotted keys), Spring's `[...]` removed.
+fn claim_paths(map: &Map<String, Value>) -> Vec<(String, &Value)> {
+    fn walk<'v>(prefix: &str, map: &'v Map<String, Value>, out: &mut Vec<(String, &'v Value)>) {
+        for (key, value) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                Value::Object(inner) => walk(&path, inner, out),
+                _ => {
+                    let clean = path
+                        .strip_prefix('[')
+                        .and_then(|p| p.strip_suffix(']'))
+                        .unwrap_or(&path)
+                        .to_owned();
+                    out.push((clean, value));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", map, &mut out);
+    out
 }
