@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::cors::{self, CorsTable};
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
 use crate::metrics::Metrics;
@@ -58,6 +59,8 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     /// The JWT settings, when any key is configured.
     jwt: arc_swap::ArcSwapOption<Authority>,
+    /// The CORS configurations.
+    cors: ArcSwap<CorsTable>,
 }
 
 /// Builds a [`Gateway`].
@@ -109,6 +112,7 @@ impl GatewayBuilder {
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             jwt: arc_swap::ArcSwapOption::empty(),
+            cors: ArcSwap::from_pointee(CorsTable::default()),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -238,12 +242,24 @@ impl Gateway {
             }
         }
         let defaults = gw.default_filter_definitions(file.as_deref())?;
+        let cors = CorsTable::compile(
+            [
+                &gw.globalcors.cors_configurations,
+                &gw.server.webflux.globalcors.cors_configurations,
+            ],
+            defs.iter().filter_map(|d| {
+                let (_, v) = d.metadata.iter().find(|(k, _)| k.as_str() == "cors")?;
+                Some((d.id.as_str(), v))
+            }),
+        )
+        .map_err(|(key, e)| ConfigError::new(origin(&file), Some(&key), e.to_string()))?;
         let table = RouteTable::compile(defs, &defaults, &compile)?;
         let jwt = self.jwt_authority(&settings, &table, &file)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         self.inner.table.store(Arc::new(table));
         self.inner.trusted.store(Arc::new(trusted));
         self.inner.jwt.store(jwt);
+        self.inner.cors.store(Arc::new(cors));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
     }
@@ -398,9 +414,46 @@ impl Gateway {
                 now_millis: self.inner.clock.epoch_millis(),
                 weight_roll: roll(),
             };
+            let cors = self.inner.cors.load_full();
+            if depth == 0
+                && !cors.is_empty()
+                && let Some(asked) = cors::preflight_method(&parts.method, &parts.headers)
+            {
+                // The route the actual request would take.
+                let route = table.find(&RequestView {
+                    method: &asked,
+                    ..view
+                });
+                let config = cors.config_for(path, route.as_ref().map(|(r, _)| r.id.as_str()));
+                if let cors::Outcome::Answer(status, headers) =
+                    cors::process(config.as_ref(), &parts.method, &parts.headers, false)
+                {
+                    return cors::answer(status, headers, path);
+                }
+            }
             let Some((route, vars)) = table.find(&view) else {
                 self.inner.metrics.record_unmatched();
                 return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
+            };
+            let cors_headers = match depth == 0 && !cors.is_empty() {
+                false => None,
+                true => match cors::process(
+                    cors.config_for(path, Some(&route.id)).as_ref(),
+                    &parts.method,
+                    &parts.headers,
+                    false,
+                ) {
+                    cors::Outcome::Untouched => None,
+                    cors::Outcome::Proceed(headers) => Some(headers),
+                    cors::Outcome::Answer(status, headers) => {
+                        self.inner.metrics.record(
+                            &route.id,
+                            status.as_u16(),
+                            std::time::Duration::ZERO,
+                        );
+                        return cors::answer(status, headers, path);
+                    }
+                },
             };
             let client_host = parts.headers.get(header::HOST).cloned();
             let upgrade = parts.headers.contains_key(header::UPGRADE);
@@ -469,6 +522,10 @@ impl Gateway {
                 }
                 Response::from_parts(head, body)
             };
+            let mut response = response;
+            if let Some(headers) = &cors_headers {
+                cors::apply(response.headers_mut(), headers);
+            }
             let took = self.inner.clock.now().saturating_duration_since(started);
             self.inner
                 .metrics

@@ -27,6 +27,7 @@
 //!   refresh.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
+//! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
 //!
 //! # Example
 //! A route table from SCG's YAML, matched without a socket:
@@ -68,6 +69,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cors;
 pub mod filter;
 pub mod gateway;
 pub mod metrics;

@@ -137,6 +137,8 @@ pub struct GatewaySettings {
     pub set_status: SetStatus,
     /// `jwt.*`: keys and claim rules of `JwtAuth`.
     pub jwt: crate::security::JwtSettings,
+    /// `globalcors.*`: CORS by path.
+    pub globalcors: crate::cors::GlobalCors,
 }
 
 /// `spring.cloud.gateway.server.*`.
@@ -159,6 +161,8 @@ pub struct Webflux {
     pub discovery: Discovery,
     /// `trusted-proxies`.
     pub trusted_proxies: Vec<String>,
+    /// `globalcors.*`.
+    pub globalcors: crate::cors::GlobalCors,
 }
 
 /// `discovery.*`.

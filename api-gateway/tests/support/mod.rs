@@ -1,7 +1,7 @@
 //! Shared by the integration tests: an echo upstream, the gateway started
 //! in-process on port 0 from a YAML file, and an HTTP client.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;
