@@ -34,7 +34,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{InvalidDefinition, canonical};
+use crate::config::{InvalidDefinition, canonical, dotted_paths};
 use crate::predicate::pattern::Pattern;
 
 const ALL: &str = "*";
@@ -367,11 +367,20 @@ impl CorsTable {
     ) -> Result<CorsTable, (String, InvalidDefinition)> {
         let mut table = CorsTable::default();
         for value in global {
-            let mut configs = Vec::new();
-            if let Value::Object(map) = value {
-                configurations("", map, &mut configs);
-            }
-            for (path, value) in configs {
+            let map = match value {
+                Value::Null => continue,
+                Value::Object(map) => map,
+                other => {
+                    return Err((
+                        "spring.cloud.gateway.globalcors.cors-configurations".to_owned(),
+                        InvalidDefinition::new(
+                            "cors-configurations",
+                            format!("must be a map of path patterns, found {other}"),
+                        ),
+                    ));
+                }
+            };
+            for (path, value) in dotted_paths(map, &is_configuration) {
                 let fail = |e: InvalidDefinition| {
                     (
                         format!("spring.cloud.gateway.globalcors.cors-configurations.[{path}]"),
@@ -426,15 +435,10 @@ impl CorsTable {
     }
 }
 
-/// The `(path pattern, configuration)` pairs of `cors-configurations`.
-/// The settings loader nests keys at their dots (`'[/v1.0/**]'` arrives as
-/// `{"[/v1": {"0/**]": ...}}`), so levels whose keys are not configuration
-/// keys are joined back; Spring's brackets are removed.
-fn configurations<'v>(
-    prefix: &str,
-    map: &'v Map<String, Value>,
-    out: &mut Vec<(String, &'v Value)>,
-) {
+/// Whether a map is one CORS configuration (and not a level of a path
+/// that the settings loader nested at its dots: `'[/v1.0/**]'` arrives as
+/// `{"[/v1": {"0/**]": {...}}}`).
+fn is_configuration(map: &Map<String, Value>) -> bool {
     const KEYS: &[&str] = &[
         "allowedorigins",
         "allowedoriginpatterns",
@@ -444,29 +448,7 @@ fn configurations<'v>(
         "allowcredentials",
         "maxage",
     ];
-    for (key, value) in map {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match value {
-            Value::Object(inner)
-                if !inner.is_empty()
-                    && !inner.keys().all(|k| KEYS.contains(&canonical(k).as_str())) =>
-            {
-                configurations(&path, inner, out);
-            }
-            _ => {
-                let clean = path
-                    .strip_prefix('[')
-                    .and_then(|p| p.strip_suffix(']'))
-                    .unwrap_or(&path)
-                    .to_owned();
-                out.push((clean, value));
-            }
-        }
-    }
+    map.is_empty() || map.keys().all(|k| KEYS.contains(&canonical(k).as_str()))
 }
 
 /// The gateway's own CORS answer: a preflight's 200 with no body, or a

@@ -77,13 +77,7 @@ impl JwksServer {
                 }),
             )
             .with_state(state.clone());
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+        let token = support::serve(listener, router);
         JwksServer {
             addr,
             keys: state.keys,
@@ -115,7 +109,7 @@ impl Drop for JwksServer {
 /// `/write/**` scope `orders.write`, `/admin/**` role `admin`; keys from
 /// the secret and the JWKS server (Spring Security's keys for the URL,
 /// issuer and audience).
-fn gateway_yaml(up: &Upstream, jwks: &JwksServer, min_refresh: &str, extra: &str) -> String {
+fn gateway_yaml(up: &Upstream, jwks: &JwksServer, min_refresh: &str) -> String {
     format!(
         r#"
 spring:
@@ -137,7 +131,6 @@ spring:
           "[realm_access.roles]": X-User-Roles
         jwks:
           min-refresh-interval: {min_refresh}
-{extra}
       routes:
         - id: open
           uri: http://{up}
@@ -162,6 +155,14 @@ spring:
         issuer = jwks.issuer(),
         up = up.addr,
     )
+}
+
+/// An upstream, a JWKS server with `keys` and a gateway in front
+/// ([`gateway_yaml`]) whose JWKS refetches at most once per `min_refresh`.
+async fn start(keys: &[&str], min_refresh: &str) -> (Upstream, JwksServer, TestGateway) {
+    let (up, jwks) = (Upstream::start().await, JwksServer::start(keys).await);
+    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, min_refresh)).await;
+    (up, jwks, gw)
 }
 
 fn now() -> i64 {
@@ -251,11 +252,7 @@ fn challenge(headers: &reqwest::header::HeaderMap) -> &str {
 
 #[tokio::test]
 async fn every_supported_algorithm_is_accepted_and_its_claims_forwarded() {
-    let (up, jwks) = (
-        Upstream::start().await,
-        JwksServer::start(&["rsa-1", "ec-256", "ec-384", "ed-1"]).await,
-    );
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "30s", "")).await;
+    let (_up, jwks, gw) = start(&["rsa-1", "ec-256", "ec-384", "ed-1"], "30s").await;
     for alg in [
         Algorithm::HS256,
         Algorithm::HS384,
@@ -287,8 +284,7 @@ async fn every_supported_algorithm_is_accepted_and_its_claims_forwarded() {
 
 #[tokio::test]
 async fn a_missing_token_gets_a_bare_bearer_challenge() {
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "30s", "")).await;
+    let (up, _jwks, gw) = start(&["rsa-1"], "30s").await;
     let (status, headers, body) = call(&gw, "/api/orders", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&headers), "Bearer");
@@ -312,8 +308,7 @@ async fn a_missing_token_gets_a_bare_bearer_challenge() {
 #[tokio::test]
 async fn unacceptable_tokens_are_refused_with_invalid_token() {
     use base64::Engine as _;
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "30s", "")).await;
+    let (up, jwks, gw) = start(&["rsa-1"], "30s").await;
     let iss = jwks.issuer();
     let good = claims(&iss);
     let with = |key: &str, value: Value| {
@@ -391,8 +386,7 @@ async fn unacceptable_tokens_are_refused_with_invalid_token() {
 
 #[tokio::test]
 async fn scopes_and_roles_are_checked_per_route() {
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "30s", "")).await;
+    let (_up, jwks, gw) = start(&["rsa-1"], "30s").await;
     let rs = signer(Algorithm::RS256);
     let reader = rs.sign(&claims(&jwks.issuer()));
     let (status, headers, body) = call(&gw, "/write/orders", Some(&reader)).await;
@@ -417,8 +411,7 @@ async fn scopes_and_roles_are_checked_per_route() {
 
 #[tokio::test]
 async fn claim_headers_from_clients_are_stripped_on_every_route() {
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "30s", "")).await;
+    let (_up, jwks, gw) = start(&["rsa-1"], "30s").await;
     let (status, _, echo) = send(
         client()
             .get(gw.url("/open/x"))
@@ -452,8 +445,7 @@ async fn claim_headers_from_clients_are_stripped_on_every_route() {
 
 #[tokio::test]
 async fn a_rotated_key_is_accepted_once_the_jwks_is_refetched() {
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "100ms", "")).await;
+    let (_up, jwks, gw) = start(&["rsa-1"], "100ms").await;
     let iss = jwks.issuer();
     let old = signer(Algorithm::RS256).sign(&claims(&iss));
     assert_eq!(call(&gw, "/api/x", Some(&old)).await.0, StatusCode::OK);
@@ -484,8 +476,7 @@ async fn a_rotated_key_is_accepted_once_the_jwks_is_refetched() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_does_not_hammer_the_jwks_endpoint() {
-    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
-    let gw = TestGateway::start(&gateway_yaml(&up, &jwks, "1h", "")).await;
+    let (_up, jwks, gw) = start(&["rsa-1"], "1h").await;
     let iss = jwks.issuer();
     let rs = signer(Algorithm::RS256);
     assert_eq!(

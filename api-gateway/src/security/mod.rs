@@ -40,6 +40,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::config::dotted_paths;
 use fetch::{HttpJwks, JwksLocation};
 use jwt::{ClaimHeaders, ClaimRules, Claims, Rejection, Requirement, SUPPORTED_ALGORITHMS};
 use keys::{CachePolicy, JwksCache, JwksSource, KeySet, VerifyingKey};
@@ -304,7 +305,7 @@ impl Authority {
             return Ok(None);
         }
         let mut claim_headers = Vec::new();
-        for (claim, header) in claim_paths(&gateway.claim_headers) {
+        for (claim, header) in dotted_paths(&gateway.claim_headers, &|_| false) {
             let Some(header) = header.as_str() else {
                 return Err(fail(
                     &format!("claim-headers.{claim}"),
@@ -405,32 +406,4 @@ impl Authority {
         );
         jwt::verify(token, &header, candidates, &self.rules, now)
     }
-}
-
-/// `claim-headers` as `(claim path, header)`: nested maps joined with `.`
-/// (the settings loader nests dotted keys), Spring's `[...]` removed.
-fn claim_paths(map: &Map<String, Value>) -> Vec<(String, &Value)> {
-    fn walk<'v>(prefix: &str, map: &'v Map<String, Value>, out: &mut Vec<(String, &'v Value)>) {
-        for (key, value) in map {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
-            match value {
-                Value::Object(inner) => walk(&path, inner, out),
-                _ => {
-                    let clean = path
-                        .strip_prefix('[')
-                        .and_then(|p| p.strip_suffix(']'))
-                        .unwrap_or(&path)
-                        .to_owned();
-                    out.push((clean, value));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk("", map, &mut out);
-    out
 }
