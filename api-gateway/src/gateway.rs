@@ -355,6 +355,23 @@ impl Gateway {
         }
     }
 
+    /// CORS's own answer (a preflight, a refusal), counted for `route`.
+    fn cors_answer(
+        &self,
+        route: Option<&str>,
+        status: StatusCode,
+        headers: http::HeaderMap,
+        path: &str,
+        started: tokio::time::Instant,
+    ) -> Response<Body> {
+        let took = self.inner.clock.now().saturating_duration_since(started);
+        match route {
+            Some(id) => self.inner.metrics.record(id, status.as_u16(), took),
+            None => self.inner.metrics.record_unmatched(),
+        }
+        cors::answer(status, headers, path)
+    }
+
     /// Recompiles the routes whenever the services change, while the
     /// discovery locator is on, until `shutdown`.
     pub async fn watch_services(self, shutdown: CancellationToken) {
@@ -428,7 +445,8 @@ impl Gateway {
                 if let cors::Outcome::Answer(status, headers) =
                     cors::process(config.as_ref(), &parts.method, &parts.headers, false)
                 {
-                    return cors::answer(status, headers, path);
+                    let id = route.as_ref().map(|(r, _)| r.id.as_str());
+                    return self.cors_answer(id, status, headers, path, started);
                 }
             }
             let Some((route, vars)) = table.find(&view) else {
@@ -446,12 +464,7 @@ impl Gateway {
                     cors::Outcome::Untouched => None,
                     cors::Outcome::Proceed(headers) => Some(headers),
                     cors::Outcome::Answer(status, headers) => {
-                        self.inner.metrics.record(
-                            &route.id,
-                            status.as_u16(),
-                            std::time::Duration::ZERO,
-                        );
-                        return cors::answer(status, headers, path);
+                        return self.cors_answer(Some(&route.id), status, headers, path, started);
                     }
                 },
             };

@@ -1,3 +1,4 @@
+use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
@@ -266,4 +267,30 @@ fn applied_headers_add_missing_vary_values_and_replace_the_upstreams_cors() {
     );
     let vary: Vec<_> = response.get_all(header::VARY).iter().collect();
     assert_eq!(vary.len(), 3, "Origin was already there: {vary:?}");
+}
+
+proptest! {
+    #[test]
+    fn any_origin_and_requested_headers_are_answered_without_panic(
+        origin in "[ -~]{0,80}",
+        asked in "[ -~]{0,80}",
+        requested in "[ -~]{0,80}",
+    ) {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("gw.example"));
+        for (name, value) in [
+            (header::ORIGIN, &origin),
+            (header::ACCESS_CONTROL_REQUEST_METHOD, &asked),
+            (header::ACCESS_CONTROL_REQUEST_HEADERS, &requested),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
+        let outcome = process(Some(&spa()), &Method::OPTIONS, &h, false);
+        if let Outcome::Answer(StatusCode::OK, headers) = outcome {
+            // Only the configured origin is ever allowed.
+            prop_assert_eq!(&headers["access-control-allow-origin"], "https://app.example");
+        }
+    }
 }
