@@ -564,5 +564,42 @@ pub fn definitions(value: &Value, kind: &str) -> Result<Vec<Definition>, Invalid
     }
 }
 
+/// The values of a map whose keys the settings loader nested at their
+/// dots, as `(dotted path, value)`: nested maps are descended into unless
+/// `is_value` says a map is a value itself; Spring's `[...]` around a path
+/// (`'[/v1.0/**]'`, `"[realm_access.roles]"`) is removed.
+pub(crate) fn dotted_paths<'v>(
+    map: &'v Map<String, Value>,
+    is_value: &dyn Fn(&Map<String, Value>) -> bool,
+) -> Vec<(String, &'v Value)> {
+    fn walk<'v>(
+        prefix: &str,
+        map: &'v Map<String, Value>,
+        is_value: &dyn Fn(&Map<String, Value>) -> bool,
+        out: &mut Vec<(String, &'v Value)>,
+    ) {
+        for (key, value) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                Value::Object(inner) if !is_value(inner) => walk(&path, inner, is_value, out),
+                _ => {
+                    let clean = path
+                        .strip_prefix('[')
+                        .and_then(|p| p.strip_suffix(']'))
+                        .map_or_else(|| path.clone(), str::to_owned);
+                    out.push((clean, value));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", map, is_value, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests;

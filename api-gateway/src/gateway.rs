@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::ratelimit::redis::RedisBuckets;
+use crate::cors::{self, CorsTable};
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
 use crate::metrics::Metrics;
@@ -34,6 +35,7 @@ use crate::predicate::cidr::Cidr;
 use crate::proxy::{self, AttemptBody, ClientSide, UpstreamError, Upstreams};
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
+use crate::security::Authority;
 use crate::settings::{LoadError, Settings, Source, locator_route};
 
 /// Forwards (`forward:` routes and fallbacks) followed before giving up.
@@ -62,6 +64,10 @@ struct Inner {
     redis: Option<RedisBuckets>,
     /// The global `LocalResponseCache`, when enabled.
     response_cache: arc_swap::ArcSwapOption<ResponseCache>,
+    /// The JWT settings, when any key is configured.
+    jwt: arc_swap::ArcSwapOption<Authority>,
+    /// The CORS configurations.
+    cors: ArcSwap<CorsTable>,
 }
 
 /// Builds a [`Gateway`].
@@ -124,6 +130,8 @@ impl GatewayBuilder {
             refreshing: tokio::sync::Mutex::new(()),
             redis,
             response_cache: arc_swap::ArcSwapOption::empty(),
+            jwt: arc_swap::ArcSwapOption::empty(),
+            cors: ArcSwap::from_pointee(CorsTable::default()),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -272,7 +280,19 @@ impl Gateway {
             }
         }
         let defaults = gw.default_filter_definitions(file.as_deref())?;
+        let cors = CorsTable::compile(
+            [
+                &gw.globalcors.cors_configurations,
+                &gw.server.webflux.globalcors.cors_configurations,
+            ],
+            defs.iter().filter_map(|d| {
+                let (_, v) = d.metadata.iter().find(|(k, _)| k.as_str() == "cors")?;
+                Some((d.id.as_str(), v))
+            }),
+        )
+        .map_err(|(key, e)| ConfigError::new(origin(&file), Some(&key), e.to_string()))?;
         let table = RouteTable::compile(defs, &defaults, &compile)?;
+        let jwt = self.jwt_authority(&settings, &table, &file)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         self.inner.table.store(Arc::new(table));
         let kept = self.inner.response_cache.load_full();
@@ -285,6 +305,8 @@ impl Gateway {
             ))),
         });
         self.inner.trusted.store(Arc::new(trusted));
+        self.inner.jwt.store(jwt);
+        self.inner.cors.store(Arc::new(cors));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
     }
@@ -316,6 +338,85 @@ impl Gateway {
             .map_err(|e| ConfigError::new(origin(file), Some("resilience4j"), e.to_string()))?;
         *cached = Some((value.clone(), registry.clone()));
         Ok(registry)
+    }
+
+    /// The JWT authority of `settings`: the current one while its settings
+    /// are unchanged (its JWKS cache kept); an error when a route needs
+    /// one and no key is configured.
+    fn jwt_authority(
+        &self,
+        settings: &Settings,
+        table: &RouteTable,
+        file: &Option<PathBuf>,
+    ) -> Result<Option<Arc<Authority>>, ConfigError> {
+        let gateway = &settings.spring.cloud.gateway.jwt;
+        let spring = &settings.spring.security.oauth2.resourceserver.jwt;
+        let current = self.inner.jwt.load_full();
+        let authority = match current {
+            Some(a) if a.compiled_from(gateway, spring) => Some(a),
+            _ => Authority::compile(
+                gateway,
+                spring,
+                Arc::clone(&self.inner.clock),
+                &origin(file),
+            )?
+            .map(Arc::new),
+        };
+        if authority.is_none()
+            && let Some(route) = table.routes().iter().find(|r| jwt_requirement(r).is_some())
+        {
+            return Err(ConfigError::new(
+                origin(file),
+                Some("spring.cloud.gateway.jwt"),
+                format!(
+                    "route `{}` uses JwtAuth but no key is configured (secret, public-key, public-key-location, jwk-set-uri or spring.security.oauth2.resourceserver.jwt.*)",
+                    route.id
+                ),
+            ));
+        }
+        Ok(authority)
+    }
+
+    /// Strips the client's claim headers and, on a `JwtAuth` route, checks
+    /// the token; the answer when it is refused.
+    async fn authenticate(
+        &self,
+        route: &Route,
+        headers: &mut http::HeaderMap,
+        path: &str,
+        depth: u8,
+    ) -> Option<Response<Body>> {
+        let authority = self.inner.jwt.load_full()?;
+        if depth == 0 {
+            authority.strip_claim_headers(headers);
+        }
+        let requirement = jwt_requirement(route)?;
+        match authority.admit(requirement, headers).await {
+            Ok(_) => None,
+            Err(rejection) => {
+                tracing::debug!(route = %route.id, reason = %rejection, "request refused");
+                let mut answer = rejection.answer(path);
+                answer.extensions_mut().insert(GatewayAnswer);
+                Some(answer)
+            }
+        }
+    }
+
+    /// CORS's own answer (a preflight, a refusal), counted for `route`.
+    fn cors_answer(
+        &self,
+        route: Option<&str>,
+        status: StatusCode,
+        headers: http::HeaderMap,
+        path: &str,
+        started: tokio::time::Instant,
+    ) -> Response<Body> {
+        let took = self.inner.clock.now().saturating_duration_since(started);
+        match route {
+            Some(id) => self.inner.metrics.record(id, status.as_u16(), took),
+            None => self.inner.metrics.record_unmatched(),
+        }
+        cors::answer(status, headers, path)
     }
 
     /// Recompiles the routes whenever the services change, while the
@@ -377,9 +478,42 @@ impl Gateway {
                 now_millis: self.inner.clock.epoch_millis(),
                 weight_roll: roll(),
             };
+            let cors = self.inner.cors.load_full();
+            if depth == 0
+                && !cors.is_empty()
+                && let Some(asked) = cors::preflight_method(&parts.method, &parts.headers)
+            {
+                // The route the actual request would take.
+                let route = table.find(&RequestView {
+                    method: &asked,
+                    ..view
+                });
+                let config = cors.config_for(path, route.as_ref().map(|(r, _)| r.id.as_str()));
+                if let cors::Outcome::Answer(status, headers) =
+                    cors::process(config.as_ref(), &parts.method, &parts.headers, false)
+                {
+                    let id = route.as_ref().map(|(r, _)| r.id.as_str());
+                    return self.cors_answer(id, status, headers, path, started);
+                }
+            }
             let Some((route, vars)) = table.find(&view) else {
                 self.inner.metrics.record_unmatched();
                 return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
+            };
+            let cors_headers = match depth == 0 && !cors.is_empty() {
+                false => None,
+                true => match cors::process(
+                    cors.config_for(path, Some(&route.id)).as_ref(),
+                    &parts.method,
+                    &parts.headers,
+                    false,
+                ) {
+                    cors::Outcome::Untouched => None,
+                    cors::Outcome::Proceed(headers) => Some(headers),
+                    cors::Outcome::Answer(status, headers) => {
+                        return self.cors_answer(Some(&route.id), status, headers, path, started);
+                    }
+                },
             };
             let client_host = parts.headers.get(header::HOST).cloned();
             let upgrade = parts.headers.contains_key(header::UPGRADE);
@@ -395,9 +529,15 @@ impl Gateway {
                 response_headers: Vec::new(),
                 fallback,
             };
-            let mut ran = route.filters.len();
-            let mut answer = None;
-            for (i, f) in route.filters.iter().enumerate() {
+            let mut answer = self
+                .authenticate(&route, &mut out.headers, path, depth)
+                .await;
+            let mut ran = if answer.is_some() {
+                0
+            } else {
+                route.filters.len()
+            };
+            for (i, f) in route.filters.iter().enumerate().take(ran) {
                 if let Err(a) = f.apply(&mut out).await {
                     ran = i + 1;
                     answer = Some(*a);
@@ -445,6 +585,10 @@ impl Gateway {
                 }
                 Response::from_parts(head, body)
             };
+            let mut response = response;
+            if let Some(headers) = &cors_headers {
+                cors::apply(response.headers_mut(), headers);
+            }
             let took = self.inner.clock.now().saturating_duration_since(started);
             self.inner
                 .metrics
@@ -745,6 +889,14 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests;
+
+/// The requirement of the route's `JwtAuth` filter, if it has one.
+fn jwt_requirement(route: &Route) -> Option<&crate::security::jwt::Requirement> {
+    route.filters.iter().find_map(|f| match f {
+        crate::filter::Filter::JwtAuth(r) => Some(r.as_ref()),
+        _ => None,
+    })
+}
 
 /// The peer from axum's `ConnectInfo` (unspecified when served without
 /// one, as in `oneshot` tests).

@@ -28,6 +28,8 @@
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
+//! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
+//! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
 //!
 //! # Example
 //! A route table from SCG's YAML, matched without a socket:
@@ -69,6 +71,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cors;
 pub mod filter;
 pub mod gateway;
 pub mod metrics;
@@ -76,6 +79,7 @@ pub mod predicate;
 pub mod proxy;
 pub mod resolve;
 pub mod route;
+pub mod security;
 pub mod settings;
 
 use cloud_runtime::serve::ServeLimits;

@@ -149,6 +149,8 @@ pub struct Spring {
     pub redis: RedisSettings,
     /// `spring.application.*`.
     pub application: Application,
+    /// `spring.security.*`: the resource server's JWT settings.
+    pub security: crate::security::SpringSecurity,
 }
 
 /// `spring.data.*`.
@@ -273,6 +275,10 @@ pub struct GatewaySettings {
     pub global_filter: GlobalFilters,
     /// `loadbalancer.*` (ours): how `lb://` routes choose an instance.
     pub loadbalancer: LoadBalancerSettings,
+    /// `jwt.*`: keys and claim rules of `JwtAuth`.
+    pub jwt: crate::security::JwtSettings,
+    /// `globalcors.*`: CORS by path.
+    pub globalcors: crate::cors::GlobalCors,
 }
 
 /// `spring.cloud.gateway.loadbalancer.*` (ours).
@@ -326,6 +332,8 @@ pub struct Webflux {
     pub filter: FilterFactories,
     /// `global-filter.*`.
     pub global_filter: GlobalFilters,
+    /// `globalcors.*`.
+    pub globalcors: crate::cors::GlobalCors,
 }
 
 /// `spring.cloud.gateway.filter.*`.
@@ -504,14 +512,14 @@ fn optional_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, 
     }
 }
 
-mod duration_field {
+pub(crate) mod duration_field {
     use std::time::Duration;
 
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         cloud_runtime::duration::serialize_millis(d, s)
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<Duration, D::Error> {
         cloud_runtime::duration::deserialize(d)

@@ -3,6 +3,8 @@
 //! # Order
 //! A route's filters are its `default-filters` followed by its own
 //! `filters`, each list in declaration order. For a request:
+//! 0. `JwtAuth` checks the bearer token first, wherever it is declared
+//!    (401/403 end the request; no response filter applies to them);
 //! 1. the request filters run in that order ([`Filter::apply_request`]);
 //!    one that answers by itself (`RedirectTo`, `RequestSize` 413,
 //!    `RequestHeaderSize` 431, `RequestRateLimiter` 429) ends the request
@@ -205,6 +207,10 @@ pub enum Filter {
     RequestRateLimiter(Arc<RateLimiter>),
     /// `LocalResponseCache`: the route's own cache.
     LocalResponseCache(Arc<cache::ResponseCache>),
+    /// `JwtAuth`: a valid bearer token with these scopes and roles is
+    /// required. It runs before every other request filter, wherever it is
+    /// declared (see [`crate::security`]).
+    JwtAuth(Arc<crate::security::jwt::Requirement>),
 }
 
 /// The request on its way to the upstream, as the filters change it.
@@ -566,10 +572,13 @@ impl Filter {
                     Arc::clone(&settings.clock),
                 )))
             }
+            "JwtAuth" => Filter::JwtAuth(Arc::new(crate::security::jwt::Requirement::compile(
+                &in_order(crate::security::jwt::JWT_AUTH_FIELDS)?,
+            )?)),
             other => {
                 return Err(InvalidDefinition::new(
                     format!("{K} {other}"),
-                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, LocalResponseCache, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
+                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, JwtAuth, LocalResponseCache, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
                 ));
             }
         })

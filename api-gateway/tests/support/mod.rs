@@ -1,7 +1,7 @@
 //! Shared by the integration tests: an echo upstream, the gateway started
 //! in-process on port 0 from a YAML file, and an HTTP client.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -54,19 +54,25 @@ impl Upstream {
             flaky: Arc::default(),
         };
         let router = Router::new().fallback(echo).with_state(state);
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+        let token = serve(listener, router);
         Upstream { addr, hits, token }
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+}
+
+/// Serves `router` on `listener` until the returned token is cancelled.
+pub fn serve(listener: tokio::net::TcpListener, router: Router) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    token
 }
 
 impl Drop for Upstream {
