@@ -53,6 +53,7 @@ struct Inner {
     upstreams: Upstreams,
     clock: SharedClock,
     metrics: Metrics,
+    tunnels: crate::websocket::Tunnels,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -103,6 +104,7 @@ impl GatewayBuilder {
             upstreams,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             metrics: Metrics::default(),
+            tunnels: crate::websocket::Tunnels::default(),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
         };
@@ -122,8 +124,11 @@ struct Call<'a> {
     client_host: Option<&'a HeaderValue>,
     /// The client's path.
     client_path: &'a str,
-    /// Whether the client asked for a protocol upgrade.
+    /// Whether the client asked for a WebSocket upgrade.
     upgrade: bool,
+    /// The client connection's switch to the upgraded protocol, taken by
+    /// the exchange that proxies the upgrade.
+    on_upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
     peer: SocketAddr,
     depth: u8,
 }
@@ -335,7 +340,8 @@ impl Gateway {
                 return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
             };
             let client_host = parts.headers.get(header::HOST).cloned();
-            let upgrade = parts.headers.contains_key(header::UPGRADE);
+            let upgrade = crate::websocket::is_websocket_upgrade(&parts.headers);
+            let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
             let mut out = Outbound {
                 method: parts.method.clone(),
                 path: path.to_owned(),
@@ -366,6 +372,7 @@ impl Gateway {
                         client_host: client_host.as_ref(),
                         client_path: path,
                         upgrade,
+                        on_upgrade: Mutex::new(on_upgrade),
                         peer,
                         depth,
                     };
@@ -410,11 +417,7 @@ impl Gateway {
             return self.forward(to, call, body, out.fallback.clone()).await;
         }
         if call.upgrade {
-            return error_answer(
-                StatusCode::NOT_IMPLEMENTED,
-                "WebSocket and other upgrades are not proxied yet",
-                path,
-            );
+            return self.upgrade(call).await;
         }
         match route.breaker() {
             None => match self.with_retry(call, body).await {
@@ -526,6 +529,9 @@ impl Gateway {
         let mut request = Request::new(body);
         *request.method_mut() = out.method.clone();
         *request.headers_mut() = out.headers.clone();
+        if let Some(u) = call.take_upgrade() {
+            request.extensions_mut().insert(u);
+        }
         if cause.is_some() {
             // A fallback gets no body: the original was sent upstream.
             request.headers_mut().remove(header::CONTENT_LENGTH);
@@ -582,6 +588,88 @@ impl Gateway {
         call: &Call<'_>,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
+        let (route, out) = (call.route, call.out);
+        let up = self.upstream_request(call)?;
+        let mut response = self
+            .inner
+            .upstreams
+            .send(
+                &up.authority,
+                &out.method,
+                &up.path_and_query,
+                &up.headers,
+                body,
+                route.connect_timeout,
+                route.response_timeout,
+            )
+            .await?;
+        proxy::remove_hop_by_hop(response.headers_mut());
+        response
+            .extensions_mut()
+            .insert(UpstreamAuthority(up.authority));
+        Ok(response)
+    }
+
+    /// Proxies a WebSocket upgrade: the handshake goes upstream with its
+    /// upgrade headers, and a `101` answer opens a tunnel (see
+    /// [`crate::websocket`]). Neither `Retry` nor `CircuitBreaker` applies.
+    async fn upgrade(&self, call: &Call<'_>) -> Response<Body> {
+        let (route, out, path) = (call.route, call.out, call.client_path);
+        let Some(client) = call.take_upgrade() else {
+            return error_answer(
+                StatusCode::BAD_REQUEST,
+                "This connection cannot be upgraded (WebSocket needs HTTP/1.1)",
+                path,
+            );
+        };
+        let sent = async {
+            let mut up = self.upstream_request(call)?;
+            crate::websocket::restore_upgrade_headers(&out.headers, &mut up.headers);
+            let response = self
+                .inner
+                .upstreams
+                .send(
+                    &up.authority,
+                    &out.method,
+                    &up.path_and_query,
+                    &up.headers,
+                    &mut AttemptBody::Stream(Some(Body::empty())),
+                    route.connect_timeout,
+                    route.response_timeout,
+                )
+                .await?;
+            Ok::<_, UpstreamError>((response, up.authority))
+        };
+        match sent.await {
+            Ok((response, authority)) => {
+                let mut response = self
+                    .inner
+                    .tunnels
+                    .answer(response, client, call.peer, &authority);
+                response
+                    .extensions_mut()
+                    .insert(UpstreamAuthority(authority));
+                response
+            }
+            Err(e) => upstream_error_answer(&route.id, &e, path),
+        }
+    }
+
+    /// Closes the open WebSocket tunnels and waits for them to end, at
+    /// most `within`.
+    pub async fn close_tunnels(&self, within: std::time::Duration) {
+        self.inner.tunnels.close(within).await;
+    }
+
+    /// WebSocket tunnels open now.
+    pub fn open_tunnels(&self) -> usize {
+        self.inner.tunnels.open()
+    }
+
+    /// Where and what to send upstream for `call`: the authority, the
+    /// headers (hop-by-hop removed, forwarding headers and `Host` set) and
+    /// the path with its query.
+    fn upstream_request(&self, call: &Call<'_>) -> Result<UpstreamRequest, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
         let authority = match &route.target {
             Target::Fixed { secure: true, .. } => {
@@ -640,24 +728,28 @@ impl Gateway {
             Some(q) => format!("{}?{q}", out.path),
             None => out.path.clone(),
         };
-        let mut response = self
-            .inner
-            .upstreams
-            .send(
-                &authority,
-                &out.method,
-                &path_and_query,
-                &headers,
-                body,
-                route.connect_timeout,
-                route.response_timeout,
-            )
-            .await?;
-        proxy::remove_hop_by_hop(response.headers_mut());
-        response
-            .extensions_mut()
-            .insert(UpstreamAuthority(authority));
-        Ok(response)
+        Ok(UpstreamRequest {
+            authority,
+            headers,
+            path_and_query,
+        })
+    }
+}
+
+/// What [`Gateway::upstream_request`] prepared for the upstream.
+struct UpstreamRequest {
+    authority: String,
+    headers: http::HeaderMap,
+    path_and_query: String,
+}
+
+impl Call<'_> {
+    /// The client connection's upgrade, once.
+    fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.on_upgrade
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -25,6 +25,7 @@
 //!   headers, timeouts.
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
+//! - [`websocket`]: WebSocket upgrades and the tunnels they open.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
 //!
 //! # Example
@@ -75,6 +76,7 @@ pub mod proxy;
 pub mod resolve;
 pub mod route;
 pub mod settings;
+pub mod websocket;
 
 use cloud_runtime::serve::ServeLimits;
 use tokio::net::TcpListener;
@@ -93,6 +95,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
+    let tunnels = {
+        let (gateway, shutdown, within) = (gateway.clone(), shutdown.clone(), limits.drain_timeout);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            gateway.close_tunnels(within).await;
+        })
+    };
     let served = tokio::try_join!(
         cloud_runtime::serve::serve(proxy, gateway.router(), limits, shutdown.clone()),
         cloud_runtime::serve::serve(
@@ -105,6 +114,9 @@ pub async fn run(
     shutdown.cancel();
     if let Err(e) = watcher.await {
         tracing::debug!(error = %e, "service watcher ended abnormally");
+    }
+    if let Err(e) = tunnels.await {
+        tracing::debug!(error = %e, "closing the WebSocket tunnels ended abnormally");
     }
     served.map(|_| ())
 }
