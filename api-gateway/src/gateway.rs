@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use circuit_breaker::{Classification, ResilienceConfig};
 use cloud_runtime::clock::{SharedClock, TokioClock};
 use cloud_runtime::error_body::SpringError;
+use cloud_runtime::serve::Secure;
 use cloud_runtime::settings::{ConfigError, Origin};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -91,7 +92,13 @@ impl GatewayBuilder {
     /// Compiles the routes and builds the gateway.
     pub fn build(self) -> Result<Gateway, LoadError> {
         let http = &self.settings.spring.cloud.gateway.httpclient;
-        let upstreams = Upstreams::new(http.pool.max_idle_time, http.pool.max_idle_per_host.max(1));
+        let file = self.source.as_ref().and_then(|s| s.file.clone());
+        let tls = crate::tls::client_config(&http.ssl, file.as_deref())?;
+        let upstreams = Upstreams::new(
+            http.pool.max_idle_time,
+            http.pool.max_idle_per_host.max(1),
+            tls,
+        );
         let inner = Inner {
             table: ArcSwap::from_pointee(RouteTable::default()),
             settings: ArcSwap::from_pointee(self.settings.clone()),
@@ -124,6 +131,8 @@ struct Call<'a> {
     client_host: Option<&'a HeaderValue>,
     /// The client's path.
     client_path: &'a str,
+    /// Whether the client came over TLS.
+    secure: bool,
     /// Whether the client asked for a WebSocket upgrade.
     upgrade: bool,
     /// The client connection's switch to the upgraded protocol, taken by
@@ -191,7 +200,8 @@ impl Gateway {
         Ok(self.inner.table.load().routes().len())
     }
 
-    fn file(&self) -> Option<PathBuf> {
+    /// The settings file, if any (for errors that name it).
+    pub(crate) fn file(&self) -> Option<PathBuf> {
         self.inner.source.as_ref().and_then(|s| s.file.clone())
     }
 
@@ -342,6 +352,7 @@ impl Gateway {
             let client_host = parts.headers.get(header::HOST).cloned();
             let upgrade = crate::websocket::is_websocket_upgrade(&parts.headers);
             let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+            let secure = parts.extensions.get::<Secure>().is_some();
             let mut out = Outbound {
                 method: parts.method.clone(),
                 path: path.to_owned(),
@@ -371,6 +382,7 @@ impl Gateway {
                         out: &out,
                         client_host: client_host.as_ref(),
                         client_path: path,
+                        secure,
                         upgrade,
                         on_upgrade: Mutex::new(on_upgrade),
                         peer,
@@ -532,6 +544,9 @@ impl Gateway {
         if let Some(u) = call.take_upgrade() {
             request.extensions_mut().insert(u);
         }
+        if call.secure {
+            request.extensions_mut().insert(Secure);
+        }
         if cause.is_some() {
             // A fallback gets no body: the original was sent upstream.
             request.headers_mut().remove(header::CONTENT_LENGTH);
@@ -595,6 +610,7 @@ impl Gateway {
             .upstreams
             .send(
                 &up.authority,
+                up.secure,
                 &out.method,
                 &up.path_and_query,
                 &up.headers,
@@ -630,6 +646,7 @@ impl Gateway {
                 .upstreams
                 .send(
                     &up.authority,
+                    up.secure,
                     &out.method,
                     &up.path_and_query,
                     &up.headers,
@@ -671,27 +688,15 @@ impl Gateway {
     /// the path with its query.
     fn upstream_request(&self, call: &Call<'_>) -> Result<UpstreamRequest, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
-        let authority = match &route.target {
-            Target::Fixed { secure: true, .. } => {
-                return Err(UpstreamError::unsupported(
-                    &route.uri,
-                    "TLS to upstreams is not built yet",
-                ));
-            }
-            Target::Fixed { authority, .. } => authority.to_string(),
+        let (authority, secure) = match &route.target {
+            Target::Fixed { authority, secure } => (authority.to_string(), *secure),
             Target::Service(name) => {
                 let instance = self
                     .inner
                     .balancer
                     .choose(self.inner.resolver.as_ref(), name)
                     .ok_or_else(|| UpstreamError::no_instance(name))?;
-                if instance.secure {
-                    return Err(UpstreamError::unsupported(
-                        &route.uri,
-                        "TLS to upstreams is not built yet",
-                    ));
-                }
-                instance.authority()
+                (instance.authority(), instance.secure)
             }
             Target::Forward(_) => {
                 return Err(UpstreamError::unsupported(
@@ -707,12 +712,13 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(80);
+            .unwrap_or(if call.secure { 443 } else { 80 });
         let side = ClientSide {
             peer,
             host: client_host,
             port,
             prefix: proxy::removed_prefix(call.client_path, &out.path),
+            secure: call.secure,
         };
         let trusted = proxy::is_trusted(&self.inner.trusted.load(), peer.ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted);
@@ -730,6 +736,7 @@ impl Gateway {
         };
         Ok(UpstreamRequest {
             authority,
+            secure,
             headers,
             path_and_query,
         })
@@ -739,6 +746,7 @@ impl Gateway {
 /// What [`Gateway::upstream_request`] prepared for the upstream.
 struct UpstreamRequest {
     authority: String,
+    secure: bool,
     headers: http::HeaderMap,
     path_and_query: String,
 }
