@@ -603,22 +603,8 @@ impl Gateway {
         call: &Call<'_>,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
-        let (route, out) = (call.route, call.out);
         let up = self.upstream_request(call)?;
-        let mut response = self
-            .inner
-            .upstreams
-            .send(
-                &up.authority,
-                up.secure,
-                &out.method,
-                &up.path_and_query,
-                &up.headers,
-                body,
-                route.connect_timeout,
-                route.response_timeout,
-            )
-            .await?;
+        let mut response = self.send(call, &up, body).await?;
         proxy::remove_hop_by_hop(response.headers_mut());
         response
             .extensions_mut()
@@ -630,7 +616,7 @@ impl Gateway {
     /// upgrade headers, and a `101` answer opens a tunnel (see
     /// [`crate::websocket`]). Neither `Retry` nor `CircuitBreaker` applies.
     async fn upgrade(&self, call: &Call<'_>) -> Response<Body> {
-        let (route, out, path) = (call.route, call.out, call.client_path);
+        let (route, path) = (call.route, call.client_path);
         let Some(client) = call.take_upgrade() else {
             return error_answer(
                 StatusCode::BAD_REQUEST,
@@ -640,21 +626,9 @@ impl Gateway {
         };
         let sent = async {
             let mut up = self.upstream_request(call)?;
-            crate::websocket::restore_upgrade_headers(&out.headers, &mut up.headers);
-            let response = self
-                .inner
-                .upstreams
-                .send(
-                    &up.authority,
-                    up.secure,
-                    &out.method,
-                    &up.path_and_query,
-                    &up.headers,
-                    &mut AttemptBody::Stream(Some(Body::empty())),
-                    route.connect_timeout,
-                    route.response_timeout,
-                )
-                .await?;
+            crate::websocket::restore_upgrade_headers(&call.out.headers, &mut up.headers);
+            let mut empty = AttemptBody::Stream(Some(Body::empty()));
+            let response = self.send(call, &up, &mut empty).await?;
             Ok::<_, UpstreamError>((response, up.authority))
         };
         match sent.await {
@@ -670,6 +644,28 @@ impl Gateway {
             }
             Err(e) => upstream_error_answer(&route.id, &e, path),
         }
+    }
+
+    /// Sends `up` with `body` under the route's timeouts.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        up: &UpstreamRequest,
+        body: &mut AttemptBody,
+    ) -> Result<Response<Body>, UpstreamError> {
+        self.inner
+            .upstreams
+            .send(
+                &up.authority,
+                up.secure,
+                &call.out.method,
+                &up.path_and_query,
+                &up.headers,
+                body,
+                call.route.connect_timeout,
+                call.route.response_timeout,
+            )
+            .await
     }
 
     /// Closes the open WebSocket tunnels and waits for them to end, at

@@ -112,6 +112,18 @@ fn peer_certificate(response: &reqwest::Response) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
+/// The certificate a new handshake gets (a new client: no resumed
+/// session, whose certificate would be the old one).
+async fn presented_certificate(ca: &TestCa, gw: &TestGateway) -> Option<Vec<u8>> {
+    let client = tls_client(ca, gw.proxy).build().expect("client");
+    let response = client
+        .get(https_url(gw, "/"))
+        .send()
+        .await
+        .expect("HTTPS request");
+    peer_certificate(&response)
+}
+
 #[tokio::test]
 async fn clients_speak_http1_or_http2_over_tls_by_alpn() {
     let ca = TestCa::new();
@@ -180,16 +192,7 @@ async fn a_certificate_swapped_on_disk_is_presented_to_new_handshakes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let up = Upstream::start().await;
     let gw = tls_gateway(dir.path(), &first, up.addr).await;
-    // A new client each time: a new handshake, no resumed session.
-    let presented = || async {
-        let client = tls_client(&ca, gw.proxy).build().expect("client");
-        let response = client
-            .get(https_url(&gw, "/"))
-            .send()
-            .await
-            .expect("HTTPS request");
-        peer_certificate(&response)
-    };
+    let presented = || presented_certificate(&ca, &gw);
     assert_eq!(presented().await, Some(first.der.clone()));
 
     // Key first, then certificate: a reload in between sees a mismatched
@@ -211,16 +214,10 @@ async fn a_broken_certificate_file_keeps_the_old_certificate() {
     let dir = tempfile::tempdir().expect("temp dir");
     let up = Upstream::start().await;
     let gw = tls_gateway(dir.path(), &first, up.addr).await;
-    let served = || async {
-        let client = tls_client(&ca, gw.proxy).build().expect("client");
-        let response = client
-            .get(https_url(&gw, "/"))
-            .send()
-            .await
-            .expect("served");
-        peer_certificate(&response)
-    };
-    assert_eq!(served().await, Some(first.der.clone()));
+    assert_eq!(
+        presented_certificate(&ca, &gw).await,
+        Some(first.der.clone())
+    );
     let ssl = gw.gateway.settings().server.ssl.clone();
     let tls = api_gateway::tls::ServerTls::from_settings(&ssl, None)
         .expect("loads")
@@ -236,22 +233,27 @@ async fn a_broken_certificate_file_keeps_the_old_certificate() {
         "and not reported again"
     );
     assert_eq!(
-        served().await,
+        presented_certificate(&ca, &gw).await,
         Some(first.der.clone()),
         "the old certificate is still presented"
     );
 }
 
-/// An HTTPS upstream: answers its path and Host as JSON.
-async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+/// Server TLS with `leaf`, given inline.
+fn server_tls(leaf: &Leaf) -> api_gateway::tls::ServerTls {
     let ssl = api_gateway::tls::Ssl {
         certificate: leaf.cert_pem.clone(),
         certificate_private_key: leaf.key_pem.clone(),
         ..api_gateway::tls::Ssl::default()
     };
-    let tls = api_gateway::tls::ServerTls::from_settings(&ssl, None)
-        .expect("upstream TLS loads")
-        .expect("TLS is on");
+    api_gateway::tls::ServerTls::from_settings(&ssl, None)
+        .expect("TLS loads")
+        .expect("TLS is on")
+}
+
+/// An HTTPS upstream: answers its path and Host as JSON.
+async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    let tls = server_tls(leaf);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -319,4 +321,102 @@ async fn https_upstreams_are_trusted_through_trusted_x509_certificates() {
     let (status, _, body) = support::get(&insecure.url("/secure/data")).await;
     assert_eq!(status, axum::http::StatusCode::OK);
     assert_eq!(body["path"], "/data");
+}
+
+/// A WebSocket echo server over TLS with `leaf`.
+async fn wss_echo_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    use futures::{SinkExt as _, StreamExt as _};
+    let acceptor = server_tls(leaf).acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(_) => return,
+                },
+                () = shutdown.cancelled() => return,
+            };
+            let (acceptor, stop) = (acceptor.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let echo = async {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    while let Some(Ok(m)) = ws.next().await {
+                        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = echo => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websockets_pass_over_tls_from_the_client_and_to_a_wss_upstream() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let ca = TestCa::new();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = wss_echo_upstream(&ca.leaf(&["127.0.0.1"], "upstream"), stop).await;
+    let front = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, ca_file) = (
+        write(dir.path(), "tls.crt", &front.cert_pem),
+        write(dir.path(), "tls.key", &front.key_pem),
+        write(dir.path(), "ca.pem", &ca.pem()),
+    );
+    let gw = TestGateway::start(&format!(
+        "server.ssl:\n  certificate: {}\n  certificate-private-key: {}\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: chat\n      uri: wss://{upstream}\n      predicates: [Path=/chat/**]\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    ))
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).expect("CA root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from(GATEWAY_NAME).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the gateway");
+    let url = format!("wss://{GATEWAY_NAME}:{}/chat/room", gw.proxy.port());
+    let (mut ws, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(url, tls),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("WebSocket handshake");
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("over tls")).await.expect("send");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("echo in time");
+    assert_eq!(echoed.and_then(Result::ok), Some(Message::text("over tls")));
 }

@@ -138,6 +138,14 @@ async fn next(ws: &mut Client) -> Option<Message> {
         .and_then(Result::ok)
 }
 
+/// A gateway with one route taking every path to `uri`.
+async fn every_path_to(uri: &str) -> TestGateway {
+    TestGateway::start(&routes(&format!(
+        "        - id: all\n          uri: {uri}\n          predicates: [Path=/**]\n"
+    )))
+    .await
+}
+
 async fn tunnels_close(gw: &TestGateway) {
     let gateway = gw.gateway.clone();
     eventually(Duration::from_secs(10), "the tunnel to end", || {
@@ -193,11 +201,7 @@ async fn text_and_binary_frames_are_echoed_and_filters_apply_to_the_handshake() 
 #[tokio::test]
 async fn an_http_route_proxies_an_upgrade_and_the_upstreams_close_reaches_the_client() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: http\n          uri: http://{}\n          predicates: [Path=/**]\n",
-        up.addr
-    )))
-    .await;
+    let gw = every_path_to(&format!("http://{}", up.addr)).await;
     let mut ws = connect(&format!("ws://{}/chat", gw.proxy)).await;
     ws.send(Message::text("bye")).await.expect("send");
     match next(&mut ws).await {
@@ -232,11 +236,7 @@ async fn an_lb_ws_route_reaches_an_instance() {
 #[tokio::test]
 async fn a_refused_handshake_is_passed_on_as_a_plain_response() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: ws\n          uri: ws://{}\n          predicates: [Path=/**]\n",
-        up.addr
-    )))
-    .await;
+    let gw = every_path_to(&format!("ws://{}", up.addr)).await;
     let refused = tokio_tungstenite::connect_async(format!("ws://{}/refuse", gw.proxy)).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -250,11 +250,7 @@ async fn a_refused_handshake_is_passed_on_as_a_plain_response() {
 #[tokio::test]
 async fn shutdown_closes_open_tunnels() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: ws\n          uri: ws://{}\n          predicates: [Path=/**]\n",
-        up.addr
-    )))
-    .await;
+    let gw = every_path_to(&format!("ws://{}", up.addr)).await;
     let mut ws = connect(&format!("ws://{}/live", gw.proxy)).await;
     ws.send(Message::text("ping")).await.expect("send");
     assert_eq!(next(&mut ws).await, Some(Message::text("ping")));
