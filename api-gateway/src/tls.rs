@@ -58,6 +58,9 @@ pub struct Ssl {
     pub certificate_private_key: String,
     /// `key-store`: not supported (refused when set, with TLS enabled).
     pub key_store: String,
+    /// `client-auth`: `none` only; `need` and `want` (client certificates)
+    /// are refused rather than silently not asked for.
+    pub client_auth: String,
     /// `reload-interval`: how often the certificate files are read again
     /// to pick up a new certificate. Default is 5 seconds; 0 turns
     /// reloading off.
@@ -75,15 +78,24 @@ impl Default for Ssl {
             certificate: String::new(),
             certificate_private_key: String::new(),
             key_store: String::new(),
+            client_auth: String::new(),
             reload_interval: Duration::from_secs(5),
         }
     }
 }
 
 impl Ssl {
-    /// Whether TLS is to be served.
+    /// Whether TLS is to be served: enabled, and a certificate, key or
+    /// key store set (a missing partner is then an error, not plain HTTP).
     pub fn is_on(&self) -> bool {
-        self.enabled && (!self.certificate.is_empty() || !self.key_store.is_empty())
+        self.enabled
+            && [
+                &self.certificate,
+                &self.certificate_private_key,
+                &self.key_store,
+            ]
+            .iter()
+            .any(|v| !v.trim().is_empty())
     }
 }
 
@@ -259,6 +271,21 @@ impl ServerTls {
             return Err(TlsError::new(
                 "server.ssl.key-store",
                 "key stores (JKS, PKCS#12) are not supported: convert to PEM and set server.ssl.certificate and server.ssl.certificate-private-key",
+            ));
+        }
+        if !matches!(ssl.client_auth.trim(), "" | "none" | "NONE") {
+            return Err(TlsError::new(
+                "server.ssl.client-auth",
+                format!(
+                    "`{}`: client certificates are not supported (only `none`)",
+                    ssl.client_auth
+                ),
+            ));
+        }
+        if ssl.certificate.trim().is_empty() {
+            return Err(TlsError::new(
+                CERT,
+                "is required with server.ssl.certificate-private-key",
             ));
         }
         if ssl.certificate_private_key.trim().is_empty() {
@@ -493,6 +520,24 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("server.ssl.key-store"), "{text}");
         assert!(text.contains("gw.yml"), "{text}");
+    }
+
+    #[test]
+    fn a_key_without_certificate_or_client_auth_is_refused() {
+        let key_only = Ssl {
+            certificate_private_key: "tls.key".to_owned(),
+            ..Ssl::default()
+        };
+        assert!(key_only.is_on());
+        let e = ServerTls::from_settings(&key_only, None).expect_err("no certificate");
+        assert!(e.to_string().contains("`server.ssl.certificate`"), "{e}");
+        let client_auth = Ssl {
+            certificate: "tls.crt".to_owned(),
+            client_auth: "need".to_owned(),
+            ..key_only
+        };
+        let e = ServerTls::from_settings(&client_auth, None).expect_err("client auth");
+        assert!(e.to_string().contains("server.ssl.client-auth"), "{e}");
     }
 
     #[test]

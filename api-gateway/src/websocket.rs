@@ -17,6 +17,7 @@
 //! shutdown waits for the tunnels to finish, at most the drain timeout.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -63,7 +64,9 @@ pub fn restore_upgrade_headers(from: &HeaderMap, to: &mut HeaderMap) {
 #[derive(Debug, Default)]
 pub struct Tunnels {
     tracker: TaskTracker,
-    closing: CancellationToken,
+    /// Cancelled by [`Tunnels::close`], then replaced, so that a gateway
+    /// served again opens tunnels again.
+    closing: Mutex<CancellationToken>,
 }
 
 impl Tunnels {
@@ -93,7 +96,7 @@ impl Tunnels {
         restore_upgrade_headers(&upstream_headers, response.headers_mut());
         let upstream_side = hyper::upgrade::on(&mut response);
         let work = OpenWork::begin("websocket", format_args!("{peer} to {upstream}"));
-        let closing = self.closing.clone();
+        let closing = self.closing().clone();
         self.tracker.spawn(async move {
             let _work = work;
             tokio::select! {
@@ -106,9 +109,15 @@ impl Tunnels {
         response
     }
 
+    fn closing(&self) -> std::sync::MutexGuard<'_, CancellationToken> {
+        self.closing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Closes every tunnel and waits for them to end, at most `within`.
     pub async fn close(&self, within: Duration) {
-        self.closing.cancel();
+        std::mem::take(&mut *self.closing()).cancel();
         self.tracker.close();
         if tokio::time::timeout(within, self.tracker.wait())
             .await
@@ -119,6 +128,7 @@ impl Tunnels {
                 "WebSocket tunnels still open after the drain timeout"
             );
         }
+        self.tracker.reopen();
     }
 }
 
