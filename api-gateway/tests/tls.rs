@@ -420,3 +420,32 @@ async fn websockets_pass_over_tls_from_the_client_and_to_a_wss_upstream() {
         .expect("echo in time");
     assert_eq!(echoed.and_then(Result::ok), Some(Message::text("over tls")));
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_handshake_is_closed_after_the_connection_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (
+        write(dir.path(), "tls.crt", &leaf.cert_pem),
+        write(dir.path(), "tls.key", &leaf.key_pem),
+    );
+    let gw = TestGateway::start(&format!(
+        "server:\n  connection-timeout: 200ms\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf))
+        .await
+        .expect("the gateway closes the connection well before 10 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without a byte: {read:?}"
+    );
+}
