@@ -43,8 +43,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-/// `server.ssl.*`: TLS for clients (Spring Boot's PEM keys).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `server.ssl.*`: TLS for clients (Spring Boot's PEM keys). Its `Debug`
+/// hides a private key given inline.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct Ssl {
     /// `enabled`: TLS is served when this is true and a certificate is
@@ -81,6 +82,28 @@ impl Default for Ssl {
             client_auth: String::new(),
             reload_interval: Duration::from_secs(5),
         }
+    }
+}
+
+impl std::fmt::Debug for Ssl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self
+            .certificate_private_key
+            .trim()
+            .starts_with("-----BEGIN")
+        {
+            "<inline PEM, hidden>"
+        } else {
+            self.certificate_private_key.as_str()
+        };
+        f.debug_struct("Ssl")
+            .field("enabled", &self.enabled)
+            .field("certificate", &self.certificate)
+            .field("certificate_private_key", &key)
+            .field("key_store", &self.key_store)
+            .field("client_auth", &self.client_auth)
+            .field("reload_interval", &self.reload_interval)
+            .finish()
     }
 }
 
@@ -507,6 +530,17 @@ mod tests {
             }
             .is_on()
         );
+    }
+
+    #[test]
+    fn an_inline_private_key_is_not_in_the_debug_output() {
+        let ssl = Ssl {
+            certificate_private_key: "-----BEGIN PRIVATE KEY-----\nsecret\n".to_owned(),
+            ..Ssl::default()
+        };
+        let shown = format!("{ssl:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("hidden"), "{shown}");
     }
 
     #[test]
