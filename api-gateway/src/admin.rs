@@ -12,7 +12,8 @@
 //!   the error when it does not answer). The gateway itself stays `UP`
 //!   (200) either way: its rate limiters let requests through while Redis
 //!   is away;
-//! - `GET /actuator/prometheus`: per-route request counts and time; per
+//! - `GET /actuator/prometheus`: per-route request counts and time; open
+//!   WebSocket tunnels; per
 //!   `lb://` service the instances in its balancer and those ejected; the
 //!   Redis rate limiter's failures.
 
@@ -102,6 +103,11 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         gw.table().routes().len(),
     );
     gw.metrics().write(&mut text);
+    text.gauge(
+        "gateway_websocket_tunnels",
+        "WebSocket tunnels open now",
+        gw.open_tunnels(),
+    );
     if let Some(redis) = gw.redis() {
         text.counter(
             "gateway_rate_limiter_redis_failures_total",

@@ -14,9 +14,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use circuit_breaker::{Classification, ResilienceConfig};
-use cloud_client::loadbalancer::{LoadBalancer, Outcome};
+use cloud_client::discovery::ServiceInstance;
+use cloud_client::loadbalancer::{LoadBalancer, Outcome, Picked};
 use cloud_runtime::clock::{SharedClock, TokioClock};
 use cloud_runtime::error_body::SpringError;
+use cloud_runtime::serve::Secure;
 use cloud_runtime::settings::{ConfigError, Origin};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -58,6 +60,7 @@ struct Inner {
     upstreams: Upstreams,
     clock: SharedClock,
     metrics: Metrics,
+    tunnels: crate::websocket::Tunnels,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
     refreshing: tokio::sync::Mutex<()>,
     /// `spring.data.redis.*`, read once at build.
@@ -103,16 +106,19 @@ impl GatewayBuilder {
     /// Compiles the routes and builds the gateway.
     pub fn build(self) -> Result<Gateway, LoadError> {
         let http = &self.settings.spring.cloud.gateway.httpclient;
-        let upstreams = Upstreams::new(http.pool.max_idle_time, http.pool.max_idle_per_host.max(1));
+        let file = self.source.as_ref().and_then(|s| s.file.clone());
+        let tls = crate::tls::client_config(&http.ssl, file.as_deref())?;
+        let upstreams = Upstreams::new(
+            http.pool.max_idle_time,
+            http.pool.max_idle_per_host.max(1),
+            tls,
+        );
         let redis = match self.settings.spring.redis_settings() {
             None => None,
-            Some((prefix, redis)) => Some(RedisBuckets::new(prefix, redis).map_err(|e| {
-                ConfigError::new(
-                    origin(&self.source.as_ref().and_then(|s| s.file.clone())),
-                    Some(&e.key),
-                    e.reason(),
-                )
-            })?),
+            Some((prefix, redis)) => Some(
+                RedisBuckets::new(prefix, redis)
+                    .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason()))?,
+            ),
         };
         let inner = Inner {
             table: ArcSwap::from_pointee(RouteTable::default()),
@@ -126,6 +132,7 @@ impl GatewayBuilder {
             upstreams,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             metrics: Metrics::default(),
+            tunnels: crate::websocket::Tunnels::default(),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             redis,
@@ -149,8 +156,13 @@ struct Call<'a> {
     client_host: Option<&'a HeaderValue>,
     /// The client's path.
     client_path: &'a str,
-    /// Whether the client asked for a protocol upgrade.
+    /// Whether the client came over TLS.
+    secure: bool,
+    /// Whether the client asked for a WebSocket upgrade.
     upgrade: bool,
+    /// The client connection's switch to the upgraded protocol, taken by
+    /// the exchange that proxies the upgrade.
+    on_upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
     peer: SocketAddr,
     depth: u8,
 }
@@ -229,7 +241,8 @@ impl Gateway {
         Ok(self.inner.table.load().routes().len())
     }
 
-    fn file(&self) -> Option<PathBuf> {
+    /// The settings file, if any (for errors that name it).
+    pub(crate) fn file(&self) -> Option<PathBuf> {
         self.inner.source.as_ref().and_then(|s| s.file.clone())
     }
 
@@ -479,6 +492,7 @@ impl Gateway {
                 weight_roll: roll(),
             };
             let cors = self.inner.cors.load_full();
+            let secure = parts.extensions.get::<Secure>().is_some();
             if depth == 0
                 && !cors.is_empty()
                 && let Some(asked) = cors::preflight_method(&parts.method, &parts.headers)
@@ -490,7 +504,7 @@ impl Gateway {
                 });
                 let config = cors.config_for(path, route.as_ref().map(|(r, _)| r.id.as_str()));
                 if let cors::Outcome::Answer(status, headers) =
-                    cors::process(config.as_ref(), &parts.method, &parts.headers, false)
+                    cors::process(config.as_ref(), &parts.method, &parts.headers, secure)
                 {
                     let id = route.as_ref().map(|(r, _)| r.id.as_str());
                     return self.cors_answer(id, status, headers, path, started);
@@ -506,7 +520,7 @@ impl Gateway {
                     cors.config_for(path, Some(&route.id)).as_ref(),
                     &parts.method,
                     &parts.headers,
-                    false,
+                    secure,
                 ) {
                     cors::Outcome::Untouched => None,
                     cors::Outcome::Proceed(headers) => Some(headers),
@@ -516,7 +530,8 @@ impl Gateway {
                 },
             };
             let client_host = parts.headers.get(header::HOST).cloned();
-            let upgrade = parts.headers.contains_key(header::UPGRADE);
+            let upgrade = crate::websocket::is_websocket_upgrade(&parts.headers);
+            let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
             let mut out = Outbound {
                 method: parts.method.clone(),
                 path: path.to_owned(),
@@ -552,7 +567,9 @@ impl Gateway {
                         out: &out,
                         client_host: client_host.as_ref(),
                         client_path: path,
+                        secure,
                         upgrade,
+                        on_upgrade: Mutex::new(on_upgrade),
                         peer,
                         depth,
                     };
@@ -616,11 +633,7 @@ impl Gateway {
             return self.forward(to, call, body, out.fallback.clone()).await;
         }
         if call.upgrade {
-            return error_answer(
-                StatusCode::NOT_IMPLEMENTED,
-                "WebSocket and other upgrades are not proxied yet",
-                path,
-            );
+            return self.upgrade(call).await;
         }
         match route.breaker() {
             None => match self.with_retry(call, body).await {
@@ -732,6 +745,12 @@ impl Gateway {
         let mut request = Request::new(body);
         *request.method_mut() = out.method.clone();
         *request.headers_mut() = out.headers.clone();
+        if let Some(u) = call.take_upgrade() {
+            request.extensions_mut().insert(u);
+        }
+        if call.secure {
+            request.extensions_mut().insert(Secure);
+        }
         if cause.is_some() {
             // A fallback gets no body: the original was sent upstream.
             request.headers_mut().remove(header::CONTENT_LENGTH);
@@ -788,39 +807,140 @@ impl Gateway {
         call: &Call<'_>,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
-        let (route, out, peer) = (call.route, call.out, call.peer);
-        let balancer = match &route.target {
+        let balancer = self.service_balancer(call.route);
+        let picked = self.pick(call.route, balancer.as_deref())?;
+        let up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
+        let sent = self.send(call, &up, body).await;
+        if let Some(pick) = picked {
+            pick.record(match &sent {
+                Ok(r) if r.status().is_server_error() => Outcome::Failure,
+                Ok(_) => Outcome::Success,
+                Err(e) if e.failure_kind().is_some() => Outcome::Failure,
+                Err(_) => Outcome::Ignored,
+            });
+        }
+        let mut response = sent?;
+        proxy::remove_hop_by_hop(response.headers_mut());
+        response
+            .extensions_mut()
+            .insert(UpstreamAuthority(up.authority));
+        Ok(response)
+    }
+
+    /// Proxies a WebSocket upgrade: the handshake goes upstream with its
+    /// upgrade headers, and a `101` answer opens a tunnel (see
+    /// [`crate::websocket`]). Neither `Retry` nor `CircuitBreaker` applies.
+    async fn upgrade(&self, call: &Call<'_>) -> Response<Body> {
+        let (route, path) = (call.route, call.client_path);
+        let Some(client) = call.take_upgrade() else {
+            return error_answer(
+                StatusCode::BAD_REQUEST,
+                "This connection cannot be upgraded (WebSocket needs HTTP/1.1)",
+                path,
+            );
+        };
+        let sent = async {
+            let balancer = self.service_balancer(call.route);
+            let picked = self.pick(call.route, balancer.as_deref())?;
+            let mut up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
+            crate::websocket::restore_upgrade_headers(&call.out.headers, &mut up.headers);
+            let mut empty = AttemptBody::Stream(Some(Body::empty()));
+            let response = self.send(call, &up, &mut empty).await?;
+            Ok::<_, UpstreamError>((response, up.authority))
+        };
+        match sent.await {
+            Ok((response, authority)) => {
+                let mut response = self
+                    .inner
+                    .tunnels
+                    .answer(response, client, call.peer, &authority);
+                response
+                    .extensions_mut()
+                    .insert(UpstreamAuthority(authority));
+                response
+            }
+            Err(e) => upstream_error_answer(&route.id, &e, path),
+        }
+    }
+
+    /// Sends `up` with `body` under the route's timeouts.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        up: &UpstreamRequest,
+        body: &mut AttemptBody,
+    ) -> Result<Response<Body>, UpstreamError> {
+        self.inner
+            .upstreams
+            .send(
+                &up.authority,
+                up.secure,
+                &call.out.method,
+                &up.path_and_query,
+                &up.headers,
+                body,
+                call.route.connect_timeout,
+                call.route.response_timeout,
+            )
+            .await
+    }
+
+    /// Closes the open WebSocket tunnels and waits for them to end, at
+    /// most `within`.
+    pub async fn close_tunnels(&self, within: std::time::Duration) {
+        self.inner.tunnels.close(within).await;
+    }
+
+    /// WebSocket tunnels open now.
+    pub fn open_tunnels(&self) -> usize {
+        self.inner.tunnels.open()
+    }
+
+    /// The balancer of an `lb://` route's service.
+    fn service_balancer(&self, route: &Route) -> Option<Arc<LoadBalancer>> {
+        match &route.target {
             Target::Service(name) => Some(
                 self.inner
                     .balancer
                     .service(self.inner.resolver.as_ref(), name),
             ),
             _ => None,
-        };
-        let mut picked = None;
-        let authority = match &route.target {
-            Target::Fixed { secure: true, .. } => {
-                return Err(UpstreamError::unsupported(
-                    &route.uri,
-                    "TLS to upstreams is not built yet",
-                ));
-            }
-            Target::Fixed { authority, .. } => authority.to_string(),
+        }
+    }
+
+    /// An instance of an `lb://` route's service (none for other routes);
+    /// 503 when none is UP.
+    fn pick<'b>(
+        &self,
+        route: &Route,
+        balancer: Option<&'b LoadBalancer>,
+    ) -> Result<Option<Picked<'b>>, UpstreamError> {
+        match (&route.target, balancer) {
+            (Target::Service(name), Some(b)) => b
+                .pick()
+                .map(Some)
+                .ok_or_else(|| UpstreamError::no_instance(name)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Where and what to send upstream for `call`: the authority, the
+    /// headers (hop-by-hop removed, forwarding headers and `Host` set) and
+    /// the path with its query.
+    fn upstream_request(
+        &self,
+        call: &Call<'_>,
+        instance: Option<&ServiceInstance>,
+    ) -> Result<UpstreamRequest, UpstreamError> {
+        let (route, out, peer) = (call.route, call.out, call.peer);
+        let (authority, secure) = match &route.target {
+            Target::Fixed { authority, secure } => (authority.to_string(), *secure),
             Target::Service(name) => {
-                let pick = balancer
-                    .as_deref()
-                    .and_then(LoadBalancer::pick)
-                    .ok_or_else(|| UpstreamError::no_instance(name))?;
-                let instance = pick.instance();
-                if instance.secure {
-                    return Err(UpstreamError::unsupported(
-                        &route.uri,
-                        "TLS to upstreams is not built yet",
-                    ));
-                }
-                let authority = resolve::authority(&instance.host, instance.port);
-                picked = Some(pick);
-                authority
+                let instance = instance.ok_or_else(|| UpstreamError::no_instance(name))?;
+                (
+                    resolve::authority(&instance.host, instance.port),
+                    instance.secure,
+                )
             }
             Target::Forward(_) => {
                 return Err(UpstreamError::unsupported(
@@ -836,12 +956,13 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(80);
+            .unwrap_or(if call.secure { 443 } else { 80 });
         let side = ClientSide {
             peer,
             host: client_host,
             port,
             prefix: proxy::removed_prefix(call.client_path, &out.path),
+            secure: call.secure,
         };
         let trusted = proxy::is_trusted(&self.inner.trusted.load(), peer.ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted);
@@ -857,33 +978,30 @@ impl Gateway {
             Some(q) => format!("{}?{q}", out.path),
             None => out.path.clone(),
         };
-        let sent = self
-            .inner
-            .upstreams
-            .send(
-                &authority,
-                &out.method,
-                &path_and_query,
-                &headers,
-                body,
-                route.connect_timeout,
-                route.response_timeout,
-            )
-            .await;
-        if let Some(pick) = picked {
-            pick.record(match &sent {
-                Ok(r) if r.status().is_server_error() => Outcome::Failure,
-                Ok(_) => Outcome::Success,
-                Err(e) if e.failure_kind().is_some() => Outcome::Failure,
-                Err(_) => Outcome::Ignored,
-            });
-        }
-        let mut response = sent?;
-        proxy::remove_hop_by_hop(response.headers_mut());
-        response
-            .extensions_mut()
-            .insert(UpstreamAuthority(authority));
-        Ok(response)
+        Ok(UpstreamRequest {
+            authority,
+            secure,
+            headers,
+            path_and_query,
+        })
+    }
+}
+
+/// What [`Gateway::upstream_request`] prepared for the upstream.
+struct UpstreamRequest {
+    authority: String,
+    secure: bool,
+    headers: http::HeaderMap,
+    path_and_query: String,
+}
+
+impl Call<'_> {
+    /// The client connection's upgrade, once.
+    fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.on_upgrade
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -27,6 +27,9 @@
 //!   headers, timeouts.
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
+//! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
+//!   to `https://` upstreams.
+//! - [`websocket`]: WebSocket upgrades and the tunnels they open.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
 //! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
@@ -81,6 +84,8 @@ pub mod resolve;
 pub mod route;
 pub mod security;
 pub mod settings;
+pub mod tls;
+pub mod websocket;
 
 use cloud_runtime::serve::ServeLimits;
 use tokio::net::TcpListener;
@@ -88,9 +93,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use gateway::{Gateway, GatewayBuilder};
 
-/// Serves `gateway` on `proxy` and its admin API on `admin` until
-/// `shutdown` is cancelled, then drains both; the routes follow service
-/// changes meanwhile when the discovery locator is on.
+/// Serves `gateway` on `proxy` (over TLS when `server.ssl` says so) and
+/// its admin API on `admin` until `shutdown` is cancelled, then drains
+/// both; the routes follow service changes meanwhile when the discovery
+/// locator is on. Fails at once when the TLS settings do not load.
 pub async fn run(
     gateway: Gateway,
     proxy: TcpListener,
@@ -98,9 +104,38 @@ pub async fn run(
     limits: &ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let tls =
+        tls::ServerTls::from_settings(&gateway.settings().server.ssl, gateway.file().as_deref())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
+    let tunnels = {
+        let (gateway, shutdown, within) = (gateway.clone(), shutdown.clone(), limits.drain_timeout);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            gateway.close_tunnels(within).await;
+        })
+    };
+    let reloader = tls.clone().map(|t| tokio::spawn(t.watch(shutdown.clone())));
+    let serve_proxy = async {
+        match &tls {
+            Some(t) => {
+                cloud_runtime::serve::serve_tls_with_stats(
+                    proxy,
+                    gateway.router(),
+                    limits,
+                    shutdown.clone(),
+                    std::sync::Arc::default(),
+                    t.acceptor(),
+                )
+                .await
+            }
+            None => {
+                cloud_runtime::serve::serve(proxy, gateway.router(), limits, shutdown.clone()).await
+            }
+        }
+    };
     let served = tokio::try_join!(
-        cloud_runtime::serve::serve(proxy, gateway.router(), limits, shutdown.clone()),
+        serve_proxy,
         cloud_runtime::serve::serve(
             admin,
             admin::router(gateway.clone()),
@@ -111,6 +146,15 @@ pub async fn run(
     shutdown.cancel();
     if let Err(e) = watcher.await {
         tracing::debug!(error = %e, "service watcher ended abnormally");
+    }
+    if let Some(Err(e)) = match reloader {
+        Some(r) => Some(r.await),
+        None => None,
+    } {
+        tracing::debug!(error = %e, "the certificate reloader ended abnormally");
+    }
+    if let Err(e) = tunnels.await {
+        tracing::debug!(error = %e, "closing the WebSocket tunnels ended abnormally");
     }
     served.map(|_| ())
 }

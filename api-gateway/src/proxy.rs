@@ -4,8 +4,10 @@
 //! transparent retry of an idempotent request whose pooled connection
 //! turned out to be closed.
 //!
-//! One client per connect timeout (routes may set their own); each pools
-//! connections per upstream `host:port`, at most
+//! One client per connect timeout (routes may set their own); each speaks
+//! `http` and `https` (rustls, HTTP/1.1, trust from
+//! `httpclient.ssl.*`, see [`crate::tls::client_config`]) and pools
+//! connections per upstream scheme and `host:port`, at most
 //! `httpclient.pool.max-idle-per-host` idle ones, each closed after
 //! `httpclient.pool.max-idle-time` (30 s by default, below the 60 s
 //! keep-alive most upstreams use, so the gateway closes first and rarely
@@ -20,6 +22,7 @@ use dashmap::DashMap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Body as _;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -59,7 +62,7 @@ impl UpstreamError {
         }
     }
 
-    /// The route needs what is not built (TLS to upstreams).
+    /// The route has no upstream to call (a forward).
     pub fn unsupported(upstream: &str, detail: &str) -> UpstreamError {
         UpstreamError {
             kind: Kind::Unsupported,
@@ -146,9 +149,10 @@ impl UpstreamError {
 /// The upstream connection pools.
 #[derive(Debug)]
 pub struct Upstreams {
-    clients: DashMap<Duration, Client<HttpConnector, Body>>,
+    clients: DashMap<Duration, Client<HttpsConnector<HttpConnector>, Body>>,
     idle_timeout: Duration,
     max_idle_per_host: usize,
+    tls: rustls::ClientConfig,
 }
 
 /// A request body for one or more attempts.
@@ -186,16 +190,21 @@ impl AttemptBody {
 
 impl Upstreams {
     /// Pools with `idle_timeout` and at most `max_idle_per_host` idle
-    /// connections per upstream.
-    pub fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Upstreams {
+    /// connections per upstream; `https` upstreams are reached with `tls`.
+    pub fn new(
+        idle_timeout: Duration,
+        max_idle_per_host: usize,
+        tls: rustls::ClientConfig,
+    ) -> Upstreams {
         Upstreams {
             clients: DashMap::new(),
             idle_timeout,
             max_idle_per_host,
+            tls,
         }
     }
 
-    fn client(&self, connect_timeout: Duration) -> Client<HttpConnector, Body> {
+    fn client(&self, connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, Body> {
         if let Some(c) = self.clients.get(&connect_timeout) {
             return c.clone();
         }
@@ -205,7 +214,12 @@ impl Upstreams {
                 let mut connector = HttpConnector::new();
                 connector.set_connect_timeout(Some(connect_timeout));
                 connector.set_nodelay(true);
-                connector.enforce_http(true);
+                connector.enforce_http(false);
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(self.tls.clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector);
                 Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
                     .pool_idle_timeout(self.idle_timeout)
@@ -215,14 +229,15 @@ impl Upstreams {
             .clone()
     }
 
-    /// Sends one request to `authority` and waits for the response head at
-    /// most `response_timeout`. An idempotent request with an empty or kept
+    /// Sends one request to `authority` (over TLS when `secure`) and waits
+    /// for the response head at most `response_timeout`. An idempotent request with an empty or kept
     /// body is sent once more when its pooled connection was closed under
     /// it.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         authority: &str,
+        secure: bool,
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
@@ -231,7 +246,8 @@ impl Upstreams {
         response_timeout: Option<Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         let client = self.client(connect_timeout);
-        let uri = format!("http://{authority}{path_and_query}");
+        let scheme = if secure { "https" } else { "http" };
+        let uri = format!("{scheme}://{authority}{path_and_query}");
         let mut closed_retry_left = is_idempotent(method);
         loop {
             let (b, replayable) = body.take();
@@ -354,6 +370,8 @@ pub struct ClientSide<'a> {
     pub port: u16,
     /// The part of the path that was removed before forwarding, if any.
     pub prefix: Option<&'a str>,
+    /// Whether the client came over TLS (`X-Forwarded-Proto: https`).
+    pub secure: bool,
 }
 
 /// Whether `peer` is one of the `trusted` proxies.
@@ -390,7 +408,8 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, 
         }
     };
     append("x-forwarded-for", &ip.to_string());
-    append("x-forwarded-proto", "http");
+    let proto = if client.secure { "https" } else { "http" };
+    append("x-forwarded-proto", proto);
     if let Some(h) = host {
         append("x-forwarded-host", h);
     }
@@ -402,9 +421,9 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, 
         SocketAddr::V4(a) => format!("\"{a}\""),
         SocketAddr::V6(a) => format!("\"[{}]:{}\"", a.ip(), a.port()),
     };
-    let mut forwarded = format!("proto=http;for={for_value}");
+    let mut forwarded = format!("proto={proto};for={for_value}");
     if let Some(h) = host {
-        forwarded = format!("proto=http;host=\"{h}\";for={for_value}");
+        forwarded = format!("proto={proto};host=\"{h}\";for={for_value}");
     }
     append("forwarded", &forwarded);
 }
@@ -451,6 +470,7 @@ mod tests {
             host: Some(&host),
             port: 8080,
             prefix: Some("/api"),
+            secure: false,
         };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));

@@ -231,9 +231,6 @@ fn compile_route(
         Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
         None => settings.response_timeout,
     };
-    if matches!(target, Target::Fixed { secure: true, .. }) {
-        tracing::warn!(route = %def.id, uri = %def.uri, "TLS to upstreams is not built yet; this route answers 502");
-    }
     Ok(Route {
         id: def.id.clone(),
         uri: def.uri.clone(),

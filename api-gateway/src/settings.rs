@@ -5,6 +5,7 @@
 //! ```yaml
 //! server:
 //!   port: 8080                       # and cloud_runtime's serve limits
+//!   ssl: { certificate: tls.crt, certificate-private-key: tls.key }   # see crate::tls
 //! management:
 //!   server: { port: 8081, address: 127.0.0.1 }
 //! spring:
@@ -97,6 +98,8 @@ pub struct Server {
     /// Connection limits.
     #[serde(flatten)]
     pub limits: ServeLimits,
+    /// `server.ssl.*`: TLS for clients.
+    pub ssl: crate::tls::Ssl,
 }
 
 impl Default for Server {
@@ -105,6 +108,7 @@ impl Default for Server {
             port: 8080,
             address: "0.0.0.0".to_owned(),
             limits: ServeLimits::default(),
+            ssl: crate::tls::Ssl::default(),
         }
     }
 }
@@ -448,6 +452,8 @@ pub struct HttpClient {
     pub response_timeout: Duration,
     /// `pool.*`.
     pub pool: Pool,
+    /// `ssl.*`: how `https://` upstreams are trusted.
+    pub ssl: crate::tls::ClientSsl,
 }
 
 impl Default for HttpClient {
@@ -456,6 +462,7 @@ impl Default for HttpClient {
             connect_timeout: 30_000,
             response_timeout: Duration::from_secs(60),
             pool: Pool::default(),
+            ssl: crate::tls::ClientSsl::default(),
         }
     }
 }

@@ -556,9 +556,9 @@ fn a_jwt_route_without_keys_or_with_bad_settings_fails_at_start() {
     ));
     assert!(e.contains("spring.cloud.gateway.jwt.secret"), "{e}");
     let e = load(&format!(
-        "spring:\n  cloud:\n    gateway:\n      jwt:\n        jwk-set-uri: https://idp.example/jwks\n{route}"
+        "spring:\n  cloud:\n    gateway:\n      jwt:\n        jwk-set-uri: ftp://idp.example/jwks\n{route}"
     ));
-    assert!(e.contains("jwk-set-uri") && e.contains("http://"), "{e}");
+    assert!(e.contains("jwk-set-uri") && e.contains("https://"), "{e}");
     let e = load(&format!(
         "spring:\n  cloud:\n    gateway:\n      jwt:\n        secret: {SECRET}\n        jws-algorithms: [none]\n{route}"
     ));

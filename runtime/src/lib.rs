@@ -26,6 +26,8 @@
 //!     keep-alive timeouts, a connection cap, header size) and a drain;
 //!   - [`auth`]: HTTP Basic auth as a tower layer;
 //!   - [`error_body`]: Spring Boot's JSON error shape.
+//! - With the `tls` feature: `serve::serve_tls_with_stats`, the same
+//!   serving behind a rustls acceptor.
 //! - With the `testing` feature (dev-dependencies only): `testing`,
 //!   waiting on a condition with a deadline and throwaway git repositories.
 //!

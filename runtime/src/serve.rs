@@ -19,6 +19,11 @@
 //! - `drain_timeout` (10 s): after shutdown, how long open connections get
 //!   to finish before `serve` returns anyway.
 //!
+//! Over TLS ([`serve_tls_with_stats`], feature `tls`) each connection
+//! first completes its handshake, within the same `header_read_timeout`;
+//! the acceptor's ALPN list decides whether clients may pick HTTP/2. Each
+//! request on a TLS connection carries the [`Secure`] extension.
+//!
 //! Each request carries axum's [`ConnectInfo<SocketAddr>`] with the peer's
 //! address. On shutdown the server stops accepting, lets in-flight
 //! requests finish (idle keep-alive connections close at once) and returns
@@ -38,6 +43,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -174,6 +180,55 @@ pub async fn serve_with_stats(
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
 ) -> std::io::Result<()> {
+    serve_connections(listener, router, limits, shutdown, stats, Handshake::Plain).await
+}
+
+/// [`serve_with_stats`] over TLS: each connection completes a TLS
+/// handshake with `tls` before HTTP (see the [module docs](self)). A
+/// handshake that fails is logged at debug and the connection closed; one
+/// that does not finish within `header_read_timeout` counts as a header
+/// timeout.
+#[cfg(feature = "tls")]
+pub async fn serve_tls_with_stats(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServeLimits,
+    shutdown: CancellationToken,
+    stats: Arc<ConnectionStats>,
+    tls: tokio_rustls::TlsAcceptor,
+) -> std::io::Result<()> {
+    serve_connections(
+        listener,
+        router,
+        limits,
+        shutdown,
+        stats,
+        Handshake::Tls(tls),
+    )
+    .await
+}
+
+/// Marks a request that came over TLS (an extension of each request
+/// [`serve_tls_with_stats`] serves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure;
+
+/// What a connection does before HTTP.
+#[derive(Clone)]
+enum Handshake {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServeLimits,
+    shutdown: CancellationToken,
+    stats: Arc<ConnectionStats>,
+    handshake: Handshake,
+) -> std::io::Result<()> {
     let builder = connection_builder(limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
@@ -222,6 +277,7 @@ pub async fn serve_with_stats(
             header_read_timeout: limits.header_read_timeout,
             shutdown: shutdown.clone(),
             stats: Arc::clone(&stats),
+            handshake: handshake.clone(),
         };
         connections.spawn(async move {
             let _permit = permit;
@@ -266,6 +322,7 @@ struct Connection {
     header_read_timeout: Duration,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
+    handshake: Handshake,
 }
 
 impl Connection {
@@ -275,20 +332,54 @@ impl Connection {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
+        let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
+        match &self.handshake {
+            Handshake::Plain => self.serve_http(stream, peer, head_deadline, false).await,
+            #[cfg(feature = "tls")]
+            Handshake::Tls(acceptor) => {
+                let accepted = tokio::select! {
+                    a = tokio::time::timeout_at(head_deadline, acceptor.accept(stream)) => a,
+                    () = self.shutdown.cancelled() => Ok(Err(std::io::ErrorKind::Interrupted.into())),
+                };
+                match accepted {
+                    Ok(Ok(tls)) => self.serve_http(tls, peer, head_deadline, true).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => {
+                        self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "no TLS handshake in time; closing");
+                    }
+                }
+            }
+        }
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn serve_http<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        head_deadline: tokio::time::Instant,
+        secure: bool,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let first_request = Arc::new(AtomicBool::new(false));
         let service = {
             let (router, first_request) = (self.router.clone(), Arc::clone(&first_request));
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 first_request.store(true, Ordering::Relaxed);
                 request.extensions_mut().insert(ConnectInfo(peer));
+                if secure {
+                    request.extensions_mut().insert(Secure);
+                }
                 router.clone().oneshot(request)
             })
         };
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let head_deadline = tokio::time::sleep(self.header_read_timeout);
+        let head_deadline = tokio::time::sleep_until(head_deadline);
         tokio::pin!(head_deadline);
         let mut draining = false;
         let mut head_checked = false;
@@ -314,7 +405,6 @@ impl Connection {
                 }
             }
         }
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -279,12 +279,10 @@ impl Authority {
         let jwks = match location {
             None => None,
             Some((key, location, uri)) => {
-                if !uri.starts_with("http://") {
+                if !uri.starts_with("http://") && !uri.starts_with("https://") {
                     return Err(fail(
                         key,
-                        format!(
-                            "`{uri}`: only http:// is fetched for now (TLS for the JWKS is not built yet)"
-                        ),
+                        format!("`{uri}`: not an http:// or https:// URL"),
                     ));
                 }
                 let source: Arc<dyn JwksSource> = Arc::new(

@@ -1,0 +1,606 @@
+//! TLS with rustls (the `ring` provider): the server side from Spring
+//! Boot's `server.ssl.*` PEM keys, with the certificate reloaded when its
+//! files change, and the client side of `https://` upstreams from SCG's
+//! `spring.cloud.gateway.httpclient.ssl.*`.
+//!
+//! ```yaml
+//! server:
+//!   ssl:
+//!     enabled: true                       # default; TLS is on once a certificate is set
+//!     certificate: /etc/gw/tls.crt        # PEM chain (path, file:path or the PEM itself)
+//!     certificate-private-key: /etc/gw/tls.key   # PEM key (PKCS#8, PKCS#1 or SEC1)
+//!     reload-interval: 5s                 # ours: how often the files are checked; 0 turns it off
+//! spring.cloud.gateway.httpclient.ssl:
+//!   use-insecure-trust-manager: false     # true: any upstream certificate is accepted
+//!   trusted-x509-certificates: []         # PEM files; when set, the only trusted roots
+//! ```
+//!
+//! Reload: every `reload-interval` the certificate and key files are read
+//! again; when their bytes changed and the new pair parses and matches,
+//! new handshakes present it (open connections keep theirs). A pair that
+//! does not load (a half-written swap, a key that does not match) is
+//! logged once and the old certificate stays until the files are fixed.
+//! Polling the contents, not the mtime, catches a swap within the same
+//! second and an atomic rename alike.
+//!
+//! Clients may pick HTTP/2 or HTTP/1.1 by ALPN (`h2`, `http/1.1`), as
+//! cleartext connections may pick h2c with prior knowledge.
+//! `server.ssl.key-store` (JKS, PKCS#12) is not supported: it is refused
+//! with a message to convert the store to PEM.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use cloud_runtime::settings::{ConfigError, Origin};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// `server.ssl.*`: TLS for clients (Spring Boot's PEM keys). Its `Debug`
+/// hides a private key given inline.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct Ssl {
+    /// `enabled`: TLS is served when this is true and a certificate is
+    /// set. Default is true (as Spring Boot).
+    pub enabled: bool,
+    /// `certificate`: the certificate chain, PEM: a path, `file:` and a
+    /// path, or the PEM text itself. Default is none (no TLS).
+    pub certificate: String,
+    /// `certificate-private-key`: the private key, PEM (PKCS#8, PKCS#1 or
+    /// SEC1, unencrypted), in the same forms. Default is none.
+    pub certificate_private_key: String,
+    /// `key-store`: not supported (refused when set, with TLS enabled).
+    pub key_store: String,
+    /// `client-auth`: `none` only; `need` and `want` (client certificates)
+    /// are refused rather than silently not asked for.
+    pub client_auth: String,
+    /// `reload-interval`: how often the certificate files are read again
+    /// to pick up a new certificate. Default is 5 seconds; 0 turns
+    /// reloading off.
+    #[serde(
+        deserialize_with = "cloud_runtime::duration::deserialize",
+        serialize_with = "cloud_runtime::duration::serialize_millis"
+    )]
+    pub reload_interval: Duration,
+}
+
+impl Default for Ssl {
+    fn default() -> Self {
+        Ssl {
+            enabled: true,
+            certificate: String::new(),
+            certificate_private_key: String::new(),
+            key_store: String::new(),
+            client_auth: String::new(),
+            reload_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ssl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self
+            .certificate_private_key
+            .trim()
+            .starts_with("-----BEGIN")
+        {
+            "<inline PEM, hidden>"
+        } else {
+            self.certificate_private_key.as_str()
+        };
+        f.debug_struct("Ssl")
+            .field("enabled", &self.enabled)
+            .field("certificate", &self.certificate)
+            .field("certificate_private_key", &key)
+            .field("key_store", &self.key_store)
+            .field("client_auth", &self.client_auth)
+            .field("reload_interval", &self.reload_interval)
+            .finish()
+    }
+}
+
+impl Ssl {
+    /// Whether TLS is to be served: enabled, and a certificate, key or
+    /// key store set (a missing partner is then an error, not plain HTTP).
+    pub fn is_on(&self) -> bool {
+        self.enabled
+            && [
+                &self.certificate,
+                &self.certificate_private_key,
+                &self.key_store,
+            ]
+            .iter()
+            .any(|v| !v.trim().is_empty())
+    }
+}
+
+/// `spring.cloud.gateway.httpclient.ssl.*`: how `https://` upstreams are
+/// trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ClientSsl {
+    /// `use-insecure-trust-manager`: accept any upstream certificate (for
+    /// tests and trusted networks only). Default is false.
+    pub use_insecure_trust_manager: bool,
+    /// `trusted-x509-certificates`: PEM files (paths or `file:` paths)
+    /// whose certificates are the trusted roots instead of the bundled
+    /// Mozilla roots. Default is none (the Mozilla roots).
+    pub trusted_x509_certificates: Vec<String>,
+}
+
+/// A certificate or key that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct TlsError {
+    what: String,
+    reason: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TlsError {
+    fn new(what: &str, reason: impl Into<String>) -> TlsError {
+        TlsError {
+            what: what.to_owned(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The reason with its causes, for a [`ConfigError`] about this key.
+    fn into_config_error(self, file: Option<&Path>) -> ConfigError {
+        let mut reason = self.reason;
+        let mut source: Option<&(dyn std::error::Error + 'static)> = match &self.source {
+            Some(s) => Some(s.as_ref()),
+            None => None,
+        };
+        while let Some(s) = source {
+            reason = format!("{reason}: {s}");
+            source = s.source();
+        }
+        let origin = file.map_or(Origin::Defaults, |f| Origin::File(f.to_owned()));
+        ConfigError::new(origin, Some(&self.what), reason)
+    }
+
+    fn caused(
+        what: &str,
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> TlsError {
+        TlsError {
+            source: Some(Box::new(source)),
+            ..TlsError::new(what, reason)
+        }
+    }
+}
+
+/// The crypto provider of every TLS config here.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A PEM value of a setting: a path (`file:` allowed) or inline PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PemSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl PemSource {
+    fn parse(value: &str, key: &str) -> Result<PemSource, TlsError> {
+        let value = value.trim();
+        if value.starts_with("-----BEGIN") {
+            return Ok(PemSource::Inline(value.to_owned()));
+        }
+        if value.starts_with("classpath:") {
+            return Err(TlsError::new(
+                key,
+                format!("`{value}`: classpath resources do not exist here; give a file path"),
+            ));
+        }
+        Ok(PemSource::File(PathBuf::from(
+            value.strip_prefix("file:").unwrap_or(value),
+        )))
+    }
+
+    fn read(&self, key: &str) -> Result<Vec<u8>, TlsError> {
+        match self {
+            PemSource::Inline(pem) => Ok(pem.clone().into_bytes()),
+            PemSource::File(path) => std::fs::read(path)
+                .map_err(|e| TlsError::caused(key, format!("cannot read {}", path.display()), e)),
+        }
+    }
+}
+
+fn parse_certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::caused(key, "not a PEM certificate", e))?;
+    if certs.is_empty() {
+        return Err(TlsError::new(key, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// Reads certificate and key and checks that they belong together.
+fn load_pair(
+    certificate: &[u8],
+    private_key: &[u8],
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    const CERT: &str = "server.ssl.certificate";
+    const KEY: &str = "server.ssl.certificate-private-key";
+    let certs = parse_certificates(certificate, CERT)?;
+    let key = PrivateKeyDer::from_pem_slice(private_key)
+        .map_err(|e| TlsError::caused(KEY, "not an unencrypted PEM private key", e))?;
+    CertifiedKey::from_der(certs, key, provider)
+        .map_err(|e| TlsError::caused(KEY, "does not load or does not match the certificate", e))
+}
+
+/// The bytes the current certificate was loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loaded {
+    certificate: Vec<u8>,
+    private_key: Vec<u8>,
+}
+
+/// The server certificate, swapped when its files change.
+#[derive(Debug)]
+struct ReloadingCert {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// TLS for clients: the acceptor's config and the certificate reload.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    config: Arc<ServerConfig>,
+    cert: Arc<ReloadingCert>,
+    certificate: PemSource,
+    private_key: PemSource,
+    loaded: Arc<Mutex<(Loaded, Option<Loaded>)>>,
+    reload_interval: Duration,
+}
+
+impl ServerTls {
+    /// TLS from `ssl`, or `None` when it is off; `file` names the settings
+    /// file in errors.
+    pub fn from_settings(ssl: &Ssl, file: Option<&Path>) -> Result<Option<ServerTls>, ConfigError> {
+        if !ssl.is_on() {
+            return Ok(None);
+        }
+        ServerTls::load(ssl)
+            .map(Some)
+            .map_err(|e| e.into_config_error(file))
+    }
+
+    fn load(ssl: &Ssl) -> Result<ServerTls, TlsError> {
+        const CERT: &str = "server.ssl.certificate";
+        const KEY: &str = "server.ssl.certificate-private-key";
+        if !ssl.key_store.is_empty() {
+            return Err(TlsError::new(
+                "server.ssl.key-store",
+                "key stores (JKS, PKCS#12) are not supported: convert to PEM and set server.ssl.certificate and server.ssl.certificate-private-key",
+            ));
+        }
+        if !matches!(ssl.client_auth.trim(), "" | "none" | "NONE") {
+            return Err(TlsError::new(
+                "server.ssl.client-auth",
+                format!(
+                    "`{}`: client certificates are not supported (only `none`)",
+                    ssl.client_auth
+                ),
+            ));
+        }
+        if ssl.certificate.trim().is_empty() {
+            return Err(TlsError::new(
+                CERT,
+                "is required with server.ssl.certificate-private-key",
+            ));
+        }
+        if ssl.certificate_private_key.trim().is_empty() {
+            return Err(TlsError::new(
+                KEY,
+                "is required with server.ssl.certificate",
+            ));
+        }
+        let certificate = PemSource::parse(&ssl.certificate, CERT)?;
+        let private_key = PemSource::parse(&ssl.certificate_private_key, KEY)?;
+        let provider = provider();
+        let loaded = Loaded {
+            certificate: certificate.read(CERT)?,
+            private_key: private_key.read(KEY)?,
+        };
+        let pair = load_pair(&loaded.certificate, &loaded.private_key, &provider)?;
+        let cert = Arc::new(ReloadingCert {
+            current: ArcSwap::from_pointee(pair),
+        });
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::caused("server.ssl", "no usable TLS version", e))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(ServerTls {
+            config: Arc::new(config),
+            cert,
+            certificate,
+            private_key,
+            loaded: Arc::new(Mutex::new((loaded, None))),
+            reload_interval: ssl.reload_interval,
+        })
+    }
+
+    /// The acceptor for `cloud_runtime::serve::serve_tls_with_stats`.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config))
+    }
+
+    /// Reads the certificate files again and swaps in a changed pair.
+    /// Returns whether the certificate changed; on error the old one
+    /// stays.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let now = Loaded {
+            certificate: self.certificate.read("server.ssl.certificate")?,
+            private_key: self
+                .private_key
+                .read("server.ssl.certificate-private-key")?,
+        };
+        let mut loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if loaded.0 == now || loaded.1.as_ref() == Some(&now) {
+            return Ok(false);
+        }
+        match load_pair(&now.certificate, &now.private_key, &provider()) {
+            Ok(pair) => {
+                self.cert.current.store(Arc::new(pair));
+                *loaded = (now, None);
+                Ok(true)
+            }
+            Err(e) => {
+                // Remembered so that the same broken files are not
+                // reported again on every check.
+                loaded.1 = Some(now);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the certificate files every `reload-interval` until
+    /// `shutdown` (returns at once when reloading is off).
+    pub async fn watch(self, shutdown: CancellationToken) {
+        if self.reload_interval.is_zero() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(self.reload_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.reload()).await {
+                Ok(Ok(true)) => tracing::info!("TLS certificate reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    error = %e,
+                    "the changed TLS certificate does not load; keeping the old one"
+                ),
+                Err(e) => tracing::warn!(error = %e, "TLS certificate check failed"),
+            }
+        }
+    }
+}
+
+/// The rustls config of the upstream connections from `ssl` (the
+/// connector offers HTTP/1.1 by ALPN, as SCG's default client): roots from `trusted-x509-certificates`
+/// or else the bundled Mozilla roots, or no verification with
+/// `use-insecure-trust-manager`.
+pub fn client_config(ssl: &ClientSsl, file: Option<&Path>) -> Result<ClientConfig, ConfigError> {
+    build_client_config(ssl).map_err(|e| e.into_config_error(file))
+}
+
+fn build_client_config(ssl: &ClientSsl) -> Result<ClientConfig, TlsError> {
+    const KEY: &str = "spring.cloud.gateway.httpclient.ssl.trusted-x509-certificates";
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            TlsError::caused(
+                "spring.cloud.gateway.httpclient.ssl",
+                "no usable TLS version",
+                e,
+            )
+        })?;
+    let config = if ssl.use_insecure_trust_manager {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(insecure::AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        if ssl.trusted_x509_certificates.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        for location in &ssl.trusted_x509_certificates {
+            let pem = PemSource::parse(location, KEY)?.read(KEY)?;
+            for cert in parse_certificates(&pem, KEY)? {
+                roots.add(cert).map_err(|e| {
+                    TlsError::caused(KEY, format!("`{location}` is not a usable certificate"), e)
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    // ALPN (HTTP/1.1 only) is the connector's to set.
+    Ok(config)
+}
+
+/// `use-insecure-trust-manager`: any certificate is accepted; signatures
+/// are still checked, so the handshake itself is sound.
+mod insecure {
+    use std::sync::Arc;
+
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+    #[derive(Debug)]
+    pub(super) struct AnyCertificate(pub(super) Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_on_only_with_a_certificate_or_key_store() {
+        assert!(!Ssl::default().is_on());
+        let with_cert = Ssl {
+            certificate: "a.crt".to_owned(),
+            ..Ssl::default()
+        };
+        assert!(with_cert.is_on());
+        assert!(
+            !Ssl {
+                enabled: false,
+                ..with_cert
+            }
+            .is_on()
+        );
+    }
+
+    #[test]
+    fn an_inline_private_key_is_not_in_the_debug_output() {
+        let ssl = Ssl {
+            certificate_private_key: "-----BEGIN PRIVATE KEY-----\nsecret\n".to_owned(),
+            ..Ssl::default()
+        };
+        let shown = format!("{ssl:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("hidden"), "{shown}");
+    }
+
+    #[test]
+    fn a_key_store_is_refused_with_the_key_named() {
+        let ssl = Ssl {
+            key_store: "keystore.p12".to_owned(),
+            ..Ssl::default()
+        };
+        let e = ServerTls::from_settings(&ssl, Some(Path::new("gw.yml")))
+            .expect_err("a key store is refused");
+        let text = e.to_string();
+        assert!(text.contains("server.ssl.key-store"), "{text}");
+        assert!(text.contains("gw.yml"), "{text}");
+    }
+
+    #[test]
+    fn a_key_without_certificate_or_client_auth_is_refused() {
+        let key_only = Ssl {
+            certificate_private_key: "tls.key".to_owned(),
+            ..Ssl::default()
+        };
+        assert!(key_only.is_on());
+        let e = ServerTls::from_settings(&key_only, None).expect_err("no certificate");
+        assert!(e.to_string().contains("`server.ssl.certificate`"), "{e}");
+        let client_auth = Ssl {
+            certificate: "tls.crt".to_owned(),
+            client_auth: "need".to_owned(),
+            ..key_only
+        };
+        let e = ServerTls::from_settings(&client_auth, None).expect_err("client auth");
+        assert!(e.to_string().contains("server.ssl.client-auth"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_certificate_file_is_a_config_error() {
+        let ssl = Ssl {
+            certificate: "/nonexistent/tls.crt".to_owned(),
+            certificate_private_key: "/nonexistent/tls.key".to_owned(),
+            ..Ssl::default()
+        };
+        let e = ServerTls::from_settings(&ssl, None).expect_err("missing files are refused");
+        assert!(e.to_string().contains("server.ssl.certificate"), "{e}");
+    }
+
+    #[test]
+    fn pem_values_are_paths_file_urls_or_inline() {
+        assert_eq!(
+            PemSource::parse("file:/a/b.pem", "k").expect("path"),
+            PemSource::File("/a/b.pem".into())
+        );
+        assert!(matches!(
+            PemSource::parse("-----BEGIN CERTIFICATE-----\n", "k"),
+            Ok(PemSource::Inline(_))
+        ));
+        assert!(PemSource::parse("classpath:x.pem", "k").is_err());
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        let e = parse_certificates(b"not pem", "k").expect_err("no certificate");
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    }
+}

@@ -1,0 +1,451 @@
+//! TLS from clients (HTTP/1.1 and HTTP/2 by ALPN, certificate reload) and
+//! to `https://` upstreams, with certificates made at test time by rcgen
+//! under a test CA.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use reqwest::Version;
+use serde_json::{Value, json};
+use support::{TestGateway, Upstream, eventually, seen};
+use tokio_util::sync::CancellationToken;
+
+/// A test CA and the certificates it signs.
+struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A leaf certificate: PEM chain, PEM key, DER of the certificate.
+struct Leaf {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "gateway test CA");
+        let key = KeyPair::generate().expect("CA key");
+        TestCa {
+            issuer: CertifiedIssuer::self_signed(params, key).expect("CA certificate"),
+        }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for `names` (DNS names or IP addresses) named `cn`.
+    fn leaf(&self, names: &[&str], cn: &str) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+}
+
+/// The name the test clients use for the gateway (resolved to its
+/// address, so that the certificate's name is checked).
+const GATEWAY_NAME: &str = "gateway.test";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write PEM");
+    path
+}
+
+/// A gateway serving TLS with `leaf`, routing `/**` to `upstream`.
+async fn tls_gateway(dir: &Path, leaf: &Leaf, upstream: SocketAddr) -> TestGateway {
+    let cert = write(dir, "tls.crt", &leaf.cert_pem);
+    let key = write(dir, "tls.key", &leaf.key_pem);
+    TestGateway::start(&format!(
+        "server:\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n    reload-interval: 50ms\nspring.cloud.gateway.routes:\n  - id: all\n    uri: http://{upstream}\n    predicates: [Path=/**]\n",
+        cert.display(),
+        key.display()
+    ))
+    .await
+}
+
+/// A client trusting only `ca`, reaching the gateway by its name, with
+/// no pooled connections (each request makes a new handshake).
+fn tls_client(ca: &TestCa, gateway: SocketAddr) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("CA"))
+        .resolve(GATEWAY_NAME, gateway)
+        .tls_info(true)
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+}
+
+fn https_url(gw: &TestGateway, path: &str) -> String {
+    format!("https://{GATEWAY_NAME}:{}{path}", gw.proxy.port())
+}
+
+/// The certificate the gateway presented.
+fn peer_certificate(response: &reqwest::Response) -> Option<Vec<u8>> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .map(<[u8]>::to_vec)
+}
+
+/// The certificate a new handshake gets (a new client: no resumed
+/// session, whose certificate would be the old one).
+async fn presented_certificate(ca: &TestCa, gw: &TestGateway) -> Option<Vec<u8>> {
+    let client = tls_client(ca, gw.proxy).build().expect("client");
+    let response = client
+        .get(https_url(gw, "/"))
+        .send()
+        .await
+        .expect("HTTPS request");
+    peer_certificate(&response)
+}
+
+#[tokio::test]
+async fn clients_speak_http1_or_http2_over_tls_by_alpn() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&[GATEWAY_NAME], "first");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let gw = tls_gateway(dir.path(), &leaf, up.addr).await;
+
+    let h1 = tls_client(&ca, gw.proxy)
+        .http1_only()
+        .build()
+        .expect("client");
+    let response = h1
+        .get(https_url(&gw, "/one"))
+        .send()
+        .await
+        .expect("HTTPS request");
+    assert_eq!(response.version(), Version::HTTP_11);
+    assert_eq!(peer_certificate(&response), Some(leaf.der.clone()));
+    let echo: Value = response.json().await.expect("echo");
+    assert_eq!(echo["path"], "/one");
+    assert_eq!(seen(&echo, "x-forwarded-proto"), Some("https"));
+
+    let h2 = tls_client(&ca, gw.proxy).build().expect("client");
+    let response = h2
+        .post(https_url(&gw, "/two"))
+        .body("over h2")
+        .send()
+        .await
+        .expect("HTTPS request");
+    assert_eq!(response.version(), Version::HTTP_2);
+    let echo: Value = response.json().await.expect("echo");
+    assert_eq!(echo["path"], "/two");
+    assert_eq!(echo["body"], "over h2");
+}
+
+#[tokio::test]
+async fn cleartext_http2_with_prior_knowledge_is_served() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring.cloud.gateway.routes:\n  - id: all\n    uri: http://{}\n    predicates: [Path=/**]\n",
+        up.addr
+    ))
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = client
+        .get(gw.url("/h2c"))
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(response.version(), Version::HTTP_2);
+    let echo: Value = response.json().await.expect("echo");
+    assert_eq!(echo["path"], "/h2c");
+    assert_eq!(seen(&echo, "x-forwarded-proto"), Some("http"));
+}
+
+#[tokio::test]
+async fn a_certificate_swapped_on_disk_is_presented_to_new_handshakes() {
+    let ca = TestCa::new();
+    let first = ca.leaf(&[GATEWAY_NAME], "first");
+    let second = ca.leaf(&[GATEWAY_NAME], "second");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let gw = tls_gateway(dir.path(), &first, up.addr).await;
+    let presented = || presented_certificate(&ca, &gw);
+    assert_eq!(presented().await, Some(first.der.clone()));
+
+    // Key first, then certificate: a reload in between sees a mismatched
+    // pair and keeps the old certificate.
+    write(dir.path(), "tls.key", &second.key_pem);
+    write(dir.path(), "tls.crt", &second.cert_pem);
+    eventually(
+        Duration::from_secs(10),
+        "the new certificate to be presented",
+        || async { presented().await == Some(second.der.clone()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_broken_certificate_file_keeps_the_old_certificate() {
+    let ca = TestCa::new();
+    let first = ca.leaf(&[GATEWAY_NAME], "first");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let gw = tls_gateway(dir.path(), &first, up.addr).await;
+    assert_eq!(
+        presented_certificate(&ca, &gw).await,
+        Some(first.der.clone())
+    );
+    let ssl = gw.gateway.settings().server.ssl.clone();
+    let tls = api_gateway::tls::ServerTls::from_settings(&ssl, None)
+        .expect("loads")
+        .expect("TLS is on");
+    write(
+        dir.path(),
+        "tls.crt",
+        "-----BEGIN CERTIFICATE-----\nbroken\n",
+    );
+    assert!(tls.reload().is_err(), "a broken file is reported");
+    assert!(
+        tls.reload().is_ok_and(|changed| !changed),
+        "and not reported again"
+    );
+    assert_eq!(
+        presented_certificate(&ca, &gw).await,
+        Some(first.der.clone()),
+        "the old certificate is still presented"
+    );
+}
+
+/// Server TLS with `leaf`, given inline.
+fn server_tls(leaf: &Leaf) -> api_gateway::tls::ServerTls {
+    let ssl = api_gateway::tls::Ssl {
+        certificate: leaf.cert_pem.clone(),
+        certificate_private_key: leaf.key_pem.clone(),
+        ..api_gateway::tls::Ssl::default()
+    };
+    api_gateway::tls::ServerTls::from_settings(&ssl, None)
+        .expect("TLS loads")
+        .expect("TLS is on")
+}
+
+/// An HTTPS upstream: answers its path and Host as JSON.
+async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    let tls = server_tls(leaf);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let router = Router::new().fallback(|request: Request| async move {
+        axum::Json(json!({
+            "path": request.uri().path(),
+            "host": request.headers().get("host").and_then(|h| h.to_str().ok()),
+        }))
+    });
+    tokio::spawn(async move {
+        let limits = cloud_runtime::serve::ServeLimits::default();
+        let _ = cloud_runtime::serve::serve_tls_with_stats(
+            listener,
+            router,
+            &limits,
+            shutdown,
+            Arc::default(),
+            tls.acceptor(),
+        )
+        .await;
+    });
+    addr
+}
+
+async fn gateway_to(upstream: SocketAddr, ssl: &str) -> TestGateway {
+    TestGateway::start(&format!(
+        "spring.cloud.gateway:\n  httpclient:\n    ssl:\n{ssl}  routes:\n    - id: tls\n      uri: https://{upstream}\n      predicates: [Path=/secure/**]\n      filters: [StripPrefix=1]\n"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn https_upstreams_are_trusted_through_trusted_x509_certificates() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "upstream");
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = https_upstream(&leaf, stop).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+
+    let gw = gateway_to(
+        upstream,
+        &format!(
+            "      trusted-x509-certificates: [\"{}\"]\n",
+            ca_file.display()
+        ),
+    )
+    .await;
+    let (status, _, body) = support::get(&gw.url("/secure/data")).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/data");
+    assert_eq!(body["host"], upstream.to_string().as_str());
+
+    let untrusted = gateway_to(upstream, "      use-insecure-trust-manager: false\n").await;
+    let (status, _, _) = support::get(&untrusted.url("/secure/data")).await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::BAD_GATEWAY,
+        "the test CA is not among the default roots"
+    );
+
+    let insecure = gateway_to(upstream, "      use-insecure-trust-manager: true\n").await;
+    let (status, _, body) = support::get(&insecure.url("/secure/data")).await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    assert_eq!(body["path"], "/data");
+}
+
+/// A WebSocket echo server over TLS with `leaf`.
+async fn wss_echo_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    use futures::{SinkExt as _, StreamExt as _};
+    let acceptor = server_tls(leaf).acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(_) => return,
+                },
+                () = shutdown.cancelled() => return,
+            };
+            let (acceptor, stop) = (acceptor.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let echo = async {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    while let Some(Ok(m)) = ws.next().await {
+                        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = echo => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websockets_pass_over_tls_from_the_client_and_to_a_wss_upstream() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let ca = TestCa::new();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = wss_echo_upstream(&ca.leaf(&["127.0.0.1"], "upstream"), stop).await;
+    let front = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, ca_file) = (
+        write(dir.path(), "tls.crt", &front.cert_pem),
+        write(dir.path(), "tls.key", &front.key_pem),
+        write(dir.path(), "ca.pem", &ca.pem()),
+    );
+    let gw = TestGateway::start(&format!(
+        "server.ssl:\n  certificate: {}\n  certificate-private-key: {}\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: chat\n      uri: wss://{upstream}\n      predicates: [Path=/chat/**]\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    ))
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).expect("CA root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from(GATEWAY_NAME).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the gateway");
+    let url = format!("wss://{GATEWAY_NAME}:{}/chat/room", gw.proxy.port());
+    let (mut ws, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(url, tls),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("WebSocket handshake");
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("over tls")).await.expect("send");
+    let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("echo in time");
+    assert_eq!(echoed.and_then(Result::ok), Some(Message::text("over tls")));
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_handshake_is_closed_after_the_connection_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (
+        write(dir.path(), "tls.crt", &leaf.cert_pem),
+        write(dir.path(), "tls.key", &leaf.key_pem),
+    );
+    let gw = TestGateway::start(&format!(
+        "server:\n  connection-timeout: 200ms\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf))
+        .await
+        .expect("the gateway closes the connection well before 10 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without a byte: {read:?}"
+    );
+}
