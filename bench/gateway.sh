@@ -38,26 +38,8 @@ XMX=${XMX:-512m}
 source bench/spring-reference.sh
 scg_jar=$(require_reference gateway)
 command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
-if ! command -v wrk >/dev/null 2>&1; then
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
-fi
-
-echo "building api-gateway (release)..." >&2
-timeout 1800 cargo build -q --release -p api-gateway --bin api-gateway
-BIN="$root/target/release/api-gateway"
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# VmRSS in MiB of a process and all its descendants (nginx's workers).
-rss_mib() {
-  local all=("$1") i=0
-  while [ "$i" -lt "${#all[@]}" ]; do
-    for c in $(pgrep -P "${all[$i]}" || true); do all+=("$c"); done
-    i=$((i + 1))
-  done
-  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
-    awk '/^VmRSS:/ {kib += $2} END {printf "%.1f", kib / 1024}'
-}
+require_wrk
+BIN=$(release_binary api-gateway)
 
 # start_nginx NAME WORKERS SERVER_BLOCK: an nginx in the foreground with its
 # own prefix under $work; sets nginx_pid.
@@ -123,19 +105,10 @@ wait_http "http://127.0.0.1:$nginx_port/api/hello" 100
 wait_http "http://127.0.0.1:$nginx_full_port/api/hello" 100
 
 # --- the gateway configs (SCG's format; ours reads the same file) -----------------
-cat >"$work/plain.yml" <<EOF
-spring:
-  cloud:
-    gateway:
-      server:
-        webflux:
-          routes:
-            - id: api
-              uri: http://127.0.0.1:$up_port
-              predicates: [ "Path=/api/**" ]
-              filters: [ "StripPrefix=1" ]
-EOF
-cat >"$work/full.yml" <<EOF
+# gateway_yml FILE FILTERS [EXTRA]: the route `api` (Path=/api/**, to the
+# upstream) with FILTERS (YAML list items) and EXTRA top-level YAML.
+gateway_yml() {
+  cat >"$1" <<EOF
 spring:
   cloud:
     gateway:
@@ -146,23 +119,26 @@ spring:
               uri: http://127.0.0.1:$up_port
               predicates: [ "Path=/api/**" ]
               filters:
-                - StripPrefix=1
+$2
+${3:-}
+EOF
+}
+gateway_yml "$work/plain.yml" "                - StripPrefix=1"
+gateway_yml "$work/full.yml" "                - StripPrefix=1
                 - name: CircuitBreaker
                   args: { name: api }
                 - name: RequestRateLimiter
                   args: { replenishRate: 100000000, burstCapacity: 100000000 }
                 # ---- JWT slot ----------------------------------------------
                 # When the JWT filter lands (another branch), add it here with
-                # a key and send a valid token from wrk (-H "Authorization:
-                # Bearer ..."), e.g.:
+                # a key and send a valid token from wrk (-H 'Authorization:
+                # Bearer ...'), e.g.:
                 #   - name: JwtValidation
                 #     args: { ... }
-                # ------------------------------------------------------------
-resilience4j:
+                # ------------------------------------------------------------" "resilience4j:
   circuitbreaker:
     instances:
-      api: { slidingWindowSize: 100, failureRateThreshold: 50 }
-EOF
+      api: { slidingWindowSize: 100, failureRateThreshold: 50 }"
 
 start_ours() {
   local port admin

@@ -649,13 +649,7 @@ impl Recorder {
         let router = Router::new()
             .fallback(record)
             .with_state(Arc::clone(&state));
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+        let token = support::serve_until_cancelled(listener, router);
         Recorder { addr, state, token }
     }
 

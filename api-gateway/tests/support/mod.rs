@@ -54,19 +54,29 @@ impl Upstream {
             flaky: Arc::default(),
         };
         let router = Router::new().fallback(echo).with_state(state);
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+        let token = serve_until_cancelled(listener, router);
         Upstream { addr, hits, token }
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+}
+
+/// Serves `router` on `listener` in a task until the returned token is
+/// cancelled.
+pub fn serve_until_cancelled(
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    token
 }
 
 impl Drop for Upstream {
