@@ -48,6 +48,13 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "a `{name}` in a filter value that the matched pattern did not capture: SCG answers 500 \
          (`Map has no value for 'sub'`), we send the text as written",
     ),
+    (
+        "x-forwarded-remote-addr",
+        "a request from a trusted proxy whose X-Forwarded-For lists untrusted addresses: SCG \
+         passes the header on unchanged and adds no forwarding headers of its own; we append the \
+         peer and set X-Forwarded-Host/Port/Proto and Forwarded as for any request",
+    ),
+    ("x-forwarded-remote-addr-miss", NOT_FOUND_BODY),
     ("host-miss", NOT_FOUND_BODY),
     ("method-miss", NOT_FOUND_BODY),
     ("header-miss", NOT_FOUND_BODY),
@@ -196,6 +203,11 @@ const ROUTES: &[RouteDef] = &[
     route(
         "remote-other",
         &["Path=/s/remote-other/**", "RemoteAddr=10.0.0.0/8"],
+        &[],
+    ),
+    route(
+        "xff-remote",
+        &["Path=/s/xff/**", "XForwardedRemoteAddr=10.1.0.0/16"],
         &[],
     ),
     route("weight", &["Path=/s/weight/**", "Weight=w1, 5"], &[]),
@@ -452,6 +464,16 @@ const SCENARIOS: &[Scenario] = &[
     get("between", "/s/between/x"),
     get("remote-addr", "/s/remote/x"),
     get("remote-addr-miss", "/s/remote-other/x"),
+    with_headers(
+        "x-forwarded-remote-addr",
+        "/s/xff/x",
+        &[("x-forwarded-for", "192.168.0.9, 10.1.2.3")],
+    ),
+    with_headers(
+        "x-forwarded-remote-addr-miss",
+        "/s/xff/x",
+        &[("x-forwarded-for", "10.1.2.3, 192.168.0.9")],
+    ),
     get("weight-single-route", "/s/weight/x"),
     get("no-route", "/nowhere/at/all?q=1"),
     get("add-request-header", "/s/arh/x"),
