@@ -38,27 +38,8 @@ XMX=${XMX:-1g}
 source bench/spring-reference.sh
 require_reference config-server >/dev/null
 
-if ! command -v wrk >/dev/null 2>&1; then
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
-fi
-
-echo "building config-server (release)..." >&2
-timeout 1800 cargo build -q --release -p config-server --bin config-server
-BIN="$root/target/release/config-server"
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# VmRSS of a process and all its descendants (ours reads git objects through
-# `git cat-file --batch` child processes; JGit runs inside the JVM).
-rss_mib() {
-  local all=("$1") i=0
-  while [ "$i" -lt "${#all[@]}" ]; do
-    for c in $(pgrep -P "${all[$i]}" || true); do all+=("$c"); done
-    i=$((i + 1))
-  done
-  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
-    awk '/^VmRSS:/ {kib += $2} END {printf "%.1f", kib / 1024}'
-}
+require_wrk
+BIN=$(release_binary config-server)
 
 # --- the repository ------------------------------------------------------------
 repo="$work/repo"

@@ -1,4 +1,4 @@
-# Shared by bench/eureka-vs-spring.sh and bench/config-vs-spring.sh (sourced,
+# Shared by bench/eureka-vs-spring.sh, bench/config-vs-spring.sh and bench/gateway.sh (sourced,
 # not run): the temporary directory, stopping what was started, starting a
 # reference Spring application from interop/spring and reading memory.
 # Sets `work` (a temporary directory) and `pids`, and traps EXIT to clean up.
@@ -67,4 +67,34 @@ wait_http() {
 # machine_line: cores, kernel, Java version.
 machine_line() {
   echo "machine: $(nproc) cores; $(uname -sr); $(java -version 2>&1 | head -1)"
+}
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# rss_mib PID: VmRSS in MiB of a process and all its descendants (nginx's
+# workers, `git cat-file` children).
+rss_mib() {
+  local all=("$1") i=0
+  while [ "$i" -lt "${#all[@]}" ]; do
+    for c in $(pgrep -P "${all[$i]}" || true); do all+=("$c"); done
+    i=$((i + 1))
+  done
+  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
+    awk '/^VmRSS:/ {kib += $2} END {printf "%.1f", kib / 1024}'
+}
+
+# require_wrk: installs wrk from Debian when it is missing.
+require_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+}
+
+# release_binary CRATE: builds the crate's binary of the same name (release)
+# and prints its path.
+release_binary() {
+  echo "building $1 (release)..." >&2
+  timeout 1800 cargo build -q --release -p "$1" --bin "$1" >&2
+  echo "$root/target/release/$1"
 }

@@ -676,23 +676,32 @@ impl Filter {
                 return Err(Box::new(answer));
             }
             Filter::RequestHeaderSize(max, error_header) => {
+                // As SCG: a header's size is its name once plus all its
+                // values; the message names every header over the limit.
+                let mut msg = String::new();
                 for name in out.headers.keys() {
-                    let size: u64 = out
-                        .headers
-                        .get_all(name)
-                        .iter()
-                        .map(|v| (name.as_str().len() + v.len()) as u64)
-                        .sum();
+                    let size = name.as_str().len() as u64
+                        + out
+                            .headers
+                            .get_all(name)
+                            .iter()
+                            .map(|v| v.len() as u64)
+                            .sum::<u64>();
                     if size > *max {
-                        let mut answer = empty_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-                        let msg = format!(
-                            "Request Header/s size is larger than permissible limit. Request Header/s size for '{name}' is {size}B where permissible limit is {max}B"
-                        );
-                        if let Some(v) = header_value(&msg) {
-                            answer.headers_mut().insert(error_header.clone(), v);
+                        if msg.is_empty() {
+                            msg = format!(
+                                "Request Header/s size is larger than permissible limit ({max}B)."
+                            );
                         }
-                        return Err(Box::new(answer));
+                        msg.push_str(&format!(" Request Header/s size for '{name}' is {size}B."));
                     }
+                }
+                if !msg.is_empty() {
+                    let mut answer = empty_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                    if let Some(v) = header_value(&msg) {
+                        answer.headers_mut().insert(error_header.clone(), v);
+                    }
+                    return Err(Box::new(answer));
                 }
             }
             Filter::RequestSize(max) => {
@@ -704,7 +713,9 @@ impl Filter {
                 if let Some(length) = length.filter(|l| l > max) {
                     let mut answer = empty_answer(StatusCode::PAYLOAD_TOO_LARGE);
                     let msg = format!(
-                        "Request size is larger than permissible limit. Request size is {length}B where permissible limit is {max}B"
+                        "Request size is larger than permissible limit. Request size is {} where permissible limit is {}",
+                        readable_byte_count(length),
+                        readable_byte_count(*max)
                     );
                     if let Some(v) = header_value(&msg) {
                         answer.headers_mut().insert("errormessage", v);
@@ -1028,6 +1039,25 @@ fn rewrite_location(
         (Some(s), Some(a)) => format!("{s}://{a}{path}"),
         _ => path.to_owned(),
     }
+}
+
+/// A size as SCG's `RequestSize` message writes it: `34 B`, `5.2 MB`
+/// (powers of 1000, one decimal).
+fn readable_byte_count(bytes: u64) -> String {
+    const PREFIXES: &[u8] = b"kMGTPE";
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let (mut exp, mut scale) = (0, 1.0_f64);
+    while exp < PREFIXES.len() && bytes as f64 >= scale * 1000.0 {
+        exp += 1;
+        scale *= 1000.0;
+    }
+    format!(
+        "{:.1} {}B",
+        bytes as f64 / scale,
+        char::from(PREFIXES[exp - 1])
+    )
 }
 
 /// The length of a leading `/v<digits>` segment.

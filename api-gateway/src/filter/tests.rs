@@ -113,11 +113,10 @@ fn answering_filters() {
         .insert("content-length", HeaderValue::from_static("6000000"));
     let answer = run("RequestSize=5MB", &mut out).expect_err("too large");
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        answer.headers()["errormessage"]
-            .to_str()
-            .expect("ascii")
-            .contains("6000000")
+    assert_eq!(
+        answer.headers()["errormessage"],
+        "Request size is larger than permissible limit. Request size is 6.0 MB where permissible limit is 5.2 MB",
+        "SCG's wording and units"
     );
     assert!(run("RequestSize=6MB", &mut out).is_ok());
     out.headers
@@ -126,6 +125,34 @@ fn answering_filters() {
     assert_eq!(answer.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert!(answer.headers().contains_key("errormessage"));
     assert!(run("RequestHeaderSize=1KB", &mut out).is_ok());
+}
+
+#[test]
+fn readable_byte_counts_as_scg_writes_them() {
+    assert_eq!(readable_byte_count(0), "0 B");
+    assert_eq!(readable_byte_count(999), "999 B");
+    assert_eq!(readable_byte_count(1000), "1.0 kB");
+    assert_eq!(readable_byte_count(5 * 1024 * 1024), "5.2 MB");
+    assert_eq!(readable_byte_count(u64::MAX), "18.4 EB");
+}
+
+#[test]
+fn request_header_size_counts_a_name_once_and_names_every_large_header_as_scg() {
+    let mut out = outbound("/x", None);
+    for v in ["aaaa", "bbbb"] {
+        out.headers.append("x-rep", HeaderValue::from_static(v));
+    }
+    out.headers
+        .insert("x-long", HeaderValue::from_static("0123456789"));
+    // x-rep: 5 + 4 + 4 = 13 bytes (SCG counts the name once).
+    assert!(run("RequestHeaderSize=16B", &mut out).is_ok());
+    let answer = run("RequestHeaderSize=12B", &mut out).expect_err("two headers too large");
+    assert_eq!(
+        answer.headers()["errormessage"],
+        "Request Header/s size is larger than permissible limit (12B). \
+         Request Header/s size for 'x-rep' is 13B. \
+         Request Header/s size for 'x-long' is 16B."
+    );
 }
 
 fn respond(shortcut: &str, head: &mut http::response::Parts, ctx: &ResponseContext<'_>) {

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Our api-gateway against nginx and Spring Cloud Gateway (interop/spring/
+# gateway, SCG 4.3 on Netty), measured in one run on loopback with the same
+# upstream and the same load generator:
+#   - the upstream: an nginx (1 worker) answering `GET /hello` with a fixed
+#     13-byte body, itself measured directly ("direct");
+#   - nginx as a keep-alive reverse proxy (`worker_processes auto`, an
+#     `upstream` block with `keepalive 64`, HTTP/1.1 to the upstream);
+#   - SCG with the same route (`Path=/api/**`, `StripPrefix=1`) from an
+#     application.yml written here, `java -Xmx$XMX -jar`;
+#   - ours (release build) with the same application.yml;
+#   - "full chain": nginx again with `limit_req` (a rate it never reaches)
+#     and passive failure detection (`max_fails`), and ours again with
+#     `CircuitBreaker` + `RequestRateLimiter` (a budget it never exhausts)
+#     on the route. JWT validation: see the JWT slot below.
+#   - per proxy and per connection count: WARM_UP seconds of load (JIT for
+#     the JVM), then wrk -t$THREADS -c$C -d${DURATION}s --latency; requests/s,
+#     p50, p99, non-2xx/socket errors, and VmRSS of the proxy (all its
+#     processes: nginx master + workers) after the run.
+# Prints a table and the ratios ours / nginx and ours / SCG. Everything it
+# starts is stopped on exit; the configs live in a temporary directory.
+#
+# Usage: bench/gateway.sh   (about 4 minutes; needs nginx, wrk, java and the
+#        gateway jar from scripts/prereqs)
+# Overrides: DURATION (10), CONNECTIONS ("16 64"), THREADS (2), WARM_UP (5),
+#            SCG_WARM_UP (20), XMX (512m).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-16 64}
+THREADS=${THREADS:-2}
+WARM_UP=${WARM_UP:-5}
+SCG_WARM_UP=${SCG_WARM_UP:-20}
+XMX=${XMX:-512m}
+
+# shellcheck source=bench/spring-reference.sh
+source bench/spring-reference.sh
+scg_jar=$(require_reference gateway)
+command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
+require_wrk
+BIN=$(release_binary api-gateway)
+
+# start_nginx NAME WORKERS SERVER_BLOCK: an nginx in the foreground with its
+# own prefix under $work; sets nginx_pid.
+start_nginx() {
+  local dir="$work/$1"
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes $2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  $3
+}
+EOF
+  nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/logs/stderr" &
+  nginx_pid=$!
+  pids+=("$nginx_pid")
+}
+
+# --- the upstream ----------------------------------------------------------------
+up_port=$(free_port)
+start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"
+up_pid=$nginx_pid
+wait_http "http://127.0.0.1:$up_port/hello" 100
+
+# --- nginx as a reverse proxy, plain and "full chain" ------------------------------
+proxy_block() {
+  cat <<EOF
+upstream backend { server 127.0.0.1:$up_port max_fails=5 fail_timeout=10s; keepalive 64; }
+$2
+server {
+  listen 127.0.0.1:$1;
+  location /api/ {
+    $3
+    proxy_pass http://backend/;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+  }
+}
+EOF
+}
+nginx_port=$(free_port)
+start_nginx proxy auto "$(proxy_block "$nginx_port" "" "")"
+nginx_plain_pid=$nginx_pid
+nginx_full_port=$(free_port)
+start_nginx proxy-full auto "$(proxy_block "$nginx_full_port" \
+  'limit_req_zone $binary_remote_addr zone=perip:1m rate=1000000r/s;' \
+  'limit_req zone=perip burst=1000000 nodelay; proxy_next_upstream error timeout http_502 http_503;')"
+nginx_full_pid=$nginx_pid
+wait_http "http://127.0.0.1:$nginx_port/api/hello" 100
+wait_http "http://127.0.0.1:$nginx_full_port/api/hello" 100
+
+# --- the gateway configs (SCG's format; ours reads the same file) -----------------
+# gateway_yml FILE FILTERS [EXTRA]: the route `api` (Path=/api/**, to the
+# upstream) with FILTERS (YAML list items) and EXTRA top-level YAML.
+gateway_yml() {
+  cat >"$1" <<EOF
+spring:
+  cloud:
+    gateway:
+      server:
+        webflux:
+          routes:
+            - id: api
+              uri: http://127.0.0.1:$up_port
+              predicates: [ "Path=/api/**" ]
+              filters:
+$2
+${3:-}
+EOF
+}
+gateway_yml "$work/plain.yml" "                - StripPrefix=1"
+gateway_yml "$work/full.yml" "                - StripPrefix=1
+                - name: CircuitBreaker
+                  args: { name: api }
+                - name: RequestRateLimiter
+                  args: { replenishRate: 100000000, burstCapacity: 100000000 }
+                # ---- JWT slot ----------------------------------------------
+                # When the JWT filter lands (another branch), add it here with
+                # a key and send a valid token from wrk (-H 'Authorization:
+                # Bearer ...'), e.g.:
+                #   - name: JwtValidation
+                #     args: { ... }
+                # ------------------------------------------------------------" "resilience4j:
+  circuitbreaker:
+    instances:
+      api: { slidingWindowSize: 100, failureRateThreshold: 50 }"
+
+start_ours() {
+  local port admin
+  port=$(free_port)
+  admin=$(free_port)
+  RUST_LOG=warn "$BIN" --port "$port" --admin-port "$admin" --config "$1" >"$work/ours-$2.log" 2>&1 &
+  ours_pid=$!
+  pids+=("$ours_pid")
+  ours_url="http://127.0.0.1:$port"
+  wait_http "$ours_url/api/hello" 300
+}
+start_ours "$work/plain.yml" plain
+ours_plain_pid=$ours_pid; ours_plain_url=$ours_url
+start_ours "$work/full.yml" full
+ours_full_pid=$ours_pid; ours_full_url=$ours_url
+
+# SCG logs `Netty started on port NNNN`.
+scg_port=$(free_port)
+java "-Xmx$XMX" -jar "$scg_jar" --server.port="$scg_port" --spring.main.banner-mode=off \
+  --spring.config.additional-location="file:$work/plain.yml" >"$work/scg.log" 2>&1 &
+scg_pid=$!
+pids+=("$scg_pid")
+wait_http "http://127.0.0.1:$scg_port/api/hello" 1800 || { tail -30 "$work/scg.log" >&2; exit 1; }
+
+machine_line
+echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1)"
+echo "upstream: nginx on :$up_port returning 13 bytes; load before: $(uptime)"
+
+# --- load ------------------------------------------------------------------------
+run_wrk() { timeout $(($2 + 30)) wrk -t"$THREADS" -c"$3" -d"$2s" --timeout 10s --latency "$1" 2>&1; }
+results="$work/results.tsv"
+# measure NAME PID URL WARM_UP: one line per connection count in $results.
+measure() {
+  local c out
+  for c in $CONNECTIONS; do
+    run_wrk "$3" "$4" "$c" >/dev/null
+    out=$(run_wrk "$3" "$DURATION" "$c")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$c" \
+      "$(echo "$out" | awk '/^Requests\/sec/ {print $2}')" \
+      "$(echo "$out" | awk '$1=="50%" {print $2}')" \
+      "$(echo "$out" | awk '$1=="99%" {print $2}')" \
+      "$(rss_mib "$2")" \
+      "$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')" >>"$results"
+  done
+}
+measure direct "$up_pid" "http://127.0.0.1:$up_port/hello" "$WARM_UP"
+measure nginx "$nginx_plain_pid" "http://127.0.0.1:$nginx_port/api/hello" "$WARM_UP"
+measure scg "$scg_pid" "http://127.0.0.1:$scg_port/api/hello" "$SCG_WARM_UP"
+measure ours "$ours_plain_pid" "$ours_plain_url/api/hello" "$WARM_UP"
+measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP"
+measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP"
+echo "load after: $(uptime)"
+
+python3 - "$results" <<'PY'
+import re, sys
+def ms(x):
+    m = re.match(r"([0-9.]+)(us|ms|s)$", x)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+rows = {}
+for line in open(sys.argv[1]):
+    name, c, rps, p50, p99, rss, errs = line.rstrip("\n").split("\t")
+    rows[(name, int(c))] = (float(rps), ms(p50), ms(p99), float(rss), errs.strip())
+print()
+print("| proxy | connections | requests/s | p50 ms | p99 ms | VmRSS MiB | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for (name, c), (rps, p50, p99, rss, errs) in rows.items():
+    print(f"| {name} | {c} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {rss:.1f} | {errs or 'none'} |")
+print()
+print("| ratio | connections | requests/s | p99 | VmRSS |")
+print("| --- | --- | --- | --- | --- |")
+for ours, other in (("ours", "nginx"), ("ours", "scg"), ("ours-full", "nginx-full")):
+    for c in sorted({c for (_, c) in rows}):
+        if (ours, c) in rows and (other, c) in rows:
+            o, t = rows[(ours, c)], rows[(other, c)]
+            print(f"| {ours} / {other} | {c} | {o[0] / t[0]:.2f} | {o[2] / t[2]:.2f} | {o[3] / t[3]:.2f} |")
+PY
