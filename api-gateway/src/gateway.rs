@@ -512,7 +512,7 @@ impl Gateway {
             }
             let Some((route, vars)) = table.find(&view) else {
                 self.inner.metrics.record_unmatched();
-                return error_answer(StatusCode::NOT_FOUND, "No route matches the request", path);
+                return not_found_answer(path);
             };
             let cors_headers = match depth == 0 && !cors.is_empty() {
                 false => None,
@@ -1103,6 +1103,23 @@ fn origin(file: &Option<PathBuf>) -> Origin {
 /// The gateway's own error answer: Spring's JSON error body.
 fn error_answer(status: StatusCode, message: &str, path: &str) -> Response<Body> {
     let mut response = SpringError::new(status, message).at(path).into_response();
+    response.extensions_mut().insert(GatewayAnswer);
+    response
+}
+
+/// SCG's 404 for a request no route matches: Spring Boot's error body as
+/// WebFlux writes it (no `message`, a `requestId`).
+fn not_found_answer(path: &str) -> Response<Body> {
+    static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = serde_json::json!({
+        "timestamp": cloud_runtime::error_body::timestamp(std::time::SystemTime::now()),
+        "path": path,
+        "status": 404,
+        "error": "Not Found",
+        "requestId": format!("{:08x}-{n}", std::process::id()),
+    });
+    let mut response = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response
 }

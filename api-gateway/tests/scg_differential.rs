@@ -54,15 +54,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
          passes the header on unchanged and adds no forwarding headers of its own; we append the \
          peer and set X-Forwarded-Host/Port/Proto and Forwarded as for any request",
     ),
-    ("x-forwarded-remote-addr-miss", NOT_FOUND_BODY),
-    ("host-miss", NOT_FOUND_BODY),
-    ("method-miss", NOT_FOUND_BODY),
-    ("header-miss", NOT_FOUND_BODY),
-    ("query-miss", NOT_FOUND_BODY),
-    ("cookie-miss", NOT_FOUND_BODY),
-    ("before", NOT_FOUND_BODY),
-    ("remote-addr-miss", NOT_FOUND_BODY),
-    ("no-route", NOT_FOUND_BODY),
     (
         "request-size-too-large",
         "SCG's RequestSize has no shortcut field order: `RequestSize=10B` is silently ignored \
@@ -100,8 +91,6 @@ const FORWARDED_HOST_QUOTED: &str = "`Forwarded: host=` is always a quoted strin
      (both valid RFC 7239)";
 
 /// The 404 body when no route matches.
-const NOT_FOUND_BODY: &str = "the 404 JSON body has our `message` and no `requestId` \
-     (SCG's has `requestId`, no `message`)";
 
 /// How long SCG may take to start on a busy two-core machine.
 const SCG_START: Duration = Duration::from_secs(120);
