@@ -701,8 +701,18 @@ impl Gateway {
                     return response;
                 }
                 let cause = FallbackCause {
-                    exception_type: "org.springframework.cloud.gateway.support.CircuitBreakerStatusCodeException".to_owned(),
-                    message: response.status().to_string(),
+                    exception_type: "org.springframework.cloud.gateway.filter.factory.SpringCloudCircuitBreakerFilterFactory$CircuitBreakerStatusCodeException".to_owned(),
+                    // Spring's HttpStatus names: `500 INTERNAL_SERVER_ERROR`.
+                    message: format!(
+                        "{} {}",
+                        response.status().as_u16(),
+                        response
+                            .status()
+                            .canonical_reason()
+                            .unwrap_or("UNKNOWN")
+                            .to_ascii_uppercase()
+                            .replace([' ', '-'], "_")
+                    ),
                 };
                 self.fallback_or(b, call, cause, || response).await
             }

@@ -73,10 +73,7 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     (
         "circuit-breaker-status-fallback",
         "the forwarded fallback request: SCG sends `proto=null` and `X-Forwarded-Port: 80` and no \
-         X-Forwarded-Host/Proto, we send the client's; FallbackHeaders: SCG's exception is \
-         `SpringCloudCircuitBreakerFilterFactory$CircuitBreakerStatusCodeException` with \
-         `500 INTERNAL_SERVER_ERROR`, ours `support.CircuitBreakerStatusCodeException` with \
-         `500 Internal Server Error` (in gateway.rs, to be aligned)",
+         X-Forwarded-Host/Proto, we send the client's",
     ),
     (
         "circuit-breaker-connect-failure-fallback",
