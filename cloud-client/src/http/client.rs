@@ -189,6 +189,9 @@ impl LbHttpClient {
         config: HttpClientConfig,
         http: reqwest::Client,
     ) -> Self {
+        // Calibrate the balancers' call timer now rather than on the first
+        // call (once per process; a few milliseconds).
+        let _calibrated = quanta::Clock::new();
         LbHttpClient {
             inner: Arc::new(Inner {
                 http,
@@ -262,11 +265,7 @@ impl LbHttpClient {
         let breaker = CircuitBreaker::new(key.as_str(), c.breaker.clone())
             .map_err(|e| HttpError::new(Kind::InvalidUrl, Some(service)).with_source(e))?;
         let state = Arc::new(ServiceState {
-            lb: LoadBalancer::with(
-                c.strategy.clone(),
-                c.outlier,
-                Arc::new(cloud_runtime::clock::TokioClock::new()),
-            ),
+            lb: LoadBalancer::with_outlier(c.strategy.clone(), c.outlier),
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),
         });
