@@ -187,9 +187,9 @@ impl Ticks {
     #[inline]
     fn stopwatch(&self) -> u64 {
         match self {
-            Ticks::Tokio { tsc, tsc_epoch, .. } => tsc
-                .delta_as_nanos(*tsc_epoch, tsc.raw())
-                .saturating_add(1),
+            Ticks::Tokio { tsc, tsc_epoch, .. } => {
+                tsc.delta_as_nanos(*tsc_epoch, tsc.raw()).saturating_add(1)
+            }
             Ticks::Injected { .. } => self.deadline_clock(),
         }
     }
