@@ -257,6 +257,12 @@ impl LbHttpClient {
     }
 
     fn state(&self, service: &str) -> Result<Arc<ServiceState>, HttpError> {
+        // Service names are usually lower case already: no copy to look up.
+        if !service.bytes().any(|b| b.is_ascii_uppercase()) {
+            if let Some(s) = self.inner.services.load().get(service) {
+                return Ok(Arc::clone(s));
+            }
+        }
         let key = service.to_ascii_lowercase();
         if let Some(s) = self.inner.services.load().get(&key) {
             return Ok(Arc::clone(s));
@@ -287,7 +293,7 @@ impl LbHttpClient {
     /// sent as is otherwise. Any HTTP response is `Ok`, 5xx included (after
     /// the retries it was allowed); `Err` means no response.
     pub async fn execute(&self, req: Request) -> Result<Response, HttpError> {
-        let url = req.url().clone();
+        let url = req.url();
         let Some(service) = url.host_str().map(str::to_owned) else {
             return Err(HttpError::new(Kind::InvalidUrl, None));
         };
@@ -461,7 +467,7 @@ fn add_traceparent(req: &mut Request) {
     let ctx = TraceContext::current()
         .map(|c| c.child())
         .unwrap_or_else(TraceContext::new_root);
-    if let Ok(v) = reqwest::header::HeaderValue::from_str(&ctx.to_string()) {
+    if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&ctx.encode()) {
         req.headers_mut().insert(TRACEPARENT, v);
     }
 }

@@ -183,8 +183,10 @@ fn p2c_on_the_default_clock_times_calls_in_real_time() {
         .find(|e| e.instance().instance_id == slow)
         .unwrap();
     let measured = endpoint.latency_ewma();
+    // The counter is calibrated against the system clock once, within a
+    // few percent on a busy machine: good enough to compare instances.
     assert!(
-        measured >= Duration::from_millis(5) && measured <= took + took / 20,
+        measured >= Duration::from_micros(4_500) && measured <= took + took / 10,
         "measured {measured:?}, the call took 5 ms to {took:?}"
     );
     for _ in 0..20 {
