@@ -258,10 +258,10 @@ impl LbHttpClient {
 
     fn state(&self, service: &str) -> Result<Arc<ServiceState>, HttpError> {
         // Service names are usually lower case already: no copy to look up.
-        if !service.bytes().any(|b| b.is_ascii_uppercase()) {
-            if let Some(s) = self.inner.services.load().get(service) {
-                return Ok(Arc::clone(s));
-            }
+        if !service.bytes().any(|b| b.is_ascii_uppercase())
+            && let Some(s) = self.inner.services.load().get(service)
+        {
+            return Ok(Arc::clone(s));
         }
         let key = service.to_ascii_lowercase();
         if let Some(s) = self.inner.services.load().get(&key) {
