@@ -13,6 +13,9 @@
 //! picking this instance, and only then drains the open connections.
 //! [`CloudService::shutdown`] does the deregistering alone.
 //!
+//! [`run`] does all of it in one call from `main`: flags, `application.yml`,
+//! environment, bind, start, serve, deregister and drain on SIGTERM.
+//!
 //! ```no_run
 //! use cloud_client::config::Properties;
 //! use cloud_client::http::HttpClientConfig;
@@ -39,6 +42,13 @@
 //!     .exit_code()
 //! }
 //! ```
+
+mod run;
+
+pub use run::{
+    DEFAULT_SETTINGS_FILE, RunError, ServiceArgs, environment, local_properties, run,
+    start_and_serve,
+};
 
 use cloud_runtime::serve::ServeLimits;
 use cloud_runtime::shutdown::Shutdown;

@@ -189,6 +189,9 @@ impl LbHttpClient {
         config: HttpClientConfig,
         http: reqwest::Client,
     ) -> Self {
+        // Calibrate the balancers' call timer now rather than on the first
+        // call (once per process; a few milliseconds).
+        let _calibrated = quanta::Clock::new();
         LbHttpClient {
             inner: Arc::new(Inner {
                 http,
@@ -254,6 +257,12 @@ impl LbHttpClient {
     }
 
     fn state(&self, service: &str) -> Result<Arc<ServiceState>, HttpError> {
+        // Service names are usually lower case already: no copy to look up.
+        if !service.bytes().any(|b| b.is_ascii_uppercase())
+            && let Some(s) = self.inner.services.load().get(service)
+        {
+            return Ok(Arc::clone(s));
+        }
         let key = service.to_ascii_lowercase();
         if let Some(s) = self.inner.services.load().get(&key) {
             return Ok(Arc::clone(s));
@@ -262,11 +271,7 @@ impl LbHttpClient {
         let breaker = CircuitBreaker::new(key.as_str(), c.breaker.clone())
             .map_err(|e| HttpError::new(Kind::InvalidUrl, Some(service)).with_source(e))?;
         let state = Arc::new(ServiceState {
-            lb: LoadBalancer::with(
-                c.strategy.clone(),
-                c.outlier,
-                Arc::new(cloud_runtime::clock::TokioClock::new()),
-            ),
+            lb: LoadBalancer::with_outlier(c.strategy.clone(), c.outlier),
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),
         });
@@ -288,7 +293,7 @@ impl LbHttpClient {
     /// sent as is otherwise. Any HTTP response is `Ok`, 5xx included (after
     /// the retries it was allowed); `Err` means no response.
     pub async fn execute(&self, req: Request) -> Result<Response, HttpError> {
-        let url = req.url().clone();
+        let url = req.url();
         let Some(service) = url.host_str().map(str::to_owned) else {
             return Err(HttpError::new(Kind::InvalidUrl, None));
         };
@@ -462,7 +467,7 @@ fn add_traceparent(req: &mut Request) {
     let ctx = TraceContext::current()
         .map(|c| c.child())
         .unwrap_or_else(TraceContext::new_root);
-    if let Ok(v) = reqwest::header::HeaderValue::from_str(&ctx.to_string()) {
+    if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&ctx.encode()) {
         req.headers_mut().insert(TRACEPARENT, v);
     }
 }

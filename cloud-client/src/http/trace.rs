@@ -84,17 +84,31 @@ impl TraceContext {
     }
 }
 
+impl TraceContext {
+    /// The `traceparent` value, `00-<trace id>-<span id>-<flags>` in
+    /// lower-case hex, without allocating.
+    pub(crate) fn encode(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        let mut put = |at: usize, bytes: &[u8]| {
+            for (i, b) in bytes.iter().enumerate() {
+                out[at + 2 * i] = HEX[usize::from(b >> 4)];
+                out[at + 2 * i + 1] = HEX[usize::from(b & 0xf)];
+            }
+        };
+        put(0, &[0]);
+        put(3, &self.trace_id);
+        put(36, &self.span_id);
+        put(53, &[self.flags]);
+        out
+    }
+}
+
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("00-")?;
-        for b in self.trace_id {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str("-")?;
-        for b in self.span_id {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "-{:02x}", self.flags)
+        let encoded = self.encode();
+        // Hex digits and dashes only: always UTF-8.
+        f.write_str(std::str::from_utf8(&encoded).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -115,7 +129,8 @@ fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
 
 fn nonzero_random<const N: usize>() -> [u8; N] {
     loop {
-        let bytes: [u8; N] = std::array::from_fn(|_| rand::random::<u8>());
+        let mut bytes = [0u8; N];
+        rand::fill(&mut bytes[..]);
         if bytes != [0; N] {
             return bytes;
         }

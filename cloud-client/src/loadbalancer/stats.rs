@@ -53,18 +53,26 @@ impl EndpointStats {
 
     /// Records one latency observation at `now` (ns): a slower one replaces
     /// the average at once (the peak), a faster one decays it toward itself.
+    ///
+    /// Plain loads and stores, no read-modify-write: two observations that
+    /// race may lose one of them, which a moving average shrugs off.
+    #[inline]
     pub(crate) fn observe(&self, rtt_ns: f64, now: u64) {
         let prev = self.ewma();
-        let at = self.ewma_at.swap(now, Ordering::Relaxed);
+        let at = self.ewma_at.load(Ordering::Relaxed);
+        self.ewma_at.store(now, Ordering::Relaxed);
         let next = peak_ewma(prev, rtt_ns, now.saturating_sub(at));
         self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
     }
 }
 
 /// The peak-EWMA step, pure.
+#[inline]
 pub(crate) fn peak_ewma(prev: f64, rtt: f64, elapsed_ns: u64) -> f64 {
     if rtt > prev {
         rtt
+    } else if elapsed_ns == 0 {
+        prev
     } else {
         let w = (-(elapsed_ns as f64) / DECAY_NS).exp();
         prev * w + rtt * (1.0 - w)

@@ -164,6 +164,39 @@ fn p2c_avoids_the_busy_and_the_slow() {
 }
 
 #[test]
+fn p2c_on_the_default_clock_times_calls_in_real_time() {
+    let lb = LoadBalancer::new(Strategy::PowerOfTwoChoices);
+    lb.update(&pool(&["a", "b"]));
+    let before = Instant::now();
+    let held = lb.pick().unwrap();
+    let slow = held.instance().instance_id.clone();
+    // The call takes 5 ms of real time (the subject of the test, so it is
+    // waited for, on tokio's clock).
+    while before.elapsed() < Duration::from_millis(5) {
+        std::hint::spin_loop();
+    }
+    held.record(Outcome::Success);
+    let took = before.elapsed();
+    let endpoint = lb
+        .endpoints()
+        .into_iter()
+        .find(|e| e.instance().instance_id == slow)
+        .unwrap();
+    let measured = endpoint.latency_ewma();
+    // The counter is calibrated against the system clock once, within a
+    // few percent on a busy machine: good enough to compare instances.
+    assert!(
+        measured >= Duration::from_micros(4_500) && measured <= took + took / 10,
+        "measured {measured:?}, the call took 5 ms to {took:?}"
+    );
+    for _ in 0..20 {
+        let p = lb.pick().unwrap();
+        assert_ne!(p.instance().instance_id, slow, "the slow one loses");
+        p.record(Outcome::Ignored);
+    }
+}
+
+#[test]
 fn consecutive_failures_eject_an_instance_until_its_time_is_up() {
     let clock = ManualClock::new();
     let lb = LoadBalancer::with(
