@@ -26,9 +26,9 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::ratelimit::redis::RedisBuckets;
-use crate::cors::{self, CorsTable};
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
 use crate::metrics::Metrics;
@@ -562,6 +562,7 @@ impl Gateway {
             let response = match answer {
                 Some(a) => a,
                 None => {
+                    let body = limit_chunked_body(&route, &out.headers, body);
                     let call = Call {
                         route: &route,
                         out: &out,
@@ -1115,6 +1116,23 @@ fn error_answer(status: StatusCode, message: &str, path: &str) -> Response<Body>
     let mut response = SpringError::new(status, message).at(path).into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response
+}
+
+/// On a route with `RequestSize`, a body of unknown length (chunked, or
+/// HTTP/2 without `content-length`) is cut at the limit: the exchange then
+/// fails with 413 (`Content-Length` itself is checked by the filter before
+/// anything is sent).
+fn limit_chunked_body(route: &Route, headers: &http::HeaderMap, body: Body) -> Body {
+    let max = route.filters.iter().find_map(|f| match f {
+        crate::filter::Filter::RequestSize(max) => Some(*max),
+        _ => None,
+    });
+    match max {
+        Some(max) if !headers.contains_key(header::CONTENT_LENGTH) => Body::new(
+            http_body_util::Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)),
+        ),
+        _ => body,
+    }
 }
 
 /// SCG's 404 for a request no route matches: Spring Boot's error body as

@@ -49,6 +49,7 @@ enum Kind {
     NoInstance,
     Unsupported,
     ClientBody,
+    TooLarge,
 }
 
 impl UpstreamError {
@@ -115,6 +116,7 @@ impl UpstreamError {
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Connect | Kind::Io | Kind::Unsupported => StatusCode::BAD_GATEWAY,
             Kind::ClientBody => StatusCode::BAD_REQUEST,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -129,7 +131,7 @@ impl UpstreamError {
             Kind::Connect => Some(FailureKind::Connect),
             Kind::Io => Some(FailureKind::Io),
             Kind::Timeout => Some(FailureKind::Timeout),
-            Kind::NoInstance | Kind::Unsupported | Kind::ClientBody => None,
+            Kind::NoInstance | Kind::Unsupported | Kind::ClientBody | Kind::TooLarge => None,
         }
     }
 
@@ -142,6 +144,7 @@ impl UpstreamError {
             Kind::NoInstance => "org.springframework.cloud.gateway.support.NotFoundException",
             Kind::Unsupported => "java.lang.UnsupportedOperationException",
             Kind::ClientBody => "org.springframework.web.server.ServerWebInputException",
+            Kind::TooLarge => "org.springframework.web.server.PayloadTooLargeException",
         }
     }
 }
@@ -271,6 +274,14 @@ impl Upstreams {
             };
             match result {
                 Ok(response) => return Ok(response.map(Body::new)),
+                Err(e) if body_over_limit(&e) => {
+                    return Err(UpstreamError {
+                        kind: Kind::TooLarge,
+                        upstream: "client".to_owned(),
+                        detail: "Request size is larger than permissible limit".to_owned(),
+                        source: Some(Box::new(e)),
+                    });
+                }
                 Err(e) => {
                     let closed = !e.is_connect() && connection_closed(&e);
                     if closed && closed_retry_left && replayable {
@@ -308,6 +319,18 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// Whether the request body was cut at `RequestSize`'s limit.
+fn body_over_limit(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Whether the error says the connection closed before a response came

@@ -299,9 +299,9 @@ pub struct LoadBalancerSettings {
 #[serde(rename_all = "kebab-case")]
 pub enum BalanceStrategy {
     /// Two at random, the lower peak-EWMA latency times requests in flight
-    /// wins (tower's and Finagle's P2C). A new instance is assumed at 1 ms
-    /// until it answers, so under light sequential load the faster one
-    /// known keeps the traffic; under concurrency load spreads.
+    /// wins (tower's and Finagle's P2C). A new instance, never timed, wins
+    /// its first draw, so it is tried at once and then competes on its own
+    /// latency.
     #[default]
     PowerOfTwoChoices,
     /// Each in turn (Spring Cloud LoadBalancer's default).

@@ -534,6 +534,54 @@ async fn idempotent_request_is_sent_again_when_its_pooled_connection_was_closed(
     );
 }
 
+/// Sends a chunked POST of `chunks` chunks of `size` bytes over a raw
+/// connection; the status code of the answer.
+async fn post_chunked(gw: &TestGateway, path: &str, chunks: usize, size: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect to the gateway");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes())
+        .await
+        .expect("send the request head");
+    let chunk = format!("{size:x}\r\n{}\r\n", "x".repeat(size));
+    for _ in 0..chunks {
+        // The gateway may answer 413 and close before every chunk is sent.
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"))
+}
+
+#[tokio::test]
+async fn request_size_cuts_a_chunked_body_at_the_limit() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: size\n          uri: http://{}\n          predicates: [Path=/**]\n          filters: [RequestSize=1KB]\n",
+        up.addr
+    )))
+    .await;
+    assert_eq!(post_chunked(&gw, "/under", 4, 200).await, 200);
+    assert_eq!(post_chunked(&gw, "/over", 64, 512).await, 413);
+    assert_eq!(
+        post_chunked(&gw, "/again", 2, 100).await,
+        200,
+        "still serving"
+    );
+}
+
 #[tokio::test]
 async fn large_bodies_stream_both_ways() {
     let up = Upstream::start().await;

@@ -38,7 +38,9 @@ async fn breaker_opens_on_failures_answers_from_the_fallback_and_closes_again() 
         assert_eq!(echo["path"], "/from-fallback");
         assert_eq!(
             support::seen(&echo, "execution-exception-type"),
-            Some("org.springframework.cloud.gateway.filter.factory.SpringCloudCircuitBreakerFilterFactory$CircuitBreakerStatusCodeException")
+            Some(
+                "org.springframework.cloud.gateway.filter.factory.SpringCloudCircuitBreakerFilterFactory$CircuitBreakerStatusCodeException"
+            )
         );
     }
     // Open: the upstream is not called, the fallback answers.

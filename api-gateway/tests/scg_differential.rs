@@ -15,7 +15,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[allow(unused_imports)]
 mod support;
 
 #[path = "../../interop/spring/spring_app.rs"]
@@ -86,8 +85,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
 /// SCG writes `host=name` unquoted when it has no port; we always quote.
 const FORWARDED_HOST_QUOTED: &str = "`Forwarded: host=` is always a quoted string in ours, a token in SCG's when it has no port \
      (both valid RFC 7239)";
-
-/// The 404 body when no route matches.
 
 /// How long SCG may take to start on a busy two-core machine.
 const SCG_START: Duration = Duration::from_secs(120);

@@ -2,13 +2,14 @@
 //! latency, consecutive failures and the ejection deadline. They outlive
 //! pool updates (an endpoint that stays keeps its numbers).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Decay time of the latency average: an observation weighs `1/e` after
 /// this long. 10 seconds, as tower's and Finagle's peak EWMA.
 pub(crate) const DECAY_NS: f64 = 10_000_000_000.0;
 
-/// Latency assumed before the first observation: 1 ms.
+/// Latency assumed before the first observation while a first call is in
+/// flight: 1 ms.
 pub(crate) const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 
 /// The numbers of one endpoint.
@@ -19,6 +20,8 @@ pub(crate) struct EndpointStats {
     ewma_bits: AtomicU64,
     /// When the average was last updated (balancer clock, ns).
     ewma_at: AtomicU64,
+    /// Whether any call has been timed yet.
+    observed: AtomicBool,
     pub(crate) consecutive_failures: AtomicU32,
     /// Balancer clock (ns) until which the endpoint is ejected; 0 when not.
     pub(crate) ejected_until: AtomicU64,
@@ -32,6 +35,7 @@ impl Default for EndpointStats {
             in_flight: AtomicU32::new(0),
             ewma_bits: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
             ewma_at: AtomicU64::new(0),
+            observed: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
@@ -45,10 +49,19 @@ impl EndpointStats {
         f64::from_bits(self.ewma_bits.load(Ordering::Relaxed))
     }
 
-    /// The load P2C compares: latency times (requests in flight + 1).
+    /// The load P2C compares: latency times (requests in flight + 1). An
+    /// endpoint never timed and idle costs nothing, so a new instance gets
+    /// a call as soon as it is drawn (its first answer then sets its
+    /// average); without that, a known instance faster than the assumed
+    /// 1 ms would keep all sequential traffic and the new one would never
+    /// be timed.
     #[inline]
     pub(crate) fn cost(&self) -> f64 {
-        self.ewma() * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        if in_flight == 0 && !self.observed.load(Ordering::Relaxed) {
+            return 0.0;
+        }
+        self.ewma() * f64::from(in_flight + 1)
     }
 
     /// Records one latency observation at `now` (ns): a slower one replaces
@@ -61,8 +74,13 @@ impl EndpointStats {
         let prev = self.ewma();
         let at = self.ewma_at.load(Ordering::Relaxed);
         self.ewma_at.store(now, Ordering::Relaxed);
-        let next = peak_ewma(prev, rtt_ns, now.saturating_sub(at));
+        let next = if self.observed.load(Ordering::Relaxed) {
+            peak_ewma(prev, rtt_ns, now.saturating_sub(at))
+        } else {
+            rtt_ns
+        };
         self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
+        self.observed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -95,7 +113,10 @@ mod tests {
     #[test]
     fn cost_grows_with_requests_in_flight() {
         let s = EndpointStats::default();
+        assert_eq!(s.cost(), 0.0, "never timed and idle");
+        s.observe(DEFAULT_RTT_NS, 1);
         let idle = s.cost();
+        assert_eq!(idle, DEFAULT_RTT_NS);
         s.in_flight.fetch_add(1, Ordering::Relaxed);
         assert_eq!(s.cost(), 2.0 * idle);
     }

@@ -164,6 +164,39 @@ fn p2c_avoids_the_busy_and_the_slow() {
 }
 
 #[test]
+fn p2c_tries_a_new_instance_at_once_and_then_shares_with_it() {
+    let clock = ManualClock::new();
+    let lb = LoadBalancer::with(
+        Strategy::PowerOfTwoChoices,
+        OutlierConfig::disabled(),
+        Arc::new(clock.clone()),
+    );
+    let call = |lb: &LoadBalancer| {
+        let p = lb.pick().unwrap();
+        let id = p.instance().instance_id.clone();
+        clock.advance(Duration::from_micros(100));
+        p.record(Outcome::Success);
+        id
+    };
+    lb.update(&pool(&["a"]));
+    for _ in 0..5 {
+        assert_eq!(call(&lb), "a");
+    }
+    // "a" answers in 0.1 ms, faster than the 1 ms a new instance is
+    // assumed at; the newcomer is still tried by the next sequential call.
+    lb.update(&pool(&["a", "b"]));
+    assert_eq!(call(&lb), "b");
+    // Timed as fast as "a", it shares the sequential traffic.
+    let mut b = 0;
+    for _ in 0..200 {
+        if call(&lb) == "b" {
+            b += 1;
+        }
+    }
+    assert!((40..=160).contains(&b), "b got {b} of 200");
+}
+
+#[test]
 fn p2c_on_the_default_clock_times_calls_in_real_time() {
     let lb = LoadBalancer::new(Strategy::PowerOfTwoChoices);
     lb.update(&pool(&["a", "b"]));
