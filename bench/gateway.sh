@@ -12,7 +12,8 @@
 #   - "full chain": nginx again with `limit_req` (a rate it never reaches)
 #     and passive failure detection (`max_fails`), and ours again with
 #     `CircuitBreaker` + `RequestRateLimiter` (a budget it never exhausts)
-#     on the route. JWT validation: see the JWT slot below.
+#     and `JwtAuth` (an HS256 token, sent by wrk on every request) on the
+#     route; nginx gets the same header and does not check it.
 #   - per proxy and per connection count: WARM_UP seconds of load (JIT for
 #     the JVM), then wrk -t$THREADS -c$C -d${DURATION}s --latency; requests/s,
 #     p50, p99, non-2xx/socket errors, and VmRSS of the proxy (all its
@@ -124,18 +125,27 @@ ${3:-}
 EOF
 }
 gateway_yml "$work/plain.yml" "                - StripPrefix=1"
+# The full chain checks an HS256 token on every request (JwtAuth); wrk sends
+# the same valid token each time (nginx's full chain gets it too and ignores
+# it: open-source nginx has no JWT check).
+jwt_secret="bench-secret-bench-secret-bench-secret-0123"
+jwt=$(python3 - "$jwt_secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
+sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+)
 gateway_yml "$work/full.yml" "                - StripPrefix=1
                 - name: CircuitBreaker
                   args: { name: api }
                 - name: RequestRateLimiter
                   args: { replenishRate: 100000000, burstCapacity: 100000000 }
-                # ---- JWT slot ----------------------------------------------
-                # When the JWT filter lands (another branch), add it here with
-                # a key and send a valid token from wrk (-H 'Authorization:
-                # Bearer ...'), e.g.:
-                #   - name: JwtValidation
-                #     args: { ... }
-                # ------------------------------------------------------------" "resilience4j:
+                - JwtAuth
+" "spring.cloud.gateway.jwt.secret: $jwt_secret
+resilience4j:
   circuitbreaker:
     instances:
       api: { slidingWindowSize: 100, failureRateThreshold: 50 }"
@@ -148,11 +158,11 @@ start_ours() {
   ours_pid=$!
   pids+=("$ours_pid")
   ours_url="http://127.0.0.1:$port"
-  wait_http "$ours_url/api/hello" 300
+  wait_http "$ours_url/api/hello" 300 "${3:-}"
 }
 start_ours "$work/plain.yml" plain
 ours_plain_pid=$ours_pid; ours_plain_url=$ours_url
-start_ours "$work/full.yml" full
+start_ours "$work/full.yml" full "Authorization: Bearer $jwt"
 ours_full_pid=$ours_pid; ours_full_url=$ours_url
 
 # SCG logs `Netty started on port NNNN`.
@@ -168,14 +178,21 @@ echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1)"
 echo "upstream: nginx on :$up_port returning 13 bytes; load before: $(uptime)"
 
 # --- load ------------------------------------------------------------------------
-run_wrk() { timeout $(($2 + 30)) wrk -t"$THREADS" -c"$3" -d"$2s" --timeout 10s --latency "$1" 2>&1; }
+# run_wrk URL SECONDS CONNECTIONS [HEADER]
+run_wrk() {
+  if [ -n "${4:-}" ]; then
+    timeout $(($2 + 30)) wrk -t"$THREADS" -c"$3" -d"$2s" --timeout 10s --latency -H "$4" "$1" 2>&1
+  else
+    timeout $(($2 + 30)) wrk -t"$THREADS" -c"$3" -d"$2s" --timeout 10s --latency "$1" 2>&1
+  fi
+}
 results="$work/results.tsv"
-# measure NAME PID URL WARM_UP: one line per connection count in $results.
+# measure NAME PID URL WARM_UP [HEADER]: one line per connection count in $results.
 measure() {
   local c out
   for c in $CONNECTIONS; do
-    run_wrk "$3" "$4" "$c" >/dev/null
-    out=$(run_wrk "$3" "$DURATION" "$c")
+    run_wrk "$3" "$4" "$c" "${5:-}" >/dev/null
+    out=$(run_wrk "$3" "$DURATION" "$c" "${5:-}")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$c" \
       "$(echo "$out" | awk '/^Requests\/sec/ {print $2}')" \
       "$(echo "$out" | awk '$1=="50%" {print $2}')" \
@@ -188,8 +205,8 @@ measure direct "$up_pid" "http://127.0.0.1:$up_port/hello" "$WARM_UP"
 measure nginx "$nginx_plain_pid" "http://127.0.0.1:$nginx_port/api/hello" "$WARM_UP"
 measure scg "$scg_pid" "http://127.0.0.1:$scg_port/api/hello" "$SCG_WARM_UP"
 measure ours "$ours_plain_pid" "$ours_plain_url/api/hello" "$WARM_UP"
-measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP"
-measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP"
+measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
+measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
 echo "load after: $(uptime)"
 
 python3 - "$results" <<'PY'

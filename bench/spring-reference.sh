@@ -56,10 +56,12 @@ start_reference() {
   exit 1
 }
 
-# wait_http URL TENTHS: waits (at most TENTHS tenths of a second) until URL
+# wait_http URL TENTHS [HEADER]: waits (at most TENTHS tenths of a second) until URL
 # answers 2xx.
 wait_http() {
-  for _ in $(seq 1 "$2"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  local header=()
+  if [ -n "${3:-}" ]; then header=(-H "$3"); fi
+  for _ in $(seq 1 "$2"); do curl -sf -o /dev/null "${header[@]}" "$1" && return 0; sleep 0.1; done
   echo "timeout waiting for $1" >&2
   return 1
 }
