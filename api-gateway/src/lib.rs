@@ -31,6 +31,7 @@
 //!   to `https://` upstreams.
 //! - [`websocket`]: WebSocket upgrades and the tunnels they open.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
+//! - [`reload`]: the settings file read again when it changes.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
 //! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
 //!
@@ -80,6 +81,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod predicate;
 pub mod proxy;
+pub mod reload;
 pub mod resolve;
 pub mod route;
 pub mod security;
@@ -108,6 +110,10 @@ pub async fn run(
         tls::ServerTls::from_settings(&gateway.settings().server.ssl, gateway.file().as_deref())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
+    let file_watcher = tokio::spawn(reload::watch_settings_file(
+        gateway.clone(),
+        shutdown.clone(),
+    ));
     let tunnels = {
         let (gateway, shutdown, within) = (gateway.clone(), shutdown.clone(), limits.drain_timeout);
         tokio::spawn(async move {
@@ -152,6 +158,9 @@ pub async fn run(
         None => None,
     } {
         tracing::debug!(error = %e, "the certificate reloader ended abnormally");
+    }
+    if let Err(e) = file_watcher.await {
+        tracing::debug!(error = %e, "the settings file watcher ended abnormally");
     }
     if let Err(e) = tunnels.await {
         tracing::debug!(error = %e, "closing the WebSocket tunnels ended abnormally");

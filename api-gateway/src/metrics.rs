@@ -15,6 +15,8 @@ pub struct Metrics {
     /// allocates only the first time its route and status are seen.
     requests: DashMap<String, DashMap<u16, Counter>>,
     unmatched: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +48,24 @@ impl Metrics {
     /// Counts one request that matched no route.
     pub fn record_unmatched(&self) {
         self.unmatched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one reload of a changed settings file, `ok` or refused.
+    pub fn record_reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads
+        } else {
+            &self.reload_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reloads of a changed settings file so far: (applied, refused).
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads.load(Ordering::Relaxed),
+            self.reload_failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Requests of `route` so far (any status).
@@ -90,6 +110,17 @@ impl Metrics {
             "gateway_unmatched_requests_total",
             "Requests that matched no route (answered 404)",
             self.unmatched.load(Ordering::Relaxed),
+        );
+        let (applied, refused) = self.reloads();
+        text.counter(
+            "gateway_settings_reloads_total",
+            "Changes of the settings file applied to the routes",
+            applied,
+        );
+        text.counter(
+            "gateway_settings_reload_failures_total",
+            "Changes of the settings file that did not load (the routes stayed)",
+            refused,
         );
     }
 }

@@ -283,6 +283,28 @@ pub struct GatewaySettings {
     pub jwt: crate::security::JwtSettings,
     /// `globalcors.*`: CORS by path.
     pub globalcors: crate::cors::GlobalCors,
+    /// `reload.*` (ours): reading the settings file again when it changes.
+    pub reload: ReloadSettings,
+}
+
+/// `spring.cloud.gateway.reload.*` (ours).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ReloadSettings {
+    /// `interval`: how often the settings file is read again; when its
+    /// bytes changed, the routes are refreshed as by
+    /// `POST /actuator/gateway/refresh`. `0` turns it off. Read at start.
+    /// Default is 5 s.
+    #[serde(with = "duration_field")]
+    pub interval: Duration,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        ReloadSettings {
+            interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `spring.cloud.gateway.loadbalancer.*` (ours).

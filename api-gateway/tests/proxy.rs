@@ -405,6 +405,45 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
 }
 
 #[tokio::test]
+async fn a_changed_settings_file_is_reloaded_and_a_broken_one_keeps_the_routes() {
+    let up = Upstream::start().await;
+    let config = |path: &str| {
+        format!(
+            "spring:\n  cloud:\n    gateway:\n      reload:\n        interval: 50ms\n      routes:\n\
+             \x20       - id: r\n          uri: http://{}\n          predicates: [Path={path}]\n",
+            up.addr
+        )
+    };
+    let gw = TestGateway::start(&config("/old/**")).await;
+    assert_eq!(get(&gw.url("/old/x")).await.0, StatusCode::OK);
+    gw.rewrite(&config("/new/**"));
+    eventually(Duration::from_secs(10), "the new route serves", || async {
+        get(&gw.url("/new/x")).await.0 == StatusCode::OK
+    })
+    .await;
+    assert_eq!(get(&gw.url("/old/x")).await.0, StatusCode::NOT_FOUND);
+    // A file that does not load leaves the routes as they were; fixing it
+    // reloads again.
+    gw.rewrite(&config("/new/**").replace("Path=", "Nope="));
+    eventually(
+        Duration::from_secs(10),
+        "the broken file refused",
+        || async { gw.gateway.metrics().reloads().1 >= 1 },
+    )
+    .await;
+    let (_, _, routes) = send(client().get(gw.admin_url("/actuator/gateway/routes"))).await;
+    assert_eq!(routes[0]["route_id"], "r");
+    assert_eq!(get(&gw.url("/new/x")).await.0, StatusCode::OK);
+    gw.rewrite(&config("/newest/**"));
+    eventually(
+        Duration::from_secs(10),
+        "the fixed file reloads",
+        || async { get(&gw.url("/newest/x")).await.0 == StatusCode::OK },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn refresh_swaps_routes_with_no_failed_request() {
     let (old, new) = (Upstream::start().await, Upstream::start().await);
     let config = |addr| {
