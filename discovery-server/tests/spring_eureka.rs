@@ -781,17 +781,6 @@ const EUREKA_KNOWN_DIFFERENCES: &[KnownDifference] = &[
         "both 400; reference body {\"error\": \"cannot parse request body\"}, ours {\"error\":\"Bad Request\",\"reason\":...}",
     ),
     (
-        "renew unknown",
-        &["<body>"],
-        "both 404; reference has Spring Boot's JSON error body, ours an empty body",
-    ),
-    (
-        "renew newer dirty timestamp",
-        &["<body>"],
-        "as renew unknown",
-    ),
-    ("status override unknown", &["<body>"], "as renew unknown"),
-    (
         "instance with metadata",
         &["/instance/actionType"],
         "Eureka re-registers on a metadata update (actionType ADDED); ours says MODIFIED",
@@ -813,15 +802,6 @@ const EUREKA_KNOWN_DIFFERENCES: &[KnownDifference] = &[
         ],
         "reference 500 (InstanceStatus.valueOf throws), ours 400 with a reason",
     ),
-    (
-        "delete status override unknown",
-        &["<body>"],
-        "as renew unknown",
-    ),
-    ("metadata unknown", &["<body>"], "as renew unknown"),
-    ("cancel again", &["<body>"], "as renew unknown"),
-    ("application after cancel", &["<body>"], "as renew unknown"),
-    ("instance after cancel", &["<body>"], "as renew unknown"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

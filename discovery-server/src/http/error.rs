@@ -15,7 +15,8 @@ pub enum AppError {
     /// The body's content type is neither JSON nor XML (`415`).
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
-    /// The instance or application is unknown (`404`, empty body, as Eureka).
+    /// The instance or application is unknown (`404`; the body is filled in
+    /// by [`spring_not_found`]).
     #[error("not found")]
     NotFound,
     /// Something failed inside (`500`); the detail is logged, not sent.
@@ -47,4 +48,31 @@ impl IntoResponse for AppError {
             }
         }
     }
+}
+
+/// Fills an empty `404` with Spring Boot's error body, as the reference
+/// Eureka Server answers (its Jersey 404s go through Spring's `/error`):
+/// `{"timestamp":...,"status":404,"error":"Not Found","path":"/eureka/apps/X/y"}`.
+/// Answers that already have a body pass unchanged. Only the URI is kept
+/// per request (a reference-counted clone).
+pub(super) async fn spring_not_found(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::NOT_FOUND
+        || response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let body = serde_json::json!({
+        "timestamp": cloud_runtime::error_body::timestamp(std::time::SystemTime::now()),
+        "status": 404,
+        "error": "Not Found",
+        "path": uri.path(),
+    });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }

@@ -161,6 +161,7 @@ pub fn app_with(state: AppState, extra_api: Router<AppState>) -> Router {
         .route("/actuator/health/{*component}", get(actuator::health))
         .route("/actuator/prometheus", get(actuator::prometheus))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::spring_not_found))
         .with_state(state);
     // Without credentials configured, no auth layer at all: renewals are
     // the hot path.
