@@ -1140,14 +1140,10 @@ fn limit_chunked_body(route: &Route, headers: &http::HeaderMap, body: Body) -> B
 fn not_found_answer(path: &str) -> Response<Body> {
     static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let body = serde_json::json!({
-        "timestamp": cloud_runtime::error_body::timestamp(std::time::SystemTime::now()),
-        "path": path,
-        "status": 404,
-        "error": "Not Found",
-        "requestId": format!("{:08x}-{n}", std::process::id()),
-    });
-    let mut response = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    let mut response = SpringError::bare(StatusCode::NOT_FOUND)
+        .at(path)
+        .request_id(format!("{:08x}-{n}", std::process::id()))
+        .into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response
 }

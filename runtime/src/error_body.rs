@@ -15,15 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::json;
 
 /// An error answered as JSON:
 /// `{"timestamp":"2026-01-02T03:04:05.678+00:00","status":404,"error":"Not Found","message":"...","path":"/x"}`.
 #[derive(Debug, Clone)]
 pub struct SpringError {
     status: StatusCode,
-    message: String,
+    message: Option<String>,
     path: Option<String>,
+    request_id: Option<String>,
 }
 
 impl SpringError {
@@ -31,9 +31,31 @@ impl SpringError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> SpringError {
         SpringError {
             status,
-            message: message.into(),
+            message: Some(message.into()),
             path: None,
+            request_id: None,
         }
+    }
+
+    /// An error with no `message` attribute, as Spring Boot writes it by
+    /// default (`server.error.include-message: never`): where a peer is
+    /// compared with the reference byte for byte, or the message would add
+    /// nothing.
+    pub fn bare(status: StatusCode) -> SpringError {
+        SpringError {
+            status,
+            message: None,
+            path: None,
+            request_id: None,
+        }
+    }
+
+    /// The `requestId` attribute that WebFlux applications (Spring Cloud
+    /// Gateway) add; the body then has WebFlux's order of attributes
+    /// (`timestamp, path, status, error, ..., requestId`).
+    pub fn request_id(mut self, id: impl Into<String>) -> SpringError {
+        self.request_id = Some(id.into());
+        self
     }
 
     /// The request path the error answers (Spring's `path` attribute).
@@ -47,23 +69,36 @@ impl SpringError {
         self.status
     }
 
-    /// The message.
+    /// The message (empty for a [`SpringError::bare`] one).
     pub fn message(&self) -> &str {
-        &self.message
+        self.message.as_deref().unwrap_or("")
     }
 
     /// The body as JSON.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({
-            "timestamp": timestamp(SystemTime::now()),
-            "status": self.status.as_u16(),
-            "error": self.status.canonical_reason().unwrap_or(""),
-            "message": self.message,
-        });
-        if let Some(path) = &self.path {
-            body["path"] = path.as_str().into();
+        // Servlet applications write `timestamp, status, error, message,
+        // path`; WebFlux ones (those with a `requestId`) put `path` second.
+        let webflux = self.request_id.is_some();
+        let mut body = serde_json::Map::new();
+        body.insert("timestamp".into(), timestamp(SystemTime::now()).into());
+        if webflux && let Some(path) = &self.path {
+            body.insert("path".into(), path.as_str().into());
         }
-        body
+        body.insert("status".into(), self.status.as_u16().into());
+        body.insert(
+            "error".into(),
+            self.status.canonical_reason().unwrap_or("").into(),
+        );
+        if let Some(message) = &self.message {
+            body.insert("message".into(), message.as_str().into());
+        }
+        if !webflux && let Some(path) = &self.path {
+            body.insert("path".into(), path.as_str().into());
+        }
+        if let Some(id) = &self.request_id {
+            body.insert("requestId".into(), id.as_str().into());
+        }
+        serde_json::Value::Object(body)
     }
 }
 
@@ -130,5 +165,18 @@ mod tests {
         assert_eq!(body["error"], "Bad Request");
         assert_eq!(body["message"], "bad");
         assert_eq!(body["path"], "/p");
+    }
+
+    #[test]
+    fn a_bare_error_has_no_message_and_may_carry_a_request_id() {
+        let body = SpringError::bare(StatusCode::NOT_FOUND)
+            .at("/x")
+            .request_id("0000abcd-1")
+            .body();
+        assert_eq!(body.as_object().map(|o| o.len()), Some(5), "{body}");
+        assert!(body.get("message").is_none(), "{body}");
+        assert_eq!(body["requestId"], "0000abcd-1");
+        assert_eq!(body["error"], "Not Found");
+        assert_eq!(body["path"], "/x");
     }
 }

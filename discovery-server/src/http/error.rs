@@ -68,11 +68,7 @@ pub(super) async fn spring_not_found(
     {
         return response;
     }
-    let body = serde_json::json!({
-        "timestamp": cloud_runtime::error_body::timestamp(std::time::SystemTime::now()),
-        "status": 404,
-        "error": "Not Found",
-        "path": uri.path(),
-    });
-    (StatusCode::NOT_FOUND, Json(body)).into_response()
+    cloud_runtime::error_body::SpringError::bare(StatusCode::NOT_FOUND)
+        .at(uri.path())
+        .into_response()
 }

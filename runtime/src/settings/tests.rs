@@ -108,6 +108,16 @@ fn file(ext: &str, text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// The error of loading `Sample` from the file at `path` alone.
+fn load_file_err(path: &std::path::Path) -> ConfigError {
+    Layers::new::<Sample>()
+        .unwrap()
+        .file(path)
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err()
+}
+
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -241,12 +251,7 @@ fn older_names_are_aliases() {
 #[test]
 fn a_bad_value_names_its_file_and_key() {
     let f = file("yml", "server:\n  port: lots\n");
-    let err = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load::<Sample>()
-        .unwrap_err();
+    let err = load_file_err(f.path());
     assert_eq!(err.key(), Some("server.port"));
     assert_eq!(err.origin(), &Origin::File(f.path().to_path_buf()));
     let text = err.to_string();
@@ -347,20 +352,10 @@ fn placeholders_resolve_against_the_layered_settings() {
 #[test]
 fn an_unresolvable_or_cyclic_placeholder_names_its_key() {
     let f = file("yml", "server:\n  address: ${nowhere.to.be.found}\n");
-    let err = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load::<Sample>()
-        .unwrap_err();
+    let err = load_file_err(f.path());
     assert_eq!(err.key(), Some("server.address"));
     assert_eq!(err.origin(), &Origin::File(f.path().to_path_buf()));
     let cyc = file("yml", "server:\n  address: ${server.address}\n");
-    let err = Layers::new::<Sample>()
-        .unwrap()
-        .file(cyc.path())
-        .unwrap()
-        .load::<Sample>()
-        .unwrap_err();
+    let err = load_file_err(cyc.path());
     assert!(err.to_string().contains("cycle"), "{err}");
 }
