@@ -455,6 +455,12 @@ impl Gateway {
         Router::new().fallback(handle).with_state(self.clone())
     }
 
+    /// The proxy as a plain tower service (what [`crate::run`] serves):
+    /// the same as [`Gateway::router`] without axum's own matching.
+    pub fn service(&self) -> ProxyService {
+        ProxyService(self.clone())
+    }
+
     /// Handles one request from `peer`.
     pub async fn handle(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
         self.dispatch(request, peer, None, 0).await
@@ -1027,14 +1033,46 @@ fn jwt_requirement(route: &Route) -> Option<&crate::security::jwt::Requirement> 
     })
 }
 
-/// The peer from axum's `ConnectInfo` (unspecified when served without
-/// one, as in `oneshot` tests).
-async fn handle(State(gateway): State<Gateway>, request: Request<Body>) -> Response<Body> {
-    let peer = request
+/// The proxy as a tower service of `hyper` requests (see
+/// [`Gateway::service`]).
+#[derive(Debug, Clone)]
+pub struct ProxyService(Gateway);
+
+impl tower::Service<Request<hyper::body::Incoming>> for ProxyService {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let gateway = self.0.clone();
+        Box::pin(async move {
+            let peer = peer_of(&request);
+            Ok(gateway.handle(request.map(Body::new), peer).await)
+        })
+    }
+}
+
+/// The peer from the `ConnectInfo` the server puts on each request
+/// (unspecified when served without one, as in `oneshot` tests).
+fn peer_of<B>(request: &Request<B>) -> SocketAddr {
+    request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
-        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+}
+
+/// The peer from axum's `ConnectInfo` (unspecified when served without
+/// one, as in `oneshot` tests).
+async fn handle(State(gateway): State<Gateway>, request: Request<Body>) -> Response<Body> {
+    let peer = peer_of(&request);
     gateway.handle(request, peer).await
 }
 

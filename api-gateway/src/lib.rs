@@ -122,13 +122,19 @@ pub async fn run(
         })
     };
     let reloader = tls.clone().map(|t| tokio::spawn(t.watch(shutdown.clone())));
+    // The proxy serves on I/O workers (one per CPU unless
+    // `server.io-workers` says otherwise); the admin API on this runtime.
+    let mut proxy_limits = limits.clone();
+    proxy_limits
+        .io_workers
+        .get_or_insert_with(cloud_runtime::serve::workers::default_count);
     let serve_proxy = async {
         match &tls {
             Some(t) => {
                 cloud_runtime::serve::serve_tls_with_stats(
                     proxy,
-                    gateway.router(),
-                    limits,
+                    gateway.service(),
+                    &proxy_limits,
                     shutdown.clone(),
                     std::sync::Arc::default(),
                     t.acceptor(),
@@ -136,7 +142,13 @@ pub async fn run(
                 .await
             }
             None => {
-                cloud_runtime::serve::serve(proxy, gateway.router(), limits, shutdown.clone()).await
+                cloud_runtime::serve::serve(
+                    proxy,
+                    gateway.service(),
+                    &proxy_limits,
+                    shutdown.clone(),
+                )
+                .await
             }
         }
     };

@@ -1,14 +1,12 @@
-//! Forwarding one request to an upstream: the pooled `hyper-util` clients,
-//! hop-by-hop headers, the forwarding headers (`X-Forwarded-*`,
-//! `Forwarded`), the connect and response timeouts, and the one
-//! transparent retry of an idempotent request whose pooled connection
-//! turned out to be closed.
+//! Forwarding one request to an upstream: the connection pool, hop-by-hop
+//! headers, the forwarding headers (`X-Forwarded-*`, `Forwarded`), the
+//! connect and response timeouts, and the one transparent retry of an
+//! idempotent request whose pooled connection turned out to be closed.
 //!
-//! One client per connect timeout (routes may set their own); each speaks
-//! `http` and `https` (rustls, HTTP/1.1, trust from
-//! `httpclient.ssl.*`, see [`crate::tls::client_config`]) and pools
-//! connections per upstream scheme and `host:port`, at most
-//! `httpclient.pool.max-idle-per-host` idle ones, each closed after
+//! Upstreams are spoken to over HTTP/1.1, `http` and `https` (rustls,
+//! trust from `httpclient.ssl.*`, see [`crate::tls::client_config`]), on
+//! connections pooled per scheme and `host:port` (see `proxy/pool.rs`), at
+//! most `httpclient.pool.max-idle-per-host` idle ones, each closed after
 //! `httpclient.pool.max-idle-time` (30 s by default, below the 60 s
 //! keep-alive most upstreams use, so the gateway closes first and rarely
 //! writes into a connection the upstream is closing).
@@ -18,17 +16,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Body as _;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::filter::retry::FailureKind;
 use crate::predicate::cidr::Cidr;
+
+mod pool;
 
 /// Why an upstream gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -149,13 +144,10 @@ impl UpstreamError {
     }
 }
 
-/// The upstream connection pools.
+/// The upstream connection pools (see [`pool`]).
 #[derive(Debug)]
 pub struct Upstreams {
-    clients: DashMap<Duration, Client<HttpsConnector<HttpConnector>, Body>>,
-    idle_timeout: Duration,
-    max_idle_per_host: usize,
-    tls: rustls::ClientConfig,
+    pool: pool::Pool,
 }
 
 /// A request body for one or more attempts.
@@ -193,49 +185,23 @@ impl AttemptBody {
 
 impl Upstreams {
     /// Pools with `idle_timeout` and at most `max_idle_per_host` idle
-    /// connections per upstream; `https` upstreams are reached with `tls`.
+    /// connections per upstream (and I/O worker); `https` upstreams are
+    /// reached with `tls`.
     pub fn new(
         idle_timeout: Duration,
         max_idle_per_host: usize,
         tls: rustls::ClientConfig,
     ) -> Upstreams {
         Upstreams {
-            clients: DashMap::new(),
-            idle_timeout,
-            max_idle_per_host,
-            tls,
+            pool: pool::Pool::new(idle_timeout, max_idle_per_host, tls),
         }
-    }
-
-    fn client(&self, connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, Body> {
-        if let Some(c) = self.clients.get(&connect_timeout) {
-            return c.clone();
-        }
-        self.clients
-            .entry(connect_timeout)
-            .or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(connect_timeout));
-                connector.set_nodelay(true);
-                connector.enforce_http(false);
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(self.tls.clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(connector);
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(self.idle_timeout)
-                    .pool_max_idle_per_host(self.max_idle_per_host)
-                    .build(connector)
-            })
-            .clone()
     }
 
     /// Sends one request to `authority` (over TLS when `secure`) and waits
-    /// for the response head at most `response_timeout`. An idempotent request with an empty or kept
-    /// body is sent once more when its pooled connection was closed under
-    /// it.
+    /// for the response head at most `response_timeout`. An idempotent
+    /// request with an empty or kept body is sent once more, on a new
+    /// connection, when the pooled connection it went out on was closed
+    /// under it.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -248,68 +214,69 @@ impl Upstreams {
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let client = self.client(connect_timeout);
-        let scheme = if secure { "https" } else { "http" };
-        let uri = format!("{scheme}://{authority}{path_and_query}");
-        let mut closed_retry_left = is_idempotent(method);
-        loop {
-            let (b, replayable) = body.take();
-            let mut request = Request::builder().method(method.clone()).uri(&uri);
-            if let Some(h) = request.headers_mut() {
-                *h = headers.clone();
-            }
-            let request = request.body(b).map_err(|e| UpstreamError {
+        let exchange = async {
+            let uri = http::Uri::try_from(path_and_query).map_err(|e| UpstreamError {
                 kind: Kind::Io,
                 upstream: authority.to_owned(),
-                detail: format!("cannot build the request to {uri}"),
+                detail: format!("cannot send the path {path_and_query}"),
                 source: Some(Box::new(e)),
             })?;
-            let sent = client.request(request);
-            let result = match response_timeout {
-                Some(t) => match tokio::time::timeout(t, sent).await {
-                    Ok(r) => r,
-                    Err(_) => return Err(UpstreamError::timeout(authority, t)),
-                },
-                None => sent.await,
-            };
-            match result {
-                Ok(response) => return Ok(response.map(Body::new)),
-                Err(e) if body_over_limit(&e) => {
-                    return Err(UpstreamError {
-                        kind: Kind::TooLarge,
-                        upstream: "client".to_owned(),
-                        detail: "Request size is larger than permissible limit".to_owned(),
-                        source: Some(Box::new(e)),
-                    });
-                }
-                Err(e) => {
-                    let closed = !e.is_connect() && connection_closed(&e);
-                    if closed && closed_retry_left && replayable {
-                        closed_retry_left = false;
-                        tracing::debug!(
-                            upstream = authority,
-                            "pooled connection was closed; sending again"
-                        );
-                        continue;
+            let mut closed_retry_left = is_idempotent(method);
+            loop {
+                let mut conn = match self.pool.checkout(secure, authority).await {
+                    Some(c) => c,
+                    None => self
+                        .pool
+                        .connect(secure, authority, connect_timeout)
+                        .await
+                        .map_err(|e| UpstreamError {
+                            kind: Kind::Connect,
+                            upstream: authority.to_owned(),
+                            detail: e.to_string(),
+                            source: Some(Box::new(e)),
+                        })?,
+                };
+                let (b, replayable) = body.take();
+                let mut request = Request::new(b);
+                *request.method_mut() = method.clone();
+                *request.uri_mut() = uri.clone();
+                *request.headers_mut() = headers.clone();
+                match conn.send(request).await {
+                    Ok(response) => return Ok(self.pool.response(conn, response)),
+                    Err(e) if body_over_limit(&e) => {
+                        return Err(UpstreamError {
+                            kind: Kind::TooLarge,
+                            upstream: "client".to_owned(),
+                            detail: "Request size is larger than permissible limit".to_owned(),
+                            source: Some(Box::new(e)),
+                        });
                     }
-                    let kind = if e.is_connect() {
-                        Kind::Connect
-                    } else {
-                        Kind::Io
-                    };
-                    let detail = if e.is_connect() {
-                        "connection refused or unreachable"
-                    } else {
-                        "connection failed"
-                    };
-                    return Err(UpstreamError {
-                        kind,
-                        upstream: authority.to_owned(),
-                        detail: detail.to_owned(),
-                        source: Some(Box::new(e)),
-                    });
+                    Err(e) => {
+                        if conn.reused() && connection_closed(&e) && closed_retry_left && replayable
+                        {
+                            closed_retry_left = false;
+                            tracing::debug!(
+                                upstream = authority,
+                                "pooled connection was closed; sending again"
+                            );
+                            continue;
+                        }
+                        return Err(UpstreamError {
+                            kind: Kind::Io,
+                            upstream: authority.to_owned(),
+                            detail: "connection failed".to_owned(),
+                            source: Some(Box::new(e)),
+                        });
+                    }
                 }
             }
+        };
+        match response_timeout {
+            Some(t) => match tokio::time::timeout(t, exchange).await {
+                Ok(r) => r,
+                Err(_) => Err(UpstreamError::timeout(authority, t)),
+            },
+            None => exchange.await,
         }
     }
 }
@@ -322,8 +289,8 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 /// Whether the request body was cut at `RequestSize`'s limit.
-fn body_over_limit(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn body_over_limit(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return true;
@@ -335,8 +302,8 @@ fn body_over_limit(e: &hyper_util::client::legacy::Error) -> bool {
 
 /// Whether the error says the connection closed before a response came
 /// (a pooled connection the upstream had just closed).
-fn connection_closed(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn connection_closed(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             return h.is_incomplete_message() || h.is_canceled() || h.is_closed();
@@ -366,8 +333,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Removes hop-by-hop headers and those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) headers finds whether there is anything to
+    // remove; most requests and responses have nothing.
+    let hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == PROXY_CONNECTION;
+    if !headers.keys().any(hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -378,7 +353,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for n in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(n);
     }
-    headers.remove("proxy-connection");
+    headers.remove(PROXY_CONNECTION);
 }
 
 /// The client side of the request, for the forwarding headers.
@@ -402,53 +377,86 @@ pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
     trusted.iter().any(|c| c.contains(peer))
 }
 
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
 /// Sets `X-Forwarded-For/Proto/Host/Port/Prefix` and `Forwarded`: a
 /// trusted peer's values are kept and extended; anyone else's are
 /// replaced.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: bool) {
-    const NAMES: [&str; 6] = [
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-    ];
-    if !trusted {
-        for n in NAMES {
-            headers.remove(n);
-        }
-    }
-    let ip = client.peer.ip();
+    use std::fmt::Write as _;
     let host = client.host.and_then(|h| h.to_str().ok());
-    let mut append = |name: &'static str, value: &str| {
-        let combined = match headers.get(name).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.is_empty() => format!("{existing}, {value}"),
-            _ => value.to_owned(),
+    let proto = if client.secure { "https" } else { "http" };
+    // One buffer, written in place; each header takes a copy of it. A
+    // trusted peer's value is extended; anyone else's is replaced.
+    let mut value = String::with_capacity(96);
+    let mut set = |name: HeaderName, write: Option<&dyn Fn(&mut String)>| {
+        let Some(write) = write else {
+            if !trusted {
+                headers.remove(&name);
+            }
+            return;
         };
-        if let Ok(v) = HeaderValue::from_str(&combined) {
-            headers.insert(HeaderName::from_static(name), v);
+        value.clear();
+        if trusted
+            && let Some(existing) = headers.get(&name).and_then(|v| v.to_str().ok())
+            && !existing.is_empty()
+        {
+            value.push_str(existing);
+            value.push_str(", ");
+        }
+        write(&mut value);
+        match HeaderValue::from_str(&value) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => {
+                headers.remove(&name);
+            }
         }
     };
-    append("x-forwarded-for", &ip.to_string());
-    let proto = if client.secure { "https" } else { "http" };
-    append("x-forwarded-proto", proto);
-    if let Some(h) = host {
-        append("x-forwarded-host", h);
-    }
-    append("x-forwarded-port", &client.port.to_string());
-    if let Some(prefix) = client.prefix {
-        append("x-forwarded-prefix", prefix);
-    }
-    let for_value = match client.peer {
-        SocketAddr::V4(a) => format!("\"{a}\""),
-        SocketAddr::V6(a) => format!("\"[{}]:{}\"", a.ip(), a.port()),
-    };
-    let mut forwarded = format!("proto={proto};for={for_value}");
-    if let Some(h) = host {
-        forwarded = format!("proto={proto};host=\"{h}\";for={for_value}");
-    }
-    append("forwarded", &forwarded);
+    let ip = client.peer.ip();
+    set(
+        X_FORWARDED_FOR,
+        Some(&|v| {
+            let _ = write!(v, "{ip}");
+        }),
+    );
+    set(X_FORWARDED_PROTO, Some(&|v| v.push_str(proto)));
+    let host_value = host.map(|h| move |v: &mut String| v.push_str(h));
+    set(
+        X_FORWARDED_HOST,
+        host_value.as_ref().map(|f| f as &dyn Fn(&mut String)),
+    );
+    set(
+        X_FORWARDED_PORT,
+        Some(&|v| {
+            let _ = write!(v, "{}", client.port);
+        }),
+    );
+    let prefix_value = client.prefix.map(|p| move |v: &mut String| v.push_str(p));
+    set(
+        X_FORWARDED_PREFIX,
+        prefix_value.as_ref().map(|f| f as &dyn Fn(&mut String)),
+    );
+    set(
+        FORWARDED,
+        Some(&|v| {
+            v.push_str("proto=");
+            v.push_str(proto);
+            if let Some(h) = host {
+                let _ = write!(v, ";host=\"{h}\"");
+            }
+            let _ = match client.peer {
+                SocketAddr::V4(a) => write!(v, ";for=\"{a}\""),
+                SocketAddr::V6(a) => write!(v, ";for=\"[{}]:{}\"", a.ip(), a.port()),
+            };
+        }),
+    );
 }
 
 /// The prefix removed from `original` to give `forwarded` (SCG's

@@ -665,3 +665,84 @@ async fn assert_location_rewritten(gw: &TestGateway) {
         format!("http://{}/next", gw.proxy).as_str()
     );
 }
+
+/// A keep-alive upstream on a raw socket answering every request `ok`;
+/// counts the connections it accepted and those its peer closed.
+async fn counting_upstream() -> (
+    std::net::SocketAddr,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, c) = (Arc::clone(&opened), Arc::clone(&closed));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            o.fetch_add(1, Ordering::SeqCst);
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut seen = Vec::new();
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    // Bodiless GETs: one answer per request head.
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            c.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, opened, closed)
+}
+
+#[tokio::test]
+async fn pooled_connections_are_reused_and_closed_after_the_idle_time() {
+    use std::sync::atomic::Ordering;
+    let (addr, opened, closed) = counting_upstream().await;
+    let gw = TestGateway::start(&format!(
+        "spring:\n  cloud:\n    gateway:\n      httpclient:\n        pool: {{ max-idle-time: 300ms }}\n      routes:\n        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    ))
+    .await;
+    let c = client();
+    for i in 0..5 {
+        let r = c.get(gw.url("/x")).send().await.expect("sent");
+        assert_eq!(r.status().as_u16(), 200, "GET {i}");
+        assert_eq!(r.text().await.expect("body"), "ok");
+    }
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "sequential requests share one pooled connection"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the idle connection closed",
+        || {
+            let closed = closed.load(Ordering::SeqCst);
+            async move { closed == 1 }
+        },
+    )
+    .await;
+    let r = c.get(gw.url("/x")).send().await.expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        2,
+        "a new connection after the idle close"
+    );
+}

@@ -18,6 +18,10 @@
 //!   head is answered `431`.
 //! - `drain_timeout` (10 s): after shutdown, how long open connections get
 //!   to finish before `serve` returns anyway.
+//! - `io_workers` (none): when set, connections are served on that many
+//!   I/O worker threads, each with its own single-threaded runtime
+//!   ([`workers`]), instead of on the caller's runtime. The accept loop
+//!   stays on the caller's runtime and hands connections out in turn.
 //!
 //! Over TLS ([`serve_tls_with_stats`], feature `tls`) each connection
 //! first completes its handshake, within the same `header_read_timeout`;
@@ -88,6 +92,11 @@ pub struct ServeLimits {
         serialize_with = "crate::duration::serialize_millis"
     )]
     pub drain_timeout: Duration,
+    /// `server.io-workers`: I/O worker threads to serve connections on (see
+    /// [`workers`]); absent or `0` serves them on the caller's runtime.
+    /// Default is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_workers: Option<usize>,
 }
 
 impl Default for ServeLimits {
@@ -99,6 +108,7 @@ impl Default for ServeLimits {
             max_header_bytes: 32 * 1024,
             max_headers: 100,
             drain_timeout: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
+            io_workers: None,
         }
     }
 }
@@ -161,11 +171,40 @@ impl ConnectionStats {
     }
 }
 
+/// What answers each request: an axum [`Router`], or any cloneable tower
+/// service of the same shape (a proxy that routes by itself skips the
+/// router's own matching).
+pub trait RequestService:
+    tower::Service<
+        hyper::Request<Incoming>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> RequestService for S where
+    S: tower::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` under `limits` until `shutdown` is
 /// cancelled, then drains (see the [module docs](self)).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl RequestService,
     limits: &ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -175,7 +214,7 @@ pub async fn serve(
 /// [`serve`], counting into `stats`.
 pub async fn serve_with_stats(
     listener: TcpListener,
-    router: Router,
+    router: impl RequestService,
     limits: &ServeLimits,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
@@ -191,7 +230,7 @@ pub async fn serve_with_stats(
 #[cfg(feature = "tls")]
 pub async fn serve_tls_with_stats(
     listener: TcpListener,
-    router: Router,
+    router: impl RequestService,
     limits: &ServeLimits,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
@@ -221,15 +260,19 @@ enum Handshake {
     Tls(tokio_rustls::TlsAcceptor),
 }
 
-async fn serve_connections(
+async fn serve_connections<S: RequestService>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     limits: &ServeLimits,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
     handshake: Handshake,
 ) -> std::io::Result<()> {
     let builder = connection_builder(limits);
+    let workers = match limits.io_workers {
+        Some(n) if n > 0 => Some(workers::Workers::start(n, "io-worker")?),
+        _ => None,
+    };
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
     let mut accept_errors_logged = 0u64;
@@ -279,10 +322,37 @@ async fn serve_connections(
             stats: Arc::clone(&stats),
             handshake: handshake.clone(),
         };
-        connections.spawn(async move {
-            let _permit = permit;
-            connection.run(stream, peer).await;
-        });
+        match &workers {
+            None => {
+                connections.spawn(async move {
+                    let _permit = permit;
+                    connection.run(stream, peer).await;
+                });
+            }
+            Some(workers) => {
+                // A socket belongs to the reactor it was registered with:
+                // move it to the worker's.
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "cannot hand the connection to a worker");
+                        continue;
+                    }
+                };
+                connections.spawn_on(
+                    async move {
+                        let _permit = permit;
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => connection.run(stream, peer).await,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "the worker cannot take the connection");
+                            }
+                        }
+                    },
+                    workers.next(),
+                );
+            }
+        }
     }
     drop(listener);
     connections.close();
@@ -296,6 +366,7 @@ async fn serve_connections(
             "connections still open after the drain timeout; stopping anyway"
         );
     }
+    drop(workers);
     Ok(())
 }
 
@@ -316,16 +387,16 @@ fn connection_builder(limits: &ServeLimits) -> Builder<TokioExecutor> {
     builder
 }
 
-struct Connection {
+struct Connection<S> {
     builder: Builder<TokioExecutor>,
-    router: Router,
+    router: S,
     header_read_timeout: Duration,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
     handshake: Handshake,
 }
 
-impl Connection {
+impl<S: RequestService> Connection<S> {
     async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let _open = OpenWork::begin("connection", peer);
         self.stats.open.fetch_add(1, Ordering::Relaxed);
@@ -381,6 +452,10 @@ impl Connection {
         tokio::pin!(conn);
         let head_deadline = tokio::time::sleep_until(head_deadline);
         tokio::pin!(head_deadline);
+        // Made once: a new `cancelled()` per wake-up would register with
+        // the token (a lock) every time the connection makes progress.
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(shutdown);
         let mut draining = false;
         let mut head_checked = false;
         loop {
@@ -399,7 +474,7 @@ impl Connection {
                         break;
                     }
                 }
-                () = self.shutdown.cancelled(), if !draining => {
+                () = &mut shutdown, if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -426,6 +501,8 @@ pub async fn serve_until(
     watcher.abort();
     result
 }
+
+pub mod workers;
 
 #[cfg(test)]
 mod tests;

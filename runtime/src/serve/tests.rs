@@ -255,3 +255,45 @@ mod bytes_chunk {
     /// A body chunk type for the never-ending stream.
     pub(super) type Chunk = axum::body::Bytes;
 }
+
+fn on_workers() -> ServeLimits {
+    ServeLimits {
+        io_workers: Some(2),
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn on_io_workers_requests_are_served_with_the_peer_and_the_limits() {
+    let server = start(on_workers()).await;
+    let peer = reqwest::get(format!("http://{}/peer", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(peer, "127.0.0.1");
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    assert!(read_to_close(&mut idle).await.is_empty());
+    assert_eq!(server.stats.header_timeouts(), 1);
+}
+
+#[tokio::test]
+async fn on_io_workers_shutdown_drains_in_flight_requests() {
+    let server = start(on_workers()).await;
+    let url = format!("http://{}/slow", server.addr);
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+    wait_for("the request to be in flight", || server.stats.open() == 1).await;
+    server.stop.cancel();
+    let body = timeout(DEADLINE, in_flight)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "slow");
+    timeout(DEADLINE, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

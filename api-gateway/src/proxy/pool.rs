@@ -1,0 +1,437 @@
+//! The upstream connection pool: HTTP/1.1 connections made with hyper's
+//! `client::conn`, kept idle per upstream for the next request.
+//!
+//! A connection is one task (spawned where it was opened: on an I/O worker,
+//! the worker that serves the request) that reads and writes its socket;
+//! the request's task talks to it through a [`SendRequest`]. After a
+//! response its connection goes back to the pool when the response body
+//! has been read to its end ([`PooledBody`]), never before, so a pooled
+//! connection is always free for the next request. A response body dropped
+//! before its end takes its connection with it.
+//!
+//! The idle connections are kept in shards, one per thread in turn, so the
+//! I/O workers never contend for a lock; each shard keeps its most recently
+//! used connection on top (warm in the upstream's caches, and the idle
+//! ones at the bottom reach their idle timeout and close). A connection's
+//! own task closes it after `idle_timeout` without a request; whichever of
+//! that task and a checkout claims the idle connection first wins, so a
+//! connection is never closed under a request.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Shards of idle connections (more than the I/O workers of any machine we
+/// run on, so each worker usually has its own).
+const SHARDS: usize = 16;
+
+/// A connection's state word: in use, closed, or idle since this many
+/// milliseconds after the pool's start (plus one, so that 0 is free).
+const IN_USE: u64 = 0;
+const CLOSED: u64 = u64::MAX;
+
+/// Why no connection could be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The name did not resolve, or to no address.
+    #[error("cannot resolve {authority}")]
+    Resolve {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No address took the connection in time.
+    #[error("connection refused or unreachable")]
+    Refused(#[source] std::io::Error),
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed")]
+    Tls(#[source] std::io::Error),
+    /// The HTTP/1.1 handshake failed.
+    #[error("HTTP handshake failed")]
+    Http(#[source] hyper::Error),
+}
+
+/// The pools of all upstreams.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    shards: Box<[Mutex<Shard>]>,
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+    tls: tokio_rustls::TlsConnector,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_idle_per_host", &self.max_idle_per_host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Idle connections by upstream: `[plain, secure]`, each by authority.
+#[derive(Debug, Default)]
+struct Shard {
+    idle: [HashMap<Box<str>, Vec<Conn>>; 2],
+}
+
+/// One upstream connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    sender: SendRequest<Body>,
+    state: Arc<AtomicU64>,
+    secure: bool,
+    authority: Box<str>,
+    /// Whether it served a request before this one.
+    reused: bool,
+}
+
+impl Conn {
+    /// Whether it served a request before this one (a failure on it may be
+    /// the upstream closing an idle connection).
+    pub(crate) fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Sends `request` on the connection.
+    pub(crate) async fn send(
+        &mut self,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Incoming>, hyper::Error> {
+        self.sender.send_request(request).await
+    }
+}
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+impl Pool {
+    /// A pool closing idle connections after `idle_timeout` and keeping at
+    /// most `max_idle_per_host` per upstream and thread; `https` upstreams
+    /// are reached with `tls` (its ALPN set to HTTP/1.1).
+    pub(crate) fn new(
+        idle_timeout: Duration,
+        max_idle_per_host: usize,
+        mut tls: rustls::ClientConfig,
+    ) -> Pool {
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Pool {
+            shared: Arc::new(Shared {
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                idle_timeout,
+                max_idle_per_host: max_idle_per_host.max(1),
+                tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// An idle connection to `authority`, if one is ready.
+    pub(crate) async fn checkout(&self, secure: bool, authority: &str) -> Option<Conn> {
+        loop {
+            let mut conn = {
+                let mut shard = self.shared.shard();
+                shard.idle[usize::from(secure)].get_mut(authority)?.pop()?
+            };
+            if conn.sender.is_closed() || !conn.claim() {
+                continue;
+            }
+            // Free once the upstream's last response was read to its end;
+            // closed if the upstream closed it meanwhile.
+            if conn.sender.ready().await.is_ok() {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+    }
+
+    /// A new connection to `authority`, connecting within
+    /// `connect_timeout`.
+    pub(crate) async fn connect(
+        &self,
+        secure: bool,
+        authority: &str,
+        connect_timeout: Duration,
+    ) -> Result<Conn, ConnectError> {
+        let tcp = connect_tcp(authority, connect_timeout).await?;
+        let state = Arc::new(AtomicU64::new(IN_USE));
+        let sender = if secure {
+            let host = host_of(authority);
+            let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+                ConnectError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            })?;
+            let tls = self
+                .shared
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(ConnectError::Tls)?;
+            self.handshake(tls, &state).await?
+        } else {
+            self.handshake(tcp, &state).await?
+        };
+        Ok(Conn {
+            sender,
+            state,
+            secure,
+            authority: authority.into(),
+            reused: false,
+        })
+    }
+
+    async fn handshake<I>(
+        &self,
+        io: I,
+        state: &Arc<AtomicU64>,
+    ) -> Result<SendRequest<Body>, ConnectError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(ConnectError::Http)?;
+        let (state, shared) = (Arc::clone(state), Arc::clone(&self.shared));
+        tokio::spawn(async move {
+            let connection = connection.with_upgrades();
+            tokio::pin!(connection);
+            let idle_timeout = shared.idle_timeout;
+            let mut check = Instant::now() + idle_timeout;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!(error = %e, "upstream connection ended");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(check) => {
+                        match shared.idle_deadline(&state) {
+                            // Idle past its timeout, and claimed for closing.
+                            None => break,
+                            Some(next) => check = next,
+                        }
+                    }
+                }
+            }
+            state.store(CLOSED, Ordering::Release);
+        });
+        Ok(sender)
+    }
+
+    /// Puts `conn` back among the idle ones (when it is still open and the
+    /// upstream has room).
+    fn check_in(&self, conn: Conn) {
+        if conn.sender.is_closed() {
+            return;
+        }
+        conn.state
+            .store(self.shared.stamp(Instant::now()), Ordering::Release);
+        let mut shard = self.shared.shard();
+        let idle = &mut shard.idle[usize::from(conn.secure)];
+        let list = match idle.get_mut(&*conn.authority) {
+            Some(list) => list,
+            None => idle.entry(conn.authority.clone()).or_default(),
+        };
+        if list.len() >= self.shared.max_idle_per_host {
+            // Connections whose idle timeout closed them still hold a place.
+            list.retain(|c| !c.sender.is_closed());
+        }
+        if list.len() < self.shared.max_idle_per_host {
+            list.push(conn);
+        }
+    }
+
+    /// Wraps an upstream response's body so that its connection comes back
+    /// when the body has been read to its end.
+    pub(crate) fn response(
+        &self,
+        conn: Conn,
+        response: http::Response<Incoming>,
+    ) -> http::Response<Body> {
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the upgrade.
+            return response.map(Body::new);
+        }
+        let (head, body) = response.into_parts();
+        let mut pooled = PooledBody {
+            body,
+            conn: Some(conn),
+            pool: self.clone(),
+        };
+        if pooled.body.is_end_stream() {
+            pooled.release();
+        }
+        http::Response::from_parts(head, Body::new(pooled))
+    }
+}
+
+impl Shared {
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        let i = SHARD.with(|s| *s);
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn stamp(&self, at: Instant) -> u64 {
+        let millis = at.saturating_duration_since(self.started).as_millis();
+        u64::try_from(millis).unwrap_or(CLOSED - 2) + 1
+    }
+
+    /// When the connection with `state` should be looked at again, or
+    /// `None` when it has been idle for the idle timeout and is now claimed
+    /// for closing.
+    fn idle_deadline(&self, state: &AtomicU64) -> Option<Instant> {
+        let now = Instant::now();
+        let seen = state.load(Ordering::Acquire);
+        if seen == IN_USE || seen == CLOSED {
+            return Some(now + self.idle_timeout);
+        }
+        let since = self.started + Duration::from_millis(seen - 1);
+        let due = since + self.idle_timeout;
+        if due > now {
+            return Some(due);
+        }
+        match state.compare_exchange(seen, CLOSED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => None,
+            // Checked out meanwhile.
+            Err(_) => Some(now + self.idle_timeout),
+        }
+    }
+}
+
+impl Conn {
+    /// Takes the idle connection for a request, unless its idle timeout
+    /// claimed it first.
+    fn claim(&self) -> bool {
+        let seen = self.state.load(Ordering::Acquire);
+        seen != IN_USE
+            && seen != CLOSED
+            && self
+                .state
+                .compare_exchange(seen, IN_USE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
+/// An upstream response body that returns its connection to the pool when
+/// read to its end.
+struct PooledBody {
+    body: Incoming,
+    conn: Option<Conn>,
+    pool: Pool,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.check_in(conn);
+        }
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            None => self.release(),
+            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
+            Some(Ok(_)) => {}
+            // A broken body leaves a connection no one can trust.
+            Some(Err(_)) => self.conn = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The host of `host:port` (without an IPv6 address's brackets).
+fn host_of(authority: &str) -> &str {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// A TCP connection to `authority` (`host:port`): its addresses in turn,
+/// each within `timeout`.
+async fn connect_tcp(authority: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<std::net::SocketAddr> = match authority.parse() {
+        Ok(addr) => vec![addr],
+        Err(_) => tokio::net::lookup_host(authority)
+            .await
+            .map_err(|source| ConnectError::Resolve {
+                authority: authority.to_owned(),
+                source,
+            })?
+            .collect(),
+    };
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{authority} resolves to no address"),
+    );
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect timed out after {}ms", timeout.as_millis()),
+                );
+            }
+        }
+    }
+    Err(ConnectError::Refused(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_is_the_authority_without_port_or_brackets() {
+        assert_eq!(host_of("example.com:443"), "example.com");
+        assert_eq!(host_of("[::1]:8443"), "::1");
+        assert_eq!(host_of("127.0.0.1:80"), "127.0.0.1");
+    }
+}
