@@ -16,7 +16,8 @@
 //! Settings (environment): `HTTP_BENCH_ROUNDS`, default 7;
 //! `HTTP_BENCH_CALLS`, default 2000 sequential calls per client per round;
 //! `HTTP_BENCH_SECONDS`, default 1 second of load per client per round;
-//! `HTTP_BENCH_CONCURRENCY`, default 32 callers. `HTTP_BENCH_ONLY=plain`
+//! `HTTP_BENCH_CONCURRENCY`, default 32 callers; `HTTP_BENCH_WORKERS`,
+//! tokio's worker threads, default one per core. `HTTP_BENCH_ONLY=plain`
 //! or `ours` runs only that client's load, for a profiler.
 //!
 //! Ours runs the whole path: `lb://upstream/ping` resolved through a
@@ -75,6 +76,12 @@ async fn upstream() -> std::net::SocketAddr {
     addr
 }
 
+/// `HTTP_BENCH_PLAIN_TRACE=1`: plain reqwest sends a `traceparent` too,
+/// to tell the header's cost (in both client and server) from ours.
+static PLAIN_TRACE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TRACE").is_some());
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// One of the two clients under test.
 #[derive(Clone)]
 enum Client {
@@ -85,6 +92,12 @@ enum Client {
 impl Client {
     async fn call(&self) {
         let resp = match self {
+            Client::Plain(c, url) if *PLAIN_TRACE => c
+                .get(url)
+                .header("traceparent", TRACE)
+                .send()
+                .await
+                .unwrap(),
             Client::Plain(c, url) => c.get(url).send().await.unwrap(),
             Client::Ours(c) => c.get("lb://upstream/ping").await.unwrap(),
         };
@@ -169,10 +182,14 @@ fn main() {
     let concurrency = env_or("HTTP_BENCH_CONCURRENCY", 32);
     let only = std::env::var("HTTP_BENCH_ONLY").ok();
     // `cargo bench` passes `--bench`; nothing else is taken.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("HTTP_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(workers);
+    }
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(async {
         let addr = upstream().await;
         let instance = ServiceInstance {

@@ -400,7 +400,7 @@ impl LbHttpClient {
             };
             let url = given.as_ref().unwrap_or(this.url());
             let service = url.host_str().unwrap_or(&state.name);
-            let permit = match state.breaker.try_acquire_owned() {
+            let permit = match state.breaker.try_acquire() {
                 Ok(p) => p,
                 Err(e) => {
                     return Err(HttpError {
