@@ -535,23 +535,14 @@ impl tower::Service<Request> for LbHttpClient {
 
 #[cfg(test)]
 mod tests {
-    use cloud_protocol::eureka::{InstanceStatus, Metadata};
-
     use super::*;
 
     fn instance(host: &str, port: u16, secure: bool) -> ServiceInstance {
         ServiceInstance {
-            instance_id: "a".into(),
-            app: "SVC".into(),
             host: host.into(),
             port,
             secure,
-            status: InstanceStatus::Up,
-            zone: None,
-            weight: 1,
-            metadata: Metadata::new(),
-            vip_address: None,
-            secure_vip_address: None,
+            ..crate::loadbalancer::tests::instance("a", None, 1)
         }
     }
 

@@ -625,4 +625,4 @@ impl LoadBalancer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
