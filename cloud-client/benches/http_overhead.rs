@@ -1,13 +1,24 @@
 //! The resilient HTTP client against plain `reqwest`, in one run, to the
 //! same loopback upstream (a hyper HTTP/1 server started here): added
 //! latency at p50 and p99 for sequential calls, and throughput with
-//! concurrent callers. Rounds alternate between the two clients so that
-//! the machine's load drifts over both alike.
+//! concurrent callers.
 //!
 //! `cargo bench -p cloud-client --bench http_overhead`
-//! (`HTTP_BENCH_CALLS`, default 4000 sequential calls per client per
-//! round; `HTTP_BENCH_SECONDS`, default 2 seconds of load per client per
-//! round; `HTTP_BENCH_CONCURRENCY`, default 32; 3 rounds).
+//!
+//! Each round measures both clients back to back, the order alternating
+//! between rounds, so that the machine's load (it is shared) drifts over
+//! both alike; the throughput ratio reported is the median of the rounds'
+//! ratios, with the lowest and highest. Next to calls per second it
+//! reports the process's CPU time per call (`CLOCK_PROCESS_CPUTIME_ID`,
+//! client and server together) in the throughput phases: other processes
+//! taking cores lower the calls per second but hardly the CPU a call costs.
+//!
+//! Settings (environment): `HTTP_BENCH_ROUNDS`, default 7;
+//! `HTTP_BENCH_CALLS`, default 2000 sequential calls per client per round;
+//! `HTTP_BENCH_SECONDS`, default 1 second of load per client per round;
+//! `HTTP_BENCH_CONCURRENCY`, default 32 callers; `HTTP_BENCH_WORKERS`,
+//! tokio's worker threads, default one per core. `HTTP_BENCH_ONLY=plain`
+//! or `ours` runs only that client's load, for a profiler.
 //!
 //! Ours runs the whole path: `lb://upstream/ping` resolved through a
 //! static instance list, the round-robin balancer, the service's circuit
@@ -29,10 +40,9 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use nix::time::{ClockId, clock_gettime};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-
-const ROUNDS: usize = 3;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -66,6 +76,12 @@ async fn upstream() -> std::net::SocketAddr {
     addr
 }
 
+/// `HTTP_BENCH_PLAIN_TRACE=1`: plain reqwest sends a `traceparent` too,
+/// to tell the header's cost (in both client and server) from ours.
+static PLAIN_TRACE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TRACE").is_some());
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// One of the two clients under test.
 #[derive(Clone)]
 enum Client {
@@ -76,6 +92,12 @@ enum Client {
 impl Client {
     async fn call(&self) {
         let resp = match self {
+            Client::Plain(c, url) if *PLAIN_TRACE => c
+                .get(url)
+                .header("traceparent", TRACE)
+                .send()
+                .await
+                .unwrap(),
             Client::Plain(c, url) => c.get(url).send().await.unwrap(),
             Client::Ours(c) => c.get("lb://upstream/ping").await.unwrap(),
         };
@@ -96,11 +118,25 @@ async fn latencies(client: &Client, n: u64) -> Vec<f64> {
     out
 }
 
-/// Calls per second with `concurrency` callers for `time`.
-async fn throughput(client: &Client, concurrency: u64, time: Duration) -> f64 {
+/// The process's CPU time so far (every thread), in seconds.
+fn process_cpu() -> f64 {
+    let t = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).expect("process CPU clock");
+    t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9
+}
+
+/// One throughput phase: calls per second, and CPU microseconds per call.
+#[derive(Clone, Copy)]
+struct Load {
+    rps: f64,
+    cpu_us: f64,
+}
+
+/// `concurrency` callers for `time`.
+async fn throughput(client: &Client, concurrency: u64, time: Duration) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu = process_cpu();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, stop, done) = (client.clone(), Arc::clone(&stop), Arc::clone(&done));
@@ -117,7 +153,21 @@ async fn throughput(client: &Client, concurrency: u64, time: Duration) -> f64 {
     for t in tasks {
         t.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let calls = done.load(Ordering::Relaxed) as f64;
+    Load {
+        rps: calls / started.elapsed().as_secs_f64(),
+        cpu_us: (process_cpu() - cpu) * 1e6 / calls,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -126,14 +176,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let calls = env_or("HTTP_BENCH_CALLS", 4000);
-    let seconds = env_or("HTTP_BENCH_SECONDS", 2);
+    let rounds = env_or("HTTP_BENCH_ROUNDS", 7).max(1) as usize;
+    let calls = env_or("HTTP_BENCH_CALLS", 2000);
+    let seconds = env_or("HTTP_BENCH_SECONDS", 1);
     let concurrency = env_or("HTTP_BENCH_CONCURRENCY", 32);
+    let only = std::env::var("HTTP_BENCH_ONLY").ok();
     // `cargo bench` passes `--bench`; nothing else is taken.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("HTTP_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(workers);
+    }
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(async {
         let addr = upstream().await;
         let instance = ServiceInstance {
@@ -156,52 +212,72 @@ fn main() {
             reqwest::Client::new(),
         ));
         // Warm up: connections open, the service's state built.
-        latencies(&plain, 200).await;
-        latencies(&ours, 200).await;
+        for client in [&plain, &ours] {
+            latencies(client, 200).await;
+            throughput(client, concurrency, Duration::from_millis(200)).await;
+        }
+        let time = Duration::from_secs(seconds);
+        if let Some(only) = only {
+            let client = if only == "plain" { &plain } else { &ours };
+            let load = throughput(client, concurrency, time * rounds as u32).await;
+            println!("{only}: {:.0} calls/s, {:.2} us CPU per call", load.rps, load.cpu_us);
+            return;
+        }
 
         let (mut lat_plain, mut lat_ours) = (Vec::new(), Vec::new());
-        let (mut rps_plain, mut rps_ours) = (0.0, 0.0);
-        let time = Duration::from_secs(seconds);
-        for round in 0..ROUNDS {
+        let (mut load_plain, mut load_ours) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
             // Alternate which goes first.
-            let (first, second) = if round % 2 == 0 {
-                (&plain, &ours)
-            } else {
-                (&ours, &plain)
-            };
+            let swap = round % 2 == 1;
+            let (first, second) = if swap { (&ours, &plain) } else { (&plain, &ours) };
             let a = latencies(first, calls).await;
             let b = latencies(second, calls).await;
-            let (p, o) = if round % 2 == 0 { (a, b) } else { (b, a) };
+            let (p, o) = if swap { (b, a) } else { (a, b) };
             lat_plain.extend(p);
             lat_ours.extend(o);
             let a = throughput(first, concurrency, time).await;
             let b = throughput(second, concurrency, time).await;
-            let (p, o) = if round % 2 == 0 { (a, b) } else { (b, a) };
-            rps_plain += p;
-            rps_ours += o;
+            let (p, o) = if swap { (b, a) } else { (a, b) };
+            load_plain.push(p);
+            load_ours.push(o);
         }
         lat_plain.sort_by(f64::total_cmp);
         lat_ours.sort_by(f64::total_cmp);
-        let (rps_plain, rps_ours) = (rps_plain / ROUNDS as f64, rps_ours / ROUNDS as f64);
-        let row = |name: &str, lat: &[f64], rps: f64| {
+        let ratios: Vec<f64> = load_plain
+            .iter()
+            .zip(&load_ours)
+            .map(|(p, o)| o.rps / p.rps)
+            .collect();
+        let cpu_ratios: Vec<f64> = load_plain
+            .iter()
+            .zip(&load_ours)
+            .map(|(p, o)| o.cpu_us / p.cpu_us)
+            .collect();
+        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = ratios.iter().copied().fold(0.0, f64::max);
+        let row = |name: &str, lat: &[f64], load: &[Load]| {
             println!(
-                "{name:<14} p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} calls/s ({concurrency} callers)",
+                "{name:<14} p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} calls/s  {:>6.2} us CPU/call (medians of rounds)",
                 percentile(lat, 0.50),
                 percentile(lat, 0.99),
-                rps
+                median(load.iter().map(|l| l.rps).collect()),
+                median(load.iter().map(|l| l.cpu_us).collect()),
             );
         };
         println!(
-            "loopback GET, {ROUNDS} alternating rounds of {calls} sequential calls and {seconds} s of load per client"
+            "loopback GET, {rounds} alternating rounds of {calls} sequential calls and {seconds} s of {concurrency} callers per client"
         );
-        row("plain reqwest", &lat_plain, rps_plain);
-        row("LbHttpClient", &lat_ours, rps_ours);
+        row("plain reqwest", &lat_plain, &load_plain);
+        row("LbHttpClient", &lat_ours, &load_ours);
+        let per_round: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        println!("throughput ratio per round: {}", per_round.join(" "));
+        let ratio = median(ratios);
         println!(
-            "added: p50 {:+.1} us, p99 {:+.1} us; throughput ratio ours/plain {:.3} ({:+.1} %)",
+            "added: p50 {:+.1} us, p99 {:+.1} us; throughput ratio ours/plain median {ratio:.3} ({:+.1} %, rounds {lowest:.3} to {highest:.3}); CPU per call ours/plain median {:.3}",
             percentile(&lat_ours, 0.50) - percentile(&lat_plain, 0.50),
             percentile(&lat_ours, 0.99) - percentile(&lat_plain, 0.99),
-            rps_ours / rps_plain,
-            (rps_ours / rps_plain - 1.0) * 100.0
+            (ratio - 1.0) * 100.0,
+            median(cpu_ratios),
         );
     });
 }

@@ -271,3 +271,63 @@ async fn the_trace_continues_and_the_client_is_a_tower_service() {
     let body: serde_json::Value = client.get("lb://svc/").await.unwrap().json().await.unwrap();
     assert!(TraceContext::parse(body["traceparent"].as_str().unwrap()).is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_is_sent_whole_and_a_streamed_body_is_not_retried() {
+    let good = Upstream::start("good").await;
+    // A port nobody listens on: connect errors.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let client = client_over(
+        vec![
+            instance_at("svc", "dead", dead_port),
+            good.instance("svc", "good"),
+        ],
+        HttpClientConfig {
+            outlier: OutlierConfig::disabled(),
+            ..HttpClientConfig::default()
+        },
+    );
+
+    // Round robin starts with the dead instance: the POST's first attempt
+    // fails to connect, the second carries the same path, query, header
+    // and body to the good one.
+    let req = client
+        .reqwest()
+        .post("lb://SVC/orders/7?x=1&y=a%20b#not-sent")
+        .header("x-test", "kept")
+        .body(r#"{"n":1}"#)
+        .build()
+        .unwrap();
+    let resp = client.execute(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["name"], "good");
+    assert_eq!(body["uri"], "/orders/7?x=1&y=a%20b");
+    assert_eq!(body["x-test"], "kept");
+    assert_eq!(body["body"], r#"{"n":1}"#);
+    assert!(TraceContext::parse(body["traceparent"].as_str().unwrap()).is_some());
+    assert_eq!(good.hits(), 1);
+
+    // A streamed body cannot be sent twice: the connect error ends the call.
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"streamed",
+    ))]);
+    let req = client
+        .reqwest()
+        .post("lb://svc/orders")
+        .body(reqwest::Body::wrap_stream(stream))
+        .build()
+        .unwrap();
+    let err = client.execute(req).await.unwrap_err();
+    assert!(err.is_connect(), "{err}");
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(err.service(), Some("svc"));
+    assert_eq!(good.hits(), 1, "not retried");
+
+    // Errors name the service as the URL spelt it.
+    let err = client.get("lb://NOBODY/").await.unwrap_err();
+    assert!(err.is_no_instance());
+    assert_eq!(err.service(), Some("NOBODY"));
+}

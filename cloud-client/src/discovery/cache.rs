@@ -138,13 +138,28 @@ impl RegistrySnapshot {
     /// Every instance of `app` (any case), whatever its status, sorted by
     /// instance id; empty when unknown.
     pub fn application(&self, app: &str) -> Arc<[ServiceInstance]> {
-        match self.apps.get(app) {
-            Some(list) => Arc::clone(list),
-            None => self
-                .apps
-                .get(&app.to_ascii_uppercase())
-                .cloned()
-                .unwrap_or_else(|| Arc::from(Vec::new())),
+        self.find(app)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// The instances of `app` (any case), `None` when unknown. Looked up
+    /// without allocating for names up to 64 bytes (the HTTP client does
+    /// this on every call with `lb://users/...`: keys are upper case).
+    pub(crate) fn find(&self, app: &str) -> Option<&Arc<[ServiceInstance]>> {
+        if let Some(list) = self.apps.get(app) {
+            return Some(list);
+        }
+        let mut buf = [0u8; 64];
+        match buf.get_mut(..app.len()) {
+            Some(upper) => {
+                upper.copy_from_slice(app.as_bytes());
+                upper.make_ascii_uppercase();
+                // Upper-casing ASCII bytes keeps UTF-8 valid.
+                let key = std::str::from_utf8(upper).ok()?;
+                self.apps.get(key)
+            }
+            None => self.apps.get(&app.to_ascii_uppercase()),
         }
     }
 
@@ -326,5 +341,27 @@ mod tests {
         assert_eq!(snap.by_vip("a").len(), 1);
         assert_eq!(snap.by_vip("secure-s")[0].instance_id, "s1");
         assert!(snap.by_vip("none").is_empty());
+    }
+
+    #[test]
+    fn applications_are_found_in_any_case_and_any_length() {
+        let long = "L".repeat(80);
+        let mut cache = RegistryCache::new();
+        cache.apply_full(&listing(
+            vec![
+                info("USER-SERVICE", "u1", InstanceStatus::Up),
+                info(&long, "l1", InstanceStatus::Up),
+            ],
+            "UP_2_",
+        ));
+        let snap = cache.snapshot(&RegistrySnapshot::default());
+        for name in ["USER-SERVICE", "user-service", "User-Service"] {
+            assert_eq!(snap.find(name).map(|l| l.len()), Some(1), "{name}");
+            assert_eq!(snap.application(name).len(), 1, "{name}");
+        }
+        assert_eq!(snap.find(&long.to_lowercase()).map(|l| l.len()), Some(1));
+        assert!(snap.find("nobody").is_none());
+        assert!(snap.find("ü").is_none());
+        assert!(snap.application("nobody").is_empty());
     }
 }

@@ -178,6 +178,17 @@ impl DiscoveryClient {
         self.shared.snapshot.load().application(app)
     }
 
+    /// Every instance of `app` (any case), `None` when unknown or empty;
+    /// without allocating (the HTTP client's lookup on every call).
+    pub(crate) fn find_instances(&self, app: &str) -> Option<Arc<[ServiceInstance]>> {
+        self.shared
+            .snapshot
+            .load()
+            .find(app)
+            .filter(|list| !list.is_empty())
+            .cloned()
+    }
+
     /// `UP` instances whose VIP address is `vip`.
     pub fn instances_by_vip(&self, vip: &str) -> Vec<ServiceInstance> {
         let mut list = self.shared.snapshot.load().by_vip(vip);

@@ -17,7 +17,7 @@ use reqwest::{Method, Request, Response, Url};
 use super::error::{HttpError, Kind};
 use super::trace::{TRACEPARENT, TraceContext};
 use crate::discovery::{DiscoveryClient, ServiceInstance};
-use crate::loadbalancer::{LoadBalancer, Outcome, OutlierConfig, Strategy};
+use crate::loadbalancer::{LoadBalancer, Outcome, OutlierConfig, Picked, Strategy};
 
 /// Where the client finds the instances of a service.
 pub trait InstanceSource: Send + Sync + 'static {
@@ -28,8 +28,7 @@ pub trait InstanceSource: Send + Sync + 'static {
 
 impl InstanceSource for DiscoveryClient {
     fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>> {
-        let all = self.all_instances(service);
-        (!all.is_empty()).then_some(all)
+        self.find_instances(service)
     }
 }
 
@@ -56,6 +55,10 @@ impl StaticInstances {
 
 impl InstanceSource for StaticInstances {
     fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>> {
+        // Names are usually lower case already: no copy to look up.
+        if !service.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.services.get(service).cloned();
+        }
         self.services.get(&service.to_ascii_lowercase()).cloned()
     }
 }
@@ -121,6 +124,8 @@ pub struct ServiceStats {
 /// Per service: its balancer, breaker and retry budget.
 #[derive(Debug)]
 struct ServiceState {
+    /// The service name, lower case.
+    name: String,
     lb: LoadBalancer,
     breaker: CircuitBreaker,
     budget: RetryBudget,
@@ -157,20 +162,37 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-/// The URL with its scheme, host and port replaced by the instance's.
-fn rewrite(url: &Url, scheme: &str, instance: &ServiceInstance) -> Result<Url, HttpError> {
-    let host = if instance.host.contains(':') && !instance.host.starts_with('[') {
-        format!("[{}]", instance.host)
+/// `scheme://host:port/` of `instance` (an IPv6 host in brackets).
+fn origin(scheme: &str, instance: &ServiceInstance) -> Result<Url, HttpError> {
+    let host = &instance.host;
+    let text = if host.contains(':') && !host.starts_with('[') {
+        format!("{scheme}://[{host}]:{}/", instance.port)
     } else {
-        instance.host.clone()
+        format!("{scheme}://{host}:{}/", instance.port)
     };
-    let mut text = format!("{scheme}://{host}:{}{}", instance.port, url.path());
-    if let Some(q) = url.query() {
-        text.push('?');
-        text.push_str(q);
-    }
     Url::parse(&text)
         .map_err(|e| HttpError::new(Kind::InvalidUrl, Some(&instance.app)).with_source(e))
+}
+
+/// `given` sent to the picked instance: its path and query on the
+/// instance's origin over `scheme` (the fragment is not sent). The origin
+/// of `http` and `https` is parsed once per instance and kept with the
+/// balancer's pool.
+fn rewrite(given: &Url, scheme: &str, picked: &Picked<'_>) -> Result<Url, HttpError> {
+    let https = match scheme {
+        "http" => false,
+        "https" => true,
+        _ => {
+            let mut url = origin(scheme, picked.instance())?;
+            url.set_path(given.path());
+            url.set_query(given.query());
+            return Ok(url);
+        }
+    };
+    let mut url = picked.origin(https, |i| origin(scheme, i))?.clone();
+    url.set_path(given.path());
+    url.set_query(given.query());
+    Ok(url)
 }
 
 impl LbHttpClient {
@@ -271,6 +293,7 @@ impl LbHttpClient {
         let breaker = CircuitBreaker::new(key.as_str(), c.breaker.clone())
             .map_err(|e| HttpError::new(Kind::InvalidUrl, Some(service)).with_source(e))?;
         let state = Arc::new(ServiceState {
+            name: key.clone(),
             lb: LoadBalancer::with_outlier(c.strategy.clone(), c.outlier),
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),
@@ -294,21 +317,20 @@ impl LbHttpClient {
     /// the retries it was allowed); `Err` means no response.
     pub async fn execute(&self, req: Request) -> Result<Response, HttpError> {
         let url = req.url();
-        let Some(service) = url.host_str().map(str::to_owned) else {
+        let Some(service) = url.host_str() else {
             return Err(HttpError::new(Kind::InvalidUrl, None));
         };
         let lb = url.scheme().eq_ignore_ascii_case("lb");
-        let instances = self.inner.source.instances(&service);
-        match (lb, instances) {
-            (true, None) => Err(HttpError {
+        match self.inner.source.instances(service) {
+            None if lb => Err(HttpError {
                 safe_to_retry: true,
-                ..HttpError::new(Kind::NoInstance, Some(&service))
+                ..HttpError::new(Kind::NoInstance, Some(service))
             }),
-            (false, None) => self.direct(req).await,
-            (_, Some(list)) => {
-                let state = self.state(&service)?;
+            None => self.direct(req).await,
+            Some(list) => {
+                let state = self.state(service)?;
                 state.lb.update(&list);
-                self.balanced(&state, &service, lb, req).await
+                self.balanced(&state, lb, req).await
             }
         }
     }
@@ -352,22 +374,33 @@ impl LbHttpClient {
         }
     }
 
+    /// Sends `req` to instances of the service of `state`. The request the
+    /// caller gave is sent by the first attempt itself; a copy of it is made
+    /// only while another attempt could follow, and none when its body
+    /// cannot be copied (a stream), which then rules retries out.
     async fn balanced(
         &self,
         state: &ServiceState,
-        service: &str,
         lb: bool,
         req: Request,
     ) -> Result<Response, HttpError> {
         let c = &self.inner.config;
         let idempotent = is_idempotent(req.method());
-        let url = req.url().clone();
-        let mut original = Some(req);
+        // The request the next attempt sends, and the URL as the caller
+        // gave it once it has been taken out of the first.
+        let mut next = Some(req);
+        let mut given: Option<Url> = None;
         state.budget.deposit();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let permit = match state.breaker.try_acquire_owned() {
+            // Always there: a new attempt follows only one that kept a copy.
+            let Some(mut this) = next.take() else {
+                return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name)));
+            };
+            let url = given.as_ref().unwrap_or(this.url());
+            let service = url.host_str().unwrap_or(&state.name);
+            let permit = match state.breaker.try_acquire() {
                 Ok(p) => p,
                 Err(e) => {
                     return Err(HttpError {
@@ -385,21 +418,22 @@ impl LbHttpClient {
                     ..HttpError::new(Kind::NoInstance, Some(service))
                 });
             };
-            let instance = picked.instance();
-            let scheme = if lb {
-                if instance.secure { "https" } else { "http" }
-            } else {
+            let scheme = if !lb {
                 url.scheme()
+            } else if picked.instance().secure {
+                "https"
+            } else {
+                "http"
             };
-            // Keep the original for a retry when the body can be cloned.
-            let mut this = match original.as_ref().and_then(Request::try_clone) {
-                Some(copy) => copy,
-                None => match original.take() {
-                    Some(r) => r,
-                    None => return Err(HttpError::new(Kind::InvalidUrl, Some(service))),
-                },
-            };
-            *this.url_mut() = rewrite(&url, scheme, instance)?;
+            let target = rewrite(url, scheme, &picked)?;
+            let url = std::mem::replace(this.url_mut(), target);
+            let given = &*given.get_or_insert(url);
+            let service = given.host_str().unwrap_or(&state.name);
+            // Keep a copy for the next attempt, before this one gets its
+            // own span id.
+            if attempt < c.max_attempts {
+                next = this.try_clone();
+            }
             add_traceparent(&mut this);
             let sent = tokio::time::timeout(c.timeout, self.inner.http.execute(this)).await;
             let (failure, retryable) = match sent {
@@ -411,7 +445,7 @@ impl LbHttpClient {
                     }
                     permit.record(Classification::Failure);
                     picked.record(Outcome::Failure);
-                    if !(idempotent && self.may_retry(state, attempt, &original)) {
+                    if !(idempotent && next.is_some() && self.may_retry(state, attempt)) {
                         return Ok(resp);
                     }
                     tracing::debug!(%service, status = %resp.status(), attempt, "retrying after a server error");
@@ -436,7 +470,7 @@ impl LbHttpClient {
             };
             if let Some(mut err) = failure {
                 err.attempts = attempt;
-                if !retryable || attempt >= c.max_attempts || original.is_none() {
+                if !retryable || attempt >= c.max_attempts || next.is_none() {
                     return Err(err);
                 }
                 if !state.budget.try_withdraw() {
@@ -451,10 +485,8 @@ impl LbHttpClient {
     }
 
     /// Whether another attempt may follow a retryable server error.
-    fn may_retry(&self, state: &ServiceState, attempt: u32, original: &Option<Request>) -> bool {
-        attempt < self.inner.config.max_attempts
-            && original.is_some()
-            && state.budget.try_withdraw()
+    fn may_retry(&self, state: &ServiceState, attempt: u32) -> bool {
+        attempt < self.inner.config.max_attempts && state.budget.try_withdraw()
     }
 }
 
@@ -498,5 +530,98 @@ impl tower::Service<Request> for LbHttpClient {
     fn call(&mut self, req: Request) -> Self::Future {
         let client = self.clone();
         Box::pin(async move { client.execute(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(host: &str, port: u16, secure: bool) -> ServiceInstance {
+        ServiceInstance {
+            host: host.into(),
+            port,
+            secure,
+            ..crate::loadbalancer::tests::instance("a", None, 1)
+        }
+    }
+
+    fn balancer(i: ServiceInstance) -> LoadBalancer {
+        let lb = LoadBalancer::new(Strategy::RoundRobin);
+        lb.update(&Arc::from(vec![i]));
+        lb
+    }
+
+    fn sent(lb: &LoadBalancer, given: &str, scheme: &str) -> String {
+        let given = Url::parse(given).unwrap();
+        let picked = lb.pick().unwrap();
+        rewrite(&given, scheme, &picked).unwrap().to_string()
+    }
+
+    #[test]
+    fn the_path_and_query_go_to_the_instance_without_the_fragment() {
+        let lb = balancer(instance("10.0.0.1", 8080, false));
+        assert_eq!(
+            sent(&lb, "lb://svc/a/b?q=1&r=a%20b#frag", "http"),
+            "http://10.0.0.1:8080/a/b?q=1&r=a%20b"
+        );
+        assert_eq!(sent(&lb, "lb://svc", "http"), "http://10.0.0.1:8080/");
+        assert_eq!(sent(&lb, "lb://svc//x", "http"), "http://10.0.0.1:8080//x");
+        assert_eq!(
+            sent(&lb, "https://svc/p?", "https"),
+            "https://10.0.0.1:8080/p?"
+        );
+        assert_eq!(sent(&lb, "ws://svc/p", "ws"), "ws://10.0.0.1:8080/p");
+        let lb = balancer(instance("::1", 8443, true));
+        assert_eq!(sent(&lb, "lb://svc/a", "https"), "https://[::1]:8443/a");
+    }
+
+    #[test]
+    fn a_changed_instance_gets_its_new_origin() {
+        let lb = balancer(instance("10.0.0.1", 8080, false));
+        assert_eq!(sent(&lb, "lb://svc/a", "http"), "http://10.0.0.1:8080/a");
+        lb.update(&Arc::from(vec![instance("10.0.0.1", 9090, false)]));
+        assert_eq!(sent(&lb, "lb://svc/a", "http"), "http://10.0.0.1:9090/a");
+        assert_eq!(sent(&lb, "lb://svc/a", "https"), "https://10.0.0.1:9090/a");
+    }
+
+    #[test]
+    fn a_host_that_makes_no_url_is_an_error() {
+        let lb = balancer(instance("bad host", 80, false));
+        let given = Url::parse("lb://svc/").unwrap();
+        let picked = lb.pick().unwrap();
+        let err = rewrite(&given, "http", &picked).unwrap_err();
+        assert_eq!(err.kind, Kind::InvalidUrl);
+        assert_eq!(err.service(), Some("SVC"));
+    }
+
+    /// The rewrite as it was: the whole URL written out and parsed again.
+    fn reparsed(given: &Url, scheme: &str, i: &ServiceInstance) -> Url {
+        let mut text = format!("{scheme}://{}:{}{}", i.host, i.port, given.path());
+        if let Some(q) = given.query() {
+            text.push('?');
+            text.push_str(q);
+        }
+        Url::parse(&text).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_rewrite_equals_writing_the_url_out_and_parsing_it(
+            rest in "[a-zA-Z0-9/%.?#&= \\\\é:@!$'()*+,;~_-]{0,40}",
+            lb_scheme in proptest::bool::ANY,
+            secure in proptest::bool::ANY,
+        ) {
+            let given = if lb_scheme { "lb" } else { "http" };
+            let Ok(given) = Url::parse(&format!("{given}://svc/{rest}")) else {
+                return Ok(());
+            };
+            let scheme = if secure { "https" } else { "http" };
+            let i = instance("10.0.0.1", 8080, secure);
+            let lb = balancer(i.clone());
+            let picked = lb.pick().unwrap();
+            let ours = rewrite(&given, scheme, &picked).unwrap();
+            proptest::prop_assert_eq!(ours, reparsed(&given, scheme, &i));
+        }
     }
 }

@@ -39,12 +39,13 @@ mod hash;
 mod outlier;
 mod stats;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use cloud_runtime::clock::Clock;
 use parking_lot::Mutex;
+use reqwest::Url;
 use tokio::time::Instant;
 
 pub use outlier::OutlierConfig;
@@ -90,6 +91,10 @@ pub enum Outcome {
 pub struct Endpoint {
     instance: ServiceInstance,
     stats: Arc<EndpointStats>,
+    /// The instance's origin URL over `http` and over `https`, parsed the
+    /// first time the HTTP client sends there (an endpoint is replaced when
+    /// its instance changes, so these never go stale).
+    origins: [OnceLock<Url>; 2],
 }
 
 impl Endpoint {
@@ -107,6 +112,29 @@ impl Endpoint {
     /// Its peak-EWMA latency.
     pub fn latency_ewma(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.stats.ewma() as u64)
+    }
+
+    /// The instance's origin URL (`https` or not), made by `make` the
+    /// first time and kept while the endpoint stays in the pool.
+    fn origin<E>(
+        &self,
+        https: bool,
+        make: impl FnOnce(&ServiceInstance) -> Result<Url, E>,
+    ) -> Result<&Url, E> {
+        let slot = &self.origins[usize::from(https)];
+        if let Some(url) = slot.get() {
+            return Ok(url);
+        }
+        let url = make(&self.instance)?;
+        Ok(slot.get_or_init(|| url))
+    }
+
+    fn new(instance: ServiceInstance, stats: Arc<EndpointStats>) -> Endpoint {
+        Endpoint {
+            instance,
+            stats,
+            origins: Default::default(),
+        }
     }
 }
 
@@ -224,6 +252,18 @@ impl Picked<'_> {
         &self.pool.endpoints[self.index].instance
     }
 
+    /// The instance's origin URL (`https` or not): made by `make` on the
+    /// first call for this instance, then kept with the pool (the HTTP
+    /// client rewrites each request onto it without parsing a host again).
+    #[inline]
+    pub(crate) fn origin<E>(
+        &self,
+        https: bool,
+        make: impl FnOnce(&ServiceInstance) -> Result<Url, E>,
+    ) -> Result<&Url, E> {
+        self.pool.endpoints[self.index].origin(https, make)
+    }
+
     /// Records the outcome (and, for P2C, the latency).
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
@@ -312,14 +352,8 @@ impl LoadBalancer {
                     .find(|e| e.instance.instance_id == i.instance_id)
                 {
                     Some(e) if e.instance == *i => Arc::clone(e),
-                    Some(e) => Arc::new(Endpoint {
-                        instance: i.clone(),
-                        stats: Arc::clone(&e.stats),
-                    }),
-                    None => Arc::new(Endpoint {
-                        instance: i.clone(),
-                        stats: Arc::default(),
-                    }),
+                    Some(e) => Arc::new(Endpoint::new(i.clone(), Arc::clone(&e.stats))),
+                    None => Arc::new(Endpoint::new(i.clone(), Arc::default())),
                 }
             })
             .collect();
@@ -591,4 +625,4 @@ impl LoadBalancer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,9 @@ use cloud_runtime::clock::ManualClock;
 
 use super::*;
 
-fn instance(id: &str, zone: Option<&str>, weight: u32) -> ServiceInstance {
+/// An `UP` instance `id` on `{id}.local:8080` (shared with the HTTP
+/// client's tests).
+pub(crate) fn instance(id: &str, zone: Option<&str>, weight: u32) -> ServiceInstance {
     ServiceInstance {
         instance_id: id.into(),
         app: "SVC".into(),

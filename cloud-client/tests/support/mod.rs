@@ -170,7 +170,8 @@ pub const FAIL: u8 = 1;
 pub const HANG: u8 = 2;
 
 /// An HTTP service that counts hits and answers, fails or hangs on
-/// demand; its body echoes its name and the request's `traceparent`.
+/// demand; its body echoes its name, the request's `traceparent`, its path
+/// and query (`uri`), its `x-test` header and its body.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<std::sync::atomic::AtomicU32>,
@@ -184,16 +185,24 @@ impl Upstream {
         let hits = Arc::new(AtomicU32::new(0));
         let mode = Arc::new(AtomicU8::new(ANSWER));
         let (h, m) = (Arc::clone(&hits), Arc::clone(&mode));
-        let handler = move |headers: axum::http::HeaderMap| {
+        let handler = move |uri: axum::http::Uri, headers: axum::http::HeaderMap, sent: String| {
             let (h, m) = (Arc::clone(&h), Arc::clone(&m));
             async move {
                 h.fetch_add(1, Ordering::SeqCst);
-                let trace = headers
-                    .get("traceparent")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                let body = axum::Json(serde_json::json!({"name": name, "traceparent": trace}));
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let body = axum::Json(serde_json::json!({
+                    "name": name,
+                    "traceparent": header("traceparent"),
+                    "uri": uri.to_string(),
+                    "x-test": header("x-test"),
+                    "body": sent,
+                }));
                 match m.load(Ordering::SeqCst) {
                     FAIL => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body),
                     HANG => std::future::pending().await,
