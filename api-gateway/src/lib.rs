@@ -23,8 +23,9 @@
 //!   [`resolve::StaticInstances`], and [`resolve::RegistryInstances`] over
 //!   cloud-client's Eureka registry cache) and the choice of one
 //!   ([`resolve::Balancer`]: cloud-client's strategies, P2C by default).
-//! - [`proxy`]: the upstream connection pools, hop-by-hop and forwarding
-//!   headers, timeouts.
+//! - [`proxy`]: hop-by-hop and forwarding headers, timeouts, the one
+//!   transparent retry; `proxy/pool.rs` the upstream connections (hyper's
+//!   HTTP/1.1 `client::conn`, pooled per upstream and I/O worker).
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
