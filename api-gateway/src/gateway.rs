@@ -826,8 +826,8 @@ impl Gateway {
     ) -> Result<Response<Body>, UpstreamError> {
         let balancer = self.service_balancer(call.route);
         let picked = self.pick(call.route, balancer.as_deref())?;
-        let up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
-        let sent = self.send(call, &up, body).await;
+        let mut up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
+        let sent = self.send(call, &mut up, body).await;
         if let Some(pick) = picked {
             pick.record(match &sent {
                 Ok(r) if r.status().is_server_error() => Outcome::Failure,
@@ -862,7 +862,7 @@ impl Gateway {
             let mut up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
             crate::websocket::restore_upgrade_headers(&call.out.headers, &mut up.headers);
             let mut empty = AttemptBody::Stream(Some(Body::empty()));
-            let response = self.send(call, &up, &mut empty).await?;
+            let response = self.send(call, &mut up, &mut empty).await?;
             Ok::<_, UpstreamError>((response, up.authority))
         };
         match sent.await {
@@ -880,11 +880,12 @@ impl Gateway {
         }
     }
 
-    /// Sends `up` with `body` under the route's timeouts.
+    /// Sends `up` (its headers taken) with `body` under the route's
+    /// timeouts.
     async fn send(
         &self,
         call: &Call<'_>,
-        up: &UpstreamRequest,
+        up: &mut UpstreamRequest,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
         self.inner
@@ -894,7 +895,7 @@ impl Gateway {
                 up.secure,
                 &call.out.method,
                 &up.path_and_query,
-                &up.headers,
+                std::mem::take(&mut up.headers),
                 body,
                 call.route.connect_timeout,
                 call.route.response_timeout,

@@ -209,7 +209,7 @@ impl Upstreams {
         secure: bool,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        mut headers: HeaderMap,
         body: &mut AttemptBody,
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
@@ -237,10 +237,16 @@ impl Upstreams {
                         })?,
                 };
                 let (b, replayable) = body.take();
+                // Only an attempt that may be sent again keeps a copy.
+                let may_retry = conn.reused() && closed_retry_left && replayable;
                 let mut request = Request::new(b);
                 *request.method_mut() = method.clone();
                 *request.uri_mut() = uri.clone();
-                *request.headers_mut() = headers.clone();
+                *request.headers_mut() = if may_retry {
+                    headers.clone()
+                } else {
+                    std::mem::take(&mut headers)
+                };
                 match conn.send(request).await {
                     Ok(response) => return Ok(self.pool.response(conn, response)),
                     Err(e) if body_over_limit(&e) => {
@@ -252,8 +258,7 @@ impl Upstreams {
                         });
                     }
                     Err(e) => {
-                        if conn.reused() && connection_closed(&e) && closed_retry_left && replayable
-                        {
+                        if may_retry && connection_closed(&e) {
                             closed_retry_left = false;
                             tracing::debug!(
                                 upstream = authority,
@@ -388,75 +393,85 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 /// trusted peer's values are kept and extended; anyone else's are
 /// replaced.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: bool) {
-    use std::fmt::Write as _;
+    use std::fmt::Display;
     let host = client.host.and_then(|h| h.to_str().ok());
     let proto = if client.secure { "https" } else { "http" };
-    // One buffer, written in place; each header takes a copy of it. A
-    // trusted peer's value is extended; anyone else's is replaced.
-    let mut value = String::with_capacity(96);
-    let mut set = |name: HeaderName, write: Option<&dyn Fn(&mut String)>| {
-        let Some(write) = write else {
-            if !trusted {
-                headers.remove(&name);
-            }
-            return;
-        };
-        value.clear();
-        if trusted
-            && let Some(existing) = headers.get(&name).and_then(|v| v.to_str().ok())
-            && !existing.is_empty()
-        {
-            value.push_str(existing);
-            value.push_str(", ");
-        }
-        write(&mut value);
-        match HeaderValue::from_str(&value) {
-            Ok(v) => {
-                headers.insert(name, v);
-            }
-            Err(_) => {
-                headers.remove(&name);
-            }
-        }
-    };
     let ip = client.peer.ip();
-    set(
-        X_FORWARDED_FOR,
-        Some(&|v| {
-            let _ = write!(v, "{ip}");
-        }),
-    );
-    set(X_FORWARDED_PROTO, Some(&|v| v.push_str(proto)));
-    let host_value = host.map(|h| move |v: &mut String| v.push_str(h));
-    set(
-        X_FORWARDED_HOST,
-        host_value.as_ref().map(|f| f as &dyn Fn(&mut String)),
-    );
-    set(
-        X_FORWARDED_PORT,
-        Some(&|v| {
-            let _ = write!(v, "{}", client.port);
-        }),
-    );
-    let prefix_value = client.prefix.map(|p| move |v: &mut String| v.push_str(p));
-    set(
+    let forwarded = Forwarded {
+        proto,
+        host,
+        peer: client.peer,
+    };
+    // One buffer for every value.
+    let mut buf = String::with_capacity(96);
+    let mut put = |name: HeaderName, value: Option<&dyn Display>| {
+        put_forwarding(headers, &mut buf, name, trusted, value);
+    };
+    put(X_FORWARDED_FOR, Some(&ip));
+    put(X_FORWARDED_PROTO, Some(&proto));
+    put(X_FORWARDED_HOST, host.as_ref().map(|h| h as &dyn Display));
+    put(X_FORWARDED_PORT, Some(&client.port));
+    put(
         X_FORWARDED_PREFIX,
-        prefix_value.as_ref().map(|f| f as &dyn Fn(&mut String)),
+        client.prefix.as_ref().map(|p| p as &dyn Display),
     );
-    set(
-        FORWARDED,
-        Some(&|v| {
-            v.push_str("proto=");
-            v.push_str(proto);
-            if let Some(h) = host {
-                let _ = write!(v, ";host=\"{h}\"");
-            }
-            let _ = match client.peer {
-                SocketAddr::V4(a) => write!(v, ";for=\"{a}\""),
-                SocketAddr::V6(a) => write!(v, ";for=\"[{}]:{}\"", a.ip(), a.port()),
-            };
-        }),
-    );
+    put(FORWARDED, Some(&forwarded));
+}
+
+/// The `Forwarded` element for one hop (RFC 7239).
+struct Forwarded<'a> {
+    proto: &'a str,
+    host: Option<&'a str>,
+    peer: SocketAddr,
+}
+
+impl std::fmt::Display for Forwarded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "proto={}", self.proto)?;
+        if let Some(h) = self.host {
+            write!(f, ";host=\"{h}\"")?;
+        }
+        match self.peer {
+            SocketAddr::V4(a) => write!(f, ";for=\"{a}\""),
+            SocketAddr::V6(a) => write!(f, ";for=\"[{}]:{}\"", a.ip(), a.port()),
+        }
+    }
+}
+
+/// Sets `name` to `value`: appended to a `trusted` peer's own value,
+/// replacing anyone else's; without a value, an untrusted peer's is
+/// removed.
+fn put_forwarding(
+    headers: &mut HeaderMap,
+    buf: &mut String,
+    name: HeaderName,
+    trusted: bool,
+    value: Option<&dyn std::fmt::Display>,
+) {
+    use std::fmt::Write as _;
+    let Some(value) = value else {
+        if !trusted {
+            headers.remove(&name);
+        }
+        return;
+    };
+    buf.clear();
+    if trusted
+        && let Some(existing) = headers.get(&name).and_then(|v| v.to_str().ok())
+        && !existing.is_empty()
+    {
+        buf.push_str(existing);
+        buf.push_str(", ");
+    }
+    let _ = write!(buf, "{value}");
+    match HeaderValue::from_str(buf) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(&name);
+        }
+    }
 }
 
 /// The prefix removed from `original` to give `forwarded` (SCG's

@@ -117,6 +117,18 @@ impl Conn {
     ) -> Result<http::Response<Incoming>, hyper::Error> {
         self.sender.send_request(request).await
     }
+
+    /// Takes the idle connection for a request, unless its idle timeout
+    /// claimed it first.
+    fn claim(&self) -> bool {
+        let seen = self.state.load(Ordering::Acquire);
+        seen != IN_USE
+            && seen != CLOSED
+            && self
+                .state
+                .compare_exchange(seen, IN_USE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
 }
 
 thread_local! {
@@ -317,20 +329,6 @@ impl Shared {
             // Checked out meanwhile.
             Err(_) => Some(now + self.idle_timeout),
         }
-    }
-}
-
-impl Conn {
-    /// Takes the idle connection for a request, unless its idle timeout
-    /// claimed it first.
-    fn claim(&self) -> bool {
-        let seen = self.state.load(Ordering::Acquire);
-        seen != IN_USE
-            && seen != CLOSED
-            && self
-                .state
-                .compare_exchange(seen, IN_USE, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
     }
 }
 
