@@ -2,6 +2,7 @@
 //! path (match, request filters, breaker and retry around the upstream
 //! exchange, response filters) and the refresh.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use cloud_client::discovery::ServiceInstance;
 use cloud_client::loadbalancer::{LoadBalancer, Outcome, Picked};
 use cloud_runtime::clock::{SharedClock, TokioClock};
 use cloud_runtime::error_body::SpringError;
-use cloud_runtime::serve::Secure;
+use cloud_runtime::serve::{RequestService, Secure};
 use cloud_runtime::settings::{ConfigError, Origin};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -30,11 +31,13 @@ use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::ratelimit::redis::RedisBuckets;
 use crate::filter::retry::MAX_REPLAY_BODY;
-use crate::filter::{BreakerFilter, FallbackCause, FilterSettings, Outbound, ResponseContext};
+use crate::filter::{
+    BreakerFilter, FallbackCause, Filter, FilterSettings, Outbound, ResponseContext,
+};
 use crate::metrics::Metrics;
 use crate::predicate::RequestView;
 use crate::predicate::cidr::Cidr;
-use crate::proxy::{self, AttemptBody, ClientSide, UpstreamError, Upstreams};
+use crate::proxy::{self, AttemptBody, ClientSide, Peer, UpstreamError, Upstreams};
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
 use crate::security::Authority;
@@ -51,9 +54,9 @@ pub struct Gateway {
 
 #[derive(Debug)]
 struct Inner {
-    table: ArcSwap<RouteTable>,
+    /// What the last install put in place, read once per request.
+    installed: ArcSwap<Installed>,
     settings: ArcSwap<Settings>,
-    trusted: ArcSwap<Vec<Cidr>>,
     source: Option<Source>,
     resolver: Arc<dyn ServiceInstances>,
     balancer: Balancer,
@@ -65,12 +68,25 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     /// `spring.data.redis.*`, read once at build.
     redis: Option<RedisBuckets>,
+}
+
+/// A request's handle on the installed set (see
+/// [`Gateway::installed_for`]).
+type Snapshot = Arc<Arc<Installed>>;
+
+/// What one install puts in place, swapped as one: a request sees the
+/// routes and the settings compiled with them together, for one load.
+#[derive(Debug, Default)]
+struct Installed {
+    table: Arc<RouteTable>,
+    /// `trusted-proxies`.
+    trusted: Vec<Cidr>,
     /// The global `LocalResponseCache`, when enabled.
-    response_cache: arc_swap::ArcSwapOption<ResponseCache>,
+    response_cache: Option<Arc<ResponseCache>>,
     /// The JWT settings, when any key is configured.
-    jwt: arc_swap::ArcSwapOption<Authority>,
+    jwt: Option<Arc<Authority>>,
     /// The CORS configurations.
-    cors: ArcSwap<CorsTable>,
+    cors: CorsTable,
 }
 
 /// Builds a [`Gateway`].
@@ -121,9 +137,8 @@ impl GatewayBuilder {
             ),
         };
         let inner = Inner {
-            table: ArcSwap::from_pointee(RouteTable::default()),
+            installed: ArcSwap::from_pointee(Installed::default()),
             settings: ArcSwap::from_pointee(self.settings.clone()),
-            trusted: ArcSwap::from_pointee(Vec::new()),
             source: self.source,
             resolver: self
                 .resolver
@@ -136,9 +151,6 @@ impl GatewayBuilder {
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             redis,
-            response_cache: arc_swap::ArcSwapOption::empty(),
-            jwt: arc_swap::ArcSwapOption::empty(),
-            cors: ArcSwap::from_pointee(CorsTable::default()),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -156,14 +168,14 @@ struct Call<'a> {
     client_host: Option<&'a HeaderValue>,
     /// The client's path.
     client_path: &'a str,
-    /// Whether the client came over TLS.
-    secure: bool,
     /// Whether the client asked for a WebSocket upgrade.
     upgrade: bool,
     /// The client connection's switch to the upgraded protocol, taken by
     /// the exchange that proxies the upgrade.
     on_upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
-    peer: SocketAddr,
+    peer: &'a Peer,
+    /// `trusted-proxies`, as installed when the request came.
+    trusted: &'a [Cidr],
     depth: u8,
 }
 
@@ -196,7 +208,7 @@ impl Gateway {
 
     /// The current route table.
     pub fn table(&self) -> Arc<RouteTable> {
-        self.inner.table.load_full()
+        Arc::clone(&self.inner.installed.load().table)
     }
 
     /// Where `lb://` names resolve.
@@ -238,7 +250,7 @@ impl Gateway {
             None => (*self.inner.settings.load_full()).clone(),
         };
         self.install(settings)?;
-        Ok(self.inner.table.load().routes().len())
+        Ok(self.inner.installed.load().table.routes().len())
     }
 
     /// The settings file, if any (for errors that name it).
@@ -307,19 +319,22 @@ impl Gateway {
         let table = RouteTable::compile(defs, &defaults, &compile)?;
         let jwt = self.jwt_authority(&settings, &table, &file)?;
         tracing::info!(routes = table.routes().len(), "route table installed");
-        self.inner.table.store(Arc::new(table));
-        let kept = self.inner.response_cache.load_full();
-        self.inner.response_cache.store(match (global_cache, kept) {
+        let kept = self.inner.installed.load().response_cache.clone();
+        let response_cache = match (global_cache, kept) {
             (false, _) => None,
             (true, Some(c)) if c.policy() == cache_policy => Some(c),
             (true, _) => Some(Arc::new(ResponseCache::new(
                 cache_policy,
                 Arc::clone(&self.inner.clock),
             ))),
-        });
-        self.inner.trusted.store(Arc::new(trusted));
-        self.inner.jwt.store(jwt);
-        self.inner.cors.store(Arc::new(cors));
+        };
+        self.inner.installed.store(Arc::new(Installed {
+            table: Arc::new(table),
+            trusted,
+            response_cache,
+            jwt,
+            cors,
+        }));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
     }
@@ -364,7 +379,7 @@ impl Gateway {
     ) -> Result<Option<Arc<Authority>>, ConfigError> {
         let gateway = &settings.spring.cloud.gateway.jwt;
         let spring = &settings.spring.security.oauth2.resourceserver.jwt;
-        let current = self.inner.jwt.load_full();
+        let current = self.inner.installed.load().jwt.clone();
         let authority = match current {
             Some(a) if a.compiled_from(gateway, spring) => Some(a),
             _ => Authority::compile(
@@ -394,12 +409,13 @@ impl Gateway {
     /// the token; the answer when it is refused.
     async fn authenticate(
         &self,
+        authority: Option<&Authority>,
         route: &Route,
         headers: &mut http::HeaderMap,
         path: &str,
         depth: u8,
     ) -> Option<Response<Body>> {
-        let authority = self.inner.jwt.load_full()?;
+        let authority = authority?;
         if depth == 0 {
             authority.strip_claim_headers(headers);
         }
@@ -461,21 +477,39 @@ impl Gateway {
         ProxyService(self.clone())
     }
 
-    /// Handles one request from `peer`.
+    /// Handles one request from `peer` (over TLS when it carries the
+    /// [`Secure`] extension).
     pub async fn handle(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
-        self.dispatch(request, peer, None, 0).await
+        let peer = Peer::new(peer, request.extensions().get::<Secure>().is_some());
+        let installed = Arc::new(self.inner.installed.load_full());
+        self.dispatch(request, &peer, installed, None, 0).await
     }
 
-    fn dispatch(
-        &self,
+    /// The installed set for a request on the connection whose own handle
+    /// on it is `held`: that handle while the set is unchanged (cloning it
+    /// writes only to the connection's memory), a new one after a refresh.
+    fn installed_for(&self, held: &Mutex<Snapshot>) -> Snapshot {
+        let current = self.inner.installed.load();
+        let mut held = held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !Arc::ptr_eq(&**held, &*current) {
+            *held = Arc::new(arc_swap::Guard::into_inner(current));
+        }
+        Arc::clone(&held)
+    }
+
+    fn dispatch<'a>(
+        &'a self,
         request: Request<Body>,
-        peer: SocketAddr,
+        peer: &'a Peer,
+        installed: Snapshot,
         fallback: Option<FallbackCause>,
         depth: u8,
-    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + '_>> {
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>> {
         Box::pin(async move {
             let started = self.inner.clock.now();
-            let table = self.inner.table.load_full();
+            let table = &installed.table;
             let (mut parts, body) = request.into_parts();
             if !parts.headers.contains_key(header::HOST) {
                 // HTTP/2 carries the host in `:authority`.
@@ -493,12 +527,15 @@ impl Gateway {
                 path,
                 query: parts.uri.query(),
                 headers: &parts.headers,
-                remote: peer.ip(),
-                now_millis: self.inner.clock.epoch_millis(),
+                remote: peer.addr().ip(),
+                now_millis: match table.reads_time() {
+                    true => self.inner.clock.epoch_millis(),
+                    false => 0,
+                },
                 weight_roll: roll(),
             };
-            let cors = self.inner.cors.load_full();
-            let secure = parts.extensions.get::<Secure>().is_some();
+            let cors = &installed.cors;
+            let secure = peer.is_secure();
             if depth == 0
                 && !cors.is_empty()
                 && let Some(asked) = cors::preflight_method(&parts.method, &parts.headers)
@@ -546,12 +583,18 @@ impl Gateway {
                 vars,
                 preserve_host: false,
                 host: None,
-                remote: peer.ip(),
+                remote: peer.addr().ip(),
                 response_headers: Vec::new(),
                 fallback,
             };
             let mut answer = self
-                .authenticate(&route, &mut out.headers, path, depth)
+                .authenticate(
+                    installed.jwt.as_deref(),
+                    route,
+                    &mut out.headers,
+                    path,
+                    depth,
+                )
                 .await;
             let mut ran = if answer.is_some() {
                 0
@@ -568,19 +611,19 @@ impl Gateway {
             let response = match answer {
                 Some(a) => a,
                 None => {
-                    let body = limit_chunked_body(&route, &out.headers, body);
+                    let body = limit_chunked_body(route, &out.headers, body);
                     let call = Call {
-                        route: &route,
+                        route,
                         out: &out,
                         client_host: client_host.as_ref(),
                         client_path: path,
-                        secure,
                         upgrade,
                         on_upgrade: Mutex::new(on_upgrade),
                         peer,
+                        trusted: &installed.trusted,
                         depth,
                     };
-                    match self.response_cache(&route) {
+                    match self.response_cache(&installed, route) {
                         Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
                         None => self.exchange(&call, body).await,
                     }
@@ -623,15 +666,15 @@ impl Gateway {
     }
 
     /// The route's `LocalResponseCache`, else the global one.
-    fn response_cache(&self, route: &Route) -> Option<Arc<ResponseCache>> {
+    fn response_cache(&self, installed: &Installed, route: &Route) -> Option<Arc<ResponseCache>> {
         route
             .filters
             .iter()
             .find_map(|f| match f {
-                crate::filter::Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
+                Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
                 _ => None,
             })
-            .or_else(|| self.inner.response_cache.load_full())
+            .or_else(|| installed.response_cache.clone())
     }
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
@@ -765,9 +808,6 @@ impl Gateway {
         if let Some(u) = call.take_upgrade() {
             request.extensions_mut().insert(u);
         }
-        if call.secure {
-            request.extensions_mut().insert(Secure);
-        }
         if cause.is_some() {
             // A fallback gets no body: the original was sent upstream.
             request.headers_mut().remove(header::CONTENT_LENGTH);
@@ -779,7 +819,8 @@ impl Gateway {
                 return error_answer(StatusCode::INTERNAL_SERVER_ERROR, "Bad forward path", path);
             }
         }
-        self.dispatch(request, call.peer, cause, call.depth + 1)
+        let installed = Arc::new(self.inner.installed.load_full());
+        self.dispatch(request, call.peer, installed, cause, call.depth + 1)
             .await
     }
 
@@ -826,8 +867,10 @@ impl Gateway {
     ) -> Result<Response<Body>, UpstreamError> {
         let balancer = self.service_balancer(call.route);
         let picked = self.pick(call.route, balancer.as_deref())?;
-        let mut up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
-        let sent = self.send(call, &mut up, body).await;
+        let instance = picked.as_ref().map(Picked::instance);
+        let mut up = self.upstream_request(call, instance)?;
+        let again = || Some(self.upstream_request(call, instance).ok()?.headers);
+        let sent = self.send(call, &mut up, body, &again).await;
         if let Some(pick) = picked {
             pick.record(match &sent {
                 Ok(r) if r.status().is_server_error() => Outcome::Failure,
@@ -838,9 +881,16 @@ impl Gateway {
         }
         let mut response = sent?;
         proxy::remove_hop_by_hop(response.headers_mut());
-        response
-            .extensions_mut()
-            .insert(UpstreamAuthority(up.authority));
+        if call
+            .route
+            .filters
+            .iter()
+            .any(Filter::reads_upstream_authority)
+        {
+            response
+                .extensions_mut()
+                .insert(UpstreamAuthority(up.authority.into_owned()));
+        }
         Ok(response)
     }
 
@@ -859,18 +909,24 @@ impl Gateway {
         let sent = async {
             let balancer = self.service_balancer(call.route);
             let picked = self.pick(call.route, balancer.as_deref())?;
-            let mut up = self.upstream_request(call, picked.as_ref().map(Picked::instance))?;
-            crate::websocket::restore_upgrade_headers(&call.out.headers, &mut up.headers);
+            let instance = picked.as_ref().map(Picked::instance);
+            let upgrade_request = || {
+                let mut up = self.upstream_request(call, instance)?;
+                crate::websocket::restore_upgrade_headers(&call.out.headers, &mut up.headers);
+                Ok::<_, UpstreamError>(up)
+            };
+            let mut up = upgrade_request()?;
+            let again = || Some(upgrade_request().ok()?.headers);
             let mut empty = AttemptBody::Stream(Some(Body::empty()));
-            let response = self.send(call, &mut up, &mut empty).await?;
-            Ok::<_, UpstreamError>((response, up.authority))
+            let response = self.send(call, &mut up, &mut empty, &again).await?;
+            Ok::<_, UpstreamError>((response, up.authority.into_owned()))
         };
         match sent.await {
             Ok((response, authority)) => {
-                let mut response = self
-                    .inner
-                    .tunnels
-                    .answer(response, client, call.peer, &authority);
+                let mut response =
+                    self.inner
+                        .tunnels
+                        .answer(response, client, call.peer.addr(), &authority);
                 response
                     .extensions_mut()
                     .insert(UpstreamAuthority(authority));
@@ -881,12 +937,13 @@ impl Gateway {
     }
 
     /// Sends `up` (its headers taken) with `body` under the route's
-    /// timeouts.
+    /// timeouts; `again` makes the headers anew for the transparent retry.
     async fn send(
         &self,
         call: &Call<'_>,
-        up: &mut UpstreamRequest,
+        up: &mut UpstreamRequest<'_>,
         body: &mut AttemptBody,
+        again: &(dyn Fn() -> Option<http::HeaderMap> + Sync),
     ) -> Result<Response<Body>, UpstreamError> {
         self.inner
             .upstreams
@@ -894,8 +951,9 @@ impl Gateway {
                 &up.authority,
                 up.secure,
                 &call.out.method,
-                &up.path_and_query,
+                std::mem::take(&mut up.path_and_query),
                 std::mem::take(&mut up.headers),
+                again,
                 body,
                 call.route.connect_timeout,
                 call.route.response_timeout,
@@ -945,18 +1003,18 @@ impl Gateway {
     /// Where and what to send upstream for `call`: the authority, the
     /// headers (hop-by-hop removed, forwarding headers and `Host` set) and
     /// the path with its query.
-    fn upstream_request(
+    fn upstream_request<'a>(
         &self,
-        call: &Call<'_>,
+        call: &Call<'a>,
         instance: Option<&ServiceInstance>,
-    ) -> Result<UpstreamRequest, UpstreamError> {
+    ) -> Result<UpstreamRequest<'a>, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
         let (authority, secure) = match &route.target {
-            Target::Fixed { authority, secure } => (authority.to_string(), *secure),
+            Target::Fixed { authority, secure } => (Cow::Borrowed(authority.as_str()), *secure),
             Target::Service(name) => {
                 let instance = instance.ok_or_else(|| UpstreamError::no_instance(name))?;
                 (
-                    resolve::authority(&instance.host, instance.port),
+                    Cow::Owned(resolve::authority(&instance.host, instance.port)),
                     instance.secure,
                 )
             }
@@ -974,15 +1032,14 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(if call.secure { 443 } else { 80 });
+            .unwrap_or(if peer.is_secure() { 443 } else { 80 });
         let side = ClientSide {
             peer,
             host: client_host,
             port,
             prefix: proxy::removed_prefix(call.client_path, &out.path),
-            secure: call.secure,
         };
-        let trusted = proxy::is_trusted(&self.inner.trusted.load(), peer.ip());
+        let trusted = proxy::is_trusted(call.trusted, peer.addr().ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted);
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
@@ -1006,8 +1063,8 @@ impl Gateway {
 }
 
 /// What [`Gateway::upstream_request`] prepared for the upstream.
-struct UpstreamRequest {
-    authority: String,
+struct UpstreamRequest<'a> {
+    authority: Cow<'a, str>,
     secure: bool,
     headers: http::HeaderMap,
     path_and_query: String,
@@ -1029,17 +1086,46 @@ mod tests;
 /// The requirement of the route's `JwtAuth` filter, if it has one.
 fn jwt_requirement(route: &Route) -> Option<&crate::security::jwt::Requirement> {
     route.filters.iter().find_map(|f| match f {
-        crate::filter::Filter::JwtAuth(r) => Some(r.as_ref()),
+        Filter::JwtAuth(r) => Some(r.as_ref()),
         _ => None,
     })
 }
 
-/// The proxy as a tower service of `hyper` requests (see
-/// [`Gateway::service`]).
+/// The proxy as a server's [`RequestService`] (see [`Gateway::service`]):
+/// each connection gets a [`ProxyConnection`].
 #[derive(Debug, Clone)]
 pub struct ProxyService(Gateway);
 
-impl tower::Service<Request<hyper::body::Incoming>> for ProxyService {
+impl RequestService for ProxyService {
+    type Connection = ProxyConnection;
+
+    fn connection(&self, peer: SocketAddr, secure: bool) -> ProxyConnection {
+        let gateway = self.0.clone();
+        let installed = Mutex::new(Arc::new(gateway.inner.installed.load_full()));
+        ProxyConnection(Arc::new(ConnectionState {
+            gateway,
+            peer: Peer::new(peer, secure),
+            installed,
+        }))
+    }
+}
+
+/// The proxy for one client connection. Its requests clone `Arc`s that
+/// belong to the connection (written by its thread only), not the
+/// gateway's or the route table's, which every I/O worker would otherwise
+/// write to on each request.
+#[derive(Debug, Clone)]
+pub struct ProxyConnection(Arc<ConnectionState>);
+
+#[derive(Debug)]
+struct ConnectionState {
+    gateway: Gateway,
+    peer: Peer,
+    /// The connection's own handle on the installed set.
+    installed: Mutex<Snapshot>,
+}
+
+impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
@@ -1052,10 +1138,13 @@ impl tower::Service<Request<hyper::body::Incoming>> for ProxyService {
     }
 
     fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let gateway = self.0.clone();
+        let connection = Arc::clone(&self.0);
         Box::pin(async move {
-            let peer = peer_of(&request);
-            Ok(gateway.handle(request.map(Body::new), peer).await)
+            let (gateway, peer) = (&connection.gateway, &connection.peer);
+            let installed = gateway.installed_for(&connection.installed);
+            Ok(gateway
+                .dispatch(request.map(Body::new), peer, installed, None, 0)
+                .await)
         })
     }
 }

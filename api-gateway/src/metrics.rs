@@ -2,47 +2,81 @@
 //! SCG's metric name (`spring_cloud_gateway_requests_seconds`, a summary
 //! with `_count` and `_sum`, labelled `routeId` and `status`).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloud_runtime::prometheus::PrometheusText;
-use dashmap::DashMap;
+
+use crate::shard::{self, Padded};
 
 /// The counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    /// Route id to status to counters: looked up by `&str`, so a request
-    /// allocates only the first time its route and status are seen.
-    requests: DashMap<String, DashMap<u16, Counter>>,
+    /// Per thread (see [`crate::shard`]): route id to status to counters,
+    /// looked up by `&str`, so a request allocates only the first time its
+    /// thread sees its route and status, and no two I/O workers write to
+    /// the same counter.
+    requests: Box<[Padded<Mutex<ByRoute>>]>,
     unmatched: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+type ByRoute = HashMap<Box<str>, HashMap<u16, Counter>>;
+
+#[derive(Debug, Default, Clone, Copy)]
 struct Counter {
-    count: AtomicU64,
-    nanos: AtomicU64,
+    count: u64,
+    nanos: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: shard::shards(),
+            unmatched: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Metrics {
     /// Counts one request of `route` answered with `status` after `took`.
     pub fn record(&self, route: &str, status: u16, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let add = |c: &Counter| {
-            c.count.fetch_add(1, Ordering::Relaxed);
-            c.nanos.fetch_add(nanos, Ordering::Relaxed);
+        let mut by_route = self.requests[shard::this_thread()]
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_status = match by_route.get_mut(route) {
+            Some(s) => s,
+            None => by_route.entry(route.into()).or_default(),
         };
-        if let Some(by_status) = self.requests.get(route) {
-            if let Some(c) = by_status.get(&status) {
-                add(&c);
-                return;
+        let c = by_status.entry(status).or_default();
+        c.count += 1;
+        c.nanos = c.nanos.saturating_add(nanos);
+    }
+
+    /// Every shard's counters summed, by route and status.
+    fn totals(&self) -> HashMap<(Box<str>, u16), Counter> {
+        let mut totals: HashMap<(Box<str>, u16), Counter> = HashMap::new();
+        for shard in &self.requests {
+            let by_route = shard
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (route, by_status) in by_route.iter() {
+                for (status, c) in by_status {
+                    let t = totals.entry((route.clone(), *status)).or_default();
+                    t.count += c.count;
+                    t.nanos = t.nanos.saturating_add(c.nanos);
+                }
             }
-            add(&by_status.entry(status).or_default());
-            return;
         }
-        let by_status = self.requests.entry(route.to_owned()).or_default();
-        add(&by_status.entry(status).or_default());
+        totals
     }
 
     /// Counts one request that matched no route.
@@ -70,27 +104,27 @@ impl Metrics {
 
     /// Requests of `route` so far (any status).
     pub fn count(&self, route: &str) -> u64 {
-        self.requests.get(route).map_or(0, |by_status| {
-            by_status
-                .iter()
-                .map(|c| c.value().count.load(Ordering::Relaxed))
-                .sum()
-        })
+        self.requests
+            .iter()
+            .map(|shard| {
+                let by_route = shard
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                by_route
+                    .get(route)
+                    .map_or(0, |by_status| by_status.values().map(|c| c.count).sum())
+            })
+            .sum()
     }
 
     /// Writes the families into `text`.
     pub fn write(&self, text: &mut PrometheusText) {
-        let mut rows: Vec<(String, u16, u64, u64)> = Vec::new();
-        for route in &self.requests {
-            for c in route.value().iter() {
-                rows.push((
-                    route.key().clone(),
-                    *c.key(),
-                    c.value().count.load(Ordering::Relaxed),
-                    c.value().nanos.load(Ordering::Relaxed),
-                ));
-            }
-        }
+        let mut rows: Vec<(Box<str>, u16, u64, u64)> = self
+            .totals()
+            .into_iter()
+            .map(|((route, status), c)| (route, status, c.count, c.nanos))
+            .collect();
         rows.sort();
         let mut family = text.family(
             "spring_cloud_gateway_requests_seconds",
@@ -99,7 +133,7 @@ impl Metrics {
         );
         for (route, status, count, nanos) in &rows {
             let status = status.to_string();
-            let labels = [("routeId", route.as_str()), ("status", status.as_str())];
+            let labels = [("routeId", &**route), ("status", status.as_str())];
             family = family.sample_named("_count", &labels, count).sample_named(
                 "_sum",
                 &labels,
@@ -121,6 +155,53 @@ impl Metrics {
             "gateway_settings_reload_failures_total",
             "Changes of the settings file that did not load (the routes stayed)",
             refused,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_every_thread_add_up() {
+        let metrics = std::sync::Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let metrics = std::sync::Arc::clone(&metrics);
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        metrics.record("api", 200, Duration::from_millis(2));
+                    }
+                    metrics.record("api", 503, Duration::from_millis(1));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a recording thread panicked");
+        }
+        assert_eq!(metrics.count("api"), 1004);
+        assert_eq!(metrics.count("other"), 0);
+        let mut text = PrometheusText::new();
+        metrics.write(&mut text);
+        let text = text.finish();
+        assert!(
+            text.contains(
+                r#"spring_cloud_gateway_requests_seconds_count{routeId="api",status="200"} 1000"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"spring_cloud_gateway_requests_seconds_sum{routeId="api",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"spring_cloud_gateway_requests_seconds_count{routeId="api",status="503"} 4"#
+            ),
+            "{text}"
         );
     }
 }

@@ -200,28 +200,37 @@ impl Upstreams {
     /// Sends one request to `authority` (over TLS when `secure`) and waits
     /// for the response head at most `response_timeout`. An idempotent
     /// request with an empty or kept body is sent once more, on a new
-    /// connection, when the pooled connection it went out on was closed
-    /// under it.
+    /// connection and with the headers `again` makes, when the pooled
+    /// connection it went out on was closed under it.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         authority: &str,
         secure: bool,
         method: &Method,
-        path_and_query: &str,
-        mut headers: HeaderMap,
+        path_and_query: String,
+        headers: HeaderMap,
+        again: &(dyn Fn() -> Option<HeaderMap> + Sync),
         body: &mut AttemptBody,
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         let exchange = async {
-            let uri = http::Uri::try_from(path_and_query).map_err(|e| UpstreamError {
-                kind: Kind::Io,
-                upstream: authority.to_owned(),
-                detail: format!("cannot send the path {path_and_query}"),
-                source: Some(Box::new(e)),
+            // The path's own bytes become the URI's: no copy.
+            let path_and_query = Bytes::from(path_and_query);
+            let uri = http::Uri::from_maybe_shared(path_and_query.clone()).map_err(|e| {
+                UpstreamError {
+                    kind: Kind::Io,
+                    upstream: authority.to_owned(),
+                    detail: format!(
+                        "cannot send the path {}",
+                        String::from_utf8_lossy(&path_and_query)
+                    ),
+                    source: Some(Box::new(e)),
+                }
             })?;
             let mut closed_retry_left = is_idempotent(method);
+            let mut headers = Some(headers);
             loop {
                 let mut conn = match self.pool.checkout(secure, authority).await {
                     Some(c) => c,
@@ -242,10 +251,19 @@ impl Upstreams {
                 let mut request = Request::new(b);
                 *request.method_mut() = method.clone();
                 *request.uri_mut() = uri.clone();
-                *request.headers_mut() = if may_retry {
-                    headers.clone()
-                } else {
-                    std::mem::take(&mut headers)
+                // The first attempt sends the headers it was given; the
+                // retry makes them again (cheaper than a copy per request
+                // for a retry that almost never happens).
+                *request.headers_mut() = match headers.take().or_else(again) {
+                    Some(h) => h,
+                    None => {
+                        return Err(UpstreamError {
+                            kind: Kind::Io,
+                            upstream: authority.to_owned(),
+                            detail: "connection failed".to_owned(),
+                            source: None,
+                        });
+                    }
                 };
                 match conn.send(request).await {
                     Ok(response) => return Ok(self.pool.response(conn, response)),
@@ -342,10 +360,20 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 
 /// Removes hop-by-hop headers and those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the (few) headers finds whether there is anything to
-    // remove; most requests and responses have nothing.
+    // One pass over the (few) headers finds what to remove; most requests
+    // have nothing, most responses only `Connection` and `Keep-Alive`.
     let hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == PROXY_CONNECTION;
-    if !headers.keys().any(hop) {
+    // Room for each of the nine names.
+    let mut found: [Option<HeaderName>; 9] = Default::default();
+    let mut count = 0;
+    for name in headers.keys() {
+        // `keys` repeats a name once per value: keep each once.
+        if hop(name) && !found[..count].iter().flatten().any(|f| f == name) {
+            found[count] = Some(name.clone());
+            count += 1;
+        }
+    }
+    if count == 0 {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -353,19 +381,62 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        // The usual options name no other header.
+        .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+    for n in named.iter().chain(found[..count].iter().flatten()) {
         headers.remove(n);
     }
-    headers.remove(PROXY_CONNECTION);
+}
+
+/// The client connection a request came on: its peer, whether it came
+/// over TLS, and the peer's forwarding values, written once per
+/// connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    addr: SocketAddr,
+    secure: bool,
+    /// The address, for `X-Forwarded-For`.
+    ip: HeaderValue,
+    /// `"ip:port"` (`"[ip]:port"` for IPv6), for `Forwarded`'s `for=`.
+    node: Box<str>,
+}
+
+impl Peer {
+    /// The connection from `addr`, over TLS when `secure`.
+    pub fn new(addr: SocketAddr, secure: bool) -> Peer {
+        let ip = addr.ip().to_string();
+        let node = match addr {
+            SocketAddr::V4(a) => format!("\"{a}\""),
+            SocketAddr::V6(a) => format!("\"[{}]:{}\"", a.ip(), a.port()),
+        };
+        Peer {
+            addr,
+            secure,
+            // An address's text is always a valid header value.
+            ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
+            node: node.into(),
+        }
+    }
+
+    /// The peer's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
 }
 
 /// The client side of the request, for the forwarding headers.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientSide<'a> {
-    /// The peer.
-    pub peer: SocketAddr,
+    /// The connection.
+    pub peer: &'a Peer,
     /// The client's `Host`.
     pub host: Option<&'a HeaderValue>,
     /// The port the gateway was reached on (from `Host`, else the
@@ -373,8 +444,6 @@ pub struct ClientSide<'a> {
     pub port: u16,
     /// The part of the path that was removed before forwarding, if any.
     pub prefix: Option<&'a str>,
-    /// Whether the client came over TLS (`X-Forwarded-Proto: https`).
-    pub secure: bool,
 }
 
 /// Whether `peer` is one of the `trusted` proxies.
@@ -393,48 +462,72 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 /// trusted peer's values are kept and extended; anyone else's are
 /// replaced.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: bool) {
-    use std::fmt::Display;
     let host = client.host.and_then(|h| h.to_str().ok());
-    let proto = if client.secure { "https" } else { "http" };
-    let ip = client.peer.ip();
-    let forwarded = Forwarded {
-        proto,
-        host,
-        peer: client.peer,
+    let (proto, proto_value) = if client.peer.secure {
+        ("https", HeaderValue::from_static("https"))
+    } else {
+        ("http", HeaderValue::from_static("http"))
     };
-    // One buffer for every value.
+    // One buffer for every value that has to be written.
     let mut buf = String::with_capacity(96);
-    let mut put = |name: HeaderName, value: Option<&dyn Display>| {
+    let mut put = |name: HeaderName, value: Option<Value<'_>>| {
         put_forwarding(headers, &mut buf, name, trusted, value);
     };
-    put(X_FORWARDED_FOR, Some(&ip));
-    put(X_FORWARDED_PROTO, Some(&proto));
-    put(X_FORWARDED_HOST, host.as_ref().map(|h| h as &dyn Display));
-    put(X_FORWARDED_PORT, Some(&client.port));
+    put(X_FORWARDED_FOR, Some(Value::Ready(&client.peer.ip)));
+    put(X_FORWARDED_PROTO, Some(Value::Ready(&proto_value)));
+    put(X_FORWARDED_HOST, client.host.map(Value::Ready));
+    let mut digits = itoa_buf();
     put(
-        X_FORWARDED_PREFIX,
-        client.prefix.as_ref().map(|p| p as &dyn Display),
+        X_FORWARDED_PORT,
+        Some(Value::Text(u16_text(client.port, &mut digits))),
     );
-    put(FORWARDED, Some(&forwarded));
+    put(X_FORWARDED_PREFIX, client.prefix.map(Value::Text));
+    put(
+        FORWARDED,
+        Some(Value::Forwarded {
+            proto,
+            host,
+            node: &client.peer.node,
+        }),
+    );
 }
 
-/// The `Forwarded` element for one hop (RFC 7239).
-struct Forwarded<'a> {
-    proto: &'a str,
-    host: Option<&'a str>,
-    peer: SocketAddr,
+/// A forwarding header's value for this hop.
+enum Value<'a> {
+    /// A ready header value.
+    Ready(&'a HeaderValue),
+    /// Text to copy.
+    Text(&'a str),
+    /// The `Forwarded` element for one hop (RFC 7239).
+    Forwarded {
+        proto: &'a str,
+        host: Option<&'a str>,
+        node: &'a str,
+    },
 }
 
-impl std::fmt::Display for Forwarded<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "proto={}", self.proto)?;
-        if let Some(h) = self.host {
-            write!(f, ";host=\"{h}\"")?;
+impl Value<'_> {
+    /// Appends the value to `buf`; false when it is not text.
+    fn write(&self, buf: &mut String) -> bool {
+        match self {
+            Value::Ready(v) => match v.to_str() {
+                Ok(text) => buf.push_str(text),
+                Err(_) => return false,
+            },
+            Value::Text(t) => buf.push_str(t),
+            Value::Forwarded { proto, host, node } => {
+                buf.push_str("proto=");
+                buf.push_str(proto);
+                if let Some(h) = host {
+                    buf.push_str(";host=\"");
+                    buf.push_str(h);
+                    buf.push('"');
+                }
+                buf.push_str(";for=");
+                buf.push_str(node);
+            }
         }
-        match self.peer {
-            SocketAddr::V4(a) => write!(f, ";for=\"{a}\""),
-            SocketAddr::V6(a) => write!(f, ";for=\"[{}]:{}\"", a.ip(), a.port()),
-        }
+        true
     }
 }
 
@@ -446,32 +539,60 @@ fn put_forwarding(
     buf: &mut String,
     name: HeaderName,
     trusted: bool,
-    value: Option<&dyn std::fmt::Display>,
+    value: Option<Value<'_>>,
 ) {
-    use std::fmt::Write as _;
     let Some(value) = value else {
         if !trusted {
             headers.remove(&name);
         }
         return;
     };
-    buf.clear();
-    if trusted
-        && let Some(existing) = headers.get(&name).and_then(|v| v.to_str().ok())
-        && !existing.is_empty()
+    let existing = match trusted {
+        true => headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty()),
+        false => None,
+    };
+    if existing.is_none()
+        && let Value::Ready(v) = value
     {
+        headers.insert(name, v.clone());
+        return;
+    }
+    buf.clear();
+    if let Some(existing) = existing {
         buf.push_str(existing);
         buf.push_str(", ");
     }
-    let _ = write!(buf, "{value}");
+    let written = value.write(buf);
     match HeaderValue::from_str(buf) {
-        Ok(v) => {
+        Ok(v) if written => {
             headers.insert(name, v);
         }
-        Err(_) => {
+        _ => {
             headers.remove(&name);
         }
     }
+}
+
+fn itoa_buf() -> [u8; 5] {
+    [0; 5]
+}
+
+/// `n` in decimal, written into `digits`.
+fn u16_text(mut n: u16, digits: &mut [u8; 5]) -> &str {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&digits[i..]).unwrap_or("0")
 }
 
 /// The prefix removed from `original` to give `forwarded` (SCG's
@@ -494,6 +615,8 @@ mod tests {
         let mut h = HeaderMap::new();
         for (n, v) in [
             ("connection", "keep-alive, x-secret"),
+            ("connection", "close"),
+            ("te", "gzip"),
             ("keep-alive", "5"),
             ("x-secret", "1"),
             ("te", "trailers"),
@@ -511,12 +634,12 @@ mod tests {
     #[test]
     fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
         let host = HeaderValue::from_static("gw.example:8080");
+        let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
         let client = ClientSide {
-            peer: "10.1.1.1:5000".parse().expect("addr"),
+            peer: &peer,
             host: Some(&host),
             port: 8080,
             prefix: Some("/api"),
-            secure: false,
         };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
@@ -533,6 +656,30 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         set_forwarding_headers(&mut h, &client, true);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1");
+        let peer = Peer::new("[::1]:443".parse().expect("addr"), true);
+        let client = ClientSide {
+            peer: &peer,
+            host: None,
+            port: 443,
+            prefix: None,
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-prefix", HeaderValue::from_static("/evil"));
+        set_forwarding_headers(&mut h, &client, false);
+        assert_eq!(h["x-forwarded-for"], "::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-port"], "443");
+        assert!(!h.contains_key("x-forwarded-host"));
+        assert!(!h.contains_key("x-forwarded-prefix"));
+        assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn ports_are_written_in_decimal() {
+        for n in [0u16, 7, 80, 443, 8080, 65535] {
+            let mut digits = itoa_buf();
+            assert_eq!(u16_text(n, &mut digits), n.to_string());
+        }
     }
 
     #[test]

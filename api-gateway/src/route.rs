@@ -105,6 +105,8 @@ pub struct CompileSettings {
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     weights: WeightGroups,
+    /// Whether a predicate reads the time (`After`, `Before`, `Between`).
+    reads_time: bool,
 }
 
 impl RouteTable {
@@ -137,12 +139,22 @@ impl RouteTable {
         }
         weights.seal();
         routes.sort_by_key(|r| r.order);
-        Ok(RouteTable { routes, weights })
+        let reads_time = routes.iter().flat_map(|r| &r.predicates).any(|p| {
+            matches!(
+                p,
+                Predicate::After(_) | Predicate::Before(_) | Predicate::Between(..)
+            )
+        });
+        Ok(RouteTable {
+            routes,
+            weights,
+            reads_time,
+        })
     }
 
     /// The first route whose predicates all hold, with the captures of its
     /// `Path` and `Host` patterns.
-    pub fn find(&self, req: &RequestView<'_>) -> Option<(Arc<Route>, Captures)> {
+    pub fn find(&self, req: &RequestView<'_>) -> Option<(&Arc<Route>, Captures)> {
         let mut vars = Vec::new();
         for route in &self.routes {
             vars.clear();
@@ -151,10 +163,16 @@ impl RouteTable {
                 .iter()
                 .all(|p| p.test(req, &route.id, &self.weights, &mut vars))
             {
-                return Some((Arc::clone(route), vars));
+                return Some((route, vars));
             }
         }
         None
+    }
+
+    /// Whether a route's predicates read the time: when none does, a
+    /// request view's `now_millis` is not read and need not be the time.
+    pub fn reads_time(&self) -> bool {
+        self.reads_time
     }
 
     /// The routes in match order.

@@ -15,6 +15,8 @@
 //! - [`duration`]: durations as Spring Boot writes them (`500`, `"10s"`,
 //!   `"PT10S"`).
 //! - [`prometheus`]: the Prometheus text format writer.
+//! - [`gated`]: a future polled only after its own wake-up (a deadline or a
+//!   shutdown signal beside a busy connection).
 //! - With the default `service` feature:
 //!   - [`settings`]: layering of defaults, `--config FILE`, environment
 //!     variables (Spring's relaxed names, through an injectable map) and
@@ -84,6 +86,7 @@
 
 pub mod clock;
 pub mod duration;
+pub mod gated;
 pub mod prometheus;
 pub mod shutdown;
 

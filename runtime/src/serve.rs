@@ -28,8 +28,9 @@
 //! the acceptor's ALPN list decides whether clients may pick HTTP/2. Each
 //! request on a TLS connection carries the [`Secure`] extension.
 //!
-//! Each request carries axum's [`ConnectInfo<SocketAddr>`] with the peer's
-//! address. On shutdown the server stops accepting, lets in-flight
+//! Each request to a [`Router`] carries axum's [`ConnectInfo<SocketAddr>`]
+//! with the peer's address; any other [`RequestService`] gets the peer once
+//! per connection. On shutdown the server stops accepting, lets in-flight
 //! requests finish (idle keep-alive connections close at once) and returns
 //! when every connection has closed or the drain timeout has passed.
 //! Streams that never end by themselves (SSE, long polls) must end on the
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use crate::gated::Gated;
 use crate::shutdown::OpenWork;
 
 /// The connection limits of a server. Deserializes from Spring Boot's key
@@ -171,33 +173,69 @@ impl ConnectionStats {
     }
 }
 
-/// What answers each request: an axum [`Router`], or any cloneable tower
-/// service of the same shape (a proxy that routes by itself skips the
-/// router's own matching).
-pub trait RequestService:
-    tower::Service<
-        hyper::Request<Incoming>,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<S> RequestService for S where
-    S: tower::Service<
+/// What answers a server's requests: an axum [`Router`], whose requests
+/// carry the connection's [`ConnectInfo`] and (over TLS) [`Secure`]
+/// extensions, or a service that makes its own service per connection
+/// (a proxy that takes the peer once per connection, not from each
+/// request's extensions).
+pub trait RequestService: Clone + Send + Sync + 'static {
+    /// The service answering one connection's requests.
+    type Connection: tower::Service<
             hyper::Request<Incoming>,
             Response = axum::response::Response,
             Error = std::convert::Infallible,
             Future: Send + 'static,
         > + Clone
         + Send
-        + Sync
-        + 'static
+        + 'static;
+
+    /// The service for the connection from `peer`, over TLS when `secure`.
+    fn connection(&self, peer: SocketAddr, secure: bool) -> Self::Connection;
+}
+
+impl RequestService for Router {
+    type Connection = WithPeer<Router>;
+
+    fn connection(&self, peer: SocketAddr, secure: bool) -> WithPeer<Router> {
+        WithPeer {
+            service: self.clone(),
+            peer,
+            secure,
+        }
+    }
+}
+
+/// A connection's service whose requests get the connection's
+/// [`ConnectInfo`] and, over TLS, [`Secure`] as extensions.
+#[derive(Debug, Clone)]
+pub struct WithPeer<S> {
+    service: S,
+    peer: SocketAddr,
+    secure: bool,
+}
+
+impl<S, B> tower::Service<hyper::Request<B>> for WithPeer<S>
+where
+    S: tower::Service<hyper::Request<B>>,
 {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: hyper::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        if self.secure {
+            request.extensions_mut().insert(Secure);
+        }
+        self.service.call(request)
+    }
 }
 
 /// Serves `router` on `listener` under `limits` until `shutdown` is
@@ -436,26 +474,22 @@ impl<S: RequestService> Connection<S> {
     {
         let first_request = Arc::new(AtomicBool::new(false));
         let service = {
-            let (router, first_request) = (self.router.clone(), Arc::clone(&first_request));
-            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let connection = self.router.connection(peer, secure);
+            let first_request = Arc::clone(&first_request);
+            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 first_request.store(true, Ordering::Relaxed);
-                request.extensions_mut().insert(ConnectInfo(peer));
-                if secure {
-                    request.extensions_mut().insert(Secure);
-                }
-                router.clone().oneshot(request)
+                connection.clone().oneshot(request)
             })
         };
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let head_deadline = tokio::time::sleep_until(head_deadline);
-        tokio::pin!(head_deadline);
-        // Made once: a new `cancelled()` per wake-up would register with
-        // the token (a lock) every time the connection makes progress.
-        let shutdown = self.shutdown.cancelled();
-        tokio::pin!(shutdown);
+        // Gated: the connection wakes this task for every read and write;
+        // the deadline and the shutdown signal are polled only when they
+        // fire (a timer poll or a token poll registers a waker each time).
+        let mut head_deadline = Gated::new(Box::pin(tokio::time::sleep_until(head_deadline)));
+        let mut shutdown = Gated::new(Box::pin(self.shutdown.clone().cancelled_owned()));
         let mut draining = false;
         let mut head_checked = false;
         loop {

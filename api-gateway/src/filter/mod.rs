@@ -744,6 +744,12 @@ impl Filter {
         Ok(())
     }
 
+    /// Whether this filter reads the upstream's `host:port` (the
+    /// response carries it only for routes with such a filter).
+    pub fn reads_upstream_authority(&self) -> bool {
+        matches!(self, Filter::RewriteLocationResponseHeader { .. })
+    }
+
     /// Whether this filter changes responses (and so runs on the way back).
     pub fn is_response_filter(&self) -> bool {
         matches!(
@@ -945,12 +951,13 @@ pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
 
 /// `path` without its first `parts` segments.
 pub(crate) fn strip_prefix(path: &str, parts: usize) -> String {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let rest = segments
-        .get(parts.min(segments.len())..)
-        .unwrap_or_default();
-    let mut out = format!("/{}", rest.join("/"));
-    if path.ends_with('/') && !rest.is_empty() {
+    let mut out = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()).skip(parts) {
+        out.push('/');
+        out.push_str(segment);
+    }
+    // `/` alone when nothing is left; a trailing `/` is kept.
+    if out.is_empty() || path.ends_with('/') {
         out.push('/');
     }
     out

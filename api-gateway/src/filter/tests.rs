@@ -300,7 +300,17 @@ fn helpers() {
         expand("/{a}/{b}/{c", &[("a".to_owned(), "1".to_owned())]),
         "/1/{b}/{c"
     );
-    assert_eq!(strip_prefix("/a/b", 5), "/");
+    for (path, parts, stripped) in [
+        ("/a/b", 5, "/"),
+        ("/a/b", 1, "/b"),
+        ("/a/b/", 1, "/b/"),
+        ("/a/", 1, "/"),
+        ("/a//b/c", 1, "/b/c"),
+        ("/a/b", 0, "/a/b"),
+        ("/", 1, "/"),
+    ] {
+        assert_eq!(strip_prefix(path, parts), stripped, "{path} less {parts}");
+    }
 }
 
 #[test]

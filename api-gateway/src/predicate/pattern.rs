@@ -25,6 +25,21 @@ pub struct Pattern {
     prefix: String,
     regex: Regex,
     names: Vec<String>,
+    /// How a match is decided: most path patterns are literal and need
+    /// no regex.
+    shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// By the regex.
+    Regex,
+    /// A literal path: equal to `prefix`, or `prefix` and one `/` when
+    /// `trailing_slash`.
+    Literal { trailing_slash: bool },
+    /// A literal path and `/**`: `prefix`, or `prefix` and `/` and
+    /// anything.
+    Subtree,
 }
 
 impl Pattern {
@@ -69,6 +84,18 @@ impl Pattern {
         re.push('$');
         let mut pattern = Pattern::build(text, &re, names, "predicate Path")?;
         pattern.prefix = literal_prefix(text);
+        let literal = |t: &str| !t.contains(['*', '?', '{', '}']);
+        pattern.shape = if literal(text) {
+            Shape::Literal {
+                trailing_slash: match_trailing_slash && !ends_open,
+            }
+        } else if let Some(head) = text.strip_suffix("/**")
+            && literal(head)
+        {
+            Shape::Subtree
+        } else {
+            Shape::Regex
+        };
         Ok(pattern)
     }
 
@@ -113,6 +140,7 @@ impl Pattern {
             prefix: String::new(),
             regex,
             names,
+            shape: Shape::Regex,
         })
     }
 
@@ -123,8 +151,15 @@ impl Pattern {
 
     /// Whether `subject` matches; captures go into `vars`.
     pub fn matches(&self, subject: &str, vars: &mut Vec<(String, String)>) -> bool {
-        if !subject.starts_with(&self.prefix) {
+        let Some(rest) = subject.strip_prefix(self.prefix.as_str()) else {
             return false;
+        };
+        match self.shape {
+            Shape::Literal { trailing_slash } => {
+                return rest.is_empty() || trailing_slash && rest == "/";
+            }
+            Shape::Subtree => return rest.is_empty() || rest.starts_with('/'),
+            Shape::Regex => {}
         }
         if self.names.is_empty() {
             return self.regex.is_match(subject);
@@ -221,4 +256,41 @@ fn capture_end(text: &str) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_patterns_match_as_their_regex_does() {
+        let subjects = [
+            "", "/", "//", "/api", "/api/", "/api//", "/api/x", "/api/x/y", "/apix", "/ap", "/API",
+            "/api/x/", "/a/b", "/a/b/", "/a/bc", "/a//b",
+        ];
+        for text in [
+            "/", "/api", "/api/", "/api/**", "/**", "/a/b", "/a/b/**", "/a//b",
+        ] {
+            for trailing in [true, false] {
+                let fast = Pattern::path(text, trailing).expect("pattern");
+                assert_ne!(fast.shape, Shape::Regex, "{text} takes the fast path");
+                let mut slow = fast.clone();
+                slow.shape = Shape::Regex;
+                for subject in subjects {
+                    let mut vars = Vec::new();
+                    assert_eq!(
+                        fast.matches(subject, &mut vars),
+                        slow.matches(subject, &mut vars),
+                        "pattern {text} (trailing slash {trailing}) on {subject:?}"
+                    );
+                }
+            }
+        }
+        for text in ["/api/*", "/a/**/b", "/{id}", "/a?"] {
+            assert_eq!(
+                Pattern::path(text, true).expect("pattern").shape,
+                Shape::Regex
+            );
+        }
+    }
 }

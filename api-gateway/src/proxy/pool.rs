@@ -19,13 +19,14 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
+use cloud_runtime::gated::Gated;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -33,9 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Shards of idle connections (more than the I/O workers of any machine we
-/// run on, so each worker usually has its own).
-const SHARDS: usize = 16;
+use crate::shard::{self, Padded};
 
 /// A connection's state word: in use, closed, or idle since this many
 /// milliseconds after the pool's start (plus one, so that 0 is free).
@@ -70,20 +69,34 @@ pub(crate) struct Pool {
 }
 
 struct Shared {
-    shards: Box<[Mutex<Shard>]>,
-    idle_timeout: Duration,
-    max_idle_per_host: usize,
+    /// One per thread (see [`crate::shard`]), each its own allocation: a
+    /// connection keeps its home shard's `Arc`, so returning it to the
+    /// pool writes only to memory its own thread uses.
+    shards: Box<[Arc<Padded<Home>>]>,
     tls: tokio_rustls::TlsConnector,
-    started: Instant,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_idle_per_host", &self.max_idle_per_host)
+            .field("limits", &self.shards.first().map(|s| s.0.limits))
             .finish_non_exhaustive()
     }
+}
+
+/// One thread's idle connections.
+#[derive(Debug)]
+struct Home {
+    idle: Mutex<Shard>,
+    limits: Limits,
+}
+
+/// The pool's settings, copied into each shard.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+    started: Instant,
 }
 
 /// Idle connections by upstream: `[plain, secure]`, each by authority.
@@ -97,6 +110,8 @@ struct Shard {
 pub(crate) struct Conn {
     sender: SendRequest<Body>,
     state: Arc<AtomicU64>,
+    /// The shard of the thread that opened it (and runs its task).
+    home: Arc<Padded<Home>>,
     secure: bool,
     authority: Box<str>,
     /// Whether it served a request before this one.
@@ -131,11 +146,6 @@ impl Conn {
     }
 }
 
-thread_local! {
-    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-}
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
 impl Pool {
     /// A pool closing idle connections after `idle_timeout` and keeping at
     /// most `max_idle_per_host` per upstream and thread; `https` upstreams
@@ -146,13 +156,22 @@ impl Pool {
         mut tls: rustls::ClientConfig,
     ) -> Pool {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let limits = Limits {
+            idle_timeout,
+            max_idle_per_host: max_idle_per_host.max(1),
+            started: Instant::now(),
+        };
         Pool {
             shared: Arc::new(Shared {
-                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-                idle_timeout,
-                max_idle_per_host: max_idle_per_host.max(1),
+                shards: (0..shard::SHARDS)
+                    .map(|_| {
+                        Arc::new(Padded(Home {
+                            idle: Mutex::default(),
+                            limits,
+                        }))
+                    })
+                    .collect(),
                 tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
-                started: Instant::now(),
             }),
         }
     }
@@ -161,7 +180,7 @@ impl Pool {
     pub(crate) async fn checkout(&self, secure: bool, authority: &str) -> Option<Conn> {
         loop {
             let mut conn = {
-                let mut shard = self.shared.shard();
+                let mut shard = self.shared.home().0.idle();
                 shard.idle[usize::from(secure)].get_mut(authority)?.pop()?
             };
             if conn.sender.is_closed() || !conn.claim() {
@@ -186,6 +205,7 @@ impl Pool {
     ) -> Result<Conn, ConnectError> {
         let tcp = connect_tcp(authority, connect_timeout).await?;
         let state = Arc::new(AtomicU64::new(IN_USE));
+        let home = Arc::clone(self.shared.home());
         let sender = if secure {
             let host = host_of(authority);
             let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
@@ -197,78 +217,41 @@ impl Pool {
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
-            self.handshake(tls, &state).await?
+            handshake(tls, &state, &home).await?
         } else {
-            self.handshake(tcp, &state).await?
+            handshake(tcp, &state, &home).await?
         };
         Ok(Conn {
             sender,
             state,
+            home,
             secure,
             authority: authority.into(),
             reused: false,
         })
     }
 
-    async fn handshake<I>(
-        &self,
-        io: I,
-        state: &Arc<AtomicU64>,
-    ) -> Result<SendRequest<Body>, ConnectError>
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sender, connection) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(ConnectError::Http)?;
-        let (state, shared) = (Arc::clone(state), Arc::clone(&self.shared));
-        tokio::spawn(async move {
-            let connection = connection.with_upgrades();
-            tokio::pin!(connection);
-            let idle_timeout = shared.idle_timeout;
-            let mut check = Instant::now() + idle_timeout;
-            loop {
-                tokio::select! {
-                    ended = connection.as_mut() => {
-                        if let Err(e) = ended {
-                            tracing::debug!(error = %e, "upstream connection ended");
-                        }
-                        break;
-                    }
-                    () = tokio::time::sleep_until(check) => {
-                        match shared.idle_deadline(&state) {
-                            // Idle past its timeout, and claimed for closing.
-                            None => break,
-                            Some(next) => check = next,
-                        }
-                    }
-                }
-            }
-            state.store(CLOSED, Ordering::Release);
-        });
-        Ok(sender)
-    }
-
-    /// Puts `conn` back among the idle ones (when it is still open and the
-    /// upstream has room).
-    fn check_in(&self, conn: Conn) {
+    /// Puts `conn` back among its thread's idle ones (when it is still
+    /// open and the upstream has room).
+    fn check_in(conn: Conn) {
         if conn.sender.is_closed() {
             return;
         }
+        let home = Arc::clone(&conn.home);
+        let limits = home.0.limits;
         conn.state
-            .store(self.shared.stamp(Instant::now()), Ordering::Release);
-        let mut shard = self.shared.shard();
+            .store(limits.stamp(Instant::now()), Ordering::Release);
+        let mut shard = home.0.idle();
         let idle = &mut shard.idle[usize::from(conn.secure)];
         let list = match idle.get_mut(&*conn.authority) {
             Some(list) => list,
             None => idle.entry(conn.authority.clone()).or_default(),
         };
-        if list.len() >= self.shared.max_idle_per_host {
+        if list.len() >= limits.max_idle_per_host {
             // Connections whose idle timeout closed them still hold a place.
             list.retain(|c| !c.sender.is_closed());
         }
-        if list.len() < self.shared.max_idle_per_host {
+        if list.len() < limits.max_idle_per_host {
             list.push(conn);
         }
     }
@@ -288,7 +271,6 @@ impl Pool {
         let mut pooled = PooledBody {
             body,
             conn: Some(conn),
-            pool: self.clone(),
         };
         if pooled.body.is_end_stream() {
             pooled.release();
@@ -298,13 +280,21 @@ impl Pool {
 }
 
 impl Shared {
-    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
-        let i = SHARD.with(|s| *s);
-        self.shards[i]
+    /// This thread's shard.
+    fn home(&self) -> &Arc<Padded<Home>> {
+        &self.shards[shard::this_thread()]
+    }
+}
+
+impl Home {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Shard> {
+        self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
+impl Limits {
     fn stamp(&self, at: Instant) -> u64 {
         let millis = at.saturating_duration_since(self.started).as_millis();
         u64::try_from(millis).unwrap_or(CLOSED - 2) + 1
@@ -332,18 +322,62 @@ impl Shared {
     }
 }
 
+async fn handshake<I>(
+    io: I,
+    state: &Arc<AtomicU64>,
+    home: &Arc<Padded<Home>>,
+) -> Result<SendRequest<Body>, ConnectError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(ConnectError::Http)?;
+    let (state, home) = (Arc::clone(state), Arc::clone(home));
+    tokio::spawn(async move {
+        let connection = connection.with_upgrades();
+        tokio::pin!(connection);
+        // Gated: the connection wakes this task for every request; the
+        // idle timer is polled only when it fires.
+        let first_check = Instant::now() + home.0.limits.idle_timeout;
+        let mut idle = Gated::new(Box::pin(tokio::time::sleep_until(first_check)));
+        loop {
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                    break;
+                }
+                () = &mut idle => {
+                    match home.0.limits.idle_deadline(&state) {
+                        // Idle past its timeout, and claimed for closing.
+                        None => break,
+                        Some(next) => {
+                            idle.get_mut().as_mut().reset(next);
+                            idle.rearm();
+                        }
+                    }
+                }
+            }
+        }
+        state.store(CLOSED, Ordering::Release);
+    });
+    Ok(sender)
+}
+
 /// An upstream response body that returns its connection to the pool when
 /// read to its end.
 struct PooledBody {
     body: Incoming,
     conn: Option<Conn>,
-    pool: Pool,
 }
 
 impl PooledBody {
     fn release(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.check_in(conn);
+            Pool::check_in(conn);
         }
     }
 }

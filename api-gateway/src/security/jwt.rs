@@ -288,16 +288,7 @@ pub fn verify<'k>(
 
 /// `exp` (required), `nbf`, `iss` and `aud` of verified `claims` at `now`.
 pub fn check_claims(claims: Claims, rules: &ClaimRules, now: i64) -> Result<Claims, Rejection> {
-    let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
-    let exp = numeric_date(&claims, "exp")?.ok_or_else(|| Rejection::invalid("Missing exp"))?;
-    if now.saturating_sub(leeway) >= exp {
-        return Err(Rejection::invalid(format!("Jwt expired at {exp}")));
-    }
-    if let Some(nbf) = numeric_date(&claims, "nbf")?
-        && now.saturating_add(leeway) < nbf
-    {
-        return Err(Rejection::invalid(format!("Jwt used before {nbf}")));
-    }
+    check_claim_times(&claims, rules, now)?;
     if !rules.issuers.is_empty() {
         let iss = claims.get("iss").and_then(Value::as_str);
         if !iss.is_some_and(|i| rules.issuers.iter().any(|want| want == i)) {
@@ -314,6 +305,22 @@ pub fn check_claims(claims: Claims, rules: &ClaimRules, now: i64) -> Result<Clai
         }
     }
     Ok(claims)
+}
+
+/// `exp` (required) and `nbf` of verified `claims` at `now`, with the
+/// leeway.
+pub fn check_claim_times(claims: &Claims, rules: &ClaimRules, now: i64) -> Result<(), Rejection> {
+    let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
+    let exp = numeric_date(claims, "exp")?.ok_or_else(|| Rejection::invalid("Missing exp"))?;
+    if now.saturating_sub(leeway) >= exp {
+        return Err(Rejection::invalid(format!("Jwt expired at {exp}")));
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && now.saturating_add(leeway) < nbf
+    {
+        return Err(Rejection::invalid(format!("Jwt used before {nbf}")));
+    }
+    Ok(())
 }
 
 /// A NumericDate claim (seconds, fractions allowed and cut).

@@ -18,6 +18,11 @@
 //! - [`fetch`]: that trait over HTTP (`jwk-set-uri`, or OpenID discovery
 //!   from `issuer-uri`).
 //!
+//! Tokens verified with keys from the settings (not a JWKS, whose keys
+//! rotate) are remembered per I/O worker (at most 256 each), so a client
+//! that sends the same token again skips the signature and the decoding;
+//! `exp` and `nbf` are checked again on every request.
+//!
 //! Settings (see `docs/api-gateway.md`): `spring.cloud.gateway.jwt.*`,
 //! falling back to Spring Security's
 //! `spring.security.oauth2.resourceserver.jwt.*` for `jwk-set-uri`,
@@ -27,9 +32,10 @@ pub mod fetch;
 pub mod jwt;
 pub mod keys;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use cloud_runtime::clock::SharedClock;
@@ -41,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::dotted_paths;
+use crate::shard::Padded;
 use fetch::{HttpJwks, JwksLocation};
 use jwt::{ClaimHeaders, ClaimRules, Claims, Rejection, Requirement, SUPPORTED_ALGORITHMS};
 use keys::{CachePolicy, JwksCache, JwksSource, KeySet, VerifyingKey};
@@ -181,7 +188,16 @@ pub struct Authority {
     roles_claim: String,
     token_relay: bool,
     clock: SharedClock,
+    /// Tokens verified with `static_keys`, per thread (see the module
+    /// docs).
+    verified: Box<[Padded<Mutex<Verified>>]>,
 }
+
+/// Verified tokens and their claims.
+type Verified = HashMap<Box<str>, Arc<Claims>>;
+
+/// Verified tokens each thread remembers; past it, its memory is cleared.
+const VERIFIED_PER_THREAD: usize = 256;
 
 impl Authority {
     /// Compiles the settings; `None` when no key is configured (and no
@@ -341,6 +357,7 @@ impl Authority {
             roles_claim: gateway.roles_claim.clone(),
             token_relay: gateway.token_relay,
             clock,
+            verified: crate::shard::shards(),
         }))
     }
 
@@ -362,7 +379,7 @@ impl Authority {
         &self,
         requirement: &Requirement,
         headers: &mut HeaderMap,
-    ) -> Result<Claims, Rejection> {
+    ) -> Result<Arc<Claims>, Rejection> {
         let claims = self.authenticate(headers).await?;
         requirement.check(&claims, &self.roles_claim)?;
         self.claim_headers.apply(&claims, headers);
@@ -373,10 +390,20 @@ impl Authority {
     }
 
     /// The verified claims of the request's bearer token.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, Rejection> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Claims>, Rejection> {
         let token = jwt::bearer_token(headers).ok_or_else(Rejection::missing)?;
-        let header = jwt::token_header(token)?;
         let now = self.clock.epoch_millis().div_euclid(1000);
+        // Only tokens the settings' own keys verified are remembered: a
+        // JWKS may drop a key, and its tokens must stop working then.
+        let remember = self.jwks.is_none();
+        if remember {
+            let known = self.verified_here().get(token).cloned();
+            if let Some(claims) = known {
+                jwt::check_claim_times(&claims, &self.rules, now)?;
+                return Ok(claims);
+            }
+        }
+        let header = jwt::token_header(token)?;
         let statics_accept = self
             .static_keys
             .keys()
@@ -402,6 +429,78 @@ impl Authority {
                 .iter()
                 .flat_map(|k| k.candidates(header.kid.as_deref())),
         );
-        jwt::verify(token, &header, candidates, &self.rules, now)
+        let claims = Arc::new(jwt::verify(token, &header, candidates, &self.rules, now)?);
+        if remember {
+            let mut verified = self.verified_here();
+            if verified.len() >= VERIFIED_PER_THREAD {
+                verified.clear();
+            }
+            verified.insert(token.into(), Arc::clone(&claims));
+        }
+        Ok(claims)
+    }
+
+    /// This thread's verified tokens.
+    fn verified_here(&self) -> MutexGuard<'_, Verified> {
+        self.verified[crate::shard::this_thread()]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod remembered_tokens {
+    use super::*;
+    use cloud_runtime::clock::ManualClock;
+    use http::HeaderValue;
+
+    const SECRET: &str = "remembered-token-secret-0123456789abcdef";
+
+    fn bearer(claims: &Value, secret: &str) -> HeaderMap {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
+        )
+        .expect("signs");
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+        headers.insert(header::AUTHORIZATION, value);
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_it_expires_and_others_are_still_checked() {
+        let clock = ManualClock::at_epoch_millis(1_700_000_000_000);
+        let settings = JwtSettings {
+            secret: Some(SECRET.to_owned()),
+            leeway: Duration::ZERO,
+            ..JwtSettings::default()
+        };
+        let authority = Authority::compile(
+            &settings,
+            &ResourceServerJwt::default(),
+            Arc::new(clock.clone()),
+            &Origin::Defaults,
+        )
+        .expect("compiles")
+        .expect("a key is configured");
+        let good = bearer(
+            &serde_json::json!({"sub": "ada", "exp": 1_700_000_100}),
+            SECRET,
+        );
+        for _ in 0..3 {
+            let claims = authority.authenticate(&good).await.expect("accepted");
+            assert_eq!(claims.get("sub"), Some(&Value::from("ada")));
+        }
+        let forged = bearer(
+            &serde_json::json!({"sub": "ada", "exp": 1_700_000_100}),
+            "another-secret-another-secret-0123456789",
+        );
+        assert!(authority.authenticate(&forged).await.is_err(), "forged");
+        clock.advance(Duration::from_secs(100));
+        let late = authority.authenticate(&good).await;
+        assert!(late.is_err(), "a remembered token expires like any other");
     }
 }
