@@ -696,7 +696,7 @@ impl Gateway {
 
     async fn with_breaker(&self, b: &BreakerFilter, call: &Call<'_>, body: Body) -> Response<Body> {
         let path = call.client_path;
-        let permit = match b.breaker.try_acquire_owned() {
+        let permit = match b.breaker.try_acquire() {
             Ok(p) => p,
             Err(e) => {
                 let cause = FallbackCause {

@@ -52,7 +52,19 @@ pub struct RateLimiter {
     clock: SharedClock,
     /// The route and the Redis buckets, when shared through Redis.
     shared: Option<(String, RedisBuckets)>,
+    /// The replenish rate, burst capacity and requested tokens as SCG
+    /// writes them in the `X-RateLimit-*` headers, written once.
+    written: [String; 3],
 }
+
+/// The `X-RateLimit-*` headers: remaining, replenish rate, burst capacity,
+/// requested tokens.
+const HEADER_NAMES: [&str; 4] = [
+    "x-ratelimit-remaining",
+    "x-ratelimit-replenish-rate",
+    "x-ratelimit-burst-capacity",
+    "x-ratelimit-requested-tokens",
+];
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -130,6 +142,11 @@ impl RateLimiter {
                 .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))?,
         };
         Ok(RateLimiter {
+            written: [
+                redis::number(replenish_rate),
+                redis::number(burst_capacity),
+                redis::number(requested_tokens),
+            ],
             replenish_rate,
             burst_capacity,
             requested_tokens,
@@ -217,13 +234,16 @@ impl RateLimiter {
     }
 
     fn settle(&self, decision: &Decision, out: &mut Outbound) -> Result<(), Box<Answer>> {
-        let headers: Vec<(HeaderName, HeaderValue)> = self
-            .headers(decision)
-            .into_iter()
-            .filter_map(|(n, v)| {
-                Some((HeaderName::from_static(n), HeaderValue::from_str(&v).ok()?))
-            })
-            .collect();
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
+        headers.push((
+            HeaderName::from_static(HEADER_NAMES[0]),
+            HeaderValue::from(decision.remaining),
+        ));
+        for (name, text) in HEADER_NAMES[1..].iter().zip(&self.written) {
+            if let Ok(v) = HeaderValue::from_str(text) {
+                headers.push((HeaderName::from_static(name), v));
+            }
+        }
         if !decision.allowed {
             let mut answer = super::empty_answer(decision.status);
             if decision.status == StatusCode::TOO_MANY_REQUESTS {
@@ -275,20 +295,12 @@ impl RateLimiter {
 
     /// The `X-RateLimit-*` headers for `decision`.
     pub fn headers(&self, decision: &Decision) -> [(&'static str, String); 4] {
+        let [replenish, burst, requested] = self.written.clone();
         [
-            ("x-ratelimit-remaining", decision.remaining.to_string()),
-            (
-                "x-ratelimit-replenish-rate",
-                redis::number(self.replenish_rate),
-            ),
-            (
-                "x-ratelimit-burst-capacity",
-                redis::number(self.burst_capacity),
-            ),
-            (
-                "x-ratelimit-requested-tokens",
-                redis::number(self.requested_tokens),
-            ),
+            (HEADER_NAMES[0], decision.remaining.to_string()),
+            (HEADER_NAMES[1], replenish),
+            (HEADER_NAMES[2], burst),
+            (HEADER_NAMES[3], requested),
         ]
     }
 }
