@@ -81,6 +81,10 @@ async fn upstream() -> std::net::SocketAddr {
 static PLAIN_TRACE: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TRACE").is_some());
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// `HTTP_BENCH_PLAIN_TIMEOUT=1`: plain reqwest's calls run under a
+/// `tokio::time::timeout` too, to tell the timer's cost from ours.
+static PLAIN_TIMEOUT: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TIMEOUT").is_some());
 
 /// One of the two clients under test.
 #[derive(Clone)]
@@ -98,6 +102,12 @@ impl Client {
                 .send()
                 .await
                 .unwrap(),
+            Client::Plain(c, url) if *PLAIN_TIMEOUT => {
+                tokio::time::timeout(Duration::from_secs(1), c.get(url).send())
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
             Client::Plain(c, url) => c.get(url).send().await.unwrap(),
             Client::Ours(c) => c.get("lb://upstream/ping").await.unwrap(),
         };

@@ -35,7 +35,7 @@
 //! first.record(Outcome::Success);
 //! ```
 
-mod hash;
+pub(crate) mod hash;
 mod outlier;
 mod stats;
 
