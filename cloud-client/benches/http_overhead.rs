@@ -19,6 +19,10 @@
 //! `HTTP_BENCH_CONCURRENCY`, default 32 callers; `HTTP_BENCH_WORKERS`,
 //! tokio's worker threads, default one per core. `HTTP_BENCH_ONLY=plain`
 //! or `ours` runs only that client's load, for a profiler.
+//! `HTTP_BENCH_PLAIN_TRACE=1` and `HTTP_BENCH_PLAIN_TIMEOUT=1` (either or
+//! both) make plain reqwest send a `traceparent` and run each call under a
+//! `tokio::time::timeout`, to tell what those two features cost from the
+//! rest of ours.
 //!
 //! Ours runs the whole path: `lb://upstream/ping` resolved through a
 //! static instance list, the round-robin balancer, the service's circuit
@@ -81,6 +85,10 @@ async fn upstream() -> std::net::SocketAddr {
 static PLAIN_TRACE: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TRACE").is_some());
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// `HTTP_BENCH_PLAIN_TIMEOUT=1`: plain reqwest's calls run under a
+/// `tokio::time::timeout` too, to tell the timer's cost from ours.
+static PLAIN_TIMEOUT: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TIMEOUT").is_some());
 
 /// One of the two clients under test.
 #[derive(Clone)]
@@ -92,13 +100,20 @@ enum Client {
 impl Client {
     async fn call(&self) {
         let resp = match self {
-            Client::Plain(c, url) if *PLAIN_TRACE => c
-                .get(url)
-                .header("traceparent", TRACE)
-                .send()
-                .await
-                .unwrap(),
-            Client::Plain(c, url) => c.get(url).send().await.unwrap(),
+            Client::Plain(c, url) => {
+                let mut req = c.get(url);
+                if *PLAIN_TRACE {
+                    req = req.header("traceparent", TRACE);
+                }
+                if *PLAIN_TIMEOUT {
+                    tokio::time::timeout(Duration::from_secs(1), req.send())
+                        .await
+                        .unwrap()
+                        .unwrap()
+                } else {
+                    req.send().await.unwrap()
+                }
+            }
             Client::Ours(c) => c.get("lb://upstream/ping").await.unwrap(),
         };
         assert!(resp.status().is_success());

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use circuit_breaker::{Backoff, CircuitBreaker, CircuitBreakerConfig, Classification, RetryBudget};
-use reqwest::{Method, Request, Response, Url};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, Request, Response, Url, Version};
 
 use super::error::{HttpError, Kind};
-use super::trace::{TRACEPARENT, TraceContext};
+use super::trace::{TRACEPARENT_HEADER, TraceContext};
 use crate::discovery::{DiscoveryClient, ServiceInstance};
 use crate::loadbalancer::{LoadBalancer, Outcome, OutlierConfig, Picked, Strategy};
 
@@ -24,6 +25,25 @@ pub trait InstanceSource: Send + Sync + 'static {
     /// Every instance of `service` (any status); `None` when the service is
     /// unknown.
     fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>>;
+
+    /// Lends the instances of `service` to `use_them`; false (without
+    /// calling it) when the service is unknown. The client calls this once
+    /// per request. The default asks [`instances`](Self::instances); a
+    /// source that keeps its lists at hand lends them without touching
+    /// their reference count, which every core would otherwise write.
+    fn lend_instances(
+        &self,
+        service: &str,
+        use_them: &mut dyn FnMut(&Arc<[ServiceInstance]>),
+    ) -> bool {
+        match self.instances(service) {
+            Some(list) => {
+                use_them(&list);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl InstanceSource for DiscoveryClient {
@@ -53,13 +73,27 @@ impl StaticInstances {
     }
 }
 
-impl InstanceSource for StaticInstances {
-    fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>> {
+impl StaticInstances {
+    fn get(&self, service: &str) -> Option<&Arc<[ServiceInstance]>> {
         // Names are usually lower case already: no copy to look up.
         if !service.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.services.get(service).cloned();
+            return self.services.get(service);
         }
-        self.services.get(&service.to_ascii_lowercase()).cloned()
+        self.services.get(&service.to_ascii_lowercase())
+    }
+}
+
+impl InstanceSource for StaticInstances {
+    fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>> {
+        self.get(service).cloned()
+    }
+
+    fn lend_instances(
+        &self,
+        service: &str,
+        use_them: &mut dyn FnMut(&Arc<[ServiceInstance]>),
+    ) -> bool {
+        self.get(service).map(use_them).is_some()
     }
 }
 
@@ -321,17 +355,21 @@ impl LbHttpClient {
             return Err(HttpError::new(Kind::InvalidUrl, None));
         };
         let lb = url.scheme().eq_ignore_ascii_case("lb");
-        match self.inner.source.instances(service) {
+        let mut state = None;
+        let known = self.inner.source.lend_instances(service, &mut |list| {
+            let found = self.state(service);
+            if let Ok(s) = &found {
+                s.lb.update(list);
+            }
+            state = Some(found);
+        });
+        match state.filter(|_| known) {
+            Some(state) => self.balanced(&*state?, lb, req).await,
             None if lb => Err(HttpError {
                 safe_to_retry: true,
                 ..HttpError::new(Kind::NoInstance, Some(service))
             }),
             None => self.direct(req).await,
-            Some(list) => {
-                let state = self.state(service)?;
-                state.lb.update(&list);
-                self.balanced(&state, lb, req).await
-            }
         }
     }
 
@@ -375,9 +413,10 @@ impl LbHttpClient {
     }
 
     /// Sends `req` to instances of the service of `state`. The request the
-    /// caller gave is sent by the first attempt itself; a copy of it is made
-    /// only while another attempt could follow, and none when its body
-    /// cannot be copied (a stream), which then rules retries out.
+    /// caller gave is sent by the first attempt itself; what a further
+    /// attempt needs of it is kept (a [`Spare`]) only while one could
+    /// follow, and nothing when its body cannot be copied (a stream), which
+    /// then rules retries out.
     async fn balanced(
         &self,
         state: &ServiceState,
@@ -386,19 +425,21 @@ impl LbHttpClient {
     ) -> Result<Response, HttpError> {
         let c = &self.inner.config;
         let idempotent = is_idempotent(req.method());
-        // The request the next attempt sends, and the URL as the caller
-        // gave it once it has been taken out of the first.
-        let mut next = Some(req);
+        // The caller's request until the first attempt takes it, then the
+        // URL it gave and what further attempts are made of.
+        let mut first = Some(req);
         let mut given: Option<Url> = None;
+        let mut spare: Option<Spare> = None;
         state.budget.deposit();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            // Always there: a new attempt follows only one that kept a copy.
-            let Some(mut this) = next.take() else {
-                return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name)));
+            let url = match (&first, &given) {
+                (Some(req), _) => req.url(),
+                (None, Some(url)) => url,
+                // A further attempt follows only the first.
+                (None, None) => return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name))),
             };
-            let url = given.as_ref().unwrap_or(this.url());
             let service = url.host_str().unwrap_or(&state.name);
             let permit = match state.breaker.try_acquire() {
                 Ok(p) => p,
@@ -426,14 +467,25 @@ impl LbHttpClient {
                 "http"
             };
             let target = rewrite(url, scheme, &picked)?;
-            let url = std::mem::replace(this.url_mut(), target);
-            let given = &*given.get_or_insert(url);
-            let service = given.host_str().unwrap_or(&state.name);
-            // Keep a copy for the next attempt, before this one gets its
-            // own span id.
-            if attempt < c.max_attempts {
-                next = this.try_clone();
-            }
+            let mut this = match first.take() {
+                Some(mut req) => {
+                    given = Some(std::mem::replace(req.url_mut(), target));
+                    // Kept before this attempt gets its own span id.
+                    if attempt < c.max_attempts {
+                        spare = Spare::of(&req);
+                    }
+                    req
+                }
+                None => match spare.as_ref().and_then(|s| s.request(target)) {
+                    Some(req) => req,
+                    None => return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name))),
+                },
+            };
+            // The service as the caller's URL spelt it (set just above).
+            let service = given
+                .as_ref()
+                .and_then(|url| url.host_str())
+                .unwrap_or(&state.name);
             add_traceparent(&mut this);
             let sent = tokio::time::timeout(c.timeout, self.inner.http.execute(this)).await;
             let (failure, retryable) = match sent {
@@ -445,7 +497,7 @@ impl LbHttpClient {
                     }
                     permit.record(Classification::Failure);
                     picked.record(Outcome::Failure);
-                    if !(idempotent && next.is_some() && self.may_retry(state, attempt)) {
+                    if !(idempotent && spare.is_some() && self.may_retry(state, attempt)) {
                         return Ok(resp);
                     }
                     tracing::debug!(%service, status = %resp.status(), attempt, "retrying after a server error");
@@ -470,7 +522,7 @@ impl LbHttpClient {
             };
             if let Some(mut err) = failure {
                 err.attempts = attempt;
-                if !retryable || attempt >= c.max_attempts || next.is_none() {
+                if !retryable || attempt >= c.max_attempts || spare.is_none() {
                     return Err(err);
                 }
                 if !state.budget.try_withdraw() {
@@ -490,17 +542,77 @@ impl LbHttpClient {
     }
 }
 
+/// What a further attempt is made of: the caller's request without its
+/// URL (each attempt sends to its own instance).
+#[derive(Debug)]
+enum Spare {
+    /// A request without a body: its method, headers, version and timeout.
+    /// These are all that `reqwest` sends or obeys of a request besides its
+    /// URL and body, and keeping them copies no URL and makes no extensions
+    /// map (`Request::try_clone` makes one to set the timeout, then
+    /// replaces it).
+    Bodiless {
+        method: Method,
+        headers: HeaderMap,
+        version: Version,
+        timeout: Option<Duration>,
+    },
+    /// A request with a body that can be sent again, copied whole.
+    Whole(Request),
+}
+
+impl Spare {
+    /// What a further attempt of `req` needs; `None` when its body is a
+    /// stream, which cannot be sent twice.
+    fn of(req: &Request) -> Option<Spare> {
+        if req.body().is_some() {
+            return req.try_clone().map(Spare::Whole);
+        }
+        Some(Spare::Bodiless {
+            method: req.method().clone(),
+            headers: req.headers().clone(),
+            version: req.version(),
+            timeout: req.timeout().copied(),
+        })
+    }
+
+    /// The request a further attempt sends to `url`.
+    fn request(&self, url: Url) -> Option<Request> {
+        match self {
+            Spare::Bodiless {
+                method,
+                headers,
+                version,
+                timeout,
+            } => {
+                let mut req = Request::new(method.clone(), url);
+                *req.headers_mut() = headers.clone();
+                *req.version_mut() = *version;
+                if timeout.is_some() {
+                    *req.timeout_mut() = *timeout;
+                }
+                Some(req)
+            }
+            Spare::Whole(req) => {
+                let mut req = req.try_clone()?;
+                *req.url_mut() = url;
+                Some(req)
+            }
+        }
+    }
+}
+
 /// Sets `traceparent`, unless the request carries one: a child of the
 /// current task's trace, else a new trace.
 fn add_traceparent(req: &mut Request) {
-    if req.headers().contains_key(TRACEPARENT) {
+    if req.headers().contains_key(&TRACEPARENT_HEADER) {
         return;
     }
     let ctx = TraceContext::current()
         .map(|c| c.child())
         .unwrap_or_else(TraceContext::new_root);
     if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&ctx.encode()) {
-        req.headers_mut().insert(TRACEPARENT, v);
+        req.headers_mut().insert(TRACEPARENT_HEADER.clone(), v);
     }
 }
 
@@ -593,6 +705,57 @@ mod tests {
         let err = rewrite(&given, "http", &picked).unwrap_err();
         assert_eq!(err.kind, Kind::InvalidUrl);
         assert_eq!(err.service(), Some("SVC"));
+    }
+
+    #[test]
+    fn a_spare_of_a_bodiless_request_keeps_all_but_the_url() {
+        let mut req = reqwest::Client::new()
+            .delete("lb://svc/a?b=1")
+            .header("x-kept", "yes")
+            .timeout(Duration::from_millis(1500))
+            .version(Version::HTTP_2)
+            .build()
+            .unwrap();
+        let spare = Spare::of(&req).unwrap();
+        // The first attempt's own header does not reach the next.
+        req.headers_mut().insert("x-first", "only".parse().unwrap());
+        let target = Url::parse("http://10.0.0.1:8080/a?b=1").unwrap();
+        let next = spare.request(target.clone()).unwrap();
+        assert_eq!(next.method(), Method::DELETE);
+        assert_eq!(next.url(), &target);
+        assert_eq!(next.headers()["x-kept"], "yes");
+        assert!(!next.headers().contains_key("x-first"));
+        assert_eq!(next.version(), Version::HTTP_2);
+        assert_eq!(next.timeout(), Some(&Duration::from_millis(1500)));
+        assert!(next.body().is_none());
+
+        let plain = reqwest::Client::new().get("lb://svc/").build().unwrap();
+        let next = Spare::of(&plain).unwrap().request(target).unwrap();
+        assert_eq!(next.timeout(), None);
+    }
+
+    #[test]
+    fn a_spare_keeps_a_body_that_can_be_sent_again_and_none_of_a_stream() {
+        let http = reqwest::Client::new();
+        let req = http.post("lb://svc/o").body("payload").build().unwrap();
+        let target = Url::parse("http://10.0.0.1:8080/o").unwrap();
+        let spare = Spare::of(&req).unwrap();
+        for _ in 0..2 {
+            let next = spare.request(target.clone()).unwrap();
+            assert_eq!(next.method(), Method::POST);
+            assert_eq!(next.url(), &target);
+            let body = next.body().and_then(|b| b.as_bytes());
+            assert_eq!(body, Some(&b"payload"[..]));
+        }
+        let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"streamed",
+        ))]);
+        let req = http
+            .post("lb://svc/o")
+            .body(reqwest::Body::wrap_stream(stream))
+            .build()
+            .unwrap();
+        assert!(Spare::of(&req).is_none());
     }
 
     /// The rewrite as it was: the whole URL written out and parsed again.

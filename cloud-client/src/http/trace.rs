@@ -5,6 +5,10 @@
 use std::fmt;
 use std::future::Future;
 
+use reqwest::header::HeaderName;
+
+use crate::loadbalancer::hash;
+
 tokio::task_local! {
     static CURRENT: TraceContext;
 }
@@ -22,6 +26,10 @@ pub struct TraceContext {
 
 /// The header's name.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// The header's name, made once: a request looks it up and inserts it
+/// without parsing the name again.
+pub(crate) static TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
 
 impl TraceContext {
     /// A new trace, sampled.
@@ -127,10 +135,16 @@ fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Random bytes, not all zero, from the per-thread generator the balancer
+/// picks with (a few instructions per 8 bytes; seeded from the operating
+/// system's randomness once per thread).
 fn nonzero_random<const N: usize>() -> [u8; N] {
     loop {
         let mut bytes = [0u8; N];
-        rand::fill(&mut bytes[..]);
+        for chunk in bytes.chunks_mut(8) {
+            let random = hash::random().to_le_bytes();
+            chunk.copy_from_slice(&random[..chunk.len()]);
+        }
         if bytes != [0; N] {
             return bytes;
         }

@@ -35,7 +35,7 @@
 //! first.record(Outcome::Success);
 //! ```
 
-mod hash;
+pub(crate) mod hash;
 mod outlier;
 mod stats;
 
@@ -226,13 +226,14 @@ impl Ticks {
 /// A picked instance. Record how the call went with
 /// [`record`](Self::record); dropping it records nothing.
 ///
-/// It holds the pool it was picked from (an `arc-swap` guard, not a
-/// reference count), so the instance stays valid while the pool is
-/// replaced.
+/// It holds its endpoint (one reference count), so the instance stays
+/// valid while the pool is replaced. Not the pool's `arc-swap` guard: a
+/// pick lives as long as its call, and with more calls in flight on a
+/// thread than `arc-swap` has fast slots per thread (8), every load on that
+/// thread, the pool's and the HTTP client's, took the slow path.
 pub struct Picked<'a> {
     lb: &'a LoadBalancer,
-    pool: arc_swap::Guard<Arc<Pool>>,
-    index: usize,
+    endpoint: Arc<Endpoint>,
     started: u64,
     done: bool,
 }
@@ -249,7 +250,7 @@ impl Picked<'_> {
     /// The instance to call.
     #[inline]
     pub fn instance(&self) -> &ServiceInstance {
-        &self.pool.endpoints[self.index].instance
+        &self.endpoint.instance
     }
 
     /// The instance's origin URL (`https` or not): made by `make` on the
@@ -261,15 +262,14 @@ impl Picked<'_> {
         https: bool,
         make: impl FnOnce(&ServiceInstance) -> Result<Url, E>,
     ) -> Result<&Url, E> {
-        self.pool.endpoints[self.index].origin(https, make)
+        self.endpoint.origin(https, make)
     }
 
     /// Records the outcome (and, for P2C, the latency).
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
-        self.lb
-            .finish(&self.pool.endpoints[self.index], self.started, outcome);
+        self.lb.finish(&self.endpoint, self.started, outcome);
     }
 }
 
@@ -277,11 +277,8 @@ impl Drop for Picked<'_> {
     #[inline]
     fn drop(&mut self) {
         if !self.done {
-            self.lb.finish(
-                &self.pool.endpoints[self.index],
-                self.started,
-                Outcome::Ignored,
-            );
+            self.lb
+                .finish(&self.endpoint, self.started, Outcome::Ignored);
         }
     }
 }
@@ -459,8 +456,7 @@ impl LoadBalancer {
         };
         Some(Picked {
             lb: self,
-            pool,
-            index: i,
+            endpoint: Arc::clone(&pool.endpoints[i]),
             started,
             done: false,
         })

@@ -330,3 +330,32 @@ fn an_update_keeps_the_numbers_of_instances_that_stay() {
     let seen = counts(&lb, 20);
     assert!(!seen.contains_key("a"));
 }
+
+#[test]
+fn picks_held_across_a_pool_change_keep_their_instance_and_numbers() {
+    let lb = LoadBalancer::with(
+        Strategy::RoundRobin,
+        OutlierConfig {
+            consecutive_failures: 1,
+            ..OutlierConfig::default()
+        },
+        Arc::new(ManualClock::new()),
+    );
+    lb.update(&pool(&["a", "b"]));
+    // More picks in flight than arc-swap has fast slots per thread.
+    let held: Vec<Picked<'_>> = (0..20).map(|_| lb.pick().unwrap()).collect();
+    lb.update(&pool(&["a", "c"]));
+    let ids: Vec<&str> = held
+        .iter()
+        .map(|p| p.instance().instance_id.as_str())
+        .collect();
+    assert_eq!(ids.iter().filter(|id| **id == "a").count(), 10);
+    assert_eq!(ids.iter().filter(|id| **id == "b").count(), 10);
+    for p in held {
+        p.record(Outcome::Failure);
+    }
+    // `a` stayed in the pool: its failures count there; `b` left it.
+    assert!(lb.is_ejected("a"));
+    assert!(!lb.is_ejected("c"));
+    assert_eq!(lb.ejected_count(), 1);
+}
