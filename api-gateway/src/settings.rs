@@ -802,6 +802,22 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_and_io_workers_are_read_from_the_file() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"server:\n  io-workers: 1\n  max-connections: 100\n",
+        )
+        .expect("write");
+        let s = Source::file(file.path()).load().expect("loads");
+        assert_eq!(s.server.limits.io_workers, Some(1));
+        assert_eq!(s.server.limits.max_connections, 100);
+    }
+
+    #[test]
     fn locator_routes_strip_the_service_segment() {
         let r = locator_route(
             "USERS",

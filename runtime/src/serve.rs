@@ -97,7 +97,10 @@ pub struct ServeLimits {
     /// `server.io-workers`: I/O worker threads to serve connections on (see
     /// [`workers`]); absent or `0` serves them on the caller's runtime.
     /// Default is absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_count"
+    )]
     pub io_workers: Option<usize>,
 }
 
@@ -112,6 +115,27 @@ impl Default for ServeLimits {
             drain_timeout: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
             io_workers: None,
         }
+    }
+}
+
+/// An optional count written as a number or as text: layered settings
+/// (the `config` crate, environment variables) may hand over `"2"`.
+fn deserialize_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(usize),
+        Text(String),
+    }
+    match Option::<Count>::deserialize(d)? {
+        None => Ok(None),
+        Some(Count::Number(n)) => Ok(Some(n)),
+        Some(Count::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Count::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a number of threads"))),
     }
 }
 

@@ -297,3 +297,18 @@ async fn on_io_workers_shutdown_drains_in_flight_requests() {
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn io_workers_are_read_from_a_number_or_text() {
+    for (value, want) in [
+        (serde_json::json!(2), Some(2)),
+        (serde_json::json!("3"), Some(3)),
+        (serde_json::json!(null), None),
+    ] {
+        let limits: ServeLimits =
+            serde_json::from_value(serde_json::json!({ "io-workers": value })).expect("valid");
+        assert_eq!(limits.io_workers, want);
+    }
+    let bad = serde_json::from_value::<ServeLimits>(serde_json::json!({ "io-workers": "many" }));
+    assert!(bad.expect_err("refused").to_string().contains("many"));
+}
