@@ -114,6 +114,7 @@ pub async fn run(
     let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
     let file_watcher = tokio::spawn(reload::watch_settings_file(
         gateway.clone(),
+        reload::current_bytes(&gateway).await,
         shutdown.clone(),
     ));
     let tunnels = {

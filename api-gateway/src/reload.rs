@@ -14,9 +14,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gateway::Gateway;
 
-/// Watches the gateway's settings file until `shutdown`; returns at once
-/// when there is no file or the interval is zero.
-pub async fn watch_settings_file(gateway: Gateway, shutdown: CancellationToken) {
+/// Reads the settings file as it is now, the first state
+/// [`watch_settings_file`] compares with: read before serving starts, so
+/// that a change made once the gateway answers is never taken for the
+/// starting state.
+pub async fn current_bytes(gateway: &Gateway) -> Option<Vec<u8>> {
+    tokio::fs::read(gateway.file()?).await.ok()
+}
+
+/// Watches the gateway's settings file until `shutdown`, starting from
+/// `last` (see [`current_bytes`]); returns at once when there is no file or
+/// the interval is zero.
+pub async fn watch_settings_file(
+    gateway: Gateway,
+    mut last: Option<Vec<u8>>,
+    shutdown: CancellationToken,
+) {
     let Some(path) = gateway.file() else {
         return;
     };
@@ -24,7 +37,6 @@ pub async fn watch_settings_file(gateway: Gateway, shutdown: CancellationToken) 
     if every == Duration::ZERO {
         return;
     }
-    let mut last = tokio::fs::read(&path).await.ok();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticks.tick().await;
