@@ -89,6 +89,20 @@ struct Installed {
     cors: CorsTable,
 }
 
+impl Installed {
+    /// The route's `LocalResponseCache`, else the global one.
+    fn response_cache(&self, route: &Route) -> Option<Arc<ResponseCache>> {
+        route
+            .filters
+            .iter()
+            .find_map(|f| match f {
+                Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
+                _ => None,
+            })
+            .or_else(|| self.response_cache.clone())
+    }
+}
+
 /// Builds a [`Gateway`].
 #[derive(Debug)]
 pub struct GatewayBuilder {
@@ -174,8 +188,8 @@ struct Call<'a> {
     /// the exchange that proxies the upgrade.
     on_upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
     peer: &'a Peer,
-    /// `trusted-proxies`, as installed when the request came.
-    trusted: &'a [Cidr],
+    /// The installed set the request is served with (a forward keeps it).
+    installed: &'a Snapshot,
     depth: u8,
 }
 
@@ -471,8 +485,9 @@ impl Gateway {
         Router::new().fallback(handle).with_state(self.clone())
     }
 
-    /// The proxy as a plain tower service (what [`crate::run`] serves):
-    /// the same as [`Gateway::router`] without axum's own matching.
+    /// The proxy as a server's [`RequestService`] (what [`crate::run`]
+    /// serves): the same as [`Gateway::router`] without axum's own
+    /// matching, with a [`ProxyConnection`] per client connection.
     pub fn service(&self) -> ProxyService {
         ProxyService(self.clone())
     }
@@ -481,8 +496,13 @@ impl Gateway {
     /// [`Secure`] extension).
     pub async fn handle(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
         let peer = Peer::new(peer, request.extensions().get::<Secure>().is_some());
-        let installed = Arc::new(self.inner.installed.load_full());
-        self.dispatch(request, &peer, installed, None, 0).await
+        self.dispatch(request, &peer, self.snapshot(), None, 0)
+            .await
+    }
+
+    /// A new handle on the installed set.
+    fn snapshot(&self) -> Snapshot {
+        Arc::new(self.inner.installed.load_full())
     }
 
     /// The installed set for a request on the connection whose own handle
@@ -620,10 +640,10 @@ impl Gateway {
                         upgrade,
                         on_upgrade: Mutex::new(on_upgrade),
                         peer,
-                        trusted: &installed.trusted,
+                        installed: &installed,
                         depth,
                     };
-                    match self.response_cache(&installed, route) {
+                    match installed.response_cache(route) {
                         Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
                         None => self.exchange(&call, body).await,
                     }
@@ -663,18 +683,6 @@ impl Gateway {
             tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
             response
         })
-    }
-
-    /// The route's `LocalResponseCache`, else the global one.
-    fn response_cache(&self, installed: &Installed, route: &Route) -> Option<Arc<ResponseCache>> {
-        route
-            .filters
-            .iter()
-            .find_map(|f| match f {
-                Filter::LocalResponseCache(c) => Some(Arc::clone(c)),
-                _ => None,
-            })
-            .or_else(|| installed.response_cache.clone())
     }
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
@@ -819,9 +827,14 @@ impl Gateway {
                 return error_answer(StatusCode::INTERNAL_SERVER_ERROR, "Bad forward path", path);
             }
         }
-        let installed = Arc::new(self.inner.installed.load_full());
-        self.dispatch(request, call.peer, installed, cause, call.depth + 1)
-            .await
+        self.dispatch(
+            request,
+            call.peer,
+            Arc::clone(call.installed),
+            cause,
+            call.depth + 1,
+        )
+        .await
     }
 
     async fn with_retry(
@@ -1039,7 +1052,7 @@ impl Gateway {
             port,
             prefix: proxy::removed_prefix(call.client_path, &out.path),
         };
-        let trusted = proxy::is_trusted(call.trusted, peer.addr().ip());
+        let trusted = proxy::is_trusted(&call.installed.trusted, peer.addr().ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted);
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
@@ -1101,7 +1114,7 @@ impl RequestService for ProxyService {
 
     fn connection(&self, peer: SocketAddr, secure: bool) -> ProxyConnection {
         let gateway = self.0.clone();
-        let installed = Mutex::new(Arc::new(gateway.inner.installed.load_full()));
+        let installed = Mutex::new(gateway.snapshot());
         ProxyConnection(Arc::new(ConnectionState {
             gateway,
             peer: Peer::new(peer, secure),

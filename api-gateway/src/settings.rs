@@ -179,7 +179,7 @@ pub struct RedisSettings {
     /// `host`. Default is `localhost`.
     pub host: Option<String>,
     /// `port`. Default is 6379.
-    #[serde(deserialize_with = "optional_port")]
+    #[serde(deserialize_with = "cloud_runtime::settings::optional_number")]
     pub port: Option<u16>,
     /// `username` (Redis 6 ACL). Default is none.
     pub username: Option<String>,
@@ -521,26 +521,6 @@ pub struct SetStatus {
     pub original_status_header_name: String,
 }
 
-/// A port given as a number or (from the environment, or when the default
-/// is unset) as text.
-fn optional_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Port {
-        Number(u16),
-        Text(String),
-    }
-    match Option::<Port>::deserialize(d)? {
-        None => Ok(None),
-        Some(Port::Number(n)) => Ok(Some(n)),
-        Some(Port::Text(t)) => t
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a port number"))),
-    }
-}
-
 pub(crate) mod duration_field {
     use std::time::Duration;
 
@@ -785,34 +765,29 @@ mod tests {
         assert_eq!(redis.timeout, Duration::from_millis(250));
         assert!(Settings::default().spring.redis_settings().is_none());
         // Spring Boot 2's keys, with numbers where text is expected.
-        let mut file = tempfile::Builder::new()
-            .suffix(".yml")
-            .tempfile()
-            .expect("temp file");
-        std::io::Write::write_all(
-            &mut file,
+        let s = load_file(
             b"spring:\n  redis:\n    host: 10.0.0.5\n    port: 6381\n    password: 123456\n",
-        )
-        .expect("write");
-        let s = Source::file(file.path()).load().expect("loads");
+        );
         let (prefix, redis) = s.spring.redis_settings().expect("configured");
         assert_eq!(prefix, "spring.redis");
         assert_eq!(redis.port, Some(6381));
         assert_eq!(redis.password.as_deref(), Some("123456"));
     }
 
-    #[test]
-    fn connection_limits_and_io_workers_are_read_from_the_file() {
+    /// The settings of a YAML file holding `yaml`, read as the binary reads
+    /// its `--config` file.
+    fn load_file(yaml: &[u8]) -> Settings {
         let mut file = tempfile::Builder::new()
             .suffix(".yml")
             .tempfile()
             .expect("temp file");
-        std::io::Write::write_all(
-            &mut file,
-            b"server:\n  io-workers: 1\n  max-connections: 100\n",
-        )
-        .expect("write");
-        let s = Source::file(file.path()).load().expect("loads");
+        std::io::Write::write_all(&mut file, yaml).expect("write");
+        Source::file(file.path()).load().expect("loads")
+    }
+
+    #[test]
+    fn connection_limits_and_io_workers_are_read_from_the_file() {
+        let s = load_file(b"server:\n  io-workers: 1\n  max-connections: 100\n");
         assert_eq!(s.server.limits.io_workers, Some(1));
         assert_eq!(s.server.limits.max_connections, 100);
     }

@@ -99,7 +99,7 @@ pub struct ServeLimits {
     /// Default is absent.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "deserialize_count"
+        deserialize_with = "crate::settings::optional_number"
     )]
     pub io_workers: Option<usize>,
 }
@@ -115,27 +115,6 @@ impl Default for ServeLimits {
             drain_timeout: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
             io_workers: None,
         }
-    }
-}
-
-/// An optional count written as a number or as text: layered settings
-/// (the `config` crate, environment variables) may hand over `"2"`.
-fn deserialize_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Count {
-        Number(usize),
-        Text(String),
-    }
-    match Option::<Count>::deserialize(d)? {
-        None => Ok(None),
-        Some(Count::Number(n)) => Ok(Some(n)),
-        Some(Count::Text(t)) if t.trim().is_empty() => Ok(None),
-        Some(Count::Text(t)) => t
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a number of threads"))),
     }
 }
 

@@ -64,6 +64,33 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// `#[serde(deserialize_with = ...)]` for an optional number that layered
+/// settings may hand over as text (`"2"` from an environment variable, or
+/// from a file through the `config` crate into an `Option`): a number, its
+/// text, or empty text for none.
+pub fn optional_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + std::str::FromStr,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText<T> {
+        Number(T),
+        Text(String),
+    }
+    match <Option<NumberOrText<T>> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrText::Number(n)) => Ok(Some(n)),
+        Some(NumberOrText::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(NumberOrText::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{t}` is not a number"))),
+    }
+}
+
 /// `spring.lifecycle.*`: Spring Boot's graceful-shutdown deadline, shared
 /// by every binary's settings schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -234,16 +234,7 @@ impl RateLimiter {
     }
 
     fn settle(&self, decision: &Decision, out: &mut Outbound) -> Result<(), Box<Answer>> {
-        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
-        headers.push((
-            HeaderName::from_static(HEADER_NAMES[0]),
-            HeaderValue::from(decision.remaining),
-        ));
-        for (name, text) in HEADER_NAMES[1..].iter().zip(&self.written) {
-            if let Ok(v) = HeaderValue::from_str(text) {
-                headers.push((HeaderName::from_static(name), v));
-            }
-        }
+        let headers = self.headers(decision);
         if !decision.allowed {
             let mut answer = super::empty_answer(decision.status);
             if decision.status == StatusCode::TOO_MANY_REQUESTS {
@@ -293,15 +284,21 @@ impl RateLimiter {
         });
     }
 
-    /// The `X-RateLimit-*` headers for `decision`.
-    pub fn headers(&self, decision: &Decision) -> [(&'static str, String); 4] {
-        let [replenish, burst, requested] = self.written.clone();
-        [
-            (HEADER_NAMES[0], decision.remaining.to_string()),
-            (HEADER_NAMES[1], replenish),
-            (HEADER_NAMES[2], burst),
-            (HEADER_NAMES[3], requested),
-        ]
+    /// The `X-RateLimit-*` headers for `decision`. The values are made
+    /// per request from the route's text, not cloned: a clone would write
+    /// to a reference count every I/O worker shares.
+    pub fn headers(&self, decision: &Decision) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = Vec::with_capacity(4);
+        headers.push((
+            HeaderName::from_static(HEADER_NAMES[0]),
+            HeaderValue::from(decision.remaining),
+        ));
+        for (name, text) in HEADER_NAMES[1..].iter().zip(&self.written) {
+            if let Ok(v) = HeaderValue::from_str(text) {
+                headers.push((HeaderName::from_static(name), v));
+            }
+        }
+        headers
     }
 }
 
@@ -402,6 +399,7 @@ mod tests {
         assert_eq!(l.acquire(ip, &h).remaining, 0);
         assert!(!l.acquire(ip, &h).allowed);
         let hs = l.headers(&l.acquire(ip, &h));
-        assert_eq!(hs[3], ("x-ratelimit-requested-tokens", "2".to_owned()));
+        assert_eq!(hs[3].0, "x-ratelimit-requested-tokens");
+        assert_eq!(hs[3].1, "2");
     }
 }
