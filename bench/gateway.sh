@@ -42,33 +42,6 @@ command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-
 require_wrk
 BIN=$(release_binary api-gateway)
 
-# start_nginx NAME WORKERS SERVER_BLOCK: an nginx in the foreground with its
-# own prefix under $work; sets nginx_pid.
-start_nginx() {
-  local dir="$work/$1"
-  mkdir -p "$dir/logs"
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes $2;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  keepalive_requests 1000000;
-  $3
-}
-EOF
-  nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/logs/stderr" &
-  nginx_pid=$!
-  pids+=("$nginx_pid")
-}
-
 # --- the upstream ----------------------------------------------------------------
 up_port=$(free_port)
 start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"

@@ -1,6 +1,6 @@
-# Shared by bench/eureka-vs-spring.sh, bench/config-vs-spring.sh and bench/gateway.sh (sourced,
+# Shared by the scripts in bench/ that compare against Spring or nginx (sourced,
 # not run): the temporary directory, stopping what was started, starting a
-# reference Spring application from interop/spring and reading memory.
+# reference Spring application from interop/spring or an nginx, and reading memory.
 # Sets `work` (a temporary directory) and `pids`, and traps EXIT to clean up.
 
 work=$(mktemp -d)
@@ -99,4 +99,32 @@ release_binary() {
   echo "building $1 (release)..." >&2
   timeout 1800 cargo build -q --release -p "$1" --bin "$1" >&2
   echo "$root/target/release/$1"
+}
+
+# start_nginx NAME WORKERS HTTP_BLOCK: an nginx in the foreground with its
+# own prefix under $work, HTTP_BLOCK inside its `http` block; sets nginx_pid
+# and adds it to `pids`.
+start_nginx() {
+  local dir="$work/$1"
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes $2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  $3
+}
+EOF
+  nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/logs/stderr" &
+  nginx_pid=$!
+  pids+=("$nginx_pid")
 }

@@ -13,7 +13,7 @@
 //!   (200) either way: its rate limiters let requests through while Redis
 //!   is away;
 //! - `GET /actuator/prometheus`: per-route request counts and time; open
-//!   WebSocket tunnels; per
+//!   WebSocket tunnels and handshakes refused at the tunnel limit; per
 //!   `lb://` service the instances in its balancer and those ejected; the
 //!   Redis rate limiter's failures.
 
@@ -107,6 +107,11 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         "gateway_websocket_tunnels",
         "WebSocket tunnels open now",
         gw.open_tunnels(),
+    );
+    text.counter(
+        "gateway_websocket_refused_total",
+        "WebSocket handshakes answered 503 because server.max-connections tunnels were open",
+        gw.refused_tunnels(),
     );
     if let Some(redis) = gw.redis() {
         text.counter(

@@ -161,7 +161,7 @@ impl GatewayBuilder {
             upstreams,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             metrics: Metrics::default(),
-            tunnels: crate::websocket::Tunnels::default(),
+            tunnels: crate::websocket::Tunnels::new(self.settings.server.limits.max_connections),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             redis,
@@ -919,6 +919,14 @@ impl Gateway {
                 path,
             );
         };
+        let Some(slot) = self.inner.tunnels.reserve() else {
+            tracing::warn!(route = %route.id, open = self.inner.tunnels.open(), "WebSocket handshake refused: server.max-connections tunnels are open");
+            return error_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many WebSocket connections are open",
+                path,
+            );
+        };
         let sent = async {
             let balancer = self.service_balancer(call.route);
             let picked = self.pick(call.route, balancer.as_deref())?;
@@ -939,7 +947,7 @@ impl Gateway {
                 let mut response =
                     self.inner
                         .tunnels
-                        .answer(response, client, call.peer.addr(), &authority);
+                        .answer(response, client, slot, call.peer.addr(), &authority);
                 response
                     .extensions_mut()
                     .insert(UpstreamAuthority(authority));
@@ -983,6 +991,12 @@ impl Gateway {
     /// WebSocket tunnels open now.
     pub fn open_tunnels(&self) -> usize {
         self.inner.tunnels.open()
+    }
+
+    /// WebSocket handshakes refused so far because `server.max-connections`
+    /// tunnels were open.
+    pub fn refused_tunnels(&self) -> u64 {
+        self.inner.tunnels.refused()
     }
 
     /// The balancer of an `lb://` route's service.

@@ -12,12 +12,20 @@
 //!
 //! Each open tunnel is registered as `cloud_runtime` open work
 //! (`"websocket"`, with the peer and upstream) and counted in
-//! [`Tunnels::open`]. WebSockets never end by themselves, so on shutdown
+//! [`Tunnels::open`]. At most `server.max-connections` tunnels are open
+//! at once, besides the HTTP connections that limit counts: an upgraded
+//! connection has left HTTP serving (and its count), so without a limit of
+//! its own every client could hold any number of tunnels, each with a
+//! connection to the upstream. A handshake beyond the limit is answered
+//! `503` without reaching the upstream (see [`Tunnels::reserve`]). (Tomcat
+//! counts upgraded connections in its `max-connections` too.) WebSockets
+//! never end by themselves, so on shutdown
 //! every tunnel is closed (both TCP connections are shut down) and the
 //! shutdown waits for the tunnels to finish, at most the drain timeout.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,6 +35,7 @@ use http::{Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -61,29 +70,71 @@ pub fn restore_upgrade_headers(from: &HeaderMap, to: &mut HeaderMap) {
 }
 
 /// The open WebSocket tunnels of a gateway.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tunnels {
     tracker: TaskTracker,
     /// Cancelled by [`Tunnels::close`], then replaced, so that a gateway
     /// served again opens tunnels again.
     closing: Mutex<CancellationToken>,
+    /// One permit per tunnel that may open.
+    slots: Arc<Semaphore>,
+    /// Handshakes refused because every slot was taken.
+    refused: AtomicU64,
+}
+
+/// A place for one tunnel, held for as long as it is open (see
+/// [`Tunnels::reserve`]); dropping it frees the place.
+#[derive(Debug)]
+pub struct TunnelSlot {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Tunnels {
+    /// Room for at most `max` tunnels at once (at least one).
+    pub fn new(max: usize) -> Tunnels {
+        Tunnels {
+            tracker: TaskTracker::new(),
+            closing: Mutex::default(),
+            slots: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+            refused: AtomicU64::new(0),
+        }
+    }
+
     /// Tunnels open now.
     pub fn open(&self) -> usize {
         self.tracker.len()
     }
 
+    /// Upgrade handshakes refused so far because the tunnels were at their
+    /// limit.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A place for the tunnel an upgrade handshake may open, taken before
+    /// the handshake goes upstream; `None` (and counted as refused) when
+    /// the limit is reached. Dropped without a tunnel (the upstream did not
+    /// switch), the place is free again.
+    pub fn reserve(&self) -> Option<TunnelSlot> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Some(TunnelSlot { _permit: permit }),
+            Err(_) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     /// Turns the upstream's answer to an upgrade handshake into the
     /// client's: on `101` the tunnel between `client` and the upstream
     /// starts (once the client's connection has switched, after this
-    /// answer is written); any other answer is passed on as a plain
-    /// response without hop-by-hop headers.
+    /// answer is written) and holds `slot` until it ends; any other answer
+    /// is passed on as a plain response without hop-by-hop headers.
     pub fn answer(
         &self,
         mut response: Response<Body>,
         client: OnUpgrade,
+        slot: TunnelSlot,
         peer: SocketAddr,
         upstream: &str,
     ) -> Response<Body> {
@@ -98,7 +149,7 @@ impl Tunnels {
         let work = OpenWork::begin("websocket", format_args!("{peer} to {upstream}"));
         let closing = self.closing().clone();
         self.tracker.spawn(async move {
-            let _work = work;
+            let (_work, _slot) = (work, slot);
             tokio::select! {
                 () = tunnel(client, upstream_side) => {}
                 () = closing.cancelled() => {

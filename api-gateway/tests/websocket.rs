@@ -271,3 +271,49 @@ async fn shutdown_closes_open_tunnels() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn tunnels_beyond_max_connections_are_refused_until_one_closes() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "server:\n  max-connections: 1\n{}",
+        routes(&format!(
+            "        - id: all\n          uri: ws://{}\n          predicates: [Path=/**]\n",
+            up.addr
+        ))
+    ))
+    .await;
+    let mut first = connect(&format!("ws://{}/one", gw.proxy)).await;
+    first.send(Message::text("a")).await.expect("send");
+    assert_eq!(next(&mut first).await, Some(Message::text("a")));
+
+    // The upgraded connection has left HTTP serving, so a second client
+    // is served, but its tunnel would be one too many.
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/two", gw.proxy)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON error body");
+            assert_eq!(body["status"], 503);
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert_eq!(gw.gateway.refused_tunnels(), 1);
+    assert_eq!(
+        up.handshakes().len(),
+        1,
+        "the refused handshake never reached the upstream"
+    );
+    // The first tunnel still works.
+    first.send(Message::text("b")).await.expect("send");
+    assert_eq!(next(&mut first).await, Some(Message::text("b")));
+
+    first.close(None).await.expect("close sent");
+    while next(&mut first).await.is_some() {}
+    tunnels_close(&gw).await;
+    let mut third = connect(&format!("ws://{}/three", gw.proxy)).await;
+    third.send(Message::text("c")).await.expect("send");
+    assert_eq!(next(&mut third).await, Some(Message::text("c")));
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# CPU per proxied request: our api-gateway against nginx and against the
+# floor of a hyper proxy (bench/hyper-floor), one run on loopback with the
+# same upstream and load generator as bench/gateway.sh:
+#   - the upstream: an nginx (1 worker) answering `GET /hello` with 13 bytes;
+#   - nginx as a keep-alive reverse proxy (`worker_processes auto`,
+#     `keepalive 64`), bench/gateway.sh's plain configuration;
+#   - hyper-floor (2 threads): HTTP/1.1 in and out, `/api` stripped,
+#     `X-Forwarded-For`; no routing, filters, timeouts or metrics;
+#   - ours (release build, I/O workers by default) with `Path=/api/**` and
+#     `StripPrefix=1`.
+# Each proxy runs alone, in ROUNDS alternating rounds: 2 s of load to warm
+# up, then `wrk -t$THREADS -c$C -d${DURATION}s` while the user and system
+# CPU time of the proxy's processes (/proc/PID/stat, nginx's workers
+# included) is read before and after. Prints requests/s and user, system
+# and total CPU microseconds per request for each round, then the medians
+# and the ratios ours / nginx and ours / hyper-floor.
+# CPU per request is steadier than requests/s on a shared machine, and it
+# shows where the time goes: wrk, the upstream and the proxy share the
+# cores, so a proxy's requests/s follow its CPU per request.
+#
+# Usage: bench/gateway-cpu.sh   (about 2 minutes; needs nginx and wrk)
+# Overrides: ROUNDS (3), DURATION (5), C (64), THREADS (2).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+C=${C:-64}
+THREADS=${THREADS:-2}
+
+# shellcheck source=bench/spring-reference.sh
+source bench/spring-reference.sh
+command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
+require_wrk
+BIN=$(release_binary api-gateway)
+echo "building bench/hyper-floor (release)..." >&2
+(cd bench/hyper-floor && timeout 1800 cargo build -q --release >&2)
+FLOOR=$root/bench/hyper-floor/target/release/hyper-floor
+
+up_port=$(free_port)
+start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"
+wait_http "http://127.0.0.1:$up_port/hello" 100
+
+cat >"$work/plain.yml" <<YML
+spring.cloud.gateway.server.webflux.routes:
+  - id: api
+    uri: http://127.0.0.1:$up_port
+    predicates: [ "Path=/api/**" ]
+    filters: [ StripPrefix=1 ]
+YML
+
+# start PROXY: starts one proxy; sets proxy_pid and proxy_url.
+start() {
+  local port
+  port=$(free_port)
+  case $1 in
+    nginx)
+      start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
+server { listen 127.0.0.1:$port; location /api/ { proxy_pass http://backend/; proxy_http_version 1.1;
+  proxy_set_header Connection \"\"; proxy_set_header Host \$host;
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; } }"
+      proxy_pid=$nginx_pid ;;
+    floor)
+      "$FLOOR" "$port" "127.0.0.1:$up_port" 2 >"$work/floor.log" 2>&1 &
+      proxy_pid=$!
+      pids+=("$proxy_pid") ;;
+    ours)
+      RUST_LOG=warn "$BIN" --port "$port" --admin-port "$(free_port)" --config "$work/plain.yml" >"$work/ours.log" 2>&1 &
+      proxy_pid=$!
+      pids+=("$proxy_pid") ;;
+  esac
+  proxy_url="http://127.0.0.1:$port/api/hello"
+  wait_http "$proxy_url" 300
+}
+
+# cpu_ticks PID: user and system clock ticks of PID and its children.
+cpu_ticks() {
+  local u=0 s=0 p t
+  for p in "$1" $(pgrep -P "$1" || true); do
+    read -r -a t < <(awk '{print $14, $15}' "/proc/$p/stat")
+    u=$((u + t[0])); s=$((s + t[1]))
+  done
+  echo "$u $s"
+}
+
+tck=$(getconf CLK_TCK)
+results="$work/cpu.tsv"
+machine_line
+echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1); load before: $(uptime)"
+printf '%-6s %5s %10s %8s %8s %8s\n' proxy round 'req/s' 'user us' 'sys us' 'total us'
+for round in $(seq 1 "$ROUNDS"); do
+  for proxy in nginx floor ours; do
+    start "$proxy"
+    timeout 40 wrk -t"$THREADS" -c"$C" -d2s "$proxy_url" >/dev/null
+    read -r u0 s0 < <(cpu_ticks "$proxy_pid")
+    out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$C" -d"${DURATION}s" "$proxy_url")
+    read -r u1 s1 < <(cpu_ticks "$proxy_pid")
+    kill "$proxy_pid"
+    wait "$proxy_pid" 2>/dev/null || true
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    if echo "$out" | grep -q -E 'Non-2xx|Socket errors'; then
+      echo "$proxy: wrk reported errors:" >&2; echo "$out" >&2; exit 1
+    fi
+    python3 - "$proxy" "$round" "$n" "$rps" "$((u1 - u0))" "$((s1 - s0))" "$tck" <<'PY' | tee -a "$results"
+import sys
+proxy, rnd, n, rps, u, s, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+us = lambda ticks: ticks / tck * 1e6 / n
+print(f"{proxy:6s} {rnd:>5s} {rps:10.0f} {us(u):8.2f} {us(s):8.2f} {us(u + s):8.2f}")
+PY
+  done
+done
+echo "load after: $(uptime)"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = {}
+for p in ("nginx", "floor", "ours"):
+    mine = [r for r in rows if r[0] == p]
+    med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5)]
+print("\nmedians       req/s  user us   sys us total us")
+for p, m in med.items():
+    print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f}")
+for other in ("nginx", "floor"):
+    o, m = med[other], med["ours"]
+    print(f"ours / {other:5s}: req/s {m[0] / o[0]:.2f}, CPU per request {m[3] / o[3]:.2f} "
+          f"(user {m[1] - o[1]:+.2f} us, system {m[2] - o[2]:+.2f} us)")
+PY
