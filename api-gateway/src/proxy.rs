@@ -516,9 +516,8 @@ impl Value<'_> {
                 buf.push_str("proto=");
                 buf.push_str(proto);
                 if let Some(h) = host {
-                    buf.push_str(";host=\"");
-                    buf.push_str(h);
-                    buf.push('"');
+                    buf.push_str(";host=");
+                    push_token_or_quoted(buf, h);
                 }
                 buf.push_str(";for=");
                 buf.push_str(node);
@@ -526,6 +525,26 @@ impl Value<'_> {
         }
         true
     }
+}
+
+/// Appends `value` as an RFC 7239 parameter value: as it is when it is a
+/// token (a host without a port, which SCG writes bare too), else as a
+/// quoted string with `"` and `\` escaped.
+fn push_token_or_quoted(buf: &mut String, value: &str) {
+    // RFC 9110 `tchar`.
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !value.is_empty() && value.chars().all(tchar) {
+        buf.push_str(value);
+        return;
+    }
+    buf.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            buf.push('\\');
+        }
+        buf.push(c);
+    }
+    buf.push('"');
 }
 
 /// Sets `name` to `value`: appended to a `trusted` peer's own value,
@@ -650,6 +669,39 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-host"));
         assert!(!h.contains_key("x-forwarded-prefix"));
         assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn a_forwarded_host_is_a_token_when_it_can_be_and_quoted_otherwise() {
+        let forwarded = |host: &'static str| {
+            let host = HeaderValue::from_static(host);
+            let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
+            let client = ClientSide {
+                peer: &peer,
+                host: Some(&host),
+                port: 80,
+                prefix: None,
+            };
+            let mut h = HeaderMap::new();
+            set_forwarding_headers(&mut h, &client, false);
+            h["forwarded"].to_str().expect("text").to_owned()
+        };
+        assert_eq!(
+            forwarded("gw.example"),
+            "proto=http;host=gw.example;for=\"10.1.1.1:5000\""
+        );
+        assert_eq!(
+            forwarded("gw.example:80"),
+            "proto=http;host=\"gw.example:80\";for=\"10.1.1.1:5000\""
+        );
+        assert_eq!(
+            forwarded("[::1]"),
+            "proto=http;host=\"[::1]\";for=\"10.1.1.1:5000\""
+        );
+        assert_eq!(
+            forwarded("a\"b\\c"),
+            "proto=http;host=\"a\\\"b\\\\c\";for=\"10.1.1.1:5000\""
+        );
     }
 
     #[test]
