@@ -18,10 +18,11 @@
 //! its own every client could hold any number of tunnels, each with a
 //! connection to the upstream. A handshake beyond the limit is answered
 //! `503` without reaching the upstream (see [`Tunnels::reserve`]). (Tomcat
-//! counts upgraded connections in its `max-connections` too.) WebSockets
-//! never end by themselves, so on shutdown
-//! every tunnel is closed (both TCP connections are shut down) and the
-//! shutdown waits for the tunnels to finish, at most the drain timeout.
+//! counts upgraded connections in its `max-connections` too.)
+//!
+//! WebSockets never end by themselves, so on shutdown every tunnel is
+//! closed (both TCP connections are shut down) and the shutdown waits for
+//! the tunnels to finish, at most the drain timeout.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
