@@ -920,7 +920,11 @@ impl Gateway {
             );
         };
         let Some(slot) = self.inner.tunnels.reserve() else {
-            tracing::warn!(route = %route.id, open = self.inner.tunnels.open(), "WebSocket handshake refused: server.max-connections tunnels are open");
+            // A flood of handshakes must not flood the log.
+            let refused = self.inner.tunnels.refused();
+            if refused.is_power_of_two() {
+                tracing::warn!(route = %route.id, open = self.inner.tunnels.open(), refused, "WebSocket handshake refused: server.max-connections tunnels are open");
+            }
             return error_answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many WebSocket connections are open",

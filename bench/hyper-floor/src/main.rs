@@ -31,6 +31,11 @@ async fn connection(upstream: SocketAddr) -> Result<SendRequest<Incoming>, Failu
         if c.is_ready() {
             return Ok(c);
         }
+        if !c.is_closed() {
+            // Still reading its last response: kept for a later request.
+            IDLE.with(|idle| idle.borrow_mut().insert(0, c));
+            break;
+        }
     }
     let stream = TcpStream::connect(upstream).await?;
     stream.set_nodelay(true)?;
@@ -74,8 +79,7 @@ fn serve(addr: SocketAddr, upstream: SocketAddr) -> Result<(), Failure> {
             let (stream, peer) = listener.accept().await?;
             stream.set_nodelay(true)?;
             tokio::task::spawn_local(async move {
-                let service =
-                    hyper::service::service_fn(move |r| proxy(r, upstream, peer));
+                let service = hyper::service::service_fn(move |r| proxy(r, upstream, peer));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
