@@ -87,7 +87,6 @@ pub mod resolve;
 pub mod route;
 pub mod security;
 pub mod settings;
-mod shard;
 pub mod tls;
 pub mod websocket;
 

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use cloud_runtime::prometheus::PrometheusText;
 
-use crate::shard::{self, Padded};
+use cloud_runtime::shard::{self, CacheLine};
 
 /// The counters.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Per thread (see [`crate::shard`]): route id to status to counters,
+    /// Per thread (see [`cloud_runtime::shard`]): route id to status to counters,
     /// looked up by `&str`, so a request allocates only the first time its
     /// thread sees its route and status, and no two I/O workers write to
     /// the same counter.
-    requests: Box<[Padded<Mutex<ByRoute>>]>,
+    requests: Box<[CacheLine<Mutex<ByRoute>>]>,
     unmatched: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,

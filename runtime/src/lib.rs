@@ -17,6 +17,8 @@
 //! - [`prometheus`]: the Prometheus text format writer.
 //! - [`gated`]: a future polled only after its own wake-up (a deadline or a
 //!   shutdown signal beside a busy connection).
+//! - [`shard`]: per-thread shards on their own cache lines, for state every
+//!   worker writes.
 //! - With the default `service` feature:
 //!   - [`settings`]: layering of defaults, `--config FILE`, environment
 //!     variables (Spring's relaxed names, through an injectable map) and
@@ -88,6 +90,7 @@ pub mod clock;
 pub mod duration;
 pub mod gated;
 pub mod prometheus;
+pub mod shard;
 pub mod shutdown;
 
 #[cfg(feature = "service")]

@@ -34,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::shard::{self, Padded};
+use cloud_runtime::shard::{self, CacheLine};
 
 /// A connection's state word: in use, closed, or idle since this many
 /// milliseconds after the pool's start (plus one, so that 0 is free).
@@ -69,10 +69,10 @@ pub(crate) struct Pool {
 }
 
 struct Shared {
-    /// One per thread (see [`crate::shard`]), each its own allocation: a
+    /// One per thread (see [`cloud_runtime::shard`]), each its own allocation: a
     /// connection keeps its home shard's `Arc`, so returning it to the
     /// pool writes only to memory its own thread uses.
-    shards: Box<[Arc<Padded<Home>>]>,
+    shards: Box<[Arc<CacheLine<Home>>]>,
     tls: tokio_rustls::TlsConnector,
 }
 
@@ -111,7 +111,7 @@ pub(crate) struct Conn {
     sender: SendRequest<Body>,
     state: Arc<AtomicU64>,
     /// The shard of the thread that opened it (and runs its task).
-    home: Arc<Padded<Home>>,
+    home: Arc<CacheLine<Home>>,
     secure: bool,
     authority: Box<str>,
     /// Whether it served a request before this one.
@@ -165,7 +165,7 @@ impl Pool {
             shared: Arc::new(Shared {
                 shards: (0..shard::SHARDS)
                     .map(|_| {
-                        Arc::new(Padded(Home {
+                        Arc::new(CacheLine(Home {
                             idle: Mutex::default(),
                             limits,
                         }))
@@ -281,7 +281,7 @@ impl Pool {
 
 impl Shared {
     /// This thread's shard.
-    fn home(&self) -> &Arc<Padded<Home>> {
+    fn home(&self) -> &Arc<CacheLine<Home>> {
         &self.shards[shard::this_thread()]
     }
 }
@@ -325,7 +325,7 @@ impl Limits {
 async fn handshake<I>(
     io: I,
     state: &Arc<AtomicU64>,
-    home: &Arc<Padded<Home>>,
+    home: &Arc<CacheLine<Home>>,
 ) -> Result<SendRequest<Body>, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::dotted_paths;
-use crate::shard::Padded;
+use cloud_runtime::shard::{self, CacheLine};
 use fetch::{HttpJwks, JwksLocation};
 use jwt::{ClaimHeaders, ClaimRules, Claims, Rejection, Requirement, SUPPORTED_ALGORITHMS};
 use keys::{CachePolicy, JwksCache, JwksSource, KeySet, VerifyingKey};
@@ -190,7 +190,7 @@ pub struct Authority {
     clock: SharedClock,
     /// Tokens verified with `static_keys`, per thread (see the module
     /// docs).
-    verified: Box<[Padded<Mutex<Verified>>]>,
+    verified: Box<[CacheLine<Mutex<Verified>>]>,
 }
 
 /// Verified tokens and their claims.
@@ -357,7 +357,7 @@ impl Authority {
             roles_claim: gateway.roles_claim.clone(),
             token_relay: gateway.token_relay,
             clock,
-            verified: crate::shard::shards(),
+            verified: shard::shards(),
         }))
     }
 
@@ -442,7 +442,7 @@ impl Authority {
 
     /// This thread's verified tokens.
     fn verified_here(&self) -> MutexGuard<'_, Verified> {
-        self.verified[crate::shard::this_thread()]
+        self.verified[shard::this_thread()]
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -49,12 +49,9 @@ use machine::{Admission, CLEAN, Effects, Exceeded, Machine, Thresholds};
 use shard::ShardedCounter;
 use window::{CountWindow, Outcome};
 
-/// Keeps a value on its own cache line, so the read-mostly state word, the
-/// mutex and the count window's cursor (written by most calls) do not share
-/// one.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct CacheLine<T>(T);
+// `CacheLine` keeps the read-mostly state word, the mutex and the count
+// window's cursor (written by most calls) off each other's cache lines.
+use cloud_runtime::shard::CacheLine;
 
 #[derive(Debug)]
 struct Inner {

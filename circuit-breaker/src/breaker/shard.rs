@@ -1,32 +1,11 @@
 //! [`ShardedCounter`]: a counter that threads bump without contending, one
 //! cache line per shard.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::CacheLine;
+use cloud_runtime::shard::{CacheLine, this_thread};
 
 const SHARDS: usize = 8;
-
-/// Hands out shard indices round-robin, so the first threads get distinct
-/// shards.
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-#[inline]
-fn my_shard() -> usize {
-    SHARD.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            s.set(i);
-        }
-        i
-    })
-}
 
 /// A counter summed on read.
 #[derive(Debug, Default)]
@@ -37,7 +16,9 @@ pub(crate) struct ShardedCounter {
 impl ShardedCounter {
     #[inline]
     pub(crate) fn increment(&self) {
-        self.shards[my_shard()].0.fetch_add(1, Ordering::Relaxed);
+        self.shards[this_thread() % SHARDS]
+            .0
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn sum(&self) -> u64 {
