@@ -1,11 +1,13 @@
 //! The time limiter: a deadline for a call; when it passes the call's future
 //! is dropped (which cancels it) and the caller gets [`Elapsed`].
 
+mod deadlines;
 mod layer;
 
 use std::future::Future;
 use std::time::Duration;
 
+pub use deadlines::{Deadline, Deadlines, RESOLUTION};
 pub use layer::{TimeLimiterLayer, TimeLimiterService};
 
 use crate::error::{CallError, Elapsed};

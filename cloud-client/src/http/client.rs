@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use circuit_breaker::time_limiter::Deadlines;
 use circuit_breaker::{Backoff, CircuitBreaker, CircuitBreakerConfig, Classification, RetryBudget};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Request, Response, Url, Version};
@@ -171,6 +172,9 @@ struct Inner {
     config: HttpClientConfig,
     /// Per-service state, read without a lock; a new service copies the map.
     services: ArcSwap<HashMap<String, Arc<ServiceState>>>,
+    /// The attempts' timeouts: one ticker task rather than a tokio timer
+    /// entered and removed per attempt.
+    deadlines: Deadlines,
 }
 
 /// A resilient, load-balanced HTTP client. Cheap to clone; clones share
@@ -254,6 +258,7 @@ impl LbHttpClient {
                 source: Arc::new(source),
                 config,
                 services: ArcSwap::from_pointee(HashMap::new()),
+                deadlines: Deadlines::new(),
             }),
         }
     }
@@ -395,8 +400,9 @@ impl LbHttpClient {
     async fn direct(&self, mut req: Request) -> Result<Response, HttpError> {
         add_traceparent(&mut req);
         let idempotent = is_idempotent(req.method());
-        let sent =
-            tokio::time::timeout(self.inner.config.timeout, self.inner.http.execute(req)).await;
+        let sent = (self.inner.deadlines)
+            .run(self.inner.config.timeout, self.inner.http.execute(req))
+            .await;
         match sent {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
@@ -487,7 +493,9 @@ impl LbHttpClient {
                 .and_then(|url| url.host_str())
                 .unwrap_or(&state.name);
             add_traceparent(&mut this);
-            let sent = tokio::time::timeout(c.timeout, self.inner.http.execute(this)).await;
+            let sent = (self.inner.deadlines)
+                .run(c.timeout, self.inner.http.execute(this))
+                .await;
             let (failure, retryable) = match sent {
                 Ok(Ok(resp)) => {
                     if !resp.status().is_server_error() {
