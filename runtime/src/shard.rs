@@ -6,7 +6,8 @@
 //! Each thread takes the next [`this_thread`] index the first time it asks,
 //! so the first [`SHARDS`] threads (a server's I/O workers, a runtime's
 //! workers) each get their own. [`CacheLine`] keeps a value on lines of its
-//! own.
+//! own. [`ShardedArc`] hands out an `Arc` through per-thread handles, so
+//! that holding it for a call writes a reference count of the thread's own.
 //!
 //! ```
 //! use cloud_runtime::shard;
@@ -18,6 +19,8 @@
 //! assert_eq!(total, 1);
 //! ```
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Shards of per-thread state: more than the worker threads of the
@@ -47,6 +50,84 @@ pub fn shards<T: Default>() -> Box<[CacheLine<T>]> {
     (0..SHARDS).map(|_| CacheLine::default()).collect()
 }
 
+/// An `Arc<T>` held through per-thread handles.
+///
+/// Every clone of one `Arc` writes the same reference count: a value that
+/// each call clones and drops on every core (a service's state, a
+/// balancer's pool) moves that count's cache line between cores twice per
+/// call. [`local`](Self::local) clones this thread's own handle instead: a
+/// separate count, on lines of its own, that other threads write only when
+/// a call moved threads before ending.
+///
+/// ```
+/// use cloud_runtime::shard::ShardedArc;
+/// use std::sync::Arc;
+///
+/// let shared = ShardedArc::new(Arc::new(String::from("users")));
+/// let held = shared.local();
+/// assert_eq!(held.as_str(), "users");
+/// assert!(Arc::ptr_eq(ShardedArc::arc(&shared), held.arc()));
+/// ```
+#[derive(Debug)]
+pub struct ShardedArc<T> {
+    handles: Box<[Arc<CacheLine<Arc<T>>>]>,
+}
+
+impl<T> ShardedArc<T> {
+    /// Handles on `value` for [`SHARDS`] threads.
+    pub fn new(value: Arc<T>) -> Self {
+        ShardedArc {
+            handles: (0..SHARDS)
+                .map(|_| Arc::new(CacheLine(Arc::clone(&value))))
+                .collect(),
+        }
+    }
+
+    /// This thread's handle, cloned.
+    pub fn local(&self) -> Local<T> {
+        Local(Arc::clone(&self.handles[this_thread()]))
+    }
+
+    /// The `Arc` itself (an associated function, so it does not hide a
+    /// method of `T`).
+    pub fn arc(this: &Self) -> &Arc<T> {
+        &this.handles[0].0
+    }
+}
+
+impl<T> Deref for ShardedArc<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.handles[0].0
+    }
+}
+
+/// A thread's handle on a [`ShardedArc`]'s value; keeps the value alive.
+#[derive(Debug)]
+pub struct Local<T>(Arc<CacheLine<Arc<T>>>);
+
+impl<T> Local<T> {
+    /// The `Arc` it holds.
+    pub fn arc(&self) -> &Arc<T> {
+        &self.0.0
+    }
+}
+
+impl<T> Clone for Local<T> {
+    fn clone(&self) -> Self {
+        Local(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Deref for Local<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +141,26 @@ mod tests {
         let a = std::ptr::from_ref(&shards[0]) as usize;
         let b = std::ptr::from_ref(&shards[1]) as usize;
         assert!(b - a >= 128);
+    }
+
+    #[test]
+    fn a_local_handle_keeps_the_value_alive_and_counts_apart_from_other_threads() {
+        let value = Arc::new(5u32);
+        let shared = ShardedArc::new(Arc::clone(&value));
+        let here = shared.local();
+        let there = std::thread::spawn({
+            let shared_value = Arc::clone(ShardedArc::arc(&shared));
+            move || *shared_value
+        });
+        assert_eq!(there.join().expect("thread"), 5);
+        // The value's own count: the test's, one per handle, none per local.
+        assert_eq!(Arc::strong_count(&value), 1 + SHARDS);
+        assert_eq!(Arc::strong_count(&here.0), 2);
+        drop(shared);
+        assert_eq!(*here, 5);
+        assert_eq!(Arc::strong_count(&value), 2);
+        drop(here);
+        assert_eq!(Arc::strong_count(&value), 1);
     }
 
     #[test]

@@ -13,8 +13,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use circuit_breaker::time_limiter::Deadlines;
 use circuit_breaker::{Backoff, CircuitBreaker, CircuitBreakerConfig, Classification, RetryBudget};
+use cloud_runtime::shard::{Local, ShardedArc};
+use futures::future::Either;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Request, Response, Url, Version};
+use std::future::ready;
 
 use super::error::{HttpError, Kind};
 use super::trace::{TRACEPARENT_HEADER, TraceContext};
@@ -171,7 +174,9 @@ struct Inner {
     source: Arc<dyn InstanceSource>,
     config: HttpClientConfig,
     /// Per-service state, read without a lock; a new service copies the map.
-    services: ArcSwap<HashMap<String, Arc<ServiceState>>>,
+    /// Each state is held through per-thread handles: a call holds its
+    /// service's state for as long as it runs.
+    services: ArcSwap<HashMap<String, Arc<ShardedArc<ServiceState>>>>,
     /// The attempts' timeouts: one ticker task rather than a tokio timer
     /// entered and removed per attempt.
     deadlines: Deadlines,
@@ -270,14 +275,16 @@ impl LbHttpClient {
     }
 
     /// `GET url`.
-    pub async fn get(&self, url: &str) -> Result<Response, HttpError> {
-        let req = self
-            .inner
-            .http
-            .get(url)
-            .build()
-            .map_err(|e| HttpError::new(Kind::InvalidUrl, None).with_source(e))?;
-        self.execute(req).await
+    pub fn get<'a>(
+        &'a self,
+        url: &str,
+    ) -> impl Future<Output = Result<Response, HttpError>> + Send + use<'a> {
+        match self.inner.http.get(url).build() {
+            Ok(req) => Either::Left(self.execute(req)),
+            Err(e) => Either::Right(ready(Err(
+                HttpError::new(Kind::InvalidUrl, None).with_source(e)
+            ))),
+        }
     }
 
     /// The circuit breaker of `service`, once it has been called.
@@ -317,26 +324,27 @@ impl LbHttpClient {
             .is_some_and(|s| s.lb.is_ejected(instance_id))
     }
 
-    fn state(&self, service: &str) -> Result<Arc<ServiceState>, HttpError> {
+    /// This thread's handle on `service`'s state, made on its first call.
+    fn state(&self, service: &str) -> Result<Local<ServiceState>, HttpError> {
         // Service names are usually lower case already: no copy to look up.
         if !service.bytes().any(|b| b.is_ascii_uppercase())
             && let Some(s) = self.inner.services.load().get(service)
         {
-            return Ok(Arc::clone(s));
+            return Ok(s.local());
         }
         let key = service.to_ascii_lowercase();
         if let Some(s) = self.inner.services.load().get(&key) {
-            return Ok(Arc::clone(s));
+            return Ok(s.local());
         }
         let c = &self.inner.config;
         let breaker = CircuitBreaker::new(key.as_str(), c.breaker.clone())
             .map_err(|e| HttpError::new(Kind::InvalidUrl, Some(service)).with_source(e))?;
-        let state = Arc::new(ServiceState {
+        let state = Arc::new(ShardedArc::new(Arc::new(ServiceState {
             name: key.clone(),
             lb: LoadBalancer::with_outlier(c.strategy.clone(), c.outlier),
             breaker,
             budget: RetryBudget::new(c.retry_budget_ratio, c.retry_budget_burst),
-        });
+        })));
         // Two first calls may race: the state stored first wins for both.
         // `rcu` returns the map as it was before this insert: it holds the
         // racer's state if that came first; otherwise ours went in.
@@ -346,15 +354,31 @@ impl LbHttpClient {
                 .or_insert_with(|| Arc::clone(&state));
             next
         });
-        let stored = before.get(&key).cloned();
-        Ok(stored.unwrap_or(state))
+        Ok(before.get(&key).unwrap_or(&state).local())
     }
 
     /// Sends `req`. `lb://service/...` always goes through the registry;
     /// `http(s)://host/...` does when the registry knows `host`, and is
     /// sent as is otherwise. Any HTTP response is `Ok`, 5xx included (after
     /// the retries it was allowed); `Err` means no response.
-    pub async fn execute(&self, req: Request) -> Result<Response, HttpError> {
+    ///
+    /// The service is resolved before the future is made, and the future
+    /// is the one attempt loop itself rather than layers of futures around
+    /// it, each holding a copy of the request.
+    pub fn execute(
+        &self,
+        req: Request,
+    ) -> impl Future<Output = Result<Response, HttpError>> + Send + '_ {
+        match self.route(&req) {
+            Ok(Some((state, lb))) => Either::Left(self.balanced(state, lb, req)),
+            Ok(None) => Either::Right(Either::Left(self.direct(req))),
+            Err(e) => Either::Right(Either::Right(ready(Err(e)))),
+        }
+    }
+
+    /// Where `req` goes: a service's state (and whether the URL said
+    /// `lb://`), or `None` for a host outside the registry.
+    fn route(&self, req: &Request) -> Result<Option<(Local<ServiceState>, bool)>, HttpError> {
         let url = req.url();
         let Some(service) = url.host_str() else {
             return Err(HttpError::new(Kind::InvalidUrl, None));
@@ -369,12 +393,12 @@ impl LbHttpClient {
             state = Some(found);
         });
         match state.filter(|_| known) {
-            Some(state) => self.balanced(&*state?, lb, req).await,
+            Some(state) => Ok(Some((state?, lb))),
             None if lb => Err(HttpError {
                 safe_to_retry: true,
                 ..HttpError::new(Kind::NoInstance, Some(service))
             }),
-            None => self.direct(req).await,
+            None => Ok(None),
         }
     }
 
@@ -423,124 +447,139 @@ impl LbHttpClient {
     /// attempt needs of it is kept (a [`Spare`]) only while one could
     /// follow, and nothing when its body cannot be copied (a stream), which
     /// then rules retries out.
-    async fn balanced(
+    ///
+    /// Not an `async fn`: that would keep its request argument in the
+    /// future twice (the argument and its copy in the body), and the future
+    /// is moved whole into the caller's.
+    fn balanced(
         &self,
-        state: &ServiceState,
+        state: Local<ServiceState>,
         lb: bool,
         req: Request,
-    ) -> Result<Response, HttpError> {
-        let c = &self.inner.config;
+    ) -> impl Future<Output = Result<Response, HttpError>> + Send + '_ {
         let idempotent = is_idempotent(req.method());
         // The caller's request until the first attempt takes it, then the
         // URL it gave and what further attempts are made of.
         let mut first = Some(req);
-        let mut given: Option<Url> = None;
-        let mut spare: Option<Spare> = None;
-        state.budget.deposit();
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let url = match (&first, &given) {
-                (Some(req), _) => req.url(),
-                (None, Some(url)) => url,
-                // A further attempt follows only the first.
-                (None, None) => return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name))),
-            };
-            let service = url.host_str().unwrap_or(&state.name);
-            let permit = match state.breaker.try_acquire() {
-                Ok(p) => p,
-                Err(e) => {
+        async move {
+            let state = &*state;
+            let c = &self.inner.config;
+            let mut given: Option<Url> = None;
+            let mut spare: Option<Spare> = None;
+            state.budget.deposit();
+            let mut attempt: u32 = 0;
+            loop {
+                attempt += 1;
+                let url = match (&first, &given) {
+                    (Some(req), _) => req.url(),
+                    (None, Some(url)) => url,
+                    // A further attempt follows only the first.
+                    (None, None) => {
+                        return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name)));
+                    }
+                };
+                let service = url.host_str().unwrap_or(&state.name);
+                let permit = match state.breaker.try_acquire() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Err(HttpError {
+                            attempts: attempt - 1,
+                            safe_to_retry: true,
+                            ..HttpError::new(Kind::BreakerOpen, Some(service)).with_source(e)
+                        });
+                    }
+                };
+                let Some(picked) = state.lb.pick() else {
+                    permit.record(Classification::Ignored);
                     return Err(HttpError {
                         attempts: attempt - 1,
                         safe_to_retry: true,
-                        ..HttpError::new(Kind::BreakerOpen, Some(service)).with_source(e)
+                        ..HttpError::new(Kind::NoInstance, Some(service))
                     });
-                }
-            };
-            let Some(picked) = state.lb.pick() else {
-                permit.record(Classification::Ignored);
-                return Err(HttpError {
-                    attempts: attempt - 1,
-                    safe_to_retry: true,
-                    ..HttpError::new(Kind::NoInstance, Some(service))
-                });
-            };
-            let scheme = if !lb {
-                url.scheme()
-            } else if picked.instance().secure {
-                "https"
-            } else {
-                "http"
-            };
-            let target = rewrite(url, scheme, &picked)?;
-            let mut this = match first.take() {
-                Some(mut req) => {
-                    given = Some(std::mem::replace(req.url_mut(), target));
-                    // Kept before this attempt gets its own span id.
-                    if attempt < c.max_attempts {
-                        spare = Spare::of(&req);
-                    }
-                    req
-                }
-                None => match spare.as_ref().and_then(|s| s.request(target)) {
-                    Some(req) => req,
-                    None => return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name))),
-                },
-            };
-            // The service as the caller's URL spelt it (set just above).
-            let service = given
-                .as_ref()
-                .and_then(|url| url.host_str())
-                .unwrap_or(&state.name);
-            add_traceparent(&mut this);
-            let sent = (self.inner.deadlines)
-                .run(c.timeout, self.inner.http.execute(this))
-                .await;
-            let (failure, retryable) = match sent {
-                Ok(Ok(resp)) => {
-                    if !resp.status().is_server_error() {
-                        permit.record(Classification::Success);
-                        picked.record(Outcome::Success);
-                        return Ok(resp);
-                    }
-                    permit.record(Classification::Failure);
-                    picked.record(Outcome::Failure);
-                    if !(idempotent && spare.is_some() && self.may_retry(state, attempt)) {
-                        return Ok(resp);
-                    }
-                    tracing::debug!(%service, status = %resp.status(), attempt, "retrying after a server error");
-                    (None, true)
-                }
-                Ok(Err(e)) => {
-                    permit.record(Classification::Failure);
-                    picked.record(Outcome::Failure);
-                    let err = transport_error(e, Some(service), idempotent);
-                    let retryable = err.safe_to_retry;
-                    (Some(err), retryable)
-                }
-                Err(elapsed) => {
-                    permit.record(Classification::Failure);
-                    picked.record(Outcome::Failure);
-                    let err = HttpError {
-                        safe_to_retry: idempotent,
-                        ..HttpError::new(Kind::Timeout, Some(service)).with_source(elapsed)
+                };
+                let scheme = if !lb {
+                    url.scheme()
+                } else if picked.instance().secure {
+                    "https"
+                } else {
+                    "http"
+                };
+                let target = rewrite(url, scheme, &picked)?;
+                // In a block: the request is handed to reqwest before the
+                // wait, so the future keeps no room for it.
+                let pending = {
+                    let mut this = match first.take() {
+                        Some(mut req) => {
+                            given = Some(std::mem::replace(req.url_mut(), target));
+                            // Kept before this attempt gets its own span id.
+                            if attempt < c.max_attempts {
+                                spare = Spare::of(&req);
+                            }
+                            req
+                        }
+                        None => match spare.as_ref().and_then(|s| s.request(target)) {
+                            Some(req) => req,
+                            None => {
+                                return Err(HttpError::new(Kind::InvalidUrl, Some(&state.name)));
+                            }
+                        },
                     };
-                    (Some(err), idempotent)
+                    add_traceparent(&mut this);
+                    self.inner.http.execute(this)
+                };
+                // The service as the caller's URL spelt it (set just above).
+                let service = given
+                    .as_ref()
+                    .and_then(|url| url.host_str())
+                    .unwrap_or(&state.name);
+                let sent = self.inner.deadlines.run(c.timeout, pending).await;
+                let (failure, retryable) = match sent {
+                    Ok(Ok(resp)) => {
+                        if !resp.status().is_server_error() {
+                            permit.record(Classification::Success);
+                            picked.record(Outcome::Success);
+                            return Ok(resp);
+                        }
+                        permit.record(Classification::Failure);
+                        picked.record(Outcome::Failure);
+                        if !(idempotent && spare.is_some() && self.may_retry(state, attempt)) {
+                            return Ok(resp);
+                        }
+                        tracing::debug!(%service, status = %resp.status(), attempt, "retrying after a server error");
+                        (None, true)
+                    }
+                    Ok(Err(e)) => {
+                        permit.record(Classification::Failure);
+                        picked.record(Outcome::Failure);
+                        let err = transport_error(e, Some(service), idempotent);
+                        let retryable = err.safe_to_retry;
+                        (Some(err), retryable)
+                    }
+                    Err(elapsed) => {
+                        permit.record(Classification::Failure);
+                        picked.record(Outcome::Failure);
+                        let err = HttpError {
+                            safe_to_retry: idempotent,
+                            ..HttpError::new(Kind::Timeout, Some(service)).with_source(elapsed)
+                        };
+                        (Some(err), idempotent)
+                    }
+                };
+                if let Some(mut err) = failure {
+                    err.attempts = attempt;
+                    if !retryable || attempt >= c.max_attempts || spare.is_none() {
+                        return Err(err);
+                    }
+                    if !state.budget.try_withdraw() {
+                        err.budget_spent = true;
+                        return Err(err);
+                    }
+                    tracing::debug!(%service, error = %err, attempt, "retrying");
                 }
-            };
-            if let Some(mut err) = failure {
-                err.attempts = attempt;
-                if !retryable || attempt >= c.max_attempts || spare.is_none() {
-                    return Err(err);
-                }
-                if !state.budget.try_withdraw() {
-                    err.budget_spent = true;
-                    return Err(err);
-                }
-                tracing::debug!(%service, error = %err, attempt, "retrying");
+                let delay = c.backoff.delay(attempt, rand::random::<f64>());
+                // Boxed: only a retry needs a timer's room in the future.
+                Box::pin(tokio::time::sleep(delay)).await;
             }
-            let delay = c.backoff.delay(attempt, rand::random::<f64>());
-            tokio::time::sleep(delay).await;
         }
     }
 
@@ -565,8 +604,9 @@ enum Spare {
         version: Version,
         timeout: Option<Duration>,
     },
-    /// A request with a body that can be sent again, copied whole.
-    Whole(Request),
+    /// A request with a body that can be sent again, copied whole (boxed:
+    /// rarer, and the size of a request in every call's future otherwise).
+    Whole(Box<Request>),
 }
 
 impl Spare {
@@ -574,7 +614,7 @@ impl Spare {
     /// stream, which cannot be sent twice.
     fn of(req: &Request) -> Option<Spare> {
         if req.body().is_some() {
-            return req.try_clone().map(Spare::Whole);
+            return req.try_clone().map(|r| Spare::Whole(Box::new(r)));
         }
         Some(Spare::Bodiless {
             method: req.method().clone(),

@@ -5,8 +5,12 @@
 //!
 //! # The hot path
 //! A pick loads the current pool (an immutable snapshot behind `arc-swap`,
-//! replaced when the registry changes), reads atomics and clones one `Arc`:
-//! no lock, no allocation. The clock is read only when some endpoint is
+//! replaced when the registry changes), reads atomics and clones this
+//! thread's handle on the pool (`cloud_runtime::shard::ShardedArc`): no
+//! lock, no allocation, and no write to memory another core writes on its
+//! picks. Round robin keeps a turn counter per thread, as each of Envoy's
+//! workers does: each thread goes round the instances in order, and the
+//! threads together spread calls as evenly. The clock is read only when some endpoint is
 //! ejected (to see whether its time is up) and, for P2C, to time the call:
 //! once at the pick and once at the record, which also serves the
 //! latency's decay (no read per candidate, as tower's `PeakEwma` does).
@@ -44,6 +48,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use cloud_runtime::clock::Clock;
+use cloud_runtime::shard::{self, CacheLine, Local, ShardedArc};
 use parking_lot::Mutex;
 use reqwest::Url;
 use tokio::time::Instant;
@@ -56,7 +61,8 @@ use crate::discovery::ServiceInstance;
 /// How to choose among the instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strategy {
-    /// Each in turn (Spring Cloud LoadBalancer's default).
+    /// Each in turn (Spring Cloud LoadBalancer's default), counted per
+    /// thread.
     RoundRobin,
     /// Uniformly at random.
     Random,
@@ -156,8 +162,11 @@ pub struct LoadBalancer {
     strategy: Strategy,
     /// `strategy` is P2C (checked on every pick and record).
     p2c: bool,
-    pool: ArcSwap<Pool>,
-    cursor: AtomicUsize,
+    pool: ArcSwap<ShardedArc<Pool>>,
+    /// Round-robin turns, one counter per thread (as each of Envoy's
+    /// workers keeps its own): one shared counter would move between the
+    /// cores on every pick.
+    cursors: Box<[CacheLine<AtomicUsize>]>,
     /// Endpoints ejected now; picks skip the ejection check while 0.
     ejected: AtomicUsize,
     outlier: OutlierConfig,
@@ -226,14 +235,16 @@ impl Ticks {
 /// A picked instance. Record how the call went with
 /// [`record`](Self::record); dropping it records nothing.
 ///
-/// It holds its endpoint (one reference count), so the instance stays
-/// valid while the pool is replaced. Not the pool's `arc-swap` guard: a
-/// pick lives as long as its call, and with more calls in flight on a
-/// thread than `arc-swap` has fast slots per thread (8), every load on that
-/// thread, the pool's and the HTTP client's, took the slow path.
+/// It holds its pool through this thread's handle (a reference count of
+/// the thread's own, [`ShardedArc`]), so the instance stays valid while the
+/// pool is replaced. Not the pool's `arc-swap` guard: a pick lives as long
+/// as its call, and with more calls in flight on a thread than `arc-swap`
+/// has fast slots per thread (8), every load on that thread, the pool's and
+/// the HTTP client's, took the slow path.
 pub struct Picked<'a> {
     lb: &'a LoadBalancer,
-    endpoint: Arc<Endpoint>,
+    pool: Local<Pool>,
+    index: usize,
     started: u64,
     done: bool,
 }
@@ -250,7 +261,12 @@ impl Picked<'_> {
     /// The instance to call.
     #[inline]
     pub fn instance(&self) -> &ServiceInstance {
-        &self.endpoint.instance
+        &self.endpoint().instance
+    }
+
+    #[inline]
+    fn endpoint(&self) -> &Endpoint {
+        &self.pool.endpoints[self.index]
     }
 
     /// The instance's origin URL (`https` or not): made by `make` on the
@@ -262,14 +278,14 @@ impl Picked<'_> {
         https: bool,
         make: impl FnOnce(&ServiceInstance) -> Result<Url, E>,
     ) -> Result<&Url, E> {
-        self.endpoint.origin(https, make)
+        self.endpoint().origin(https, make)
     }
 
     /// Records the outcome (and, for P2C, the latency).
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
-        self.lb.finish(&self.endpoint, self.started, outcome);
+        self.lb.finish(self.endpoint(), self.started, outcome);
     }
 }
 
@@ -278,7 +294,7 @@ impl Drop for Picked<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.lb
-                .finish(&self.endpoint, self.started, Outcome::Ignored);
+                .finish(self.endpoint(), self.started, Outcome::Ignored);
         }
     }
 }
@@ -307,8 +323,8 @@ impl LoadBalancer {
         LoadBalancer {
             p2c: strategy == Strategy::PowerOfTwoChoices,
             strategy,
-            pool: ArcSwap::from_pointee(Pool::default()),
-            cursor: AtomicUsize::new(0),
+            pool: ArcSwap::from_pointee(ShardedArc::new(Arc::default())),
+            cursors: shard::shards(),
             ejected: AtomicUsize::new(0),
             outlier,
             ticks,
@@ -374,12 +390,12 @@ impl LoadBalancer {
             .iter()
             .filter(|e| e.stats.ejected_until.load(Ordering::Relaxed) != 0)
             .count();
-        self.pool.store(Arc::new(Pool {
+        self.pool.store(Arc::new(ShardedArc::new(Arc::new(Pool {
             source: Some(Arc::clone(instances)),
             endpoints,
             cumulative,
             local,
-        }));
+        }))));
         self.ejected.store(ejected, Ordering::Relaxed);
     }
 
@@ -440,7 +456,7 @@ impl LoadBalancer {
             (Strategy::ZonePreference(_), _) => self.zone_pick(&pool, &mut now),
             (Strategy::PowerOfTwoChoices, _) => self.p2c(&pool, &mut now),
             (Strategy::RoundRobin | Strategy::Sticky, _) => {
-                let start = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+                let start = self.turn() % n;
                 self.probe(&pool, start, &mut now)
             }
         };
@@ -456,10 +472,19 @@ impl LoadBalancer {
         };
         Some(Picked {
             lb: self,
-            endpoint: Arc::clone(&pool.endpoints[i]),
+            pool: pool.local(),
+            index: i,
             started,
             done: false,
         })
+    }
+
+    /// This thread's next round-robin turn.
+    #[inline]
+    fn turn(&self) -> usize {
+        self.cursors[shard::this_thread()]
+            .0
+            .fetch_add(1, Ordering::Relaxed)
     }
 
     /// `start` if available, else the next available one after it; `start`
@@ -477,7 +502,7 @@ impl LoadBalancer {
     }
 
     fn zone_pick(&self, pool: &Pool, now: &mut u64) -> usize {
-        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let turn = self.turn();
         let local = &pool.local;
         if !local.is_empty() {
             let m = local.len();
