@@ -159,7 +159,8 @@ where
         })
     }
 
-    /// Serves `router`, with `GET /actuator/health` added, on `listener`
+    /// Serves `router`, with `GET /actuator/health` added and each handler
+    /// run in its request's trace ([`continue_trace`](crate::http::continue_trace)), on `listener`
     /// under `limits` until `shutdown` is triggered; then deregisters and
     /// stops the config refresh ([`shutdown`](Self::shutdown)) before the
     /// server drains its connections.
@@ -170,7 +171,11 @@ where
         limits: &ServeLimits,
         shutdown: Shutdown,
     ) -> Result<(), ServeError> {
-        let router = router.merge(self.actuator());
+        // Handlers run in the trace their request carries, so the HTTP
+        // client's calls continue it.
+        let router = router
+            .merge(self.actuator())
+            .layer(axum::middleware::from_fn(crate::http::continue_trace));
         // The server drains on its own token, cancelled only once this
         // instance has left the registry.
         let drain = tokio_util::sync::CancellationToken::new();

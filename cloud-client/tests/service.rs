@@ -105,17 +105,51 @@ async fn serving_deregisters_before_draining_the_open_requests() {
     let release = Arc::new(Notify::new());
     let entered = Arc::new(Notify::new());
     let (r, e) = (Arc::clone(&release), Arc::clone(&entered));
-    let router = axum::Router::new().route(
-        "/slow",
-        axum::routing::get(move || {
-            let (r, e) = (Arc::clone(&r), Arc::clone(&e));
-            async move {
-                e.notify_one();
-                r.notified().await;
-                "done"
-            }
-        }),
-    );
+    let http = service.http.clone();
+    let router = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(move || {
+                let (r, e) = (Arc::clone(&r), Arc::clone(&e));
+                async move {
+                    e.notify_one();
+                    r.notified().await;
+                    "done"
+                }
+            }),
+        )
+        // The trace headers a call from a handler carries.
+        .route(
+            "/relay",
+            axum::routing::get(move || {
+                let http = http.clone();
+                async move {
+                    http.get("lb://slow/echo-trace")
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap()
+                }
+            }),
+        )
+        .route(
+            "/echo-trace",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                let h = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                axum::Json(json!({
+                    "traceparent": h("traceparent"),
+                    "b3": h("x-b3-traceid"),
+                    "span": h("x-b3-spanid"),
+                }))
+            }),
+        );
     let shutdown = Shutdown::new();
     let serving = tokio::spawn({
         let (service, shutdown) = (service.clone(), shutdown.clone());
@@ -156,6 +190,28 @@ async fn serving_deregisters_before_draining_the_open_requests() {
     ] {
         assert!(metrics.contains(line), "{line} not in:\n{metrics}");
     }
+
+    // A request that came with B3 headers: the handler's call continues
+    // the trace in both formats, as a new span.
+    let relayed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/relay"))
+        .header("X-B3-TraceId", "463ac35c9f6413ad")
+        .header("X-B3-SpanId", "a2fb4a1d1a96d312")
+        .header("X-B3-Sampled", "1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(relayed["b3"], "463ac35c9f6413ad", "{relayed}");
+    assert_ne!(relayed["span"], "a2fb4a1d1a96d312", "{relayed}");
+    let traceparent = relayed["traceparent"].as_str().unwrap();
+    assert!(
+        traceparent.starts_with("00-0000000000000000463ac35c9f6413ad-")
+            && traceparent.ends_with("-01"),
+        "{relayed}"
+    );
 
     let watcher = reader(&discovery.eureka_url(), &[]).await;
     assert_eq!(watcher.instances("slow").len(), 1);

@@ -20,7 +20,7 @@ use reqwest::{Method, Request, Response, Url, Version};
 use std::future::ready;
 
 use super::error::{HttpError, Kind};
-use super::trace::{TRACEPARENT_HEADER, TraceContext};
+use super::trace::{B3_SINGLE, B3_TRACE_ID, TRACEPARENT_HEADER, TraceContext};
 use crate::discovery::{DiscoveryClient, ServiceInstance};
 use crate::loadbalancer::{LoadBalancer, Outcome, OutlierConfig, Picked, Strategy};
 
@@ -650,18 +650,21 @@ impl Spare {
     }
 }
 
-/// Sets `traceparent`, unless the request carries one: a child of the
-/// current task's trace, else a new trace.
+/// Sets `traceparent` (and the B3 headers when the trace came with them),
+/// unless the request carries a trace of its own: a child of the current
+/// task's trace, else a new trace.
 fn add_traceparent(req: &mut Request) {
-    if req.headers().contains_key(&TRACEPARENT_HEADER) {
+    let headers = req.headers();
+    if headers.contains_key(&TRACEPARENT_HEADER)
+        || headers.contains_key(&B3_TRACE_ID)
+        || headers.contains_key(&B3_SINGLE)
+    {
         return;
     }
     let ctx = TraceContext::current()
         .map(|c| c.child())
         .unwrap_or_else(TraceContext::new_root);
-    if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&ctx.encode()) {
-        req.headers_mut().insert(TRACEPARENT_HEADER.clone(), v);
-    }
+    ctx.write_to(req.headers_mut());
 }
 
 fn transport_error(e: reqwest::Error, service: Option<&str>, idempotent: bool) -> HttpError {
