@@ -101,7 +101,9 @@
 //!   `breaker/shard.rs` the per-thread success counter of that path;
 //!   `classify`, `event`, [`metrics`], `config` and the tower `layer` beside it.
 //! - [`retry`]: the retry loop, `backoff` arithmetic, the `budget`, its layer.
-//! - [`bulkhead`] and [`time_limiter`]: each policy with its layer.
+//! - [`bulkhead`] and [`time_limiter`]: each policy with its layer;
+//!   `time_limiter/deadlines.rs` is [`time_limiter::Deadlines`], one ticker
+//!   task for the deadlines of many calls (the HTTP client's attempts).
 //! - [`pipeline`]: the four composed in order.
 //! - [`registry`]: named policies from serde configuration (`layered.rs`
 //!   the `configs`/`instances` layering, `settings.rs` each policy's keys);

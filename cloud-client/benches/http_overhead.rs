@@ -17,12 +17,18 @@
 //! `HTTP_BENCH_CALLS`, default 2000 sequential calls per client per round;
 //! `HTTP_BENCH_SECONDS`, default 1 second of load per client per round;
 //! `HTTP_BENCH_CONCURRENCY`, default 32 callers; `HTTP_BENCH_WORKERS`,
-//! tokio's worker threads, default one per core. `HTTP_BENCH_ONLY=plain`
-//! or `ours` runs only that client's load, for a profiler.
+//! tokio's worker threads, default one per core. `HTTP_BENCH_ONLY=plain`,
+//! `traced` or `ours` runs only that client's load, for a profiler.
 //! `HTTP_BENCH_PLAIN_TRACE=1` and `HTTP_BENCH_PLAIN_TIMEOUT=1` (either or
 //! both) make plain reqwest send a `traceparent` and run each call under a
 //! `tokio::time::timeout`, to tell what those two features cost from the
 //! rest of ours.
+//!
+//! Each round also pairs ours with plain reqwest sending a `traceparent`
+//! like ours (its own throughput phases, the order alternating too): the
+//! same request on the wire, so that ratio is what the client itself costs.
+//! The header is not free here, because the upstream parsing it runs in the
+//! same process on the same cores.
 //!
 //! Ours runs the whole path: `lb://upstream/ping` resolved through a
 //! static instance list, the round-robin balancer, the service's circuit
@@ -98,10 +104,14 @@ const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 static PLAIN_TIMEOUT: std::sync::LazyLock<bool> =
     std::sync::LazyLock::new(|| std::env::var_os("HTTP_BENCH_PLAIN_TIMEOUT").is_some());
 
-/// One of the two clients under test.
+/// One of the clients under test.
 #[derive(Clone)]
 enum Client {
     Plain(reqwest::Client, String),
+    /// Plain reqwest sending a `traceparent` as ours does: the same request
+    /// on the wire, so the comparison shows what ours costs besides the
+    /// header (whose parsing costs the upstream, in this process, too).
+    Traced(reqwest::Client, String),
     Ours(LbHttpClient),
 }
 
@@ -122,6 +132,15 @@ impl Client {
                     req.send().await.unwrap()
                 }
             }
+            Client::Traced(c, url) => c
+                .get(url)
+                .header(
+                    reqwest::header::HeaderName::from_static("traceparent"),
+                    reqwest::header::HeaderValue::from_static(TRACE),
+                )
+                .send()
+                .await
+                .unwrap(),
             Client::Ours(c) => c.get("lb://upstream/ping").await.unwrap(),
         };
         assert!(resp.status().is_success());
@@ -229,19 +248,24 @@ fn main() {
             secure_vip_address: None,
         };
         let plain = Client::Plain(reqwest::Client::new(), format!("http://{addr}/ping"));
+        let traced = Client::Traced(reqwest::Client::new(), format!("http://{addr}/ping"));
         let ours = Client::Ours(LbHttpClient::with_reqwest(
             StaticInstances::new().with("upstream", vec![instance]),
             HttpClientConfig::default(),
             reqwest::Client::new(),
         ));
         // Warm up: connections open, the service's state built.
-        for client in [&plain, &ours] {
+        for client in [&plain, &traced, &ours] {
             latencies(client, 200).await;
             throughput(client, concurrency, Duration::from_millis(200)).await;
         }
         let time = Duration::from_secs(seconds);
         if let Some(only) = only {
-            let client = if only == "plain" { &plain } else { &ours };
+            let client = match only.as_str() {
+                "plain" => &plain,
+                "traced" => &traced,
+                _ => &ours,
+            };
             let load = throughput(client, concurrency, time * rounds as u32).await;
             println!("{only}: {:.0} calls/s, {:.2} us CPU per call", load.rps, load.cpu_us);
             return;
@@ -249,6 +273,7 @@ fn main() {
 
         let (mut lat_plain, mut lat_ours) = (Vec::new(), Vec::new());
         let (mut load_plain, mut load_ours) = (Vec::new(), Vec::new());
+        let mut traced_ratios = Vec::new();
         for round in 0..rounds {
             // Alternate which goes first.
             let swap = round % 2 == 1;
@@ -261,6 +286,15 @@ fn main() {
             let a = throughput(first, concurrency, time).await;
             let b = throughput(second, concurrency, time).await;
             let (p, o) = if swap { (b, a) } else { (a, b) };
+            // Plain with the header, next to ours, first or second in turn.
+            let (t, o2) = if swap {
+                let o2 = throughput(&ours, concurrency, time).await;
+                (throughput(&traced, concurrency, time).await, o2)
+            } else {
+                let t = throughput(&traced, concurrency, time).await;
+                (t, throughput(&ours, concurrency, time).await)
+            };
+            traced_ratios.push(o2.rps / t.rps);
             load_plain.push(p);
             load_ours.push(o);
         }
@@ -301,6 +335,13 @@ fn main() {
             percentile(&lat_ours, 0.99) - percentile(&lat_plain, 0.99),
             (ratio - 1.0) * 100.0,
             median(cpu_ratios),
+        );
+        let lowest = traced_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = traced_ratios.iter().copied().fold(0.0, f64::max);
+        let ratio = median(traced_ratios);
+        println!(
+            "like for like: throughput ratio ours/(plain sending the same traceparent) median {ratio:.3} ({:+.1} %, rounds {lowest:.3} to {highest:.3})",
+            (ratio - 1.0) * 100.0,
         );
     });
 }

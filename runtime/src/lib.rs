@@ -18,7 +18,8 @@
 //! - [`gated`]: a future polled only after its own wake-up (a deadline or a
 //!   shutdown signal beside a busy connection).
 //! - [`shard`]: per-thread shards on their own cache lines, for state every
-//!   worker writes.
+//!   worker writes, and `ShardedArc`, an `Arc` held through per-thread
+//!   handles.
 //! - With the default `service` feature:
 //!   - [`settings`]: layering of defaults, `--config FILE`, environment
 //!     variables (Spring's relaxed names, through an injectable map) and
