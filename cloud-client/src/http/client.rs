@@ -4,7 +4,7 @@
 //! per-call timeout, retried with a budget when that is safe.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,7 +17,6 @@ use cloud_runtime::shard::{Local, ShardedArc};
 use futures::future::Either;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Request, Response, Url, Version};
-use std::future::ready;
 
 use super::error::{HttpError, Kind};
 use super::trace::{B3_SINGLE, B3_TRACE_ID, TRACEPARENT_HEADER, TraceContext};

@@ -10,10 +10,10 @@
 //! lock, no allocation, and no write to memory another core writes on its
 //! picks. Round robin keeps a turn counter per thread, as each of Envoy's
 //! workers does: each thread goes round the instances in order, and the
-//! threads together spread calls as evenly. The clock is read only when some endpoint is
-//! ejected (to see whether its time is up) and, for P2C, to time the call:
-//! once at the pick and once at the record, which also serves the
-//! latency's decay (no read per candidate, as tower's `PeakEwma` does).
+//! threads together spread calls as evenly. The clock is read only when
+//! some endpoint is ejected (to see whether its time is up) and, for P2C,
+//! to time the call: once at the pick and once at the record, which also
+//! serves the latency's decay (no read per candidate, as tower's `PeakEwma` does).
 //! Calls are timed on the CPU's time-stamp counter (`quanta`, calibrated
 //! once per process against the monotonic clock): a few nanoseconds a
 //! read, where a system clock read costs about 20. Ejection deadlines
