@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cloud_client::config::{ConfigClient, Properties};
 use cloud_client::discovery::DiscoveryClient;
-use cloud_client::http::{HttpClientConfig, LbHttpClient};
+use cloud_client::http::{HttpClientConfig, LbHttpClient, TraceContext};
 use cloud_client::settings::ClientSettings;
 use serde::Deserialize;
 use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
@@ -104,6 +104,92 @@ async fn eureka_scenario() {
     .await;
     let greeting = http.get("lb://interop-service/greeting").await.unwrap();
     assert_eq!(greeting.text().await.unwrap(), "local-default");
+
+    // B3 both ways with Spring Boot's own tracing (Micrometer Tracing over
+    // Brave, set to read and write B3 only). Our call made in a B3 trace
+    // continues it in Spring, as a new span.
+    let mut b3 = reqwest::header::HeaderMap::new();
+    b3.insert("x-b3-traceid", "463ac35c9f6413ad".parse().unwrap());
+    b3.insert("x-b3-spanid", "a2fb4a1d1a96d312".parse().unwrap());
+    b3.insert("x-b3-sampled", "1".parse().unwrap());
+    let incoming = TraceContext::from_headers(&b3).unwrap();
+    let seen: serde_json::Value = incoming
+        .scope(http.get("lb://interop-service/trace"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["traceId"], "463ac35c9f6413ad", "{seen}");
+    let parent = seen["parentId"].as_str().unwrap();
+    assert_eq!(
+        parent.len(),
+        16,
+        "our call's span is Spring's parent: {seen}"
+    );
+    assert_ne!(parent, "a2fb4a1d1a96d312", "{seen}");
+
+    // Spring's call to a Rust service, in a trace the test starts: our
+    // server side reads Brave's B3 headers and the handler runs in it.
+    let tracer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracer_port = tracer.local_addr().unwrap().port().to_string();
+    let app = axum::Router::new()
+        .route(
+            "/trace",
+            axum::routing::get(|| async {
+                let ctx = TraceContext::current().unwrap();
+                axum::Json(serde_json::json!({ "trace": ctx.to_string(), "b3": ctx.b3 }))
+            }),
+        )
+        .layer(axum::middleware::from_fn(
+            cloud_client::http::continue_trace,
+        ));
+    let tracer_server = tokio::spawn(async move { axum::serve(tracer, app).await });
+    let tracer_instance = DiscoveryClient::start(settings(&[
+        ("spring.application.name", "rust-tracer"),
+        ("server.port", &tracer_port),
+        ("eureka.client.service-url.defaultZone", &eureka),
+        ("eureka.client.fetch-registry", "false"),
+    ]))
+    .await
+    .unwrap();
+    let call = format!("http://127.0.0.1:{spring_port}/call/rust-tracer/trace");
+    let spring_trace = "80f198ee56343ba864fe8b2a57d3eff7";
+    let relayed = std::sync::Mutex::new(None);
+    eventually(
+        Duration::from_secs(60),
+        "Spring calls the Rust tracer",
+        || async {
+            let resp = reqwest::Client::new()
+                .get(&call)
+                .header("X-B3-TraceId", spring_trace)
+                .header("X-B3-SpanId", "e457b5a2e4d86bd1")
+                .header("X-B3-Sampled", "1")
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => {
+                    *relayed.lock().unwrap() = r.json::<serde_json::Value>().await.ok();
+                    true
+                }
+                _ => false,
+            }
+        },
+    )
+    .await;
+    let relayed = relayed.into_inner().unwrap().unwrap();
+    assert_eq!(relayed["b3"], true, "{relayed}");
+    let trace = relayed["trace"].as_str().unwrap();
+    assert!(
+        trace.starts_with(&format!("00-{spring_trace}-")),
+        "{relayed}"
+    );
+    assert!(
+        !trace.contains("e457b5a2e4d86bd1"),
+        "Spring's client span between: {relayed}"
+    );
+    tracer_instance.shutdown().await.unwrap();
+    tracer_server.abort();
 
     // Shutdown: DOWN and cancelled; the delta takes it out of our cache.
     registered.shutdown().await.unwrap();

@@ -1,5 +1,8 @@
 package dev.cloudsuite.interop.service;
 
+import io.micrometer.observation.ObservationRegistry;
+import io.micrometer.tracing.Span;
+import io.micrometer.tracing.Tracer;
 import jakarta.servlet.http.HttpServletRequest;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -18,10 +21,24 @@ import org.springframework.web.client.RestClientResponseException;
 public class InteropController {
   private final GreetingProperties greeting;
   private final RestClient restClient;
+  private final Tracer tracer;
 
-  public InteropController(GreetingProperties greeting, RestClient.Builder loadBalanced) {
+  public InteropController(
+      GreetingProperties greeting, RestClient.Builder loadBalanced, Tracer tracer) {
     this.greeting = greeting;
     this.restClient = loadBalanced.build();
+    this.tracer = tracer;
+  }
+
+  /** The trace this request runs in, as Brave continued or started it. */
+  @GetMapping("/trace")
+  public Map<String, String> trace() {
+    Span span = tracer.currentSpan();
+    Map<String, String> body = new LinkedHashMap<>();
+    body.put("traceId", span == null ? "" : span.context().traceId());
+    body.put("spanId", span == null ? "" : span.context().spanId());
+    body.put("parentId", span == null ? "" : String.valueOf(span.context().parentId()));
+    return body;
   }
 
   /** The current `greeting.message`. */
@@ -60,8 +77,9 @@ public class InteropController {
   static class Clients {
     @Bean
     @LoadBalanced
-    RestClient.Builder loadBalancedRestClientBuilder() {
-      return RestClient.builder();
+    RestClient.Builder loadBalancedRestClientBuilder(ObservationRegistry observations) {
+      // Observed, so its calls carry the trace headers.
+      return RestClient.builder().observationRegistry(observations);
     }
   }
 }
