@@ -35,6 +35,9 @@ use crate::error::Elapsed;
 /// The ticker wakes at most once per this: tokio's timer resolution.
 pub const RESOLUTION: Duration = Duration::from_millis(1);
 
+/// The deadline of a timeout too long for the clock: about 30 years.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// `next_wake` while the ticker waits to be told of a deadline: when no
 /// call waits, and while it scans.
 const UNKNOWN: u64 = u64::MAX;
@@ -125,11 +128,14 @@ impl Deadlines {
     /// (which cancels it) and the result is [`Elapsed`]. `fut` is polled
     /// before the deadline is checked, so a result that is ready wins.
     pub fn run<F: Future + Unpin>(&self, timeout: Duration, fut: F) -> Deadline<'_, F> {
+        let now = Instant::now();
         Deadline {
             deadlines: self,
             fut: Some(fut),
             after: timeout,
-            deadline: Instant::now() + timeout,
+            // A timeout past what the clock can add means "never" (as
+            // `tokio::time::timeout` treats it), not an overflow.
+            deadline: now.checked_add(timeout).unwrap_or(now + NEVER),
             slot: None,
         }
     }
@@ -388,6 +394,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_timeout_too_long_for_the_clock_never_cuts_the_call() {
+        let deadlines = Deadlines::new();
+        let out = deadlines
+            .run(
+                Duration::MAX,
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "done"
+                }),
+            )
+            .await;
+        assert_eq!(out, Ok("done"));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_shorter_deadline_registered_later_wakes_the_sleeping_ticker() {
         let deadlines = Deadlines::new();
         let long = deadlines.run(
@@ -417,11 +438,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn many_calls_with_one_timeout_each_end_at_their_own_deadline() {
-        let deadlines = Deadlines::new();
+        let deadlines = Arc::new(Deadlines::new());
         let start = Instant::now();
-        let calls = (0..20u64).map(|i| {
-            let deadlines = &deadlines;
-            async move {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..20u64 {
+            let deadlines = Arc::clone(&deadlines);
+            calls.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(7 * i)).await;
                 let begun = start.elapsed();
                 let out = deadlines
@@ -431,9 +453,9 @@ mod tests {
                     )
                     .await;
                 (out, start.elapsed() - begun)
-            }
-        });
-        for (out, took) in futures_join_all(calls).await {
+            });
+        }
+        for (out, took) in calls.join_all().await {
             assert!(out.is_err());
             assert!(took >= Duration::from_millis(50), "{took:?}");
             assert!(took <= Duration::from_millis(50) + RESOLUTION, "{took:?}");
@@ -444,59 +466,24 @@ mod tests {
     #[test]
     fn a_ticker_whose_runtime_shut_down_is_replaced_on_the_next_runtime() {
         let deadlines = Deadlines::new();
-        let first = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let out = first.block_on(async {
-            deadlines
-                .run(
-                    Duration::from_millis(5),
-                    pending_for(Duration::from_secs(60)),
-                )
-                .await
-        });
-        assert!(out.is_err());
-        drop(first);
+        // A call cut on a runtime of its own, dropped afterwards.
+        let cut_on_a_new_runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("runtime")
+                .block_on(async {
+                    deadlines
+                        .run(
+                            Duration::from_millis(5),
+                            pending_for(Duration::from_secs(60)),
+                        )
+                        .await
+                })
+        };
+        assert!(cut_on_a_new_runtime().is_err());
         assert!(!deadlines.shared.ticking.load(Ordering::Acquire));
-        let second = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let out = second.block_on(async {
-            deadlines
-                .run(
-                    Duration::from_millis(5),
-                    pending_for(Duration::from_secs(60)),
-                )
-                .await
-        });
-        assert!(out.is_err());
-    }
-
-    /// Runs `calls` concurrently on this task, in order.
-    async fn futures_join_all<I>(calls: I) -> Vec<<I::Item as Future>::Output>
-    where
-        I: IntoIterator,
-        I::Item: Future,
-    {
-        let mut set: Vec<_> = calls.into_iter().map(Box::pin).collect();
-        let mut out: Vec<Option<_>> = set.iter().map(|_| None).collect();
-        std::future::poll_fn(|cx| {
-            let mut done = true;
-            for (f, o) in set.iter_mut().zip(out.iter_mut()) {
-                if o.is_none() {
-                    match f.as_mut().poll(cx) {
-                        Poll::Ready(v) => *o = Some(v),
-                        Poll::Pending => done = false,
-                    }
-                }
-            }
-            if done { Poll::Ready(()) } else { Poll::Pending }
-        })
-        .await;
-        out.into_iter().flatten().collect()
+        assert!(cut_on_a_new_runtime().is_err());
     }
 }

@@ -142,24 +142,21 @@ impl TraceContext {
             return;
         }
         // A 64-bit B3 trace id goes back as 16 digits, as it came.
-        let short = self.trace_id[..8] == [0; 8];
-        let trace = hex(if short {
+        let trace = if self.trace_id[..8] == [0; 8] {
             &self.trace_id[8..]
         } else {
-            &self.trace_id
-        });
-        for (name, value) in [
-            (&B3_TRACE_ID, trace),
-            (&B3_SPAN_ID, hex(&self.span_id)),
-            (
-                &B3_SAMPLED,
-                String::from(if self.sampled() { "1" } else { "0" }),
-            ),
-        ] {
-            if let Ok(v) = HeaderValue::try_from(value) {
+            &self.trace_id[..]
+        };
+        let mut digits = [0u8; 32];
+        for (name, bytes) in [(&B3_TRACE_ID, trace), (&B3_SPAN_ID, &self.span_id[..])] {
+            let text = &mut digits[..2 * bytes.len()];
+            hex_into(text, bytes);
+            if let Ok(v) = HeaderValue::from_bytes(text) {
                 headers.insert(name.clone(), v);
             }
         }
+        let sampled = if self.sampled() { "1" } else { "0" };
+        headers.insert(B3_SAMPLED.clone(), HeaderValue::from_static(sampled));
     }
 
     /// Whether the trace is sampled (flags bit 0).
@@ -193,18 +190,11 @@ impl TraceContext {
     /// The `traceparent` value, `00-<trace id>-<span id>-<flags>` in
     /// lower-case hex, without allocating.
     pub(crate) fn encode(&self) -> [u8; 55] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 55];
-        let mut put = |at: usize, bytes: &[u8]| {
-            for (i, b) in bytes.iter().enumerate() {
-                out[at + 2 * i] = HEX[usize::from(b >> 4)];
-                out[at + 2 * i + 1] = HEX[usize::from(b & 0xf)];
-            }
-        };
-        put(0, &[0]);
-        put(3, &self.trace_id);
-        put(36, &self.span_id);
-        put(53, &[self.flags]);
+        hex_into(&mut out[0..2], &[0]);
+        hex_into(&mut out[3..35], &self.trace_id);
+        hex_into(&mut out[36..52], &self.span_id);
+        hex_into(&mut out[53..55], &[self.flags]);
         out
     }
 }
@@ -242,8 +232,13 @@ fn b3_context(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> Option<Tra
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes `bytes` into `out` as lower-case hex (`out` is twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
 }
 
 /// `axum` middleware: runs the handler in the trace the request carries
@@ -453,23 +448,21 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn(continue_trace));
-        let seen = |req: axum::http::Request<axum::body::Body>| {
+        // What the handler sees of a request with `pairs` as its headers.
+        let seen = |pairs: &'static [(&'static str, &'static str)]| {
             let app = app.clone();
+            let mut req = axum::http::Request::new(axum::body::Body::empty());
+            *req.headers_mut() = headers(pairs);
             async move {
                 let resp = app.oneshot(req).await.unwrap();
                 let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
                 String::from_utf8(body.to_vec()).unwrap()
             }
         };
-        let w3c = seen(
-            axum::http::Request::get("/")
-                .header(
-                    "traceparent",
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                )
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+        let w3c = seen(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )])
         .await;
         assert!(
             w3c.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -480,25 +473,17 @@ mod tests {
             "the handler's own span: {w3c}"
         );
         assert!(w3c.ends_with("-01 false"), "{w3c}");
-        let b3 = seen(
-            axum::http::Request::get("/")
-                .header("x-b3-traceid", "463ac35c9f6413ad")
-                .header("x-b3-spanid", "a2fb4a1d1a96d312")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+        let b3 = seen(&[
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+        ])
         .await;
         assert!(
             b3.starts_with("00-0000000000000000463ac35c9f6413ad-"),
             "{b3}"
         );
         assert!(b3.ends_with(" true"), "{b3}");
-        let none = seen(
-            axum::http::Request::get("/")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let none = seen(&[]).await;
         assert!(
             TraceContext::parse(none.trim_end_matches(" false")).is_some(),
             "a new trace: {none}"
