@@ -189,6 +189,23 @@ impl DiscoveryClient {
             .cloned()
     }
 
+    /// Lends `app`'s instances to `use_them` without taking a reference on
+    /// the list; false (without calling it) when the cache has none.
+    pub(crate) fn lend_instances(
+        &self,
+        app: &str,
+        use_them: &mut dyn FnMut(&Arc<[ServiceInstance]>),
+    ) -> bool {
+        let snapshot = self.shared.snapshot.load();
+        match snapshot.find(app).filter(|list| !list.is_empty()) {
+            Some(list) => {
+                use_them(list);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// `UP` instances whose VIP address is `vip`.
     pub fn instances_by_vip(&self, vip: &str) -> Vec<ServiceInstance> {
         let mut list = self.shared.snapshot.load().by_vip(vip);

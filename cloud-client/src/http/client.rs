@@ -53,6 +53,14 @@ impl InstanceSource for DiscoveryClient {
     fn instances(&self, service: &str) -> Option<Arc<[ServiceInstance]>> {
         self.find_instances(service)
     }
+
+    fn lend_instances(
+        &self,
+        service: &str,
+        use_them: &mut dyn FnMut(&Arc<[ServiceInstance]>),
+    ) -> bool {
+        self.lend_instances(service, use_them)
+    }
 }
 
 /// Fixed instances per service name (for tests, or services outside the
@@ -240,8 +248,15 @@ fn rewrite(given: &Url, scheme: &str, picked: &Picked<'_>) -> Result<Url, HttpEr
 impl LbHttpClient {
     /// A client resolving services through `source` (usually a
     /// [`DiscoveryClient`]).
+    ///
+    /// Its `reqwest` client does not retry by itself: this client's own
+    /// retries, counted by the breaker and the retry budget, are the only
+    /// ones (retries in two layers multiply). What `reqwest` would retry
+    /// (an HTTP/2 stream the server refused, or a graceful `GOAWAY`), this
+    /// client retries for any method: the server did not process it.
     pub fn new(source: impl InstanceSource, config: HttpClientConfig) -> Result<Self, HttpError> {
         let http = reqwest::Client::builder()
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .map_err(|e| HttpError::new(Kind::Transport, None).with_source(e))?;
         Ok(LbHttpClient::with_reqwest(source, config, http))
@@ -671,6 +686,8 @@ fn add_traceparent(req: &mut Request) {
 fn transport_error(e: reqwest::Error, service: Option<&str>, idempotent: bool) -> HttpError {
     let (kind, safe) = if e.is_connect() {
         (Kind::Connect, true)
+    } else if refused_unprocessed(&e) {
+        (Kind::Transport, true)
     } else if e.is_timeout() {
         (Kind::Timeout, idempotent)
     } else {
@@ -680,6 +697,22 @@ fn transport_error(e: reqwest::Error, service: Option<&str>, idempotent: bool) -
         safe_to_retry: safe,
         ..HttpError::new(kind, service).with_source(e)
     }
+}
+
+/// Whether the server said it did not process the request: an HTTP/2
+/// stream it refused (`REFUSED_STREAM`, RFC 9113 section 8.7) or a
+/// graceful `GOAWAY`. Any method may be sent again then.
+fn refused_unprocessed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+                    || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)));
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl tower::Service<Request> for LbHttpClient {
