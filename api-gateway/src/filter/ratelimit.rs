@@ -53,8 +53,10 @@ pub struct RateLimiter {
     /// The route and the Redis buckets, when shared through Redis.
     shared: Option<(String, RedisBuckets)>,
     /// The replenish rate, burst capacity and requested tokens as SCG
-    /// writes them in the `X-RateLimit-*` headers, written once.
-    written: [String; 3],
+    /// writes them in the `X-RateLimit-*` headers, made once over interned
+    /// text: a request copies them without allocating or writing to a
+    /// reference count that every I/O worker shares.
+    written: [HeaderValue; 3],
 }
 
 /// The `X-RateLimit-*` headers: remaining, replenish rate, burst capacity,
@@ -141,11 +143,20 @@ impl RateLimiter {
             Some(s) => super::parse_status(&s)
                 .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))?,
         };
+        let written = |v: f64| -> Result<HeaderValue, InvalidDefinition> {
+            let text = redis::number(v);
+            match HeaderValue::from_str(&text) {
+                Ok(_) => Ok(HeaderValue::from_static(intern(text))),
+                Err(e) => Err(a
+                    .error(format!("`{text}` is not a header value"))
+                    .with_source(e)),
+            }
+        };
         Ok(RateLimiter {
             written: [
-                redis::number(replenish_rate),
-                redis::number(burst_capacity),
-                redis::number(requested_tokens),
+                written(replenish_rate)?,
+                written(burst_capacity)?,
+                written(requested_tokens)?,
             ],
             replenish_rate,
             burst_capacity,
@@ -165,15 +176,17 @@ impl RateLimiter {
         self
     }
 
-    /// The bucket key of a request (empty when its header is missing).
-    fn key(&self, remote: IpAddr, headers: &HeaderMap) -> String {
+    /// The bucket key of a request (empty when its header is missing or is
+    /// not visible ASCII), written without allocating.
+    fn key<'a>(&self, remote: IpAddr, headers: &'a HeaderMap) -> Key<'a> {
         match &self.key {
-            KeySource::ClientIp => java_address(remote),
-            KeySource::Header(name) => headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned(),
+            KeySource::ClientIp => Key::Address(AddressText::java(remote)),
+            KeySource::Header(name) => Key::Header(
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            ),
         }
     }
 
@@ -193,13 +206,14 @@ impl RateLimiter {
             return self.acquire(remote, headers);
         };
         let key = self.key(remote, headers);
+        let key = key.as_str();
         if key.is_empty() {
             return self.empty_key();
         }
         let taken = redis
             .take(
                 route_id,
-                &key,
+                key,
                 self.replenish_rate,
                 self.burst_capacity,
                 self.requested_tokens,
@@ -234,15 +248,14 @@ impl RateLimiter {
     }
 
     fn settle(&self, decision: &Decision, out: &mut Outbound) -> Result<(), Box<Answer>> {
-        let headers = self.headers(decision);
         if !decision.allowed {
             let mut answer = super::empty_answer(decision.status);
             if decision.status == StatusCode::TOO_MANY_REQUESTS {
-                answer.headers_mut().extend(headers);
+                self.write_headers(decision, answer.headers_mut());
             }
             return Err(Box::new(answer));
         }
-        out.response_headers.extend(headers);
+        self.write_headers(decision, &mut out.response_headers);
         Ok(())
     }
 
@@ -250,6 +263,7 @@ impl RateLimiter {
     /// buckets in memory.
     pub fn acquire(&self, remote: IpAddr, headers: &HeaderMap) -> Decision {
         let key = self.key(remote, headers);
+        let key = key.as_str();
         if key.is_empty() {
             return self.empty_key();
         }
@@ -257,10 +271,14 @@ impl RateLimiter {
         if self.buckets.len() >= MAX_BUCKETS {
             self.drop_full_buckets(now);
         }
-        let mut bucket = self.buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst_capacity,
-            at: now,
-        });
+        // A known key is found by reference; only a new one is copied.
+        let mut bucket = match self.buckets.get_mut(key) {
+            Some(bucket) => bucket,
+            None => self.buckets.entry(key.to_owned()).or_insert(Bucket {
+                tokens: self.burst_capacity,
+                at: now,
+            }),
+        };
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         let filled = (bucket.tokens + elapsed * self.replenish_rate).min(self.burst_capacity);
         let allowed = filled >= self.requested_tokens;
@@ -284,36 +302,97 @@ impl RateLimiter {
         });
     }
 
-    /// The `X-RateLimit-*` headers for `decision`. The values are made
-    /// per request from the route's text, not cloned: a clone would write
-    /// to a reference count every I/O worker shares.
-    pub fn headers(&self, decision: &Decision) -> Vec<(HeaderName, HeaderValue)> {
-        let mut headers = Vec::with_capacity(4);
-        headers.push((
+    /// Adds the `X-RateLimit-*` headers for `decision` to `headers` (a
+    /// header map, or the headers a response will get).
+    pub fn write_headers(
+        &self,
+        decision: &Decision,
+        headers: &mut impl Extend<(HeaderName, HeaderValue)>,
+    ) {
+        let remaining = (
             HeaderName::from_static(HEADER_NAMES[0]),
             HeaderValue::from(decision.remaining),
-        ));
-        for (name, text) in HEADER_NAMES[1..].iter().zip(&self.written) {
-            if let Ok(v) = HeaderValue::from_str(text) {
-                headers.push((HeaderName::from_static(name), v));
-            }
-        }
-        headers
+        );
+        let fixed = HEADER_NAMES[1..]
+            .iter()
+            .zip(&self.written)
+            .map(|(name, value)| (HeaderName::from_static(name), value.clone()));
+        headers.extend(std::iter::once(remaining).chain(fixed));
     }
 }
 
-/// An address as Java's `InetAddress.getHostAddress()` writes it (what
-/// SCG's address key resolvers use): IPv4 dotted, IPv4-mapped IPv6 as IPv4,
-/// IPv6 as eight hexadecimal groups without `::`.
-fn java_address(ip: IpAddr) -> String {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => v6
-            .segments()
-            .iter()
-            .map(|s| format!("{s:x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+/// `text`, kept for the life of the process: each distinct text once, so
+/// route reloads add nothing once their values have been seen.
+fn intern(text: String) -> &'static str {
+    static TEXTS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+        std::sync::Mutex::new(None);
+    let mut texts = TEXTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let texts = texts.get_or_insert_with(Default::default);
+    if let Some(kept) = texts.get(text.as_str()) {
+        return kept;
+    }
+    let kept: &'static str = Box::leak(text.into_boxed_str());
+    texts.insert(kept);
+    kept
+}
+
+/// A request's bucket key.
+enum Key<'a> {
+    Address(AddressText),
+    Header(&'a str),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Address(a) => a.as_str(),
+            Key::Header(h) => h,
+        }
+    }
+}
+
+/// An address as Java's `InetAddress.getHostAddress()` writes it, on the
+/// stack.
+struct AddressText {
+    /// Eight groups of at most four digits and seven colons.
+    buf: [u8; 39],
+    len: usize,
+}
+
+impl AddressText {
+    /// `ip` as Java's `InetAddress.getHostAddress()` writes it (what SCG's
+    /// address key resolvers use): IPv4 dotted, IPv4-mapped IPv6 as IPv4,
+    /// IPv6 as eight hexadecimal groups without `::`.
+    fn java(ip: IpAddr) -> AddressText {
+        use std::io::Write;
+        let mut text = AddressText {
+            buf: [0; 39],
+            len: 0,
+        };
+        let mut out = &mut text.buf[..];
+        let written = match ip.to_canonical() {
+            IpAddr::V4(v4) => write!(out, "{v4}"),
+            IpAddr::V6(v6) => v6
+                .segments()
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, s)| match i {
+                    0 => write!(out, "{s:x}"),
+                    _ => write!(out, ":{s:x}"),
+                }),
+        };
+        let left = out.len();
+        // The longest address fits, so writing cannot fail; if it did, the
+        // key would be empty (and refused as such), never cut short.
+        text.len = if written.is_ok() { 39 - left } else { 0 };
+        text
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits, hex letters, dots and colons are written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
@@ -375,11 +454,27 @@ mod tests {
 
     #[test]
     fn client_addresses_are_written_as_java_writes_them() {
-        let key = |s: &str| java_address(s.parse().expect("ip"));
+        let key = |s: &str| {
+            AddressText::java(s.parse().expect("ip"))
+                .as_str()
+                .to_owned()
+        };
         assert_eq!(key("10.0.0.1"), "10.0.0.1");
         assert_eq!(key("::1"), "0:0:0:0:0:0:0:1");
         assert_eq!(key("2001:db8::a0"), "2001:db8:0:0:0:0:0:a0");
         assert_eq!(key("::ffff:10.1.2.3"), "10.1.2.3");
+        // The longest forms fit whole.
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
+        assert_eq!(key(longest), longest);
+        assert_eq!(key("255.255.255.254"), "255.255.255.254");
+    }
+
+    #[test]
+    fn interned_texts_are_kept_once() {
+        let a = intern("12.5".to_owned());
+        let b = intern(String::from("12.5"));
+        assert_eq!(a, "12.5");
+        assert!(std::ptr::eq(a, b));
     }
 
     #[tokio::test(start_paused = true)]
@@ -398,8 +493,14 @@ mod tests {
         assert_eq!(l.acquire(ip, &h).remaining, 2);
         assert_eq!(l.acquire(ip, &h).remaining, 0);
         assert!(!l.acquire(ip, &h).allowed);
-        let hs = l.headers(&l.acquire(ip, &h));
+        let mut hs = Vec::new();
+        l.write_headers(&l.acquire(ip, &h), &mut hs);
         assert_eq!(hs[3].0, "x-ratelimit-requested-tokens");
         assert_eq!(hs[3].1, "2");
+        let mut map = HeaderMap::new();
+        l.write_headers(&l.acquire(ip, &h), &mut map);
+        assert_eq!(map["x-ratelimit-remaining"], "0");
+        assert_eq!(map["x-ratelimit-replenish-rate"], "1");
+        assert_eq!(map["x-ratelimit-burst-capacity"], "4");
     }
 }
