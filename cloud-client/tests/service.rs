@@ -136,13 +136,7 @@ async fn serving_deregisters_before_draining_the_open_requests() {
         .route(
             "/echo-trace",
             axum::routing::get(|headers: axum::http::HeaderMap| async move {
-                let h = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
+                let h = |name: &str| support::header_text(&headers, name);
                 axum::Json(json!({
                     "traceparent": h("traceparent"),
                     "b3": h("x-b3-traceid"),

@@ -15,12 +15,11 @@ mod spring_app;
 use std::time::Duration;
 
 use cloud_client::config::{ConfigClient, Properties};
-use cloud_client::discovery::DiscoveryClient;
 use cloud_client::http::{HttpClientConfig, LbHttpClient, TraceContext};
 use cloud_client::settings::ClientSettings;
 use serde::Deserialize;
 use spring_app::{JVM_START, SpringApp, within_scenario_deadline};
-use support::{Repo, Upstream, eventually, reader, settings};
+use support::{Repo, Upstream, eventually, reader, register_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_registers_discovers_and_polls_with_the_reference_eureka_server() {
@@ -36,15 +35,7 @@ async fn eureka_scenario() {
 
     // Our instance, registered by our client.
     let upstream = Upstream::start("rust").await;
-    let port = upstream.addr.port().to_string();
-    let registered = DiscoveryClient::start(settings(&[
-        ("spring.application.name", "rust-upstream"),
-        ("server.port", &port),
-        ("eureka.client.service-url.defaultZone", &eureka),
-        ("eureka.client.fetch-registry", "false"),
-    ]))
-    .await
-    .unwrap();
+    let registered = register_at(&eureka, "rust-upstream", upstream.addr.port()).await;
     assert!(registered.health().registered);
 
     // Our cache, refreshed by deltas on the timer (the server has no watch).
@@ -132,7 +123,7 @@ async fn eureka_scenario() {
     // Spring's call to a Rust service, in a trace the test starts: our
     // server side reads Brave's B3 headers and the handler runs in it.
     let tracer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tracer_port = tracer.local_addr().unwrap().port().to_string();
+    let tracer_port = tracer.local_addr().unwrap().port();
     let app = axum::Router::new()
         .route(
             "/trace",
@@ -145,14 +136,7 @@ async fn eureka_scenario() {
             cloud_client::http::continue_trace,
         ));
     let tracer_server = tokio::spawn(async move { axum::serve(tracer, app).await });
-    let tracer_instance = DiscoveryClient::start(settings(&[
-        ("spring.application.name", "rust-tracer"),
-        ("server.port", &tracer_port),
-        ("eureka.client.service-url.defaultZone", &eureka),
-        ("eureka.client.fetch-registry", "false"),
-    ]))
-    .await
-    .unwrap();
+    let tracer_instance = register_at(&eureka, "rust-tracer", tracer_port).await;
     let call = format!("http://127.0.0.1:{spring_port}/call/rust-tracer/trace");
     let spring_trace = "80f198ee56343ba864fe8b2a57d3eff7";
     let relayed = std::sync::Mutex::new(None);

@@ -269,7 +269,7 @@ impl<F> Deadline<'_, F> {
     /// Enters the call in this thread's shard.
     fn register(&mut self, waker: &Waker) {
         let shared = &self.deadlines.shared;
-        let s = shard::this_thread() % shared.shards.len();
+        let s = shard::this_thread();
         let index = {
             let mut slots = shared.shards[s].0.lock();
             let entry = Slot::Waiting {

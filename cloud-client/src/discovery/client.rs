@@ -181,12 +181,9 @@ impl DiscoveryClient {
     /// Every instance of `app` (any case), `None` when unknown or empty;
     /// without allocating (the HTTP client's lookup on every call).
     pub(crate) fn find_instances(&self, app: &str) -> Option<Arc<[ServiceInstance]>> {
-        self.shared
-            .snapshot
-            .load()
-            .find(app)
-            .filter(|list| !list.is_empty())
-            .cloned()
+        let mut found = None;
+        self.lend_instances(app, &mut |list| found = Some(Arc::clone(list)));
+        found
     }
 
     /// Lends `app`'s instances to `use_them` without taking a reference on

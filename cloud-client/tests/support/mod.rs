@@ -189,13 +189,7 @@ impl Upstream {
             let (h, m) = (Arc::clone(&h), Arc::clone(&m));
             async move {
                 h.fetch_add(1, Ordering::SeqCst);
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
+                let header = |name: &str| header_text(&headers, name);
                 let body = axum::Json(serde_json::json!({
                     "name": name,
                     "traceparent": header("traceparent"),
@@ -266,6 +260,33 @@ pub fn instance_at(app: &str, id: &str, port: u16) -> cloud_client::discovery::S
         vip_address: Some(app.into()),
         secure_vip_address: None,
     }
+}
+
+/// A discovery client that registers `app` on `port` with the registry at
+/// `eureka`, and does not read the registry.
+pub async fn register_at(
+    eureka: &str,
+    app: &str,
+    port: u16,
+) -> cloud_client::discovery::DiscoveryClient {
+    let port = port.to_string();
+    cloud_client::discovery::DiscoveryClient::start(settings(&[
+        ("spring.application.name", app),
+        ("server.port", &port),
+        ("eureka.client.service-url.defaultZone", eureka),
+        ("eureka.client.fetch-registry", "false"),
+    ]))
+    .await
+    .unwrap()
+}
+
+/// The text of header `name`, empty when absent or not visible ASCII.
+pub fn header_text(headers: &axum::http::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// A discovery client that only reads the registry at `eureka` (it does
