@@ -198,7 +198,8 @@ impl Upstreams {
     }
 
     /// Sends one request to `authority` (over TLS when `secure`) and waits
-    /// for the response head at most `response_timeout`. An idempotent
+    /// for the response head at most `response_timeout`; the response body
+    /// fails when the upstream then sends nothing for as long. An idempotent
     /// request with an empty or kept body is sent once more, on a new
     /// connection and with the headers `again` makes, when the pooled
     /// connection it went out on was closed under it.
@@ -266,7 +267,9 @@ impl Upstreams {
                     }
                 };
                 match conn.send(request).await {
-                    Ok(response) => return Ok(self.pool.response(conn, response)),
+                    Ok(response) => {
+                        return Ok(self.pool.response(conn, response, response_timeout));
+                    }
                     Err(e) if body_over_limit(&e) => {
                         return Err(UpstreamError {
                             kind: Kind::TooLarge,

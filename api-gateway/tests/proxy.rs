@@ -124,6 +124,55 @@ async fn gateway_errors_are_json_404_503_502_and_504() {
     assert_eq!(body["status"], 504);
 }
 
+/// SCG's response timeout is Reactor Netty's: the longest the upstream may
+/// go quiet while it answers, its body included. A body that stalls longer
+/// is cut short; one whose pauses are shorter arrives whole.
+#[tokio::test]
+async fn a_response_body_that_stalls_past_the_response_timeout_is_cut_short() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: strict\n          uri: http://{0}\n          predicates: [Path=/strict/**]\n          filters: [StripPrefix=1]\n          metadata: {{response-timeout: 300}}\n\
+         \x20       - id: patient\n          uri: http://{0}\n          predicates: [Path=/patient/**]\n          filters: [StripPrefix=1]\n          metadata: {{response-timeout: 5000}}\n",
+        up.addr
+    )))
+    .await;
+    // No client timeout: the gateway has to end the body.
+    let patient_client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let response = patient_client
+        .get(gw.url("/strict/stall/30000"))
+        .send()
+        .await
+        .expect("the head arrives before the stall");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cut = tokio::time::timeout(Duration::from_secs(15), response.bytes())
+        .await
+        .expect("the gateway ends the stalled body long before the upstream would");
+    assert!(
+        cut.is_err(),
+        "a stalled body must not look complete: {cut:?}"
+    );
+
+    let whole = client()
+        .get(gw.url("/patient/stall/50"))
+        .send()
+        .await
+        .expect("response")
+        .bytes()
+        .await
+        .expect("a pause shorter than the timeout is waited out");
+    assert_eq!(&whole[..], b"start\nend\n");
+    // The strict route still answers after its upstream connection was
+    // dropped.
+    let (status, _, echo) = get(&gw.url("/strict/after")).await;
+    assert_eq!(
+        (status, echo["path"].as_str()),
+        (StatusCode::OK, Some("/after"))
+    );
+}
+
 #[tokio::test]
 async fn lb_routes_spread_over_up_instances_and_follow_changes() {
     let (a, b) = (Upstream::start().await, Upstream::start().await);

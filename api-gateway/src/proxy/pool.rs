@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -257,11 +257,13 @@ impl Pool {
     }
 
     /// Wraps an upstream response's body so that its connection comes back
-    /// when the body has been read to its end.
+    /// when the body has been read to its end, and so that it fails when
+    /// the upstream sends nothing for `read_timeout` (see [`ReadIdle`]).
     pub(crate) fn response(
         &self,
         conn: Conn,
         response: http::Response<Incoming>,
+        read_timeout: Option<Duration>,
     ) -> http::Response<Body> {
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             // The connection now belongs to the upgrade.
@@ -271,6 +273,7 @@ impl Pool {
         let mut pooled = PooledBody {
             body,
             conn: Some(conn),
+            idle: read_timeout.map(ReadIdle::new),
         };
         if pooled.body.is_end_stream() {
             pooled.release();
@@ -372,6 +375,74 @@ where
 struct PooledBody {
     body: Incoming,
     conn: Option<Conn>,
+    idle: Option<ReadIdle>,
+}
+
+/// Why an upstream response body failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Reading it failed.
+    #[error(transparent)]
+    Read(#[from] hyper::Error),
+    /// The upstream sent nothing for the route's response timeout.
+    #[error("the upstream sent no part of its response body for {} ms", .0.as_millis())]
+    Stalled(Duration),
+}
+
+/// The route's response timeout applied between two reads of a response
+/// body, as Reactor Netty's `responseTimeout` (which SCG's is) applies
+/// between two network reads of the whole response: a body whose upstream
+/// goes quiet for that long fails, which closes the client's connection
+/// (the response is cut short) and drops the upstream's.
+///
+/// The timer is made at the body's first wait, so a body that arrives with
+/// its head (most of them) costs nothing; after that each frame notes the
+/// time, and the timer, when it fires, measures from the last frame rather
+/// than being moved on every frame (as Netty's `ReadTimeoutHandler` does).
+#[derive(Debug)]
+struct ReadIdle {
+    limit: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    last_read: Instant,
+}
+
+impl ReadIdle {
+    fn new(limit: Duration) -> ReadIdle {
+        ReadIdle {
+            limit,
+            timer: None,
+            last_read: Instant::now(),
+        }
+    }
+
+    /// Notes a frame.
+    fn read(&mut self) {
+        if self.timer.is_some() {
+            self.last_read = Instant::now();
+        }
+    }
+
+    /// The body waits: whether it has waited `limit` since its last frame
+    /// (else the timer will wake the task when it could have).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let timer = match &mut self.timer {
+            Some(t) => t,
+            None => {
+                self.last_read = Instant::now();
+                self.timer.insert(Box::pin(tokio::time::sleep_until(
+                    self.last_read + self.limit,
+                )))
+            }
+        };
+        while timer.as_mut().poll(cx).is_ready() {
+            let due = self.last_read + self.limit;
+            if Instant::now() >= due {
+                return true;
+            }
+            timer.as_mut().reset(due);
+        }
+        false
+    }
 }
 
 impl PooledBody {
@@ -384,21 +455,43 @@ impl PooledBody {
 
 impl HttpBody for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let frame = match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                let Some(idle) = &mut this.idle else {
+                    return Poll::Pending;
+                };
+                if !idle.expired(cx) {
+                    return Poll::Pending;
+                }
+                if let Some(conn) = this.conn.take() {
+                    tracing::warn!(
+                        upstream = &*conn.authority,
+                        timeout_ms = idle.limit.as_millis(),
+                        "upstream stalled in the middle of a response body; closing both connections"
+                    );
+                }
+                return Poll::Ready(Some(Err(BodyError::Stalled(idle.limit))));
+            }
+        };
+        if let Some(idle) = &mut this.idle {
+            idle.read();
+        }
         match &frame {
-            None => self.release(),
-            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
+            None => this.release(),
+            Some(Ok(_)) if this.body.is_end_stream() => this.release(),
             Some(Ok(_)) => {}
             // A broken body leaves a connection no one can trust.
-            Some(Err(_)) => self.conn = None,
+            Some(Err(_)) => this.conn = None,
         }
-        Poll::Ready(frame)
+        Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -465,5 +558,29 @@ mod tests {
         assert_eq!(host_of("example.com:443"), "example.com");
         assert_eq!(host_of("[::1]:8443"), "::1");
         assert_eq!(host_of("127.0.0.1:80"), "127.0.0.1");
+    }
+
+    /// The body's wait so far, as `poll_frame` sees it on a wake-up.
+    fn expired(idle: &mut ReadIdle) -> bool {
+        idle.expired(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_read_timeout_counts_from_the_last_frame() {
+        let step = Duration::from_millis(200);
+        let mut idle = ReadIdle::new(Duration::from_millis(300));
+        // A body that arrives with its head never makes a timer.
+        idle.read();
+        assert!(idle.timer.is_none());
+        assert!(!expired(&mut idle), "the first wait starts the clock");
+        tokio::time::advance(step).await;
+        idle.read();
+        tokio::time::advance(step).await;
+        assert!(
+            !expired(&mut idle),
+            "400 ms since the first wait, but only 200 since the last frame"
+        );
+        tokio::time::advance(step).await;
+        assert!(expired(&mut idle), "400 ms since the last frame");
     }
 }

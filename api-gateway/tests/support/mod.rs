@@ -17,6 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 /// - `/delay/{ms}`: waits, then echoes;
 /// - `/flaky/{n}`: 503 for the first `n` requests it sees, then echoes;
 /// - `/redirect`: 302 to `http://<its address>/v1/next`;
-/// - `/dup`: two `X-Dup` headers and a `Server-Secret` header.
+/// - `/dup`: two `X-Dup` headers and a `Server-Secret` header;
+/// - `/stall/{ms}`: answers `200` with a streamed body, `start\n` at once
+///   and `end\n` after the pause (no echo).
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -107,6 +110,19 @@ async fn echo(State(state): State<UpstreamState>, request: Request) -> Response 
         "server": state.addr.to_string(),
     });
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["stall", ms] = segments.as_slice() {
+        let pause = Duration::from_millis(ms.parse().unwrap_or(0));
+        let parts =
+            futures::stream::iter([Bytes::from_static(b"start\n"), Bytes::from_static(b"end\n")])
+                .enumerate()
+                .then(move |(i, chunk)| async move {
+                    if i > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(chunk)
+                });
+        return Body::from_stream(parts).into_response();
+    }
     let mut status = StatusCode::OK;
     let mut extra = HeaderMap::new();
     match segments.as_slice() {
