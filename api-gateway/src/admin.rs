@@ -126,6 +126,7 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         );
     }
     write_pool_gauges(&mut text, &gw.balancer().stats());
+    gw.connection_stats().write_prometheus(&mut text, "gateway");
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         text.finish(),

@@ -68,6 +68,8 @@ struct Inner {
     refreshing: tokio::sync::Mutex<()>,
     /// `spring.data.redis.*`, read once at build.
     redis: Option<RedisBuckets>,
+    /// The proxy port's connection counters (see [`crate::run`]).
+    connections: Arc<cloud_runtime::serve::ConnectionStats>,
 }
 
 /// A request's handle on the installed set (see
@@ -165,6 +167,7 @@ impl GatewayBuilder {
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             redis,
+            connections: Arc::default(),
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -238,6 +241,11 @@ impl Gateway {
     /// The request counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The counters of the client connections to the proxy port.
+    pub fn connection_stats(&self) -> &Arc<cloud_runtime::serve::ConnectionStats> {
+        &self.inner.connections
     }
 
     /// The Redis that rate limiters share, when `spring.data.redis.*` is

@@ -138,17 +138,18 @@ pub async fn run(
                     gateway.service(),
                     &proxy_limits,
                     shutdown.clone(),
-                    std::sync::Arc::default(),
+                    std::sync::Arc::clone(gateway.connection_stats()),
                     t.acceptor(),
                 )
                 .await
             }
             None => {
-                cloud_runtime::serve::serve(
+                cloud_runtime::serve::serve_with_stats(
                     proxy,
                     gateway.service(),
                     &proxy_limits,
                     shutdown.clone(),
+                    std::sync::Arc::clone(gateway.connection_stats()),
                 )
                 .await
             }

@@ -451,6 +451,16 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
         "{text}"
     );
     assert_eq!(gw.gateway.metrics().count("a"), 2);
+    // The proxy port's connections, counted by the server it runs on.
+    let accepted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_connections_accepted_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(accepted.is_some_and(|n| n >= 1), "{text}");
+    assert!(
+        text.contains("\ngateway_connection_send_timeouts_total 0\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

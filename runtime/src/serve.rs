@@ -11,6 +11,10 @@
 //!   its next request head is closed after it (on HTTP/1; HTTP/2
 //!   connections are pinged at this interval and closed when a ping goes
 //!   unanswered for 20 s).
+//! - `send_timeout` (60 s, as nginx's `send_timeout`): a connection whose
+//!   client reads nothing of what the server writes for that long is
+//!   closed. A client that stops reading a large response would otherwise
+//!   hold its connection, and a proxy's upstream connection, forever.
 //! - `max_connections` (8,192, as Tomcat): at the cap the server stops
 //!   accepting until a connection closes; new connections wait in the
 //!   kernel's backlog instead of exhausting file descriptors.
@@ -80,6 +84,14 @@ pub struct ServeLimits {
         serialize_with = "crate::duration::serialize_millis"
     )]
     pub keep_alive_timeout: Duration,
+    /// `server.send-timeout` (ours): the longest a write to the client may
+    /// wait for the client to read; then the connection is closed. `0`
+    /// turns it off. Default is 60 seconds.
+    #[serde(
+        deserialize_with = "crate::duration::deserialize",
+        serialize_with = "crate::duration::serialize_millis"
+    )]
+    pub send_timeout: Duration,
     /// Connections served at once. Default is 8,192.
     pub max_connections: usize,
     /// Largest request head in bytes (at least 8,192). Default is 32 KiB.
@@ -109,6 +121,7 @@ impl Default for ServeLimits {
         ServeLimits {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_connections: 8192,
             max_header_bytes: 32 * 1024,
             max_headers: 100,
@@ -124,6 +137,7 @@ pub struct ConnectionStats {
     accepted: AtomicU64,
     open: AtomicU64,
     header_timeouts: AtomicU64,
+    send_timeouts: AtomicU64,
     at_capacity: AtomicU64,
 }
 
@@ -143,6 +157,12 @@ impl ConnectionStats {
         self.header_timeouts.load(Ordering::Relaxed)
     }
 
+    /// Connections closed because the client read nothing for
+    /// `send_timeout`.
+    pub fn send_timeouts(&self) -> u64 {
+        self.send_timeouts.load(Ordering::Relaxed)
+    }
+
     /// Times the accept loop waited because `max_connections` were open.
     pub fn at_capacity(&self) -> u64 {
         self.at_capacity.load(Ordering::Relaxed)
@@ -150,7 +170,8 @@ impl ConnectionStats {
 
     /// Writes the counters as `{prefix}_connections_open`,
     /// `{prefix}_connections_accepted_total`,
-    /// `{prefix}_connection_header_timeouts_total` and
+    /// `{prefix}_connection_header_timeouts_total`,
+    /// `{prefix}_connection_send_timeouts_total` and
     /// `{prefix}_connection_limit_waits_total`.
     pub fn write_prometheus(&self, out: &mut crate::prometheus::PrometheusText, prefix: &str) {
         out.gauge(
@@ -167,6 +188,11 @@ impl ConnectionStats {
             &format!("{prefix}_connection_header_timeouts_total"),
             "Connections closed because no request head arrived within server.connection-timeout.",
             self.header_timeouts(),
+        );
+        out.counter(
+            &format!("{prefix}_connection_send_timeouts_total"),
+            "Connections closed because the client read nothing for server.send-timeout.",
+            self.send_timeouts(),
         );
         out.counter(
             &format!("{prefix}_connection_limit_waits_total"),
@@ -359,6 +385,7 @@ async fn serve_connections<S: RequestService>(
             builder: builder.clone(),
             router: router.clone(),
             header_read_timeout: limits.header_read_timeout,
+            send_timeout: Some(limits.send_timeout).filter(|t| !t.is_zero()),
             shutdown: shutdown.clone(),
             stats: Arc::clone(&stats),
             handshake: handshake.clone(),
@@ -432,6 +459,7 @@ struct Connection<S> {
     builder: Builder<TokioExecutor>,
     router: S,
     header_read_timeout: Duration,
+    send_timeout: Option<Duration>,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
     handshake: Handshake,
@@ -445,6 +473,7 @@ impl<S: RequestService> Connection<S> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
+        let stream = SendDeadline::new(stream, self.send_timeout, Arc::clone(&self.stats));
         match &self.handshake {
             Handshake::Plain => self.serve_http(stream, peer, head_deadline, false).await,
             #[cfg(feature = "tls")]
@@ -539,7 +568,10 @@ pub async fn serve_until(
     result
 }
 
+mod send_deadline;
 pub mod workers;
+
+use send_deadline::SendDeadline;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `server.address` | address to bind | `0.0.0.0` |
 //! | `server.port` | port | 8888 |
-//! | `server.connection-timeout`, `server.keep-alive-timeout`, `server.max-connections`, `server.max-http-request-header-size`, `server.max-headers`, `server.drain-timeout` | connection limits ([`ServeLimits`]) | 10 s, 60 s, 8192, 32 KiB, 100, 10 s |
+//! | `server.connection-timeout`, `server.keep-alive-timeout`, `server.send-timeout` (ours), `server.max-connections`, `server.max-http-request-header-size`, `server.max-headers`, `server.drain-timeout` | connection limits ([`ServeLimits`]) | 10 s, 60 s, 60 s, 8192, 32 KiB, 100, 10 s |
 //! | `spring.lifecycle.timeout-per-shutdown-phase` | drain deadline after SIGTERM | 10 s |
 //! | `spring.cloud.config.server.git.uri` | git remote | none |
 //! | `spring.cloud.config.server.git.search-paths` | search paths | none |

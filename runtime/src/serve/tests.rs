@@ -25,6 +25,17 @@ fn router() -> Router {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         )
         .route(
+            "/big",
+            get(|| async {
+                // 64 MiB: more than loopback's socket buffers hold.
+                static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+                let chunks = (0..1024).map(|_| {
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(&CHUNK))
+                });
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -89,11 +100,16 @@ async fn a_connection_that_never_sends_a_byte_is_closed() {
 fn the_counters_are_written_for_prometheus() {
     let stats = ConnectionStats::default();
     stats.header_timeouts.fetch_add(2, Ordering::Relaxed);
+    stats.send_timeouts.fetch_add(3, Ordering::Relaxed);
     let mut out = crate::prometheus::PrometheusText::new();
     stats.write_prometheus(&mut out, "svc");
     let text = out.finish();
     assert!(
         text.contains("svc_connection_header_timeouts_total 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("svc_connection_send_timeouts_total 3\n"),
         "{text}"
     );
     assert!(
@@ -125,6 +141,29 @@ async fn a_slowloris_head_is_cut_off() {
     assert!(
         !String::from_utf8_lossy(&rest).contains("200 OK"),
         "never answered"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
+    let server = start(ServeLimits {
+        send_timeout: Duration::from_millis(300),
+        ..limits()
+    })
+    .await;
+    let mut reader = TcpStream::connect(server.addr).await.unwrap();
+    reader
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Reads nothing until the server gives up on it.
+    let stats = Arc::clone(&server.stats);
+    wait_for("a send timeout", || stats.send_timeouts() == 1).await;
+    let got = read_to_close(&mut reader).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK") && got.len() < 64 * 1024 * 1024,
+        "cut short: {} bytes",
+        got.len()
     );
 }
 
