@@ -402,44 +402,45 @@ pub(crate) enum BodyError {
 #[derive(Debug)]
 struct ReadIdle {
     limit: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// From the body's first wait on.
+    clock: Option<ReadClock>,
+}
+
+#[derive(Debug)]
+struct ReadClock {
+    timer: Pin<Box<tokio::time::Sleep>>,
     last_read: Instant,
 }
 
 impl ReadIdle {
     fn new(limit: Duration) -> ReadIdle {
-        ReadIdle {
-            limit,
-            timer: None,
-            last_read: Instant::now(),
-        }
+        ReadIdle { limit, clock: None }
     }
 
     /// Notes a frame.
     fn read(&mut self) {
-        if self.timer.is_some() {
-            self.last_read = Instant::now();
+        if let Some(clock) = &mut self.clock {
+            clock.last_read = Instant::now();
         }
     }
 
     /// The body waits: whether it has waited `limit` since its last frame
     /// (else the timer will wake the task when it could have).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let timer = match &mut self.timer {
-            Some(t) => t,
-            None => {
-                self.last_read = Instant::now();
-                self.timer.insert(Box::pin(tokio::time::sleep_until(
-                    self.last_read + self.limit,
-                )))
+        let limit = self.limit;
+        let clock = self.clock.get_or_insert_with(|| {
+            let now = Instant::now();
+            ReadClock {
+                timer: Box::pin(tokio::time::sleep_until(now + limit)),
+                last_read: now,
             }
-        };
-        while timer.as_mut().poll(cx).is_ready() {
-            let due = self.last_read + self.limit;
+        });
+        while clock.timer.as_mut().poll(cx).is_ready() {
+            let due = clock.last_read + limit;
             if Instant::now() >= due {
                 return true;
             }
-            timer.as_mut().reset(due);
+            clock.timer.as_mut().reset(due);
         }
         false
     }
@@ -571,7 +572,7 @@ mod tests {
         let mut idle = ReadIdle::new(Duration::from_millis(300));
         // A body that arrives with its head never makes a timer.
         idle.read();
-        assert!(idle.timer.is_none());
+        assert!(idle.clock.is_none());
         assert!(!expired(&mut idle), "the first wait starts the clock");
         tokio::time::advance(step).await;
         idle.read();
