@@ -27,8 +27,9 @@
 //!   - [`logging`]: tracing setup (`RUST_LOG` filter; text on a terminal,
 //!     JSON lines otherwise, or `--log-format`);
 //!   - [`cli`]: the flags every binary shares;
-//!   - [`serve`]: serving a router with connection limits (header-read and
-//!     keep-alive timeouts, a connection cap, header size) and a drain;
+//!   - [`serve`]: serving a router with connection limits (header-read,
+//!     keep-alive and send timeouts, a connection cap, header size) and a
+//!     drain;
 //!   - [`auth`]: HTTP Basic auth as a tower layer;
 //!   - [`error_body`]: Spring Boot's JSON error shape.
 //! - With the `tls` feature: `serve::serve_tls_with_stats`, the same
