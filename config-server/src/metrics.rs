@@ -127,12 +127,13 @@ mod tests {
         assert!(text.contains(
             "# TYPE config_server_cache_hits_total counter\nconfig_server_cache_hits_total 3\n"
         ));
-        // Eight counters, one sample per limit, four connection counters.
+        // Eight counters, one sample per limit, five connection counters.
         assert_eq!(
             text.lines().filter(|l| !l.starts_with('#')).count(),
-            8 + LimitReason::ALL.len() + 4
+            8 + LimitReason::ALL.len() + 5
         );
         assert!(text.contains("\nconfig_server_connection_header_timeouts_total 0\n"));
+        assert!(text.contains("\nconfig_server_connection_send_timeouts_total 0\n"));
     }
 
     #[test]
