@@ -17,6 +17,8 @@
 //! - [`prometheus`]: the Prometheus text format writer.
 //! - [`gated`]: a future polled only after its own wake-up (a deadline or a
 //!   shutdown signal beside a busy connection).
+//! - [`stall`]: how long a stream has waited without progress, for the
+//!   limits that end stalled transfers.
 //! - [`shard`]: per-thread shards on their own cache lines, for state every
 //!   worker writes, and `ShardedArc`, an `Arc` held through per-thread
 //!   handles.
@@ -94,6 +96,7 @@ pub mod gated;
 pub mod prometheus;
 pub mod shard;
 pub mod shutdown;
+pub mod stall;
 
 #[cfg(feature = "service")]
 pub mod auth;

@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use cloud_runtime::shard::{self, CacheLine};
+use cloud_runtime::stall::StallTimer;
 
 /// A connection's state word: in use, closed, or idle since this many
 /// milliseconds after the pool's start (plus one, so that 0 is free).
@@ -258,7 +259,8 @@ impl Pool {
 
     /// Wraps an upstream response's body so that its connection comes back
     /// when the body has been read to its end, and so that it fails when
-    /// the upstream sends nothing for `read_timeout` (see [`ReadIdle`]).
+    /// the upstream sends nothing for `read_timeout` (see
+    /// [`PooledBody::stall`]).
     pub(crate) fn response(
         &self,
         conn: Conn,
@@ -273,7 +275,7 @@ impl Pool {
         let mut pooled = PooledBody {
             body,
             conn: Some(conn),
-            idle: read_timeout.map(ReadIdle::new),
+            stall: read_timeout.map(StallTimer::new),
         };
         if pooled.body.is_end_stream() {
             pooled.release();
@@ -375,7 +377,12 @@ where
 struct PooledBody {
     body: Incoming,
     conn: Option<Conn>,
-    idle: Option<ReadIdle>,
+    /// The route's response timeout, applied to each wait for the body as
+    /// Reactor Netty's `responseTimeout` (which SCG's is) applies between
+    /// two network reads of the whole response: a body whose upstream goes
+    /// quiet that long fails, which cuts the client's response short and
+    /// drops the upstream connection.
+    stall: Option<StallTimer>,
 }
 
 /// Why an upstream response body failed.
@@ -387,63 +394,6 @@ pub(crate) enum BodyError {
     /// The upstream sent nothing for the route's response timeout.
     #[error("the upstream sent no part of its response body for {} ms", .0.as_millis())]
     Stalled(Duration),
-}
-
-/// The route's response timeout applied between two reads of a response
-/// body, as Reactor Netty's `responseTimeout` (which SCG's is) applies
-/// between two network reads of the whole response: a body whose upstream
-/// goes quiet for that long fails, which closes the client's connection
-/// (the response is cut short) and drops the upstream's.
-///
-/// The timer is made at the body's first wait, so a body that arrives with
-/// its head (most of them) costs nothing; after that each frame notes the
-/// time, and the timer, when it fires, measures from the last frame rather
-/// than being moved on every frame (as Netty's `ReadTimeoutHandler` does).
-#[derive(Debug)]
-struct ReadIdle {
-    limit: Duration,
-    /// From the body's first wait on.
-    clock: Option<ReadClock>,
-}
-
-#[derive(Debug)]
-struct ReadClock {
-    timer: Pin<Box<tokio::time::Sleep>>,
-    last_read: Instant,
-}
-
-impl ReadIdle {
-    fn new(limit: Duration) -> ReadIdle {
-        ReadIdle { limit, clock: None }
-    }
-
-    /// Notes a frame.
-    fn read(&mut self) {
-        if let Some(clock) = &mut self.clock {
-            clock.last_read = Instant::now();
-        }
-    }
-
-    /// The body waits: whether it has waited `limit` since its last frame
-    /// (else the timer will wake the task when it could have).
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let limit = self.limit;
-        let clock = self.clock.get_or_insert_with(|| {
-            let now = Instant::now();
-            ReadClock {
-                timer: Box::pin(tokio::time::sleep_until(now + limit)),
-                last_read: now,
-            }
-        });
-        while clock.timer.as_mut().poll(cx).is_ready() {
-            let due = clock.last_read + limit;
-            if Instant::now() >= due {
-                return true;
-            }
-            clock.timer.as_mut().reset(due);
-        }
-        false
-    }
 }
 
 impl PooledBody {
@@ -466,24 +416,24 @@ impl HttpBody for PooledBody {
         let frame = match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                let Some(idle) = &mut this.idle else {
+                let Some(stall) = &mut this.stall else {
                     return Poll::Pending;
                 };
-                if !idle.expired(cx) {
+                if !stall.stalled(cx) {
                     return Poll::Pending;
                 }
                 if let Some(conn) = this.conn.take() {
                     tracing::warn!(
                         upstream = &*conn.authority,
-                        timeout_ms = idle.limit.as_millis(),
+                        timeout_ms = stall.limit().as_millis(),
                         "upstream stalled in the middle of a response body; closing both connections"
                     );
                 }
-                return Poll::Ready(Some(Err(BodyError::Stalled(idle.limit))));
+                return Poll::Ready(Some(Err(BodyError::Stalled(stall.limit()))));
             }
         };
-        if let Some(idle) = &mut this.idle {
-            idle.read();
+        if let Some(stall) = &mut this.stall {
+            stall.progressed();
         }
         match &frame {
             None => this.release(),
@@ -559,29 +509,5 @@ mod tests {
         assert_eq!(host_of("example.com:443"), "example.com");
         assert_eq!(host_of("[::1]:8443"), "::1");
         assert_eq!(host_of("127.0.0.1:80"), "127.0.0.1");
-    }
-
-    /// The body's wait so far, as `poll_frame` sees it on a wake-up.
-    fn expired(idle: &mut ReadIdle) -> bool {
-        idle.expired(&mut Context::from_waker(std::task::Waker::noop()))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_read_timeout_counts_from_the_last_frame() {
-        let step = Duration::from_millis(200);
-        let mut idle = ReadIdle::new(Duration::from_millis(300));
-        // A body that arrives with its head never makes a timer.
-        idle.read();
-        assert!(idle.clock.is_none());
-        assert!(!expired(&mut idle), "the first wait starts the clock");
-        tokio::time::advance(step).await;
-        idle.read();
-        tokio::time::advance(step).await;
-        assert!(
-            !expired(&mut idle),
-            "400 ms since the first wait, but only 200 since the last frame"
-        );
-        tokio::time::advance(step).await;
-        assert!(expired(&mut idle), "400 ms since the last frame");
     }
 }

@@ -1,9 +1,6 @@
 //! [`SendDeadline`]: a connection's writes fail once the peer has read
-//! nothing of them for a while (nginx's `send_timeout`).
-//!
-//! Only a write that has to wait costs anything: the timer is made at the
-//! first wait and moved only when a wait starts after progress, so a
-//! connection whose writes never block (most of them) never touches it.
+//! nothing of them for a while (nginx's `send_timeout`), measured by a
+//! [`StallTimer`] (which costs nothing while writes do not wait).
 
 use std::io;
 use std::pin::Pin;
@@ -13,20 +10,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
 
 use super::ConnectionStats;
+use crate::stall::StallTimer;
 
 /// `io` whose writes fail with [`io::ErrorKind::TimedOut`] after waiting
 /// `limit` without progress (never, when `limit` is `None`).
 #[derive(Debug)]
 pub(super) struct SendDeadline<I> {
     io: I,
-    limit: Option<Duration>,
-    /// Made at the first write that had to wait.
-    timer: Option<Pin<Box<Sleep>>>,
-    /// Whether the last write waited (the timer runs for that wait).
-    waiting: bool,
+    stall: Option<StallTimer>,
     stats: Arc<ConnectionStats>,
 }
 
@@ -34,9 +27,7 @@ impl<I> SendDeadline<I> {
     pub(super) fn new(io: I, limit: Option<Duration>, stats: Arc<ConnectionStats>) -> Self {
         SendDeadline {
             io,
-            limit,
-            timer: None,
-            waiting: false,
+            stall: limit.map(StallTimer::new),
             stats,
         }
     }
@@ -49,27 +40,17 @@ impl<I> SendDeadline<I> {
         write: impl FnOnce(&mut I, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         let polled = write(&mut self.io, cx);
+        let Some(stall) = &mut self.stall else {
+            return polled;
+        };
         if polled.is_ready() {
-            self.waiting = false;
+            stall.progressed();
             return polled;
         }
-        let Some(limit) = self.limit else {
-            return Poll::Pending;
-        };
-        let due = Instant::now() + limit;
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if !self.waiting {
-                    timer.as_mut().reset(due);
-                }
-                timer
-            }
-            None => self.timer.insert(Box::pin(tokio::time::sleep_until(due))),
-        };
-        self.waiting = true;
-        if timer.as_mut().poll(cx).is_pending() {
+        if !stall.stalled(cx) {
             return Poll::Pending;
         }
+        let limit = stall.limit();
         self.stats.send_timeouts.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             timeout_ms = limit.as_millis(),
@@ -128,6 +109,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendDeadline<I> {
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncWriteExt as _;
+    use tokio::time::Instant;
 
     use super::*;
 
