@@ -102,7 +102,7 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         "Routes in the table",
         gw.table().routes().len(),
     );
-    gw.metrics().write(&mut text);
+    gw.write_metrics(&mut text);
     text.gauge(
         "gateway_websocket_tunnels",
         "WebSocket tunnels open now",

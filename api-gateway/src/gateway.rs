@@ -22,7 +22,7 @@ use cloud_runtime::error_body::SpringError;
 use cloud_runtime::serve::{RequestService, Secure};
 use cloud_runtime::settings::{ConfigError, Origin};
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,7 @@ use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{
     BreakerFilter, FallbackCause, Filter, FilterSettings, Outbound, ResponseContext,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Answered, Metrics, MetricsFormat};
 use crate::predicate::RequestView;
 use crate::predicate::cidr::Cidr;
 use crate::proxy::{self, AttemptBody, ClientSide, Peer, UpstreamError, Upstreams};
@@ -89,6 +89,8 @@ struct Installed {
     jwt: Option<Arc<Authority>>,
     /// The CORS configurations.
     cors: CorsTable,
+    /// `spring.cloud.gateway.metrics.*`.
+    metrics_format: MetricsFormat,
 }
 
 impl Installed {
@@ -152,6 +154,7 @@ impl GatewayBuilder {
                     .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason()))?,
             ),
         };
+        let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let inner = Inner {
             installed: ArcSwap::from_pointee(Installed::default()),
             settings: ArcSwap::from_pointee(self.settings.clone()),
@@ -161,8 +164,8 @@ impl GatewayBuilder {
                 .unwrap_or_else(|| Arc::new(StaticInstances::new())),
             balancer: Balancer::new(self.settings.spring.cloud.gateway.loadbalancer.strategy),
             upstreams,
-            clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
-            metrics: Metrics::default(),
+            metrics: Metrics::new(clock.now()),
+            clock,
             tunnels: crate::websocket::Tunnels::new(self.settings.server.limits.max_connections),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
@@ -241,6 +244,18 @@ impl Gateway {
     /// The request counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Writes the request metrics (as `spring.cloud.gateway.metrics.*` says)
+    /// and the gateway's own counters into `text`.
+    pub fn write_metrics(&self, text: &mut cloud_runtime::prometheus::PrometheusText) {
+        let installed = self.snapshot();
+        self.inner.metrics.write(
+            text,
+            &installed.metrics_format,
+            self.inner.clock.now(),
+            installed.table.routes().len(),
+        );
     }
 
     /// The counters of the client connections to the proxy port.
@@ -340,6 +355,9 @@ impl Gateway {
         .map_err(|(key, e)| ConfigError::new(origin(&file), Some(&key), e.to_string()))?;
         let table = RouteTable::compile(defs, &defaults, &compile)?;
         let jwt = self.jwt_authority(&settings, &table, &file)?;
+        let metrics_format = gw
+            .metrics_format()
+            .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?;
         tracing::info!(routes = table.routes().len(), "route table installed");
         let kept = self.inner.installed.load().response_cache.clone();
         let response_cache = match (global_cache, kept) {
@@ -356,6 +374,7 @@ impl Gateway {
             response_cache,
             jwt,
             cors,
+            metrics_format,
         }));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
@@ -456,18 +475,38 @@ impl Gateway {
     /// CORS's own answer (a preflight, a refusal), counted for `route`.
     fn cors_answer(
         &self,
-        route: Option<&str>,
-        status: StatusCode,
-        headers: http::HeaderMap,
+        route: Option<&Route>,
+        method: &Method,
+        answer: (StatusCode, http::HeaderMap),
         path: &str,
         started: tokio::time::Instant,
     ) -> Response<Body> {
-        let took = self.inner.clock.now().saturating_duration_since(started);
+        let (status, headers) = answer;
         match route {
-            Some(id) => self.inner.metrics.record(id, status.as_u16(), took),
+            Some(route) => self.record(route, method, status, started),
             None => self.inner.metrics.record_unmatched(),
         }
         cors::answer(status, headers, path)
+    }
+
+    /// Counts a request of `route` answered with `status`.
+    fn record(
+        &self,
+        route: &Route,
+        method: &Method,
+        status: StatusCode,
+        started: tokio::time::Instant,
+    ) {
+        let now = self.inner.clock.now();
+        let answered = Answered {
+            route_id: &route.id,
+            route_uri: &route.uri,
+            method,
+            status: status.as_u16(),
+        };
+        self.inner
+            .metrics
+            .record(answered, now, now.saturating_duration_since(started));
     }
 
     /// Recompiles the routes whenever the services change, while the
@@ -577,8 +616,14 @@ impl Gateway {
                 if let cors::Outcome::Answer(status, headers) =
                     cors::process(config.as_ref(), &parts.method, &parts.headers, secure)
                 {
-                    let id = route.as_ref().map(|(r, _)| r.id.as_str());
-                    return self.cors_answer(id, status, headers, path, started);
+                    let route: Option<&Route> = route.as_ref().map(|(r, _)| -> &Route { r });
+                    return self.cors_answer(
+                        route,
+                        &parts.method,
+                        (status, headers),
+                        path,
+                        started,
+                    );
                 }
             }
             let Some((route, vars)) = table.find(&view) else {
@@ -596,7 +641,13 @@ impl Gateway {
                     cors::Outcome::Untouched => None,
                     cors::Outcome::Proceed(headers) => Some(headers),
                     cors::Outcome::Answer(status, headers) => {
-                        return self.cors_answer(Some(&route.id), status, headers, path, started);
+                        return self.cors_answer(
+                            Some(route),
+                            &parts.method,
+                            (status, headers),
+                            path,
+                            started,
+                        );
                     }
                 },
             };
@@ -684,11 +735,8 @@ impl Gateway {
             if let Some(headers) = &cors_headers {
                 cors::apply(response.headers_mut(), headers);
             }
-            let took = self.inner.clock.now().saturating_duration_since(started);
-            self.inner
-                .metrics
-                .record(&route.id, response.status().as_u16(), took);
-            tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
+            self.record(route, &parts.method, response.status(), started);
+            tracing::debug!(route = %route.id, status = response.status().as_u16(), "proxied");
             response
         })
     }
@@ -1280,7 +1328,10 @@ fn origin(file: &Option<PathBuf>) -> Origin {
 
 /// The gateway's own error answer: Spring's JSON error body.
 fn error_answer(status: StatusCode, message: &str, path: &str) -> Response<Body> {
-    let mut response = SpringError::new(status, message).at(path).into_response();
+    let mut response = SpringError::new(status, message)
+        .at(path)
+        .request_id(request_id())
+        .into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response
 }
@@ -1304,12 +1355,18 @@ fn limit_chunked_body(route: &Route, headers: &http::HeaderMap, body: Body) -> B
 
 /// SCG's 404 for a request no route matches: Spring Boot's error body as
 /// WebFlux writes it (no `message`, a `requestId`).
-fn not_found_answer(path: &str) -> Response<Body> {
+/// The `requestId` of a gateway's own error answer, as Spring's WebFlux
+/// error body has one: unique within the process.
+fn request_id() -> String {
     static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:08x}-{n}", std::process::id())
+}
+
+fn not_found_answer(path: &str) -> Response<Body> {
     let mut response = SpringError::bare(StatusCode::NOT_FOUND)
         .at(path)
-        .request_id(format!("{:08x}-{n}", std::process::id()))
+        .request_id(request_id())
         .into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response

@@ -285,6 +285,23 @@ pub struct GatewaySettings {
     pub globalcors: crate::cors::GlobalCors,
     /// `reload.*` (ours): reading the settings file again when it changes.
     pub reload: ReloadSettings,
+    /// `metrics.*`: the request metric's name and extra labels.
+    pub metrics: MetricsSettings,
+}
+
+/// `spring.cloud.gateway.metrics.*` (or `server.webflux.metrics.*`): how
+/// `/actuator/prometheus` names and labels the request metric.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct MetricsSettings {
+    /// `enabled`: `false` drops the request metric and the route count.
+    /// Default is true (as SCG 4.3).
+    pub enabled: Option<bool>,
+    /// `prefix`: the metric names' start. Default is `spring.cloud.gateway`
+    /// (`spring_cloud_gateway_requests_seconds`).
+    pub prefix: Option<String>,
+    /// `tags`: labels added to every request series (`region: eu`).
+    pub tags: serde_json::Map<String, Value>,
 }
 
 /// `spring.cloud.gateway.reload.*` (ours).
@@ -360,6 +377,8 @@ pub struct Webflux {
     pub global_filter: GlobalFilters,
     /// `globalcors.*`.
     pub globalcors: crate::cors::GlobalCors,
+    /// `metrics.*`.
+    pub metrics: MetricsSettings,
 }
 
 /// `spring.cloud.gateway.filter.*`.
@@ -652,6 +671,45 @@ impl GatewaySettings {
             settings,
             settings.enabled && global.local_response_cache.enabled,
         )
+    }
+
+    /// How the request metric is named and labelled: `metrics.*`, with SCG
+    /// 4.3's `server.webflux.metrics.*` winning key by key. A tag whose
+    /// value is not a string, number or boolean is refused as
+    /// (key, reason).
+    pub fn metrics_format(&self) -> Result<crate::metrics::MetricsFormat, (String, String)> {
+        let (old, new) = (&self.metrics, &self.server.webflux.metrics);
+        let enabled = new.enabled.or(old.enabled).unwrap_or(true);
+        let prefix = new
+            .prefix
+            .as_deref()
+            .or(old.prefix.as_deref())
+            .unwrap_or("spring.cloud.gateway");
+        let mut tags = std::collections::BTreeMap::new();
+        for (at, settings) in [
+            ("spring.cloud.gateway.metrics.tags", old),
+            ("spring.cloud.gateway.server.webflux.metrics.tags", new),
+        ] {
+            for (name, value) in &settings.tags {
+                let value = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err((
+                            format!("{at}.{name}"),
+                            "a tag's value must be a string, number or boolean".to_owned(),
+                        ));
+                    }
+                };
+                tags.insert(name.clone(), value);
+            }
+        }
+        Ok(crate::metrics::MetricsFormat::new(
+            enabled,
+            prefix,
+            tags.into_iter().collect(),
+        ))
     }
 
     /// The trusted proxies (either prefix).

@@ -440,16 +440,18 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
         .text()
         .await
         .expect("text");
-    assert!(
-        text.contains(
-            "spring_cloud_gateway_requests_seconds_count{routeId=\"a\",status=\"200\"} 2"
-        ),
-        "{text}"
+    // SCG's series: the same name and labels as its GatewayMetricsFilter.
+    let labels = format!(
+        "{{httpMethod=\"GET\",httpStatusCode=\"200\",outcome=\"SUCCESSFUL\",routeId=\"a\",routeUri=\"http://{}\",status=\"OK\"}}",
+        up.addr
     );
-    assert!(
-        text.contains("spring_cloud_gateway_requests_seconds_sum{routeId=\"a\",status=\"200\"}"),
-        "{text}"
-    );
+    for line in [
+        format!("spring_cloud_gateway_requests_seconds_count{labels} 2\n"),
+        format!("spring_cloud_gateway_requests_seconds_sum{labels} "),
+        format!("spring_cloud_gateway_requests_seconds_max{labels} "),
+    ] {
+        assert!(text.contains(&line), "no {line:?} in\n{text}");
+    }
     assert_eq!(gw.gateway.metrics().count("a"), 2);
     // The proxy port's connections, counted by the server it runs on.
     let accepted = text

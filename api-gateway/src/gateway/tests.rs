@@ -111,3 +111,57 @@ async fn refresh_without_a_source_recompiles_the_same_settings() {
         "a new table is swapped in"
     );
 }
+
+#[tokio::test]
+async fn metrics_settings_name_and_label_the_request_metric() {
+    let mut settings = Settings::default();
+    let gw_settings = &mut settings.spring.cloud.gateway;
+    gw_settings.routes =
+        serde_yaml_ng::from_str("[{id: r, uri: 'http://127.0.0.1:1', predicates: [Path=/r]}]")
+            .expect("test YAML");
+    gw_settings.metrics.prefix = Some("edge".to_owned());
+    gw_settings
+        .metrics
+        .tags
+        .insert("zone".to_owned(), serde_json::json!(3));
+    // SCG 4.3's prefix wins key by key.
+    gw_settings
+        .server
+        .webflux
+        .metrics
+        .tags
+        .insert("zone".to_owned(), serde_json::json!("b"));
+    let gw = Gateway::builder(settings.clone())
+        .build()
+        .expect("routes compile");
+    call(&gw, get("/r")).await;
+    let mut text = cloud_runtime::prometheus::PrometheusText::new();
+    gw.write_metrics(&mut text);
+    let text = text.finish();
+    assert!(text.contains("edge_routes_count 1\n"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("edge_requests_seconds_count{"))
+        .unwrap_or_else(|| panic!("no request metric in\n{text}"));
+    // Nothing listens on port 1: a 502.
+    assert_eq!(
+        line,
+        r#"edge_requests_seconds_count{httpMethod="GET",httpStatusCode="502",outcome="SERVER_ERROR",routeId="r",routeUri="http://127.0.0.1:1",status="BAD_GATEWAY",zone="b"} 1"#
+    );
+
+    let mut bad = settings;
+    bad.spring
+        .cloud
+        .gateway
+        .metrics
+        .tags
+        .insert("team".to_owned(), serde_json::json!(["a", "b"]));
+    let err = Gateway::builder(bad)
+        .build()
+        .expect_err("a list is no tag value");
+    assert!(
+        err.to_string()
+            .contains("spring.cloud.gateway.metrics.tags.team"),
+        "{err}"
+    );
+}
