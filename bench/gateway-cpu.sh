@@ -20,7 +20,11 @@
 # cores, so a proxy's requests/s follow its CPU per request.
 #
 # Usage: bench/gateway-cpu.sh   (about 2 minutes; needs nginx and wrk)
-# Overrides: ROUNDS (3), DURATION (5), C (64), THREADS (2).
+# Overrides: ROUNDS (3), DURATION (5), C (64), THREADS (2), PROXIES ("nginx
+# floor ours"; also bench/raw-floor's `raw`, `http` and `hybrid`: the
+# upstream exchange inline in the client's task, with no HTTP library, with
+# `http` types, or behind hyper's server; and `ours-b`, the api-gateway
+# binary at OURS_B, for an A/B of two builds of ours).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,6 +32,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 C=${C:-64}
 THREADS=${THREADS:-2}
+PROXIES=${PROXIES:-nginx floor ours}
 
 # shellcheck source=bench/spring-reference.sh
 source bench/spring-reference.sh
@@ -37,6 +42,11 @@ BIN=$(release_binary api-gateway)
 echo "building bench/hyper-floor (release)..." >&2
 (cd bench/hyper-floor && timeout 1800 cargo build -q --release >&2)
 FLOOR=$root/bench/hyper-floor/target/release/hyper-floor
+RAW=$root/bench/raw-floor/target/release/raw-floor
+if [[ " $PROXIES " =~ \ (raw|http|hybrid)\  ]]; then
+  echo "building bench/raw-floor (release)..." >&2
+  (cd bench/raw-floor && timeout 1800 cargo build -q --release >&2)
+fi
 
 up_port=$(free_port)
 start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"
@@ -65,8 +75,14 @@ server { listen 127.0.0.1:$port; location /api/ { proxy_pass http://backend/; pr
       "$FLOOR" "$port" "127.0.0.1:$up_port" 2 >"$work/floor.log" 2>&1 &
       proxy_pid=$!
       pids+=("$proxy_pid") ;;
-    ours)
-      RUST_LOG=warn "$BIN" --port "$port" --admin-port "$(free_port)" --config "$work/plain.yml" >"$work/ours.log" 2>&1 &
+    raw|http|hybrid)
+      "$RAW" "$1" "$port" "127.0.0.1:$up_port" 2 >"$work/$1.log" 2>&1 &
+      proxy_pid=$!
+      pids+=("$proxy_pid") ;;
+    ours|ours-b)
+      local bin=$BIN
+      [ "$1" = ours-b ] && bin=${OURS_B:?set OURS_B to the other api-gateway binary}
+      RUST_LOG=warn "$bin" --port "$port" --admin-port "$(free_port)" --config "$work/plain.yml" >"$work/ours.log" 2>&1 &
       proxy_pid=$!
       pids+=("$proxy_pid") ;;
   esac
@@ -90,7 +106,7 @@ machine_line
 echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1); load before: $(uptime)"
 printf '%-6s %5s %10s %8s %8s %8s\n' proxy round 'req/s' 'user us' 'sys us' 'total us'
 for round in $(seq 1 "$ROUNDS"); do
-  for proxy in nginx floor ours; do
+  for proxy in $PROXIES; do
     start "$proxy"
     timeout 40 wrk -t"$THREADS" -c"$C" -d2s "$proxy_url" >/dev/null
     read -r u0 s0 < <(cpu_ticks "$proxy_pid")
@@ -116,14 +132,15 @@ python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
-for p in ("nginx", "floor", "ours"):
+for p in dict.fromkeys(r[0] for r in rows):
     mine = [r for r in rows if r[0] == p]
     med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5)]
 print("\nmedians       req/s  user us   sys us total us")
 for p, m in med.items():
     print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f}")
-for other in ("nginx", "floor"):
-    o, m = med[other], med["ours"]
-    print(f"ours / {other:5s}: req/s {m[0] / o[0]:.2f}, CPU per request {m[3] / o[3]:.2f} "
+base = "ours" if "ours" in med else next(iter(med))
+for other in [p for p in med if p != base]:
+    o, m = med[other], med[base]
+    print(f"{base} / {other:7s}: req/s {m[0] / o[0]:.2f}, CPU per request {m[3] / o[3]:.2f} "
           f"(user {m[1] - o[1]:+.2f} us, system {m[2] - o[2]:+.2f} us)")
 PY
