@@ -37,7 +37,7 @@ use crate::filter::{
 use crate::metrics::{Answered, Metrics, MetricsFormat};
 use crate::predicate::RequestView;
 use crate::predicate::cidr::Cidr;
-use crate::proxy::{self, AttemptBody, ClientSide, Peer, UpstreamError, Upstreams};
+use crate::proxy::{self, AttemptBody, ClientSide, Peer, PoolSettings, UpstreamError, Upstreams};
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
 use crate::security::Authority;
@@ -142,9 +142,20 @@ impl GatewayBuilder {
         let http = &self.settings.spring.cloud.gateway.httpclient;
         let file = self.source.as_ref().and_then(|s| s.file.clone());
         let tls = crate::tls::client_config(&http.ssl, file.as_deref())?;
+        let sizing = http.pool.sizing().map_err(|reason| {
+            ConfigError::new(
+                origin(&file),
+                Some("spring.cloud.gateway.httpclient.pool.type"),
+                reason,
+            )
+        })?;
         let upstreams = Upstreams::new(
-            http.pool.max_idle_time,
-            http.pool.max_idle_per_host.max(1),
+            PoolSettings {
+                idle_timeout: http.pool.max_idle_time,
+                max_idle_per_host: http.pool.max_idle_per_host.max(1),
+                max_life: Some(http.pool.max_life_time).filter(|t| !t.is_zero()),
+                sizing,
+            },
             tls,
         );
         let redis = match self.settings.spring.redis_settings() {

@@ -25,6 +25,8 @@ use crate::predicate::cidr::Cidr;
 
 mod pool;
 
+pub use pool::{PoolSettings, Sizing};
+
 /// Why an upstream gave no response.
 #[derive(Debug, thiserror::Error)]
 #[error("{upstream}: {detail}")]
@@ -45,6 +47,7 @@ enum Kind {
     Unsupported,
     ClientBody,
     TooLarge,
+    PoolExhausted,
 }
 
 impl UpstreamError {
@@ -103,11 +106,16 @@ impl UpstreamError {
         self.kind == Kind::NoInstance
     }
 
-    /// The status the client gets: 503 without an instance, 504 on a
-    /// timeout, 502 otherwise.
+    /// Whether a `FIXED` pool had no connection free in time.
+    pub fn is_pool_exhausted(&self) -> bool {
+        self.kind == Kind::PoolExhausted
+    }
+
+    /// The status the client gets: 503 without an instance or a free
+    /// pooled connection, 504 on a timeout, 502 otherwise.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            Kind::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::NoInstance | Kind::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Connect | Kind::Io | Kind::Unsupported => StatusCode::BAD_GATEWAY,
             Kind::ClientBody => StatusCode::BAD_REQUEST,
@@ -125,7 +133,8 @@ impl UpstreamError {
         match self.kind {
             Kind::Connect => Some(FailureKind::Connect),
             Kind::Io => Some(FailureKind::Io),
-            Kind::Timeout => Some(FailureKind::Timeout),
+            // Reactor's PoolAcquireTimeoutException is a TimeoutException.
+            Kind::Timeout | Kind::PoolExhausted => Some(FailureKind::Timeout),
             Kind::NoInstance | Kind::Unsupported | Kind::ClientBody | Kind::TooLarge => None,
         }
     }
@@ -140,6 +149,9 @@ impl UpstreamError {
             Kind::Unsupported => "java.lang.UnsupportedOperationException",
             Kind::ClientBody => "org.springframework.web.server.ServerWebInputException",
             Kind::TooLarge => "org.springframework.web.server.PayloadTooLargeException",
+            Kind::PoolExhausted => {
+                "reactor.netty.internal.shaded.reactor.pool.PoolAcquireTimeoutException"
+            }
         }
     }
 }
@@ -184,16 +196,10 @@ impl AttemptBody {
 }
 
 impl Upstreams {
-    /// Pools with `idle_timeout` and at most `max_idle_per_host` idle
-    /// connections per upstream (and I/O worker); `https` upstreams are
-    /// reached with `tls`.
-    pub fn new(
-        idle_timeout: Duration,
-        max_idle_per_host: usize,
-        tls: rustls::ClientConfig,
-    ) -> Upstreams {
+    /// Pools with `settings`; `https` upstreams are reached with `tls`.
+    pub fn new(settings: PoolSettings, tls: rustls::ClientConfig) -> Upstreams {
         Upstreams {
-            pool: pool::Pool::new(idle_timeout, max_idle_per_host, tls),
+            pool: pool::Pool::new(settings, tls),
         }
     }
 
@@ -233,19 +239,26 @@ impl Upstreams {
             let mut closed_retry_left = is_idempotent(method);
             let mut headers = Some(headers);
             loop {
-                let mut conn = match self.pool.checkout(secure, authority).await {
-                    Some(c) => c,
-                    None => self
-                        .pool
-                        .connect(secure, authority, connect_timeout)
-                        .await
-                        .map_err(|e| UpstreamError {
-                            kind: Kind::Connect,
+                let mut conn = self
+                    .pool
+                    .obtain(secure, authority, connect_timeout)
+                    .await
+                    .map_err(|e| {
+                        let detail = e.to_string();
+                        let (kind, source): (Kind, Box<dyn std::error::Error + Send + Sync>) =
+                            match e {
+                                pool::ObtainError::Connect(c) => (Kind::Connect, Box::new(c)),
+                                e @ pool::ObtainError::Exhausted { .. } => {
+                                    (Kind::PoolExhausted, Box::new(e))
+                                }
+                            };
+                        UpstreamError {
+                            kind,
                             upstream: authority.to_owned(),
-                            detail: e.to_string(),
-                            source: Some(Box::new(e)),
-                        })?,
-                };
+                            detail,
+                            source: Some(source),
+                        }
+                    })?;
                 let (b, replayable) = body.take();
                 // Only an attempt that may be sent again keeps a copy.
                 let may_retry = conn.reused() && closed_retry_left && replayable;

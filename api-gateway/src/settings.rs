@@ -17,7 +17,9 @@
 //!       httpclient:
 //!         connect-timeout: 30000     # ms
 //!         response-timeout: 60s
-//!         pool: { max-idle-time: 30s, max-idle-per-host: 256 }
+//!         pool: { max-idle-time: 30s, max-idle-per-host: 256, type: ELASTIC,   # or FIXED, DISABLED
+//!                 max-connections: 16, acquire-timeout: 45000, max-life-time: 0 }
+//!       # httpclient.* and set-status.* also under server.webflux (SCG 4.3)
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //!       loadbalancer.strategy: power-of-two-choices   # or round-robin, random, weighted
@@ -520,6 +522,41 @@ pub struct Pool {
     /// `max-idle-per-host`: idle connections kept per upstream. Default is
     /// 256.
     pub max_idle_per_host: usize,
+    /// `type`: `ELASTIC` (as many connections per upstream as requests
+    /// need; the default, as SCG's), `FIXED` (at most `max-connections`) or
+    /// `DISABLED` (a new connection per request). Read at start.
+    #[serde(rename = "type")]
+    pub pool_type: String,
+    /// `max-connections`: under `FIXED`, the most connections one upstream
+    /// may have open. Default is Reactor Netty's: twice the CPUs, at least
+    /// 16.
+    pub max_connections: usize,
+    /// `acquire-timeout`: under `FIXED`, the longest a request waits for a
+    /// connection (in ms, or with a unit); then it is answered 503. Default
+    /// is 45 s.
+    #[serde(with = "duration_field")]
+    pub acquire_timeout: Duration,
+    /// `max-life-time`: a connection this old is closed when its request
+    /// ends instead of being kept. Default is `0`: none.
+    #[serde(with = "duration_field")]
+    pub max_life_time: Duration,
+}
+
+impl Pool {
+    /// The pool's [`crate::proxy::Sizing`], or the reason `type` is not one.
+    pub fn sizing(&self) -> Result<crate::proxy::Sizing, String> {
+        match self.pool_type.to_ascii_uppercase().as_str() {
+            "ELASTIC" => Ok(crate::proxy::Sizing::Elastic),
+            "FIXED" => Ok(crate::proxy::Sizing::Fixed {
+                max: self.max_connections.max(1),
+                acquire_timeout: self.acquire_timeout,
+            }),
+            "DISABLED" => Ok(crate::proxy::Sizing::Disabled),
+            other => Err(format!(
+                "`{other}` is no pool type: ELASTIC, FIXED or DISABLED"
+            )),
+        }
+    }
 }
 
 impl Default for Pool {
@@ -527,6 +564,11 @@ impl Default for Pool {
         Pool {
             max_idle_time: Duration::from_secs(30),
             max_idle_per_host: 256,
+            pool_type: "ELASTIC".to_owned(),
+            max_connections: std::thread::available_parallelism()
+                .map_or(16, |n| (2 * n.get()).max(16)),
+            acquire_timeout: Duration::from_secs(45),
+            max_life_time: Duration::ZERO,
         }
     }
 }
@@ -586,7 +628,15 @@ impl Source {
 
     /// Layers and reads the settings.
     pub fn load(&self) -> Result<Settings, ConfigError> {
-        let mut layers = Layers::new::<Settings>()?
+        let mut layers = Layers::new::<Settings>()?;
+        // SCG 4.3 moved these under `server.webflux`; both names bind.
+        for key in ["httpclient", "set-status"] {
+            layers = layers.alias(
+                &format!("spring.cloud.gateway.server.webflux.{key}"),
+                &format!("spring.cloud.gateway.{key}"),
+            );
+        }
+        let mut layers = layers
             .optional_file(self.file.as_deref())?
             .env(self.env.as_ref());
         for (key, value, flag) in &self.flags {
@@ -841,6 +891,18 @@ mod tests {
             .expect("temp file");
         std::io::Write::write_all(&mut file, yaml).expect("write");
         Source::file(file.path()).load().expect("loads")
+    }
+
+    #[test]
+    fn scg_4_3_httpclient_and_set_status_keys_bind_under_server_webflux() {
+        let s = load_file(
+            b"spring.cloud.gateway:\n  httpclient.connect-timeout: 1000\n  server.webflux:\n    httpclient:\n      response-timeout: 250ms\n      pool.max-idle-time: 5s\n    set-status.original-status-header-name: X-Was\n",
+        );
+        let gw = &s.spring.cloud.gateway;
+        assert_eq!(gw.httpclient.connect_timeout, 1000);
+        assert_eq!(gw.httpclient.response_timeout, Duration::from_millis(250));
+        assert_eq!(gw.httpclient.pool.max_idle_time, Duration::from_secs(5));
+        assert_eq!(gw.set_status.original_status_header_name, "X-Was");
     }
 
     #[test]

@@ -19,6 +19,11 @@
 //! - Older names can be accepted as aliases ([`Layers::env_alias`],
 //!   [`Layers::env_prefix_alias`]); each use logs a warning with the new
 //!   name.
+//! - A second prefix for a whole subtree ([`Layers::alias`]: SCG 4.3's
+//!   `spring.cloud.gateway.server.webflux.httpclient.*` for
+//!   `spring.cloud.gateway.httpclient.*`) binds in files, the environment
+//!   and flags; whichever layer comes later wins, and within one file the
+//!   alias wins.
 //!
 //! # Types
 //! The defaults (the settings type's `Default`, serialized) are the schema:
@@ -217,6 +222,8 @@ impl ConfigError {
 pub struct Layers {
     schema: Value,
     tree: Value,
+    /// (from, to) paths of [`Layers::alias`], in the schema's spelling.
+    aliases: Vec<(Vec<String>, Vec<String>)>,
     origins: BTreeMap<String, Origin>,
     warnings: Vec<String>,
 }
@@ -230,9 +237,27 @@ impl Layers {
         Ok(Layers {
             tree: schema.clone(),
             schema,
+            aliases: Vec::new(),
             origins: BTreeMap::new(),
             warnings: Vec::new(),
         })
+    }
+
+    /// Binds the keys under `from` (dotted) to the same keys under `to`, a
+    /// subtree of the settings: a value laid at `from.x` is laid at `to.x`.
+    /// Call it before laying anything.
+    pub fn alias(mut self, from: &str, to: &str) -> Layers {
+        let to = resolve_path(&self.schema, &split_key(to));
+        let from = resolve_path(&self.schema, &split_key(from));
+        let Some(sub_schema) = lookup_path(&self.schema, &to).cloned() else {
+            return self;
+        };
+        // The schema knows `from` as a copy of `to`, so that relaxed names,
+        // environment variables and coercion work there too; the tree
+        // (what is deserialized) never holds it.
+        put_path(&mut self.schema, &from, sub_schema);
+        self.aliases.push((from, to));
+        self
     }
 
     /// Lays a file over the settings: YAML (`.yml`, `.yaml`), TOML
@@ -409,7 +434,14 @@ impl Layers {
     }
 
     fn lay(&mut self, doc: Value, origin: &Origin) {
-        let doc = relax_keys(doc, &self.schema);
+        let mut doc = relax_keys(doc, &self.schema);
+        for (from, to) in &self.aliases {
+            if let Some(sub) = take_path(&mut doc, from) {
+                let mut moved = Value::Object(Map::new());
+                put_path(&mut moved, to, sub);
+                merge(&mut doc, moved);
+            }
+        }
         let mut leaves = Vec::new();
         collect_leaves(&doc, &mut Vec::new(), &mut leaves);
         for path in leaves {
@@ -422,6 +454,11 @@ impl Layers {
         if path.is_empty() {
             return;
         }
+        let aliased = self.aliases.iter().find_map(|(from, to)| {
+            let rest = path.strip_prefix(from.as_slice())?;
+            Some(to.iter().chain(rest).cloned().collect::<Vec<_>>())
+        });
+        let path = aliased.as_deref().unwrap_or(path);
         self.origins.insert(path.join("."), origin);
         let mut node = &mut self.tree;
         for segment in path {
@@ -597,6 +634,45 @@ fn relax_keys(doc: Value, schema: &Value) -> Value {
         ),
         other => other,
     }
+}
+
+fn lookup_path<'a>(tree: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(tree, |node, segment| node.get(segment))
+}
+
+/// Sets `path` in `tree` to `value`, making the objects on the way.
+fn put_path(tree: &mut Value, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        *tree = value;
+        return;
+    };
+    let mut node = tree;
+    for segment in parents {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else {
+            return;
+        };
+        node = map.entry(segment.clone()).or_insert(Value::Null);
+    }
+    if !node.is_object() {
+        *node = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = node {
+        map.insert(last.clone(), value);
+    }
+}
+
+/// Removes and returns what `tree` holds at `path`.
+fn take_path(tree: &mut Value, path: &[String]) -> Option<Value> {
+    let (last, parents) = path.split_last()?;
+    let mut node = tree;
+    for segment in parents {
+        node = node.get_mut(segment)?;
+    }
+    node.as_object_mut()?.remove(last)
 }
 
 fn merge(base: &mut Value, over: Value) {

@@ -165,3 +165,18 @@ async fn metrics_settings_name_and_label_the_request_metric() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unknown_pool_type_is_refused_naming_its_key() {
+    let mut settings = Settings::default();
+    settings.spring.cloud.gateway.httpclient.pool.pool_type = "BOUNDED".to_owned();
+    let err = Gateway::builder(settings)
+        .build()
+        .expect_err("BOUNDED is no pool type");
+    let text = err.to_string();
+    assert!(
+        text.contains("spring.cloud.gateway.httpclient.pool.type"),
+        "{text}"
+    );
+    assert!(text.contains("ELASTIC, FIXED or DISABLED"), "{text}");
+}

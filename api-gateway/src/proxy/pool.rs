@@ -16,6 +16,15 @@
 //! own task closes it after `idle_timeout` without a request; whichever of
 //! that task and a checkout claims the idle connection first wins, so a
 //! connection is never closed under a request.
+//!
+//! How many connections an upstream may have is SCG's pool type
+//! ([`Sizing`]): as many as requests need (`ELASTIC`, the default), at most
+//! `max-connections` across all threads (`FIXED`: a request that finds none
+//! idle and none free to open waits up to `acquire-timeout` for one to come
+//! back or close, taking an idle one from another thread's shard if need
+//! be), or a new connection per request (`DISABLED`). Under `FIXED` each
+//! connection's task holds a semaphore permit of its upstream, so a closed
+//! connection frees its place the moment it ends.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -41,6 +50,41 @@ use cloud_runtime::stall::StallTimer;
 /// milliseconds after the pool's start (plus one, so that 0 is free).
 const IN_USE: u64 = 0;
 const CLOSED: u64 = u64::MAX;
+
+/// How many connections one upstream may have open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// As many as requests need (SCG's `ELASTIC`, its default).
+    Elastic,
+    /// At most `max` open across all I/O workers; a request waits up to
+    /// `acquire_timeout` for one (SCG's `FIXED`).
+    Fixed {
+        /// `max-connections`.
+        max: usize,
+        /// `acquire-timeout`.
+        acquire_timeout: Duration,
+    },
+    /// A new connection per request, closed after it (SCG's `DISABLED`).
+    Disabled,
+}
+
+/// Why a request got no connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ObtainError {
+    /// Opening one failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A `FIXED` pool had none free for the acquire timeout.
+    #[error(
+        "no connection to {authority} free within {} ms (httpclient.pool.max-connections is {max})",
+        .waited.as_millis()
+    )]
+    Exhausted {
+        authority: String,
+        max: usize,
+        waited: Duration,
+    },
+}
 
 /// Why no connection could be opened.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +119,25 @@ struct Shared {
     /// pool writes only to memory its own thread uses.
     shards: Box<[Arc<CacheLine<Home>>]>,
     tls: tokio_rustls::TlsConnector,
+    sizing: Sizing,
+    /// Under `FIXED`: each upstream's limit, by `[plain, secure]` and
+    /// authority; looked up only when a request finds no idle connection
+    /// on its own thread.
+    limiters: Mutex<[HashMap<Box<str>, Arc<Limiter>>; 2]>,
+}
+
+/// One upstream's connection limit under `FIXED`.
+#[derive(Debug)]
+struct Limiter {
+    /// A permit per connection that may open; each open connection's task
+    /// holds one.
+    open: Arc<tokio::sync::Semaphore>,
+    /// Woken when a connection of this upstream goes back to the pool
+    /// while requests wait.
+    returned: tokio::sync::Notify,
+    /// Requests waiting (so that a connection coming back wakes none
+    /// when none waits).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -97,6 +160,10 @@ struct Home {
 struct Limits {
     idle_timeout: Duration,
     max_idle_per_host: usize,
+    /// `max-life-time`: a connection older is not taken back.
+    max_life: Option<Duration>,
+    /// False under `DISABLED`: no connection is taken back.
+    keep: bool,
     started: Instant,
 }
 
@@ -117,6 +184,10 @@ pub(crate) struct Conn {
     authority: Box<str>,
     /// Whether it served a request before this one.
     reused: bool,
+    /// When it was opened (for `max-life-time`).
+    opened: Instant,
+    /// Its upstream's limit, under `FIXED`.
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl Conn {
@@ -147,19 +218,30 @@ impl Conn {
     }
 }
 
+/// The pool's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// `max-idle-time`: an idle connection is closed after it.
+    pub idle_timeout: Duration,
+    /// `max-idle-per-host`: idle connections kept per upstream and thread.
+    pub max_idle_per_host: usize,
+    /// `max-life-time`: a connection older than this is closed when its
+    /// request ends instead of going back to the pool.
+    pub max_life: Option<Duration>,
+    /// `type`, `max-connections` and `acquire-timeout`.
+    pub sizing: Sizing,
+}
+
 impl Pool {
-    /// A pool closing idle connections after `idle_timeout` and keeping at
-    /// most `max_idle_per_host` per upstream and thread; `https` upstreams
-    /// are reached with `tls` (its ALPN set to HTTP/1.1).
-    pub(crate) fn new(
-        idle_timeout: Duration,
-        max_idle_per_host: usize,
-        mut tls: rustls::ClientConfig,
-    ) -> Pool {
+    /// A pool with `settings`; `https` upstreams are reached with `tls` (its
+    /// ALPN set to HTTP/1.1).
+    pub(crate) fn new(settings: PoolSettings, mut tls: rustls::ClientConfig) -> Pool {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let limits = Limits {
-            idle_timeout,
-            max_idle_per_host: max_idle_per_host.max(1),
+            idle_timeout: settings.idle_timeout,
+            max_idle_per_host: settings.max_idle_per_host.max(1),
+            max_life: settings.max_life,
+            keep: settings.sizing != Sizing::Disabled,
             started: Instant::now(),
         };
         Pool {
@@ -173,40 +255,87 @@ impl Pool {
                     })
                     .collect(),
                 tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+                sizing: settings.sizing,
+                limiters: Mutex::default(),
             }),
         }
     }
 
-    /// An idle connection to `authority`, if one is ready.
-    pub(crate) async fn checkout(&self, secure: bool, authority: &str) -> Option<Conn> {
+    /// A connection to `authority` for one request: an idle one of this
+    /// thread, else a new one (connecting within `connect_timeout`), as the
+    /// pool's [`Sizing`] allows.
+    pub(crate) async fn obtain(
+        &self,
+        secure: bool,
+        authority: &str,
+        connect_timeout: Duration,
+    ) -> Result<Conn, ObtainError> {
+        let sizing = self.shared.sizing;
+        if sizing != Sizing::Disabled
+            && let Some(conn) = checkout(self.shared.home(), secure, authority).await
+        {
+            return Ok(conn);
+        }
+        let Sizing::Fixed {
+            max,
+            acquire_timeout,
+        } = sizing
+        else {
+            return Ok(self
+                .connect(secure, authority, connect_timeout, None)
+                .await?);
+        };
+        let limiter = self.shared.limiter(secure, authority, max);
+        let deadline = Instant::now() + acquire_timeout;
         loop {
-            let mut conn = {
-                let mut shard = self.shared.home().0.idle();
-                shard.idle[usize::from(secure)].get_mut(authority)?.pop()?
-            };
-            if conn.sender.is_closed() || !conn.claim() {
-                continue;
+            if let Ok(permit) = Arc::clone(&limiter.open).try_acquire_owned() {
+                let conn =
+                    self.connect(secure, authority, connect_timeout, Some((permit, &limiter)));
+                return Ok(conn.await?);
             }
-            // Free once the upstream's last response was read to its end;
-            // closed if the upstream closed it meanwhile.
-            if conn.sender.ready().await.is_ok() {
-                conn.reused = true;
-                return Some(conn);
+            // Counted before looking, so that a connection coming back
+            // after the look wakes this request.
+            let waiting = Waiting::new(&limiter);
+            for home in self.shared.shards.iter() {
+                if let Some(conn) = checkout(home, secure, authority).await {
+                    return Ok(conn);
+                }
+            }
+            tokio::select! {
+                permit = Arc::clone(&limiter.open).acquire_owned() => {
+                    drop(waiting);
+                    let Ok(permit) = permit else { continue };
+                    let conn = self.connect(secure, authority, connect_timeout, Some((permit, &limiter)));
+                    return Ok(conn.await?);
+                }
+                () = limiter.returned.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ObtainError::Exhausted {
+                        authority: authority.to_owned(),
+                        max,
+                        waited: acquire_timeout,
+                    });
+                }
             }
         }
     }
 
     /// A new connection to `authority`, connecting within
-    /// `connect_timeout`.
-    pub(crate) async fn connect(
+    /// `connect_timeout`; under `FIXED`, holding `permit` of `limiter`.
+    async fn connect(
         &self,
         secure: bool,
         authority: &str,
         connect_timeout: Duration,
+        permit: Option<(tokio::sync::OwnedSemaphorePermit, &Arc<Limiter>)>,
     ) -> Result<Conn, ConnectError> {
         let tcp = connect_tcp(authority, connect_timeout).await?;
         let state = Arc::new(AtomicU64::new(IN_USE));
         let home = Arc::clone(self.shared.home());
+        let (permit, limiter) = match permit {
+            Some((p, l)) => (Some(p), Some(Arc::clone(l))),
+            None => (None, None),
+        };
         let sender = if secure {
             let host = host_of(authority);
             let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
@@ -218,9 +347,9 @@ impl Pool {
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
-            handshake(tls, &state, &home).await?
+            handshake(tls, &state, &home, permit).await?
         } else {
-            handshake(tcp, &state, &home).await?
+            handshake(tcp, &state, &home, permit).await?
         };
         Ok(Conn {
             sender,
@@ -229,19 +358,28 @@ impl Pool {
             secure,
             authority: authority.into(),
             reused: false,
+            opened: Instant::now(),
+            limiter,
         })
     }
 
     /// Puts `conn` back among its thread's idle ones (when it is still
     /// open and the upstream has room).
     fn check_in(conn: Conn) {
-        if conn.sender.is_closed() {
-            return;
-        }
         let home = Arc::clone(&conn.home);
         let limits = home.0.limits;
-        conn.state
-            .store(limits.stamp(Instant::now()), Ordering::Release);
+        if conn.sender.is_closed() || !limits.keep {
+            return;
+        }
+        let now = Instant::now();
+        if limits
+            .max_life
+            .is_some_and(|life| now.saturating_duration_since(conn.opened) >= life)
+        {
+            return;
+        }
+        conn.state.store(limits.stamp(now), Ordering::Release);
+        let limiter = conn.limiter.clone();
         let mut shard = home.0.idle();
         let idle = &mut shard.idle[usize::from(conn.secure)];
         let list = match idle.get_mut(&*conn.authority) {
@@ -254,6 +392,12 @@ impl Pool {
         }
         if list.len() < limits.max_idle_per_host {
             list.push(conn);
+        }
+        drop(shard);
+        if let Some(l) = limiter
+            && l.waiting.load(Ordering::Acquire) > 0
+        {
+            l.returned.notify_one();
         }
     }
 
@@ -288,6 +432,60 @@ impl Shared {
     /// This thread's shard.
     fn home(&self) -> &Arc<CacheLine<Home>> {
         &self.shards[shard::this_thread()]
+    }
+
+    /// `authority`'s limit of `max` connections.
+    fn limiter(&self, secure: bool, authority: &str, max: usize) -> Arc<Limiter> {
+        let mut limiters = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_authority = &mut limiters[usize::from(secure)];
+        if let Some(l) = by_authority.get(authority) {
+            return Arc::clone(l);
+        }
+        let l = Arc::new(Limiter {
+            open: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+            returned: tokio::sync::Notify::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        });
+        by_authority.insert(authority.into(), Arc::clone(&l));
+        l
+    }
+}
+
+/// A request counted among a limiter's waiting ones while it lives.
+struct Waiting<'a>(&'a Limiter);
+
+impl<'a> Waiting<'a> {
+    fn new(limiter: &'a Limiter) -> Waiting<'a> {
+        limiter.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(limiter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An idle connection to `authority` from `home`, if one is ready.
+async fn checkout(home: &CacheLine<Home>, secure: bool, authority: &str) -> Option<Conn> {
+    loop {
+        let mut conn = {
+            let mut shard = home.0.idle();
+            shard.idle[usize::from(secure)].get_mut(authority)?.pop()?
+        };
+        if conn.sender.is_closed() || !conn.claim() {
+            continue;
+        }
+        // Free once the upstream's last response was read to its end;
+        // closed if the upstream closed it meanwhile.
+        if conn.sender.ready().await.is_ok() {
+            conn.reused = true;
+            return Some(conn);
+        }
     }
 }
 
@@ -331,6 +529,7 @@ async fn handshake<I>(
     io: I,
     state: &Arc<AtomicU64>,
     home: &Arc<CacheLine<Home>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<SendRequest<Body>, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -368,6 +567,8 @@ where
             }
         }
         state.store(CLOSED, Ordering::Release);
+        // The connection's place under `FIXED` is free from here.
+        drop(permit);
     });
     Ok(sender)
 }

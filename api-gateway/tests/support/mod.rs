@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 /// An upstream that answers what it received as JSON: `method`, `path`,
-/// `query`, `headers` (name to list of values), `body`, and `server` (its
-/// own address). Paths with a meaning:
+/// `query`, `headers` (name to list of values), `body`, `server` (its
+/// own address) and `peer` (the address the request came from, which
+/// tells connections apart). Paths with a meaning:
 /// - `/status/{code}`: answers with that status;
 /// - `/delay/{ms}`: waits, then echoes;
 /// - `/flaky/{n}`: 503 for the first `n` requests it sees, then echoes;
@@ -57,7 +58,14 @@ impl Upstream {
             flaky: Arc::default(),
         };
         let router = Router::new().fallback(echo).with_state(state);
-        let token = serve(listener, router);
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
         Upstream { addr, hits, token }
     }
 
@@ -84,7 +92,11 @@ impl Drop for Upstream {
     }
 }
 
-async fn echo(State(state): State<UpstreamState>, request: Request) -> Response {
+async fn echo(
+    State(state): State<UpstreamState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     state.hits.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
@@ -108,6 +120,7 @@ async fn echo(State(state): State<UpstreamState>, request: Request) -> Response 
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
         "server": state.addr.to_string(),
+        "peer": peer.to_string(),
     });
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if let ["stall", ms] = segments.as_slice() {

@@ -249,6 +249,53 @@ fn older_names_are_aliases() {
 }
 
 #[test]
+fn a_subtree_alias_binds_in_files_environment_and_flags_and_the_later_layer_wins() {
+    let layers = || {
+        Layers::new::<Sample>()
+            .unwrap()
+            .alias("spring.next.eureka-server", "eureka.server")
+    };
+    // Within one file the alias wins; keys bind relaxed and dotted there too.
+    let f = file(
+        "yml",
+        "eureka.server:\n  enable-self-preservation: false\n  renewal-percent-threshold: 0.5\nspring.next.eurekaServer.renewalPercentThreshold: 0.6\n",
+    );
+    let s: Sample = layers().file(f.path()).unwrap().load().unwrap();
+    assert_eq!(s.eureka.server.renewal_percent_threshold, 0.6);
+    assert!(!s.eureka.server.enable_self_preservation);
+    // A later layer wins, whichever of the two names it uses.
+    let e = env(&[("SPRING_NEXT_EUREKASERVER_RENEWALPERCENTTHRESHOLD", "0.7")]);
+    let s: Sample = layers().file(f.path()).unwrap().env(&e).load().unwrap();
+    assert_eq!(s.eureka.server.renewal_percent_threshold, 0.7);
+    let s: Sample = layers()
+        .env(&e)
+        .set("eureka.server.renewal-percent-threshold", 0.8, "--x")
+        .load()
+        .unwrap();
+    assert_eq!(s.eureka.server.renewal_percent_threshold, 0.8);
+    let s: Sample = layers()
+        .set(
+            "spring.next.eureka-server.renewal-percent-threshold",
+            "0.9",
+            "--y",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(s.eureka.server.renewal_percent_threshold, 0.9);
+    // A bad value under the alias names the key it binds to.
+    let bad = file(
+        "yml",
+        "spring.next.eureka-server.renewal-percent-threshold: lots\n",
+    );
+    let err = layers()
+        .file(bad.path())
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err();
+    assert_eq!(err.key(), Some("eureka.server.renewal-percent-threshold"));
+}
+
+#[test]
 fn a_bad_value_names_its_file_and_key() {
     let f = file("yml", "server:\n  port: lots\n");
     let err = load_file_err(f.path());
