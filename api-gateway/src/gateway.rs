@@ -91,6 +91,8 @@ struct Installed {
     cors: CorsTable,
     /// `spring.cloud.gateway.metrics.*`.
     metrics_format: MetricsFormat,
+    /// `x-forwarded.*` and `forwarded.enabled`.
+    forwarding: proxy::ForwardingHeaders,
 }
 
 impl Installed {
@@ -386,6 +388,7 @@ impl Gateway {
             jwt,
             cors,
             metrics_format,
+            forwarding: gw.forwarding_headers(),
         }));
         self.inner.settings.store(Arc::new(settings));
         Ok(())
@@ -1138,7 +1141,7 @@ impl Gateway {
             prefix: proxy::removed_prefix(call.client_path, &out.path),
         };
         let trusted = proxy::is_trusted(&call.installed.trusted, peer.addr().ip());
-        proxy::set_forwarding_headers(&mut headers, &side, trusted);
+        proxy::set_forwarding_headers(&mut headers, &side, trusted, &call.installed.forwarding);
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
             (None, true, Some(h)) => Some(h.clone()),

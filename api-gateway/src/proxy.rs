@@ -474,10 +474,65 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
-/// Sets `X-Forwarded-For/Proto/Host/Port/Prefix` and `Forwarded`: a
-/// trusted peer's values are kept and extended; anyone else's are
-/// replaced.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: bool) {
+/// Whether one forwarding header is written, and whether a trusted
+/// proxy's value of it is extended (`*-enabled`, `*-append`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch {
+    /// Written at all; when not, a trusted proxy's value passes and
+    /// anyone else's is removed.
+    pub enabled: bool,
+    /// A trusted proxy's value is extended (`a, b`) rather than replaced.
+    pub append: bool,
+}
+
+impl Switch {
+    const ON: Switch = Switch {
+        enabled: true,
+        append: true,
+    };
+}
+
+/// SCG's `x-forwarded.*` and `forwarded.enabled`: which forwarding headers
+/// the gateway writes. All on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardingHeaders {
+    /// `X-Forwarded-For`.
+    pub for_: Switch,
+    /// `X-Forwarded-Proto`.
+    pub proto: Switch,
+    /// `X-Forwarded-Host`.
+    pub host: Switch,
+    /// `X-Forwarded-Port`.
+    pub port: Switch,
+    /// `X-Forwarded-Prefix`.
+    pub prefix: Switch,
+    /// `Forwarded` (always extended from a trusted proxy).
+    pub forwarded: bool,
+}
+
+impl Default for ForwardingHeaders {
+    fn default() -> Self {
+        ForwardingHeaders {
+            for_: Switch::ON,
+            proto: Switch::ON,
+            host: Switch::ON,
+            port: Switch::ON,
+            prefix: Switch::ON,
+            forwarded: true,
+        }
+    }
+}
+
+/// Sets `X-Forwarded-For/Proto/Host/Port/Prefix` and `Forwarded` as
+/// `which` says: a trusted peer's values are kept and extended (or
+/// replaced, for a header that does not append); anyone else's are
+/// replaced, or removed for a header that is off.
+pub fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    client: &ClientSide<'_>,
+    trusted: bool,
+    which: &ForwardingHeaders,
+) {
     let host = client.host.and_then(|h| h.to_str().ok());
     let (proto, proto_value) = if client.peer.secure {
         ("https", HeaderValue::from_static("https"))
@@ -486,17 +541,35 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientSide<'_>, 
     };
     // One buffer for every value that has to be written.
     let mut buf = String::with_capacity(96);
-    let mut put = |name: HeaderName, value: Option<Value<'_>>| {
-        put_forwarding(headers, &mut buf, name, trusted, value);
+    let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
+        let value = value.filter(|_| switch.enabled);
+        put_forwarding(headers, &mut buf, name, trusted, switch.append, value);
     };
-    put(X_FORWARDED_FOR, Some(Value::Ready(&client.peer.ip)));
-    put(X_FORWARDED_PROTO, Some(Value::Ready(&proto_value)));
-    put(X_FORWARDED_HOST, client.host.map(Value::Ready));
+    put(
+        X_FORWARDED_FOR,
+        which.for_,
+        Some(Value::Ready(&client.peer.ip)),
+    );
+    put(
+        X_FORWARDED_PROTO,
+        which.proto,
+        Some(Value::Ready(&proto_value)),
+    );
+    put(X_FORWARDED_HOST, which.host, client.host.map(Value::Ready));
     let port = HeaderValue::from(client.port);
-    put(X_FORWARDED_PORT, Some(Value::Ready(&port)));
-    put(X_FORWARDED_PREFIX, client.prefix.map(Value::Text));
+    put(X_FORWARDED_PORT, which.port, Some(Value::Ready(&port)));
+    put(
+        X_FORWARDED_PREFIX,
+        which.prefix,
+        client.prefix.map(Value::Text),
+    );
+    let forwarded = Switch {
+        enabled: which.forwarded,
+        append: true,
+    };
     put(
         FORWARDED,
+        forwarded,
         Some(Value::Forwarded {
             proto,
             host,
@@ -563,14 +636,15 @@ fn push_token_or_quoted(buf: &mut String, value: &str) {
     buf.push('"');
 }
 
-/// Sets `name` to `value`: appended to a `trusted` peer's own value,
-/// replacing anyone else's; without a value, an untrusted peer's is
+/// Sets `name` to `value`: appended to a `trusted` peer's own value when
+/// `append`, replacing any other; without a value, an untrusted peer's is
 /// removed.
 fn put_forwarding(
     headers: &mut HeaderMap,
     buf: &mut String,
     name: HeaderName,
     trusted: bool,
+    append: bool,
     value: Option<Value<'_>>,
 ) {
     let Some(value) = value else {
@@ -579,7 +653,7 @@ fn put_forwarding(
         }
         return;
     };
-    let existing = match trusted {
+    let existing = match trusted && append {
         true => headers
             .get(&name)
             .and_then(|v| v.to_str().ok())
@@ -656,7 +730,7 @@ mod tests {
         };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        set_forwarding_headers(&mut h, &client, false);
+        set_forwarding_headers(&mut h, &client, false, &ForwardingHeaders::default());
         assert_eq!(h["x-forwarded-for"], "10.1.1.1");
         assert_eq!(h["x-forwarded-host"], "gw.example:8080");
         assert_eq!(h["x-forwarded-port"], "8080");
@@ -667,7 +741,7 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
-        set_forwarding_headers(&mut h, &client, true);
+        set_forwarding_headers(&mut h, &client, true, &ForwardingHeaders::default());
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1");
         let peer = Peer::new("[::1]:443".parse().expect("addr"), true);
         let client = ClientSide {
@@ -678,13 +752,66 @@ mod tests {
         };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-prefix", HeaderValue::from_static("/evil"));
-        set_forwarding_headers(&mut h, &client, false);
+        set_forwarding_headers(&mut h, &client, false, &ForwardingHeaders::default());
         assert_eq!(h["x-forwarded-for"], "::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-port"], "443");
         assert!(!h.contains_key("x-forwarded-host"));
         assert!(!h.contains_key("x-forwarded-prefix"));
         assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn a_header_turned_off_is_not_written_and_one_that_does_not_append_replaces() {
+        let host = HeaderValue::from_static("gw.example");
+        let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
+        let client = ClientSide {
+            peer: &peer,
+            host: Some(&host),
+            port: 80,
+            prefix: Some("/api"),
+        };
+        let off = Switch {
+            enabled: false,
+            append: true,
+        };
+        let which = ForwardingHeaders {
+            prefix: off,
+            host: Switch {
+                enabled: true,
+                append: false,
+            },
+            forwarded: false,
+            ..ForwardingHeaders::default()
+        };
+        let sent = || {
+            let mut h = HeaderMap::new();
+            for (n, v) in [
+                ("x-forwarded-prefix", "/edge"),
+                ("x-forwarded-host", "edge.example"),
+                ("x-forwarded-proto", "https"),
+                ("forwarded", "for=1.2.3.4"),
+            ] {
+                h.insert(n, HeaderValue::from_static(v));
+            }
+            h
+        };
+        // From a trusted proxy: what is off passes, host is replaced, the
+        // rest extended.
+        let mut h = sent();
+        set_forwarding_headers(&mut h, &client, true, &which);
+        assert_eq!(h["x-forwarded-prefix"], "/edge");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+        assert_eq!(h["x-forwarded-proto"], "https, http");
+        assert_eq!(h["forwarded"], "for=1.2.3.4");
+        // From anyone else: what is off is removed, the rest replaced.
+        let mut h = sent();
+        set_forwarding_headers(&mut h, &client, false, &which);
+        assert!(!h.contains_key("x-forwarded-prefix"), "{h:?}");
+        assert!(!h.contains_key("forwarded"), "{h:?}");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-for"], "10.1.1.1");
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //!         response-timeout: 60s
 //!         pool: { max-idle-time: 30s, max-idle-per-host: 256, type: ELASTIC,   # or FIXED, DISABLED
 //!                 max-connections: 16, acquire-timeout: 45000, max-life-time: 0 }
-//!       # httpclient.* and set-status.* also under server.webflux (SCG 4.3)
+//!       x-forwarded: { enabled: true, prefix-enabled: true, host-append: true, ... }
+//!       forwarded.enabled: true
+//!       # httpclient, set-status, x-forwarded, forwarded also under server.webflux (SCG 4.3)
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //!       loadbalancer.strategy: power-of-two-choices   # or round-robin, random, weighted
@@ -289,6 +291,94 @@ pub struct GatewaySettings {
     pub reload: ReloadSettings,
     /// `metrics.*`: the request metric's name and extra labels.
     pub metrics: MetricsSettings,
+    /// `x-forwarded.*`: which `X-Forwarded-*` headers are written.
+    pub x_forwarded: XForwardedSettings,
+    /// `forwarded.*`: whether `Forwarded` is written.
+    pub forwarded: ForwardedSettings,
+}
+
+/// `spring.cloud.gateway.x-forwarded.*` (SCG's `XForwardedHeadersFilter`
+/// switches): every header is written and a trusted proxy's value extended
+/// unless turned off here. A header that is off is not written; a trusted
+/// proxy's value of it passes and anyone else's is removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct XForwardedSettings {
+    /// `enabled`: `false` turns every `X-Forwarded-*` header off.
+    pub enabled: bool,
+    /// `for-enabled`.
+    pub for_enabled: bool,
+    /// `host-enabled`.
+    pub host_enabled: bool,
+    /// `port-enabled`.
+    pub port_enabled: bool,
+    /// `proto-enabled`.
+    pub proto_enabled: bool,
+    /// `prefix-enabled`.
+    pub prefix_enabled: bool,
+    /// `for-append`: `false` replaces a trusted proxy's value.
+    pub for_append: bool,
+    /// `host-append`.
+    pub host_append: bool,
+    /// `port-append`.
+    pub port_append: bool,
+    /// `proto-append`.
+    pub proto_append: bool,
+    /// `prefix-append`.
+    pub prefix_append: bool,
+}
+
+impl Default for XForwardedSettings {
+    fn default() -> Self {
+        XForwardedSettings {
+            enabled: true,
+            for_enabled: true,
+            host_enabled: true,
+            port_enabled: true,
+            proto_enabled: true,
+            prefix_enabled: true,
+            for_append: true,
+            host_append: true,
+            port_append: true,
+            proto_append: true,
+            prefix_append: true,
+        }
+    }
+}
+
+/// `spring.cloud.gateway.forwarded.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ForwardedSettings {
+    /// `enabled`: `false` stops writing `Forwarded` (a trusted proxy's
+    /// passes, anyone else's is removed).
+    pub enabled: bool,
+}
+
+impl Default for ForwardedSettings {
+    fn default() -> Self {
+        ForwardedSettings { enabled: true }
+    }
+}
+
+impl GatewaySettings {
+    /// The forwarding headers to write, from `x-forwarded.*` and
+    /// `forwarded.enabled`.
+    pub fn forwarding_headers(&self) -> crate::proxy::ForwardingHeaders {
+        let x = &self.x_forwarded;
+        let switch = |enabled: bool, append: bool| crate::proxy::Switch {
+            enabled: x.enabled && enabled,
+            append,
+        };
+        crate::proxy::ForwardingHeaders {
+            for_: switch(x.for_enabled, x.for_append),
+            proto: switch(x.proto_enabled, x.proto_append),
+            host: switch(x.host_enabled, x.host_append),
+            port: switch(x.port_enabled, x.port_append),
+            prefix: switch(x.prefix_enabled, x.prefix_append),
+            forwarded: self.forwarded.enabled,
+        }
+    }
 }
 
 /// `spring.cloud.gateway.metrics.*` (or `server.webflux.metrics.*`): how
@@ -630,7 +720,7 @@ impl Source {
     pub fn load(&self) -> Result<Settings, ConfigError> {
         let mut layers = Layers::new::<Settings>()?;
         // SCG 4.3 moved these under `server.webflux`; both names bind.
-        for key in ["httpclient", "set-status"] {
+        for key in ["httpclient", "set-status", "x-forwarded", "forwarded"] {
             layers = layers.alias(
                 &format!("spring.cloud.gateway.server.webflux.{key}"),
                 &format!("spring.cloud.gateway.{key}"),
@@ -894,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn scg_4_3_httpclient_and_set_status_keys_bind_under_server_webflux() {
+    fn scg_4_3_httpclient_set_status_and_forwarding_keys_bind_under_server_webflux() {
         let s = load_file(
             b"spring.cloud.gateway:\n  httpclient.connect-timeout: 1000\n  server.webflux:\n    httpclient:\n      response-timeout: 250ms\n      pool.max-idle-time: 5s\n    set-status.original-status-header-name: X-Was\n",
         );
@@ -903,6 +993,19 @@ mod tests {
         assert_eq!(gw.httpclient.response_timeout, Duration::from_millis(250));
         assert_eq!(gw.httpclient.pool.max_idle_time, Duration::from_secs(5));
         assert_eq!(gw.set_status.original_status_header_name, "X-Was");
+
+        let s = load_file(
+            b"spring.cloud.gateway:\n  x-forwarded.host-append: false\n  server.webflux:\n    x-forwarded.prefix-enabled: false\n    forwarded.enabled: false\n",
+        );
+        let which = s.spring.cloud.gateway.forwarding_headers();
+        assert!(!which.prefix.enabled && which.prefix.append);
+        assert!(which.host.enabled && !which.host.append);
+        assert!(which.for_.enabled && which.for_.append);
+        assert!(!which.forwarded);
+        let s = load_file(b"spring.cloud.gateway.x-forwarded.enabled: false\n");
+        let which = s.spring.cloud.gateway.forwarding_headers();
+        assert!(!which.for_.enabled && !which.port.enabled && !which.proto.enabled);
+        assert!(which.forwarded);
     }
 
     #[test]
