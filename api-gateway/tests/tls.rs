@@ -160,6 +160,61 @@ async fn clients_speak_http1_or_http2_over_tls_by_alpn() {
     assert_eq!(echo["body"], "over h2");
 }
 
+/// Connects with TLS offering only `alpn`, writes `bytes` and reads what
+/// comes back until the gateway closes the connection.
+async fn raw_tls_exchange(ca: &TestCa, gateway: SocketAddr, alpn: &[u8], bytes: &[u8]) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca.pem().as_bytes()).expect("CA");
+    roots.add(ca_der).expect("root");
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gateway)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from(GATEWAY_NAME).expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+    tls.write_all(bytes).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the gateway closes the connection in time");
+    answer
+}
+
+#[tokio::test]
+async fn a_connection_that_agreed_on_h2_is_served_as_http2_only() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&[GATEWAY_NAME], "h2");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let gw = tls_gateway(dir.path(), &leaf, up.addr).await;
+    let request = b"GET /x HTTP/1.1\r\nHost: gateway.test\r\n\r\n";
+    // ALPN said h2, the client sent HTTP/1.1: no HTTP/1.1 answer, the
+    // connection is closed (RFC 9113 3.4; before, the preface was sniffed
+    // and the request served as HTTP/1.1).
+    let answer = raw_tls_exchange(&ca, gw.proxy, b"h2", request).await;
+    assert!(
+        !answer.starts_with(b"HTTP/1.1"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The same request on a connection that agreed on http/1.1 is served.
+    let request = b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n";
+    let answer = raw_tls_exchange(&ca, gw.proxy, b"http/1.1", request).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
 #[tokio::test]
 async fn cleartext_http2_with_prior_knowledge_is_served() {
     let up = Upstream::start().await;

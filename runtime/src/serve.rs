@@ -29,8 +29,11 @@
 //!
 //! Over TLS ([`serve_tls_with_stats`], feature `tls`) each connection
 //! first completes its handshake, within the same `header_read_timeout`;
-//! the acceptor's ALPN list decides whether clients may pick HTTP/2. Each
-//! request on a TLS connection carries the [`Secure`] extension.
+//! the acceptor's ALPN list decides whether clients may pick HTTP/2. A
+//! connection that agreed on `h2` is served as HTTP/2 only (one that does
+//! not start with the HTTP/2 preface is closed, RFC 9113 3.4); any other is
+//! chosen by its first bytes as above. Each request on a TLS connection
+//! carries the [`Secure`] extension.
 //!
 //! Each request to a [`Router`] carries axum's [`ConnectInfo<SocketAddr>`]
 //! with the peer's address; any other [`RequestService`] gets the peer once
@@ -320,6 +323,16 @@ pub async fn serve_tls_with_stats(
 pub struct Secure;
 
 /// What a connection does before HTTP.
+/// Which HTTP versions a connection is served with.
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    /// HTTP/1.1 (with upgrades), or HTTP/2 when the connection starts
+    /// with its preface.
+    Auto,
+    /// HTTP/2 only (ALPN `h2`).
+    Http2,
+}
+
 #[derive(Clone)]
 enum Handshake {
     Plain,
@@ -475,7 +488,10 @@ impl<S: RequestService> Connection<S> {
         let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
         let stream = SendDeadline::new(stream, self.send_timeout, Arc::clone(&self.stats));
         match &self.handshake {
-            Handshake::Plain => self.serve_http(stream, peer, head_deadline, false).await,
+            Handshake::Plain => {
+                self.serve_http(stream, peer, head_deadline, false, Protocol::Auto)
+                    .await;
+            }
             #[cfg(feature = "tls")]
             Handshake::Tls(acceptor) => {
                 let accepted = tokio::select! {
@@ -483,7 +499,18 @@ impl<S: RequestService> Connection<S> {
                     () = self.shutdown.cancelled() => Ok(Err(std::io::ErrorKind::Interrupted.into())),
                 };
                 match accepted {
-                    Ok(Ok(tls)) => self.serve_http(tls, peer, head_deadline, true).await,
+                    Ok(Ok(tls)) => {
+                        // The protocol ALPN agreed on is the only one
+                        // served (RFC 7301, RFC 9113 3.2): an `h2`
+                        // connection that does not start with the HTTP/2
+                        // preface is closed, not read as HTTP/1.1.
+                        let protocol = match tls.get_ref().1.alpn_protocol() {
+                            Some(b"h2") => Protocol::Http2,
+                            _ => Protocol::Auto,
+                        };
+                        self.serve_http(tls, peer, head_deadline, true, protocol)
+                            .await;
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => {
                         self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +528,7 @@ impl<S: RequestService> Connection<S> {
         peer: SocketAddr,
         head_deadline: tokio::time::Instant,
         secure: bool,
+        protocol: Protocol,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -513,9 +541,36 @@ impl<S: RequestService> Connection<S> {
                 connection.clone().oneshot(request)
             })
         };
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        match protocol {
+            Protocol::Auto => {
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service);
+                self.drive(conn, peer, head_deadline, &first_request).await;
+            }
+            Protocol::Http2 => {
+                // `serve_connection_with_upgrades` always reads the version
+                // itself; `serve_connection` honours `http2_only` (and
+                // HTTP/2 has no HTTP/1.1 upgrades).
+                let builder = self.builder.clone().http2_only();
+                let conn = builder.serve_connection(TokioIo::new(io), service);
+                self.drive(conn, peer, head_deadline, &first_request).await;
+            }
+        }
+    }
+
+    /// Runs `conn` to its end: closed when no request head came by
+    /// `head_deadline`, drained when shutdown begins.
+    async fn drive<C, E>(
+        &self,
+        conn: C,
+        peer: SocketAddr,
+        head_deadline: tokio::time::Instant,
+        first_request: &AtomicBool,
+    ) where
+        C: GracefulConnection<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
         tokio::pin!(conn);
         // Gated: the connection wakes this task for every read and write;
         // the deadline and the shutdown signal are polled only when they
@@ -546,6 +601,42 @@ impl<S: RequestService> Connection<S> {
                 }
             }
         }
+    }
+}
+
+/// A served connection that can be asked to finish its requests and close.
+trait GracefulConnection: Future {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E, B> GracefulConnection
+    for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper_util::server::conn::auto::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, E, B> GracefulConnection for hyper_util::server::conn::auto::Connection<'_, I, S, E>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper_util::server::conn::auto::Connection::graceful_shutdown(self);
     }
 }
 
