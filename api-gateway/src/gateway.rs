@@ -497,30 +497,32 @@ impl Gateway {
     ) -> Response<Body> {
         let (status, headers) = answer;
         match route {
-            Some(route) => self.record(route, method, status, started),
+            Some(route) => {
+                self.record(route, method, status, started);
+            }
             None => self.inner.metrics.record_unmatched(),
         }
         cors::answer(status, headers, path)
     }
 
-    /// Counts a request of `route` answered with `status`.
+    /// Counts a request of `route` answered with `status`; how long it took.
     fn record(
         &self,
         route: &Route,
         method: &Method,
         status: StatusCode,
         started: tokio::time::Instant,
-    ) {
+    ) -> std::time::Duration {
         let now = self.inner.clock.now();
+        let took = now.saturating_duration_since(started);
         let answered = Answered {
             route_id: &route.id,
             route_uri: &route.uri,
             method,
             status: status.as_u16(),
         };
-        self.inner
-            .metrics
-            .record(answered, now, now.saturating_duration_since(started));
+        self.inner.metrics.record(answered, now, took);
+        took
     }
 
     /// Recompiles the routes whenever the services change, while the
@@ -749,8 +751,8 @@ impl Gateway {
             if let Some(headers) = &cors_headers {
                 cors::apply(response.headers_mut(), headers);
             }
-            self.record(route, &parts.method, response.status(), started);
-            tracing::debug!(route = %route.id, status = response.status().as_u16(), "proxied");
+            let took = self.record(route, &parts.method, response.status(), started);
+            tracing::debug!(route = %route.id, status = response.status().as_u16(), took_us = took.as_micros(), "proxied");
             response
         })
     }

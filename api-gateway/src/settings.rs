@@ -21,7 +21,8 @@
 //!                 max-connections: 16, acquire-timeout: 45000, max-life-time: 0 }
 //!       x-forwarded: { enabled: true, prefix-enabled: true, host-append: true, ... }
 //!       forwarded.enabled: true
-//!       # httpclient, set-status, x-forwarded, forwarded also under server.webflux (SCG 4.3)
+//!       metrics: { enabled: true, prefix: spring.cloud.gateway, tags: { region: eu } }
+//!       # httpclient, set-status, x-forwarded, forwarded, metrics also under server.webflux (SCG 4.3)
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //!       loadbalancer.strategy: power-of-two-choices   # or round-robin, random, weighted
@@ -383,17 +384,27 @@ impl GatewaySettings {
 
 /// `spring.cloud.gateway.metrics.*` (or `server.webflux.metrics.*`): how
 /// `/actuator/prometheus` names and labels the request metric.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct MetricsSettings {
     /// `enabled`: `false` drops the request metric and the route count.
     /// Default is true (as SCG 4.3).
-    pub enabled: Option<bool>,
+    pub enabled: bool,
     /// `prefix`: the metric names' start. Default is `spring.cloud.gateway`
     /// (`spring_cloud_gateway_requests_seconds`).
-    pub prefix: Option<String>,
+    pub prefix: String,
     /// `tags`: labels added to every request series (`region: eu`).
     pub tags: serde_json::Map<String, Value>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            prefix: "spring.cloud.gateway".to_owned(),
+            tags: serde_json::Map::new(),
+        }
+    }
 }
 
 /// `spring.cloud.gateway.reload.*` (ours).
@@ -469,8 +480,6 @@ pub struct Webflux {
     pub global_filter: GlobalFilters,
     /// `globalcors.*`.
     pub globalcors: crate::cors::GlobalCors,
-    /// `metrics.*`.
-    pub metrics: MetricsSettings,
 }
 
 /// `spring.cloud.gateway.filter.*`.
@@ -720,7 +729,13 @@ impl Source {
     pub fn load(&self) -> Result<Settings, ConfigError> {
         let mut layers = Layers::new::<Settings>()?;
         // SCG 4.3 moved these under `server.webflux`; both names bind.
-        for key in ["httpclient", "set-status", "x-forwarded", "forwarded"] {
+        for key in [
+            "httpclient",
+            "set-status",
+            "x-forwarded",
+            "forwarded",
+            "metrics",
+        ] {
             layers = layers.alias(
                 &format!("spring.cloud.gateway.server.webflux.{key}"),
                 &format!("spring.cloud.gateway.{key}"),
@@ -813,42 +828,30 @@ impl GatewaySettings {
         )
     }
 
-    /// How the request metric is named and labelled: `metrics.*`, with SCG
-    /// 4.3's `server.webflux.metrics.*` winning key by key. A tag whose
-    /// value is not a string, number or boolean is refused as
-    /// (key, reason).
+    /// How the request metric is named and labelled (`metrics.*`). A tag
+    /// whose value is not a string, number or boolean is refused as (key,
+    /// reason).
     pub fn metrics_format(&self) -> Result<crate::metrics::MetricsFormat, (String, String)> {
-        let (old, new) = (&self.metrics, &self.server.webflux.metrics);
-        let enabled = new.enabled.or(old.enabled).unwrap_or(true);
-        let prefix = new
-            .prefix
-            .as_deref()
-            .or(old.prefix.as_deref())
-            .unwrap_or("spring.cloud.gateway");
-        let mut tags = std::collections::BTreeMap::new();
-        for (at, settings) in [
-            ("spring.cloud.gateway.metrics.tags", old),
-            ("spring.cloud.gateway.server.webflux.metrics.tags", new),
-        ] {
-            for (name, value) in &settings.tags {
-                let value = match value {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => {
-                        return Err((
-                            format!("{at}.{name}"),
-                            "a tag's value must be a string, number or boolean".to_owned(),
-                        ));
-                    }
-                };
-                tags.insert(name.clone(), value);
-            }
+        let metrics = &self.metrics;
+        let mut tags = Vec::with_capacity(metrics.tags.len());
+        for (name, value) in &metrics.tags {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err((
+                        format!("spring.cloud.gateway.metrics.tags.{name}"),
+                        "a tag's value must be a string, number or boolean".to_owned(),
+                    ));
+                }
+            };
+            tags.push((name.clone(), value));
         }
         Ok(crate::metrics::MetricsFormat::new(
-            enabled,
-            prefix,
-            tags.into_iter().collect(),
+            metrics.enabled,
+            &metrics.prefix,
+            tags,
         ))
     }
 
@@ -1002,6 +1005,16 @@ mod tests {
         assert!(which.host.enabled && !which.host.append);
         assert!(which.for_.enabled && which.for_.append);
         assert!(!which.forwarded);
+        let s = load_file(
+            b"spring.cloud.gateway:\n  metrics.tags: { zone: a, team: t }\n  server.webflux.metrics:\n    prefix: edge\n    tags.zone: b\n",
+        );
+        let metrics = &s.spring.cloud.gateway.metrics;
+        assert_eq!(metrics.prefix, "edge");
+        assert_eq!(
+            metrics.tags["zone"], "b",
+            "SCG 4.3's prefix wins key by key"
+        );
+        assert_eq!(metrics.tags["team"], "t");
         let s = load_file(b"spring.cloud.gateway.x-forwarded.enabled: false\n");
         let which = s.spring.cloud.gateway.forwarding_headers();
         assert!(!which.for_.enabled && !which.port.enabled && !which.proto.enabled);
