@@ -23,15 +23,18 @@
 //!   [`resolve::StaticInstances`], and [`resolve::RegistryInstances`] over
 //!   cloud-client's Eureka registry cache) and the choice of one
 //!   ([`resolve::Balancer`]: cloud-client's strategies, P2C by default).
-//! - [`proxy`]: hop-by-hop and forwarding headers, timeouts, the one
-//!   transparent retry; `proxy/pool.rs` the upstream connections (hyper's
-//!   HTTP/1.1 `client::conn`, pooled per upstream and I/O worker).
+//! - [`proxy`]: hop-by-hop and forwarding headers (SCG's `x-forwarded.*`
+//!   switches), timeouts, the one transparent retry; `proxy/pool.rs` the
+//!   upstream connections (hyper's HTTP/1.1 `client::conn`, pooled per
+//!   upstream and I/O worker; SCG's `ELASTIC`, `FIXED` and `DISABLED` pool
+//!   types).
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
 //!   to `https://` upstreams.
 //! - [`websocket`]: WebSocket upgrades and the tunnels they open.
-//! - [`admin`]: the admin API on its own port; [`metrics`] its counters.
+//! - [`admin`]: the admin API on its own port; [`metrics`] its counters,
+//!   with SCG's request metric written as SCG writes it.
 //! - [`reload`]: the settings file read again when it changes.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
 //! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
