@@ -12,7 +12,8 @@
 //!   the error when it does not answer). The gateway itself stays `UP`
 //!   (200) either way: its rate limiters let requests through while Redis
 //!   is away;
-//! - `GET /actuator/prometheus`: per-route request counts and time; open
+//! - `GET /actuator/prometheus`: per-route request counts and time, as
+//!   SCG's `spring_cloud_gateway_requests_seconds` (see [`crate::metrics`]); open
 //!   WebSocket tunnels and handshakes refused at the tunnel limit; per
 //!   `lb://` service the instances in its balancer and those ejected; the
 //!   Redis rate limiter's failures.
