@@ -342,6 +342,9 @@ impl Gateway {
                 clock: Arc::clone(&self.inner.clock),
                 redis: self.inner.redis.clone(),
                 response_cache: cache_policy,
+                rate_limiter: gw
+                    .limiter_defaults()
+                    .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?,
             },
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),

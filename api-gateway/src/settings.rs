@@ -22,7 +22,9 @@
 //!       x-forwarded: { enabled: true, prefix-enabled: true, host-append: true, ... }
 //!       forwarded.enabled: true
 //!       metrics: { enabled: true, prefix: spring.cloud.gateway, tags: { region: eu } }
-//!       # httpclient, set-status, x-forwarded, forwarded, metrics also under server.webflux (SCG 4.3)
+//!       redis-rate-limiter: { include-headers: true, remaining-header: X-RateLimit-Remaining, ... }
+//!       filter.request-rate-limiter: { deny-empty-key: true, empty-key-status-code: FORBIDDEN }
+//!       # httpclient and the keys after it also under server.webflux (SCG 4.3)
 //!       trusted-proxies: []          # CIDRs whose X-Forwarded-*/Forwarded are kept
 //!       set-status.original-status-header-name: ""
 //!       loadbalancer.strategy: power-of-two-choices   # or round-robin, random, weighted
@@ -292,6 +294,8 @@ pub struct GatewaySettings {
     pub reload: ReloadSettings,
     /// `metrics.*`: the request metric's name and extra labels.
     pub metrics: MetricsSettings,
+    /// `redis-rate-limiter.*`: the `X-RateLimit-*` headers.
+    pub redis_rate_limiter: RedisRateLimiterSettings,
     /// `x-forwarded.*`: which `X-Forwarded-*` headers are written.
     pub x_forwarded: XForwardedSettings,
     /// `forwarded.*`: whether `Forwarded` is written.
@@ -474,10 +478,6 @@ pub struct Webflux {
     pub discovery: Discovery,
     /// `trusted-proxies`.
     pub trusted_proxies: Vec<String>,
-    /// `filter.*`.
-    pub filter: FilterFactories,
-    /// `global-filter.*`.
-    pub global_filter: GlobalFilters,
     /// `globalcors.*`.
     pub globalcors: crate::cors::GlobalCors,
 }
@@ -488,6 +488,60 @@ pub struct Webflux {
 pub struct FilterFactories {
     /// `local-response-cache.*`.
     pub local_response_cache: LocalResponseCacheSettings,
+    /// `request-rate-limiter.*`.
+    pub request_rate_limiter: RequestRateLimiterSettings,
+}
+
+/// `spring.cloud.gateway.filter.request-rate-limiter.*`: what a
+/// `RequestRateLimiter` does with a request without a key, unless its own
+/// arguments say.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RequestRateLimiterSettings {
+    /// `deny-empty-key`: refuse a request whose key is empty. Default is
+    /// true.
+    pub deny_empty_key: bool,
+    /// `empty-key-status-code`: the status of that refusal, as a number or
+    /// Spring's name. Default is `FORBIDDEN`.
+    pub empty_key_status_code: String,
+}
+
+impl Default for RequestRateLimiterSettings {
+    fn default() -> Self {
+        RequestRateLimiterSettings {
+            deny_empty_key: true,
+            empty_key_status_code: "FORBIDDEN".to_owned(),
+        }
+    }
+}
+
+/// `spring.cloud.gateway.redis-rate-limiter.*`: the `X-RateLimit-*`
+/// headers of every `RequestRateLimiter` (in memory or through Redis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RedisRateLimiterSettings {
+    /// `include-headers`: add them to responses. Default is true.
+    pub include_headers: bool,
+    /// `remaining-header`. Default is `X-RateLimit-Remaining`.
+    pub remaining_header: String,
+    /// `replenish-rate-header`. Default is `X-RateLimit-Replenish-Rate`.
+    pub replenish_rate_header: String,
+    /// `burst-capacity-header`. Default is `X-RateLimit-Burst-Capacity`.
+    pub burst_capacity_header: String,
+    /// `requested-tokens-header`. Default is `X-RateLimit-Requested-Tokens`.
+    pub requested_tokens_header: String,
+}
+
+impl Default for RedisRateLimiterSettings {
+    fn default() -> Self {
+        RedisRateLimiterSettings {
+            include_headers: true,
+            remaining_header: "X-RateLimit-Remaining".to_owned(),
+            replenish_rate_header: "X-RateLimit-Replenish-Rate".to_owned(),
+            burst_capacity_header: "X-RateLimit-Burst-Capacity".to_owned(),
+            requested_tokens_header: "X-RateLimit-Requested-Tokens".to_owned(),
+        }
+    }
 }
 
 /// `spring.cloud.gateway.filter.local-response-cache.*`: SCG's response
@@ -735,6 +789,9 @@ impl Source {
             "x-forwarded",
             "forwarded",
             "metrics",
+            "filter",
+            "global-filter",
+            "redis-rate-limiter",
         ] {
             layers = layers.alias(
                 &format!("spring.cloud.gateway.server.webflux.{key}"),
@@ -813,19 +870,53 @@ impl GatewaySettings {
         }
     }
 
-    /// `filter.local-response-cache.*` (SCG 4.3's `server.webflux` prefix
-    /// when it is enabled there) and whether the global cache is on.
+    /// `filter.local-response-cache.*` and whether the global cache is on.
     pub fn local_response_cache(&self) -> (&LocalResponseCacheSettings, bool) {
-        let webflux = &self.server.webflux;
-        let (settings, global) = if webflux.filter.local_response_cache.enabled {
-            (&webflux.filter.local_response_cache, &webflux.global_filter)
-        } else {
-            (&self.filter.local_response_cache, &self.global_filter)
-        };
+        let settings = &self.filter.local_response_cache;
         (
             settings,
-            settings.enabled && global.local_response_cache.enabled,
+            settings.enabled && self.global_filter.local_response_cache.enabled,
         )
+    }
+
+    /// `RequestRateLimiter`'s defaults: `redis-rate-limiter.*` and
+    /// `filter.request-rate-limiter.*`; a bad header name or status is
+    /// refused as (key, reason).
+    pub fn limiter_defaults(
+        &self,
+    ) -> Result<crate::filter::ratelimit::LimiterDefaults, (String, String)> {
+        let r = &self.redis_rate_limiter;
+        let name = |key: &str, value: &str| {
+            crate::filter::ratelimit::header_name(value).ok_or_else(|| {
+                (
+                    format!("spring.cloud.gateway.redis-rate-limiter.{key}"),
+                    format!("`{value}` is not a header name"),
+                )
+            })
+        };
+        let header_names = match r.include_headers {
+            false => None,
+            true => Some([
+                name("remaining-header", &r.remaining_header)?,
+                name("replenish-rate-header", &r.replenish_rate_header)?,
+                name("burst-capacity-header", &r.burst_capacity_header)?,
+                name("requested-tokens-header", &r.requested_tokens_header)?,
+            ]),
+        };
+        let f = &self.filter.request_rate_limiter;
+        let empty_key_status =
+            crate::filter::parse_status(&f.empty_key_status_code).ok_or_else(|| {
+                (
+                    "spring.cloud.gateway.filter.request-rate-limiter.empty-key-status-code"
+                        .to_owned(),
+                    format!("`{}` is not an HTTP status", f.empty_key_status_code),
+                )
+            })?;
+        Ok(crate::filter::ratelimit::LimiterDefaults {
+            header_names,
+            deny_empty_key: f.deny_empty_key,
+            empty_key_status,
+        })
     }
 
     /// How the request metric is named and labelled (`metrics.*`). A tag
@@ -1015,6 +1106,39 @@ mod tests {
             "SCG 4.3's prefix wins key by key"
         );
         assert_eq!(metrics.tags["team"], "t");
+        let s = load_file(
+            b"spring.cloud.gateway:\n  redis-rate-limiter.remaining-header: X-Left\n  server.webflux:\n    redis-rate-limiter.include-headers: false\n    filter.request-rate-limiter:\n      deny-empty-key: false\n      empty-key-status-code: I_AM_A_TEAPOT\n",
+        );
+        let s2 = load_file(
+            b"spring.cloud.gateway.server.webflux:\n  filter.local-response-cache: { enabled: true, time-to-live: 1m }\n",
+        );
+        let (cache, global) = s2.spring.cloud.gateway.local_response_cache();
+        assert!(global);
+        assert_eq!(cache.time_to_live, Duration::from_secs(60));
+        let defaults = s.spring.cloud.gateway.limiter_defaults().expect("valid");
+        assert!(defaults.header_names.is_none());
+        assert!(!defaults.deny_empty_key);
+        assert_eq!(defaults.empty_key_status, http::StatusCode::IM_A_TEAPOT);
+        let s = load_file(b"spring.cloud.gateway.redis-rate-limiter.remaining-header: X-Left\n");
+        let names = s
+            .spring
+            .cloud
+            .gateway
+            .limiter_defaults()
+            .expect("valid")
+            .header_names;
+        assert_eq!(names.as_ref().map(|n| n[0].as_str()), Some("x-left"));
+        let s = load_file(b"spring.cloud.gateway.redis-rate-limiter.remaining-header: 'no name'\n");
+        let (key, _) = s
+            .spring
+            .cloud
+            .gateway
+            .limiter_defaults()
+            .expect_err("a space");
+        assert_eq!(
+            key,
+            "spring.cloud.gateway.redis-rate-limiter.remaining-header"
+        );
         let s = load_file(b"spring.cloud.gateway.x-forwarded.enabled: false\n");
         let which = s.spring.cloud.gateway.forwarding_headers();
         assert!(!which.for_.enabled && !which.port.enabled && !which.proto.enabled);

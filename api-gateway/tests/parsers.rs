@@ -48,6 +48,7 @@ fn filter_settings() -> FilterSettings {
         clock: std::sync::Arc::new(cloud_runtime::clock::ManualClock::new()),
         redis: None,
         response_cache: Default::default(),
+        rate_limiter: Default::default(),
     }
 }
 

@@ -165,3 +165,43 @@ async fn rate_limiter_refuses_beyond_the_burst_with_headers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_rate_limit_headers_follow_scgs_settings() {
+    let up = Upstream::start().await;
+    let route = |settings: &str| {
+        format!(
+            "spring.cloud.gateway:\n{settings}  routes:\n    - id: r\n      uri: http://{}\n      predicates: [Path=/**]\n      filters:\n        - name: RequestRateLimiter\n          args: {{replenishRate: 1, burstCapacity: 1}}\n",
+            up.addr
+        )
+    };
+    // SCG 4.3's prefix, and no headers at all, on the answer or the refusal.
+    let gw = TestGateway::start(&route(
+        "  server.webflux.redis-rate-limiter.include-headers: false\n",
+    ))
+    .await;
+    let (s, h, _) = get(&gw.url("/a")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, refused, _) = get(&gw.url("/a")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    for headers in [&h, &refused] {
+        assert!(
+            !headers
+                .keys()
+                .any(|n| n.as_str().starts_with("x-ratelimit")),
+            "{headers:?}"
+        );
+    }
+    // Renamed.
+    let gw = TestGateway::start(&route(
+        "  redis-rate-limiter:\n    remaining-header: X-Tokens-Left\n",
+    ))
+    .await;
+    let (s, h, _) = get(&gw.url("/a")).await;
+    assert_eq!(
+        (s, h["x-tokens-left"].to_str().ok()),
+        (StatusCode::OK, Some("0"))
+    );
+    assert!(!h.contains_key("x-ratelimit-remaining"));
+    assert_eq!(h["x-ratelimit-burst-capacity"], "1");
+}

@@ -97,6 +97,9 @@ pub struct FilterSettings {
     /// `LocalResponseCache`'s defaults
     /// (`spring.cloud.gateway.filter.local-response-cache.*`).
     pub response_cache: cache::CachePolicy,
+    /// `RequestRateLimiter`'s defaults (`redis-rate-limiter.*`,
+    /// `filter.request-rate-limiter.*`).
+    pub rate_limiter: ratelimit::LimiterDefaults,
 }
 
 /// What `CircuitBreaker` does around the exchange.
@@ -549,7 +552,8 @@ impl Filter {
             "Retry" => Filter::Retry(Box::new(RetryPolicy::compile(&in_order(RETRY_FIELDS)?)?)),
             "RequestRateLimiter" => {
                 let a = in_order(RATE_LIMITER_FIELDS)?;
-                let limiter = RateLimiter::compile(&a, Arc::clone(&settings.clock))?;
+                let limiter =
+                    RateLimiter::compile(&a, Arc::clone(&settings.clock), &settings.rate_limiter)?;
                 Filter::RequestRateLimiter(Arc::new(match &settings.redis {
                     Some(redis) => limiter.with_redis(route_id, redis.clone()),
                     None => limiter,
@@ -970,6 +974,12 @@ pub(crate) fn parse_status(text: &str) -> Option<StatusCode> {
         return StatusCode::from_u16(n).ok();
     }
     let wanted = t.to_ascii_uppercase();
+    // Spring's own names first (`I_AM_A_TEAPOT`), then `http`'s reasons.
+    if let Some(n) = (100u16..600)
+        .find(|n| crate::metrics::spring_status(*n).is_some_and(|(name, _)| name == wanted))
+    {
+        return StatusCode::from_u16(n).ok();
+    }
     (100u16..600)
         .filter_map(|n| StatusCode::from_u16(n).ok())
         .find(|s| {

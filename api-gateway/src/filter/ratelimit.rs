@@ -57,16 +57,50 @@ pub struct RateLimiter {
     /// text: a request copies them without allocating or writing to a
     /// reference count that every I/O worker shares.
     written: [HeaderValue; 3],
+    /// The headers' names, none when they are not written.
+    header_names: Option<HeaderNames>,
 }
 
-/// The `X-RateLimit-*` headers: remaining, replenish rate, burst capacity,
-/// requested tokens.
-const HEADER_NAMES: [&str; 4] = [
-    "x-ratelimit-remaining",
-    "x-ratelimit-replenish-rate",
-    "x-ratelimit-burst-capacity",
-    "x-ratelimit-requested-tokens",
-];
+/// The `X-RateLimit-*` header names: remaining, replenish rate, burst
+/// capacity, requested tokens (over interned text, so copies write no
+/// shared reference count).
+pub type HeaderNames = [HeaderName; 4];
+
+/// What every `RequestRateLimiter` does unless its arguments say:
+/// `spring.cloud.gateway.redis-rate-limiter.*` (the headers) and
+/// `spring.cloud.gateway.filter.request-rate-limiter.*` (an empty key).
+#[derive(Debug, Clone)]
+pub struct LimiterDefaults {
+    /// The `X-RateLimit-*` names; `None` when `include-headers` is false.
+    pub header_names: Option<HeaderNames>,
+    /// `deny-empty-key`.
+    pub deny_empty_key: bool,
+    /// `empty-key-status-code`.
+    pub empty_key_status: StatusCode,
+}
+
+impl Default for LimiterDefaults {
+    fn default() -> Self {
+        LimiterDefaults {
+            header_names: Some([
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderName::from_static("x-ratelimit-replenish-rate"),
+                HeaderName::from_static("x-ratelimit-burst-capacity"),
+                HeaderName::from_static("x-ratelimit-requested-tokens"),
+            ]),
+            deny_empty_key: true,
+            empty_key_status: StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// A header name made from `name` (any case), over interned text; `None`
+/// when it is not a header name.
+pub fn header_name(name: &str) -> Option<HeaderName> {
+    let lower = name.trim().to_ascii_lowercase();
+    HeaderName::from_bytes(lower.as_bytes()).ok()?;
+    Some(HeaderName::from_static(intern(lower)))
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -88,7 +122,11 @@ pub struct Decision {
 
 impl RateLimiter {
     /// Compiles the filter's arguments.
-    pub fn compile(a: &Args, clock: SharedClock) -> Result<RateLimiter, InvalidDefinition> {
+    pub fn compile(
+        a: &Args,
+        clock: SharedClock,
+        defaults: &LimiterDefaults,
+    ) -> Result<RateLimiter, InvalidDefinition> {
         let number = |names: [&str; 2], default: f64| -> Result<f64, InvalidDefinition> {
             let given = names.iter().find(|n| a.opt_str(n).is_some());
             match given {
@@ -139,7 +177,7 @@ impl RateLimiter {
             },
         };
         let empty_key_status = match a.opt_str("emptykeystatus") {
-            None => StatusCode::FORBIDDEN,
+            None => defaults.empty_key_status,
             Some(s) => super::parse_status(&s)
                 .ok_or_else(|| a.error(format!("`{s}` is not an HTTP status")))?,
         };
@@ -161,7 +199,8 @@ impl RateLimiter {
             burst_capacity,
             requested_tokens,
             key,
-            deny_empty_key: a.flag("denyemptykey", true)?,
+            deny_empty_key: a.flag("denyemptykey", defaults.deny_empty_key)?,
+            header_names: defaults.header_names.clone(),
             empty_key_status,
             buckets: DashMap::new(),
             clock,
@@ -308,14 +347,17 @@ impl RateLimiter {
         decision: &Decision,
         headers: &mut impl Extend<(HeaderName, HeaderValue)>,
     ) {
+        let Some([remaining_name, fixed_names @ ..]) = &self.header_names else {
+            return;
+        };
         let remaining = (
-            HeaderName::from_static(HEADER_NAMES[0]),
+            remaining_name.clone(),
             HeaderValue::from(decision.remaining),
         );
-        let fixed = HEADER_NAMES[1..]
+        let fixed = fixed_names
             .iter()
             .zip(&self.written)
-            .map(|(name, value)| (HeaderName::from_static(name), value.clone()));
+            .map(|(name, value)| (name.clone(), value.clone()));
         headers.extend(std::iter::once(remaining).chain(fixed));
     }
 }
@@ -408,6 +450,10 @@ mod tests {
     use crate::config::{Definition, Shortcut};
 
     fn limiter(args: &str, clock: &ManualClock) -> RateLimiter {
+        limiter_with(args, clock, &LimiterDefaults::default())
+    }
+
+    fn limiter_with(args: &str, clock: &ManualClock, defaults: &LimiterDefaults) -> RateLimiter {
         let yaml = format!("{{name: RequestRateLimiter, args: {args}}}");
         let value: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("test YAML");
         let def = Definition::parse(&value, "filter").expect("definition");
@@ -418,7 +464,7 @@ mod tests {
                 Shortcut::InOrder,
             )
             .expect("bound");
-        RateLimiter::compile(&a, Arc::new(clock.clone())).expect("compiles")
+        RateLimiter::compile(&a, Arc::new(clock.clone()), defaults).expect("compiles")
     }
 
     #[tokio::test(start_paused = true)]
@@ -466,6 +512,56 @@ mod tests {
         let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
         assert_eq!(key(longest), longest);
         assert_eq!(key("255.255.255.254"), "255.255.255.254");
+    }
+
+    #[test]
+    fn the_settings_rename_or_drop_the_headers_and_decide_empty_keys() {
+        let clock = ManualClock::new();
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let no_headers = LimiterDefaults {
+            header_names: None,
+            deny_empty_key: false,
+            empty_key_status: StatusCode::IM_A_TEAPOT,
+        };
+        let l = limiter_with(
+            "{replenishRate: 1, key-resolver: 'header:X-Key'}",
+            &clock,
+            &no_headers,
+        );
+        let decision = l.acquire(ip, &HeaderMap::new());
+        assert!(
+            decision.allowed,
+            "deny-empty-key false lets a keyless request through"
+        );
+        let mut written = HeaderMap::new();
+        l.write_headers(&decision, &mut written);
+        assert!(written.is_empty(), "{written:?}");
+        // The route's own arguments win over the settings.
+        let l = limiter_with(
+            "{replenishRate: 1, key-resolver: 'header:X-Key', deny-empty-key: true}",
+            &clock,
+            &no_headers,
+        );
+        let refused = l.acquire(ip, &HeaderMap::new());
+        assert_eq!(
+            (refused.allowed, refused.status),
+            (false, StatusCode::IM_A_TEAPOT)
+        );
+
+        let renamed = LimiterDefaults {
+            header_names: Some(
+                ["X-Left", "X-Rate", "X-Burst", "X-Cost"].map(|n| header_name(n).expect("a name")),
+            ),
+            ..LimiterDefaults::default()
+        };
+        let l = limiter_with("{replenishRate: 5}", &clock, &renamed);
+        let mut written = HeaderMap::new();
+        l.write_headers(&l.acquire(ip, &HeaderMap::new()), &mut written);
+        assert_eq!(written["x-left"], "4");
+        assert_eq!(written["x-rate"], "5");
+        assert_eq!(written["x-burst"], "5");
+        assert_eq!(written["x-cost"], "1");
+        assert!(header_name("not a name").is_none());
     }
 
     #[test]

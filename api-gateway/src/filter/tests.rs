@@ -10,6 +10,7 @@ fn settings() -> FilterSettings {
         clock: Arc::new(TokioClock::new()),
         redis: None,
         response_cache: Default::default(),
+        rate_limiter: Default::default(),
     }
 }
 

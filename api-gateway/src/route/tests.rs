@@ -14,6 +14,7 @@ fn settings() -> CompileSettings {
             clock: Arc::new(TokioClock::new()),
             redis: None,
             response_cache: Default::default(),
+            rate_limiter: Default::default(),
         },
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),
