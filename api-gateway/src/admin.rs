@@ -2,6 +2,13 @@
 //!
 //! - `GET /actuator/gateway/routes`: every route as SCG shows it;
 //! - `GET /actuator/gateway/routes/{id}`: one route (404 when unknown);
+//! - `GET /actuator/gateway/routefilters`, `/routepredicates`: the filter
+//!   and predicate names routes may use, keyed as SCG keys its factories
+//!   (`[AddRequestHeaderGatewayFilterFactory]`, value `null`);
+//! - `GET /actuator/gateway/globalfilters`: the steps every request goes
+//!   through, by SCG's global filter names, with SCG's orders;
+//! - `GET /actuator/gateway/routes/{id}/combinedfilters`: one route's
+//!   default and own filters with their orders in the chain;
 //! - `POST /actuator/gateway/refresh`: reads the settings again and swaps
 //!   the route table in one step (500 with the reason, old table kept, when
 //!   they do not load);
@@ -36,6 +43,13 @@ pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/actuator/gateway/routes", get(routes))
         .route("/actuator/gateway/routes/{id}", get(route))
+        .route(
+            "/actuator/gateway/routes/{id}/combinedfilters",
+            get(combined_filters),
+        )
+        .route("/actuator/gateway/routefilters", get(route_filters))
+        .route("/actuator/gateway/routepredicates", get(route_predicates))
+        .route("/actuator/gateway/globalfilters", get(global_filters))
         .route("/actuator/gateway/refresh", post(refresh))
         .route("/actuator/health", get(health))
         .route("/actuator/prometheus", get(metrics))
@@ -56,6 +70,90 @@ async fn route(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
             .at(&format!("/actuator/gateway/routes/{id}"))
             .into_response(),
     }
+}
+
+/// The route's filters (default ones first) with their place in the chain,
+/// as SCG orders a route's filters (1, 2, ...).
+async fn combined_filters(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    match gw.table().get(&id) {
+        Some(r) => {
+            let filters = r.describe()["filters"].clone();
+            let combined: serde_json::Map<String, Value> = filters
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, f)| (f.as_str().unwrap_or_default().to_owned(), json!(i + 1)))
+                .collect();
+            Json(Value::Object(combined)).into_response()
+        }
+        None => SpringError::new(StatusCode::NOT_FOUND, format!("No route with id `{id}`"))
+            .at(&format!("/actuator/gateway/routes/{id}/combinedfilters"))
+            .into_response(),
+    }
+}
+
+/// `names` keyed as SCG keys its factories, each with `null`.
+fn factories(names: &[&str], suffix: &str) -> Json<Value> {
+    Json(Value::Object(
+        names
+            .iter()
+            .map(|n| (format!("[{n}{suffix}]"), Value::Null))
+            .collect(),
+    ))
+}
+
+async fn route_filters() -> Json<Value> {
+    factories(&crate::filter::FILTER_NAMES, "GatewayFilterFactory")
+}
+
+async fn route_predicates() -> Json<Value> {
+    factories(&crate::predicate::PREDICATE_NAMES, "RoutePredicateFactory")
+}
+
+/// The steps of every request under the names and orders of the SCG
+/// global filters that do the same work.
+async fn global_filters() -> Json<Value> {
+    const STEPS: [(&str, i64); 8] = [
+        (
+            "org.springframework.cloud.gateway.filter.NettyWriteResponseFilter",
+            -1,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.ForwardPathFilter",
+            0,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.GatewayMetricsFilter",
+            0,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.RouteToRequestUrlFilter",
+            10000,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.ReactiveLoadBalancerClientFilter",
+            10150,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.WebsocketRoutingFilter",
+            2147483646,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.NettyRoutingFilter",
+            2147483647,
+        ),
+        (
+            "org.springframework.cloud.gateway.filter.ForwardRoutingFilter",
+            2147483647,
+        ),
+    ];
+    Json(Value::Object(
+        STEPS
+            .iter()
+            .map(|(name, order)| ((*name).to_owned(), json!(order)))
+            .collect(),
+    ))
 }
 
 async fn refresh(State(gw): State<Gateway>) -> Response {

@@ -453,6 +453,36 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
         assert!(text.contains(&line), "no {line:?} in\n{text}");
     }
     assert_eq!(gw.gateway.metrics().count("a"), 2);
+    // SCG's other gateway actuator views.
+    let (status, _, names) = get(&gw.admin_url("/actuator/gateway/routefilters")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        names["[StripPrefixGatewayFilterFactory]"].is_null(),
+        "{names}"
+    );
+    let (_, _, names) = get(&gw.admin_url("/actuator/gateway/routepredicates")).await;
+    assert!(names["[PathRoutePredicateFactory]"].is_null(), "{names}");
+    let (_, _, global) = get(&gw.admin_url("/actuator/gateway/globalfilters")).await;
+    assert_eq!(
+        global["org.springframework.cloud.gateway.filter.NettyRoutingFilter"],
+        2147483647
+    );
+    let (status, _, combined) =
+        get(&gw.admin_url("/actuator/gateway/routes/a/combinedfilters")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        combined
+            .as_object()
+            .is_some_and(|m| m.keys().any(|k| k.starts_with("StripPrefix"))
+                && m.values().all(|v| v.as_u64() >= Some(1))),
+        "{combined}"
+    );
+    assert_eq!(
+        get(&gw.admin_url("/actuator/gateway/routes/zzz/combinedfilters"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
     // The proxy port's connections, counted by the server it runs on.
     let accepted = text
         .lines()

@@ -53,6 +53,41 @@ pub(crate) const RETRY_FIELDS: &[&str] = &[
     "backoff.basedonpreviousvalue",
 ];
 
+/// Every filter name a route may use, in the order errors and the admin
+/// API list them.
+pub const FILTER_NAMES: [&str; 30] = [
+    "AddRequestHeader",
+    "AddRequestHeadersIfNotPresent",
+    "AddRequestParameter",
+    "AddResponseHeader",
+    "CircuitBreaker",
+    "DedupeResponseHeader",
+    "FallbackHeaders",
+    "JwtAuth",
+    "LocalResponseCache",
+    "MapRequestHeader",
+    "PrefixPath",
+    "PreserveHostHeader",
+    "RedirectTo",
+    "RemoveRequestHeader",
+    "RemoveRequestParameter",
+    "RemoveResponseHeader",
+    "RequestHeaderSize",
+    "RequestRateLimiter",
+    "RequestSize",
+    "Retry",
+    "RewriteLocationResponseHeader",
+    "RewritePath",
+    "RewriteResponseHeader",
+    "SecureHeaders",
+    "SetPath",
+    "SetRequestHeader",
+    "SetRequestHostHeader",
+    "SetResponseHeader",
+    "SetStatus",
+    "StripPrefix",
+];
+
 /// The argument names of `RequestRateLimiter`.
 pub(crate) const RATE_LIMITER_FIELDS: &[&str] = &[
     "redisratelimiter.replenishrate",
@@ -582,7 +617,7 @@ impl Filter {
             other => {
                 return Err(InvalidDefinition::new(
                     format!("{K} {other}"),
-                    "unknown filter (known: AddRequestHeader, AddRequestHeadersIfNotPresent, AddRequestParameter, AddResponseHeader, CircuitBreaker, DedupeResponseHeader, FallbackHeaders, JwtAuth, LocalResponseCache, MapRequestHeader, PrefixPath, PreserveHostHeader, RedirectTo, RemoveRequestHeader, RemoveRequestParameter, RemoveResponseHeader, RequestHeaderSize, RequestRateLimiter, RequestSize, Retry, RewriteLocationResponseHeader, RewritePath, RewriteResponseHeader, SecureHeaders, SetPath, SetRequestHeader, SetRequestHostHeader, SetResponseHeader, SetStatus, StripPrefix)",
+                    format!("unknown filter (known: {})", FILTER_NAMES.join(", ")),
                 ));
             }
         })

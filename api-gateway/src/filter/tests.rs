@@ -339,3 +339,16 @@ fn bad_arguments_are_refused() {
         );
     }
 }
+
+#[test]
+fn every_listed_filter_name_is_known_and_no_other() {
+    let unknown = |name: &str| match Filter::compile(&Definition::shortcut(name), "r", &settings())
+    {
+        Ok(_) => false,
+        Err(e) => e.to_string().contains("unknown filter"),
+    };
+    for name in FILTER_NAMES {
+        assert!(!unknown(name), "{name} is listed but not compiled");
+    }
+    assert!(unknown("ModifyRequestBody"));
+}

@@ -58,6 +58,23 @@ pub struct RequestView<'a> {
 /// order.
 pub type Captures = Vec<(String, String)>;
 
+/// Every predicate name a route may use, in the order errors and the admin
+/// API list them.
+pub const PREDICATE_NAMES: [&str; 12] = [
+    "After",
+    "Before",
+    "Between",
+    "Cookie",
+    "Header",
+    "Host",
+    "Method",
+    "Path",
+    "Query",
+    "RemoteAddr",
+    "Weight",
+    "XForwardedRemoteAddr",
+];
+
 /// One compiled predicate.
 #[derive(Debug, Clone)]
 pub enum Predicate {
@@ -266,7 +283,7 @@ impl Predicate {
             }
             other => Err(InvalidDefinition::new(
                 format!("{KIND} {other}"),
-                "unknown predicate (known: After, Before, Between, Cookie, Header, Host, Method, Path, Query, RemoteAddr, Weight, XForwardedRemoteAddr)",
+                format!("unknown predicate (known: {})", PREDICATE_NAMES.join(", ")),
             )),
         }
     }

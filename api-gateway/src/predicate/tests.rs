@@ -279,3 +279,15 @@ fn bad_arguments_are_refused() {
         );
     }
 }
+
+#[test]
+fn every_listed_predicate_name_is_known_and_no_other() {
+    let unknown = |name: &str| match Predicate::compile(&Definition::shortcut(name)) {
+        Ok(_) => false,
+        Err(e) => e.to_string().contains("unknown predicate"),
+    };
+    for name in PREDICATE_NAMES {
+        assert!(!unknown(name), "{name} is listed but not compiled");
+    }
+    assert!(unknown("ReadBody"));
+}
