@@ -322,7 +322,6 @@ pub async fn serve_tls_with_stats(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Secure;
 
-/// What a connection does before HTTP.
 /// Which HTTP versions a connection is served with.
 #[derive(Debug, Clone, Copy)]
 enum Protocol {
@@ -333,6 +332,7 @@ enum Protocol {
     Http2,
 }
 
+/// What a connection does before HTTP.
 #[derive(Clone)]
 enum Handshake {
     Plain,
