@@ -24,6 +24,29 @@ fn gateway_yml_on(io_workers: usize, up: &Upstream, pool: &str) -> String {
     )
 }
 
+/// Starts a request that holds the gateway's one upstream connection for
+/// `delay_ms` (after a first request that opens it), and waits until the
+/// upstream has it: the connection it went out on, and the request.
+async fn hold_the_connection(
+    gw: &TestGateway,
+    up: &Upstream,
+    delay_ms: u64,
+) -> (
+    String,
+    tokio::task::JoinHandle<(StatusCode, reqwest::header::HeaderMap, serde_json::Value)>,
+) {
+    let first = peer_of(gw, "/api/warm").await;
+    let url = gw.url(&format!("/api/delay/{delay_ms}"));
+    let busy = tokio::spawn(async move { get(&url).await });
+    eventually(
+        Duration::from_secs(5),
+        "the slow request reaches the upstream",
+        || async { up.hits() == 2 },
+    )
+    .await;
+    (first, busy)
+}
+
 /// The upstream connection one request went out on.
 async fn peer_of(gw: &TestGateway, path: &str) -> String {
     let (status, _, echo) = get(&gw.url(path)).await;
@@ -40,18 +63,8 @@ async fn a_fixed_pool_opens_no_more_than_max_connections_and_answers_503_past_th
         "    type: FIXED\n    max-connections: 1\n    acquire-timeout: 200\n",
     ))
     .await;
-    let first = peer_of(&gw, "/api/warm").await;
     // The one connection is busy for 3 s.
-    let busy = tokio::spawn({
-        let url = gw.url("/api/delay/3000");
-        async move { get(&url).await }
-    });
-    eventually(
-        Duration::from_secs(5),
-        "the slow request reaches the upstream",
-        || async { up.hits() == 2 },
-    )
-    .await;
+    let (first, busy) = hold_the_connection(&gw, &up, 3000).await;
     let (status, _, body) = get(&gw.url("/api/other")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], 503, "{body}");
@@ -80,17 +93,8 @@ async fn a_request_waits_for_the_fixed_pools_connection_to_come_back() {
         "    type: fixed\n    max-connections: 1\n    acquire-timeout: 10s\n",
     ))
     .await;
-    let first = peer_of(&gw, "/api/warm").await;
-    let slow = tokio::spawn({
-        let url = gw.url("/api/delay/300");
-        async move { get(&url).await }
-    });
-    eventually(
-        Duration::from_secs(5),
-        "the slow request reaches the upstream",
-        || async { up.hits() == 2 },
-    )
-    .await;
+    // Busy long enough that the queued requests are sure to find it so.
+    let (first, slow) = hold_the_connection(&gw, &up, 1000).await;
     // Sent while the only connection is busy: it waits, then goes out on it.
     let waiting: Vec<_> = (0..3)
         .map(|i| {

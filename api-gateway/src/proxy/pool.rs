@@ -379,7 +379,14 @@ impl Pool {
             return;
         }
         conn.state.store(limits.stamp(now), Ordering::Release);
-        let limiter = conn.limiter.clone();
+        // Under `FIXED`, whether a request waits for this upstream: read
+        // before the connection is listed; a request that starts waiting
+        // after this read looks at the lists (behind this shard's lock)
+        // and finds it.
+        let wake = conn
+            .limiter
+            .as_ref()
+            .is_some_and(|l| l.waiting.load(Ordering::Acquire) > 0);
         let mut shard = home.0.idle();
         let idle = &mut shard.idle[usize::from(conn.secure)];
         let list = match idle.get_mut(&*conn.authority) {
@@ -392,12 +399,11 @@ impl Pool {
         }
         if list.len() < limits.max_idle_per_host {
             list.push(conn);
-        }
-        drop(shard);
-        if let Some(l) = limiter
-            && l.waiting.load(Ordering::Acquire) > 0
-        {
-            l.returned.notify_one();
+            // Woken through the listed connection's own handle: no
+            // reference count written on the way.
+            if wake && let Some(l) = list.last().and_then(|c| c.limiter.as_deref()) {
+                l.returned.notify_one();
+            }
         }
     }
 

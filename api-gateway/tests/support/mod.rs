@@ -58,14 +58,7 @@ impl Upstream {
             flaky: Arc::default(),
         };
         let router = Router::new().fallback(echo).with_state(state);
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let _ = axum::serve(listener, service)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
+        let token = serve(listener, router);
         Upstream { addr, hits, token }
     }
 
@@ -74,12 +67,14 @@ impl Upstream {
     }
 }
 
-/// Serves `router` on `listener` until the returned token is cancelled.
+/// Serves `router` on `listener` until the returned token is cancelled;
+/// each request carries axum's `ConnectInfo<SocketAddr>`.
 pub fn serve(listener: tokio::net::TcpListener, router: Router) -> CancellationToken {
     let token = CancellationToken::new();
     let stop = token.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
     });
