@@ -79,6 +79,7 @@ fn bench(c: &mut Criterion) {
                 remote: view.remote,
                 response_headers: Vec::new(),
                 fallback: None,
+                uri: None,
             };
             for f in &route.filters {
                 let _ = f.apply_request(&mut out);

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
+use crate::filter::json_body::JsonAttributes;
 use crate::filter::ratelimit::redis::RedisBuckets;
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{
@@ -345,6 +346,15 @@ impl Gateway {
                 rate_limiter: gw
                     .limiter_defaults()
                     .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?,
+                max_in_memory_size: settings.spring.codec.max_in_memory_size().map_err(
+                    |reason| {
+                        ConfigError::new(
+                            origin(&file),
+                            Some("spring.codec.max-in-memory-size"),
+                            reason,
+                        )
+                    },
+                )?,
             },
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
@@ -684,6 +694,7 @@ impl Gateway {
                 remote: peer.addr().ip(),
                 response_headers: Vec::new(),
                 fallback,
+                uri: None,
             };
             let mut answer = self
                 .authenticate(
@@ -748,7 +759,14 @@ impl Gateway {
                 for (n, v) in &out.response_headers {
                     head.headers.insert(n.clone(), v.clone());
                 }
-                Response::from_parts(head, body)
+                if route.filters[..ran]
+                    .iter()
+                    .any(|f| matches!(f, Filter::RemoveJsonAttributesResponseBody(_)))
+                {
+                    rewrite_json_body(&route.filters[..ran], &parts.method, head, body, path).await
+                } else {
+                    Response::from_parts(head, body)
+                }
             };
             let mut response = response;
             if let Some(headers) = &cors_headers {
@@ -919,9 +937,14 @@ impl Gateway {
     ) -> Result<Response<Body>, UpstreamError> {
         let (route, out) = (call.route, call.out);
         let policy = route.retry().filter(|p| p.applies_to(&out.method));
-        let mut body = match policy {
-            None => AttemptBody::Stream(Some(body)),
-            Some(_) => keep_if_small(body, &out.headers).await?,
+        let cached = route.filters.iter().find_map(|f| match f {
+            Filter::CacheRequestBody(limit) => Some(*limit),
+            _ => None,
+        });
+        let mut body = match (cached, policy) {
+            (Some(limit), _) => keep_whole(body, limit).await?,
+            (None, None) => AttemptBody::Stream(Some(body)),
+            (None, Some(_)) => keep_if_small(body, &out.headers).await?,
         };
         let retries = match policy {
             Some(p) if body.replayable() => p.retries,
@@ -953,8 +976,8 @@ impl Gateway {
         call: &Call<'_>,
         body: &mut AttemptBody,
     ) -> Result<Response<Body>, UpstreamError> {
-        let balancer = self.service_balancer(call.route);
-        let picked = self.pick(call.route, balancer.as_deref())?;
+        let balancer = self.service_balancer(call.target());
+        let picked = self.pick(call.target(), balancer.as_deref())?;
         let instance = picked.as_ref().map(Picked::instance);
         let mut up = self.upstream_request(call, instance)?;
         let again = || Some(self.upstream_request(call, instance).ok()?.headers);
@@ -1007,8 +1030,8 @@ impl Gateway {
             );
         };
         let sent = async {
-            let balancer = self.service_balancer(call.route);
-            let picked = self.pick(call.route, balancer.as_deref())?;
+            let balancer = self.service_balancer(call.target());
+            let picked = self.pick(call.target(), balancer.as_deref())?;
             let instance = picked.as_ref().map(Picked::instance);
             let upgrade_request = || {
                 let mut up = self.upstream_request(call, instance)?;
@@ -1078,9 +1101,9 @@ impl Gateway {
         self.inner.tunnels.refused()
     }
 
-    /// The balancer of an `lb://` route's service.
-    fn service_balancer(&self, route: &Route) -> Option<Arc<LoadBalancer>> {
-        match &route.target {
+    /// The balancer of an `lb://` target's service.
+    fn service_balancer(&self, target: &Target) -> Option<Arc<LoadBalancer>> {
+        match target {
             Target::Service(name) => Some(
                 self.inner
                     .balancer
@@ -1094,10 +1117,10 @@ impl Gateway {
     /// 503 when none is UP.
     fn pick<'b>(
         &self,
-        route: &Route,
+        target: &Target,
         balancer: Option<&'b LoadBalancer>,
     ) -> Result<Option<Picked<'b>>, UpstreamError> {
-        match (&route.target, balancer) {
+        match (target, balancer) {
             (Target::Service(name), Some(b)) => b
                 .pick()
                 .map(Some)
@@ -1115,7 +1138,7 @@ impl Gateway {
         instance: Option<&ServiceInstance>,
     ) -> Result<UpstreamRequest<'a>, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
-        let (authority, secure) = match &route.target {
+        let (authority, secure) = match call.target() {
             Target::Fixed { authority, secure } => (Cow::Borrowed(authority.as_str()), *secure),
             Target::Service(name) => {
                 let instance = instance.ok_or_else(|| UpstreamError::no_instance(name))?;
@@ -1155,9 +1178,10 @@ impl Gateway {
         if let Some(h) = host {
             headers.insert(header::HOST, h);
         }
-        let path_and_query = match out.query.as_deref().filter(|q| !q.is_empty()) {
-            Some(q) => format!("{}?{q}", out.path),
-            None => out.path.clone(),
+        let path_and_query = match (&out.uri, out.query.as_deref().filter(|q| !q.is_empty())) {
+            (Some(uri), _) => uri.path_and_query.clone(),
+            (None, Some(q)) => format!("{}?{q}", out.path),
+            (None, None) => out.path.clone(),
         };
         Ok(UpstreamRequest {
             authority,
@@ -1176,7 +1200,16 @@ struct UpstreamRequest<'a> {
     path_and_query: String,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// Where the request goes: its own URI's target (`SetRequestUri`,
+    /// `RequestHeaderToRequestUri`), or its route's.
+    fn target(&self) -> &'a Target {
+        match &self.out.uri {
+            Some(uri) => &uri.target,
+            None => &self.route.target,
+        }
+    }
+
     /// The client connection's upgrade, once.
     fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
         self.on_upgrade
@@ -1297,6 +1330,19 @@ async fn keep_if_small(
     }
 }
 
+/// `CacheRequestBody`: the whole body, at most `limit` bytes (413 past it).
+async fn keep_whole(body: Body, limit: usize) -> Result<AttemptBody, UpstreamError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(AttemptBody::Kept(collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(UpstreamError::too_large(format!(
+                "The request body is larger than spring.codec.max-in-memory-size ({limit} bytes), the most CacheRequestBody keeps"
+            )))
+        }
+        Err(e) => Err(UpstreamError::client_body(BodyError(e.to_string()))),
+    }
+}
+
 /// A request body that could not be read (the cause, as text: the body's
 /// error type is boxed and not `Sync`).
 #[derive(Debug, thiserror::Error)]
@@ -1353,6 +1399,75 @@ fn error_answer(status: StatusCode, message: &str, path: &str) -> Response<Body>
         .into_response();
     response.extensions_mut().insert(GatewayAnswer);
     response
+}
+
+/// `RemoveJsonAttributesResponseBody` on a response: a JSON body is
+/// buffered (up to the filters' `spring.codec.max-in-memory-size`) and
+/// rewritten by each filter, last declared first. A body too large, not
+/// JSON or unreadable fails the request (500, as SCG; 502 when the
+/// upstream breaks off) rather than pass the attributes on.
+async fn rewrite_json_body(
+    filters: &[Filter],
+    method: &http::Method,
+    mut head: http::response::Parts,
+    body: Body,
+    path: &str,
+) -> Response<Body> {
+    let no_body = method == http::Method::HEAD
+        || head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    if no_body || !JsonAttributes::applies_to(&head.headers) {
+        return Response::from_parts(head, body);
+    }
+    let rewriters = || {
+        filters.iter().rev().filter_map(|f| match f {
+            Filter::RemoveJsonAttributesResponseBody(j) => Some(j),
+            _ => None,
+        })
+    };
+    let limit = rewriters().map(JsonAttributes::limit).min().unwrap_or(0);
+    let mut bytes = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        body, limit,
+    ))
+    .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "The response body is larger than spring.codec.max-in-memory-size ({limit} bytes), so RemoveJsonAttributesResponseBody cannot read it"
+                ),
+                path,
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the upstream's response body failed");
+            return error_answer(
+                StatusCode::BAD_GATEWAY,
+                "The upstream's response body could not be read",
+                path,
+            );
+        }
+    };
+    for j in rewriters() {
+        bytes = match j.rewrite(&head.headers, &bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "RemoveJsonAttributesResponseBody failed");
+                return error_answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("Failed to process the response body: {e}"),
+                    path,
+                );
+            }
+        };
+    }
+    head.headers.remove(header::TRANSFER_ENCODING);
+    head.headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Response::from_parts(head, Body::from(bytes))
 }
 
 /// On a route with `RequestSize`, a body of unknown length (chunked, or

@@ -18,7 +18,8 @@
 //!   and host patterns, `time.rs` date-times, `cidr.rs` address ranges.
 //! - [`filter`]: the filters and their one order; `filter/retry.rs` the
 //!   retry policy, `filter/ratelimit.rs` the in-memory token buckets.
-//! - [`route`]: compiled routes and the route table.
+//! - [`route`]: compiled routes and the route table; [`target`] a route's
+//!   `uri` and a request's own destination.
 //! - [`resolve`]: `lb://` names to instances ([`resolve::ServiceInstances`];
 //!   [`resolve::StaticInstances`], and [`resolve::RegistryInstances`] over
 //!   cloud-client's Eureka registry cache) and the choice of one
@@ -90,6 +91,7 @@ pub mod resolve;
 pub mod route;
 pub mod security;
 pub mod settings;
+pub mod target;
 pub mod tls;
 pub mod websocket;
 

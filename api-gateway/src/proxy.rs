@@ -61,6 +61,17 @@ impl UpstreamError {
         }
     }
 
+    /// The client's body is larger than the gateway keeps (`detail` says
+    /// which limit).
+    pub fn too_large(detail: String) -> UpstreamError {
+        UpstreamError {
+            kind: Kind::TooLarge,
+            upstream: "client".to_owned(),
+            detail,
+            source: None,
+        }
+    }
+
     /// The route has no upstream to call (a forward).
     pub fn unsupported(upstream: &str, detail: &str) -> UpstreamError {
         UpstreamError {

@@ -9,31 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::Authority;
 use serde_json::{Value, json};
 
 use crate::config::{Definition, InvalidDefinition, RouteDefinition, RouteError};
 use crate::filter::retry::RetryPolicy;
 use crate::filter::{BreakerFilter, Filter, FilterSettings};
 use crate::predicate::{Captures, Predicate, RequestView, WeightGroups};
-
-/// Where a route sends its requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A fixed upstream (`http://`, `https://`, `ws://`, `wss://`; the
-    /// path of the URI is not used, as in SCG).
-    Fixed {
-        /// `https` or `wss`.
-        secure: bool,
-        /// `host:port` (the port defaults to 80 or 443).
-        authority: Authority,
-    },
-    /// A service by name (`lb://name`, `lb:ws://name`).
-    Service(String),
-    /// Another path of this gateway (`forward:/path`), matched again
-    /// against the routes.
-    Forward(String),
-}
+pub use crate::target::{Target, parse_target};
 
 /// One compiled route.
 #[derive(Debug)]
@@ -262,51 +244,6 @@ fn compile_route(
         breaker,
         retry,
     })
-}
-
-/// Parses a route's `uri`.
-pub fn parse_target(uri: &str) -> Result<Target, InvalidDefinition> {
-    let fail = |reason: &str| InvalidDefinition::new("uri", format!("`{uri}` {reason}"));
-    if let Some(path) = uri.strip_prefix("forward:") {
-        if !path.starts_with('/') {
-            return Err(fail("must be forward:/path"));
-        }
-        return Ok(Target::Forward(path.to_owned()));
-    }
-    if let Some(rest) = uri
-        .strip_prefix("lb:ws://")
-        .or_else(|| uri.strip_prefix("lb:wss://"))
-        .or_else(|| uri.strip_prefix("lb://"))
-    {
-        let name = rest.split(['/', '?']).next().unwrap_or("");
-        if name.is_empty() || name.contains(['@', ' ']) {
-            return Err(fail("names no service (expected lb://service-name)"));
-        }
-        return Ok(Target::Service(name.to_owned()));
-    }
-    let parsed: http::Uri = uri
-        .parse()
-        .map_err(|e| fail("is not a URI").with_source(e))?;
-    let secure = match parsed.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("http" | "ws") => false,
-        Some("https" | "wss") => true,
-        _ => {
-            return Err(fail(
-                "has no supported scheme (http, https, ws, wss, lb, lb:ws, forward)",
-            ));
-        }
-    };
-    let authority = parsed.authority().ok_or_else(|| fail("has no host"))?;
-    let authority = match authority.port_u16() {
-        Some(_) => authority.clone(),
-        None => {
-            let port = if secure { 443 } else { 80 };
-            format!("{}:{port}", authority.host())
-                .parse()
-                .map_err(|e| fail("has a bad host").with_source(e))?
-        }
-    };
-    Ok(Target::Fixed { secure, authority })
 }
 
 #[cfg(test)]

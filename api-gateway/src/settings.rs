@@ -162,6 +162,31 @@ pub struct Spring {
     pub application: Application,
     /// `spring.security.*`: the resource server's JWT settings.
     pub security: crate::security::SpringSecurity,
+    /// `spring.codec.*`.
+    pub codec: Codec,
+}
+
+/// `spring.codec.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct Codec {
+    /// `max-in-memory-size`: the largest body a filter that reads whole
+    /// bodies (`RemoveJsonAttributesResponseBody`) buffers; `256KB` by
+    /// default, `-1` for no limit (as Spring).
+    pub max_in_memory_size: Option<String>,
+}
+
+impl Codec {
+    /// `max-in-memory-size` in bytes; the reason when it is not a size.
+    pub fn max_in_memory_size(&self) -> Result<usize, String> {
+        match self.max_in_memory_size.as_deref().map(str::trim) {
+            None | Some("") => Ok(crate::filter::DEFAULT_MAX_IN_MEMORY_SIZE),
+            Some("-1") => Ok(usize::MAX),
+            Some(text) => crate::filter::parse_data_size(text)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("`{text}` is not a size such as 256KB (or -1)")),
+        }
+    }
 }
 
 /// `spring.data.*`.

@@ -49,6 +49,7 @@ fn filter_settings() -> FilterSettings {
         redis: None,
         response_cache: Default::default(),
         rate_limiter: Default::default(),
+        max_in_memory_size: api_gateway::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
     }
 }
 

@@ -837,3 +837,87 @@ async fn pooled_connections_are_reused_and_closed_after_the_idle_time() {
         "a new connection after the idle close"
     );
 }
+
+#[tokio::test]
+async fn set_request_uri_chooses_the_service_per_request() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    let services = Arc::new(StaticInstances::new());
+    services.set("ALPHA", vec![Instance::up("127.0.0.1", a.addr.port())]);
+    services.set("BETA", vec![Instance::up("127.0.0.1", b.addr.port())]);
+    // The route's own uri is a closed port: only SetRequestUri reaches anyone.
+    let gw = TestGateway::start_with(
+        "spring.cloud.gateway.routes:\n  - id: tenants\n    uri: http://127.0.0.1:1\n    predicates: ['Path=/tenant/{name}/**']\n    filters: ['SetRequestUri=lb://{name}/api?from=tenant']\n",
+        Some(services.clone()),
+    )
+    .await;
+    let (status, _, echo) = get(&gw.url("/tenant/ALPHA/x?dropped=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str()),
+        (Some("/api"), Some("from=tenant"))
+    );
+    assert_eq!(echo["server"], a.addr.to_string());
+    let (status, _, echo) = get(&gw.url("/tenant/BETA/y")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["server"], b.addr.to_string());
+    assert_eq!((a.hits(), b.hits()), (1, 1));
+    let (status, _, body) = get(&gw.url("/tenant/GAMMA/z")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+#[tokio::test]
+async fn remove_json_attributes_rewrites_json_bodies_within_the_codec_limit() {
+    let up = Upstream::start().await;
+    let u = up.addr;
+    let gw = TestGateway::start(&format!(
+        "spring.codec.max-in-memory-size: 2KB\n{}",
+        routes(&format!(
+            "        - {{id: json, uri: 'http://{u}', predicates: ['Path=/json/**'], filters: ['RemoveJsonAttributesResponseBody=headers,peer']}}\n"
+        ))
+    ))
+    .await;
+    let (status, headers, echo) = get(&gw.url("/json/x")).await;
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    let fields: Vec<&str> = echo
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        ["method", "path", "query", "body", "server"],
+        "order kept"
+    );
+    let length: usize = headers["content-length"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("a length");
+    assert_eq!(length, serde_json::to_vec(&echo).expect("json").len());
+    // The echo of a 4 KiB body is over the 2KB limit: refused, not passed on.
+    let big = "x".repeat(4096);
+    let (status, _, error) = send(client().post(gw.url("/json/x")).body(big)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("spring.codec.max-in-memory-size")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_codec_limit_fails_at_start_naming_the_key() {
+    let file = tempfile::Builder::new()
+        .suffix(".yml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), "spring.codec.max-in-memory-size: lots\n").expect("written");
+    let err = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
+        .and_then(|b| b.build())
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("spring.codec.max-in-memory-size"), "{text}");
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}

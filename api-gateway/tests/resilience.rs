@@ -205,3 +205,29 @@ async fn the_rate_limit_headers_follow_scgs_settings() {
     assert!(!h.contains_key("x-ratelimit-remaining"));
     assert_eq!(h["x-ratelimit-burst-capacity"], "1");
 }
+
+#[tokio::test]
+async fn cache_request_body_lets_retry_send_a_large_body_again() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring.codec.max-in-memory-size: 1MB\nspring.cloud.gateway.routes:\n  - id: r\n    uri: http://{}\n    predicates: [Path=/**]\n    filters:\n      - CacheRequestBody=java.lang.String\n      - name: Retry\n        args: {{retries: 2, statuses: SERVICE_UNAVAILABLE, methods: POST, backoff: {{firstBackoff: 5ms, maxBackoff: 20ms}}}}\n",
+        up.addr
+    ))
+    .await;
+    // 200 KiB: over the 64 KiB Retry keeps by itself, within the codec limit.
+    let big = "y".repeat(200 * 1024);
+    let (s, _, echo) = send(client().post(gw.url("/flaky/1")).body(big.clone())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(up.hits(), 2, "one 503, then the same body again");
+    assert_eq!(echo["body"].as_str().map(str::len), Some(big.len()));
+    // Over the codec limit: 413 before anything is sent.
+    let before = up.hits();
+    let (s, _, error) = send(
+        client()
+            .post(gw.url("/x"))
+            .body("z".repeat(1024 * 1024 + 1)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    assert_eq!(up.hits(), before);
+}

@@ -97,7 +97,8 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// One route of the shared `application.yml`. `uri` is `UP` (the recorder),
 /// `DOWN` (a closed port) or a literal URI. A predicate or filter starting
 /// with `{` is written as YAML (the expanded form), anything else as a
-/// quoted shortcut.
+/// quoted shortcut. `UP_ADDR` in a filter (and in a scenario's header
+/// value) is the recorder's `host:port`.
 struct RouteDef {
     id: &'static str,
     uri: &'static str,
@@ -334,6 +335,50 @@ const ROUTES: &[RouteDef] = &[
         ],
     },
     route("fallback", &["Path=/fallback/**"], &["FallbackHeaders"]),
+    route(
+        "cache-request-body",
+        &["Path=/s/crb/**"],
+        // Expanded: SCG's CacheRequestBody has no shortcut field order.
+        &["{name: CacheRequestBody, args: {bodyClass: java.lang.String}}"],
+    ),
+    route(
+        "rewrite-request-parameter",
+        &["Path=/s/rwrp/**"],
+        &["RewriteRequestParameter=campaign,fall 2023"],
+    ),
+    RouteDef {
+        id: "set-request-uri",
+        uri: "DOWN",
+        predicates: &["Path=/s/sru/{seg}"],
+        // Expanded: SCG 4.3.0 binds the shortcut to the wrong field
+        // (spring-cloud-gateway#4062, fixed in a later 4.3.x).
+        filters: &[
+            "{name: SetRequestUri, args: {template: 'http://UP_ADDR/moved/{seg}?from=sru'}}",
+        ],
+    },
+    RouteDef {
+        id: "set-request-uri-bare",
+        uri: "DOWN",
+        predicates: &["Path=/s/srub/**"],
+        filters: &["{name: SetRequestUri, args: {template: 'http://UP_ADDR'}}"],
+    },
+    route(
+        "request-header-to-request-uri",
+        &["Path=/s/rhtru/**"],
+        &["RequestHeaderToRequestUri=X-Target-Url"],
+    ),
+    route(
+        "remove-json-attributes",
+        &["Path=/s/rjson/**"],
+        &["RemoveJsonAttributesResponseBody=secret,token"],
+    ),
+    route(
+        "remove-json-attributes-recursive",
+        &["Path=/s/rjsonr/**"],
+        &[
+            "{name: RemoveJsonAttributesResponseBody, args: {fieldList: [secret], deleteRecursively: true}}",
+        ],
+    ),
     RouteDef {
         id: "upstream-down",
         uri: "DOWN",
@@ -368,6 +413,13 @@ const OK: Reply = Reply {
     status: 200,
     headers: &[("content-type", "text/plain")],
     body: "from upstream",
+};
+
+/// A JSON answer with attributes to remove at several depths.
+const JSON: Reply = Reply {
+    status: 200,
+    headers: &[("content-type", "application/json")],
+    body: r#"{"id":7,"secret":"s3cr3t","token":"t","profile":{"secret":"inner","name":"n"},"items":[{"secret":1,"v":2}]}"#,
 };
 
 const fn get(name: &'static str, target: &'static str) -> Scenario {
@@ -622,6 +674,42 @@ const SCENARIOS: &[Scenario] = &[
         },
     ),
     get("circuit-breaker-connect-failure-fallback", "/s/cbdown/x"),
+    get(
+        "rewrite-request-parameter",
+        "/s/rwrp/x?campaign=old&a=1&campaign=older&b=2",
+    ),
+    get("rewrite-request-parameter-absent", "/s/rwrp/x?a=1"),
+    Scenario {
+        name: "cache-request-body",
+        method: "POST",
+        target: "/s/crb/x",
+        headers: &[("content-type", "text/plain")],
+        body: "cached body",
+        reply: OK,
+    },
+    get("set-request-uri", "/s/sru/abc?q=1"),
+    get("set-request-uri-bare", "/s/srub/x/y?q=1"),
+    with_headers(
+        "request-header-to-request-uri",
+        "/s/rhtru/x?q=1",
+        &[("x-target-url", "http://UP_ADDR/elsewhere?z=9")],
+    ),
+    with_headers(
+        "request-header-to-request-uri-invalid",
+        "/s/rhtru/x?q=1",
+        &[("x-target-url", "not a uri")],
+    ),
+    replying("remove-json-attributes", "/s/rjson/x", JSON),
+    replying("remove-json-attributes-recursive", "/s/rjsonr/x", JSON),
+    replying(
+        "remove-json-attributes-not-json",
+        "/s/rjson/x",
+        Reply {
+            status: 200,
+            headers: &[("content-type", "text/plain")],
+            body: JSON.body,
+        },
+    ),
     get("upstream-refuses-connections", "/s/down/x"),
 ];
 
@@ -753,7 +841,8 @@ fn application_yml(recorder: SocketAddr, down: SocketAddr) -> String {
         if !r.filters.is_empty() {
             yml.push_str("              filters:\n");
             for f in r.filters {
-                writeln!(yml, "                - {}", item(f)).unwrap();
+                let f = f.replace("UP_ADDR", &recorder.to_string());
+                writeln!(yml, "                - {}", item(&f)).unwrap();
             }
         }
     }
@@ -867,7 +956,7 @@ async fn run_scenario(
     let method = reqwest::Method::from_bytes(scenario.method.as_bytes()).unwrap();
     let mut request = client.request(method, &url);
     for (n, v) in scenario.headers {
-        request = request.header(*n, *v);
+        request = request.header(*n, v.replace("UP_ADDR", &recorder.addr.to_string()));
     }
     if !scenario.body.is_empty() {
         request = request.body(scenario.body);

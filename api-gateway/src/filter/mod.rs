@@ -12,16 +12,21 @@
 //! 2. the exchange with the upstream: `LocalResponseCache` ([`cache`])
 //!    around `CircuitBreaker` around `Retry` around each attempt, wherever
 //!    they are declared (one breaker outcome per client request, after its
-//!    retries);
+//!    retries); the upstream is the route's `uri`, or the one the last
+//!    `SetRequestUri` or `RequestHeaderToRequestUri` chose
+//!    ([`Outbound::uri`]);
 //! 3. the response filters run in reverse order ([`Filter::apply_response`])
-//!    on the upstream's (or the fallback's) response. The gateway's own
-//!    error answers (404, 502, 503, 504) are not filtered.
+//!    on the upstream's (or the fallback's) response, then
+//!    `RemoveJsonAttributesResponseBody` on its body ([`json_body`]). The
+//!    gateway's own error answers (404, 502, 503, 504) are not filtered.
 //!
 //! Values of `AddRequestHeader`, `SetRequestHeader`, `AddResponseHeader`,
-//! `SetResponseHeader`, `SetPath` and `SetRequestHostHeader` may name the
+//! `SetResponseHeader`, `SetPath`, `SetRequestHostHeader` and
+//! `SetRequestUri` may name the
 //! `{captures}` of the route's `Path` and `Host` patterns.
 
 pub mod cache;
+pub mod json_body;
 pub mod ratelimit;
 pub mod retry;
 
@@ -37,6 +42,8 @@ use regex::Regex;
 
 use crate::config::{Definition, InvalidDefinition, Shortcut};
 use crate::predicate::{percent_decode, percent_encode};
+use crate::target::RequestUri;
+use json_body::JsonAttributes;
 use ratelimit::RateLimiter;
 use retry::RetryPolicy;
 
@@ -55,11 +62,12 @@ pub(crate) const RETRY_FIELDS: &[&str] = &[
 
 /// Every filter name a route may use, in the order errors and the admin
 /// API list them.
-pub const FILTER_NAMES: [&str; 30] = [
+pub const FILTER_NAMES: [&str; 35] = [
     "AddRequestHeader",
     "AddRequestHeadersIfNotPresent",
     "AddRequestParameter",
     "AddResponseHeader",
+    "CacheRequestBody",
     "CircuitBreaker",
     "DedupeResponseHeader",
     "FallbackHeaders",
@@ -70,19 +78,23 @@ pub const FILTER_NAMES: [&str; 30] = [
     "PreserveHostHeader",
     "RedirectTo",
     "RemoveRequestHeader",
+    "RemoveJsonAttributesResponseBody",
     "RemoveRequestParameter",
     "RemoveResponseHeader",
     "RequestHeaderSize",
+    "RequestHeaderToRequestUri",
     "RequestRateLimiter",
     "RequestSize",
     "Retry",
     "RewriteLocationResponseHeader",
     "RewritePath",
+    "RewriteRequestParameter",
     "RewriteResponseHeader",
     "SecureHeaders",
     "SetPath",
     "SetRequestHeader",
     "SetRequestHostHeader",
+    "SetRequestUri",
     "SetResponseHeader",
     "SetStatus",
     "StripPrefix",
@@ -135,7 +147,13 @@ pub struct FilterSettings {
     /// `RequestRateLimiter`'s defaults (`redis-rate-limiter.*`,
     /// `filter.request-rate-limiter.*`).
     pub rate_limiter: ratelimit::LimiterDefaults,
+    /// `spring.codec.max-in-memory-size`: the largest body a filter that
+    /// reads whole bodies (`RemoveJsonAttributesResponseBody`) buffers.
+    pub max_in_memory_size: usize,
 }
+
+/// Spring's default `spring.codec.max-in-memory-size` (256 KiB).
+pub const DEFAULT_MAX_IN_MEMORY_SIZE: usize = 256 * 1024;
 
 /// What `CircuitBreaker` does around the exchange.
 #[derive(Debug, Clone)]
@@ -199,6 +217,21 @@ pub enum Filter {
     RemoveRequestHeader(HeaderName),
     /// `RemoveRequestParameter`.
     RemoveRequestParameter(String),
+    /// `RewriteRequestParameter`: the parameter and its one new value.
+    RewriteRequestParameter(String, String),
+    /// `SetRequestUri`: the template of the URI the request goes to
+    /// instead of the route's.
+    SetRequestUri(String),
+    /// `RequestHeaderToRequestUri`: the header whose URI the request goes
+    /// to instead of the route's.
+    RequestHeaderToRequestUri(HeaderName),
+    /// `CacheRequestBody`: the request body is read whole (at most this
+    /// many bytes, `spring.codec.max-in-memory-size`) before the exchange,
+    /// and sent again by `Retry` whatever its size.
+    CacheRequestBody(usize),
+    /// `RemoveJsonAttributesResponseBody`: runs on the whole response body
+    /// (the gateway buffers it; see [`json_body`]).
+    RemoveJsonAttributesResponseBody(JsonAttributes),
     /// `RemoveResponseHeader`.
     RemoveResponseHeader(HeaderName),
     /// `RequestHeaderSize`: largest header (name and values) in bytes, and
@@ -275,6 +308,10 @@ pub struct Outbound {
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// Why the request is being answered by a fallback, if it is.
     pub fallback: Option<FallbackCause>,
+    /// Where the request goes instead of the route's `uri`, with the path
+    /// and query it carries there (`SetRequestUri`,
+    /// `RequestHeaderToRequestUri`).
+    pub uri: Option<RequestUri>,
 }
 
 /// The failure that sent a request to its `CircuitBreaker` fallback.
@@ -409,6 +446,53 @@ impl Filter {
             "RemoveRequestParameter" => {
                 let a = in_order(&["name"])?;
                 Filter::RemoveRequestParameter(a.str("name")?)
+            }
+            "RewriteRequestParameter" => {
+                let a = in_order(&["name", "replacement"])?;
+                Filter::RewriteRequestParameter(a.str("name")?, a.str("replacement")?)
+            }
+            "SetRequestUri" => {
+                let a = in_order(&["template"])?;
+                let template = a.str("template")?;
+                // Checked with every `{capture}` filled in.
+                let sample = expand_all(&template, "x");
+                if RequestUri::parse(&sample).is_none() {
+                    return Err(a.error(format!(
+                        "`{template}` is not an absolute http://, https:// or lb:// URI"
+                    )));
+                }
+                Filter::SetRequestUri(template)
+            }
+            "CacheRequestBody" => {
+                // SCG decodes the body as `bodyClass` for Java filters to
+                // read; here it is kept as bytes whatever the class.
+                in_order(&["bodyclass"])?.str("bodyclass")?;
+                Filter::CacheRequestBody(settings.max_in_memory_size)
+            }
+            "RequestHeaderToRequestUri" => {
+                let a = in_order(&["name"])?;
+                Filter::RequestHeaderToRequestUri(header_name(&a, &a.str("name")?)?)
+            }
+            "RemoveJsonAttributesResponseBody" => {
+                let a = def.bind(
+                    K,
+                    &["fieldlist", "deleterecursively"],
+                    Shortcut::GatherListTailFlag,
+                )?;
+                let names: Vec<String> = a
+                    .list("fieldlist")
+                    .into_iter()
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.is_empty() {
+                    return Err(a.error("at least one attribute name is required"));
+                }
+                Filter::RemoveJsonAttributesResponseBody(JsonAttributes::new(
+                    names,
+                    a.flag("deleterecursively", false)?,
+                    settings.max_in_memory_size,
+                ))
             }
             "RequestHeaderSize" => {
                 let a = in_order(&["maxsize", "errorheadername"])?;
@@ -678,6 +762,46 @@ impl Filter {
                         })
                         .collect();
                     out.query = (!kept.is_empty()).then(|| kept.join("&"));
+                }
+            }
+            Filter::RewriteRequestParameter(name, replacement) => {
+                // As SCG: every value of `name` goes, one `replacement` is
+                // added last; nothing changes when `name` is absent.
+                if let Some(q) = out.query.take() {
+                    let named =
+                        |p: &&str| percent_decode(p.split('=').next().unwrap_or("")) == *name;
+                    let mut pairs: Vec<&str> = q.split('&').filter(|p| !p.is_empty()).collect();
+                    if pairs.iter().any(named) {
+                        pairs.retain(|p| !named(p));
+                        let pair =
+                            format!("{}={}", percent_encode(name), percent_encode(replacement));
+                        pairs.push(&pair);
+                        out.query = Some(pairs.join("&"));
+                    } else {
+                        out.query = Some(q);
+                    }
+                }
+            }
+            Filter::SetRequestUri(template) => {
+                // An invalid URI leaves the route's `uri` in place, as SCG.
+                let uri = expand(template, &out.vars);
+                match RequestUri::parse(&uri) {
+                    Some(parsed) => out.uri = Some(parsed),
+                    None => tracing::debug!(
+                        uri,
+                        "SetRequestUri: not a valid URI; the route's uri stays"
+                    ),
+                }
+            }
+            Filter::RequestHeaderToRequestUri(name) => {
+                if let Some(value) = out.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    match RequestUri::parse(value) {
+                        Some(parsed) => out.uri = Some(parsed),
+                        None => tracing::debug!(
+                            value,
+                            "RequestHeaderToRequestUri: not a valid URI; the route's uri stays"
+                        ),
+                    }
                 }
             }
             Filter::MapRequestHeader(from, to) => {
@@ -977,6 +1101,27 @@ pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
                     }
                 }
                 rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `template` with every `{name}` replaced by `with`.
+fn expand_all(template: &str, with: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str(with);
+                rest = &rest[start + end + 1..];
             }
             None => {
                 out.push_str(&rest[start..]);

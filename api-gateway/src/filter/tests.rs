@@ -11,6 +11,7 @@ fn settings() -> FilterSettings {
         redis: None,
         response_cache: Default::default(),
         rate_limiter: Default::default(),
+        max_in_memory_size: crate::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
     }
 }
 
@@ -30,6 +31,7 @@ fn outbound(path: &str, query: Option<&str>) -> Outbound {
         remote: "10.0.0.1".parse().expect("ip"),
         response_headers: Vec::new(),
         fallback: None,
+        uri: None,
     }
 }
 
@@ -351,4 +353,118 @@ fn every_listed_filter_name_is_known_and_no_other() {
         assert!(!unknown(name), "{name} is listed but not compiled");
     }
     assert!(unknown("ModifyRequestBody"));
+}
+
+#[test]
+fn rewrite_request_parameter_replaces_every_value_with_one_as_scg() {
+    let mut out = outbound("/", Some("campaign=old&a=1&campaign=older&b=2"));
+    run("RewriteRequestParameter=campaign,fall 2023", &mut out).expect("no answer");
+    assert_eq!(out.query.as_deref(), Some("a=1&b=2&campaign=fall%202023"));
+    let mut out = outbound("/", Some("a=1&camp%61ign"));
+    run("RewriteRequestParameter=campaign,new", &mut out).expect("no answer");
+    assert_eq!(
+        out.query.as_deref(),
+        Some("a=1&campaign=new"),
+        "names compare decoded"
+    );
+    for query in [None, Some("a=1&campaigns=2")] {
+        let mut out = outbound("/", query);
+        run("RewriteRequestParameter=campaign,new", &mut out).expect("no answer");
+        assert_eq!(out.query.as_deref(), query, "absent: unchanged");
+    }
+}
+
+#[test]
+fn set_request_uri_sends_the_request_to_its_template() {
+    let mut out = outbound("/red/x", Some("q=1"));
+    run(
+        "SetRequestUri=http://{segment}.example.org:8080/p?z=1",
+        &mut out,
+    )
+    .expect("no answer");
+    let uri = out.uri.expect("a destination");
+    assert_eq!(
+        uri.target,
+        crate::target::Target::Fixed {
+            secure: false,
+            authority: http::uri::Authority::from_static("seg.example.org:8080"),
+        }
+    );
+    assert_eq!(uri.path_and_query, "/p?z=1");
+    let mut out = outbound("/", None);
+    run("SetRequestUri=lb://{segment}", &mut out).expect("no answer");
+    assert_eq!(
+        out.uri.expect("a destination").target,
+        crate::target::Target::Service("seg".to_owned())
+    );
+    // A capture that makes the URI invalid leaves the route's uri.
+    let mut out = outbound("/", None);
+    out.vars = vec![("segment".to_owned(), "a b".to_owned())];
+    run("SetRequestUri=http://{segment}.example.org", &mut out).expect("no answer");
+    assert_eq!(out.uri, None);
+}
+
+#[test]
+fn set_request_uri_templates_are_checked_at_start() {
+    for bad in [
+        "SetRequestUri=/relative/{segment}",
+        "SetRequestUri=ftp://example.org",
+        "SetRequestUri=forward:/x",
+        "SetRequestUri",
+    ] {
+        let err =
+            Filter::compile(&Definition::shortcut(bad), "r", &settings()).expect_err("refused");
+        assert!(err.to_string().contains("SetRequestUri"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn request_header_to_request_uri_follows_a_valid_header_only() {
+    let mut out = outbound("/x", None);
+    out.headers.insert(
+        "x-cf-forwarded-url",
+        HeaderValue::from_static("https://other.example.org/path?a=b"),
+    );
+    run("RequestHeaderToRequestUri=X-CF-Forwarded-Url", &mut out).expect("no answer");
+    let uri = out.uri.expect("a destination");
+    assert_eq!(
+        uri.target,
+        crate::target::Target::Fixed {
+            secure: true,
+            authority: http::uri::Authority::from_static("other.example.org:443"),
+        }
+    );
+    assert_eq!(uri.path_and_query, "/path?a=b");
+    for value in [None, Some("not a uri"), Some("/relative")] {
+        let mut out = outbound("/x", None);
+        if let Some(v) = value {
+            out.headers
+                .insert("x-cf-forwarded-url", HeaderValue::from_static(v));
+        }
+        run("RequestHeaderToRequestUri=X-CF-Forwarded-Url", &mut out).expect("no answer");
+        assert_eq!(out.uri, None, "{value:?}");
+    }
+}
+
+#[test]
+fn remove_json_attributes_takes_a_list_and_a_tail_flag() {
+    let f = filter("RemoveJsonAttributesResponseBody=id,secret,true");
+    let Filter::RemoveJsonAttributesResponseBody(j) = f else {
+        panic!("compiled as {f:?}");
+    };
+    assert_eq!(
+        j,
+        JsonAttributes::new(
+            vec!["id".into(), "secret".into()],
+            true,
+            DEFAULT_MAX_IN_MEMORY_SIZE
+        )
+    );
+    let err = Filter::compile(
+        &Definition::shortcut("RemoveJsonAttributesResponseBody"),
+        "r",
+        &settings(),
+    )
+    .expect_err("no names");
+    assert!(err.to_string().contains("attribute name"), "{err}");
 }

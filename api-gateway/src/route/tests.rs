@@ -15,6 +15,7 @@ fn settings() -> CompileSettings {
             redis: None,
             response_cache: Default::default(),
             rate_limiter: Default::default(),
+            max_in_memory_size: crate::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
         },
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),

@@ -30,6 +30,7 @@ fn outbound(method: Method, path: &str, headers: &[(&str, &str)]) -> Outbound {
         remote: IpAddr::from([127, 0, 0, 1]),
         response_headers: Vec::new(),
         fallback: None,
+        uri: None,
     }
 }
 
