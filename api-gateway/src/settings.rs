@@ -806,7 +806,8 @@ impl Source {
 
     /// Layers and reads the settings.
     pub fn load(&self) -> Result<Settings, ConfigError> {
-        let mut layers = Layers::new::<Settings>()?;
+        let mut layers =
+            Layers::new::<Settings>()?.strict_placeholders("eureka.client.service-url");
         // SCG 4.3 moved these under `server.webflux`; both names bind.
         for key in [
             "httpclient",

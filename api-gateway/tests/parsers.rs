@@ -38,6 +38,11 @@ const FILTERS: &[&str] = &[
     "RewriteLocationResponseHeader",
     "SetPath",
     "CircuitBreaker",
+    "RewriteRequestParameter",
+    "SetRequestUri",
+    "RequestHeaderToRequestUri",
+    "RemoveJsonAttributesResponseBody",
+    "CacheRequestBody",
 ];
 
 fn filter_settings() -> FilterSettings {

@@ -921,3 +921,63 @@ async fn a_bad_codec_limit_fails_at_start_naming_the_key() {
     assert!(text.contains("spring.codec.max-in-memory-size"), "{text}");
     assert!(text.contains(&file.path().display().to_string()), "{text}");
 }
+
+#[test]
+fn an_application_properties_file_gives_the_routes_its_yaml_gives() {
+    let write = |ext: &str, text: &str| {
+        let f = tempfile::Builder::new()
+            .suffix(ext)
+            .tempfile()
+            .expect("temp file");
+        std::fs::write(f.path(), text).expect("written");
+        f
+    };
+    let yaml = write(
+        ".yml",
+        "spring:\n  cloud:\n    gateway:\n      server:\n        webflux:\n          default-filters: ['AddResponseHeader=X-Gw, yes']\n          routes:\n            - id: users\n              uri: lb://USERS\n              order: 2\n              predicates: ['Path=/users/{id}', 'Method=GET,POST']\n              filters:\n                - StripPrefix=1\n                - name: RewritePath\n                  args: {regexp: '/(?<rest>.*)', replacement: '/v2/${rest}'}\n              metadata: {response-timeout: 200, connect-timeout: 100}\n            - id: web\n              uri: http://127.0.0.1:9000\n              predicates: ['Host=**.example.org']\n",
+    );
+    let properties = write(
+        ".properties",
+        "# the same routes as Spring Boot's application.properties\n\
+         spring.cloud.gateway.server.webflux.default-filters[0]=AddResponseHeader=X-Gw, yes\n\
+         spring.cloud.gateway.server.webflux.routes[0].id=users\n\
+         spring.cloud.gateway.server.webflux.routes[0].uri=lb://USERS\n\
+         spring.cloud.gateway.server.webflux.routes[0].order=2\n\
+         spring.cloud.gateway.server.webflux.routes[0].predicates[0]=Path=/users/{id}\n\
+         spring.cloud.gateway.server.webflux.routes[0].predicates[1]=Method=GET,POST\n\
+         spring.cloud.gateway.server.webflux.routes[0].filters[0]=StripPrefix=1\n\
+         spring.cloud.gateway.server.webflux.routes[0].filters[1].name=RewritePath\n\
+         spring.cloud.gateway.server.webflux.routes[0].filters[1].args.regexp=/(?<rest>.*)\n\
+         spring.cloud.gateway.server.webflux.routes[0].filters[1].args.replacement=/v2/${rest}\n\
+         spring.cloud.gateway.server.webflux.routes[0].metadata.response-timeout=200\n\
+         spring.cloud.gateway.server.webflux.routes[0].metadata.connect-timeout=100\n\
+         spring.cloud.gateway.server.webflux.routes[1].id=web\n\
+         spring.cloud.gateway.server.webflux.routes[1].uri=http://127.0.0.1:9000\n\
+         spring.cloud.gateway.server.webflux.routes[1].predicates[0]=Host=**.example.org\n",
+    );
+    let describe = |path: &std::path::Path| {
+        let gateway = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(path))
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let table = gateway.table();
+        table
+            .routes()
+            .iter()
+            .map(|r| {
+                // A properties file's values are text (SCG shows them so too).
+                let mut d = r.describe();
+                if let Some(m) = d["metadata"].as_object_mut() {
+                    for v in m.values_mut() {
+                        if let Some(n) = v.as_u64() {
+                            *v = serde_json::Value::from(n.to_string());
+                        }
+                    }
+                }
+                (d, r.connect_timeout, r.response_timeout)
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_yaml = describe(yaml.path());
+    assert_eq!(from_yaml.len(), 2);
+    assert_eq!(describe(properties.path()), from_yaml);
+}

@@ -553,8 +553,8 @@ impl LoadError {
 }
 
 impl ClientSettings {
-    /// Loads defaults, then `file` (`application.yml`; YAML, TOML or JSON
-    /// by extension), then the environment with Spring's relaxed names,
+    /// Loads defaults, then `file` (`application.yml`; YAML, `.properties`,
+    /// TOML or JSON by extension), then the environment with Spring's relaxed names,
     /// then [`validate`](Self::validate)s.
     pub fn load(
         file: Option<&std::path::Path>,
@@ -572,7 +572,10 @@ impl ClientSettings {
     pub fn from_layers(
         layers: cloud_runtime::settings::Layers,
     ) -> Result<ClientSettings, LoadError> {
-        let settings: ClientSettings = layers.load()?;
+        // A registry address must not keep an unresolved `${...}`.
+        let settings: ClientSettings = layers
+            .strict_placeholders("eureka.client.service-url")
+            .load()?;
         settings.validate()?;
         Ok(settings)
     }

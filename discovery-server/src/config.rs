@@ -148,6 +148,7 @@ impl ServerConfig {
             .drain_timeout
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let settings: Settings = Layers::new::<Settings>()?
+            .strict_placeholders("eureka.client.service-url")
             .optional_file(file)?
             .env_prefix_alias(env, "DISCOVERY__", "__")
             .env_alias(env, "DISCOVERY_PORT", "server.port")

@@ -23,7 +23,8 @@
 //!   worker writes, and `ShardedArc`, an `Arc` held through per-thread
 //!   handles.
 //! - With the default `service` feature:
-//!   - [`settings`]: layering of defaults, `--config FILE`, environment
+//!   - [`settings`]: layering of defaults, `--config FILE` (YAML, Java
+//!     `.properties` in `settings/properties.rs`, TOML, JSON), environment
 //!     variables (Spring's relaxed names, through an injectable map) and
 //!     flags, with errors that name the file or variable and the key;
 //!   - [`logging`]: tracing setup (`RUST_LOG` filter; text on a terminal,

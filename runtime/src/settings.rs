@@ -224,6 +224,9 @@ pub struct Layers {
     tree: Value,
     /// (from, to) paths of [`Layers::alias`], in the schema's spelling.
     aliases: Vec<(Vec<String>, Vec<String>)>,
+    /// Keys (dotted, the schema's spelling) where a placeholder that names
+    /// nothing is an error ([`Layers::strict_placeholders`]).
+    strict: Vec<String>,
     origins: BTreeMap<String, Origin>,
     warnings: Vec<String>,
 }
@@ -238,6 +241,7 @@ impl Layers {
             tree: schema.clone(),
             schema,
             aliases: Vec::new(),
+            strict: Vec::new(),
             origins: BTreeMap::new(),
             warnings: Vec::new(),
         })
@@ -260,14 +264,25 @@ impl Layers {
         self
     }
 
-    /// Lays a file over the settings: YAML (`.yml`, `.yaml`), TOML
-    /// (`.toml`) or JSON (`.json`) by extension; a YAML file may hold
-    /// several documents, of which those without
+    /// Makes a placeholder under `key` (dotted) that names no setting and
+    /// has no default an error naming the key, where Spring would leave it
+    /// as written (for addresses, which would only fail later).
+    pub fn strict_placeholders(mut self, key: &str) -> Layers {
+        self.strict
+            .push(resolve_path(&self.schema, &split_key(key)).join("."));
+        self
+    }
+
+    /// Lays a file over the settings: YAML (`.yml`, `.yaml`), Java
+    /// properties (`.properties`, as Spring Boot reads them: ISO-8859-1,
+    /// `routes[0].id=...` indices, `#---` between documents), TOML
+    /// (`.toml`) or JSON (`.json`) by extension; a YAML or properties file
+    /// may hold several documents, of which those without
     /// `spring.config.activate.on-profile` (or `spring.profiles`) apply, and
     /// the others when one of their profiles is in `spring.profiles.active`.
     pub fn file(mut self, path: &Path) -> Result<Layers, ConfigError> {
         let origin = Origin::File(path.to_path_buf());
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             ConfigError::new(origin.clone(), None, format!("cannot read: {e}")).with_source(e)
         })?;
         let ext = path
@@ -275,27 +290,61 @@ impl Layers {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let documents: Vec<Value> = match ext.as_str() {
-            "toml" => vec![toml::from_str(&text).map_err(|e| {
-                ConfigError::new(origin.clone(), None, format!("invalid TOML: {e}")).with_source(e)
-            })?],
-            "json" => vec![serde_json::from_str(&text).map_err(|e| {
-                ConfigError::new(origin.clone(), None, format!("invalid JSON: {e}")).with_source(e)
-            })?],
-            "yml" | "yaml" => yaml_documents(&text).map_err(|e| {
-                ConfigError::new(origin.clone(), None, format!("invalid YAML: {e}")).with_source(e)
-            })?,
+        let text = || {
+            String::from_utf8(bytes.clone()).map_err(|e| {
+                ConfigError::new(origin.clone(), None, "is not UTF-8 text").with_source(e)
+            })
+        };
+        // Each document, and whether its dotted keys are still to expand.
+        let documents: Vec<(Value, bool)> = match ext.as_str() {
+            "toml" => vec![(
+                toml::from_str(&text()?).map_err(|e| {
+                    ConfigError::new(origin.clone(), None, format!("invalid TOML: {e}"))
+                        .with_source(e)
+                })?,
+                true,
+            )],
+            "json" => vec![(
+                serde_json::from_str(&text()?).map_err(|e| {
+                    ConfigError::new(origin.clone(), None, format!("invalid JSON: {e}"))
+                        .with_source(e)
+                })?,
+                true,
+            )],
+            "yml" | "yaml" => yaml_documents(&text()?)
+                .map_err(|e| {
+                    ConfigError::new(origin.clone(), None, format!("invalid YAML: {e}"))
+                        .with_source(e)
+                })?
+                .into_iter()
+                .map(|d| (d, true))
+                .collect(),
+            "properties" => properties::documents(&bytes)
+                .iter()
+                .map(|props| {
+                    properties::tree(props, &self.schema)
+                        .map(|t| (t, false))
+                        .map_err(|(key, reason)| {
+                            ConfigError::new(origin.clone(), Some(&key), reason)
+                        })
+                })
+                .collect::<Result<_, _>>()?,
             other => {
                 return Err(ConfigError::new(
                     origin,
                     None,
-                    format!("unknown file type `.{other}`: expected .yml, .yaml, .toml or .json"),
+                    format!(
+                        "unknown file type `.{other}`: expected .yml, .yaml, .properties, .toml or .json"
+                    ),
                 ));
             }
         };
         let mut conditional = Vec::new();
-        for doc in documents {
-            let doc = expand_dotted(doc, &self.schema);
+        for (doc, dotted) in documents {
+            let doc = match dotted {
+                true => expand_dotted(doc, &self.schema),
+                false => doc,
+            };
             if !doc.is_object() && !doc.is_null() {
                 return Err(ConfigError::new(
                     origin,
@@ -420,10 +469,12 @@ impl Layers {
         }
         let mut tree = self.tree;
         let snapshot = tree.clone();
-        resolve_tree(&mut tree, &snapshot, &mut Vec::new()).map_err(|(key, reason)| {
-            let origin = origin_of(&self.origins, &key);
-            ConfigError::new(origin, Some(&key), reason)
-        })?;
+        resolve_tree(&mut tree, &snapshot, &mut Vec::new(), &self.strict).map_err(
+            |(key, reason)| {
+                let origin = origin_of(&self.origins, &key);
+                ConfigError::new(origin, Some(&key), reason)
+            },
+        )?;
         let tree = coerce(tree, &self.schema);
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
@@ -832,32 +883,49 @@ fn resolve_tree(
     tree: &mut Value,
     root: &Value,
     path: &mut Vec<String>,
+    strict: &[String],
 ) -> Result<(), (String, String)> {
     match tree {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 path.push(k.clone());
-                resolve_tree(v, root, path)?;
+                resolve_tree(v, root, path, strict)?;
                 path.pop();
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
                 path.push(i.to_string());
-                resolve_tree(v, root, path)?;
+                resolve_tree(v, root, path, strict)?;
                 path.pop();
             }
         }
         Value::String(text) if text.contains("${") => {
-            *text = expand(text, root, 0).map_err(|reason| (path.join("."), reason))?;
+            let key = path.join(".");
+            let strict = strict
+                .iter()
+                .any(|s| key == *s || key.starts_with(&format!("{s}.")));
+            *text = expand_placeholders(text, root, 0, strict).map_err(|reason| (key, reason))?;
         }
         _ => {}
     }
     Ok(())
 }
 
-/// `text` with its placeholders replaced by the values they name in `root`.
+/// `text` with its placeholders replaced by the values they name in `root`;
+/// one that names nothing and has no default is left as written, as Spring
+/// Boot's binder leaves it. A cycle is an error.
 pub fn expand(text: &str, root: &Value, depth: usize) -> Result<String, String> {
+    expand_placeholders(text, root, depth, false)
+}
+
+/// [`expand`]; when `strict`, a placeholder that names nothing is an error.
+fn expand_placeholders(
+    text: &str,
+    root: &Value,
+    depth: usize,
+    strict: bool,
+) -> Result<String, String> {
     if depth > MAX_PLACEHOLDER_DEPTH {
         return Err(format!(
             "placeholders nested more than {MAX_PLACEHOLDER_DEPTH} deep in `{text}` (a cycle?)"
@@ -868,24 +936,33 @@ pub fn expand(text: &str, root: &Value, depth: usize) -> Result<String, String> 
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end =
-            closing_brace(after).ok_or_else(|| format!("unclosed placeholder in `{text}`"))?;
+        // An unclosed placeholder is text, as Spring's.
+        let Some(end) = closing_brace(after) else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
         let inner = &after[..end];
         let (key, default) = match inner.split_once(':') {
             Some((k, d)) => (k.trim(), Some(d)),
             None => (inner.trim(), None),
         };
         let value = match lookup(root, key) {
-            Some(Value::String(s)) if !s.is_empty() => expand(s, root, depth + 1)?,
+            Some(Value::String(s)) if !s.is_empty() => {
+                expand_placeholders(s, root, depth + 1, strict)?
+            }
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Bool(b)) => b.to_string(),
             _ => match default {
-                Some(d) => expand(d, root, depth + 1)?,
-                None => {
+                Some(d) => expand_placeholders(d, root, depth + 1, strict)?,
+                // As Spring Boot's binder: left as written (SCG's
+                // `RewritePath=..., /${segment}` relies on it).
+                None if strict => {
                     return Err(format!(
                         "placeholder `${{{key}}}` names no setting with a value"
                     ));
                 }
+                None => format!("${{{inner}}}"),
             },
         };
         out.push_str(&value);
@@ -923,6 +1000,8 @@ pub fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
         })
     })
 }
+
+mod properties;
 
 #[cfg(test)]
 mod tests;

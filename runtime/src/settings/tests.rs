@@ -397,12 +397,72 @@ fn placeholders_resolve_against_the_layered_settings() {
 }
 
 #[test]
-fn an_unresolvable_or_cyclic_placeholder_names_its_key() {
-    let f = file("yml", "server:\n  address: ${nowhere.to.be.found}\n");
-    let err = load_file_err(f.path());
+fn an_unresolvable_placeholder_stays_as_written_and_a_cycle_names_its_key() {
+    // As Spring Boot's binder (SCG's `RewritePath=/a/(?<s>.*), /${s}`).
+    let f = file(
+        "yml",
+        "server:\n  address: ${nowhere.to.be.found}-${server.port}\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(s.server.address, "${nowhere.to.be.found}-8761");
+    // Unless the key is strict about it.
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .strict_placeholders("server")
+        .file(f.path())
+        .unwrap()
+        .load::<Sample>()
+        .unwrap_err();
     assert_eq!(err.key(), Some("server.address"));
-    assert_eq!(err.origin(), &Origin::File(f.path().to_path_buf()));
+    assert!(err.to_string().contains("nowhere.to.be.found"), "{err}");
     let cyc = file("yml", "server:\n  address: ${server.address}\n");
     let err = load_file_err(cyc.path());
+    assert_eq!(err.key(), Some("server.address"));
+    assert_eq!(err.origin(), &Origin::File(cyc.path().to_path_buf()));
     assert!(err.to_string().contains("cycle"), "{err}");
+}
+
+#[test]
+fn properties_files_layer_as_spring_boot_reads_them() {
+    let f = file(
+        "properties",
+        "# Spring Boot's application.properties\nspring.profiles.active=peer2\nserver.port=1\n\
+         eureka.server.enableSelfPreservation=false\n\
+         eureka.client.serviceUrl.defaultZone=http://${server.address}:${server.port}/eureka/\n\
+         eureka.instance.metadata-map.zone.name=z1\neureka.instance.tags[0]=a\neureka.instance.tags[1]=b\n\
+         #---\nspring.config.activate.on-profile=peer1\nserver.port=8761\n\
+         #---\nspring.config.activate.on-profile=peer2\nserver.port=8762\n",
+    );
+    let s: Sample = Layers::new::<Sample>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .load()
+        .unwrap();
+    assert_eq!(s.server.port, 8762);
+    assert!(!s.eureka.server.enable_self_preservation);
+    assert_eq!(
+        s.eureka.client.service_url.default_zone,
+        "http://0.0.0.0:8762/eureka/"
+    );
+    assert_eq!(s.eureka.instance.metadata_map["zone.name"], "z1");
+    assert_eq!(s.eureka.instance.tags, ["a", "b"]);
+    let bad = file("properties", "server.port=lots\n");
+    let err = load_file_err(bad.path());
+    assert_eq!(err.key(), Some("server.port"));
+    assert!(
+        err.to_string().contains(&bad.path().display().to_string()),
+        "{err}"
+    );
+    let gap = file("properties", "eureka.instance.tags[1]=b\n");
+    let err = Layers::new::<Sample>()
+        .unwrap()
+        .file(gap.path())
+        .unwrap_err();
+    assert_eq!(err.key(), Some("eureka.instance.tags[0]"));
 }
