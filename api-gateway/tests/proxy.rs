@@ -981,3 +981,53 @@ fn an_application_properties_file_gives_the_routes_its_yaml_gives() {
     assert_eq!(from_yaml.len(), 2);
     assert_eq!(describe(properties.path()), from_yaml);
 }
+
+#[tokio::test]
+async fn routes_from_environment_variables_with_indices_serve_requests() {
+    let up = Upstream::start().await;
+    let env: std::collections::BTreeMap<String, String> = [
+        (
+            "SPRING_CLOUD_GATEWAY_SERVER_WEBFLUX_ROUTES_0_ID",
+            "env-route".to_owned(),
+        ),
+        (
+            "SPRING_CLOUD_GATEWAY_SERVER_WEBFLUX_ROUTES_0_URI",
+            format!("http://{}", up.addr),
+        ),
+        (
+            "SPRING_CLOUD_GATEWAY_SERVER_WEBFLUX_ROUTES_0_PREDICATES_0",
+            "Path=/env/**".to_owned(),
+        ),
+        (
+            "SPRING_CLOUD_GATEWAY_SERVER_WEBFLUX_ROUTES_0_FILTERS_0_NAME",
+            "StripPrefix".to_owned(),
+        ),
+        (
+            "SPRING_CLOUD_GATEWAY_SERVER_WEBFLUX_ROUTES_0_FILTERS_0_ARGS_PARTS",
+            "1".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let source = api_gateway::settings::Source {
+        file: None,
+        env: Arc::new(env),
+        flags: Vec::new(),
+    };
+    let gateway = api_gateway::Gateway::from_source(source)
+        .and_then(|b| b.build())
+        .expect("routes from the environment");
+    let table = gateway.table();
+    let route = table.get("env-route").expect("the route");
+    assert_eq!(
+        route.describe()["filters"],
+        serde_json::json!(["StripPrefix=parts: 1"])
+    );
+    let gw = TestGateway::start_with_gateway(gateway).await;
+    let (status, _, echo) = get(&gw.url("/env/a/b")).await;
+    assert_eq!(
+        (status, echo["path"].as_str()),
+        (StatusCode::OK, Some("/a/b"))
+    );
+}

@@ -15,7 +15,14 @@
 //!   `EUREKA_CLIENT_SERVICEURL_DEFAULTZONE`,
 //!   `SPRING_CLOUD_CONFIG_SERVER_GIT_URI`. A variable that names no known
 //!   key is ignored. Entries of a map (`metadata-map`) take the rest of the
-//!   name, lower-cased: `EUREKA_INSTANCE_METADATAMAP_ZONE`.
+//!   name, lower-cased: `EUREKA_INSTANCE_METADATAMAP_ZONE`. A number names
+//!   a list element (`SPRING_CLOUD_GATEWAY_ROUTES_0_PREDICATES_0`); as in
+//!   Spring, the elements the environment gives replace that whole list
+//!   of the file.
+//! - `.properties` files read as Spring Boot reads them (ISO-8859-1,
+//!   `routes[0].id=...`, `#---` between documents); a `${name}` that names
+//!   nothing is left as written, as Spring's binder leaves it, except under
+//!   the keys a binary makes strict ([`Layers::strict_placeholders`]).
 //! - Older names can be accepted as aliases ([`Layers::env_alias`],
 //!   [`Layers::env_prefix_alias`]); each use logs a warning with the new
 //!   name.
@@ -378,6 +385,9 @@ impl Layers {
     pub fn env(mut self, env: &dyn Environment) -> Layers {
         let mut vars = env.vars();
         vars.sort();
+        // Lists this layer gives elements of (`SPRING_CLOUD_GATEWAY_ROUTES_0_ID`):
+        // as in Spring, they replace the whole list of the layers below.
+        let mut replaced: Vec<Vec<String>> = Vec::new();
         for (name, value) in vars {
             let segments: Vec<String> = name
                 .to_ascii_lowercase()
@@ -385,6 +395,17 @@ impl Layers {
                 .map(str::to_owned)
                 .collect();
             if let Some(path) = match_segments(&self.schema, &segments) {
+                if let Some(i) = path.iter().position(|s| index_of(s).is_some()) {
+                    let list = path[..i].to_vec();
+                    if !replaced.contains(&list) {
+                        self.set_path(
+                            &list,
+                            Value::Array(Vec::new()),
+                            Origin::Environment(name.clone()),
+                        );
+                        replaced.push(list);
+                    }
+                }
                 self.set_path(&path, Value::String(value), Origin::Environment(name));
             }
         }
@@ -510,9 +531,22 @@ impl Layers {
             Some(to.iter().chain(rest).cloned().collect::<Vec<_>>())
         });
         let path = aliased.as_deref().unwrap_or(path);
-        self.origins.insert(path.join("."), origin);
+        self.origins.insert(dotted(path), origin);
         let mut node = &mut self.tree;
         for segment in path {
+            if let Some(i) = index_of(segment) {
+                if !node.is_array() {
+                    *node = Value::Array(Vec::new());
+                }
+                let Value::Array(items) = node else {
+                    return;
+                };
+                if items.len() <= i {
+                    items.resize(i + 1, Value::Null);
+                }
+                node = &mut items[i];
+                continue;
+            }
             if !node.is_object() {
                 *node = Value::Object(Map::new());
             }
@@ -620,8 +654,44 @@ fn match_segments(schema: &Value, segments: &[String]) -> Option<Vec<String>> {
             None
         }
         Value::Object(_) => Some(vec![segments.join(".")]),
+        // A list element (`ROUTES_0_ID`): its own schema, or, for a list of
+        // free-form values, one level per part (numbers are indices).
+        Value::Array(items) => {
+            let (first, rest) = segments.split_first()?;
+            let index: usize = first.parse().ok().filter(|i| *i <= MAX_ENV_INDEX)?;
+            let mut path = vec![format!("[{index}]")];
+            match items.first() {
+                _ if rest.is_empty() => {}
+                Some(element) => path.extend(match_segments(element, rest)?),
+                None => path.extend(rest.iter().map(|s| match s.parse::<usize>() {
+                    Ok(i) if i <= MAX_ENV_INDEX => format!("[{i}]"),
+                    _ => s.clone(),
+                })),
+            }
+            Some(path)
+        }
         _ => None,
     }
+}
+
+/// The largest list index an environment variable may name.
+const MAX_ENV_INDEX: usize = 10_000;
+
+/// The index of a path segment that names a list element (`[3]`).
+fn index_of(segment: &str) -> Option<usize> {
+    segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// A path as a dotted key, indices in brackets (`routes[0].id`).
+fn dotted(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if !out.is_empty() && index_of(segment).is_none() {
+            out.push('.');
+        }
+        out.push_str(segment);
+    }
+    out
 }
 
 /// Like [`match_segments`], with the levels already separated.

@@ -195,6 +195,20 @@ impl TestGateway {
             builder = builder.resolver(r);
         }
         let gateway = builder.build().expect("routes compile");
+        TestGateway::serve(gateway, file).await
+    }
+
+    /// Serves a gateway built elsewhere (from the environment, say).
+    #[allow(dead_code)]
+    pub async fn start_with_gateway(gateway: Gateway) -> TestGateway {
+        let file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        TestGateway::serve(gateway, file).await
+    }
+
+    async fn serve(gateway: Gateway, file: tempfile::NamedTempFile) -> TestGateway {
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");

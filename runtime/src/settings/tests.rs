@@ -466,3 +466,51 @@ fn properties_files_layer_as_spring_boot_reads_them() {
         .unwrap_err();
     assert_eq!(err.key(), Some("eureka.instance.tags[0]"));
 }
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct WithRoutes {
+    gateway: Gateway,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Gateway {
+    routes: Vec<serde_json::Value>,
+    hosts: Vec<String>,
+}
+
+#[test]
+fn environment_variables_with_indices_give_list_elements_replacing_the_files_list() {
+    let f = file(
+        "yml",
+        "gateway:\n  routes:\n    - {id: from-file, uri: 'http://a'}\n    - {id: second, uri: 'http://b'}\n  hosts: [x, y]\n",
+    );
+    let e = env(&[
+        ("GATEWAY_ROUTES_0_ID", "from-env"),
+        ("GATEWAY_ROUTES_0_URI", "lb://users"),
+        ("GATEWAY_ROUTES_0_PREDICATES_0", "Path=/users/**"),
+        ("GATEWAY_ROUTES_0_FILTERS_0_NAME", "StripPrefix"),
+        ("GATEWAY_ROUTES_0_FILTERS_0_ARGS_PARTS", "1"),
+        ("GATEWAY_ROUTES_1_ID", "other"),
+        ("GATEWAY_HOSTS_1", "z"),
+        ("GATEWAY_HOSTS_0", "w"),
+    ]);
+    let s: WithRoutes = Layers::new::<WithRoutes>()
+        .unwrap()
+        .file(f.path())
+        .unwrap()
+        .env(&e)
+        .load()
+        .unwrap();
+    assert_eq!(
+        s.gateway.routes,
+        [
+            serde_json::json!({"id": "from-env", "uri": "lb://users", "predicates": ["Path=/users/**"],
+                               "filters": [{"name": "StripPrefix", "args": {"parts": "1"}}]}),
+            serde_json::json!({"id": "other"}),
+        ],
+        "the environment's list replaces the file's, as in Spring"
+    );
+    assert_eq!(s.gateway.hosts, ["w", "z"]);
+}
