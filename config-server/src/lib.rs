@@ -337,7 +337,7 @@ pub mod fuzzing {
 
     /// Parses `.properties` text; the number of keys.
     pub fn properties(text: &str) -> usize {
-        crate::resolve::properties::parse(text).len()
+        cloud_runtime::properties::parse(text).len()
     }
 
     /// Parses and flattens YAML documents; the number of documents, or

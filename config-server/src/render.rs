@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use crate::limits::Limits;
 use crate::resolve::placeholder::{self, Budget, PlaceholderError};
-use crate::resolve::properties;
+use cloud_runtime::properties;
 
 /// The output formats of the merged view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +282,7 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "greeting: hi bob");
         assert!(lines.contains(&"server.port: 9000"));
-        let parsed = crate::resolve::properties::parse(&out);
+        let parsed = cloud_runtime::properties::parse(&out);
         assert_eq!(parsed["list[1].x"], json!("2"));
     }
 

@@ -23,8 +23,11 @@
 //!   worker writes, and `ShardedArc`, an `Arc` held through per-thread
 //!   handles.
 //! - With the default `service` feature:
+//!   - [`properties`]: Java `.properties` text, as `java.util.Properties`
+//!     and Spring Boot read it (documents split at `#---`);
 //!   - [`settings`]: layering of defaults, `--config FILE` (YAML, Java
-//!     `.properties` in `settings/properties.rs`, TOML, JSON), environment
+//!     `.properties` with `settings/properties.rs` turning list indices
+//!     into lists, TOML, JSON), environment
 //!     variables (Spring's relaxed names, through an injectable map) and
 //!     flags, with errors that name the file or variable and the key;
 //!   - [`logging`]: tracing setup (`RUST_LOG` filter; text on a terminal,
@@ -107,6 +110,8 @@ pub mod cli;
 pub mod error_body;
 #[cfg(feature = "service")]
 pub mod logging;
+#[cfg(feature = "service")]
+pub mod properties;
 #[cfg(feature = "service")]
 pub mod serve;
 #[cfg(feature = "service")]

@@ -18,10 +18,10 @@
 
 mod activation;
 pub mod placeholder;
-pub(crate) mod properties;
 pub(crate) mod yaml;
 
 use cloud_protocol::config::PropertySource;
+use cloud_runtime::properties;
 use serde_json::{Map, Value};
 
 /// The extensions looked up for each candidate name, highest priority first.

@@ -1,4 +1,6 @@
-//! `.properties` parsing with `java.util.Properties` rules.
+//! `.properties` parsing with `java.util.Properties` rules, shared by the
+//! settings layering (`--config application.properties`) and
+//! config-server (the `.properties` files it serves and writes).
 //!
 //! Comments start with `#` or `!`; a key ends at the first unescaped `=`, `:`
 //! or whitespace; a line ending in an odd number of backslashes continues on
@@ -17,7 +19,7 @@ use serde_json::{Map, Value};
 
 /// Parses `.properties` text into keys and string values, in file order.
 /// A later duplicate key replaces the earlier value (as Java does).
-pub(crate) fn parse(text: &str) -> Map<String, Value> {
+pub fn parse(text: &str) -> Map<String, Value> {
     let mut out = Map::new();
     for logical in logical_lines(text) {
         let (key, value) = split_entry(&logical);
@@ -28,7 +30,7 @@ pub(crate) fn parse(text: &str) -> Map<String, Value> {
 
 /// Parses `.properties` text into its documents (see the module doc), in
 /// file order, empty ones dropped.
-pub(crate) fn parse_documents(text: &str) -> Vec<Map<String, Value>> {
+pub fn parse_documents(text: &str) -> Vec<Map<String, Value>> {
     let text = text.replace("\r\n", "\n");
     let mut chunks: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -180,7 +182,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Escapes a key or value for writing a `.properties` line.
-pub(crate) fn escape(s: &str, is_key: bool) -> String {
+pub fn escape(s: &str, is_key: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.chars().enumerate() {
         match c {
