@@ -780,7 +780,7 @@ impl Gateway {
 
     async fn exchange(&self, call: &Call<'_>, body: Body) -> Response<Body> {
         let (route, out, path) = (call.route, call.out, call.client_path);
-        if let Target::Forward(to) = &route.target {
+        if let Target::Forward(to) = call.target() {
             return self.forward(to, call, body, out.fallback.clone()).await;
         }
         if call.upgrade {
