@@ -759,10 +759,7 @@ impl Gateway {
                 for (n, v) in &out.response_headers {
                     head.headers.insert(n.clone(), v.clone());
                 }
-                if route.filters[..ran]
-                    .iter()
-                    .any(|f| matches!(f, Filter::RemoveJsonAttributesResponseBody(_)))
-                {
+                if route.rewrites_json() {
                     rewrite_json_body(&route.filters[..ran], &parts.method, head, body, path).await
                 } else {
                     Response::from_parts(head, body)
@@ -937,11 +934,7 @@ impl Gateway {
     ) -> Result<Response<Body>, UpstreamError> {
         let (route, out) = (call.route, call.out);
         let policy = route.retry().filter(|p| p.applies_to(&out.method));
-        let cached = route.filters.iter().find_map(|f| match f {
-            Filter::CacheRequestBody(limit) => Some(*limit),
-            _ => None,
-        });
-        let mut body = match (cached, policy) {
+        let mut body = match (route.cached_body(), policy) {
             (Some(limit), _) => keep_whole(body, limit).await?,
             (None, None) => AttemptBody::Stream(Some(body)),
             (None, Some(_)) => keep_if_small(body, &out.headers).await?,
@@ -1426,7 +1419,10 @@ async fn rewrite_json_body(
             _ => None,
         })
     };
-    let limit = rewriters().map(JsonAttributes::limit).min().unwrap_or(0);
+    // None when the filter that answered came before any of them.
+    let Some(limit) = rewriters().map(JsonAttributes::limit).min() else {
+        return Response::from_parts(head, body);
+    };
     let mut bytes = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
         body, limit,
     ))

@@ -41,6 +41,10 @@ pub struct Route {
     pub definition: RouteDefinition,
     breaker: Option<BreakerFilter>,
     retry: Option<RetryPolicy>,
+    /// `CacheRequestBody`'s limit, when the route has it.
+    cached_body: Option<usize>,
+    /// Whether the route has a `RemoveJsonAttributesResponseBody`.
+    rewrites_json: bool,
 }
 
 impl Route {
@@ -52,6 +56,16 @@ impl Route {
     /// The `Retry` policy, if any.
     pub fn retry(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
+    }
+
+    /// The most bytes `CacheRequestBody` reads, when the route has it.
+    pub fn cached_body(&self) -> Option<usize> {
+        self.cached_body
+    }
+
+    /// Whether a `RemoveJsonAttributesResponseBody` may change responses.
+    pub fn rewrites_json(&self) -> bool {
+        self.rewrites_json
     }
 
     /// The route as SCG's `/actuator/gateway/routes` shows it.
@@ -231,6 +245,13 @@ fn compile_route(
         Some(ms) => Some(Duration::from_millis(ms.unsigned_abs())),
         None => settings.response_timeout,
     };
+    let cached_body = filters.iter().find_map(|f| match f {
+        Filter::CacheRequestBody(limit) => Some(*limit),
+        _ => None,
+    });
+    let rewrites_json = filters
+        .iter()
+        .any(|f| matches!(f, Filter::RemoveJsonAttributesResponseBody(_)));
     Ok(Route {
         id: def.id.clone(),
         uri: def.uri.clone(),
@@ -243,6 +264,8 @@ fn compile_route(
         definition: def,
         breaker,
         retry,
+        cached_body,
+        rewrites_json,
     })
 }
 

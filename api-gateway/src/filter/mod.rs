@@ -1081,6 +1081,21 @@ fn unescape_replacement(text: &str) -> String {
 /// `template` with each `{name}` replaced by its capture (unknown names are
 /// kept as written).
 pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
+    expand_with(template, |name| {
+        vars.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    })
+}
+
+/// `template` with every `{name}` replaced by `with`.
+fn expand_all(template: &str, with: &str) -> String {
+    expand_with(template, |_| Some(with))
+}
+
+/// `template` with each `{name}` replaced by `value(name)` (kept as
+/// written when that is none).
+fn expand_with<'v>(template: &str, value: impl Fn(&str) -> Option<&'v str>) -> String {
     if !template.contains('{') {
         return template.to_owned();
     }
@@ -1092,8 +1107,8 @@ pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
         match after.find('}') {
             Some(end) => {
                 let name = &after[..end];
-                match vars.iter().find(|(n, _)| n == name) {
-                    Some((_, v)) => out.push_str(v),
+                match value(name) {
+                    Some(v) => out.push_str(v),
                     None => {
                         out.push('{');
                         out.push_str(name);
@@ -1101,27 +1116,6 @@ pub(crate) fn expand(template: &str, vars: &[(String, String)]) -> String {
                     }
                 }
                 rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `template` with every `{name}` replaced by `with`.
-fn expand_all(template: &str, with: &str) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push_str(with);
-                rest = &rest[start + end + 1..];
             }
             None => {
                 out.push_str(&rest[start..]);

@@ -108,6 +108,16 @@ fn file(ext: &str, text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// `Sample` loaded from the file at `path` alone.
+fn load_file(path: &std::path::Path) -> Sample {
+    Layers::new::<Sample>()
+        .unwrap()
+        .file(path)
+        .unwrap()
+        .load()
+        .unwrap()
+}
+
 /// The error of loading `Sample` from the file at `path` alone.
 fn load_file_err(path: &std::path::Path) -> ConfigError {
     Layers::new::<Sample>()
@@ -171,12 +181,7 @@ fn file_keys_bind_relaxed_and_dotted() {
         "yaml",
         "eureka.server.enableSelfPreservation: false\neureka:\n  client:\n    serviceUrl:\n      defaultZone: http://a/eureka/\n  instance:\n    metadata-map:\n      zone.name: z1\n      weight: 5\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert!(!s.eureka.server.enable_self_preservation);
     assert_eq!(s.eureka.client.service_url.default_zone, "http://a/eureka/");
     assert_eq!(
@@ -219,12 +224,7 @@ fn a_numeric_password_in_yaml_is_a_string() {
         "yml",
         "spring:\n  security:\n    user:\n      name: admin\n      password: 1234\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(s.spring.security.user.password.as_deref(), Some("1234"));
 }
 
@@ -350,12 +350,7 @@ fn broken_and_unknown_files_are_errors_naming_the_file() {
 #[test]
 fn toml_files_layer_too() {
     let f = file("toml", "[server]\nport = 7000\n");
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(s.server.port, 7000);
 }
 
@@ -365,12 +360,7 @@ fn profile_documents_apply_when_their_profile_is_active() {
         "yml",
         "spring:\n  profiles:\n    active: peer2\nserver:\n  port: 1\n---\nspring:\n  config:\n    activate:\n      on-profile: peer1\nserver:\n  port: 8761\n---\nspring:\n  config:\n    activate:\n      on-profile: peer2\nserver:\n  port: 8762\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(s.server.port, 8762);
 }
 
@@ -380,12 +370,7 @@ fn placeholders_resolve_against_the_layered_settings() {
         "yml",
         "server:\n  port: 8762\n  address: ${eureka.client.service-url.defaultZone:none}\neureka:\n  client:\n    serviceUrl:\n      defaultZone: http://${server.address2:localhost}:${server.port}/eureka/\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(
         s.eureka.client.service_url.default_zone,
         "http://localhost:8762/eureka/"
@@ -403,12 +388,7 @@ fn an_unresolvable_placeholder_stays_as_written_and_a_cycle_names_its_key() {
         "yml",
         "server:\n  address: ${nowhere.to.be.found}-${server.port}\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(s.server.address, "${nowhere.to.be.found}-8761");
     // Unless the key is strict about it.
     let err = Layers::new::<Sample>()
@@ -438,12 +418,7 @@ fn properties_files_layer_as_spring_boot_reads_them() {
          #---\nspring.config.activate.on-profile=peer1\nserver.port=8761\n\
          #---\nspring.config.activate.on-profile=peer2\nserver.port=8762\n",
     );
-    let s: Sample = Layers::new::<Sample>()
-        .unwrap()
-        .file(f.path())
-        .unwrap()
-        .load()
-        .unwrap();
+    let s = load_file(f.path());
     assert_eq!(s.server.port, 8762);
     assert!(!s.eureka.server.enable_self_preservation);
     assert_eq!(
