@@ -39,6 +39,7 @@ use crate::metrics::{Answered, Metrics, MetricsFormat};
 use crate::predicate::RequestView;
 use crate::predicate::cidr::Cidr;
 use crate::proxy::{self, AttemptBody, ClientSide, Peer, PoolSettings, UpstreamError, Upstreams};
+use crate::request_check;
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
 use crate::security::Authority;
@@ -569,7 +570,9 @@ impl Gateway {
     }
 
     /// Handles one request from `peer` (over TLS when it carries the
-    /// [`Secure`] extension).
+    /// [`Secure`] extension). As on the proxy port, an HTTP/1.1 request
+    /// needs one valid `Host` (or an absolute URI) and a path without
+    /// dot-segments, else it is answered 400.
     pub async fn handle(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
         let peer = Peer::new(peer, request.extensions().get::<Secure>().is_some());
         self.dispatch(request, &peer, self.snapshot(), None, 0)
@@ -607,6 +610,12 @@ impl Gateway {
             let started = self.inner.clock.now();
             let table = &installed.table;
             let (mut parts, body) = request.into_parts();
+            if depth == 0
+                && let Err(refusal) = request_check::check(&mut parts)
+            {
+                self.inner.metrics.record_refused();
+                return error_answer(refusal.status(), refusal.message(), parts.uri.path());
+            }
             if !parts.headers.contains_key(header::HOST) {
                 // HTTP/2 carries the host in `:authority`.
                 if let Some(host) = parts
@@ -831,6 +840,12 @@ impl Gateway {
                     )
                 })
                 .await
+            }
+            Ok(Err(e)) if e.is_client_fault() => {
+                // A broken or oversized request body says nothing about
+                // the upstream: no failure, no fallback.
+                permit.record(Classification::Ignored);
+                upstream_error_answer(&call.route.id, &e, path)
             }
             Ok(Err(e)) => {
                 permit.record(Classification::Failure);
@@ -1503,7 +1518,15 @@ fn not_found_answer(path: &str) -> Response<Body> {
 }
 
 fn upstream_error_answer(route: &str, e: &UpstreamError, path: &str) -> Response<Body> {
-    tracing::warn!(route, error = %e, source = ?std::error::Error::source(e), "upstream failed");
+    match e.is_client_fault() {
+        // Any client can cause these: not worth a warning each.
+        true => {
+            tracing::debug!(route, error = %e, source = ?std::error::Error::source(e), "request refused");
+        }
+        false => {
+            tracing::warn!(route, error = %e, source = ?std::error::Error::source(e), "upstream failed");
+        }
+    }
     error_answer(e.status(), e.detail(), path)
 }
 

@@ -29,6 +29,9 @@
 //!   upstream connections (hyper's HTTP/1.1 `client::conn`, pooled per
 //!   upstream and I/O worker; SCG's `ELASTIC`, `FIXED` and `DISABLED` pool
 //!   types).
+//! - `request_check.rs`: what is refused before routing (a missing,
+//!   repeated or invalid `Host`; dot-segments in the path) and the
+//!   request target's authority made the `Host`.
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
@@ -87,6 +90,7 @@ pub mod metrics;
 pub mod predicate;
 pub mod proxy;
 pub mod reload;
+mod request_check;
 pub mod resolve;
 pub mod route;
 pub mod security;

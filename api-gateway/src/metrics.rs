@@ -49,6 +49,7 @@ pub struct Metrics {
     /// write to the same counter.
     requests: Box<[CacheLine<Mutex<ByRoute>>]>,
     unmatched: AtomicU64,
+    refused: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
 }
@@ -277,6 +278,7 @@ impl Metrics {
             origin,
             requests: shard::shards(),
             unmatched: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         }
@@ -374,6 +376,12 @@ impl Metrics {
         self.unmatched.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request refused before routing (a bad `Host`, a
+    /// dot-segment: see `request_check.rs`).
+    pub fn record_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one reload of a changed settings file, `ok` or refused.
     pub fn record_reload(&self, ok: bool) {
         let counter = if ok {
@@ -432,6 +440,11 @@ impl Metrics {
             "gateway_unmatched_requests_total",
             "Requests that matched no route (answered 404)",
             self.unmatched.load(Ordering::Relaxed),
+        );
+        text.counter(
+            "gateway_refused_requests_total",
+            "Requests refused before routing: Host missing, repeated or invalid, or a dot-segment in the path (answered 400)",
+            self.refused.load(Ordering::Relaxed),
         );
         let (applied, refused) = self.reloads();
         text.counter(

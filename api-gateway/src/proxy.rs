@@ -117,6 +117,12 @@ impl UpstreamError {
         self.kind == Kind::NoInstance
     }
 
+    /// Whether the client's request caused it (a body that could not be
+    /// read or was over a limit), not the upstream.
+    pub fn is_client_fault(&self) -> bool {
+        matches!(self.kind, Kind::ClientBody | Kind::TooLarge)
+    }
+
     /// Whether a `FIXED` pool had no connection free in time.
     pub fn is_pool_exhausted(&self) -> bool {
         self.kind == Kind::PoolExhausted
@@ -302,6 +308,9 @@ impl Upstreams {
                             source: Some(Box::new(e)),
                         });
                     }
+                    Err(e) if client_body_failed(&e) => {
+                        return Err(UpstreamError::client_body(e));
+                    }
                     Err(e) => {
                         if may_retry && connection_closed(&e) {
                             closed_retry_left = false;
@@ -343,6 +352,22 @@ fn body_over_limit(e: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Whether the exchange failed because the client's request body did:
+/// malformed chunked framing, or the client gone mid-upload. Its error
+/// comes through the body (axum's error type), never from the upstream's
+/// side of the exchange; it is the client's fault (400), not the
+/// upstream's.
+fn client_body_failed(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<axum::Error>() {
             return true;
         }
         source = s.source();

@@ -145,6 +145,7 @@ async fn no_store_answers_and_no_store_requests_are_not_cached() {
     let request = || {
         Request::builder()
             .uri("/c/plain")
+            .header(header::HOST, "gw.test")
             .header(header::CACHE_CONTROL, "no-store")
             .body(Body::empty())
             .expect("request")

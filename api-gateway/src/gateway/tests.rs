@@ -17,7 +17,10 @@ async fn call(gw: &Gateway, request: Request<Body>) -> Response<Body> {
 }
 
 fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).expect("request")
+    Request::get(uri)
+        .header("host", "gateway.test")
+        .body(Body::empty())
+        .expect("request")
 }
 
 async fn json(response: Response<Body>) -> serde_json::Value {
@@ -76,6 +79,7 @@ async fn forward_routes_match_again_and_response_filters_apply() {
 async fn a_websocket_upgrade_on_a_connection_that_cannot_switch_is_refused() {
     let gw = gateway("[{id: ws, uri: 'ws://127.0.0.1:1', predicates: ['Path=/ws']}]");
     let request = Request::get("/ws")
+        .header("host", "gateway.test")
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .body(Body::empty())

@@ -1,0 +1,305 @@
+//! What the gateway refuses before it routes a request, and the one
+//! correction it makes to the request's `Host`.
+//!
+//! - **`Host`** (RFC 9112 §3.2): an HTTP/1.1 request without one, a
+//!   request with two, or one whose value is not `host[:port]` is answered
+//!   400; nginx does the same. A request that names its authority in the
+//!   request line (`GET http://a.example/x`, RFC 9112 §3.2.2) or in HTTP/2's
+//!   `:authority` (RFC 9113 §8.3.1) has that authority as its `Host`,
+//!   whatever `Host` said: the `Host` predicate, `X-Forwarded-Host` and
+//!   `PreserveHostHeader` all see the authority the request was sent to.
+//! - **Dot-segments** in the path (`/api/../admin`, `/api/%2e%2e/admin`,
+//!   Tomcat's `/api/..;/admin`, `..%2f`, `..\`): answered 400. A route
+//!   matches the path as written, and the upstream would resolve the
+//!   segments, so `/public/../admin` would reach `/admin` through the
+//!   `/public/**` route, past whatever guards the admin route. Browsers
+//!   and HTTP clients remove dot-segments before they send a request, so
+//!   only crafted requests carry them; Spring Security's firewall refuses
+//!   them too.
+//!
+//! Both are pure functions of the request head; [`crate::gateway`] calls
+//! them once per client request, before the route lookup.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{StatusCode, Version};
+
+/// Why a request is refused before routing (400 for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// An HTTP/1.1 request without `Host` and without an absolute URI.
+    MissingHost,
+    /// More than one `Host` field.
+    RepeatedHost,
+    /// A `Host` (or request-line authority) that is not `host[:port]`.
+    InvalidHost,
+    /// A `.` or `..` segment in the path, however it is written.
+    DotSegment,
+}
+
+impl Refusal {
+    /// The status the client gets.
+    pub(crate) fn status(self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    /// The message in the error body.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Refusal::MissingHost => "an HTTP/1.1 request needs a Host header",
+            Refusal::RepeatedHost => "more than one Host header",
+            Refusal::InvalidHost => "the Host header is not a valid host[:port]",
+            Refusal::DotSegment => "the path has a '.' or '..' segment",
+        }
+    }
+}
+
+/// Checks the request's `Host` and path; with an authority in the request
+/// target, makes it the `Host`.
+pub(crate) fn check(parts: &mut Parts) -> Result<(), Refusal> {
+    check_host(parts)?;
+    match has_dot_segment(parts.uri.path()) {
+        true => Err(Refusal::DotSegment),
+        false => Ok(()),
+    }
+}
+
+fn check_host(parts: &mut Parts) -> Result<(), Refusal> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let given = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Refusal::RepeatedHost);
+    }
+    match parts.uri.authority() {
+        Some(authority) => {
+            // The authority without its `userinfo@` (RFC 9112 §3.2.2).
+            let host = authority
+                .as_str()
+                .rsplit_once('@')
+                .map_or(authority.as_str(), |(_, h)| h);
+            if !is_host(host.as_bytes()) {
+                return Err(Refusal::InvalidHost);
+            }
+            if given.is_none_or(|g| g.as_bytes() != host.as_bytes()) {
+                let value = HeaderValue::from_str(host).map_err(|_| Refusal::InvalidHost)?;
+                parts.headers.insert(header::HOST, value);
+            }
+            Ok(())
+        }
+        None => match given {
+            None if parts.version == Version::HTTP_11 => Err(Refusal::MissingHost),
+            Some(h) if !is_host(h.as_bytes()) => Err(Refusal::InvalidHost),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Whether `value` is RFC 9110's `uri-host [ ":" port ]`: a registered
+/// name or IPv4 address (unreserved, sub-delims and `%`), or an IP literal
+/// in brackets, then optionally `:` and digits. Empty is allowed (RFC 9112
+/// §3.2: the value a client sends when the target has no authority).
+fn is_host(value: &[u8]) -> bool {
+    let (host, rest) = match value.first() {
+        Some(b'[') => match value.iter().position(|&c| c == b']') {
+            Some(end) => {
+                let literal = &value[1..end];
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&c| c.is_ascii_alphanumeric() || b":.%-_~".contains(&c));
+                if !ok {
+                    return false;
+                }
+                (&value[..0], &value[end + 1..])
+            }
+            None => return false,
+        },
+        _ => {
+            let end = value.iter().position(|&c| c == b':').unwrap_or(value.len());
+            (&value[..end], &value[end..])
+        }
+    };
+    let name_ok = host
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c));
+    let port_ok = match rest.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    name_ok && port_ok
+}
+
+/// Whether a segment of `path` is `.` or `..` once its `;parameters` are
+/// cut off (as Tomcat does) and its percent-escapes decoded, or would be
+/// if the upstream took a decoded `/` or a `\` for a separator.
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    // Most paths have no dot, escape or backslash: one pass, no decoding.
+    if !bytes.iter().any(|&c| matches!(c, b'.' | b'%' | b'\\')) {
+        return false;
+    }
+    let mut decoded = Vec::new();
+    bytes.split(|&c| c == b'/').any(|segment| {
+        decoded.clear();
+        percent_decode_into(segment, &mut decoded);
+        decoded.split(|&c| c == b'/' || c == b'\\').any(is_dot)
+    })
+}
+
+/// `.` or `..` before any `;`.
+fn is_dot(piece: &[u8]) -> bool {
+    let name = piece.split(|&c| c == b';').next().unwrap_or(piece);
+    name == b"." || name == b".."
+}
+
+fn percent_decode_into(segment: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < segment.len() {
+        let c = segment[i];
+        if c == b'%'
+            && let (Some(h), Some(l)) = (
+                segment.get(i + 1).and_then(|&h| hex(h)),
+                segment.get(i + 2).and_then(|&l| hex(l)),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(request: http::request::Builder) -> Parts {
+        request.body(()).expect("valid request").into_parts().0
+    }
+
+    #[test]
+    fn dot_segments_in_every_spelling_are_found() {
+        for path in [
+            "/api/../admin",
+            "/api/./admin",
+            "/..",
+            "/api/..",
+            "/api/%2e%2e/admin",
+            "/api/%2E%2e/admin",
+            "/api/.%2e/admin",
+            "/api/..;/admin",
+            "/api/..;jsessionid=1/admin",
+            "/api/..%2fadmin",
+            "/api/..%5cadmin",
+            "/api/..\\admin",
+            "/api/x\\..\\admin",
+            "/api/%2e;x/admin",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn dots_inside_names_and_plain_paths_pass() {
+        for path in [
+            "/",
+            "/api/hello",
+            "/api/file.txt",
+            "/api/.well-known/x",
+            "/api/...",
+            "/api/..x",
+            "/api/x..",
+            "/api/%2e%2e%2e",
+            "/api/a%20b",
+            "/api/%zz/..x",
+            "/api/%252e%252e/x",
+            "",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn hosts_that_are_host_and_port_pass() {
+        for host in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "[fe80::1%25eth0]",
+            "a-b_c~d",
+            "",
+            "example.com:",
+        ] {
+            assert!(is_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "a b",
+            "user@evil",
+            "a:b",
+            "a:80:90",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "a/b",
+            "a\"b",
+        ] {
+            assert!(!is_host(host.as_bytes()), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_http_1_1_request_needs_exactly_one_valid_host() {
+        let mut p = parts(http::Request::get("/x"));
+        assert_eq!(check(&mut p), Err(Refusal::MissingHost));
+
+        let mut p = parts(http::Request::get("/x").version(Version::HTTP_10));
+        assert_eq!(check(&mut p), Ok(()), "HTTP/1.0 may leave Host out");
+
+        let mut p = parts(
+            http::Request::get("/x")
+                .header("host", "a")
+                .header("host", "b"),
+        );
+        assert_eq!(check(&mut p), Err(Refusal::RepeatedHost));
+
+        let mut p = parts(http::Request::get("/x").header("host", "user@evil"));
+        assert_eq!(check(&mut p), Err(Refusal::InvalidHost));
+
+        let mut p = parts(http::Request::get("/x").header("host", "a.example:8080"));
+        assert_eq!(check(&mut p), Ok(()));
+        assert_eq!(p.headers["host"], "a.example:8080");
+    }
+
+    #[test]
+    fn the_request_targets_authority_is_the_host() {
+        let mut p =
+            parts(http::Request::get("http://user@a.example:81/x?q=1").header("host", "b.example"));
+        assert_eq!(check(&mut p), Ok(()));
+        assert_eq!(p.headers["host"], "a.example:81");
+        assert_eq!(p.headers.get_all("host").iter().count(), 1);
+
+        let mut p = parts(http::Request::get("http://a.example/x").version(Version::HTTP_2));
+        assert_eq!(check(&mut p), Ok(()));
+        assert_eq!(p.headers["host"], "a.example");
+    }
+
+    #[test]
+    fn a_dot_segment_is_refused_after_the_host_passes() {
+        let mut p = parts(http::Request::get("/api/%2e%2e/admin").header("host", "a"));
+        assert_eq!(check(&mut p), Err(Refusal::DotSegment));
+        assert_eq!(Refusal::DotSegment.status(), StatusCode::BAD_REQUEST);
+    }
+}
