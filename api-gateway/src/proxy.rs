@@ -320,10 +320,14 @@ impl Upstreams {
                             );
                             continue;
                         }
+                        let detail = match e.is_parse() {
+                            true => "invalid response from the upstream",
+                            false => "connection failed",
+                        };
                         return Err(UpstreamError {
                             kind: Kind::Io,
                             upstream: authority.to_owned(),
-                            detail: "connection failed".to_owned(),
+                            detail: detail.to_owned(),
                             source: Some(Box::new(e)),
                         });
                     }
@@ -410,7 +414,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes hop-by-hop headers and those the `Connection` header names.
+/// Removes hop-by-hop headers and those the `Connection` header names;
+/// with `Transfer-Encoding`, also `Content-Length`: the message was framed
+/// by the former, and its length is not the latter's (RFC 9112 6.3: a
+/// proxy must remove it). The next hop frames the body anew.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) headers finds what to remove; most requests
     // have nothing, most responses only `Connection` and `Keep-Alive`.
@@ -440,6 +447,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for n in named.iter().chain(found[..count].iter().flatten()) {
         headers.remove(n);
+    }
+    if found[..count]
+        .iter()
+        .flatten()
+        .any(|n| n == header::TRANSFER_ENCODING)
+    {
+        headers.remove(header::CONTENT_LENGTH);
     }
 }
 
@@ -752,6 +766,21 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn transfer_encoding_takes_a_content_length_with_it() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("100"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        remove_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("100"));
+        h.insert("connection", HeaderValue::from_static("close"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h["content-length"], "100", "kept without Transfer-Encoding");
     }
 
     #[test]

@@ -629,6 +629,82 @@ async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::Ato
     (addr, connections)
 }
 
+/// An upstream that answers every request head with the bytes `answer`,
+/// on keep-alive connections.
+async fn raw_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_response_framed_by_transfer_encoding_loses_its_content_length() {
+    // Both framings: Transfer-Encoding wins (RFC 9112 6.3), and the
+    // Content-Length must not reach the client, whose next response
+    // would start inside this one's promised length.
+    let addr = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    )
+    .await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await;
+    let c = client();
+    for i in 0..3 {
+        let response = c
+            .get(gw.url(&format!("/te/{i}")))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+        assert_ne!(
+            response
+                .headers()
+                .get("content-length")
+                .map(|v| v.as_bytes()),
+            Some(&b"100"[..])
+        );
+        assert_eq!(response.text().await.expect("the whole body"), "ok");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_upstream_response_is_a_502_that_says_so() {
+    let addr =
+        raw_upstream(b"HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok").await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await;
+    let (status, _, body) = get(&gw.url("/bad")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["message"], "invalid response from the upstream");
+}
+
 #[tokio::test]
 async fn idempotent_request_is_sent_again_when_its_pooled_connection_was_closed() {
     let (addr, connections) = closing_upstream().await;
