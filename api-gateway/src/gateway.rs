@@ -27,6 +27,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log;
 use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::json_body::JsonAttributes;
@@ -72,6 +73,8 @@ struct Inner {
     redis: Option<RedisBuckets>,
     /// The proxy port's connection counters (see [`crate::run`]).
     connections: Arc<cloud_runtime::serve::ConnectionStats>,
+    /// `reactor.netty.http.server.access-log-enabled`, read at build.
+    access_log: bool,
 }
 
 /// A request's handle on the installed set (see
@@ -186,6 +189,7 @@ impl GatewayBuilder {
             refreshing: tokio::sync::Mutex::new(()),
             redis,
             connections: Arc::default(),
+            access_log: self.settings.reactor.netty.http.server.access_log_enabled,
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -1289,9 +1293,17 @@ impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
         Box::pin(async move {
             let (gateway, peer) = (&connection.gateway, &connection.peer);
             let installed = gateway.installed_for(&connection.installed);
-            Ok(gateway
+            let logged = gateway
+                .inner
+                .access_log
+                .then(|| access_log::Entry::begin(&request, peer.addr(), &gateway.inner.clock));
+            let response = gateway
                 .dispatch(request.map(Body::new), peer, installed, None, 0)
-                .await)
+                .await;
+            Ok(match logged {
+                Some(entry) => entry.finish(response),
+                None => response,
+            })
         })
     }
 }

@@ -37,6 +37,8 @@
 //! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
 //!   to `https://` upstreams.
 //! - [`websocket`]: WebSocket upgrades and the tunnels they open.
+//! - `access_log.rs`: Reactor Netty's access log line per request, when
+//!   `reactor.netty.http.server.access-log-enabled` is on.
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters,
 //!   with SCG's request metric written as SCG writes it.
 //! - [`reload`]: the settings file read again when it changes.
@@ -81,6 +83,7 @@
 //! Serving: [`run`] serves the proxy and the admin API until the token is
 //! cancelled.
 
+mod access_log;
 pub mod admin;
 pub mod config;
 pub mod cors;

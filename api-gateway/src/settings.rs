@@ -65,6 +65,43 @@ pub struct Settings {
     pub resilience4j: Value,
     /// `eureka.*`: the registry `lb://` routes resolve through.
     pub eureka: Eureka,
+    /// `reactor.*`: Reactor Netty's switches that SCG users set as system
+    /// properties (`-Dreactor.netty.http.server.accessLogEnabled=true`).
+    pub reactor: Reactor,
+}
+
+/// `reactor.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct Reactor {
+    /// `reactor.netty.*`.
+    pub netty: ReactorNetty,
+}
+
+/// `reactor.netty.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ReactorNetty {
+    /// `reactor.netty.http.*`.
+    pub http: ReactorHttp,
+}
+
+/// `reactor.netty.http.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ReactorHttp {
+    /// `reactor.netty.http.server.*`.
+    pub server: ReactorHttpServer,
+}
+
+/// `reactor.netty.http.server.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ReactorHttpServer {
+    /// `reactor.netty.http.server.access-log-enabled` (Reactor Netty's
+    /// `accessLogEnabled`): one line per request on the proxy port, in
+    /// Reactor Netty's format (see `access_log.rs`). Read at start.
+    pub access_log_enabled: bool,
 }
 
 /// `eureka.*`: cloud-client's Eureka settings with the gateway's defaults:

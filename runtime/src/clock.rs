@@ -33,6 +33,87 @@ pub fn system_epoch_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A wall-clock time in UTC, split into calendar fields (the proleptic
+/// Gregorian calendar; times before 1970 read as the epoch).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use cloud_runtime::clock::UtcTime;
+///
+/// let t = UtcTime::at(UNIX_EPOCH + Duration::from_millis(951_782_400_250));
+/// assert_eq!((t.year, t.month, t.day, t.millis), (2000, 2, 29, 250));
+/// assert_eq!(t.month_abbreviation(), "Feb");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// The year.
+    pub year: u64,
+    /// 1 to 12.
+    pub month: u64,
+    /// 1 to 31.
+    pub day: u64,
+    /// 0 to 23.
+    pub hour: u64,
+    /// 0 to 59.
+    pub minute: u64,
+    /// 0 to 59.
+    pub second: u64,
+    /// 0 to 999.
+    pub millis: u32,
+}
+
+impl UtcTime {
+    /// `at`, in UTC.
+    pub fn at(at: SystemTime) -> UtcTime {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (year, month, day) = civil_from_days(days);
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            millis: since.subsec_millis(),
+        }
+    }
+
+    /// `epoch_millis` milliseconds after the Unix epoch, in UTC.
+    pub fn from_epoch_millis(epoch_millis: i64) -> UtcTime {
+        let millis = u64::try_from(epoch_millis).unwrap_or(0);
+        UtcTime::at(UNIX_EPOCH + Duration::from_millis(millis))
+    }
+
+    /// The month's English three-letter name (`Jan` ... `Dec`).
+    pub fn month_abbreviation(&self) -> &'static str {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        usize::try_from(self.month)
+            .ok()
+            .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+            .copied()
+            .unwrap_or("???")
+    }
+}
+
+/// Year, month and day of the `days`-th day after 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for the proleptic Gregorian calendar).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
