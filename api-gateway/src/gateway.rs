@@ -28,6 +28,7 @@ use hyper::body::Body as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::access_log;
+use crate::compress::Compression;
 use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::json_body::JsonAttributes;
@@ -75,6 +76,8 @@ struct Inner {
     connections: Arc<cloud_runtime::serve::ConnectionStats>,
     /// `reactor.netty.http.server.access-log-enabled`, read at build.
     access_log: bool,
+    /// `server.compression.*`, when enabled; read at build.
+    compression: Option<Compression>,
 }
 
 /// A request's handle on the installed set (see
@@ -172,6 +175,8 @@ impl GatewayBuilder {
                     .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason()))?,
             ),
         };
+        let compression = Compression::from_settings(&self.settings.server.compression)
+            .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason))?;
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let inner = Inner {
             installed: ArcSwap::from_pointee(Installed::default()),
@@ -190,6 +195,7 @@ impl GatewayBuilder {
             redis,
             connections: Arc::default(),
             access_log: self.settings.reactor.netty.http.server.access_log_enabled,
+            compression,
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -1297,9 +1303,18 @@ impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
                 .inner
                 .access_log
                 .then(|| access_log::Entry::begin(&request, peer.addr(), &gateway.inner.clock));
+            let compression = gateway
+                .inner
+                .compression
+                .as_ref()
+                .filter(|c| c.wanted_by(&request));
             let response = gateway
                 .dispatch(request.map(Body::new), peer, installed, None, 0)
                 .await;
+            let response = match compression {
+                Some(c) => c.apply(response),
+                None => response,
+            };
             Ok(match logged {
                 Some(entry) => entry.finish(response),
                 None => response,

@@ -39,6 +39,7 @@
 //! - [`websocket`]: WebSocket upgrades and the tunnels they open.
 //! - `access_log.rs`: Reactor Netty's access log line per request, when
 //!   `reactor.netty.http.server.access-log-enabled` is on.
+//! - [`compress`]: gzip responses (`server.compression.*`).
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters,
 //!   with SCG's request metric written as SCG writes it.
 //! - [`reload`]: the settings file read again when it changes.
@@ -85,10 +86,12 @@
 
 mod access_log;
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod cors;
 pub mod filter;
 pub mod gateway;
+mod media;
 pub mod metrics;
 pub mod predicate;
 pub mod proxy;

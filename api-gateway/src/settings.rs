@@ -144,6 +144,8 @@ pub struct Server {
     pub limits: ServeLimits,
     /// `server.ssl.*`: TLS for clients.
     pub ssl: crate::tls::Ssl,
+    /// `server.compression.*`: gzip responses (see [`crate::compress`]).
+    pub compression: crate::compress::CompressionSettings,
 }
 
 impl Default for Server {
@@ -153,6 +155,7 @@ impl Default for Server {
             address: "0.0.0.0".to_owned(),
             limits: ServeLimits::default(),
             ssl: crate::tls::Ssl::default(),
+            compression: crate::compress::CompressionSettings::default(),
         }
     }
 }

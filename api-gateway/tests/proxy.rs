@@ -693,6 +693,47 @@ async fn a_response_framed_by_transfer_encoding_loses_its_content_length() {
 }
 
 #[tokio::test]
+async fn an_http_1_0_upstream_is_answered_to_the_client_in_http_1_1() {
+    let addr = raw_upstream(
+        b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nold",
+    )
+    .await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut conn = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect to the gateway");
+    // Two requests on one connection: the answer is HTTP/1.1, so the
+    // connection stays open for the second.
+    for i in 0..2 {
+        conn.write_all(format!("GET /old/{i} HTTP/1.1\r\nhost: gw\r\n\r\n").as_bytes())
+            .await
+            .expect("send");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.ends_with(b"\r\n\r\nold") {
+            let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+                .await
+                .expect("an answer within 10 s")
+                .expect("read");
+            assert_ne!(
+                n,
+                0,
+                "closed before the end: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(!text.contains("connection: close"), "{text}");
+    }
+}
+
+#[tokio::test]
 async fn an_invalid_upstream_response_is_a_502_that_says_so() {
     let addr =
         raw_upstream(b"HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok").await;
@@ -995,6 +1036,74 @@ async fn a_bad_codec_limit_fails_at_start_naming_the_key() {
         .expect_err("refused");
     let text = err.to_string();
     assert!(text.contains("spring.codec.max-in-memory-size"), "{text}");
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}
+
+#[tokio::test]
+async fn server_compression_gzips_large_bodies_for_clients_that_take_it() {
+    use std::io::Read as _;
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "server.compression:\n  enabled: true\n  min-response-size: 1KB\n{}",
+        routes(&format!(
+            "        - id: c\n          uri: http://{}\n          predicates: [Path=/**]\n",
+            up.addr
+        ))
+    ))
+    .await;
+    let body = "x".repeat(4096);
+    // A client that shows the encoding instead of decoding it.
+    let raw = reqwest::Client::builder()
+        .no_proxy()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let send = |gzip: bool| {
+        let request = raw.post(gw.url("/z")).body(body.clone());
+        let request = match gzip {
+            true => request.header("accept-encoding", "gzip"),
+            false => request,
+        };
+        async move { request.send().await.expect("an answer") }
+    };
+    let zipped = send(true).await;
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "Accept-Encoding");
+    let bytes = zipped.bytes().await.expect("body");
+    assert!(bytes.len() < 1024, "compressed: {} bytes", bytes.len());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    let echo: serde_json::Value = serde_json::from_str(&text).expect("the echo");
+    assert_eq!(echo["body"], body.as_str());
+
+    let plain = send(false).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let echo: serde_json::Value = plain.json().await.expect("plain JSON");
+    assert_eq!(echo["body"], body.as_str());
+}
+
+#[tokio::test]
+async fn a_bad_compression_setting_fails_at_start_naming_the_key() {
+    let file = tempfile::Builder::new()
+        .suffix(".yml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(
+        file.path(),
+        "server.compression:\n  enabled: true\n  min-response-size: big\n",
+    )
+    .expect("written");
+    let err = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
+        .and_then(|b| b.build())
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("server.compression.min-response-size"),
+        "{text}"
+    );
     assert!(text.contains(&file.path().display().to_string()), "{text}");
 }
 

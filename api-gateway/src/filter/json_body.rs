@@ -129,16 +129,7 @@ impl JsonAttributes {
 /// `application/json` with any parameters, `application/*`,
 /// `application/*+json`, `*/...`.
 fn is_json_compatible(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let Some((kind, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    let (kind, subtype) = (kind.trim(), subtype.trim());
-    kind == "*"
-        || (kind.eq_ignore_ascii_case("application")
-            && (subtype == "*"
-                || subtype.eq_ignore_ascii_case("json")
-                || subtype.eq_ignore_ascii_case("*+json")))
+    crate::media::compatible("application/json", content_type)
 }
 
 #[cfg(test)]

@@ -421,7 +421,12 @@ impl Pool {
             // The connection now belongs to the upgrade.
             return response.map(Body::new);
         }
-        let (head, body) = response.into_parts();
+        let (mut head, body) = response.into_parts();
+        // The client hears the gateway's HTTP version, not the upstream's:
+        // an HTTP/1.0 upstream must not make the answer to an HTTP/1.1
+        // client an HTTP/1.0 one (no chunking, no keep-alive). The server
+        // side answers an HTTP/1.0 client in its version by itself.
+        head.version = http::Version::HTTP_11;
         let mut pooled = PooledBody {
             body,
             conn: Some(conn),
