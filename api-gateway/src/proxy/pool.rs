@@ -282,15 +282,19 @@ impl Pool {
         } = sizing
         else {
             return Ok(self
-                .connect(secure, authority, connect_timeout, None)
+                .connect_boxed(secure, authority, connect_timeout, None)
                 .await?);
         };
         let limiter = self.shared.limiter(secure, authority, max);
         let deadline = Instant::now() + acquire_timeout;
         loop {
             if let Ok(permit) = Arc::clone(&limiter.open).try_acquire_owned() {
-                let conn =
-                    self.connect(secure, authority, connect_timeout, Some((permit, &limiter)));
+                let conn = self.connect_boxed(
+                    secure,
+                    authority,
+                    connect_timeout,
+                    Some((permit, &limiter)),
+                );
                 return Ok(conn.await?);
             }
             // Counted before looking, so that a connection coming back
@@ -305,7 +309,7 @@ impl Pool {
                 permit = Arc::clone(&limiter.open).acquire_owned() => {
                     drop(waiting);
                     let Ok(permit) = permit else { continue };
-                    let conn = self.connect(secure, authority, connect_timeout, Some((permit, &limiter)));
+                    let conn = self.connect_boxed(secure, authority, connect_timeout, Some((permit, &limiter)));
                     return Ok(conn.await?);
                 }
                 () = limiter.returned.notified() => {}
@@ -318,6 +322,22 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// [`Pool::connect`] on the heap. Connecting (TCP, TLS, the HTTP
+    /// handshake) needs a future of some kilobytes, and every request's
+    /// future would carry that room while only the few that open a
+    /// connection use it; each request's future is moved once into its
+    /// box, so its size is paid on every request (docs/benchmarks.md,
+    /// "Fourteenth pass").
+    fn connect_boxed<'a>(
+        &'a self,
+        secure: bool,
+        authority: &'a str,
+        connect_timeout: Duration,
+        permit: Option<(tokio::sync::OwnedSemaphorePermit, &'a Arc<Limiter>)>,
+    ) -> Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send + 'a>> {
+        Box::pin(self.connect(secure, authority, connect_timeout, permit))
     }
 
     /// A new connection to `authority`, connecting within
