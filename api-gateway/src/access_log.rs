@@ -18,15 +18,14 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
 use cloud_runtime::clock::{SharedClock, UtcTime};
 use http::{Method, Request, Response, Version};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Instant;
+
+use crate::watched::{Watch, watched};
 
 /// The logger name lines are written under.
 pub(crate) const TARGET: &str = "reactor.netty.http.server.AccessLog";
@@ -75,20 +74,13 @@ impl Entry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let (head, body) = response.into_parts();
-        let logged = Logged {
-            inner: body,
-            line: Some(Pending {
-                entry: self,
-                status,
-                declared,
-                sent: 0,
-            }),
+        let pending = Pending {
+            entry: self,
+            status,
+            declared,
+            sent: 0,
         };
-        let mut logged = logged;
-        if logged.inner.is_end_stream() {
-            logged.write();
-        }
-        Response::from_parts(head, Body::new(logged))
+        Response::from_parts(head, watched(body, pending))
     }
 }
 
@@ -145,58 +137,14 @@ impl Pending {
     }
 }
 
-/// A response body that writes its request's line when it ends.
-#[derive(Debug)]
-struct Logged {
-    inner: Body,
-    line: Option<Pending>,
-}
-
-impl Logged {
-    fn write(&mut self) {
-        if let Some(pending) = self.line.take() {
-            tracing::info!(target: TARGET, "{}", pending.line());
-        }
-    }
-}
-
-impl HttpBody for Logged {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(p)) = (frame.data_ref(), this.line.as_mut()) {
-                    p.sent += data.len() as u64;
-                }
-                if this.inner.is_end_stream() {
-                    this.write();
-                }
-            }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.write(),
-            Poll::Pending => {}
-        }
-        polled
+impl Watch for Pending {
+    fn data(&mut self, chunk: &Bytes) {
+        self.sent += chunk.len() as u64;
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        self.write();
+    /// Whole or not (the client went away): the line, with what was sent.
+    fn end(self, _whole: bool) {
+        tracing::info!(target: TARGET, "{}", self.line());
     }
 }
 
@@ -205,7 +153,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
     use cloud_runtime::clock::{Clock, ManualClock};
+    use hyper::body::Body as HttpBody;
 
     use super::*;
 

@@ -44,6 +44,8 @@
 //!   with SCG's request metric written as SCG writes it.
 //! - [`reload`]: the settings file read again when it changes.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
+//! - `watched.rs`: a response body passed on while the response cache or
+//!   the access log watches it.
 //! - [`cors`]: CORS (global and per route), as Spring's `DefaultCorsProcessor`.
 //!
 //! # Example
@@ -103,6 +105,7 @@ pub mod security;
 pub mod settings;
 pub mod target;
 pub mod tls;
+mod watched;
 pub mod websocket;
 
 use cloud_runtime::serve::ServeLimits;

@@ -25,9 +25,7 @@
 //! response filters run on cached responses as on fresh ones.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,10 +33,10 @@ use bytes::{Bytes, BytesMut};
 use cloud_runtime::clock::SharedClock;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Instant;
 
 use super::Outbound;
+use crate::watched::{Watch, watched};
 
 /// SCG's default time to live.
 pub const DEFAULT_TIME_TO_LIVE: Duration = Duration::from_secs(5 * 60);
@@ -171,18 +169,15 @@ impl ResponseCache {
         let cache = Arc::clone(self);
         let key = lookup.key;
         let keep = move |body: Bytes| cache.insert(key, Entry { body, ..entry });
-        let body = if body.size_hint().exact() == Some(0) {
-            keep(Bytes::new());
-            body
-        } else {
-            Body::new(Recording {
-                inner: body,
+        let body = watched(
+            body,
+            Recording {
                 kept: BytesMut::new(),
                 limit: self.policy.size,
                 overflow: false,
-                keep: Some(Box::new(keep)),
-            })
-        };
+                keep: Box::new(keep),
+            },
+        );
         Response::from_parts(head, body)
     }
 
@@ -409,66 +404,32 @@ fn rewrite_cache_headers(headers: &mut HeaderMap, left: Duration) {
     }
 }
 
-/// A body passed on to the client and kept, up to `limit` bytes, for the
-/// cache; `keep` receives it when the body ended well.
+/// A body on its way to the client, kept up to `limit` bytes for the
+/// cache; `keep` receives it when the body ended whole within the limit.
 struct Recording {
-    inner: Body,
     kept: BytesMut,
     limit: u64,
     overflow: bool,
-    keep: Option<Box<dyn FnOnce(Bytes) + Send>>,
+    keep: Box<dyn FnOnce(Bytes) + Send>,
 }
 
-impl Recording {
-    fn finish(&mut self) {
-        if !self.overflow
-            && let Some(keep) = self.keep.take()
-        {
-            keep(std::mem::take(&mut self.kept).freeze());
+impl Watch for Recording {
+    fn data(&mut self, chunk: &Bytes) {
+        if self.overflow {
+            return;
+        }
+        if (self.kept.len() + chunk.len()) as u64 > self.limit {
+            self.overflow = true;
+            self.kept = BytesMut::new();
+        } else {
+            self.kept.extend_from_slice(chunk);
         }
     }
-}
 
-impl HttpBody for Recording {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && !this.overflow
-                {
-                    if (this.kept.len() + data.len()) as u64 > this.limit {
-                        this.overflow = true;
-                        this.kept = BytesMut::new();
-                    } else {
-                        this.kept.extend_from_slice(data);
-                    }
-                }
-                // hyper stops polling once the body says it has ended.
-                if this.inner.is_end_stream() {
-                    this.finish();
-                }
-            }
-            Poll::Ready(None) => this.finish(),
-            Poll::Ready(Some(Err(_))) => this.keep = None,
-            Poll::Pending => {}
+    fn end(self, whole: bool) {
+        if whole && !self.overflow {
+            (self.keep)(self.kept.freeze());
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
