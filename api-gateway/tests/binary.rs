@@ -10,6 +10,42 @@ use support::{Child, Upstream, eventually, free_port, get};
 
 const BIN: &str = env!("CARGO_BIN_EXE_api-gateway");
 
+/// Starts the binary on free ports with `config` (after `extra_args`),
+/// its standard output to `stdout`; returns it and its proxy port once its
+/// admin port answers.
+async fn start_binary(
+    config: &std::path::Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+    stdout: Stdio,
+) -> (Child, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let child = Child(
+        Command::new(BIN)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--admin-port",
+                &admin.to_string(),
+            ])
+            .args(["--drain-timeout", "1s"])
+            .args(extra_args)
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let health = format!("http://127.0.0.1:{admin}/actuator/health");
+    eventually(Duration::from_secs(10), "the admin port", || async {
+        support::client().get(&health).send().await.is_ok()
+    })
+    .await;
+    (child, port)
+}
+
 #[tokio::test]
 async fn binary_serves_routes_from_the_config_file_on_the_flag_ports() {
     let up = Upstream::start().await;
@@ -20,31 +56,7 @@ async fn binary_serves_routes_from_the_config_file_on_the_flag_ports() {
         format!("server.address: 127.0.0.1\nspring.cloud.gateway.routes:\n  - id: a\n    uri: http://{}\n    predicates: [Path=/a/**]\n", up.addr),
     )
     .expect("write config");
-    let (port, admin) = (free_port(), free_port());
-    let _child = Child(
-        Command::new(BIN)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--admin-port",
-                &admin.to_string(),
-                "--log-format",
-                "json",
-                "--drain-timeout",
-                "1s",
-                "--config",
-            ])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("binary starts"),
-    );
-    let health = format!("http://127.0.0.1:{admin}/actuator/health");
-    eventually(Duration::from_secs(10), "the admin port", || async {
-        support::client().get(&health).send().await.is_ok()
-    })
-    .await;
+    let (_child, port) = start_binary(&file, &["--log-format", "json"], &[], Stdio::null()).await;
     let (status, _, echo) = get(&format!("http://127.0.0.1:{port}/a/x")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(echo["path"], "/a/x");
@@ -87,31 +99,12 @@ async fn the_access_log_writes_reactor_nettys_line_per_request() {
     )
     .expect("write config");
     let log = dir.path().join("out.log");
-    let (port, admin) = (free_port(), free_port());
-    let _child = Child(
-        Command::new(BIN)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--admin-port",
-                &admin.to_string(),
-                "--log-format",
-                "text",
-                "--drain-timeout",
-                "1s",
-                "--config",
-            ])
-            .arg(&file)
-            .env("RUST_LOG", "warn,reactor.netty.http.server.AccessLog=info")
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("binary starts"),
-    );
-    let health = format!("http://127.0.0.1:{admin}/actuator/health");
-    eventually(Duration::from_secs(10), "the admin port", || async {
-        support::client().get(&health).send().await.is_ok()
-    })
+    let (_child, port) = start_binary(
+        &file,
+        &["--log-format", "text"],
+        &[("RUST_LOG", "warn,reactor.netty.http.server.AccessLog=info")],
+        std::fs::File::create(&log).expect("log file").into(),
+    )
     .await;
     let (status, _, _) = get(&format!("http://127.0.0.1:{port}/a/x?q=1")).await;
     assert_eq!(status, StatusCode::OK);
@@ -126,18 +119,18 @@ async fn the_access_log_writes_reactor_nettys_line_per_request() {
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("AccessLog")).collect();
     let line =
         request_and_status(lines[0]).unwrap_or_else(|| panic!("not Reactor Netty's form: {text}"));
-    assert_eq!(line.0, "\"GET /a/x?q=1 HTTP/1.1\" 200");
+    assert_eq!(line, "\"GET /a/x?q=1 HTTP/1.1\" 200");
     assert!(lines[1].contains("\"GET /none HTTP/1.1\" 404 "), "{text}");
     assert_eq!(text.lines().count(), 2, "nothing else at warn: {text}");
 }
 
 /// The `"request" status` part of a line `ip:port - - [dd/Mon/yyyy:hh:mm:ss
 /// +0000] "request" status length N ms`, when the line has that form.
-fn request_and_status(line: &str) -> Option<(String,)> {
+fn request_and_status(line: &str) -> Option<String> {
     let re = regex::Regex::new(
         r#"127\.0\.0\.1:\d+ - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] (".*" \d{3}) \d+ \d+ ms$"#,
     )
     .ok()?;
     let caps = re.captures(line)?;
-    Some((caps.get(1)?.as_str().to_owned(),))
+    Some(caps.get(1)?.as_str().to_owned())
 }
