@@ -182,14 +182,7 @@ async fn lb_traffic_follows_instances_as_they_register_go_down_and_cancel() {
     })
     .await;
 
-    let metrics = client()
-        .get(gw.admin_url("/actuator/prometheus"))
-        .send()
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.prometheus().await;
     assert!(
         metrics.contains("cloud_client_loadbalancer_instances{service=\"USERS\"} 2"),
         "{metrics}"

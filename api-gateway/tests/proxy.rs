@@ -432,14 +432,7 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
     );
     get(&gw.url("/a/1")).await;
     get(&gw.url("/a/2")).await;
-    let text = client()
-        .get(gw.admin_url("/actuator/prometheus"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = gw.prometheus().await;
     // SCG's series: the same name and labels as its GatewayMetricsFilter.
     let labels = format!(
         "{{httpMethod=\"GET\",httpStatusCode=\"200\",outcome=\"SUCCESSFUL\",routeId=\"a\",routeUri=\"http://{}\",status=\"OK\"}}",

@@ -302,14 +302,7 @@ async fn an_outage_lets_traffic_through_is_reported_and_limiting_resumes() {
         h["components"]["redis"]["details"]["error"].is_string(),
         "{h}"
     );
-    let metrics = client()
-        .get(gw.admin_url("/actuator/prometheus"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.prometheus().await;
     let failures: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("gateway_rate_limiter_redis_failures_total "))

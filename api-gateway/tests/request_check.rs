@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{TestGateway, Upstream, client, seen};
+use support::{TestGateway, Upstream, seen};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn routes(body: &str) -> String {
@@ -81,14 +81,7 @@ async fn a_path_with_dot_segments_never_reaches_the_upstream() {
     }
     assert_eq!(up.hits(), 3);
 
-    let metrics = client()
-        .get(gw.admin_url("/actuator/prometheus"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = gw.prometheus().await;
     assert!(
         metrics.contains("gateway_refused_requests_total 8\n"),
         "{metrics}"

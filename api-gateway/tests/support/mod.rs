@@ -244,6 +244,18 @@ impl TestGateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The admin port's `/actuator/prometheus` text.
+    pub async fn prometheus(&self) -> String {
+        client()
+            .get(self.admin_url("/actuator/prometheus"))
+            .send()
+            .await
+            .expect("the admin port answers")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
     /// Rewrites the config file (for refresh tests).
     pub fn rewrite(&self, yaml: &str) {
         std::fs::write(self.file.path(), yaml).expect("rewrite config");
