@@ -620,21 +620,13 @@ impl Gateway {
             let started = self.inner.clock.now();
             let table = &installed.table;
             let (mut parts, body) = request.into_parts();
+            // Also makes an absolute URI's or HTTP/2's `:authority` the
+            // `Host` (a forward keeps the `Host` its request had).
             if depth == 0
                 && let Err(refusal) = request_check::check(&mut parts)
             {
                 self.inner.metrics.record_refused();
                 return error_answer(refusal.status(), refusal.message(), parts.uri.path());
-            }
-            if !parts.headers.contains_key(header::HOST) {
-                // HTTP/2 carries the host in `:authority`.
-                if let Some(host) = parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                {
-                    parts.headers.insert(header::HOST, host);
-                }
             }
             let path = parts.uri.path();
             let view = RequestView {
