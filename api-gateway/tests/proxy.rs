@@ -622,6 +622,16 @@ async fn closing_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::Ato
     (addr, connections)
 }
 
+/// The gateway, routing every path to an upstream that answers every
+/// request head with the bytes `answer`, on keep-alive connections.
+async fn in_front_of_raw_upstream(answer: &'static [u8]) -> TestGateway {
+    let addr = raw_upstream(answer).await;
+    TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await
+}
+
 /// An upstream that answers every request head with the bytes `answer`,
 /// on keep-alive connections.
 async fn raw_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
@@ -658,13 +668,9 @@ async fn a_response_framed_by_transfer_encoding_loses_its_content_length() {
     // Both framings: Transfer-Encoding wins (RFC 9112 6.3), and the
     // Content-Length must not reach the client, whose next response
     // would start inside this one's promised length.
-    let addr = raw_upstream(
+    let gw = in_front_of_raw_upstream(
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     )
-    .await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
-    )))
     .await;
     let c = client();
     for i in 0..3 {
@@ -687,13 +693,9 @@ async fn a_response_framed_by_transfer_encoding_loses_its_content_length() {
 
 #[tokio::test]
 async fn an_http_1_0_upstream_is_answered_to_the_client_in_http_1_1() {
-    let addr = raw_upstream(
+    let gw = in_front_of_raw_upstream(
         b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nold",
     )
-    .await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
-    )))
     .await;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut conn = tokio::net::TcpStream::connect(gw.proxy)
@@ -728,11 +730,9 @@ async fn an_http_1_0_upstream_is_answered_to_the_client_in_http_1_1() {
 
 #[tokio::test]
 async fn an_invalid_upstream_response_is_a_502_that_says_so() {
-    let addr =
-        raw_upstream(b"HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok").await;
-    let gw = TestGateway::start(&routes(&format!(
-        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
-    )))
+    let gw = in_front_of_raw_upstream(
+        b"HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok",
+    )
     .await;
     let (status, _, body) = get(&gw.url("/bad")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
