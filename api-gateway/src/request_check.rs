@@ -1,5 +1,5 @@
-//! What the gateway refuses before it routes a request, and the one
-//! correction it makes to the request's `Host`.
+//! What the gateway refuses before it routes a request, and the two
+//! corrections it makes to the request's head.
 //!
 //! - **`Host`** (RFC 9112 §3.2): an HTTP/1.1 request without one, a
 //!   request with two, or one whose value is not `host[:port]` is answered
@@ -8,6 +8,12 @@
 //!   `:authority` (RFC 9113 §8.3.1) has that authority as its `Host`,
 //!   whatever `Host` said: the `Host` predicate, `X-Forwarded-Host` and
 //!   `PreserveHostHeader` all see the authority the request was sent to.
+//! - **Cookies of an HTTP/2 request**: HTTP/2 clients (browsers among
+//!   them) may send each cookie in its own `cookie` field, for better
+//!   header compression; those fields become one `Cookie`, joined with
+//!   `"; "`, before the request goes on (RFC 9113 §8.2.3), because the
+//!   upstream connection is HTTP/1.1, where a second `Cookie` line is not
+//!   allowed (RFC 6265 §5.4) and many servers read only the first.
 //! - **Dot-segments** in the path (`/api/../admin`, `/api/%2e%2e/admin`,
 //!   Tomcat's `/api/..;/admin`, `..%2f`, `..\`): answered 400. A route
 //!   matches the path as written, and the upstream would resolve the
@@ -58,6 +64,9 @@ impl Refusal {
 /// target, makes it the `Host`.
 pub(crate) fn check(parts: &mut Parts) -> Result<(), Refusal> {
     check_host(parts)?;
+    if parts.version >= Version::HTTP_2 {
+        join_cookies(&mut parts.headers);
+    }
     match has_dot_segment(parts.uri.path()) {
         true => Err(Refusal::DotSegment),
         false => Ok(()),
@@ -91,6 +100,23 @@ fn check_host(parts: &mut Parts) -> Result<(), Refusal> {
             Some(h) if !is_host(h.as_bytes()) => Err(Refusal::InvalidHost),
             _ => Ok(()),
         },
+    }
+}
+
+/// Joins several `cookie` fields into one, in their order, with `"; "`.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut fields = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (fields.next(), fields.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for field in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(field.as_bytes());
+    }
+    // Each part was a valid field value, and so is "; ": the join is too.
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
     }
 }
 
@@ -187,6 +213,39 @@ mod tests {
 
     fn parts(request: http::request::Builder) -> Parts {
         request.body(()).expect("valid request").into_parts().0
+    }
+
+    #[test]
+    fn an_http2_requests_cookie_fields_become_one_cookie() {
+        let mut h2 = parts(
+            http::Request::get("http://a.example/x")
+                .version(Version::HTTP_2)
+                .header("cookie", "a=1")
+                .header("x-other", "y")
+                .header("cookie", "b=2; c=3")
+                .header("cookie", "d=4"),
+        );
+        assert_eq!(check(&mut h2), Ok(()));
+        let cookies: Vec<_> = h2.headers.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3; d=4"]);
+
+        // One field is left as it is; HTTP/1.1 is never touched (a second
+        // line there is the client's own doing, passed on as sent).
+        let mut one = parts(
+            http::Request::get("http://a.example/x")
+                .version(Version::HTTP_2)
+                .header("cookie", "a=1"),
+        );
+        assert_eq!(check(&mut one), Ok(()));
+        assert_eq!(one.headers[header::COOKIE], "a=1");
+        let mut h1 = parts(
+            http::Request::get("/x")
+                .header("host", "a.example")
+                .header("cookie", "a=1")
+                .header("cookie", "b=2"),
+        );
+        assert_eq!(check(&mut h1), Ok(()));
+        assert_eq!(h1.headers.get_all(header::COOKIE).iter().count(), 2);
     }
 
     #[test]

@@ -504,3 +504,30 @@ async fn a_client_that_never_finishes_the_handshake_is_closed_after_the_connecti
         "closed without a byte: {read:?}"
     );
 }
+
+/// Browsers send each cookie in its own HTTP/2 field; the HTTP/1.1
+/// upstream must get them as one `Cookie` line (RFC 9113 §8.2.3).
+#[tokio::test]
+async fn an_http2_clients_split_cookies_reach_the_upstream_as_one_cookie() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring.cloud.gateway.routes:\n  - id: all\n    uri: http://{}\n    predicates: [Path=/**, \"Cookie=b, 2\"]\n",
+        up.addr
+    ))
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = client
+        .get(gw.url("/h2c"))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(response.status(), 200, "the Cookie predicate sees b=2");
+    let echo: Value = response.json().await.expect("echo");
+    assert_eq!(echo["headers"]["cookie"], json!(["a=1; b=2"]));
+}
