@@ -23,7 +23,10 @@
 //!   only crafted requests carry them; Spring Security's firewall refuses
 //!   them too.
 //!
-//! Both are pure functions of the request head; [`crate::gateway`] calls
+//! - **`CONNECT`** (a tunnel through a forward proxy): 501. The gateway
+//!   routes requests to paths; a `CONNECT` names only a host and port.
+//!
+//! All are pure functions of the request head; [`crate::gateway`] calls
 //! them once per client request, before the route lookup.
 
 use http::header::{self, HeaderValue};
@@ -41,12 +44,17 @@ pub(crate) enum Refusal {
     InvalidHost,
     /// A `.` or `..` segment in the path, however it is written.
     DotSegment,
+    /// A `CONNECT` request: the gateway is not a forward proxy.
+    Connect,
 }
 
 impl Refusal {
     /// The status the client gets.
     pub(crate) fn status(self) -> StatusCode {
-        StatusCode::BAD_REQUEST
+        match self {
+            Refusal::Connect => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::BAD_REQUEST,
+        }
     }
 
     /// The message in the error body.
@@ -56,6 +64,7 @@ impl Refusal {
             Refusal::RepeatedHost => "more than one Host header",
             Refusal::InvalidHost => "the Host header is not a valid host[:port]",
             Refusal::DotSegment => "the path has a '.' or '..' segment",
+            Refusal::Connect => "CONNECT is not supported: the gateway is not a forward proxy",
         }
     }
 }
@@ -63,6 +72,9 @@ impl Refusal {
 /// Checks the request's `Host` and path; with an authority in the request
 /// target, makes it the `Host`.
 pub(crate) fn check(parts: &mut Parts) -> Result<(), Refusal> {
+    if parts.method == http::Method::CONNECT {
+        return Err(Refusal::Connect);
+    }
     check_host(parts)?;
     if parts.version >= Version::HTTP_2 {
         join_cookies(&mut parts.headers);
@@ -213,6 +225,20 @@ mod tests {
 
     fn parts(request: http::request::Builder) -> Parts {
         request.body(()).expect("valid request").into_parts().0
+    }
+
+    #[test]
+    fn connect_is_not_implemented() {
+        let mut connect = parts(
+            http::Request::builder()
+                .method(http::Method::CONNECT)
+                .uri("example.com:443")
+                .header("host", "example.com:443"),
+        );
+        let refusal = check(&mut connect);
+        assert_eq!(refusal, Err(Refusal::Connect));
+        assert_eq!(Refusal::Connect.status(), StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(Refusal::DotSegment.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Requests the gateway refuses before routing, over real sockets: crafted
-//! paths with dot-segments, a missing, repeated or malformed `Host`, and a
+//! paths with dot-segments, a missing, repeated or malformed `Host`,
+//! `CONNECT`, and a
 //! request body whose framing breaks; and the request line's authority
 //! taken as the `Host`.
 
@@ -140,6 +141,31 @@ async fn host_must_be_one_valid_host_and_the_request_lines_authority_wins() {
         Some(true),
         "{echo}"
     );
+}
+
+#[tokio::test]
+async fn connect_is_not_implemented_even_on_a_catch_all_route() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&routes(&format!(
+        "        - id: any\n          uri: http://{}\n          predicates: ['Path=/**']\n",
+        up.addr
+    )))
+    .await;
+    let (status, body) = exchange(
+        &gw,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 501, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(json["error"], "Not Implemented", "{json}");
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a forward proxy")),
+        "{json}"
+    );
+    assert_eq!(up.hits(), 0);
 }
 
 #[tokio::test]
