@@ -165,6 +165,7 @@ impl GatewayBuilder {
                 max_idle_per_host: http.pool.max_idle_per_host.max(1),
                 max_life: Some(http.pool.max_life_time).filter(|t| !t.is_zero()),
                 sizing,
+                http2: self.settings.server.http2.enabled,
             },
             tls,
         );
@@ -1166,6 +1167,12 @@ impl Gateway {
         };
         let mut headers = out.headers.clone();
         proxy::remove_hop_by_hop(&mut headers);
+        if proxy::is_grpc(&out.headers) {
+            // gRPC servers want `te: trailers` (it tells them the path
+            // passes trailers on); `TE` is hop-by-hop, so it is set anew,
+            // as SCG's `GRPCRequestHeadersFilter` does.
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         let client_host = call.client_host;
         let port = client_host
             .and_then(|h| h.to_str().ok())

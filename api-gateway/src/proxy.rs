@@ -254,11 +254,13 @@ impl Upstreams {
                 }
             })?;
             let mut closed_retry_left = is_idempotent(method);
+            // An upgrade (WebSocket) needs HTTP/1.1 all the way.
+            let http1_only = headers.contains_key(header::UPGRADE);
             let mut headers = Some(headers);
             loop {
                 let mut conn = self
                     .pool
-                    .obtain(secure, authority, connect_timeout)
+                    .obtain(secure, authority, connect_timeout, http1_only)
                     .await
                     .map_err(|e| {
                         let detail = e.to_string();
@@ -296,6 +298,16 @@ impl Upstreams {
                         });
                     }
                 };
+                if conn.is_http2() {
+                    // HTTP/2 names the host in `:authority`, from the URI
+                    // (RFC 9113 8.3.1): the `Host` the request would have had.
+                    let host = request.headers_mut().remove(header::HOST);
+                    let host = host
+                        .as_ref()
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or(authority);
+                    *request.uri_mut() = absolute_uri(host, &path_and_query)?;
+                }
                 match conn.send(request).await {
                     Ok(response) => {
                         return Ok(self.pool.response(conn, response, response_timeout));
@@ -342,6 +354,21 @@ impl Upstreams {
             None => exchange.await,
         }
     }
+}
+
+/// `https://host/path?query`, for a request on an HTTP/2 connection.
+fn absolute_uri(host: &str, path_and_query: &Bytes) -> Result<http::Uri, UpstreamError> {
+    http::Uri::builder()
+        .scheme(http::uri::Scheme::HTTPS)
+        .authority(host)
+        .path_and_query(&path_and_query[..])
+        .build()
+        .map_err(|e| UpstreamError {
+            kind: Kind::Io,
+            upstream: host.to_owned(),
+            detail: format!("cannot send to https://{host} over HTTP/2"),
+            source: Some(Box::new(e)),
+        })
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -398,6 +425,14 @@ fn connection_closed(e: &hyper::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// Whether the request is gRPC (`content-type: application/grpc...`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().get(..16))
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
 }
 
 /// Headers that apply to one connection only (RFC 9110, 7.6.1).

@@ -146,6 +146,18 @@ pub struct Server {
     pub ssl: crate::tls::Ssl,
     /// `server.compression.*`: gzip responses (see [`crate::compress`]).
     pub compression: crate::compress::CompressionSettings,
+    /// `server.http2.*`.
+    pub http2: Http2,
+}
+
+/// `server.http2.*`. Clients may speak HTTP/2 whatever this says (h2c, or
+/// ALPN `h2` over TLS); as in SCG, `enabled` offers HTTP/2 to `https`
+/// upstreams too, which gRPC needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Http2 {
+    /// `server.http2.enabled`. Default is false.
+    pub enabled: bool,
 }
 
 impl Default for Server {
@@ -156,6 +168,7 @@ impl Default for Server {
             limits: ServeLimits::default(),
             ssl: crate::tls::Ssl::default(),
             compression: crate::compress::CompressionSettings::default(),
+            http2: Http2::default(),
         }
     }
 }

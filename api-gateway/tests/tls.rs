@@ -435,8 +435,10 @@ async fn websockets_pass_over_tls_from_the_client_and_to_a_wss_upstream() {
         write(dir.path(), "tls.key", &front.key_pem),
         write(dir.path(), "ca.pem", &ca.pem()),
     );
+    // With HTTP/2 offered to upstreams (the upstream would take it), the
+    // upgrade still goes over HTTP/1.1: WebSocket needs it.
     let gw = TestGateway::start(&format!(
-        "server.ssl:\n  certificate: {}\n  certificate-private-key: {}\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: chat\n      uri: wss://{upstream}\n      predicates: [Path=/chat/**]\n",
+        "server:\n  http2.enabled: true\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: chat\n      uri: wss://{upstream}\n      predicates: [Path=/chat/**]\n",
         cert.display(),
         key.display(),
         ca_file.display()
@@ -530,4 +532,141 @@ async fn an_http2_clients_split_cookies_reach_the_upstream_as_one_cookie() {
     assert_eq!(response.status(), 200, "the Cookie predicate sees b=2");
     let echo: Value = response.json().await.expect("echo");
     assert_eq!(echo["headers"]["cookie"], json!(["a=1; b=2"]));
+}
+
+/// An HTTPS upstream that speaks HTTP/2 when offered (ALPN) and answers
+/// like a gRPC server: its view of the request (version, path, `:authority`,
+/// `te`, the peer that sent it) as a body, then `grpc-status` and
+/// `grpc-message` as trailers.
+async fn grpc_like_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    use axum::extract::ConnectInfo;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    let tls = server_tls(leaf);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let router = Router::new().fallback(
+        |ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request| async move {
+            let seen = json!({
+                "version": format!("{:?}", request.version()),
+                "path": request.uri().path(),
+                "authority": request.uri().authority().map(|a| a.to_string()),
+                "host": request.headers().get("host").and_then(|h| h.to_str().ok()),
+                "te": request.headers().get("te").and_then(|h| h.to_str().ok()),
+                "peer": peer.to_string(),
+            });
+            let mut trailers = axum::http::HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().expect("value"));
+            trailers.insert("grpc-message", "fine".parse().expect("value"));
+            let frames = futures::stream::iter([
+                Ok::<_, std::convert::Infallible>(Frame::data(axum::body::Bytes::from(
+                    seen.to_string(),
+                ))),
+                Ok(Frame::trailers(trailers)),
+            ]);
+            axum::response::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(axum::body::Body::new(StreamBody::new(frames)))
+                .expect("response")
+        },
+    );
+    tokio::spawn(async move {
+        let limits = cloud_runtime::serve::ServeLimits::default();
+        let _ = cloud_runtime::serve::serve_tls_with_stats(
+            listener,
+            router,
+            &limits,
+            shutdown,
+            Arc::default(),
+            tls.acceptor(),
+        )
+        .await;
+    });
+    addr
+}
+
+/// Sends a gRPC-shaped POST over cleartext HTTP/2 (as a gRPC client with
+/// an insecure channel does) and returns the upstream's view and the
+/// trailers the client got.
+async fn grpc_call(
+    sender: &mut hyper::client::conn::http2::SendRequest<axum::body::Body>,
+    gw: &TestGateway,
+) -> (Value, axum::http::HeaderMap) {
+    use http_body_util::BodyExt as _;
+    let request = axum::http::Request::post(gw.url("/secure/pkg.Echo/Say"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(axum::body::Body::from(&b"\0\0\0\0\0"[..]))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    let collected = response.into_body().collect().await.expect("body");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the client");
+    let seen: Value = serde_json::from_slice(&collected.to_bytes()).expect("upstream's view");
+    (seen, trailers)
+}
+
+/// `server.http2.enabled` offers HTTP/2 to `https` upstreams, as SCG's
+/// client does: gRPC passes end to end, trailers included, and the
+/// requests share one multiplexed connection. Off, the upstream hears
+/// HTTP/1.1 as before.
+#[tokio::test]
+async fn with_http2_enabled_grpc_reaches_an_https_upstream_over_http2_with_its_trailers() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "upstream");
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = grpc_like_upstream(&leaf, stop).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let config = |http2: bool| {
+        format!(
+            "server.http2.enabled: {http2}\nspring.cloud.gateway:\n  httpclient:\n    ssl:\n      trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: grpc\n      uri: https://{upstream}\n      predicates: [Path=/secure/**]\n      filters: [StripPrefix=1]\n",
+            ca_file.display()
+        )
+    };
+
+    let gw = TestGateway::start(&config(true)).await;
+    let tcp = tokio::net::TcpStream::connect(gw.proxy)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(connection);
+    let (seen, trailers) = grpc_call(&mut sender, &gw).await;
+    assert_eq!(seen["version"], "HTTP/2.0", "{seen}");
+    assert_eq!(seen["path"], "/pkg.Echo/Say");
+    assert_eq!(seen["authority"], upstream.to_string().as_str(), "{seen}");
+    assert_eq!(seen["te"], "trailers", "{seen}");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["grpc-message"], "fine");
+
+    // Concurrent calls share the upstream connection.
+    let calls = (0..4).map(|_| {
+        let mut sender = sender.clone();
+        let gw = &gw;
+        async move { grpc_call(&mut sender, gw).await.0 }
+    });
+    let peers: std::collections::HashSet<String> = futures::future::join_all(calls)
+        .await
+        .iter()
+        .map(|seen| seen["peer"].as_str().expect("peer").to_owned())
+        .chain([seen["peer"].as_str().expect("peer").to_owned()])
+        .collect();
+    assert_eq!(peers.len(), 1, "one multiplexed connection: {peers:?}");
+
+    // Off (the default): HTTP/1.1 to the same upstream.
+    let plain = TestGateway::start(&config(false)).await;
+    let (status, _, body) = support::get(&plain.url("/secure/x")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], "HTTP/1.1", "{body}");
 }

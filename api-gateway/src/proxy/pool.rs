@@ -17,6 +17,10 @@
 //! that task and a checkout claims the idle connection first wins, so a
 //! connection is never closed under a request.
 //!
+//! With `server.http2.enabled`, `https` upstreams are offered `h2` in the
+//! TLS handshake; one that takes it is reached over a single multiplexed
+//! connection per thread instead ([`http2`]).
+//!
 //! How many connections an upstream may have is SCG's pool type
 //! ([`Sizing`]): as many as requests need (`ELASTIC`, the default), at most
 //! `max-connections` across all threads (`FIXED`: a request that finds none
@@ -45,6 +49,8 @@ use tokio::time::Instant;
 
 use cloud_runtime::shard::{self, CacheLine};
 use cloud_runtime::stall::StallTimer;
+
+mod http2;
 
 /// A connection's state word: in use, closed, or idle since this many
 /// milliseconds after the pool's start (plus one, so that 0 is free).
@@ -120,6 +126,8 @@ struct Shared {
     shards: Box<[Arc<CacheLine<Home>>]>,
     tls: tokio_rustls::TlsConnector,
     sizing: Sizing,
+    /// Whether `https` upstreams are offered HTTP/2.
+    http2: bool,
     /// Under `FIXED`: each upstream's limit, by `[plain, secure]` and
     /// authority; looked up only when a request finds no idle connection
     /// on its own thread.
@@ -152,6 +160,8 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug)]
 struct Home {
     idle: Mutex<Shard>,
+    /// Open HTTP/2 connections (shared by requests, never idle-listed).
+    http2: http2::Registry,
     limits: Limits,
 }
 
@@ -170,12 +180,20 @@ struct Limits {
 /// Idle connections by upstream: `[plain, secure]`, each by authority.
 #[derive(Debug, Default)]
 struct Shard {
-    idle: [HashMap<Box<str>, Vec<Conn>>; 2],
+    idle: [HashMap<Box<str>, Vec<Http1Conn>>; 2],
 }
 
-/// One upstream connection.
+/// One request's upstream connection: its own HTTP/1.1 one, or a lease on
+/// a multiplexed HTTP/2 one.
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub(crate) enum Conn {
+    Http1(Http1Conn),
+    Http2(http2::Lease),
+}
+
+/// One HTTP/1.1 upstream connection.
+#[derive(Debug)]
+pub(crate) struct Http1Conn {
     sender: SendRequest<Body>,
     state: Arc<AtomicU64>,
     /// The shard of the thread that opened it (and runs its task).
@@ -194,7 +212,23 @@ impl Conn {
     /// Whether it served a request before this one (a failure on it may be
     /// the upstream closing an idle connection).
     pub(crate) fn reused(&self) -> bool {
-        self.reused
+        match self {
+            Conn::Http1(c) => c.reused,
+            Conn::Http2(l) => l.reused(),
+        }
+    }
+
+    /// The upstream's `host:port`.
+    fn authority(&self) -> &str {
+        match self {
+            Conn::Http1(c) => &c.authority,
+            Conn::Http2(l) => l.authority(),
+        }
+    }
+
+    /// Whether it is HTTP/2 (the request's URI must then be absolute).
+    pub(crate) fn is_http2(&self) -> bool {
+        matches!(self, Conn::Http2(_))
     }
 
     /// Sends `request` on the connection.
@@ -202,9 +236,14 @@ impl Conn {
         &mut self,
         request: http::Request<Body>,
     ) -> Result<http::Response<Incoming>, hyper::Error> {
-        self.sender.send_request(request).await
+        match self {
+            Conn::Http1(c) => c.sender.send_request(request).await,
+            Conn::Http2(l) => l.send(request).await,
+        }
     }
+}
 
+impl Http1Conn {
     /// Takes the idle connection for a request, unless its idle timeout
     /// claimed it first.
     fn claim(&self) -> bool {
@@ -230,13 +269,20 @@ pub struct PoolSettings {
     pub max_life: Option<Duration>,
     /// `type`, `max-connections` and `acquire-timeout`.
     pub sizing: Sizing,
+    /// `server.http2.enabled`: `https` upstreams are offered HTTP/2 (ALPN
+    /// `h2`, then `http/1.1`), as SCG's client is.
+    pub http2: bool,
 }
 
 impl Pool {
     /// A pool with `settings`; `https` upstreams are reached with `tls` (its
-    /// ALPN set to HTTP/1.1).
+    /// ALPN set to HTTP/1.1, or to HTTP/2 then HTTP/1.1 with
+    /// `settings.http2`).
     pub(crate) fn new(settings: PoolSettings, mut tls: rustls::ClientConfig) -> Pool {
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tls.alpn_protocols = match settings.http2 {
+            true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            false => vec![b"http/1.1".to_vec()],
+        };
         let limits = Limits {
             idle_timeout: settings.idle_timeout,
             max_idle_per_host: settings.max_idle_per_host.max(1),
@@ -250,12 +296,14 @@ impl Pool {
                     .map(|_| {
                         Arc::new(CacheLine(Home {
                             idle: Mutex::default(),
+                            http2: http2::Registry::default(),
                             limits,
                         }))
                     })
                     .collect(),
                 tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
                 sizing: settings.sizing,
+                http2: settings.http2,
                 limiters: Mutex::default(),
             }),
         }
@@ -263,18 +311,32 @@ impl Pool {
 
     /// A connection to `authority` for one request: an idle one of this
     /// thread, else a new one (connecting within `connect_timeout`), as the
-    /// pool's [`Sizing`] allows.
+    /// pool's [`Sizing`] allows. With `http1_only` (an upgrade), never
+    /// HTTP/2.
     pub(crate) async fn obtain(
         &self,
         secure: bool,
         authority: &str,
         connect_timeout: Duration,
+        http1_only: bool,
     ) -> Result<Conn, ObtainError> {
         let sizing = self.shared.sizing;
+        let http2 = secure && self.shared.http2 && !http1_only;
+        if http2
+            && sizing != Sizing::Disabled
+            && let Some(lease) = self
+                .shared
+                .home()
+                .0
+                .http2
+                .lease(authority, self.shared.home().0.limits)
+        {
+            return Ok(Conn::Http2(lease));
+        }
         if sizing != Sizing::Disabled
             && let Some(conn) = checkout(self.shared.home(), secure, authority).await
         {
-            return Ok(conn);
+            return Ok(Conn::Http1(conn));
         }
         let Sizing::Fixed {
             max,
@@ -282,7 +344,7 @@ impl Pool {
         } = sizing
         else {
             return Ok(self
-                .connect_boxed(secure, authority, connect_timeout, None)
+                .connect_boxed(secure, authority, connect_timeout, None, http2)
                 .await?);
         };
         let limiter = self.shared.limiter(secure, authority, max);
@@ -294,6 +356,7 @@ impl Pool {
                     authority,
                     connect_timeout,
                     Some((permit, &limiter)),
+                    http2,
                 );
                 return Ok(conn.await?);
             }
@@ -302,14 +365,14 @@ impl Pool {
             let waiting = Waiting::new(&limiter);
             for home in self.shared.shards.iter() {
                 if let Some(conn) = checkout(home, secure, authority).await {
-                    return Ok(conn);
+                    return Ok(Conn::Http1(conn));
                 }
             }
             tokio::select! {
                 permit = Arc::clone(&limiter.open).acquire_owned() => {
                     drop(waiting);
                     let Ok(permit) = permit else { continue };
-                    let conn = self.connect_boxed(secure, authority, connect_timeout, Some((permit, &limiter)));
+                    let conn = self.connect_boxed(secure, authority, connect_timeout, Some((permit, &limiter)), http2);
                     return Ok(conn.await?);
                 }
                 () = limiter.returned.notified() => {}
@@ -336,18 +399,23 @@ impl Pool {
         authority: &'a str,
         connect_timeout: Duration,
         permit: Option<(tokio::sync::OwnedSemaphorePermit, &'a Arc<Limiter>)>,
+        http2: bool,
     ) -> Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send + 'a>> {
-        Box::pin(self.connect(secure, authority, connect_timeout, permit))
+        Box::pin(self.connect(secure, authority, connect_timeout, permit, http2))
     }
 
     /// A new connection to `authority`, connecting within
     /// `connect_timeout`; under `FIXED`, holding `permit` of `limiter`.
+    /// With `http2`, a TLS connection on which the upstream picks `h2`
+    /// becomes this thread's multiplexed one (outside `FIXED`'s count: it
+    /// is one connection for all requests).
     async fn connect(
         &self,
         secure: bool,
         authority: &str,
         connect_timeout: Duration,
         permit: Option<(tokio::sync::OwnedSemaphorePermit, &Arc<Limiter>)>,
+        http2: bool,
     ) -> Result<Conn, ConnectError> {
         let tcp = connect_tcp(authority, connect_timeout).await?;
         let state = Arc::new(AtomicU64::new(IN_USE));
@@ -367,11 +435,16 @@ impl Pool {
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
+            if http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let limits = home.0.limits;
+                let lease = http2::handshake(tls, authority, &home, limits, limits.keep).await?;
+                return Ok(Conn::Http2(lease));
+            }
             handshake(tls, &state, &home, permit).await?
         } else {
             handshake(tcp, &state, &home, permit).await?
         };
-        Ok(Conn {
+        Ok(Conn::Http1(Http1Conn {
             sender,
             state,
             home,
@@ -380,12 +453,17 @@ impl Pool {
             reused: false,
             opened: Instant::now(),
             limiter,
-        })
+        }))
     }
 
     /// Puts `conn` back among its thread's idle ones (when it is still
-    /// open and the upstream has room).
+    /// open and the upstream has room); a lease on an HTTP/2 connection
+    /// ends.
     fn check_in(conn: Conn) {
+        let conn = match conn {
+            Conn::Http1(c) => c,
+            Conn::Http2(lease) => return drop(lease),
+        };
         let home = Arc::clone(&conn.home);
         let limits = home.0.limits;
         if conn.sender.is_closed() || !limits.keep {
@@ -502,7 +580,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// An idle connection to `authority` from `home`, if one is ready.
-async fn checkout(home: &CacheLine<Home>, secure: bool, authority: &str) -> Option<Conn> {
+async fn checkout(home: &CacheLine<Home>, secure: bool, authority: &str) -> Option<Http1Conn> {
     loop {
         let mut conn = {
             let mut shard = home.0.idle();
@@ -534,6 +612,11 @@ impl Limits {
         u64::try_from(millis).unwrap_or(CLOSED - 2) + 1
     }
 
+    /// The time a [`Limits::stamp`] was made (to the millisecond).
+    fn since_stamp(&self, stamp: u64) -> Instant {
+        self.started + Duration::from_millis(stamp.saturating_sub(1))
+    }
+
     /// When the connection with `state` should be looked at again, or
     /// `None` when it has been idle for the idle timeout and is now claimed
     /// for closing.
@@ -543,7 +626,7 @@ impl Limits {
         if seen == IN_USE || seen == CLOSED {
             return Some(now + self.idle_timeout);
         }
-        let since = self.started + Duration::from_millis(seen - 1);
+        let since = self.since_stamp(seen);
         let due = since + self.idle_timeout;
         if due > now {
             return Some(due);
@@ -656,7 +739,7 @@ impl HttpBody for PooledBody {
                 }
                 if let Some(conn) = this.conn.take() {
                     tracing::warn!(
-                        upstream = &*conn.authority,
+                        upstream = conn.authority(),
                         timeout_ms = stall.limit().as_millis(),
                         "upstream stalled in the middle of a response body; closing both connections"
                     );
