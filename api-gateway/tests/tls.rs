@@ -670,3 +670,92 @@ async fn with_http2_enabled_grpc_reaches_an_https_upstream_over_http2_with_its_t
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["version"], "HTTP/1.1", "{body}");
 }
+
+/// The interop venv's Python (`scripts/prereqs` makes it; `INTEROP_VENV`
+/// overrides where).
+fn interop_python() -> PathBuf {
+    let venv = std::env::var_os("INTEROP_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "interop prerequisite missing at {} (INTEROP_VENV): run scripts/prereqs",
+        python.display()
+    );
+    python
+}
+
+/// Real gRPC on both sides (Python's grpcio, unmodified): a client on a
+/// cleartext HTTP/2 channel calls a TLS gRPC server through the gateway
+/// with `server.http2.enabled`, as in SCG's gRPC guide. Unary with trailing
+/// metadata, an error status (a trailers-only answer), server streaming
+/// and client streaming all arrive as the server sent them.
+#[tokio::test]
+async fn a_grpcio_client_reaches_a_grpcio_server_through_the_gateway() {
+    use tokio::io::AsyncBufReadExt as _;
+    let python = interop_python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/grpc_echo.py");
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "grpc-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, ca_file) = (
+        write(dir.path(), "server.crt", &leaf.cert_pem),
+        write(dir.path(), "server.key", &leaf.key_pem),
+        write(dir.path(), "ca.pem", &ca.pem()),
+    );
+    let mut server = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["server".as_ref(), cert.as_os_str(), key.as_os_str()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the grpcio server");
+    let stdout = server.stdout.take().expect("server stdout");
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::BufReader::new(stdout).read_line(&mut first),
+    )
+    .await
+    .expect("the grpcio server reports its port within 30 s")
+    .expect("read the port");
+    let port: Value = serde_json::from_str(&first).expect("{\"port\": N}");
+    let port = port["port"].as_u64().expect("port");
+
+    let gw = TestGateway::start(&format!(
+        "server.http2.enabled: true\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: grpc\n      uri: https://127.0.0.1:{port}\n      predicates: [Path=/echo.Echo/**]\n",
+        ca_file.display()
+    ))
+    .await;
+    let client = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["client", &format!("127.0.0.1:{}", gw.proxy.port())])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), client)
+        .await
+        .expect("the grpcio client ends within 60 s")
+        .expect("run the grpcio client");
+    assert!(
+        out.status.success(),
+        "grpcio client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    });
+    assert_eq!(got["say"], "hello world", "{got}");
+    assert_eq!(got["say_trailers"]["x-served-by"], "python-grpcio", "{got}");
+    assert_eq!(
+        got["fail"],
+        json!({"code": "NOT_FOUND", "details": "no such thing"}),
+        "{got}"
+    );
+    assert_eq!(got["count"], json!(["0", "1", "2"]), "{got}");
+    assert_eq!(got["collect"], "a,b,c", "{got}");
+    drop(server.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+}
