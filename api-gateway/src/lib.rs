@@ -28,10 +28,12 @@
 //!   switches), timeouts, the one transparent retry; `proxy/pool.rs` the
 //!   upstream connections (hyper's HTTP/1.1 `client::conn`, pooled per
 //!   upstream and I/O worker; SCG's `ELASTIC`, `FIXED` and `DISABLED` pool
-//!   types).
+//!   types), `proxy/pool/http2.rs` the multiplexed HTTP/2 connection per
+//!   `https` upstream and I/O worker (`server.http2.enabled`, for gRPC).
 //! - `request_check.rs`: what is refused before routing (a missing,
-//!   repeated or invalid `Host`; dot-segments in the path) and the
-//!   request target's authority made the `Host`.
+//!   repeated or invalid `Host`; dot-segments in the path; `CONNECT`), the
+//!   request target's authority made the `Host`, and an HTTP/2 request's
+//!   `cookie` fields joined into one.
 //! - [`gateway`]: the running gateway: table swap, the request path,
 //!   refresh.
 //! - [`tls`]: TLS for clients (`server.ssl.*`, certificate reload) and
