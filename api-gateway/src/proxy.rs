@@ -173,7 +173,7 @@ impl UpstreamError {
     }
 }
 
-/// The upstream connection pools (see [`pool`]).
+/// The upstream connection pools (see `proxy/pool.rs`).
 #[derive(Debug)]
 pub struct Upstreams {
     pool: pool::Pool,
