@@ -254,13 +254,20 @@ impl Upstreams {
                 }
             })?;
             let mut closed_retry_left = is_idempotent(method);
-            // An upgrade (WebSocket) needs HTTP/1.1 all the way.
-            let http1_only = headers.contains_key(header::UPGRADE);
+            // An upgrade (WebSocket) needs HTTP/1.1 all the way; gRPC
+            // needs HTTP/2.
+            let wanted = if headers.contains_key(header::UPGRADE) {
+                pool::Wanted::Http1
+            } else if is_grpc(&headers) {
+                pool::Wanted::Grpc
+            } else {
+                pool::Wanted::Negotiated
+            };
             let mut headers = Some(headers);
             loop {
                 let mut conn = self
                     .pool
-                    .obtain(secure, authority, connect_timeout, http1_only)
+                    .obtain(secure, authority, connect_timeout, wanted)
                     .await
                     .map_err(|e| {
                         let detail = e.to_string();
@@ -306,7 +313,7 @@ impl Upstreams {
                         .as_ref()
                         .and_then(|h| h.to_str().ok())
                         .unwrap_or(authority);
-                    *request.uri_mut() = absolute_uri(host, &path_and_query)?;
+                    *request.uri_mut() = absolute_uri(secure, host, &path_and_query)?;
                 }
                 match conn.send(request).await {
                     Ok(response) => {
@@ -356,17 +363,26 @@ impl Upstreams {
     }
 }
 
-/// `https://host/path?query`, for a request on an HTTP/2 connection.
-fn absolute_uri(host: &str, path_and_query: &Bytes) -> Result<http::Uri, UpstreamError> {
+/// `https://host/path?query` (`http` over cleartext), for a request on an
+/// HTTP/2 connection.
+fn absolute_uri(
+    secure: bool,
+    host: &str,
+    path_and_query: &Bytes,
+) -> Result<http::Uri, UpstreamError> {
+    let scheme = match secure {
+        true => http::uri::Scheme::HTTPS,
+        false => http::uri::Scheme::HTTP,
+    };
     http::Uri::builder()
-        .scheme(http::uri::Scheme::HTTPS)
+        .scheme(scheme)
         .authority(host)
         .path_and_query(&path_and_query[..])
         .build()
         .map_err(|e| UpstreamError {
             kind: Kind::Io,
             upstream: host.to_owned(),
-            detail: format!("cannot send to https://{host} over HTTP/2"),
+            detail: format!("cannot send to {host} over HTTP/2"),
             source: Some(Box::new(e)),
         })
 }
@@ -427,12 +443,17 @@ fn connection_closed(e: &hyper::Error) -> bool {
     false
 }
 
-/// Whether the request is gRPC (`content-type: application/grpc...`).
+/// Whether the request is gRPC: `Content-Type` `application/grpc`, or
+/// with a `+format` or parameters after it; gRPC-Web
+/// (`application/grpc-web...`) is not: it is made for HTTP/1.1.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.as_bytes().get(..16))
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let v = value.as_bytes();
+    v.len() >= 16
+        && v[..16].eq_ignore_ascii_case(b"application/grpc")
+        && matches!(v.get(16), None | Some(b'+' | b';' | b' '))
 }
 
 /// Headers that apply to one connection only (RFC 9110, 7.6.1).
@@ -801,6 +822,23 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn grpc_is_told_by_its_content_type_and_grpc_web_is_not_grpc() {
+        let with = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            is_grpc(&h)
+        };
+        assert!(with("application/grpc"));
+        assert!(with("application/grpc+proto"));
+        assert!(with("Application/GRPC;charset=utf-8"));
+        assert!(!with("application/grpc-web"));
+        assert!(!with("application/grpc-web-text+proto"));
+        assert!(!with("application/grpcx"));
+        assert!(!with("application/json"));
+        assert!(!is_grpc(&HeaderMap::new()));
     }
 
     #[test]

@@ -687,27 +687,16 @@ fn interop_python() -> PathBuf {
     python
 }
 
-/// Real gRPC on both sides (Python's grpcio, unmodified): a client on a
-/// cleartext HTTP/2 channel calls a TLS gRPC server through the gateway
-/// with `server.http2.enabled`, as in SCG's gRPC guide. Unary with trailing
-/// metadata, an error status (a trailers-only answer), server streaming
-/// and client streaming all arrive as the server sent them.
-#[tokio::test]
-async fn a_grpcio_client_reaches_a_grpcio_server_through_the_gateway() {
+/// A grpcio server (`tests/interop/grpc_echo.py`), over TLS with `tls`
+/// (certificate and key files), else cleartext; killed when dropped.
+async fn grpcio_server(tls: Option<(&Path, &Path)>) -> (tokio::process::Child, u64) {
     use tokio::io::AsyncBufReadExt as _;
-    let python = interop_python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/grpc_echo.py");
-    let ca = TestCa::new();
-    let leaf = ca.leaf(&["127.0.0.1"], "grpc-server");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key, ca_file) = (
-        write(dir.path(), "server.crt", &leaf.cert_pem),
-        write(dir.path(), "server.key", &leaf.key_pem),
-        write(dir.path(), "ca.pem", &ca.pem()),
-    );
-    let mut server = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args(["server".as_ref(), cert.as_os_str(), key.as_os_str()])
+    let mut command = tokio::process::Command::new(interop_python());
+    command.arg(grpc_script()).arg("server");
+    if let Some((cert, key)) = tls {
+        command.arg(cert).arg(key);
+    }
+    let mut server = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -723,15 +712,18 @@ async fn a_grpcio_client_reaches_a_grpcio_server_through_the_gateway() {
     .expect("the grpcio server reports its port within 30 s")
     .expect("read the port");
     let port: Value = serde_json::from_str(&first).expect("{\"port\": N}");
-    let port = port["port"].as_u64().expect("port");
+    (server, port["port"].as_u64().expect("port"))
+}
 
-    let gw = TestGateway::start(&format!(
-        "server.http2.enabled: true\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: grpc\n      uri: https://127.0.0.1:{port}\n      predicates: [Path=/echo.Echo/**]\n",
-        ca_file.display()
-    ))
-    .await;
-    let client = tokio::process::Command::new(&python)
-        .arg(&script)
+fn grpc_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/grpc_echo.py")
+}
+
+/// Runs the grpcio client against the gateway (a cleartext HTTP/2
+/// channel) and checks every call came back as the server answered it.
+async fn grpcio_client_through(gw: &TestGateway) {
+    let client = tokio::process::Command::new(interop_python())
+        .arg(grpc_script())
         .args(["client", &format!("127.0.0.1:{}", gw.proxy.port())])
         .kill_on_drop(true)
         .output();
@@ -756,6 +748,40 @@ async fn a_grpcio_client_reaches_a_grpcio_server_through_the_gateway() {
     );
     assert_eq!(got["count"], json!(["0", "1", "2"]), "{got}");
     assert_eq!(got["collect"], "a,b,c", "{got}");
-    drop(server.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+}
+
+/// Real gRPC on both sides (Python's grpcio, unmodified): a client on a
+/// cleartext HTTP/2 channel calls a TLS gRPC server through the gateway
+/// with `server.http2.enabled`, as in SCG's gRPC guide. Unary with trailing
+/// metadata, an error status (a trailers-only answer), server streaming
+/// and client streaming all arrive as the server sent them.
+#[tokio::test]
+async fn a_grpcio_client_reaches_a_grpcio_server_through_the_gateway() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "grpc-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, ca_file) = (
+        write(dir.path(), "server.crt", &leaf.cert_pem),
+        write(dir.path(), "server.key", &leaf.key_pem),
+        write(dir.path(), "ca.pem", &ca.pem()),
+    );
+    let (_server, port) = grpcio_server(Some((&cert, &key))).await;
+    let gw = TestGateway::start(&format!(
+        "server.http2.enabled: true\nspring.cloud.gateway:\n  httpclient.ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: grpc\n      uri: https://127.0.0.1:{port}\n      predicates: [Path=/echo.Echo/**]\n",
+        ca_file.display()
+    ))
+    .await;
+    grpcio_client_through(&gw).await;
+}
+
+/// gRPC to a cleartext upstream goes over HTTP/2 by prior knowledge (h2c),
+/// with no setting: gRPC has no HTTP/1.1 form.
+#[tokio::test]
+async fn grpc_to_a_cleartext_upstream_goes_over_h2c() {
+    let (_server, port) = grpcio_server(None).await;
+    let gw = TestGateway::start(&format!(
+        "spring.cloud.gateway.routes:\n  - id: grpc\n    uri: http://127.0.0.1:{port}\n    predicates: [Path=/echo.Echo/**]\n"
+    ))
+    .await;
+    grpcio_client_through(&gw).await;
 }

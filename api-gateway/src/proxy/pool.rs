@@ -19,7 +19,9 @@
 //!
 //! With `server.http2.enabled`, `https` upstreams are offered `h2` in the
 //! TLS handshake; one that takes it is reached over a single multiplexed
-//! connection per thread instead ([`http2`]).
+//! connection per thread instead ([`http2`]). gRPC requests to `http`
+//! upstreams go the same way over cleartext HTTP/2 (h2c, prior knowledge):
+//! gRPC has no HTTP/1.1 form.
 //!
 //! How many connections an upstream may have is SCG's pool type
 //! ([`Sizing`]): as many as requests need (`ELASTIC`, the default), at most
@@ -183,6 +185,19 @@ struct Shard {
     idle: [HashMap<Box<str>, Vec<Http1Conn>>; 2],
 }
 
+/// Which HTTP a request may go upstream in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// HTTP/1.1 only: an upgrade (WebSocket).
+    Http1,
+    /// HTTP/2 when an `https` upstream picks it (`server.http2.enabled`),
+    /// else HTTP/1.1.
+    Negotiated,
+    /// gRPC: as `Negotiated` over TLS; over cleartext, HTTP/2 by prior
+    /// knowledge.
+    Grpc,
+}
+
 /// One request's upstream connection: its own HTTP/1.1 one, or a lease on
 /// a multiplexed HTTP/2 one.
 #[derive(Debug)]
@@ -311,27 +326,32 @@ impl Pool {
 
     /// A connection to `authority` for one request: an idle one of this
     /// thread, else a new one (connecting within `connect_timeout`), as the
-    /// pool's [`Sizing`] allows. With `http1_only` (an upgrade), never
-    /// HTTP/2.
+    /// pool's [`Sizing`] allows, in the HTTP `wanted` allows.
     pub(crate) async fn obtain(
         &self,
         secure: bool,
         authority: &str,
         connect_timeout: Duration,
-        http1_only: bool,
+        wanted: Wanted,
     ) -> Result<Conn, ObtainError> {
         let sizing = self.shared.sizing;
-        let http2 = secure && self.shared.http2 && !http1_only;
-        if http2
-            && sizing != Sizing::Disabled
-            && let Some(lease) = self
-                .shared
-                .home()
-                .0
-                .http2
-                .lease(authority, self.shared.home().0.limits)
-        {
-            return Ok(Conn::Http2(lease));
+        let http2 = match wanted {
+            Wanted::Http1 => false,
+            Wanted::Negotiated => secure && self.shared.http2,
+            Wanted::Grpc => !secure || self.shared.http2,
+        };
+        if http2 && sizing != Sizing::Disabled {
+            let home = &self.shared.home().0;
+            if let Some(lease) = home.http2.lease(secure, authority, home.limits) {
+                return Ok(Conn::Http2(lease));
+            }
+        }
+        if http2 && !secure {
+            // Cleartext HTTP/2 needs no look at the HTTP/1.1 connections,
+            // and is one connection whatever the pool's type.
+            return Ok(self
+                .connect_boxed(secure, authority, connect_timeout, None, true)
+                .await?);
         }
         if sizing != Sizing::Disabled
             && let Some(conn) = checkout(self.shared.home(), secure, authority).await
@@ -406,9 +426,9 @@ impl Pool {
 
     /// A new connection to `authority`, connecting within
     /// `connect_timeout`; under `FIXED`, holding `permit` of `limiter`.
-    /// With `http2`, a TLS connection on which the upstream picks `h2`
-    /// becomes this thread's multiplexed one (outside `FIXED`'s count: it
-    /// is one connection for all requests).
+    /// With `http2`, a TLS connection on which the upstream picks `h2`, or
+    /// any cleartext one, becomes this thread's multiplexed one (outside
+    /// `FIXED`'s count: it is one connection for all requests).
     async fn connect(
         &self,
         secure: bool,
@@ -436,11 +456,13 @@ impl Pool {
                 .await
                 .map_err(ConnectError::Tls)?;
             if http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let limits = home.0.limits;
-                let lease = http2::handshake(tls, authority, &home, limits, limits.keep).await?;
+                let lease = http2::handshake(tls, secure, authority, &home).await?;
                 return Ok(Conn::Http2(lease));
             }
             handshake(tls, &state, &home, permit).await?
+        } else if http2 {
+            let lease = http2::handshake(tcp, secure, authority, &home).await?;
+            return Ok(Conn::Http2(lease));
         } else {
             handshake(tcp, &state, &home, permit).await?
         };

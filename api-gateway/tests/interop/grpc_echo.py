@@ -1,7 +1,8 @@
 """A real gRPC server and client (grpcio, unmodified) for the gateway's
 gRPC interop test.
 
-    grpc_echo.py server CERT KEY   serves echo.Echo over TLS on a free port,
+    grpc_echo.py server [CERT KEY] serves echo.Echo on a free port (over TLS
+                                   with CERT and KEY, else cleartext HTTP/2),
                                    prints {"port": N}, stops when stdin closes
     grpc_echo.py client HOST:PORT  calls echo.Echo over cleartext HTTP/2
                                    (an insecure channel) and prints what it got
@@ -35,11 +36,7 @@ def collect(request_iterator, context):
     return b",".join(request_iterator)
 
 
-def serve(cert_file, key_file):
-    with open(cert_file, "rb") as f:
-        cert = f.read()
-    with open(key_file, "rb") as f:
-        key = f.read()
+def serve(cert_file=None, key_file=None):
     handlers = grpc.method_handlers_generic_handler(
         SERVICE,
         {
@@ -51,7 +48,14 @@ def serve(cert_file, key_file):
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handlers,))
-    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+    if cert_file:
+        with open(cert_file, "rb") as f:
+            cert = f.read()
+        with open(key_file, "rb") as f:
+            key = f.read()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(json.dumps({"port": port}), flush=True)
     sys.stdin.read()
@@ -76,6 +80,6 @@ def call(target):
 
 if __name__ == "__main__":
     if sys.argv[1] == "server":
-        serve(sys.argv[2], sys.argv[3])
+        serve(*sys.argv[2:4])
     else:
         call(sys.argv[2])

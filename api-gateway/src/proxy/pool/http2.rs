@@ -4,7 +4,11 @@
 //! when the same setting offers it `H2`. This is what gRPC needs: HTTP/2
 //! end to end, with trailers.
 //!
-//! Each thread keeps, per authority, the connection it opened
+//! A gRPC request to an `http` upstream is sent the same way over
+//! cleartext HTTP/2 (prior knowledge, RFC 9113 3.3): gRPC has no HTTP/1.1
+//! form.
+//!
+//! Each thread keeps, per scheme and authority, the connection it opened
 //! ([`Registry`]); a request takes a [`Lease`] on it, which counts the
 //! request as in flight until its response body ends or is dropped. The
 //! connection's own task closes it after the pool's idle timeout with no
@@ -27,10 +31,10 @@ use cloud_runtime::gated::Gated;
 
 use super::{ConnectError, Limits};
 
-/// One thread's HTTP/2 connections, by authority.
+/// One thread's HTTP/2 connections: `[cleartext, TLS]`, each by authority.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
-    open: Mutex<HashMap<Box<str>, Entry>>,
+    open: Mutex<[HashMap<Box<str>, Entry>; 2]>,
 }
 
 #[derive(Debug)]
@@ -43,6 +47,8 @@ struct Entry {
 /// What a connection's task and its leases share.
 #[derive(Debug)]
 struct Shared {
+    /// Over TLS (else cleartext).
+    secure: bool,
     /// The upstream's `host:port`.
     authority: Box<str>,
     /// Requests whose response has not ended.
@@ -105,8 +111,9 @@ impl Drop for Lease {
 impl Registry {
     /// A lease on this thread's open connection to `authority`, if there
     /// is one still open and young enough.
-    pub(super) fn lease(&self, authority: &str, limits: Limits) -> Option<Lease> {
-        let mut open = self.lock();
+    pub(super) fn lease(&self, secure: bool, authority: &str, limits: Limits) -> Option<Lease> {
+        let mut all = self.lock();
+        let open = &mut all[usize::from(secure)];
         let entry = open.get(authority)?;
         let expired = limits
             .max_life
@@ -127,22 +134,22 @@ impl Registry {
         ))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Box<str>, Entry>; 2]> {
         self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// Opens HTTP/2 on `io` (TLS that agreed on `h2`), spawns the connection's
-/// task, and leases it for the first request; with `keep`, the
-/// connection is listed in `registry` for the requests after it.
+/// Opens HTTP/2 on `io` (TLS that agreed on `h2`, or cleartext), spawns
+/// the connection's task, and leases it for the first request; unless the
+/// pool keeps no connection (`DISABLED`), it is listed in `home`'s
+/// registry for the requests after it.
 pub(super) async fn handshake<I>(
     io: I,
+    secure: bool,
     authority: &str,
-    registry: &Arc<super::CacheLine<super::Home>>,
-    limits: Limits,
-    keep: bool,
+    home: &Arc<super::CacheLine<super::Home>>,
 ) -> Result<Lease, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -152,7 +159,9 @@ where
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Http)?;
+    let (limits, keep) = (home.0.limits, home.0.limits.keep);
     let shared = Arc::new(Shared {
+        secure,
         authority: authority.into(),
         in_flight: AtomicUsize::new(0),
         last_used: AtomicU64::new(limits.stamp(Instant::now())),
@@ -160,7 +169,8 @@ where
     });
     let lease = Lease::new(sender.clone(), Arc::clone(&shared), limits, false);
     if keep {
-        let mut open = registry.0.http2.lock();
+        let mut all = home.0.http2.lock();
+        let open = &mut all[usize::from(secure)];
         let entry = Entry {
             sender,
             shared: Arc::clone(&shared),
@@ -172,7 +182,7 @@ where
             old.shared.retired.store(true, Ordering::Release);
         }
     }
-    let home = Arc::clone(registry);
+    let home = Arc::clone(home);
     tokio::spawn(async move {
         let authority = &shared.authority;
         tokio::pin!(connection);
@@ -198,7 +208,8 @@ where
         }
         shared.retired.store(true, Ordering::Release);
         // Gone from the registry unless a newer connection took its place.
-        let mut open = home.0.http2.lock();
+        let mut all = home.0.http2.lock();
+        let open = &mut all[usize::from(shared.secure)];
         if open
             .get(&**authority)
             .is_some_and(|e| Arc::ptr_eq(&e.shared, &shared))
@@ -219,7 +230,8 @@ fn idle_check(
     limits: Limits,
 ) -> Option<Instant> {
     let now = Instant::now();
-    let mut open = registry.lock();
+    let mut all = registry.lock();
+    let open = &mut all[usize::from(shared.secure)];
     if shared.in_flight.load(Ordering::Acquire) > 0 {
         return Some(now + limits.idle_timeout);
     }
@@ -254,6 +266,7 @@ mod tests {
 
     fn shared(retired: bool, limits: Limits) -> Arc<Shared> {
         Arc::new(Shared {
+            secure: true,
             authority: "a:443".into(),
             in_flight: AtomicUsize::new(0),
             last_used: AtomicU64::new(limits.stamp(Instant::now())),
