@@ -634,6 +634,13 @@ impl Limits {
         u64::try_from(millis).unwrap_or(CLOSED - 2) + 1
     }
 
+    /// How long until a connection in use is looked at again: the idle
+    /// timeout, but never less than a second (`max-idle-time: 0` must not
+    /// make a connection's task spin while its request runs).
+    fn recheck(&self) -> Duration {
+        self.idle_timeout.max(Duration::from_secs(1))
+    }
+
     /// The time a [`Limits::stamp`] was made (to the millisecond).
     fn since_stamp(&self, stamp: u64) -> Instant {
         self.started + Duration::from_millis(stamp.saturating_sub(1))
@@ -646,7 +653,7 @@ impl Limits {
         let now = Instant::now();
         let seen = state.load(Ordering::Acquire);
         if seen == IN_USE || seen == CLOSED {
-            return Some(now + self.idle_timeout);
+            return Some(now + self.recheck());
         }
         let since = self.since_stamp(seen);
         let due = since + self.idle_timeout;
@@ -656,7 +663,7 @@ impl Limits {
         match state.compare_exchange(seen, CLOSED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => None,
             // Checked out meanwhile.
-            Err(_) => Some(now + self.idle_timeout),
+            Err(_) => Some(now + self.recheck()),
         }
     }
 }
@@ -846,5 +853,25 @@ mod tests {
         assert_eq!(host_of("example.com:443"), "example.com");
         assert_eq!(host_of("[::1]:8443"), "::1");
         assert_eq!(host_of("127.0.0.1:80"), "127.0.0.1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_idle_time_a_connection_in_use_is_looked_at_each_second() {
+        let limits = Limits {
+            idle_timeout: Duration::ZERO,
+            max_idle_per_host: 1,
+            max_life: None,
+            keep: true,
+            started: Instant::now(),
+        };
+        let in_use = AtomicU64::new(IN_USE);
+        assert_eq!(
+            limits.idle_deadline(&in_use),
+            Some(Instant::now() + Duration::from_secs(1)),
+            "not a deadline of now, which would spin the connection's task"
+        );
+        let idle = AtomicU64::new(limits.stamp(Instant::now()));
+        assert_eq!(limits.idle_deadline(&idle), None, "idle: closed at once");
+        assert_eq!(idle.load(Ordering::Acquire), CLOSED);
     }
 }

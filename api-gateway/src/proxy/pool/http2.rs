@@ -233,7 +233,7 @@ fn idle_check(
     let mut all = registry.lock();
     let open = &mut all[usize::from(shared.secure)];
     if shared.in_flight.load(Ordering::Acquire) > 0 {
-        return Some(now + limits.idle_timeout);
+        return Some(now + limits.recheck());
     }
     let last = limits.since_stamp(shared.last_used.load(Ordering::Acquire));
     let due = last + limits.idle_timeout;
@@ -297,6 +297,24 @@ mod tests {
         assert!(
             idle_check(&registry, "a:443", &s, limits).is_none(),
             "idle past the timeout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_idle_time_a_busy_connection_is_looked_at_each_second_not_in_a_loop() {
+        let limits = Limits {
+            idle_timeout: Duration::ZERO,
+            ..limits()
+        };
+        let registry = Registry::default();
+        let s = shared(false, limits);
+        s.in_flight.store(1, Ordering::Release);
+        let next = idle_check(&registry, "a:443", &s, limits).expect("busy: kept");
+        assert_eq!(next, Instant::now() + Duration::from_secs(1));
+        s.in_flight.store(0, Ordering::Release);
+        assert!(
+            idle_check(&registry, "a:443", &s, limits).is_none(),
+            "idle: closed at once"
         );
     }
 
