@@ -1068,6 +1068,7 @@ mod tests {
             ("SPRING_CLOUD_GATEWAY_DISCOVERY_LOCATOR_ENABLED", "true"),
             ("MANAGEMENT_SERVER_PORT", "9001"),
             ("SERVER_PORT", "7000"),
+            ("SERVER_HTTP2_ENABLED", "true"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -1090,6 +1091,8 @@ mod tests {
         assert_eq!(s.server.port, 7100, "the flag wins over the environment");
         assert_eq!(s.management.server.address, "127.0.0.1");
         assert_eq!(gw.httpclient.pool.max_idle_time, Duration::from_secs(30));
+        assert!(s.server.http2.enabled);
+        assert!(!Settings::default().server.http2.enabled, "off by default");
     }
 
     #[test]
