@@ -215,6 +215,15 @@ async fn a_connection_that_agreed_on_h2_is_served_as_http2_only() {
     );
 }
 
+/// A client that speaks cleartext HTTP/2 from the first byte.
+fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+}
+
 #[tokio::test]
 async fn cleartext_http2_with_prior_knowledge_is_served() {
     let up = Upstream::start().await;
@@ -223,11 +232,7 @@ async fn cleartext_http2_with_prior_knowledge_is_served() {
         up.addr
     ))
     .await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .expect("client");
+    let client = h2c_client();
     let response = client
         .get(gw.url("/h2c"))
         .send()
@@ -517,11 +522,7 @@ async fn an_http2_clients_split_cookies_reach_the_upstream_as_one_cookie() {
         up.addr
     ))
     .await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .expect("client");
+    let client = h2c_client();
     let response = client
         .get(gw.url("/h2c"))
         .header("cookie", "a=1")
