@@ -159,6 +159,13 @@ impl GatewayBuilder {
                 reason,
             )
         })?;
+        let proxy = http.proxy.forward_proxy().map_err(|(key, reason)| {
+            ConfigError::new(
+                origin(&file),
+                Some(&format!("spring.cloud.gateway.httpclient.proxy.{key}")),
+                reason,
+            )
+        })?;
         let upstreams = Upstreams::new(
             PoolSettings {
                 idle_timeout: http.pool.max_idle_time,
@@ -166,6 +173,7 @@ impl GatewayBuilder {
                 max_life: Some(http.pool.max_life_time).filter(|t| !t.is_zero()),
                 sizing,
                 http2: self.settings.server.http2.enabled,
+                proxy,
             },
             tls,
         );

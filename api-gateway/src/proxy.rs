@@ -25,7 +25,7 @@ use crate::predicate::cidr::Cidr;
 
 mod pool;
 
-pub use pool::{PoolSettings, Sizing};
+pub use pool::{ForwardProxy, PoolSettings, Sizing};
 
 /// Why an upstream gave no response.
 #[derive(Debug, thiserror::Error)]

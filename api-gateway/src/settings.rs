@@ -728,6 +728,8 @@ pub struct HttpClient {
     pub pool: Pool,
     /// `ssl.*`: how `https://` upstreams are trusted.
     pub ssl: crate::tls::ClientSsl,
+    /// `proxy.*`: a forward proxy upstreams are reached through.
+    pub proxy: ProxySettings,
 }
 
 impl Default for HttpClient {
@@ -737,7 +739,87 @@ impl Default for HttpClient {
             response_timeout: Duration::from_secs(60),
             pool: Pool::default(),
             ssl: crate::tls::ClientSsl::default(),
+            proxy: ProxySettings::default(),
         }
+    }
+}
+
+/// `httpclient.proxy.*`: SCG's forward proxy for upstream connections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ProxySettings {
+    /// `type`: `HTTP` (the default; a `CONNECT` tunnel per connection).
+    /// Reactor Netty's `SOCKS4` and `SOCKS5` are refused at start.
+    #[serde(rename = "type")]
+    pub proxy_type: String,
+    /// `host`: the proxy; none (the default) reaches upstreams directly.
+    pub host: String,
+    /// `port`: required with `host` (`0`, the default, is none).
+    pub port: u16,
+    /// `username` and `password`: `Proxy-Authorization: Basic`.
+    pub username: String,
+    /// See `username`.
+    pub password: String,
+    /// `non-proxy-hosts-pattern` (also `nonProxyHostsPattern`): a regular
+    /// expression for the hosts reached directly, matched whole and
+    /// ignoring case.
+    #[serde(alias = "nonProxyHostsPattern")]
+    pub non_proxy_hosts_pattern: String,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            proxy_type: "HTTP".to_owned(),
+            host: String::new(),
+            port: 0,
+            username: String::new(),
+            password: String::new(),
+            non_proxy_hosts_pattern: String::new(),
+        }
+    }
+}
+
+impl ProxySettings {
+    /// The forward proxy, if `host` is set; else the key (under
+    /// `httpclient.proxy.`) and reason of what is wrong.
+    pub fn forward_proxy(
+        &self,
+    ) -> Result<Option<crate::proxy::ForwardProxy>, (&'static str, String)> {
+        if self.host.trim().is_empty() {
+            return Ok(None);
+        }
+        if !self.proxy_type.eq_ignore_ascii_case("HTTP") {
+            return Err((
+                "type",
+                format!(
+                    "`{}` proxies are not supported: only HTTP (CONNECT tunnels)",
+                    self.proxy_type
+                ),
+            ));
+        }
+        let port = self.port;
+        if port == 0 {
+            return Err(("port", "is required with proxy.host".to_owned()));
+        }
+        let host = self.host.trim();
+        let authority = match host.contains(':') && !host.starts_with('[') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
+        let authorization = (!self.username.is_empty()).then(|| {
+            cloud_runtime::auth::Credentials::new(&self.username, &self.password).basic_value()
+        });
+        crate::proxy::ForwardProxy::new(
+            authority,
+            authorization.as_deref(),
+            Some(&self.non_proxy_hosts_pattern),
+        )
+        .map(Some)
+        .map_err(|reason| match reason.contains("regular expression") {
+            true => ("non-proxy-hosts-pattern", reason),
+            false => ("username", reason),
+        })
     }
 }
 

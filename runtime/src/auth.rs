@@ -61,6 +61,16 @@ impl Credentials {
         &self.username
     }
 
+    /// `Basic <base64(user:password)>`: the value a client sends in
+    /// `Authorization` (or `Proxy-Authorization`) with these credentials.
+    pub fn basic_value(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
     /// Whether `headers` carry these credentials in `Authorization: Basic`.
     /// The comparison takes the same time wherever the first difference is.
     pub fn admit(&self, headers: &HeaderMap) -> bool {
@@ -282,6 +292,18 @@ mod tests {
             .await
             .unwrap();
         (resp.status(), resp.headers().clone())
+    }
+
+    #[test]
+    fn the_basic_value_is_what_admit_accepts() {
+        let c = Credentials::new("Aladdin", "open sesame");
+        assert_eq!(c.basic_value(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&c.basic_value()).unwrap(),
+        );
+        assert!(c.admit(&h));
     }
 
     #[tokio::test]

@@ -53,6 +53,9 @@ use cloud_runtime::shard::{self, CacheLine};
 use cloud_runtime::stall::StallTimer;
 
 mod http2;
+mod tunnel;
+
+pub use tunnel::ForwardProxy;
 
 /// A connection's state word: in use, closed, or idle since this many
 /// milliseconds after the pool's start (plus one, so that 0 is free).
@@ -113,6 +116,13 @@ pub(crate) enum ConnectError {
     /// The HTTP/1.1 handshake failed.
     #[error("HTTP handshake failed")]
     Http(#[source] hyper::Error),
+    /// The forward proxy opened no tunnel to the upstream.
+    #[error("no tunnel through the proxy {proxy} to {target}: {detail}")]
+    Proxy {
+        proxy: String,
+        target: String,
+        detail: String,
+    },
 }
 
 /// The pools of all upstreams.
@@ -130,6 +140,8 @@ struct Shared {
     sizing: Sizing,
     /// Whether `https` upstreams are offered HTTP/2.
     http2: bool,
+    /// `httpclient.proxy.*`: the forward proxy connections go through.
+    proxy: Option<ForwardProxy>,
     /// Under `FIXED`: each upstream's limit, by `[plain, secure]` and
     /// authority; looked up only when a request finds no idle connection
     /// on its own thread.
@@ -273,7 +285,7 @@ impl Http1Conn {
 }
 
 /// The pool's settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// `max-idle-time`: an idle connection is closed after it.
     pub idle_timeout: Duration,
@@ -287,6 +299,8 @@ pub struct PoolSettings {
     /// `server.http2.enabled`: `https` upstreams are offered HTTP/2 (ALPN
     /// `h2`, then `http/1.1`), as SCG's client is.
     pub http2: bool,
+    /// `httpclient.proxy.*`: a forward proxy to reach upstreams through.
+    pub proxy: Option<ForwardProxy>,
 }
 
 impl Pool {
@@ -319,6 +333,7 @@ impl Pool {
                 tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
                 sizing: settings.sizing,
                 http2: settings.http2,
+                proxy: settings.proxy,
                 limiters: Mutex::default(),
             }),
         }
@@ -437,7 +452,12 @@ impl Pool {
         permit: Option<(tokio::sync::OwnedSemaphorePermit, &Arc<Limiter>)>,
         http2: bool,
     ) -> Result<Conn, ConnectError> {
-        let tcp = connect_tcp(authority, connect_timeout).await?;
+        let tcp = match &self.shared.proxy {
+            Some(proxy) if proxy.applies_to(host_of(authority)) => {
+                proxy.open(authority, connect_timeout).await?
+            }
+            _ => connect_tcp(authority, connect_timeout).await?,
+        };
         let state = Arc::new(AtomicU64::new(IN_USE));
         let home = Arc::clone(self.shared.home());
         let (permit, limiter) = match permit {

@@ -1,0 +1,185 @@
+//! Upstreams reached through a forward proxy
+//! (`spring.cloud.gateway.httpclient.proxy.*`): a `CONNECT` tunnel per
+//! connection, `Proxy-Authorization` when a user is set, the hosts of
+//! `non-proxy-hosts-pattern` reached directly, and the settings refused at
+//! start when they cannot work.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use support::{TestGateway, Upstream, get};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A `CONNECT` proxy: records each tunnel's target (and the
+/// `Proxy-Authorization` it came with), refuses with 407 when `password`
+/// is set and the request does not carry it, and relays bytes both ways.
+struct ConnectProxy {
+    addr: SocketAddr,
+    tunnels: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    async fn start(required: Option<&'static str>) -> ConnectProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let tunnels: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = Arc::clone(&tunnels);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match client.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let target = head
+                        .strip_prefix("CONNECT ")
+                        .and_then(|rest| rest.split(' ').next())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let auth = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
+                        .map(str::to_owned);
+                    seen.lock().expect("lock").push(target.clone());
+                    if required.is_some_and(|r| auth.as_deref() != Some(r)) {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    };
+                    if client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .is_ok()
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        ConnectProxy { addr, tunnels }
+    }
+
+    fn tunnels(&self) -> Vec<String> {
+        self.tunnels.lock().expect("lock").clone()
+    }
+}
+
+fn config(upstream: SocketAddr, proxy: &str) -> String {
+    format!(
+        "spring.cloud.gateway:\n  httpclient:\n    proxy:\n{proxy}  routes:\n    - id: api\n      uri: http://{upstream}\n      predicates: [Path=/api/**]\n      filters: [StripPrefix=1]\n"
+    )
+}
+
+#[tokio::test]
+async fn upstream_connections_go_through_the_proxy_as_connect_tunnels() {
+    let up = Upstream::start().await;
+    let proxy = ConnectProxy::start(None).await;
+    let gw = TestGateway::start(&config(
+        up.addr,
+        &format!("      host: 127.0.0.1\n      port: {}\n", proxy.addr.port()),
+    ))
+    .await;
+    for _ in 0..3 {
+        let (status, _, echo) = get(&gw.url("/api/hello")).await;
+        assert_eq!(status, StatusCode::OK, "{echo}");
+        assert_eq!(echo["path"], "/hello");
+    }
+    // Tunnels to the upstream, kept alive between requests (one per I/O
+    // worker at most: each worker keeps its own connections).
+    let tunnels = proxy.tunnels();
+    assert!(!tunnels.is_empty());
+    assert!(
+        tunnels.iter().all(|t| *t == up.addr.to_string()),
+        "{tunnels:?}"
+    );
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(tunnels.len() <= workers.min(3), "{tunnels:?}");
+}
+
+#[tokio::test]
+async fn the_proxy_user_is_sent_and_a_refusal_is_a_502_that_says_why() {
+    let up = Upstream::start().await;
+    // user:pass
+    let proxy = ConnectProxy::start(Some("Basic dXNlcjpwYXNz")).await;
+    let port = proxy.addr.port();
+    let gw = TestGateway::start(&config(
+        up.addr,
+        &format!("      host: 127.0.0.1\n      port: {port}\n      username: user\n      password: pass\n"),
+    ))
+    .await;
+    let (status, _, echo) = get(&gw.url("/api/x")).await;
+    assert_eq!(status, StatusCode::OK, "{echo}");
+
+    let wrong = TestGateway::start(&config(
+        up.addr,
+        &format!("      host: 127.0.0.1\n      port: {port}\n      username: user\n      password: nope\n"),
+    ))
+    .await;
+    let (status, _, body) = get(&wrong.url("/api/x")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("407"), "{body}");
+    assert_eq!(up.hits(), 1, "the refused tunnel reached no upstream");
+}
+
+#[tokio::test]
+async fn exempt_hosts_are_reached_directly() {
+    let up = Upstream::start().await;
+    let proxy = ConnectProxy::start(None).await;
+    let gw = TestGateway::start(&config(
+        up.addr,
+        &format!(
+            "      host: 127.0.0.1\n      port: {}\n      nonProxyHostsPattern: 'localhost|127\\.0\\.0\\.\\d+'\n",
+            proxy.addr.port()
+        ),
+    ))
+    .await;
+    let (status, _, echo) = get(&gw.url("/api/direct")).await;
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert!(proxy.tunnels().is_empty(), "{:?}", proxy.tunnels());
+}
+
+#[tokio::test]
+async fn proxy_settings_that_cannot_work_fail_at_start_naming_the_key() {
+    for (proxy, key) in [
+        ("      host: p.example\n", "httpclient.proxy.port"),
+        (
+            "      type: SOCKS5\n      host: p.example\n      port: 1080\n",
+            "httpclient.proxy.type",
+        ),
+        (
+            "      host: p.example\n      port: 3128\n      non-proxy-hosts-pattern: '(open'\n",
+            "httpclient.proxy.non-proxy-hosts-pattern",
+        ),
+    ] {
+        let file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        let yaml = config("127.0.0.1:1".parse().expect("addr"), proxy);
+        std::fs::write(file.path(), yaml).expect("written");
+        let err =
+            api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
+                .and_then(|b| b.build())
+                .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains(key), "{key}: {text}");
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+    }
+}
