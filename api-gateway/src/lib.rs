@@ -29,7 +29,9 @@
 //!   upstream connections (hyper's HTTP/1.1 `client::conn`, pooled per
 //!   upstream and I/O worker; SCG's `ELASTIC`, `FIXED` and `DISABLED` pool
 //!   types), `proxy/pool/http2.rs` the multiplexed HTTP/2 connection per
-//!   `https` upstream and I/O worker (`server.http2.enabled`, for gRPC).
+//!   `https` upstream and I/O worker (`server.http2.enabled`, for gRPC),
+//!   `proxy/pool/tunnel.rs` connections through a forward proxy
+//!   (`httpclient.proxy.*`, `CONNECT` tunnels).
 //! - `request_check.rs`: what is refused before routing (a missing,
 //!   repeated or invalid `Host`; dot-segments in the path; `CONNECT`), the
 //!   request target's authority made the `Host`, and an HTTP/2 request's
