@@ -7,78 +7,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use support::{TestGateway, Upstream, get};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// A `CONNECT` proxy: records each tunnel's target (and the
-/// `Proxy-Authorization` it came with), refuses with 407 when `password`
-/// is set and the request does not carry it, and relays bytes both ways.
-struct ConnectProxy {
-    addr: SocketAddr,
-    tunnels: Arc<Mutex<Vec<String>>>,
-}
-
-impl ConnectProxy {
-    async fn start(required: Option<&'static str>) -> ConnectProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let tunnels: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = Arc::clone(&tunnels);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let seen = Arc::clone(&seen);
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match client.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let target = head
-                        .strip_prefix("CONNECT ")
-                        .and_then(|rest| rest.split(' ').next())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let auth = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
-                        .map(str::to_owned);
-                    seen.lock().expect("lock").push(target.clone());
-                    if required.is_some_and(|r| auth.as_deref() != Some(r)) {
-                        let _ = client
-                            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
-                            .await;
-                        return;
-                    }
-                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                        return;
-                    };
-                    if client
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .await
-                        .is_ok()
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                });
-            }
-        });
-        ConnectProxy { addr, tunnels }
-    }
-
-    fn tunnels(&self) -> Vec<String> {
-        self.tunnels.lock().expect("lock").clone()
-    }
-}
+use support::{ConnectProxy, TestGateway, Upstream, get};
 
 fn config(upstream: SocketAddr, proxy: &str) -> String {
     format!(

@@ -786,3 +786,29 @@ async fn grpc_to_a_cleartext_upstream_goes_over_h2c() {
     .await;
     grpcio_client_through(&gw).await;
 }
+
+/// Through a forward proxy, TLS to an `https` upstream runs inside the
+/// `CONNECT` tunnel: the upstream's certificate is checked end to end,
+/// and with `server.http2.enabled` HTTP/2 is agreed through the tunnel.
+#[tokio::test]
+async fn https_upstreams_are_reached_through_a_forward_proxy_tunnel() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "upstream");
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = grpc_like_upstream(&leaf, stop).await;
+    let proxy = support::ConnectProxy::start(None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let gw = TestGateway::start(&format!(
+        "server.http2.enabled: true\nspring.cloud.gateway:\n  httpclient:\n    proxy: {{host: 127.0.0.1, port: {}}}\n    ssl.trusted-x509-certificates: [\"{}\"]\n  routes:\n    - id: tls\n      uri: https://{upstream}\n      predicates: [Path=/secure/**]\n      filters: [StripPrefix=1]\n",
+        proxy.addr.port(),
+        ca_file.display()
+    ))
+    .await;
+    let (status, _, body) = support::get(&gw.url("/secure/data")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["path"], "/data");
+    assert_eq!(body["version"], "HTTP/2.0", "{body}");
+    assert_eq!(proxy.tunnels(), [upstream.to_string()]);
+}
