@@ -22,7 +22,6 @@
 //!   and HTTP clients remove dot-segments before they send a request, so
 //!   only crafted requests carry them; Spring Security's firewall refuses
 //!   them too.
-//!
 //! - **`CONNECT`** (a tunnel through a forward proxy): 501. The gateway
 //!   routes requests to paths; a `CONNECT` names only a host and port.
 //!
@@ -69,8 +68,8 @@ impl Refusal {
     }
 }
 
-/// Checks the request's `Host` and path; with an authority in the request
-/// target, makes it the `Host`.
+/// Checks the request's method, `Host` and path; with an authority in the
+/// request target, makes it the `Host`; joins an HTTP/2 request's cookies.
 pub(crate) fn check(parts: &mut Parts) -> Result<(), Refusal> {
     if parts.method == http::Method::CONNECT {
         return Err(Refusal::Connect);

@@ -745,7 +745,8 @@ impl Default for HttpClient {
 }
 
 /// `httpclient.proxy.*`: SCG's forward proxy for upstream connections.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its `Debug` hides the password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ProxySettings {
     /// `type`: `HTTP` (the default; a `CONNECT` tunnel per connection).
@@ -780,6 +781,19 @@ impl Default for ProxySettings {
     }
 }
 
+impl std::fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("type", &self.proxy_type)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("non_proxy_hosts_pattern", &self.non_proxy_hosts_pattern)
+            .finish()
+    }
+}
+
 impl ProxySettings {
     /// The forward proxy, if `host` is set; else the key (under
     /// `httpclient.proxy.`) and reason of what is wrong.
@@ -807,19 +821,32 @@ impl ProxySettings {
             true => format!("[{host}]:{port}"),
             false => format!("{host}:{port}"),
         };
-        let authorization = (!self.username.is_empty()).then(|| {
-            cloud_runtime::auth::Credentials::new(&self.username, &self.password).basic_value()
-        });
-        crate::proxy::ForwardProxy::new(
+        let authorization = match self.username.is_empty() {
+            true => None,
+            false => {
+                let credentials =
+                    cloud_runtime::auth::Credentials::new(&self.username, &self.password);
+                let value = http::HeaderValue::from_str(&credentials.basic_value());
+                Some(value.map_err(|_| {
+                    (
+                        "username",
+                        "the credentials cannot be sent in Proxy-Authorization".to_owned(),
+                    )
+                })?)
+            }
+        };
+        let exempt = crate::proxy::ForwardProxy::exempt_pattern(&self.non_proxy_hosts_pattern)
+            .map_err(|e| {
+                (
+                    "non-proxy-hosts-pattern",
+                    format!("not a regular expression: {e}"),
+                )
+            })?;
+        Ok(Some(crate::proxy::ForwardProxy::new(
             authority,
-            authorization.as_deref(),
-            Some(&self.non_proxy_hosts_pattern),
-        )
-        .map(Some)
-        .map_err(|reason| match reason.contains("regular expression") {
-            true => ("non-proxy-hosts-pattern", reason),
-            false => ("username", reason),
-        })
+            authorization,
+            exempt,
+        )))
     }
 }
 
