@@ -311,19 +311,14 @@ fn server_tls(leaf: &Leaf) -> api_gateway::tls::ServerTls {
         .expect("TLS is on")
 }
 
-/// An HTTPS upstream: answers its path and Host as JSON.
-async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+/// Serves `router` over TLS with `leaf` (ALPN `h2`, `http/1.1`) on a free
+/// port until `shutdown`.
+async fn serve_https(leaf: &Leaf, router: Router, shutdown: CancellationToken) -> SocketAddr {
     let tls = server_tls(leaf);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("address");
-    let router = Router::new().fallback(|request: Request| async move {
-        axum::Json(json!({
-            "path": request.uri().path(),
-            "host": request.headers().get("host").and_then(|h| h.to_str().ok()),
-        }))
-    });
     tokio::spawn(async move {
         let limits = cloud_runtime::serve::ServeLimits::default();
         let _ = cloud_runtime::serve::serve_tls_with_stats(
@@ -337,6 +332,17 @@ async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr 
         .await;
     });
     addr
+}
+
+/// An HTTPS upstream: answers its path and Host as JSON.
+async fn https_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    let router = Router::new().fallback(|request: Request| async move {
+        axum::Json(json!({
+            "path": request.uri().path(),
+            "host": request.headers().get("host").and_then(|h| h.to_str().ok()),
+        }))
+    });
+    serve_https(leaf, router, shutdown).await
 }
 
 async fn gateway_to(upstream: SocketAddr, ssl: &str) -> TestGateway {
@@ -543,11 +549,6 @@ async fn grpc_like_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketA
     use axum::extract::ConnectInfo;
     use http_body_util::StreamBody;
     use hyper::body::Frame;
-    let tls = server_tls(leaf);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
     let router = Router::new().fallback(
         |ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request| async move {
             let seen = json!({
@@ -573,19 +574,7 @@ async fn grpc_like_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketA
                 .expect("response")
         },
     );
-    tokio::spawn(async move {
-        let limits = cloud_runtime::serve::ServeLimits::default();
-        let _ = cloud_runtime::serve::serve_tls_with_stats(
-            listener,
-            router,
-            &limits,
-            shutdown,
-            Arc::default(),
-            tls.acceptor(),
-        )
-        .await;
-    });
-    addr
+    serve_https(leaf, router, shutdown).await
 }
 
 /// Sends a gRPC-shaped POST over cleartext HTTP/2 (as a gRPC client with
