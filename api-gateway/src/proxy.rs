@@ -259,6 +259,9 @@ impl Upstreams {
             let wanted = if headers.contains_key(header::UPGRADE) {
                 pool::Wanted::Http1
             } else if is_grpc(&headers) {
+                if secure && !self.pool.offers_http2() {
+                    warn_grpc_without_http2(authority);
+                }
                 pool::Wanted::Grpc
             } else {
                 pool::Wanted::Negotiated
@@ -360,6 +363,19 @@ impl Upstreams {
             },
             None => exchange.await,
         }
+    }
+}
+
+/// Says once per process that gRPC to an `https` upstream needs
+/// `server.http2.enabled` (without it the request goes in HTTP/1.1, which
+/// gRPC servers refuse).
+fn warn_grpc_without_http2(authority: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            upstream = authority,
+            "a gRPC request goes to an https upstream in HTTP/1.1, which gRPC servers refuse: set server.http2.enabled: true"
+        );
     }
 }
 

@@ -339,6 +339,11 @@ impl Pool {
         }
     }
 
+    /// Whether `https` upstreams are offered HTTP/2 (`server.http2.enabled`).
+    pub(crate) fn offers_http2(&self) -> bool {
+        self.shared.http2
+    }
+
     /// A connection to `authority` for one request: an idle one of this
     /// thread, else a new one (connecting within `connect_timeout`), as the
     /// pool's [`Sizing`] allows, in the HTTP `wanted` allows.
