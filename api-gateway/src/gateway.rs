@@ -1175,12 +1175,6 @@ impl Gateway {
         };
         let mut headers = out.headers.clone();
         proxy::remove_hop_by_hop(&mut headers);
-        if proxy::is_grpc(&out.headers) {
-            // gRPC servers want `te: trailers` (it tells them the path
-            // passes trailers on); `TE` is hop-by-hop, so it is set anew,
-            // as SCG's `GRPCRequestHeadersFilter` does.
-            headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        }
         let client_host = call.client_host;
         let port = client_host
             .and_then(|h| h.to_str().ok())

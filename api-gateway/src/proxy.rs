@@ -220,7 +220,8 @@ impl Upstreams {
         }
     }
 
-    /// Sends one request to `authority` (over TLS when `secure`) and waits
+    /// Sends one request to `authority` (over TLS when `secure`; a gRPC
+    /// request over HTTP/2, with `te: trailers`) and waits
     /// for the response head at most `response_timeout`; the response body
     /// fails when the upstream then sends nothing for as long. An idempotent
     /// request with an empty or kept body is sent once more, on a new
@@ -308,6 +309,14 @@ impl Upstreams {
                         });
                     }
                 };
+                if wanted == pool::Wanted::Grpc {
+                    // gRPC servers want `te: trailers` (it tells them the
+                    // path passes trailers on); `TE` is hop-by-hop, so it
+                    // is set anew, as SCG's `GRPCRequestHeadersFilter` does.
+                    request
+                        .headers_mut()
+                        .insert(header::TE, HeaderValue::from_static("trailers"));
+                }
                 if conn.is_http2() {
                     // HTTP/2 names the host in `:authority`, from the URI
                     // (RFC 9113 8.3.1): the `Host` the request would have had.
@@ -462,7 +471,7 @@ fn connection_closed(e: &hyper::Error) -> bool {
 /// Whether the request is gRPC: `Content-Type` `application/grpc`, or
 /// with a `+format` or parameters after it; gRPC-Web
 /// (`application/grpc-web...`) is not: it is made for HTTP/1.1.
-pub fn is_grpc(headers: &HeaderMap) -> bool {
+fn is_grpc(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return false;
     };
