@@ -332,9 +332,9 @@ impl Drop for Child {
     }
 }
 
-/// A `CONNECT` proxy: records each tunnel's target (and the
-/// `Proxy-Authorization` it came with), refuses with 407 when `password`
-/// is set and the request does not carry it, and relays bytes both ways.
+/// A `CONNECT` proxy: records each tunnel's target, refuses with 407 when
+/// `required` is set and is not the request's `Proxy-Authorization`, and
+/// relays bytes both ways.
 pub struct ConnectProxy {
     pub addr: SocketAddr,
     tunnels: Arc<std::sync::Mutex<Vec<String>>>,
