@@ -12,6 +12,17 @@
 //! - `POST /actuator/gateway/refresh`: reads the settings again and swaps
 //!   the route table in one step (500 with the reason, old table kept, when
 //!   they do not load);
+//! - `POST /actuator/gateway/routes/{id}` (SCG's `RouteDefinition` JSON;
+//!   `201`, `Location: /routes/{id}`), `POST /actuator/gateway/routes` (a
+//!   list, each with its `id`; `200`), `DELETE /actuator/gateway/routes/{id}`
+//!   (`200`, `404` for an id no save made): routes kept in memory, in
+//!   effect from the next refresh as in SCG; a saved route replaces the
+//!   settings' route with its id. Unlike SCG, which checks only the names,
+//!   a definition is compiled when saved and refused (`400` with the
+//!   reason) when it would not compile;
+//! - `GET /actuator/gateway/routedefinitions`: every definition the next
+//!   refresh compiles, in SCG's form; `GET /actuator/gateway/`: the
+//!   endpoints above, per route where they take an id;
 //! - `GET /actuator/health`: `{"status":"UP"}`, with components: the
 //!   registry as `discoveryClient` when `lb://` resolves through Eureka
 //!   (`UNKNOWN` while it cannot be reached: routes go on from the cache);
@@ -28,32 +39,194 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use cloud_client::actuator::write_pool_gauges;
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::{Value, json};
 
+use crate::config::{RouteDefinition, canonical, parse_routes};
 use crate::gateway::Gateway;
+use crate::settings::{EndpointAccess, LoadError};
 
-/// The admin router.
+/// The admin router; `/actuator/gateway/*` as the gateway's
+/// [`EndpointAccess`] allows.
 pub fn router(gateway: Gateway) -> Router {
-    Router::new()
-        .route("/actuator/gateway/routes", get(routes))
-        .route("/actuator/gateway/routes/{id}", get(route))
-        .route(
-            "/actuator/gateway/routes/{id}/combinedfilters",
-            get(combined_filters),
-        )
-        .route("/actuator/gateway/routefilters", get(route_filters))
-        .route("/actuator/gateway/routepredicates", get(route_predicates))
-        .route("/actuator/gateway/globalfilters", get(global_filters))
-        .route("/actuator/gateway/refresh", post(refresh))
+    let access = gateway.admin_access();
+    let mut router = Router::new();
+    if access != EndpointAccess::None {
+        let (mut many, mut one) = (get(routes), get(route));
+        if access == EndpointAccess::Unrestricted {
+            many = many.post(save_routes);
+            one = one.post(save_route).delete(delete_route);
+        }
+        if access != EndpointAccess::ReadOnly {
+            router = router.route("/actuator/gateway/refresh", post(refresh));
+        }
+        router = router
+            .route("/actuator/gateway", get(endpoints))
+            .route("/actuator/gateway/", get(endpoints))
+            .route("/actuator/gateway/routes", many)
+            .route("/actuator/gateway/routes/{id}", one)
+            .route("/actuator/gateway/routedefinitions", get(route_definitions))
+            .route(
+                "/actuator/gateway/routes/{id}/combinedfilters",
+                get(combined_filters),
+            )
+            .route("/actuator/gateway/routefilters", get(route_filters))
+            .route("/actuator/gateway/routepredicates", get(route_predicates))
+            .route("/actuator/gateway/globalfilters", get(global_filters));
+    }
+    router
         .route("/actuator/health", get(health))
         .route("/actuator/prometheus", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    SpringError::new(StatusCode::NOT_FOUND, "No endpoint at this path")
+        .at(uri.path())
+        .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    SpringError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here"),
+    )
+    .at(uri.path())
+    .into_response()
+}
+
+/// SCG's `GET /actuator/gateway/`: each endpoint's path (one per route
+/// where it takes an id) and its methods.
+async fn endpoints(State(gw): State<Gateway>) -> Json<Value> {
+    const BASE: &str = "/actuator/gateway";
+    let access = gw.admin_access();
+    let (many, one) = match access == EndpointAccess::Unrestricted {
+        true => (json!(["POST", "GET"]), json!(["POST", "DELETE", "GET"])),
+        false => (json!(["GET"]), json!(["GET"])),
+    };
+    let mut list = vec![
+        json!({ "href": format!("{BASE}/"), "methods": ["GET"] }),
+        json!({ "href": format!("{BASE}/routes"), "methods": many }),
+        json!({ "href": format!("{BASE}/routedefinitions"), "methods": ["GET"] }),
+        json!({ "href": format!("{BASE}/globalfilters"), "methods": ["GET"] }),
+        json!({ "href": format!("{BASE}/routefilters"), "methods": ["GET"] }),
+        json!({ "href": format!("{BASE}/routepredicates"), "methods": ["GET"] }),
+    ];
+    if access != EndpointAccess::ReadOnly {
+        list.push(json!({ "href": format!("{BASE}/refresh"), "methods": ["POST"] }));
+    }
+    for route in gw.table().routes() {
+        let id = &route.id;
+        list.push(json!({ "href": format!("{BASE}/routes/{id}"), "methods": one }));
+        list.push(
+            json!({ "href": format!("{BASE}/routes/{id}/combinedfilters"), "methods": ["GET"] }),
+        );
+    }
+    Json(Value::Array(list))
+}
+
+/// Every route definition the next refresh compiles, in SCG's form.
+async fn route_definitions(State(gw): State<Gateway>) -> Response {
+    match gw.route_definitions() {
+        Ok(defs) => Json(Value::Array(
+            defs.iter().map(RouteDefinition::to_json).collect(),
+        ))
+        .into_response(),
+        Err(e) => SpringError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            .at("/actuator/gateway/routedefinitions")
+            .into_response(),
+    }
+}
+
+/// SCG's `POST /actuator/gateway/routes/{id}`: saves the route definition
+/// in the body (SCG's `RouteDefinition` JSON, or the YAML form as JSON)
+/// under `id`, for the next refresh; `201` with `Location: /routes/{id}`,
+/// or `400` with the reason.
+async fn save_route(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
+    let at = format!("/actuator/gateway/routes/{id}");
+    let route = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut map)) => {
+            // The id in the path wins, as in SCG.
+            map.retain(|key, _| canonical(key) != "id");
+            map.insert("id".to_owned(), Value::String(id.clone()));
+            Value::Object(map)
+        }
+        Ok(_) => return refused(&at, "the body must be a route definition (a JSON object)"),
+        Err(e) => return refused(&at, &format!("the body is not JSON: {e}")),
+    };
+    if let Err(response) = save(&gw, &[route], &at).await {
+        return response;
+    }
+    let location = HeaderValue::from_str(&format!("/routes/{id}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("/routes"));
+    (StatusCode::CREATED, [(header::LOCATION, location)]).into_response()
+}
+
+/// SCG's `POST /actuator/gateway/routes`: saves a JSON list of route
+/// definitions, each with its `id`, for the next refresh; all or none.
+async fn save_routes(State(gw): State<Gateway>, body: Bytes) -> Response {
+    const AT: &str = "/actuator/gateway/routes";
+    let routes = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(routes)) => routes,
+        Ok(_) => return refused(AT, "the body must be a JSON list of route definitions"),
+        Err(e) => return refused(AT, &format!("the body is not JSON: {e}")),
+    };
+    let has_id = |route: &Value| {
+        route.as_object().is_some_and(|m| {
+            m.iter()
+                .any(|(k, v)| canonical(k) == "id" && v.as_str().is_some_and(|s| !s.is_empty()))
+        })
+    };
+    if let Some(i) = routes.iter().position(|r| !has_id(r)) {
+        return refused(
+            AT,
+            &format!("route {i} has no `id`: saving several routes needs the id of each"),
+        );
+    }
+    match save(&gw, &routes, AT).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Parses and saves `routes` (400 with the reason when one is wrong).
+async fn save(gw: &Gateway, routes: &[Value], at: &str) -> Result<(), Response> {
+    let defs = parse_routes(routes, None, 0).map_err(|e| refused(at, &e.to_string()))?;
+    gw.save_routes(defs).await.map_err(|e| {
+        let reason = match &e {
+            LoadError::Route(r) => format!("route `{}`: {}", r.route(), r.definition()),
+            other => other.to_string(),
+        };
+        refused(at, &reason)
+    })
+}
+
+/// SCG's `DELETE /actuator/gateway/routes/{id}`: forgets a saved route
+/// from the next refresh on; `404` for an id no save made.
+async fn delete_route(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    if gw.delete_route(&id).await {
+        return StatusCode::OK.into_response();
+    }
+    SpringError::new(
+        StatusCode::NOT_FOUND,
+        format!("No saved route with id `{id}` (routes from the settings are not deleted)"),
+    )
+    .at(&format!("/actuator/gateway/routes/{id}"))
+    .into_response()
+}
+
+fn refused(at: &str, reason: &str) -> Response {
+    SpringError::new(StatusCode::BAD_REQUEST, reason)
+        .at(at)
+        .into_response()
 }
 
 async fn routes(State(gw): State<Gateway>) -> Json<Value> {

@@ -115,6 +115,28 @@ pub struct RouteDefinition {
     /// `metadata` (`connect-timeout` and `response-timeout` in
     /// milliseconds are read; the rest is shown by the admin API).
     pub metadata: Map<String, Value>,
+    /// `enabled` (default true). SCG 4 reads it into its `RouteDefinition`
+    /// and shows it, but routes with `false` still serve; so here: the key
+    /// is accepted (definitions copied from `/routedefinitions` carry it)
+    /// and shown, and the route serves either way.
+    pub enabled: bool,
+}
+
+impl RouteDefinition {
+    /// The definition as SCG's `/actuator/gateway/routedefinitions` shows
+    /// it: `id`, `predicates` and `filters` as `{name, args}` maps, `uri`,
+    /// `metadata`, `order`, `enabled`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "predicates": self.predicates.iter().map(Definition::to_json).collect::<Vec<_>>(),
+            "filters": self.filters.iter().map(Definition::to_json).collect::<Vec<_>>(),
+            "uri": self.uri,
+            "metadata": self.metadata,
+            "order": self.order,
+            "enabled": self.enabled,
+        })
+    }
 }
 
 /// One predicate or filter as written: its factory name and arguments.
@@ -163,6 +185,23 @@ pub enum Shortcut {
 }
 
 impl Definition {
+    /// `{name, args}` as SCG shows a definition: positional arguments
+    /// under `_genkey_<n>`, nested ones under dotted keys, scalars as text
+    /// (SCG keeps every argument as a string).
+    pub fn to_json(&self) -> Value {
+        let args: Map<String, Value> = self
+            .args
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    scalar_text(v).map_or_else(|| v.clone(), Value::String),
+                )
+            })
+            .collect();
+        serde_json::json!({ "name": self.name, "args": args })
+    }
+
     /// A definition from YAML: a shortcut string or an expanded map.
     pub fn parse(value: &Value, kind: &str) -> Result<Definition, InvalidDefinition> {
         match value {
@@ -508,6 +547,7 @@ fn parse_route(
         predicates: Vec::new(),
         filters: Vec::new(),
         metadata: Map::new(),
+        enabled: true,
     };
     for (key, value) in map {
         match canonical(key).as_str() {
@@ -535,11 +575,24 @@ fn parse_route(
                 Value::Null => {}
                 _ => return Err(fail(InvalidDefinition::new("metadata", "must be a map"))),
             },
+            "enabled" => {
+                route.enabled = match value {
+                    Value::Bool(b) => *b,
+                    Value::String(s) if s.trim().eq_ignore_ascii_case("true") => true,
+                    Value::String(s) if s.trim().eq_ignore_ascii_case("false") => false,
+                    _ => {
+                        return Err(fail(InvalidDefinition::new(
+                            "enabled",
+                            format!("`{value}` is not true or false"),
+                        )));
+                    }
+                };
+            }
             _ => {
                 return Err(fail(InvalidDefinition::new(
                     "route",
                     format!(
-                        "unknown key `{key}` (expected id, uri, order, predicates, filters, metadata)"
+                        "unknown key `{key}` (expected id, uri, order, predicates, filters, metadata, enabled)"
                     ),
                 )));
             }

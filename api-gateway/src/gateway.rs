@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access_log;
 use crate::compress::Compression;
+use crate::config::{RouteDefinition, RouteError};
 use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::json_body::JsonAttributes;
@@ -45,7 +46,7 @@ use crate::request_check;
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
 use crate::security::Authority;
-use crate::settings::{LoadError, Settings, Source, locator_route};
+use crate::settings::{EndpointAccess, LoadError, Settings, Source, locator_route};
 
 /// Forwards (`forward:` routes and fallbacks) followed before giving up.
 const MAX_FORWARDS: u8 = 4;
@@ -69,7 +70,12 @@ struct Inner {
     metrics: Metrics,
     tunnels: crate::websocket::Tunnels,
     resilience: Mutex<Option<(serde_json::Value, circuit_breaker::Registry)>>,
+    /// Held while routes are compiled and installed or saved, so that
+    /// they happen one at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// The routes saved through the admin API (see
+    /// [`Gateway::save_routes`]).
+    saved_routes: Mutex<Vec<RouteDefinition>>,
     /// `spring.data.redis.*`, read once at build.
     redis: Option<RedisBuckets>,
     /// The proxy port's connection counters (see [`crate::run`]).
@@ -78,6 +84,9 @@ struct Inner {
     access_log: bool,
     /// `server.compression.*`, when enabled; read at build.
     compression: Option<Compression>,
+    /// `management.endpoint.gateway.access` and the keys it falls back
+    /// on, read at build.
+    admin_access: EndpointAccess,
 }
 
 /// A request's handle on the installed set (see
@@ -186,6 +195,11 @@ impl GatewayBuilder {
         };
         let compression = Compression::from_settings(&self.settings.server.compression)
             .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason))?;
+        let admin_access = self
+            .settings
+            .management
+            .gateway_access()
+            .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(key), reason))?;
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let inner = Inner {
             installed: ArcSwap::from_pointee(Installed::default()),
@@ -201,10 +215,12 @@ impl GatewayBuilder {
             tunnels: crate::websocket::Tunnels::new(self.settings.server.limits.max_connections),
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            saved_routes: Mutex::default(),
             redis,
             connections: Arc::default(),
             access_log: self.settings.reactor.netty.http.server.access_log_enabled,
             compression,
+            admin_access,
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -303,6 +319,11 @@ impl Gateway {
         self.inner.redis.as_ref()
     }
 
+    /// What the admin API's `/actuator/gateway/*` allows (read at build).
+    pub fn admin_access(&self) -> EndpointAccess {
+        self.inner.admin_access
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> Arc<Settings> {
         self.inner.settings.load_full()
@@ -329,8 +350,110 @@ impl Gateway {
         self.inner.source.as_ref().and_then(|s| s.file.clone())
     }
 
-    /// Compiles `settings` and swaps the table in.
+    /// Compiles `settings`, with the routes saved through the admin API,
+    /// and swaps the table in.
     fn install(&self, settings: Settings) -> Result<(), LoadError> {
+        let saved = self.saved_routes();
+        let installed = self.compile(&settings, &saved)?;
+        tracing::info!(
+            routes = installed.table.routes().len(),
+            "route table installed"
+        );
+        self.inner.installed.store(Arc::new(installed));
+        self.inner.settings.store(Arc::new(settings));
+        Ok(())
+    }
+
+    /// The routes saved through the admin API, in the order first saved.
+    fn saved_routes(&self) -> Vec<RouteDefinition> {
+        self.inner
+            .saved_routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every route definition `settings` and `saved` make: the settings'
+    /// routes, each replaced by the saved route with its id; the other
+    /// saved routes; then, with the discovery locator on, a route per
+    /// service.
+    fn definitions(
+        &self,
+        settings: &Settings,
+        saved: &[RouteDefinition],
+    ) -> Result<Vec<RouteDefinition>, RouteError> {
+        let gw = &settings.spring.cloud.gateway;
+        let mut defs = gw.route_definitions(self.file().as_deref())?;
+        for route in saved {
+            match defs.iter_mut().find(|d| d.id == route.id) {
+                Some(d) => *d = route.clone(),
+                None => defs.push(route.clone()),
+            }
+        }
+        let locator = gw.locator();
+        if locator.enabled {
+            for service in self.inner.resolver.services() {
+                defs.push(locator_route(&service, &locator));
+            }
+        }
+        Ok(defs)
+    }
+
+    /// Every route definition the next refresh compiles (SCG's
+    /// `/actuator/gateway/routedefinitions`): those of the settings in
+    /// use, with the routes saved through the admin API.
+    pub fn route_definitions(&self) -> Result<Vec<RouteDefinition>, RouteError> {
+        self.definitions(&self.settings(), &self.saved_routes())
+    }
+
+    /// Saves `routes` as SCG's `POST /actuator/gateway/routes/{id}` and
+    /// `POST /actuator/gateway/routes` do: each replaces the saved route
+    /// with its id, or is added (and replaces a route of the settings
+    /// with its id). They take effect at the next refresh, as in SCG, but
+    /// are compiled now with the settings in use: a route that would not
+    /// compile is refused here with the reason, and none of `routes` is
+    /// saved.
+    pub async fn save_routes(&self, routes: Vec<RouteDefinition>) -> Result<(), LoadError> {
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        let mut saved = self.saved_routes();
+        for route in routes {
+            match saved.iter_mut().find(|d| d.id == route.id) {
+                Some(d) => *d = route,
+                None => saved.push(route),
+            }
+        }
+        self.compile(&self.settings(), &saved)?;
+        *self
+            .inner
+            .saved_routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = saved;
+        Ok(())
+    }
+
+    /// Forgets the saved route `id` (SCG's `DELETE
+    /// /actuator/gateway/routes/{id}`), from the next refresh on; false
+    /// when no route with that id was saved (routes of the settings cannot
+    /// be deleted, as in SCG).
+    pub async fn delete_route(&self, id: &str) -> bool {
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        let mut saved = self
+            .inner
+            .saved_routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = saved.len();
+        saved.retain(|d| d.id != id);
+        saved.len() != before
+    }
+
+    /// Compiles `settings` with the `saved` routes into what an install
+    /// puts in place.
+    fn compile(
+        &self,
+        settings: &Settings,
+        saved: &[RouteDefinition],
+    ) -> Result<Installed, LoadError> {
         let file = self.file();
         let gw = &settings.spring.cloud.gateway;
         let trusted = gw
@@ -380,13 +503,7 @@ impl Gateway {
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
             file: file.clone(),
         };
-        let mut defs = gw.route_definitions(file.as_deref())?;
-        let locator = gw.locator();
-        if locator.enabled {
-            for service in self.inner.resolver.services() {
-                defs.push(locator_route(&service, &locator));
-            }
-        }
+        let defs = self.definitions(settings, saved)?;
         let defaults = gw.default_filter_definitions(file.as_deref())?;
         let cors = CorsTable::compile(
             [
@@ -400,11 +517,10 @@ impl Gateway {
         )
         .map_err(|(key, e)| ConfigError::new(origin(&file), Some(&key), e.to_string()))?;
         let table = RouteTable::compile(defs, &defaults, &compile)?;
-        let jwt = self.jwt_authority(&settings, &table, &file)?;
+        let jwt = self.jwt_authority(settings, &table, &file)?;
         let metrics_format = gw
             .metrics_format()
             .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?;
-        tracing::info!(routes = table.routes().len(), "route table installed");
         let kept = self.inner.installed.load().response_cache.clone();
         let response_cache = match (global_cache, kept) {
             (false, _) => None,
@@ -414,7 +530,7 @@ impl Gateway {
                 Arc::clone(&self.inner.clock),
             ))),
         };
-        self.inner.installed.store(Arc::new(Installed {
+        Ok(Installed {
             table: Arc::new(table),
             trusted,
             response_cache,
@@ -422,9 +538,7 @@ impl Gateway {
             cors,
             metrics_format,
             forwarding: gw.forwarding_headers(),
-        }));
-        self.inner.settings.store(Arc::new(settings));
-        Ok(())
+        })
     }
 
     /// The breaker registry: kept while `resilience4j` is unchanged, so a
@@ -567,6 +681,7 @@ impl Gateway {
                 changed = changes.changed() => if changed.is_err() { return },
                 () = shutdown.cancelled() => return,
             }
+            let _one_at_a_time = self.inner.refreshing.lock().await;
             let settings = (*self.inner.settings.load_full()).clone();
             if settings.spring.cloud.gateway.locator().enabled
                 && let Err(e) = self.install(settings)

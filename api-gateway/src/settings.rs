@@ -179,6 +179,108 @@ impl Default for Server {
 pub struct Management {
     /// `management.server.*`.
     pub server: ManagementServer,
+    /// `management.endpoint.*`: of Spring Boot's per-endpoint keys, those
+    /// of the `gateway` endpoint.
+    pub endpoint: ManagementEndpoint,
+    /// `management.endpoints.*`: of the keys for all endpoints,
+    /// `access.default`.
+    pub endpoints: ManagementEndpoints,
+}
+
+/// `management.endpoint.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ManagementEndpoint {
+    /// `management.endpoint.gateway.*`.
+    pub gateway: EndpointSwitch,
+}
+
+/// One endpoint's `access` and (Spring Boot 3.3's, deprecated) `enabled`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EndpointSwitch {
+    /// `access`: `none`, `read-only` or `unrestricted`; empty when unset.
+    pub access: String,
+    /// `enabled`: `true` is `access: unrestricted`, `false` is `none`;
+    /// empty when unset.
+    pub enabled: String,
+}
+
+/// `management.endpoints.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ManagementEndpoints {
+    /// `management.endpoints.access.*`.
+    pub access: EndpointsAccess,
+}
+
+/// `management.endpoints.access.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EndpointsAccess {
+    /// `default`: every endpoint's access unless its own says otherwise;
+    /// empty when unset.
+    pub default: String,
+}
+
+/// What `/actuator/gateway/*` allows: Spring Boot's access levels, and
+/// ours when none is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointAccess {
+    /// `none`: no view at all (404).
+    None,
+    /// `read-only`: the views, without refreshing (404) or saving and
+    /// deleting routes (405), as SCG answers then.
+    ReadOnly,
+    /// Nothing set (ours): the views and refresh, not saving or deleting
+    /// routes. SCG's endpoint is off unless an access is set.
+    Refresh,
+    /// `unrestricted`: everything, saving and deleting routes too.
+    Unrestricted,
+}
+
+impl Management {
+    /// The gateway endpoint's access: `management.endpoint.gateway.access`,
+    /// else `management.endpoint.gateway.enabled` (`true` is unrestricted,
+    /// as SCG documents, `false` none), else
+    /// `management.endpoints.access.default`, else
+    /// [`EndpointAccess::Refresh`]. Fails with the key and the reason for a
+    /// value that is not a level.
+    pub fn gateway_access(&self) -> Result<EndpointAccess, (&'static str, String)> {
+        let parse = |key: &'static str, value: &str| match value
+            .trim()
+            .to_ascii_lowercase()
+            .replace('_', "-")
+            .as_str()
+        {
+            "none" => Ok(EndpointAccess::None),
+            "read-only" => Ok(EndpointAccess::ReadOnly),
+            "unrestricted" => Ok(EndpointAccess::Unrestricted),
+            _ => Err((
+                key,
+                format!("`{value}` is not an access level (none, read-only, unrestricted)"),
+            )),
+        };
+        let own = &self.endpoint.gateway;
+        if !own.access.trim().is_empty() {
+            return parse("management.endpoint.gateway.access", &own.access);
+        }
+        match own.enabled.trim().to_ascii_lowercase().as_str() {
+            "" => {}
+            "true" => return Ok(EndpointAccess::Unrestricted),
+            "false" => return Ok(EndpointAccess::None),
+            _ => {
+                return Err((
+                    "management.endpoint.gateway.enabled",
+                    format!("`{}` is not true or false", own.enabled),
+                ));
+            }
+        }
+        match self.endpoints.access.default.trim() {
+            "" => Ok(EndpointAccess::Refresh),
+            value => parse("management.endpoints.access.default", value),
+        }
+    }
 }
 
 /// `management.server.*`: where the admin API listens.
@@ -1159,6 +1261,7 @@ pub fn locator_route(service: &str, locator: &Locator) -> RouteDefinition {
             "RewritePath=/{path_name}/?(?<remaining>.*), /${{remaining}}"
         ))],
         metadata: serde_json::Map::new(),
+        enabled: true,
     }
 }
 

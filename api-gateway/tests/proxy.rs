@@ -586,6 +586,274 @@ async fn refresh_swaps_routes_with_no_failed_request() {
     assert_eq!(get(&gw.url("/r/x")).await.2["server"], new.addr.to_string());
 }
 
+#[tokio::test]
+async fn routes_saved_through_the_admin_api_serve_from_the_next_refresh_as_in_scg() {
+    let (one, two) = (Upstream::start().await, Upstream::start().await);
+    let file_route = format!(
+        "        - id: file\n          uri: http://{}\n          predicates: [Path=/file/**]\n          filters: [StripPrefix=1]\n",
+        one.addr
+    );
+    let c = client();
+    // Saving routes needs `access: unrestricted`, as in SCG; without an
+    // access set, the views and refresh are served and saving is 405.
+    let gw = TestGateway::start(&routes(&file_route)).await;
+    let (s, _, body) = send(
+        c.post(gw.admin_url("/actuator/gateway/routes/x"))
+            .json(&serde_json::json!({"uri": "http://x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["status"].as_u64()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some(405))
+    );
+    let gw = TestGateway::start(&format!(
+        "management.endpoint.gateway.access: unrestricted\n{}",
+        routes(&file_route)
+    ))
+    .await;
+    let admin = |path: &str| gw.admin_url(&format!("/actuator/gateway{path}"));
+    // SCG's RouteDefinition JSON: a predicate as `{name, args}` with a
+    // positional argument, a filter in the shortcut form.
+    let saved = c
+        .post(admin("/routes/api1"))
+        .json(&serde_json::json!({
+            "uri": format!("http://{}", two.addr),
+            "predicates": [{"name": "Path", "args": {"_genkey_0": "/api1/**"}}],
+            "filters": ["StripPrefix=1"],
+            "order": -1,
+        }))
+        .send()
+        .await
+        .expect("saved");
+    assert_eq!(saved.status(), StatusCode::CREATED);
+    assert_eq!(saved.headers()["location"], "/routes/api1");
+    // Saved, shown among the definitions, but not routed before a refresh.
+    assert_eq!(get(&gw.url("/api1/x")).await.0, StatusCode::NOT_FOUND);
+    let (_, _, defs) = get(&admin("/routedefinitions")).await;
+    let ids: Vec<&str> = defs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["file", "api1"], "{defs}");
+    assert_eq!(
+        defs[1]["predicates"][0],
+        serde_json::json!({"name": "Path", "args": {"_genkey_0": "/api1/**"}})
+    );
+    assert_eq!(defs[1]["order"], -1);
+    assert_eq!(defs[1]["enabled"], true);
+    let (s, _, body) = send(c.post(admin("/refresh"))).await;
+    assert_eq!((s, body["routes"].as_u64()), (StatusCode::OK, Some(2)));
+    let (s, _, echo) = get(&gw.url("/api1/x")).await;
+    assert_eq!(
+        (s, echo["server"].as_str()),
+        (StatusCode::OK, Some(&*two.addr.to_string()))
+    );
+    assert_eq!(echo["path"], "/x");
+    // The route's order (-1) puts it before the file's route.
+    let (_, _, listed) = get(&admin("/routes")).await;
+    assert_eq!(listed[0]["route_id"], "api1", "{listed}");
+    let (_, _, endpoints) = get(&admin("/")).await;
+    assert!(
+        endpoints
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["href"] == "/actuator/gateway/routes/api1"
+                && e["methods"] == serde_json::json!(["POST", "DELETE", "GET"])),
+        "{endpoints}"
+    );
+
+    // A saved route with a file route's id takes its place; deleting it
+    // brings the file's back. A file route itself cannot be deleted.
+    let (s, _, _) = send(c.post(admin("/routes/file")).json(&serde_json::json!({
+        "uri": format!("http://{}", two.addr),
+        "predicates": ["Path=/file/**"],
+        "filters": ["StripPrefix=1"],
+        "enabled": true,
+    })))
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    send(c.post(admin("/refresh"))).await;
+    assert_eq!(
+        get(&gw.url("/file/x")).await.2["server"],
+        two.addr.to_string()
+    );
+    assert_eq!(
+        send(c.delete(admin("/routes/file"))).await.0,
+        StatusCode::OK
+    );
+    send(c.post(admin("/refresh"))).await;
+    assert_eq!(
+        get(&gw.url("/file/x")).await.2["server"],
+        one.addr.to_string()
+    );
+    let (s, _, body) = send(c.delete(admin("/routes/file"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["path"], "/actuator/gateway/routes/file");
+
+    // Refused with the reason, and nothing saved: an unknown filter, an
+    // argument that does not parse, an expression, a body that is not
+    // a route, a list with a route without an id.
+    for (path, body, reason) in [
+        (
+            "/routes/bad",
+            r#"{"uri":"http://x","filters":["Nope=1"]}"#,
+            "Nope",
+        ),
+        (
+            "/routes/bad",
+            r#"{"uri":"http://x","filters":["StripPrefix=abc"]}"#,
+            "StripPrefix",
+        ),
+        (
+            "/routes/bad",
+            r#"{"uri":"http://x","filters":["SetPath=#{T(java.lang.Runtime)}"]}"#,
+            "expression",
+        ),
+        ("/routes/bad", r#"{"predicates":["Path=/x"]}"#, "uri"),
+        ("/routes/bad", "not json", "JSON"),
+        ("/routes/bad", r#"["Path=/x"]"#, "object"),
+        (
+            "/routes",
+            r#"[{"id":"b1","uri":"http://x"},{"uri":"http://y"}]"#,
+            "id",
+        ),
+    ] {
+        let (s, _, answer) = send(
+            c.post(admin(path))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(reason)),
+            "{body}: {answer}"
+        );
+    }
+    let (_, _, defs) = get(&admin("/routedefinitions")).await;
+    assert_eq!(defs.as_array().map(Vec::len), Some(2), "{defs}");
+    // Several at once, each with its id.
+    let (s, _, _) = send(
+        c.post(admin("/routes"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"[{{"id":"b1","uri":"http://{0}","predicates":["Path=/b1/**"]}},{{"id":"b2","uri":"http://{0}","predicates":["Path=/b2/**"]}}]"#,
+                one.addr
+            )),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, _, body) = send(c.post(admin("/refresh"))).await;
+    assert_eq!(body["routes"], 4);
+    assert_eq!(get(&gw.url("/b2/x")).await.2["path"], "/b2/x");
+}
+
+#[tokio::test]
+async fn the_gateway_endpoint_honours_spring_boots_access_levels() {
+    let route =
+        "        - id: a\n          uri: http://127.0.0.1:9\n          predicates: [Path=/a/**]\n";
+    let c = client();
+    // read-only: the views stay; saving and deleting are 405, refresh is
+    // 404 (as SCG answers with `access: read-only`), each with a JSON body.
+    let gw = TestGateway::start(&format!(
+        "management.endpoint.gateway.access: read-only\n{}",
+        routes(route)
+    ))
+    .await;
+    let admin = |path: &str| gw.admin_url(&format!("/actuator/gateway{path}"));
+    assert_eq!(get(&admin("/routes/a")).await.0, StatusCode::OK);
+    assert_eq!(get(&admin("/routedefinitions")).await.0, StatusCode::OK);
+    let (s, _, body) = send(
+        c.post(admin("/routes/b"))
+            .json(&serde_json::json!({"uri": "http://x"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["status"], 405);
+    assert_eq!(
+        send(c.delete(admin("/routes/a"))).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let (s, _, body) = send(c.post(admin("/refresh"))).await;
+    assert_eq!(
+        (s, body["path"].as_str()),
+        (StatusCode::NOT_FOUND, Some("/actuator/gateway/refresh"))
+    );
+    let (_, _, endpoints) = get(&admin("/")).await;
+    assert!(
+        endpoints
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e["methods"] == serde_json::json!(["GET"])),
+        "{endpoints}"
+    );
+    // Without an access set, refresh is served (and listed).
+    let gw = TestGateway::start(&routes(route)).await;
+    let (_, _, endpoints) = get(&gw.admin_url("/actuator/gateway/")).await;
+    assert!(
+        endpoints
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["href"] == "/actuator/gateway/refresh"),
+        "{endpoints}"
+    );
+    assert_eq!(
+        send(c.post(gw.admin_url("/actuator/gateway/refresh")))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // none (here through the deprecated `enabled: false`): no view at all;
+    // health and metrics stay.
+    let gw = TestGateway::start(&format!(
+        "management.endpoint.gateway.enabled: false\n{}",
+        routes(route)
+    ))
+    .await;
+    assert_eq!(
+        get(&gw.admin_url("/actuator/gateway/routes")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&gw.admin_url("/actuator/health")).await.0,
+        StatusCode::OK
+    );
+    // The default for every endpoint applies when the gateway's own is not
+    // set; a level that does not exist fails at start, naming the key.
+    let gw = TestGateway::start(&format!(
+        "management.endpoints.access.default: READ_ONLY\n{}",
+        routes(route)
+    ))
+    .await;
+    assert_eq!(
+        send(c.post(gw.admin_url("/actuator/gateway/refresh")))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let file = tempfile::Builder::new()
+        .suffix(".yml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), "management.endpoint.gateway.access: write\n").expect("written");
+    let err = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
+        .and_then(|b| b.build())
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("management.endpoint.gateway.access"),
+        "{text}"
+    );
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}
+
 /// An upstream that answers the first request on each connection, then
 /// closes the connection when the next request arrives, without answering
 /// it: a keep-alive connection closed under the gateway's feet.

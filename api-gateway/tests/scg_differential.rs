@@ -816,9 +816,11 @@ fn application_yml(recorder: SocketAddr, down: SocketAddr) -> String {
     // Trusted proxies as a literal address: a CIDR for us, a regular
     // expression for SCG; without it SCG sends no X-Forwarded-*/Forwarded
     // at all (see KNOWN_DIFFERENCES' note in docs/api-gateway.md).
-    // A metrics tag, to compare the request metric's labels too.
+    // A metrics tag, to compare the request metric's labels too. The
+    // gateway actuator endpoint with saving routes on, for both (SCG's is
+    // off without an access set).
     let mut yml = String::from(
-        "spring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          trusted-proxies: 127.0.0.1\n          routes:\n",
+        "management:\n  endpoint:\n    gateway:\n      access: unrestricted\nspring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          trusted-proxies: 127.0.0.1\n          routes:\n",
     );
     let item = |s: &str| {
         if s.starts_with('{') {
@@ -1003,7 +1005,7 @@ async fn start_scg(yml: &std::path::Path, management_port: u16) -> (SpringApp, u
         [
             "--server.port=0".to_owned(),
             format!("--management.server.port={management_port}"),
-            "--management.endpoints.web.exposure.include=prometheus".to_owned(),
+            "--management.endpoints.web.exposure.include=prometheus,gateway".to_owned(),
             format!("--spring.config.additional-location=file:{}", yml.display()),
         ],
     );
@@ -1089,12 +1091,121 @@ async fn compare_with_scg() {
     .await;
     let our_counts = request_counts(&client, &ours.admin_url("/actuator/prometheus")).await;
     check_request_counts(&scg_counts, &our_counts, &mut failures);
+    let scg_admin = format!("http://127.0.0.1:{scg_management}/actuator/gateway");
+    let our_admin = ours.admin_url("/actuator/gateway");
+    let scg_routes = route_api_exchange(&client, &scg_admin, scg_addr, &recorder).await;
+    let our_routes = route_api_exchange(&client, &our_admin, ours.proxy, &recorder).await;
+    if scg_routes != our_routes {
+        writeln!(
+            failures,
+            "DIFFERS  saving and deleting a route through the admin API\n{}",
+            diff(&scg_routes, &our_routes)
+        )
+        .unwrap();
+    } else {
+        writeln!(
+            report,
+            "same     admin API: save, refresh, routedefinitions, delete"
+        )
+        .unwrap();
+    }
     eprintln!("{report}");
     assert!(
         failures.is_empty(),
         "the gateway differs from Spring Cloud Gateway (SCG's log follows):\n{failures}"
     );
     drop(scg);
+}
+
+/// Saves a route through SCG's actuator API at `admin`, refreshes, sends a
+/// request through it to `proxy`, deletes it and refreshes again; one line
+/// per step with what a client of the API relies on (status, `Location`,
+/// the route's definition, what reached the upstream).
+async fn route_api_exchange(
+    client: &reqwest::Client,
+    admin: &str,
+    proxy: SocketAddr,
+    recorder: &Recorder,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let definition = serde_json::json!({
+        "uri": format!("http://{}", recorder.addr),
+        "predicates": [{"name": "Path", "args": {"_genkey_0": "/dyn/**"}}],
+        "filters": ["StripPrefix=1", "AddRequestHeader=X-Dyn, yes"],
+        "order": -10,
+    });
+    let saved = client
+        .post(format!("{admin}/routes/dyn"))
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    lines.push(format!(
+        "save: {} location {:?}",
+        saved.status(),
+        saved.headers().get("location")
+    ));
+    let through = |step: &'static str| async move {
+        recorder.reset(OK);
+        let status = client
+            .get(format!("http://{proxy}/dyn/x"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let seen: Vec<String> = recorder
+            .take()
+            .iter()
+            .map(|r| {
+                let dyn_header = r.headers.iter().find(|(n, _)| n == "x-dyn");
+                format!(
+                    "{} {} x-dyn {:?}",
+                    r.method,
+                    r.path,
+                    dyn_header.map(|(_, v)| v)
+                )
+            })
+            .collect();
+        format!("{step}: {status} upstream saw {seen:?}")
+    };
+    lines.push(through("before refresh").await);
+    let refreshed = client
+        .post(format!("{admin}/refresh"))
+        .send()
+        .await
+        .unwrap();
+    lines.push(format!("refresh: {}", refreshed.status()));
+    lines.push(through("after refresh").await);
+    let defs: Value = client
+        .get(format!("{admin}/routedefinitions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown = defs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == "dyn")
+        .cloned();
+    lines.push(format!("definition: {}", shown.unwrap_or(Value::Null)));
+    for step in ["delete", "delete again"] {
+        let deleted = client
+            .delete(format!("{admin}/routes/dyn"))
+            .send()
+            .await
+            .unwrap();
+        lines.push(format!("{step}: {}", deleted.status()));
+    }
+    client
+        .post(format!("{admin}/refresh"))
+        .send()
+        .await
+        .unwrap();
+    lines.push(through("after delete and refresh").await);
+    lines
 }
 
 /// Routes whose request metric differs because one of their scenarios is

@@ -155,6 +155,41 @@ fn routes_need_a_uri_and_known_keys() {
     )
     .expect("valid");
     assert_eq!((ok[0].id.as_str(), ok[0].order), ("route-3", -1));
+    assert!(ok[0].enabled);
+}
+
+#[test]
+fn enabled_is_read_and_shown_in_scgs_definition_form() {
+    let routes = yaml(
+        "[{id: a, uri: 'http://x', enabled: false, predicates: [Path=/a/**], filters: [{name: Retry, args: {retries: 2, backoff: {firstBackoff: 10ms}}}]}]",
+    );
+    let defs = parse_routes(routes.as_array().expect("list"), None, 0).expect("valid");
+    assert!(!defs[0].enabled);
+    assert_eq!(
+        defs[0].to_json(),
+        serde_json::json!({
+            "id": "a",
+            "predicates": [{"name": "Path", "args": {"_genkey_0": "/a/**"}}],
+            "filters": [{"name": "Retry", "args": {"retries": "2", "backoff.firstBackoff": "10ms"}}],
+            "uri": "http://x",
+            "metadata": {},
+            "order": 0,
+            "enabled": false,
+        })
+    );
+    let e = parse_routes(
+        yaml("[{id: a, uri: 'http://x', enabled: maybe}]")
+            .as_array()
+            .expect("list"),
+        None,
+        0,
+    )
+    .expect_err("not a flag");
+    assert!(
+        e.to_string()
+            .contains("enabled: `\"maybe\"` is not true or false"),
+        "{e}"
+    );
 }
 
 #[test]
