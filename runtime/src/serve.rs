@@ -20,6 +20,11 @@
 //!   kernel's backlog instead of exhausting file descriptors.
 //! - `max_header_bytes` (32 KiB) and `max_headers` (100): a larger request
 //!   head is answered `431`.
+//!
+//! A connection's first request head is checked before hyper serves the
+//! connection, as hyper checks heads, so that a malformed or oversized one
+//! is answered with Spring's JSON error body (`400`, `414`, `431`) instead of
+//! hyper's empty one.
 //! - `drain_timeout` (10 s): after shutdown, how long open connections get
 //!   to finish before `serve` returns anyway.
 //! - `io_workers` (none): when set, connections are served on that many
@@ -396,6 +401,8 @@ async fn serve_connections<S: RequestService>(
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let connection = Connection {
             builder: builder.clone(),
+            max_head_bytes: limits.max_header_bytes.max(8192),
+            max_headers: limits.max_headers,
             router: router.clone(),
             header_read_timeout: limits.header_read_timeout,
             send_timeout: Some(limits.send_timeout).filter(|t| !t.is_zero()),
@@ -470,6 +477,9 @@ fn connection_builder(limits: &ServeLimits) -> Builder<TokioExecutor> {
 
 struct Connection<S> {
     builder: Builder<TokioExecutor>,
+    /// The limits hyper's builder has, for the first head's check.
+    max_head_bytes: usize,
+    max_headers: usize,
     router: S,
     header_read_timeout: Duration,
     send_timeout: Option<Duration>,
@@ -543,6 +553,24 @@ impl<S: RequestService> Connection<S> {
         };
         match protocol {
             Protocol::Auto => {
+                let mut io = io;
+                let head = tokio::select! {
+                    h = tokio::time::timeout_at(
+                        head_deadline,
+                        first_head::read(&mut io, self.max_head_bytes, self.max_headers),
+                    ) => h,
+                    () = self.shutdown.cancelled() => return,
+                };
+                let prefix = match head {
+                    Ok(FirstHead::Serve(prefix)) => prefix,
+                    Ok(FirstHead::Done) => return,
+                    Err(_) => {
+                        self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "no request head in time; closing");
+                        return;
+                    }
+                };
+                let io = Prefixed::new(prefix, io);
                 let conn = self
                     .builder
                     .serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -659,9 +687,11 @@ pub async fn serve_until(
     result
 }
 
+mod first_head;
 mod send_deadline;
 pub mod workers;
 
+use first_head::{FirstHead, Prefixed};
 use send_deadline::SendDeadline;
 
 #[cfg(test)]

@@ -205,6 +205,62 @@ async fn an_oversized_head_is_refused_with_431() {
         resp.status(),
         reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
+    let body: serde_json::Value = resp.json().await.expect("Spring's JSON body");
+    assert_eq!(body["status"], 431);
+    assert_eq!(body["error"], "Request Header Fields Too Large");
+}
+
+#[tokio::test]
+async fn a_malformed_first_head_gets_springs_json_and_a_good_one_is_served_whole() {
+    let server = start(limits()).await;
+    for (head, status, says) in [
+        (
+            "GARBAGE\r\n\r\n",
+            "400 Bad Request",
+            "malformed request line",
+        ),
+        (
+            "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "400 Bad Request",
+            "malformed request head",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+            "400 Bad Request",
+            "Content-Length",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "400 Bad Request",
+            "chunked",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answer = String::from_utf8(read_to_close(&mut stream).await).unwrap();
+        let (top, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            top.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{head:?}: {answer}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{head:?}: {body}"
+        );
+    }
+    // A head sent in pieces, then a second request on the same
+    // connection: both answered, the first from the bytes read to check it.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET /peer HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stream
+        .write_all(b"st: x\r\n\r\nGET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(read_to_close(&mut stream).await).unwrap();
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert_eq!(server.stats.header_timeouts(), 0);
 }
 
 #[tokio::test]
