@@ -49,7 +49,7 @@ use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::{Value, json};
 
 use crate::config::{RouteDefinition, canonical, parse_routes};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, RouteStoreError};
 use crate::settings::{EndpointAccess, LoadError};
 
 /// The admin router; `/actuator/gateway/*` as the gateway's
@@ -135,15 +135,24 @@ async fn endpoints(State(gw): State<Gateway>) -> Json<Value> {
 
 /// Every route definition the next refresh compiles, in SCG's form.
 async fn route_definitions(State(gw): State<Gateway>) -> Response {
-    match gw.route_definitions() {
+    match gw.route_definitions().await {
         Ok(defs) => Json(Value::Array(
             defs.iter().map(RouteDefinition::to_json).collect(),
         ))
         .into_response(),
-        Err(e) => SpringError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            .at("/actuator/gateway/routedefinitions")
-            .into_response(),
+        Err(e) => store_failed(&e, "/actuator/gateway/routedefinitions"),
     }
+}
+
+/// `503` when the Redis route repository did not answer, else `500`.
+fn store_failed(e: &RouteStoreError, at: &str) -> Response {
+    let status = match e.is_unavailable() {
+        true => StatusCode::SERVICE_UNAVAILABLE,
+        false => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    SpringError::new(status, e.to_string())
+        .at(at)
+        .into_response()
 }
 
 /// SCG's `POST /actuator/gateway/routes/{id}`: saves the route definition
@@ -202,8 +211,11 @@ async fn save(gw: &Gateway, routes: &[Value], at: &str) -> Result<(), Response> 
     let defs = parse_routes(routes, None, 0).map_err(|e| refused(at, &e.to_string()))?;
     gw.save_routes(defs).await.map_err(|e| {
         let reason = match &e {
-            LoadError::Route(r) => format!("route `{}`: {}", r.route(), r.definition()),
-            other => other.to_string(),
+            RouteStoreError::Invalid(LoadError::Route(r)) => {
+                format!("route `{}`: {}", r.route(), r.definition())
+            }
+            RouteStoreError::Invalid(other) => other.to_string(),
+            unavailable @ RouteStoreError::Unavailable(_) => return store_failed(unavailable, at),
         };
         refused(at, &reason)
     })
@@ -212,14 +224,17 @@ async fn save(gw: &Gateway, routes: &[Value], at: &str) -> Result<(), Response> 
 /// SCG's `DELETE /actuator/gateway/routes/{id}`: forgets a saved route
 /// from the next refresh on; `404` for an id no save made.
 async fn delete_route(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    if gw.delete_route(&id).await {
-        return StatusCode::OK.into_response();
+    let at = format!("/actuator/gateway/routes/{id}");
+    match gw.delete_route(&id).await {
+        Ok(true) => return StatusCode::OK.into_response(),
+        Ok(false) => {}
+        Err(e) => return store_failed(&e, &at),
     }
     SpringError::new(
         StatusCode::NOT_FOUND,
         format!("No saved route with id `{id}` (routes from the settings are not deleted)"),
     )
-    .at(&format!("/actuator/gateway/routes/{id}"))
+    .at(&at)
     .into_response()
 }
 

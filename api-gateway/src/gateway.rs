@@ -34,6 +34,7 @@ use crate::cors::{self, CorsTable};
 use crate::filter::cache::{CachePolicy, ResponseCache};
 use crate::filter::json_body::JsonAttributes;
 use crate::filter::ratelimit::redis::RedisBuckets;
+use crate::filter::ratelimit::redis::RedisUnavailable;
 use crate::filter::retry::MAX_REPLAY_BODY;
 use crate::filter::{
     BreakerFilter, FallbackCause, Filter, FilterSettings, Outbound, ResponseContext,
@@ -45,6 +46,7 @@ use crate::proxy::{self, AttemptBody, ClientSide, Peer, PoolSettings, UpstreamEr
 use crate::request_check;
 use crate::resolve::{self, Balancer, ServiceInstances, StaticInstances};
 use crate::route::{CompileSettings, Route, RouteTable, Target};
+use crate::route_store::RedisRoutes;
 use crate::security::Authority;
 use crate::settings::{EndpointAccess, LoadError, Settings, Source, locator_route};
 
@@ -74,8 +76,12 @@ struct Inner {
     /// they happen one at a time.
     refreshing: tokio::sync::Mutex<()>,
     /// The routes saved through the admin API (see
-    /// [`Gateway::save_routes`]).
+    /// [`Gateway::save_routes`]); with the Redis repository, those last
+    /// read from it.
     saved_routes: Mutex<Vec<RouteDefinition>>,
+    /// `redis-route-definition-repository.enabled`: where saved routes
+    /// are kept, read at build.
+    route_store: Option<RedisRoutes>,
     /// `spring.data.redis.*`, read once at build.
     redis: Option<RedisBuckets>,
     /// The proxy port's connection counters (see [`crate::run`]).
@@ -195,6 +201,17 @@ impl GatewayBuilder {
         };
         let compression = Compression::from_settings(&self.settings.server.compression)
             .map_err(|e| ConfigError::new(origin(&file), Some(&e.key), e.reason))?;
+        let route_store = match (self.settings.spring.cloud.gateway.routes_in_redis(), &redis) {
+            (false, _) => None,
+            (true, Some(r)) => Some(RedisRoutes::new(r.clone())),
+            (true, None) => {
+                return Err(LoadError::Settings(ConfigError::new(
+                    origin(&file),
+                    Some("spring.cloud.gateway.redis-route-definition-repository.enabled"),
+                    "needs Redis: set spring.data.redis.host, .port or .url",
+                )));
+            }
+        };
         let admin_access = self
             .settings
             .management
@@ -216,6 +233,7 @@ impl GatewayBuilder {
             resilience: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             saved_routes: Mutex::default(),
+            route_store,
             redis,
             connections: Arc::default(),
             access_log: self.settings.reactor.netty.http.server.access_log_enabled,
@@ -227,6 +245,24 @@ impl GatewayBuilder {
         };
         gateway.install(self.settings)?;
         Ok(gateway)
+    }
+}
+
+/// Why saved routes could not be changed or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteStoreError {
+    /// A route that would not compile.
+    #[error(transparent)]
+    Invalid(#[from] LoadError),
+    /// The Redis route repository did not answer.
+    #[error("the route repository in Redis did not answer: {0}")]
+    Unavailable(#[from] RedisUnavailable),
+}
+
+impl RouteStoreError {
+    /// Whether Redis did not answer (the request may be tried again).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RouteStoreError::Unavailable(_))
     }
 }
 
@@ -341,6 +377,14 @@ impl Gateway {
             }
             None => (*self.inner.settings.load_full()).clone(),
         };
+        if let Some(store) = &self.inner.route_store {
+            match store.load().await {
+                Ok(routes) => *self.saved_routes_mut() = routes,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the saved routes cannot be read from Redis; those last read stay");
+                }
+            }
+        }
         self.install(settings)?;
         Ok(self.inner.installed.load().table.routes().len())
     }
@@ -364,13 +408,23 @@ impl Gateway {
         Ok(())
     }
 
-    /// The routes saved through the admin API, in the order first saved.
+    /// The routes saved through the admin API, in the order first saved
+    /// (with the Redis repository: as last read, in key order).
     fn saved_routes(&self) -> Vec<RouteDefinition> {
+        self.saved_routes_mut().clone()
+    }
+
+    fn saved_routes_mut(&self) -> std::sync::MutexGuard<'_, Vec<RouteDefinition>> {
         self.inner
             .saved_routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    }
+
+    /// Whether saved routes are kept in Redis
+    /// (`redis-route-definition-repository.enabled`).
+    pub fn keeps_routes_in_redis(&self) -> bool {
+        self.inner.route_store.is_some()
     }
 
     /// Every route definition `settings` and `saved` make: the settings'
@@ -401,9 +455,16 @@ impl Gateway {
 
     /// Every route definition the next refresh compiles (SCG's
     /// `/actuator/gateway/routedefinitions`): those of the settings in
-    /// use, with the routes saved through the admin API.
-    pub fn route_definitions(&self) -> Result<Vec<RouteDefinition>, RouteError> {
-        self.definitions(&self.settings(), &self.saved_routes())
+    /// use, with the routes saved through the admin API (read from Redis
+    /// now, with the Redis repository, as SCG reads it).
+    pub async fn route_definitions(&self) -> Result<Vec<RouteDefinition>, RouteStoreError> {
+        let saved = match &self.inner.route_store {
+            Some(store) => store.load().await?,
+            None => self.saved_routes(),
+        };
+        Ok(self
+            .definitions(&self.settings(), &saved)
+            .map_err(LoadError::from)?)
     }
 
     /// Saves `routes` as SCG's `POST /actuator/gateway/routes/{id}` and
@@ -413,21 +474,23 @@ impl Gateway {
     /// are compiled now with the settings in use: a route that would not
     /// compile is refused here with the reason, and none of `routes` is
     /// saved.
-    pub async fn save_routes(&self, routes: Vec<RouteDefinition>) -> Result<(), LoadError> {
+    ///
+    /// With the Redis repository they are written to Redis (SCG's keys),
+    /// where every gateway's next refresh reads them.
+    pub async fn save_routes(&self, routes: Vec<RouteDefinition>) -> Result<(), RouteStoreError> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
         let mut saved = self.saved_routes();
-        for route in routes {
+        for route in &routes {
             match saved.iter_mut().find(|d| d.id == route.id) {
-                Some(d) => *d = route,
-                None => saved.push(route),
+                Some(d) => *d = route.clone(),
+                None => saved.push(route.clone()),
             }
         }
         self.compile(&self.settings(), &saved)?;
-        *self
-            .inner
-            .saved_routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = saved;
+        if let Some(store) = &self.inner.route_store {
+            store.save(&routes).await?;
+        }
+        *self.saved_routes_mut() = saved;
         Ok(())
     }
 
@@ -435,16 +498,17 @@ impl Gateway {
     /// /actuator/gateway/routes/{id}`), from the next refresh on; false
     /// when no route with that id was saved (routes of the settings cannot
     /// be deleted, as in SCG).
-    pub async fn delete_route(&self, id: &str) -> bool {
+    /// With the Redis repository the route is deleted there.
+    pub async fn delete_route(&self, id: &str) -> Result<bool, RouteStoreError> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
-        let mut saved = self
-            .inner
-            .saved_routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let in_redis = match &self.inner.route_store {
+            Some(store) => Some(store.delete(id).await?),
+            None => None,
+        };
+        let mut saved = self.saved_routes_mut();
         let before = saved.len();
         saved.retain(|d| d.id != id);
-        saved.len() != before
+        Ok(in_redis.unwrap_or(saved.len() != before))
     }
 
     /// Compiles `settings` with the `saved` routes into what an install

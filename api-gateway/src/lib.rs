@@ -45,7 +45,8 @@
 //!   `reactor.netty.http.server.access-log-enabled` is on.
 //! - [`compress`]: gzip responses (`server.compression.*`).
 //! - [`admin`]: the admin API on its own port; [`metrics`] its counters,
-//!   with SCG's request metric written as SCG writes it.
+//!   with SCG's request metric written as SCG writes it; [`route_store`]
+//!   the routes it saves, kept in Redis as SCG keeps them when asked.
 //! - [`reload`]: the settings file read again when it changes.
 //! - [`security`]: JWT validation (`JwtAuth`), JWKS keys, claim headers.
 //! - `watched.rs`: a response body passed on while the response cache or
@@ -105,6 +106,7 @@ pub mod reload;
 mod request_check;
 pub mod resolve;
 pub mod route;
+pub mod route_store;
 pub mod security;
 pub mod settings;
 pub mod target;
@@ -121,7 +123,9 @@ pub use gateway::{Gateway, GatewayBuilder};
 /// Serves `gateway` on `proxy` (over TLS when `server.ssl` says so) and
 /// its admin API on `admin` until `shutdown` is cancelled, then drains
 /// both; the routes follow service changes meanwhile when the discovery
-/// locator is on. Fails at once when the TLS settings do not load.
+/// locator is on. With the Redis route repository, the routes saved there
+/// are read before either port serves. Fails at once when the TLS
+/// settings do not load.
 pub async fn run(
     gateway: Gateway,
     proxy: TcpListener,
@@ -146,6 +150,12 @@ pub async fn run(
         })
     };
     let reloader = tls.clone().map(|t| tokio::spawn(t.watch(shutdown.clone())));
+    if gateway.keeps_routes_in_redis() {
+        // The routes other gateways saved, before the first request.
+        if let Err(e) = gateway.refresh().await {
+            tracing::error!(error = %e, "the routes do not compile with those saved in Redis; serving without them");
+        }
+    }
     // The proxy serves on I/O workers (one per CPU unless
     // `server.io-workers` says otherwise); the admin API on this runtime.
     let mut proxy_limits = limits.clone();

@@ -476,6 +476,9 @@ pub struct GatewaySettings {
     pub metrics: MetricsSettings,
     /// `redis-rate-limiter.*`: the `X-RateLimit-*` headers.
     pub redis_rate_limiter: RedisRateLimiterSettings,
+    /// `redis-route-definition-repository.*`: routes saved through the
+    /// admin API kept in Redis (see [`crate::route_store`]).
+    pub redis_route_definition_repository: RepositorySwitch,
     /// `x-forwarded.*`: which `X-Forwarded-*` headers are written.
     pub x_forwarded: XForwardedSettings,
     /// `forwarded.*`: whether `Forwarded` is written.
@@ -646,6 +649,14 @@ pub struct WebfluxWrapper {
     pub webflux: Webflux,
 }
 
+/// A repository's `enabled` switch (default off).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RepositorySwitch {
+    /// `enabled`.
+    pub enabled: bool,
+}
+
 /// `spring.cloud.gateway.server.webflux.*`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
@@ -660,6 +671,8 @@ pub struct Webflux {
     pub trusted_proxies: Vec<String>,
     /// `globalcors.*`.
     pub globalcors: crate::cors::GlobalCors,
+    /// `redis-route-definition-repository.*` (SCG 4.3's key).
+    pub redis_route_definition_repository: RepositorySwitch,
 }
 
 /// `spring.cloud.gateway.filter.*`.
@@ -1148,6 +1161,17 @@ impl GatewaySettings {
             .collect();
         definitions(&Value::Array(all), "default filter")
             .map_err(|e| RouteError::new(file.map(Path::to_path_buf), "default-filters", e))
+    }
+
+    /// Whether routes saved through the admin API are kept in Redis
+    /// (`redis-route-definition-repository.enabled`, either prefix).
+    pub fn routes_in_redis(&self) -> bool {
+        self.redis_route_definition_repository.enabled
+            || self
+                .server
+                .webflux
+                .redis_route_definition_repository
+                .enabled
     }
 
     /// Whether the discovery locator is on (either prefix).

@@ -398,3 +398,5 @@ impl ConnectProxy {
         self.tunnels.lock().expect("lock").clone()
     }
 }
+
+pub mod redis;

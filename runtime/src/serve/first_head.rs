@@ -21,8 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error_body::SpringError;
 
-/// The start of the HTTP/2 connection preface (RFC 9113 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+/// The HTTP/2 connection preface (RFC 9113 3.4), and the request line
+/// that starts it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// hyper's longest request target (`MAX_URI_LEN`); longer is `414`.
 const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
@@ -47,6 +49,9 @@ enum Check {
     Partial,
     /// A head hyper would refuse: the status and the reason.
     Refused(StatusCode, String),
+    /// A broken HTTP/2 preface: a connection error (RFC 9113 3.4), closed
+    /// without an answer.
+    BrokenPreface,
 }
 
 /// Reads from `io` until its first request head is whole, then either
@@ -73,6 +78,10 @@ where
             }
             Check::Refused(status, reason) => {
                 refuse(io, status, &reason).await;
+                return FirstHead::Done;
+            }
+            Check::BrokenPreface => {
+                tracing::debug!("a broken HTTP/2 connection preface; closing");
                 return FirstHead::Done;
             }
         }
@@ -102,7 +111,9 @@ async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, status: StatusCode, reason: &
 
 /// Checks the bytes read so far as hyper would.
 fn check(buf: &[u8], max_bytes: usize, max_headers: usize) -> Check {
-    // The HTTP/2 preface (or the start of it): hyper's to detect.
+    // The HTTP/2 preface (or the start of it) is hyper's; one that
+    // starts as the preface and then breaks off is closed, not read as
+    // an HTTP/1.1 request.
     let n = buf.len().min(H2_PREFACE.len());
     if buf[..n] == H2_PREFACE[..n] {
         return if n == H2_PREFACE.len() {
@@ -110,6 +121,9 @@ fn check(buf: &[u8], max_bytes: usize, max_headers: usize) -> Check {
         } else {
             Check::Partial
         };
+    }
+    if buf.starts_with(H2_PREFACE_LINE) {
+        return Check::BrokenPreface;
     }
     let mut headers = vec![httparse::EMPTY_HEADER; max_headers.max(1)];
     let mut request = httparse::Request::new(&mut headers);
@@ -298,6 +312,11 @@ mod tests {
         // The HTTP/2 preface, whole or in part, is hyper's.
         assert_eq!(checked("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Check::Whole);
         assert_eq!(checked("PRI * HT"), Check::Partial);
+        assert_eq!(checked("PRI * HTTP/2.0\r\n\r\nSM\r\n"), Check::Partial);
+        assert_eq!(
+            checked("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"),
+            Check::BrokenPreface
+        );
         // Framing hyper takes: chunked last, equal duplicate lengths, a
         // length after chunked (ignored, as hyper does).
         assert_eq!(

@@ -283,7 +283,7 @@ impl RedisBuckets {
 
     /// Runs `op` on the connection within the timeout, recording the
     /// outcome.
-    async fn call<T, F, Fut>(&self, op: F) -> Result<T, RedisUnavailable>
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T, RedisUnavailable>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,

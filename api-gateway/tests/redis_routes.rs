@@ -1,0 +1,156 @@
+//! The Redis route definition repository through a real `redis-server`
+//! (started by each test on a free port, stopped when the test ends):
+//! routes saved through one gateway's admin API serve on another, under
+//! SCG's keys and in SCG's JSON.
+
+mod support;
+
+use axum::http::StatusCode;
+use support::redis::RedisServer;
+use support::{TestGateway, Upstream, client, get, send};
+
+/// A gateway keeping saved routes in the Redis at `url`, under the key
+/// `prefix` (`spring.cloud.gateway` or SCG 4.3's
+/// `spring.cloud.gateway.server.webflux`).
+async fn gateway(url: &str, prefix: &str) -> TestGateway {
+    TestGateway::start(&format!(
+        "management.endpoint.gateway.access: unrestricted\n\
+         spring.data.redis:\n  url: {url}\n  timeout: 1s\n\
+         {prefix}.redis-route-definition-repository.enabled: true\n"
+    ))
+    .await
+}
+
+async fn redis_get(redis: &RedisServer, key: &str) -> Option<String> {
+    let mut c = redis.connection().await.expect("connected");
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .expect("GET")
+}
+
+async fn refresh(gw: &TestGateway) -> StatusCode {
+    send(client().post(gw.admin_url("/actuator/gateway/refresh")))
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn routes_saved_through_one_gateway_serve_on_another_under_scgs_keys() {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start().await;
+    let a = gateway(&redis.url(), "spring.cloud.gateway").await;
+    let b = gateway(&redis.url(), "spring.cloud.gateway.server.webflux").await;
+    let c = client();
+    // The admin port answers once a gateway has read Redis at start: B's
+    // start is over before A saves.
+    assert_eq!(
+        get(&b.admin_url("/actuator/health")).await.0,
+        StatusCode::OK
+    );
+    // Saved through A: in Redis as SCG keeps it.
+    let (s, _, _) = send(c.post(a.admin_url("/actuator/gateway/routes/shared")).json(
+        &serde_json::json!({
+            "uri": format!("http://{}", up.addr),
+            "predicates": ["Path=/shared/**"],
+            "filters": ["StripPrefix=1"],
+        }),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let stored: serde_json::Value = serde_json::from_str(
+        &redis_get(&redis, "routedefinition_shared")
+            .await
+            .expect("the key SCG reads"),
+    )
+    .expect("JSON");
+    assert_eq!(stored["id"], "shared");
+    assert_eq!(
+        stored["predicates"],
+        serde_json::json!([{"name": "Path", "args": {"_genkey_0": "/shared/**"}}])
+    );
+    // B shows it at once (read from Redis, as SCG reads its repository)
+    // and serves it from its next refresh.
+    let (_, _, defs) = get(&b.admin_url("/actuator/gateway/routedefinitions")).await;
+    assert!(
+        defs.as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["id"] == "shared"),
+        "{defs}"
+    );
+    assert_eq!(get(&b.url("/shared/x")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(refresh(&b).await, StatusCode::OK);
+    let (s, _, echo) = get(&b.url("/shared/x")).await;
+    assert_eq!((s, echo["path"].as_str()), (StatusCode::OK, Some("/x")));
+
+    // A route SCG wrote (its JSON, objects for every definition), and a
+    // value that is no route, which is skipped.
+    let mut conn = redis.connection().await.expect("connected");
+    let from_scg = format!(
+        r#"{{"id":"scg","predicates":[{{"name":"Path","args":{{"_genkey_0":"/scg/**"}}}}],"filters":[{{"name":"SetPath","args":{{"template":"/from-scg"}}}}],"uri":"http://{}","metadata":{{}},"order":0,"enabled":true}}"#,
+        up.addr
+    );
+    redis::pipe()
+        .cmd("SET")
+        .arg("routedefinition_scg")
+        .arg(&from_scg)
+        .cmd("SET")
+        .arg("routedefinition_junk")
+        .arg("not a route")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("written");
+    assert_eq!(refresh(&a).await, StatusCode::OK);
+    assert_eq!(get(&a.url("/scg/x")).await.2["path"], "/from-scg");
+    assert_eq!(get(&a.url("/shared/x")).await.0, StatusCode::OK);
+
+    // A gateway started now serves them without a refresh.
+    let late = gateway(&redis.url(), "spring.cloud.gateway").await;
+    assert_eq!(get(&late.url("/scg/x")).await.0, StatusCode::OK);
+
+    // Deleted through B: gone from Redis, and from A after its refresh.
+    let delete = || send(c.delete(b.admin_url("/actuator/gateway/routes/shared")));
+    assert_eq!(delete().await.0, StatusCode::OK);
+    assert_eq!(redis_get(&redis, "routedefinition_shared").await, None);
+    assert_eq!(delete().await.0, StatusCode::NOT_FOUND);
+    assert_eq!(refresh(&a).await, StatusCode::OK);
+    assert_eq!(get(&a.url("/shared/x")).await.0, StatusCode::NOT_FOUND);
+
+    // Redis away: saving is 503, and a refresh keeps the routes last read.
+    drop(redis);
+    let (s, _, body) = send(
+        c.post(a.admin_url("/actuator/gateway/routes/later"))
+            .json(&serde_json::json!({"uri": "http://x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["status"].as_u64()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(503))
+    );
+    assert_eq!(refresh(&a).await, StatusCode::OK);
+    assert_eq!(get(&a.url("/scg/x")).await.0, StatusCode::OK);
+}
+
+#[test]
+fn the_repository_without_redis_fails_at_start_naming_the_key() {
+    let file = tempfile::Builder::new()
+        .suffix(".yml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(
+        file.path(),
+        "spring.cloud.gateway.redis-route-definition-repository.enabled: true\n",
+    )
+    .expect("written");
+    let err = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
+        .and_then(|b| b.build())
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("spring.cloud.gateway.redis-route-definition-repository.enabled"),
+        "{text}"
+    );
+    assert!(text.contains("spring.data.redis"), "{text}");
+}
