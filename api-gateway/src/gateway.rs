@@ -379,7 +379,7 @@ impl Gateway {
         };
         if let Some(store) = &self.inner.route_store {
             match store.load().await {
-                Ok(routes) => *self.saved_routes_mut() = routes,
+                Ok(routes) => *self.saved_routes_mut() = self.compilable(&settings, routes),
                 Err(e) => {
                     tracing::warn!(error = %e, "the saved routes cannot be read from Redis; those last read stay");
                 }
@@ -419,6 +419,27 @@ impl Gateway {
             .saved_routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The routes of `saved` that compile with `settings`: a route another
+    /// gateway saved in Redis may use a filter this one does not have, and
+    /// is then left out with a warning instead of failing every refresh.
+    /// All of them when the settings themselves do not compile (the
+    /// install then fails on the settings).
+    fn compilable(&self, settings: &Settings, saved: Vec<RouteDefinition>) -> Vec<RouteDefinition> {
+        if self.compile(settings, &saved).is_ok() || self.compile(settings, &[]).is_err() {
+            return saved;
+        }
+        saved
+            .into_iter()
+            .filter(|route| match self.compile(settings, std::slice::from_ref(route)) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(route = %route.id, error = %e, "a route saved in Redis does not compile here; left out");
+                    false
+                }
+            })
+            .collect()
     }
 
     /// Whether saved routes are kept in Redis

@@ -92,6 +92,8 @@ async fn routes_saved_through_one_gateway_serve_on_another_under_scgs_keys() {
         r#"{{"id":"scg","predicates":[{{"name":"Path","args":{{"_genkey_0":"/scg/**"}}}}],"filters":[{{"name":"SetPath","args":{{"template":"/from-scg"}}}}],"uri":"http://{}","metadata":{{}},"order":0,"enabled":true}}"#,
         up.addr
     );
+    // And a route with a filter this gateway does not have (SCG's
+    // `TokenRelay`): left out here, the others still served.
     redis::pipe()
         .cmd("SET")
         .arg("routedefinition_scg")
@@ -99,11 +101,15 @@ async fn routes_saved_through_one_gateway_serve_on_another_under_scgs_keys() {
         .cmd("SET")
         .arg("routedefinition_junk")
         .arg("not a route")
+        .cmd("SET")
+        .arg("routedefinition_relay")
+        .arg(r#"{"id":"relay","predicates":[{"name":"Path","args":{"_genkey_0":"/relay/**"}}],"filters":[{"name":"TokenRelay","args":{}}],"uri":"http://127.0.0.1:9","metadata":{},"order":0,"enabled":true}"#)
         .query_async::<()>(&mut conn)
         .await
         .expect("written");
     assert_eq!(refresh(&a).await, StatusCode::OK);
     assert_eq!(get(&a.url("/scg/x")).await.2["path"], "/from-scg");
+    assert_eq!(get(&a.url("/relay/x")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&a.url("/shared/x")).await.0, StatusCode::OK);
 
     // A gateway started now serves them without a refresh.
