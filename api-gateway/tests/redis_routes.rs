@@ -141,19 +141,9 @@ async fn routes_saved_through_one_gateway_serve_on_another_under_scgs_keys() {
 
 #[test]
 fn the_repository_without_redis_fails_at_start_naming_the_key() {
-    let file = tempfile::Builder::new()
-        .suffix(".yml")
-        .tempfile()
-        .expect("temp file");
-    std::fs::write(
-        file.path(),
+    let text = support::refused_at_start(
         "spring.cloud.gateway.redis-route-definition-repository.enabled: true\n",
-    )
-    .expect("written");
-    let err = api_gateway::Gateway::from_source(api_gateway::settings::Source::file(file.path()))
-        .and_then(|b| b.build())
-        .expect_err("refused");
-    let text = err.to_string();
+    );
     assert!(
         text.contains("spring.cloud.gateway.redis-route-definition-repository.enabled"),
         "{text}"

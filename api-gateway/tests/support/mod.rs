@@ -399,4 +399,23 @@ impl ConnectProxy {
     }
 }
 
+/// Builds a gateway from `yaml`, written to a file, which must fail at
+/// start: the error's text, checked to name the file.
+pub fn refused_at_start(yaml: &str) -> String {
+    let file = tempfile::Builder::new()
+        .suffix(".yml")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), yaml).expect("written");
+    let err = Gateway::from_source(Source::file(file.path()))
+        .and_then(|b| b.build())
+        .expect_err("refused at start");
+    let text = err.to_string();
+    assert!(
+        text.contains(&file.path().display().to_string()),
+        "the error names the file: {text}"
+    );
+    text
+}
+
 pub mod redis;
