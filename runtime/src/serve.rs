@@ -20,17 +20,17 @@
 //!   kernel's backlog instead of exhausting file descriptors.
 //! - `max_header_bytes` (32 KiB) and `max_headers` (100): a larger request
 //!   head is answered `431`.
-//!
-//! A connection's first request head is checked before hyper serves the
-//! connection, as hyper checks heads, so that a malformed or oversized one
-//! is answered with Spring's JSON error body (`400`, `414`, `431`) instead of
-//! hyper's empty one.
 //! - `drain_timeout` (10 s): after shutdown, how long open connections get
 //!   to finish before `serve` returns anyway.
 //! - `io_workers` (none): when set, connections are served on that many
 //!   I/O worker threads, each with its own single-threaded runtime
 //!   ([`workers`]), instead of on the caller's runtime. The accept loop
 //!   stays on the caller's runtime and hands connections out in turn.
+//!
+//! A connection's first request head is checked before hyper serves the
+//! connection, as hyper checks heads, so that a malformed or oversized one
+//! is answered with Spring's JSON error body (`400`, `414`, `431`) instead of
+//! hyper's empty one.
 //!
 //! Over TLS ([`serve_tls_with_stats`], feature `tls`) each connection
 //! first completes its handshake, within the same `header_read_timeout`;
