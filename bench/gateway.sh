@@ -140,7 +140,10 @@ ours_full_pid=$ours_pid; ours_full_url=$ours_url
 
 # SCG logs `Netty started on port NNNN`.
 scg_port=$(free_port)
+# The jar carries the Redis starter (for api-gateway's route-sharing test);
+# its Redis auto-configuration stays off here, as without it.
 java "-Xmx$XMX" -jar "$scg_jar" --server.port="$scg_port" --spring.main.banner-mode=off \
+  --spring.autoconfigure.exclude=org.springframework.boot.autoconfigure.data.redis.RedisAutoConfiguration,org.springframework.boot.autoconfigure.data.redis.RedisReactiveAutoConfiguration \
   --spring.config.additional-location="file:$work/plain.yml" >"$work/scg.log" 2>&1 &
 scg_pid=$!
 pids+=("$scg_pid")

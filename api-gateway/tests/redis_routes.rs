@@ -1,9 +1,16 @@
 //! The Redis route definition repository through a real `redis-server`
 //! (started by each test on a free port, stopped when the test ends):
 //! routes saved through one gateway's admin API serve on another, under
-//! SCG's keys and in SCG's JSON.
+//! SCG's keys and in SCG's JSON, also between the SCG 4.3 jar
+//! (`interop/spring/gateway`) and ours.
 
 mod support;
+
+#[path = "../../interop/spring/spring_app.rs"]
+#[allow(dead_code)]
+mod spring_app;
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use support::redis::RedisServer;
@@ -149,4 +156,109 @@ fn the_repository_without_redis_fails_at_start_naming_the_key() {
         "{text}"
     );
     assert!(text.contains("spring.data.redis"), "{text}");
+}
+
+/// The SCG jar on the Redis at `redis_port`, its route repository in Redis
+/// and its actuator's route API open on `management`: the process and its
+/// proxy port.
+async fn scg_on_redis(redis_port: u16, management: u16) -> (spring_app::SpringApp, u16) {
+    let mut scg = spring_app::SpringApp::start(
+        "gateway",
+        [
+            "--server.port=0".to_owned(),
+            format!("--management.server.port={management}"),
+            "--management.endpoints.web.exposure.include=gateway".to_owned(),
+            "--management.endpoint.gateway.access=unrestricted".to_owned(),
+            "--spring.cloud.gateway.server.webflux.redis-route-definition-repository.enabled=true"
+                .to_owned(),
+            "--spring.data.redis.host=127.0.0.1".to_owned(),
+            format!("--spring.data.redis.port={redis_port}"),
+        ],
+    );
+    let port = scg.netty_port(Duration::from_secs(120)).await;
+    (scg, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_cloud_gateway_and_ours_share_saved_routes_through_redis() {
+    let redis = RedisServer::start().await;
+    let up = Upstream::start().await;
+    let management = support::free_port();
+    let (scg, scg_port) = scg_on_redis(redis.port, management).await;
+    let scg_admin = |path: &str| format!("http://127.0.0.1:{management}/actuator/gateway{path}");
+    let ours = gateway(&redis.url(), "spring.cloud.gateway.server.webflux").await;
+    let c = client();
+    // Its management port opens after the proxy port.
+    support::eventually(Duration::from_secs(60), "SCG's actuator", || async {
+        c.get(scg_admin("/routes"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+
+    // Saved through SCG, served by ours after its refresh.
+    let (s, _, _) = send(
+        c.post(scg_admin("/routes/from-scg"))
+            .json(&serde_json::json!({
+                "uri": format!("http://{}", up.addr),
+                "predicates": ["Path=/from-scg/**"],
+                "filters": ["StripPrefix=1", "AddRequestHeader=X-Saved-By, scg"],
+            })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(refresh(&ours).await, StatusCode::OK);
+    let (s, _, echo) = get(&ours.url("/from-scg/x")).await;
+    assert_eq!((s, echo["path"].as_str()), (StatusCode::OK, Some("/x")));
+    assert_eq!(support::seen(&echo, "x-saved-by"), Some("scg"));
+
+    // Saved through ours, served by SCG after its refresh.
+    let (s, _, _) = send(
+        c.post(ours.admin_url("/actuator/gateway/routes/from-ours"))
+            .json(&serde_json::json!({
+                "uri": format!("http://{}", up.addr),
+                "predicates": [{"name": "Path", "args": {"_genkey_0": "/from-ours/**"}}],
+                "filters": ["SetPath=/ours"],
+                "order": -1,
+            })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(send(c.post(scg_admin("/refresh"))).await.0, StatusCode::OK);
+    // SCG answers the refresh before its route table is rebuilt.
+    let through_scg = format!("http://127.0.0.1:{scg_port}/from-ours/x");
+    support::eventually(Duration::from_secs(10), "SCG serving the route", || async {
+        get(&through_scg).await.0 == StatusCode::OK
+    })
+    .await;
+    assert_eq!(get(&through_scg).await.2["path"], "/ours");
+    // SCG shows it as ours wrote it.
+    let (_, _, defs) = get(&scg_admin("/routedefinitions")).await;
+    let shown = defs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == "from-ours")
+        .cloned();
+    assert_eq!(
+        shown.map(|d| (d["order"].clone(), d["filters"].clone())),
+        Some((
+            serde_json::json!(-1),
+            serde_json::json!([{"name": "SetPath", "args": {"_genkey_0": "/ours"}}])
+        )),
+        "{defs}"
+    );
+
+    // Deleted through SCG, gone from ours after its refresh.
+    assert_eq!(
+        send(c.delete(scg_admin("/routes/from-ours"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(refresh(&ours).await, StatusCode::OK);
+    assert_eq!(
+        get(&ours.url("/from-ours/x")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    drop(scg);
 }

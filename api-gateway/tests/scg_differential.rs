@@ -1007,15 +1007,10 @@ async fn start_scg(yml: &std::path::Path, management_port: u16) -> (SpringApp, u
             format!("--management.server.port={management_port}"),
             "--management.endpoints.web.exposure.include=prometheus,gateway".to_owned(),
             format!("--spring.config.additional-location=file:{}", yml.display()),
+            spring_app::SCG_WITHOUT_REDIS.to_owned(),
         ],
     );
-    let needle = "Netty started on port ";
-    let line = scg.wait_for_log(needle, SCG_START).await;
-    let rest = &line[line.find(needle).map_or(0, |i| i + needle.len())..];
-    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let port = port
-        .parse()
-        .unwrap_or_else(|e| panic!("no port in {line:?}: {e}"));
+    let port = scg.netty_port(SCG_START).await;
     (scg, port)
 }
 

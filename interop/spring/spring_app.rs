@@ -21,6 +21,12 @@ use tokio::process::{Child, Command};
 const JVM_FLAGS: [&str; 3] = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-Xshare:auto"];
 
 /// How long a Spring application may take to start on a busy CI machine.
+/// The argument that keeps the gateway jar as it is without Redis: Spring
+/// Boot's Redis auto-configuration off, and with it SCG's Redis rate
+/// limiter, route repository and Redis health (the jar has the Redis
+/// starter for `api-gateway/tests/redis_routes.rs`).
+pub(crate) const SCG_WITHOUT_REDIS: &str = "--spring.autoconfigure.exclude=org.springframework.boot.autoconfigure.data.redis.RedisAutoConfiguration,org.springframework.boot.autoconfigure.data.redis.RedisReactiveAutoConfiguration";
+
 pub(crate) const JVM_START: Duration = Duration::from_secs(90);
 
 /// The deadline of a whole Spring interop scenario.
@@ -134,6 +140,19 @@ impl SpringApp {
     /// apps run with `--server.port=0`).
     pub(crate) async fn http_port(&mut self, within: Duration) -> u16 {
         let needle = "Tomcat started on port ";
+        let line = self.wait_for_log(needle, within).await;
+        let rest = &line[line.find(needle).map_or(0, |i| i + needle.len())..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits
+            .parse()
+            .unwrap_or_else(|e| panic!("no port in {line:?}: {e}"))
+    }
+
+    /// The port from the first `Netty started on port NNNN` line: a
+    /// WebFlux app's (SCG's) server port, logged before its management
+    /// port's.
+    pub(crate) async fn netty_port(&mut self, within: Duration) -> u16 {
+        let needle = "Netty started on port ";
         let line = self.wait_for_log(needle, within).await;
         let rest = &line[line.find(needle).map_or(0, |i| i + needle.len())..];
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
