@@ -139,20 +139,18 @@ impl SpringApp {
     /// The HTTP port from Spring's `Tomcat started on port NNNN` line (the
     /// apps run with `--server.port=0`).
     pub(crate) async fn http_port(&mut self, within: Duration) -> u16 {
-        let needle = "Tomcat started on port ";
-        let line = self.wait_for_log(needle, within).await;
-        let rest = &line[line.find(needle).map_or(0, |i| i + needle.len())..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        digits
-            .parse()
-            .unwrap_or_else(|e| panic!("no port in {line:?}: {e}"))
+        self.logged_port("Tomcat started on port ", within).await
     }
 
     /// The port from the first `Netty started on port NNNN` line: a
     /// WebFlux app's (SCG's) server port, logged before its management
     /// port's.
     pub(crate) async fn netty_port(&mut self, within: Duration) -> u16 {
-        let needle = "Netty started on port ";
+        self.logged_port("Netty started on port ", within).await
+    }
+
+    /// The number after `needle` in the first log line that has it.
+    async fn logged_port(&mut self, needle: &str, within: Duration) -> u16 {
         let line = self.wait_for_log(needle, within).await;
         let rest = &line[line.find(needle).map_or(0, |i| i + needle.len())..];
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
