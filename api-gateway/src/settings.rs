@@ -1083,8 +1083,11 @@ impl Source {
 
     /// Layers and reads the settings.
     pub fn load(&self) -> Result<Settings, ConfigError> {
-        let mut layers =
-            Layers::new::<Settings>()?.strict_placeholders("eureka.client.service-url");
+        let mut layers = Layers::new::<Settings>()?
+            .strict_placeholders("eureka.client.service-url")
+            // An SCG key this gateway does not read is named at start
+            // rather than ignored in silence.
+            .warn_unknown_under("spring.cloud.gateway", FREE_MAPS);
         // SCG 4.3 moved these under `server.webflux`; both names bind.
         for key in [
             "httpclient",
@@ -1110,6 +1113,10 @@ impl Source {
         layers.load()
     }
 }
+
+/// The maps under `spring.cloud.gateway` whose keys are the user's and
+/// that have entries by default (see [`Layers::warn_unknown_under`]).
+const FREE_MAPS: &[&str] = &["spring.cloud.gateway.jwt.claim-headers"];
 
 /// Settings that cannot be used: a bad value or a bad route.
 #[derive(Debug, thiserror::Error)]

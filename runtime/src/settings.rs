@@ -32,6 +32,12 @@
 //!   and flags; whichever layer comes later wins, and within one file the
 //!   alias wins.
 //!
+//! - A binary may name subtrees whose keys it all knows
+//!   ([`Layers::warn_unknown_under`]: the gateway's `spring.cloud.gateway`):
+//!   a key a file sets there and the settings lack is logged as ignored,
+//!   naming the file and the key. Elsewhere unknown keys are ignored in
+//!   silence, as Spring ignores properties no bean binds.
+//!
 //! # Types
 //! The defaults (the settings type's `Default`, serialized) are the schema:
 //! a value from a file, the environment or a flag is coerced to the type of
@@ -236,6 +242,11 @@ pub struct Layers {
     strict: Vec<String>,
     origins: BTreeMap<String, Origin>,
     warnings: Vec<String>,
+    /// Subtrees where a file key the schema lacks is warned of
+    /// ([`Layers::warn_unknown_under`]), and maps inside them whose keys
+    /// are free.
+    checked: Vec<Vec<String>>,
+    free: Vec<Vec<String>>,
 }
 
 impl Layers {
@@ -251,6 +262,8 @@ impl Layers {
             strict: Vec::new(),
             origins: BTreeMap::new(),
             warnings: Vec::new(),
+            checked: Vec::new(),
+            free: Vec::new(),
         })
     }
 
@@ -268,6 +281,23 @@ impl Layers {
         // (what is deserialized) never holds it.
         put_path(&mut self.schema, &from, sub_schema);
         self.aliases.push((from, to));
+        self
+    }
+
+    /// Logs a warning, at [`Layers::load`], for each key under `prefix`
+    /// (dotted) that a file sets and the settings do not have: a key this
+    /// binary does not read, ignored (a Spring property with no
+    /// counterpart here, or a misspelling). Keys under `free` (dotted: maps
+    /// whose keys are the user's, with entries by default) and inside lists
+    /// and maps with no default entries are not looked at. Call it before
+    /// laying a file.
+    pub fn warn_unknown_under(mut self, prefix: &str, free: &[&str]) -> Layers {
+        self.checked
+            .push(resolve_path(&self.schema, &split_key(prefix)));
+        self.free.extend(
+            free.iter()
+                .map(|f| resolve_path(&self.schema, &split_key(f))),
+        );
         self
     }
 
@@ -517,9 +547,38 @@ impl Layers {
         let mut leaves = Vec::new();
         collect_leaves(&doc, &mut Vec::new(), &mut leaves);
         for path in leaves {
+            self.warn_if_unknown(&path, origin);
             self.origins.insert(path.join("."), origin.clone());
         }
         merge(&mut self.tree, doc);
+    }
+
+    /// See [`Layers::warn_unknown_under`]: one warning per unknown key, at
+    /// its first level the schema lacks.
+    fn warn_if_unknown(&mut self, path: &[String], origin: &Origin) {
+        if !self.checked.iter().any(|c| path.starts_with(c)) {
+            return;
+        }
+        let mut node = &self.schema;
+        for (depth, segment) in path.iter().enumerate() {
+            let known = &path[..depth];
+            if !is_struct(node) || self.free.iter().any(|f| known.starts_with(f)) {
+                return;
+            }
+            match schema_child(node, segment) {
+                Some((_, child)) => node = child,
+                None => {
+                    let key = dotted(&path[..=depth]);
+                    let warning = format!(
+                        "{origin}: key `{key}` is not a setting this server reads; it is ignored"
+                    );
+                    if !self.warnings.contains(&warning) {
+                        self.warnings.push(warning);
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     fn set_path(&mut self, path: &[String], value: Value, origin: Origin) {

@@ -249,6 +249,44 @@ fn older_names_are_aliases() {
 }
 
 #[test]
+fn a_file_key_the_settings_lack_under_a_checked_prefix_is_warned_of_once() {
+    let f = file(
+        "yml",
+        "eureka:\n  server:\n    enable-self-preservation: false\n    renewal-threshhold: 0.5\n    renewal-threshhold-again: { a: 1, b: 2 }\n  instance:\n    metadata-map: { zone: a }\n    tags: [x]\n  client.service-url.defaultZone: http://x\nother: { x: 1 }\n",
+    );
+    let layers = Layers::new::<Sample>()
+        .unwrap()
+        .warn_unknown_under("eureka", &[])
+        .file(f.path())
+        .unwrap();
+    let name = f.path().display().to_string();
+    assert_eq!(
+        layers.warnings,
+        vec![
+            format!(
+                "{name}: key `eureka.server.renewal-threshhold` is not a setting this server reads; it is ignored"
+            ),
+            format!(
+                "{name}: key `eureka.server.renewal-threshhold-again` is not a setting this server reads; it is ignored"
+            ),
+        ],
+        "only the misspelt keys: not a map's entries, a list, a key outside the prefix"
+    );
+    let s: Sample = layers.load().unwrap();
+    assert!(
+        !s.eureka.server.enable_self_preservation,
+        "the known keys still bind"
+    );
+
+    let layers = Layers::new::<Sample>()
+        .unwrap()
+        .warn_unknown_under("eureka", &["eureka.server"])
+        .file(f.path())
+        .unwrap();
+    assert!(layers.warnings.is_empty(), "{:?}", layers.warnings);
+}
+
+#[test]
 fn a_subtree_alias_binds_in_files_environment_and_flags_and_the_later_layer_wins() {
     let layers = || {
         Layers::new::<Sample>()
