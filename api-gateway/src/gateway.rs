@@ -574,6 +574,9 @@ impl Gateway {
                 rate_limiter: gw
                     .limiter_defaults()
                     .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?,
+                secure_headers: gw
+                    .secure_header_defaults()
+                    .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?,
                 max_in_memory_size: settings.spring.codec.max_in_memory_size().map_err(
                     |reason| {
                         ConfigError::new(

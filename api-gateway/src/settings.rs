@@ -683,6 +683,63 @@ pub struct FilterFactories {
     pub local_response_cache: LocalResponseCacheSettings,
     /// `request-rate-limiter.*`.
     pub request_rate_limiter: RequestRateLimiterSettings,
+    /// `secure-headers.*`.
+    pub secure_headers: SecureHeadersSettings,
+}
+
+/// `spring.cloud.gateway.filter.secure-headers.*`: the values `SecureHeaders`
+/// sets, and which headers a `SecureHeaders` without arguments sets. SCG's
+/// defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SecureHeadersSettings {
+    /// `X-Xss-Protection`. Default is `1 ; mode=block`.
+    pub xss_protection_header: String,
+    /// `Strict-Transport-Security`. Default is `max-age=631138519`.
+    pub strict_transport_security: String,
+    /// `X-Frame-Options`. Default is `DENY`.
+    pub frame_options: String,
+    /// `X-Content-Type-Options`. Default is `nosniff`.
+    pub content_type_options: String,
+    /// `Referrer-Policy`. Default is `no-referrer`.
+    pub referrer_policy: String,
+    /// `Content-Security-Policy`. Default is SCG's.
+    pub content_security_policy: String,
+    /// `X-Download-Options`. Default is `noopen`.
+    pub download_options: String,
+    /// `X-Permitted-Cross-Domain-Policies`. Default is `none`.
+    pub permitted_cross_domain_policies: String,
+    /// `Permissions-Policy`, set only when enabled. Default is SCG's, which
+    /// turns off every browser feature it lists.
+    pub permissions_policy: String,
+    /// `disable`: lower-case names of headers not to set.
+    pub disable: Vec<String>,
+    /// `enable`: names of headers to set beyond the eight
+    /// (`permissions-policy`).
+    pub enable: Vec<String>,
+}
+
+impl Default for SecureHeadersSettings {
+    fn default() -> Self {
+        let value = |name: &str| {
+            crate::filter::secure_header_index(name)
+                .map(|i| crate::filter::secure_header_default(i).to_owned())
+                .unwrap_or_default()
+        };
+        SecureHeadersSettings {
+            xss_protection_header: value("x-xss-protection"),
+            strict_transport_security: value("strict-transport-security"),
+            frame_options: value("x-frame-options"),
+            content_type_options: value("x-content-type-options"),
+            referrer_policy: value("referrer-policy"),
+            content_security_policy: value("content-security-policy"),
+            download_options: value("x-download-options"),
+            permitted_cross_domain_policies: value("x-permitted-cross-domain-policies"),
+            permissions_policy: value("permissions-policy"),
+            disable: Vec::new(),
+            enable: Vec::new(),
+        }
+    }
 }
 
 /// `spring.cloud.gateway.filter.request-rate-limiter.*`: what a
@@ -1240,6 +1297,55 @@ impl GatewaySettings {
         })
     }
 
+    /// `SecureHeaders`' defaults (`filter.secure-headers.*`); a value that
+    /// is not a header value, or a name that is not one of its headers, is
+    /// refused as (key, reason).
+    pub fn secure_header_defaults(
+        &self,
+    ) -> Result<crate::filter::SecureHeaderDefaults, (String, String)> {
+        let s = &self.filter.secure_headers;
+        let key = |k: &str| format!("spring.cloud.gateway.filter.secure-headers.{k}");
+        // In the order of `filter::secure_header_index`.
+        let values = [
+            ("xss-protection-header", &s.xss_protection_header),
+            ("strict-transport-security", &s.strict_transport_security),
+            ("frame-options", &s.frame_options),
+            ("content-type-options", &s.content_type_options),
+            ("referrer-policy", &s.referrer_policy),
+            ("content-security-policy", &s.content_security_policy),
+            ("download-options", &s.download_options),
+            (
+                "permitted-cross-domain-policies",
+                &s.permitted_cross_domain_policies,
+            ),
+            ("permissions-policy", &s.permissions_policy),
+        ]
+        .into_iter()
+        .map(|(k, v)| {
+            http::HeaderValue::from_str(v)
+                .map_err(|_| (key(k), format!("`{v}` is not a header value")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let places = |k: &str, names: &[String]| {
+            names
+                .iter()
+                .map(|n| {
+                    crate::filter::secure_header_index(n).ok_or_else(|| {
+                        (
+                            key(k),
+                            format!("`{n}` is not one of SecureHeaders' headers"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(crate::filter::SecureHeaderDefaults::new(
+            values,
+            &places("enable", &s.enable)?,
+            &places("disable", &s.disable)?,
+        ))
+    }
+
     /// How the request metric is named and labelled (`metrics.*`). A tag
     /// whose value is not a string, number or boolean is refused as (key,
     /// reason).
@@ -1393,6 +1499,35 @@ mod tests {
 
     /// The settings of a YAML file holding `yaml`, read as the binary reads
     /// its `--config` file.
+    #[test]
+    fn secure_headers_bind_under_both_prefixes_and_a_name_not_of_its_headers_is_refused_with_its_key()
+     {
+        let s = load_file(
+            b"spring.cloud.gateway.server.webflux.filter.secure-headers:\n  disable: x-frame-options,strict-transport-security\n  referrer-policy: same-origin\n",
+        );
+        let gw = &s.spring.cloud.gateway;
+        assert_eq!(
+            gw.filter.secure_headers.disable,
+            ["x-frame-options", "strict-transport-security"],
+            "a comma-separated list, under SCG 4.3's prefix"
+        );
+        assert_eq!(gw.filter.secure_headers.referrer_policy, "same-origin");
+        assert_eq!(
+            gw.filter.secure_headers.frame_options, "DENY",
+            "SCG's default"
+        );
+        assert!(gw.secure_header_defaults().is_ok());
+        let s = load_file(b"spring.cloud.gateway.filter.secure-headers.enable: [x-made-up]\n");
+        let (key, reason) = s
+            .spring
+            .cloud
+            .gateway
+            .secure_header_defaults()
+            .expect_err("refused");
+        assert_eq!(key, "spring.cloud.gateway.filter.secure-headers.enable");
+        assert!(reason.contains("x-made-up"), "{reason}");
+    }
+
     fn load_file(yaml: &[u8]) -> Settings {
         let mut file = tempfile::Builder::new()
             .suffix(".yml")

@@ -287,7 +287,17 @@ const ROUTES: &[RouteDef] = &[
         &["Path=/s/rwresh/**"],
         &["RewriteResponseHeader=X-Response-Red, password=[^&]+, password=***"],
     ),
+    // The global `filter.secure-headers.*` of `application_yml` choose
+    // this one's headers and values; the next route's own arguments
+    // replace the global lists.
     route("secure-headers", &["Path=/s/secure/**"], &["SecureHeaders"]),
+    route(
+        "secure-headers-own",
+        &["Path=/s/secure-own/**"],
+        &[
+            "{name: SecureHeaders, args: {disable: x-frame-options, enable: permissions-policy, permissions-policy: 'camera=()'}}",
+        ],
+    ),
     route(
         "set-path",
         &["Path=/s/setpath/{segment}"],
@@ -628,6 +638,7 @@ const SCENARIOS: &[Scenario] = &[
         },
     ),
     get("secure-headers", "/s/secure/x"),
+    get("secure-headers-own", "/s/secure-own/x"),
     replying(
         "secure-headers-kept-from-upstream",
         "/s/secure/x",
@@ -818,9 +829,9 @@ fn application_yml(recorder: SocketAddr, down: SocketAddr) -> String {
     // at all (see KNOWN_DIFFERENCES' note in docs/api-gateway.md).
     // A metrics tag, to compare the request metric's labels too. The
     // gateway actuator endpoint with saving routes on, for both (SCG's is
-    // off without an access set).
+    // off without an access set). `SecureHeaders`' global settings.
     let mut yml = String::from(
-        "management:\n  endpoint:\n    gateway:\n      access: unrestricted\nspring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          trusted-proxies: 127.0.0.1\n          routes:\n",
+        "management:\n  endpoint:\n    gateway:\n      access: unrestricted\nspring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          filter:\n            secure-headers:\n              frame-options: SAMEORIGIN\n              disable: x-download-options\n              enable: permissions-policy\n              permissions-policy: 'geolocation=(self)'\n          trusted-proxies: 127.0.0.1\n          routes:\n",
     );
     let item = |s: &str| {
         if s.starts_with('{') {

@@ -113,7 +113,8 @@ pub(crate) const RATE_LIMITER_FIELDS: &[&str] = &[
     "emptykeystatus",
 ];
 
-/// SCG's `SecureHeaders` and their default values.
+/// SCG's `SecureHeaders` and their default values: the eight it sets
+/// unless told otherwise, then the opt-in `Permissions-Policy`.
 const SECURE_HEADERS: &[(&str, &str)] = &[
     ("x-xss-protection", "1 ; mode=block"),
     ("strict-transport-security", "max-age=631138519"),
@@ -126,7 +127,73 @@ const SECURE_HEADERS: &[(&str, &str)] = &[
     ),
     ("x-download-options", "noopen"),
     ("x-permitted-cross-domain-policies", "none"),
+    (
+        "permissions-policy",
+        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), cross-origin-isolated=(), display-capture=(), document-domain=(), encrypted-media=(), execution-while-not-rendered=(), execution-while-out-of-viewport=(), fullscreen=(), geolocation=(), gyroscope=(), keyboard-map=(), magnetometer=(), microphone=(), midi=(), navigation-override=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), sync-xhr=(), usb=(), web-share=(), xr-spatial-tracking=()",
+    ),
 ];
+
+/// How many of [`SECURE_HEADERS`] are set by default (all but
+/// `Permissions-Policy`).
+const SECURE_BY_DEFAULT: usize = 8;
+
+/// The place of a `SecureHeaders` header in [`SECURE_HEADERS`], by its
+/// name in any case.
+pub fn secure_header_index(name: &str) -> Option<usize> {
+    SECURE_HEADERS
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+}
+
+/// SCG's default value of the `SecureHeaders` header at `index` (see
+/// [`secure_header_index`]); empty past the last.
+pub fn secure_header_default(index: usize) -> &'static str {
+    SECURE_HEADERS.get(index).map_or("", |(_, v)| v)
+}
+
+/// `SecureHeaders`' gateway-wide settings
+/// (`spring.cloud.gateway.filter.secure-headers.*`): each header's value,
+/// and the headers set by a `SecureHeaders` without arguments of its own.
+#[derive(Debug, Clone)]
+pub struct SecureHeaderDefaults {
+    /// A value for each of [`SECURE_HEADERS`], in its order.
+    values: Vec<HeaderValue>,
+    /// Whether each is set by a route that gives no `disable`, `enable` or
+    /// `permissions-policy`.
+    set: Vec<bool>,
+}
+
+impl Default for SecureHeaderDefaults {
+    fn default() -> Self {
+        SecureHeaderDefaults {
+            values: SECURE_HEADERS
+                .iter()
+                .map(|(_, v)| HeaderValue::from_static(v))
+                .collect(),
+            set: Self::chosen(&[], &[]),
+        }
+    }
+}
+
+impl SecureHeaderDefaults {
+    /// `values` (one per header, in [`SECURE_HEADERS`]' order; see
+    /// [`secure_header_index`]) with the headers `enable`d and `disable`d
+    /// (places in that order).
+    pub fn new(values: Vec<HeaderValue>, enable: &[usize], disable: &[usize]) -> Self {
+        SecureHeaderDefaults {
+            values,
+            set: Self::chosen(enable, disable),
+        }
+    }
+
+    /// SCG's choice: the eight default headers and those enabled, less
+    /// those disabled.
+    fn chosen(enable: &[usize], disable: &[usize]) -> Vec<bool> {
+        (0..SECURE_HEADERS.len())
+            .map(|i| (i < SECURE_BY_DEFAULT || enable.contains(&i)) && !disable.contains(&i))
+            .collect()
+    }
+}
 
 /// Gateway-wide settings that some filters read.
 #[derive(Debug, Clone)]
@@ -150,6 +217,8 @@ pub struct FilterSettings {
     /// `spring.codec.max-in-memory-size`: the largest body a filter that
     /// reads whole bodies (`RemoveJsonAttributesResponseBody`) buffers.
     pub max_in_memory_size: usize,
+    /// `SecureHeaders`' defaults (`filter.secure-headers.*`).
+    pub secure_headers: SecureHeaderDefaults,
 }
 
 /// Spring's default `spring.codec.max-in-memory-size` (256 KiB).
@@ -554,22 +623,47 @@ impl Filter {
                 Filter::RewriteResponseHeader(name, re, replacement)
             }
             "SecureHeaders" => {
-                let a = def.bind(K, &["disable"], Shortcut::GatherList)?;
-                let disabled: Vec<String> = a
-                    .list("disable")
+                let a = def.bind(
+                    K,
+                    &["disable", "enable", "permissionspolicy"],
+                    Shortcut::GatherList,
+                )?;
+                let places = |field: &str| -> Result<Vec<usize>, InvalidDefinition> {
+                    a.list(field)
+                        .iter()
+                        .map(|name| {
+                            secure_header_index(name).ok_or_else(|| {
+                                a.error(format!("`{name}` is not one of SecureHeaders' headers"))
+                            })
+                        })
+                        .collect()
+                };
+                let defaults = &settings.secure_headers;
+                // As in SCG: a route that gives any argument chooses its
+                // headers alone (the eight, its `enable`, less its
+                // `disable`); one that gives none takes the global choice.
+                let own = ["disable", "enable", "permissionspolicy"]
                     .iter()
-                    .map(|d| d.to_ascii_lowercase())
-                    .collect();
-                for d in &disabled {
-                    if !SECURE_HEADERS.iter().any(|(n, _)| n == d) {
-                        return Err(a.error(format!("`{d}` is not one of SecureHeaders' headers")));
+                    .any(|f| a.given(f));
+                let set = match own {
+                    true => SecureHeaderDefaults::chosen(&places("enable")?, &places("disable")?),
+                    false => defaults.set.clone(),
+                };
+                let mut values = defaults.values.clone();
+                if let Some(policy) = a.opt_str("permissionspolicy") {
+                    let value = HeaderValue::from_str(&policy)
+                        .map_err(|_| a.error(format!("`{policy}` is not a header value")))?;
+                    if let Some(slot) = values.get_mut(SECURE_BY_DEFAULT) {
+                        *slot = value;
                     }
                 }
                 Filter::SecureHeaders(
                     SECURE_HEADERS
                         .iter()
-                        .filter(|(n, _)| !disabled.iter().any(|d| d == n))
-                        .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+                        .zip(values)
+                        .zip(set)
+                        .filter(|(_, set)| *set)
+                        .map(|(((name, _), value), _)| (HeaderName::from_static(name), value))
                         .collect(),
                 )
             }

@@ -12,6 +12,7 @@ fn settings() -> FilterSettings {
         response_cache: Default::default(),
         rate_limiter: Default::default(),
         max_in_memory_size: crate::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
+        secure_headers: Default::default(),
     }
 }
 
@@ -37,6 +38,81 @@ fn outbound(path: &str, query: Option<&str>) -> Outbound {
 
 fn run(shortcut: &str, out: &mut Outbound) -> Result<(), Box<Answer>> {
     filter(shortcut).apply_request(out)
+}
+
+/// The headers a `SecureHeaders` definition sets on an empty response,
+/// with the gateway-wide `defaults`.
+fn secure_headers_set(def: serde_json::Value, defaults: SecureHeaderDefaults) -> HeaderMap {
+    let mut settings = settings();
+    settings.secure_headers = defaults;
+    let f = Filter::compile(
+        &Definition::parse(&def, "filter").expect("parses"),
+        "r",
+        &settings,
+    )
+    .expect("compiles");
+    let mut h = head();
+    f.apply_response(&mut h, &CTX);
+    h.headers
+}
+
+#[test]
+fn secure_headers_take_the_global_choice_unless_the_route_gives_its_own_as_scg_does() {
+    let index = |n: &str| secure_header_index(n).expect("a SecureHeaders header");
+    let mut values: Vec<HeaderValue> = (0..9)
+        .map(|i| HeaderValue::from_static(secure_header_default(i)))
+        .collect();
+    values[index("x-frame-options")] = HeaderValue::from_static("SAMEORIGIN");
+    values[index("permissions-policy")] = HeaderValue::from_static("geolocation=(self)");
+    let global = SecureHeaderDefaults::new(
+        values,
+        &[index("permissions-policy")],
+        &[index("x-download-options")],
+    );
+
+    let h = secure_headers_set(serde_json::json!({"name": "SecureHeaders"}), global.clone());
+    assert_eq!(h["x-frame-options"], "SAMEORIGIN", "the global value");
+    assert_eq!(
+        h["permissions-policy"], "geolocation=(self)",
+        "enabled globally"
+    );
+    assert!(!h.contains_key("x-download-options"), "disabled globally");
+    assert_eq!(h.len(), 8);
+
+    // Any argument of its own: the route's lists alone, the global values.
+    let h = secure_headers_set(
+        serde_json::json!({"name": "SecureHeaders", "args": {"disable": "x-frame-options"}}),
+        global.clone(),
+    );
+    assert!(!h.contains_key("x-frame-options"));
+    assert!(
+        !h.contains_key("permissions-policy"),
+        "not enabled by the route"
+    );
+    assert_eq!(
+        h["x-download-options"], "noopen",
+        "the global disable no longer applies"
+    );
+    assert_eq!(h.len(), 7);
+
+    let h = secure_headers_set(
+        serde_json::json!({"name": "SecureHeaders", "args": {"enable": "Permissions-Policy", "permissions-policy": "camera=()"}}),
+        global,
+    );
+    assert_eq!(h["permissions-policy"], "camera=()", "the route's policy");
+    assert_eq!(h["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(h.len(), 9);
+
+    let h = secure_headers_set(
+        serde_json::json!({"name": "SecureHeaders", "args": {"enable": "permissions-policy"}}),
+        SecureHeaderDefaults::default(),
+    );
+    assert!(
+        h["permissions-policy"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("accelerometer=(), ")),
+        "SCG's opt-in default"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn settings() -> CompileSettings {
             response_cache: Default::default(),
             rate_limiter: Default::default(),
             max_in_memory_size: crate::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
+            secure_headers: Default::default(),
         },
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),
