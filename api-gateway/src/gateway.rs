@@ -1335,18 +1335,31 @@ impl Gateway {
         }
     }
 
+    /// No UP instance of `name`: 503, or 404 with `loadbalancer.use404`.
+    fn no_instance(&self, name: &str) -> UpstreamError {
+        let use404 = self
+            .inner
+            .settings
+            .load()
+            .spring
+            .cloud
+            .gateway
+            .loadbalancer
+            .use404;
+        UpstreamError::no_instance(name, use404)
+    }
+
     /// An instance of an `lb://` route's service (none for other routes);
-    /// 503 when none is UP.
+    /// 503 when none is UP (see [`Gateway::no_instance`]).
     fn pick<'b>(
         &self,
         target: &Target,
         balancer: Option<&'b LoadBalancer>,
     ) -> Result<Option<Picked<'b>>, UpstreamError> {
         match (target, balancer) {
-            (Target::Service(name), Some(b)) => b
-                .pick()
-                .map(Some)
-                .ok_or_else(|| UpstreamError::no_instance(name)),
+            (Target::Service(name), Some(b)) => {
+                b.pick().map(Some).ok_or_else(|| self.no_instance(name))
+            }
             _ => Ok(None),
         }
     }
@@ -1363,7 +1376,7 @@ impl Gateway {
         let (authority, secure) = match call.target() {
             Target::Fixed { authority, secure } => (Cow::Borrowed(authority.as_str()), *secure),
             Target::Service(name) => {
-                let instance = instance.ok_or_else(|| UpstreamError::no_instance(name))?;
+                let instance = instance.ok_or_else(|| self.no_instance(name))?;
                 (
                     Cow::Owned(resolve::authority(&instance.host, instance.port)),
                     instance.secure,

@@ -43,7 +43,7 @@ enum Kind {
     Connect,
     Io,
     Timeout,
-    NoInstance,
+    NoInstance { not_found: bool },
     Unsupported,
     ClientBody,
     TooLarge,
@@ -51,10 +51,11 @@ enum Kind {
 }
 
 impl UpstreamError {
-    /// No UP instance of service `name`.
-    pub fn no_instance(name: &str) -> UpstreamError {
+    /// No UP instance of service `name`: `503`, or `404` with
+    /// `not_found` (SCG's `loadbalancer.use404`).
+    pub fn no_instance(name: &str, not_found: bool) -> UpstreamError {
         UpstreamError {
-            kind: Kind::NoInstance,
+            kind: Kind::NoInstance { not_found },
             upstream: format!("lb://{name}"),
             detail: format!("Unable to find instance for {name}"),
             source: None,
@@ -114,7 +115,7 @@ impl UpstreamError {
 
     /// Whether no instance was UP.
     pub fn is_no_instance(&self) -> bool {
-        self.kind == Kind::NoInstance
+        matches!(self.kind, Kind::NoInstance { .. })
     }
 
     /// Whether the client's request caused it (a body that could not be
@@ -132,7 +133,10 @@ impl UpstreamError {
     /// pooled connection, 504 on a timeout, 502 otherwise.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            Kind::NoInstance | Kind::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::NoInstance { not_found: true } => StatusCode::NOT_FOUND,
+            Kind::NoInstance { not_found: false } | Kind::PoolExhausted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Connect | Kind::Io | Kind::Unsupported => StatusCode::BAD_GATEWAY,
             Kind::ClientBody => StatusCode::BAD_REQUEST,
@@ -152,7 +156,7 @@ impl UpstreamError {
             Kind::Io => Some(FailureKind::Io),
             // Reactor's PoolAcquireTimeoutException is a TimeoutException.
             Kind::Timeout | Kind::PoolExhausted => Some(FailureKind::Timeout),
-            Kind::NoInstance | Kind::Unsupported | Kind::ClientBody | Kind::TooLarge => None,
+            Kind::NoInstance { .. } | Kind::Unsupported | Kind::ClientBody | Kind::TooLarge => None,
         }
     }
 
@@ -162,7 +166,9 @@ impl UpstreamError {
             Kind::Connect => "java.net.ConnectException",
             Kind::Io => "java.io.IOException",
             Kind::Timeout => "java.util.concurrent.TimeoutException",
-            Kind::NoInstance => "org.springframework.cloud.gateway.support.NotFoundException",
+            Kind::NoInstance { .. } => {
+                "org.springframework.cloud.gateway.support.NotFoundException"
+            }
             Kind::Unsupported => "java.lang.UnsupportedOperationException",
             Kind::ClientBody => "org.springframework.web.server.ServerWebInputException",
             Kind::TooLarge => "org.springframework.web.server.PayloadTooLargeException",

@@ -464,7 +464,8 @@ pub struct GatewaySettings {
     pub filter: FilterFactories,
     /// `global-filter.*`: switches of global filters.
     pub global_filter: GlobalFilters,
-    /// `loadbalancer.*` (ours): how `lb://` routes choose an instance.
+    /// `loadbalancer.*`: how `lb://` routes choose an instance, and what
+    /// they answer when there is none.
     pub loadbalancer: LoadBalancerSettings,
     /// `jwt.*`: keys and claim rules of `JwtAuth`.
     pub jwt: crate::security::JwtSettings,
@@ -614,12 +615,16 @@ impl Default for ReloadSettings {
     }
 }
 
-/// `spring.cloud.gateway.loadbalancer.*` (ours).
+/// `spring.cloud.gateway.loadbalancer.*`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct LoadBalancerSettings {
-    /// `strategy`: read at start. Default is `power-of-two-choices`.
+    /// `strategy` (ours): read at start. Default is
+    /// `power-of-two-choices`.
     pub strategy: BalanceStrategy,
+    /// `use404` (SCG's): answer `404` rather than `503` when an `lb://`
+    /// service has no UP instance. Default is false.
+    pub use404: bool,
 }
 
 /// How an `lb://` route chooses among the UP instances of its service

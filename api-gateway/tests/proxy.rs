@@ -1235,6 +1235,25 @@ async fn set_request_uri_chooses_the_service_per_request() {
 }
 
 #[tokio::test]
+async fn a_service_without_instances_is_503_or_with_use404_404() {
+    let services = Arc::new(StaticInstances::new());
+    let routes = "spring.cloud.gateway.routes:\n  - id: svc\n    uri: lb://GAMMA\n    predicates: ['Path=/g/**']\n";
+    let gw = TestGateway::start_with(routes, Some(services.clone())).await;
+    let (status, _, body) = get(&gw.url("/g/x")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let gw = TestGateway::start_with(
+        &format!("spring.cloud.gateway.loadbalancer.use404: true\n{routes}"),
+        Some(services),
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/g/x")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["error"], "Not Found");
+    assert_eq!(body["path"], "/g/x");
+}
+
+#[tokio::test]
 async fn remove_json_attributes_rewrites_json_bodies_within_the_codec_limit() {
     let up = Upstream::start().await;
     let u = up.addr;
