@@ -55,6 +55,7 @@ fn filter_settings() -> FilterSettings {
         response_cache: Default::default(),
         rate_limiter: Default::default(),
         max_in_memory_size: api_gateway::filter::DEFAULT_MAX_IN_MEMORY_SIZE,
+        secure_headers: Default::default(),
     }
 }
 
