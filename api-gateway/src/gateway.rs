@@ -507,7 +507,14 @@ impl Gateway {
                 None => saved.push(route.clone()),
             }
         }
-        self.compile(&self.settings(), &saved)?;
+        let mut installed = self.compile(&self.settings(), &saved)?;
+        // Left out under `fail-on-route-definition-error: false`, but
+        // refused here all the same: a save should not vanish.
+        if let Some(table) = Arc::get_mut(&mut installed.table)
+            && let Some(e) = table.take_left_out(|id| routes.iter().any(|r| r.id == id))
+        {
+            return Err(LoadError::from(e).into());
+        }
         if let Some(store) = &self.inner.route_store {
             store.save(&routes).await?;
         }
@@ -590,6 +597,7 @@ impl Gateway {
             connect_timeout: std::time::Duration::from_millis(gw.httpclient.connect_timeout.max(1)),
             response_timeout: Some(gw.httpclient.response_timeout).filter(|t| !t.is_zero()),
             file: file.clone(),
+            skip_invalid: !gw.fail_on_route_definition_error.0,
         };
         let defs = self.definitions(settings, saved)?;
         let defaults = gw.default_filter_definitions(file.as_deref())?;

@@ -94,6 +94,9 @@ pub struct CompileSettings {
     pub response_timeout: Option<Duration>,
     /// The file the definitions came from, for errors.
     pub file: Option<PathBuf>,
+    /// SCG's `fail-on-route-definition-error: false`: a route that does not
+    /// compile is left out with a warning instead of failing the table.
+    pub skip_invalid: bool,
 }
 
 /// The routes in match order.
@@ -101,6 +104,9 @@ pub struct CompileSettings {
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     weights: WeightGroups,
+    /// Routes left out because they did not compile
+    /// ([`CompileSettings::skip_invalid`]), with why.
+    left_out: Vec<RouteError>,
     /// Whether a predicate reads the time (`After`, `Before`, `Between`).
     reads_time: bool,
 }
@@ -116,16 +122,30 @@ impl RouteTable {
         let mut seen = HashSet::new();
         let mut routes = Vec::with_capacity(definitions.len());
         let mut weights = WeightGroups::default();
+        let mut left_out = Vec::new();
         for def in definitions {
             let id = def.id.clone();
             let fail = |e: InvalidDefinition| RouteError::new(settings.file.clone(), &id, e);
-            if !seen.insert(id.clone()) {
-                return Err(fail(InvalidDefinition::new(
+            let compiled = match seen.insert(id.clone()) {
+                true => compile_route(def, default_filters, settings).map_err(fail),
+                false => Err(fail(InvalidDefinition::new(
                     "id",
                     "another route has the same id",
-                )));
-            }
-            let route = compile_route(def, default_filters, settings).map_err(fail)?;
+                ))),
+            };
+            let route = match compiled {
+                Ok(route) => route,
+                Err(e) if settings.skip_invalid => {
+                    tracing::warn!(
+                        route = %id,
+                        error = %e,
+                        "route left out: it does not compile (fail-on-route-definition-error is false)"
+                    );
+                    left_out.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for p in &route.predicates {
                 if let Predicate::Weight { group, weight } = p {
                     weights.add(group, &route.id, *weight);
@@ -144,8 +164,16 @@ impl RouteTable {
         Ok(RouteTable {
             routes,
             weights,
+            left_out,
             reads_time,
         })
+    }
+
+    /// Takes out why the first route left out whose id `wanted` accepts
+    /// did not compile.
+    pub fn take_left_out(&mut self, wanted: impl Fn(&str) -> bool) -> Option<RouteError> {
+        let at = self.left_out.iter().position(|e| wanted(e.route()))?;
+        Some(self.left_out.remove(at))
     }
 
     /// The first route whose predicates all hold, with the captures of its

@@ -446,6 +446,11 @@ pub struct Cloud {
 pub struct GatewaySettings {
     /// `routes`: SCG route definitions.
     pub routes: Vec<Value>,
+    /// `fail-on-route-definition-error`: a route that does not compile
+    /// fails the start (and a reload or refresh keeps the routes in use).
+    /// With `false`, as in SCG, it is left out with a warning and the
+    /// others serve. Default is true.
+    pub fail_on_route_definition_error: DefaultOn,
     /// `default-filters`: filters in front of every route's own.
     pub default_filters: Vec<Value>,
     /// `server.webflux.*` (SCG 4.3's prefix for the same keys).
@@ -678,6 +683,17 @@ pub struct Webflux {
     pub globalcors: crate::cors::GlobalCors,
     /// `redis-route-definition-repository.*` (SCG 4.3's key).
     pub redis_route_definition_repository: RepositorySwitch,
+}
+
+/// A switch that is on unless turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DefaultOn(pub bool);
+
+impl Default for DefaultOn {
+    fn default() -> Self {
+        DefaultOn(true)
+    }
 }
 
 /// `spring.cloud.gateway.filter.*`.
@@ -1160,6 +1176,7 @@ impl Source {
             "filter",
             "global-filter",
             "redis-rate-limiter",
+            "fail-on-route-definition-error",
         ] {
             layers = layers.alias(
                 &format!("spring.cloud.gateway.server.webflux.{key}"),

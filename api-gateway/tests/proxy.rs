@@ -587,6 +587,52 @@ async fn refresh_swaps_routes_with_no_failed_request() {
 }
 
 #[tokio::test]
+async fn with_fail_on_route_definition_error_off_a_bad_route_is_left_out_and_the_others_serve() {
+    let up = Upstream::start().await;
+    let two_routes = format!(
+        "        - id: bad\n          uri: http://{0}\n          predicates: [Path=/bad/**]\n          filters: [TokenRelay]\n        - id: good\n          uri: http://{0}\n          predicates: [Path=/good/**]\n",
+        up.addr
+    );
+    // On (the default): the start fails, naming the route.
+    let refused = support::refused_at_start(&routes(&two_routes));
+    assert!(refused.contains("route `bad`"), "{refused}");
+    let gw = TestGateway::start(&format!(
+        "management.endpoint.gateway.access: unrestricted\nspring.cloud.gateway.server.webflux.fail-on-route-definition-error: false\n{}",
+        routes(&two_routes)
+    ))
+    .await;
+    assert_eq!(get(&gw.url("/good/x")).await.0, StatusCode::OK);
+    assert_eq!(get(&gw.url("/bad/x")).await.0, StatusCode::NOT_FOUND);
+    let (_, _, listed) = get(&gw.admin_url("/actuator/gateway/routes")).await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["route_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["good"], "{listed}");
+    // A route saved through the admin API is still checked, and refused
+    // with its reason rather than left out later.
+    let (s, _, body) = send(
+        client()
+            .post(gw.admin_url("/actuator/gateway/routes/saved"))
+            .json(&serde_json::json!({
+                "uri": format!("http://{}", up.addr),
+                "predicates": ["Path=/saved/**"],
+                "filters": ["StripPrefix=abc"],
+            })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("StripPrefix")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn routes_saved_through_the_admin_api_serve_from_the_next_refresh_as_in_scg() {
     let (one, two) = (Upstream::start().await, Upstream::start().await);
     let file_route = format!(

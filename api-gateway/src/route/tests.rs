@@ -21,6 +21,7 @@ fn settings() -> CompileSettings {
         connect_timeout: Duration::from_secs(30),
         response_timeout: Some(Duration::from_secs(60)),
         file: None,
+        skip_invalid: false,
     }
 }
 
