@@ -31,7 +31,6 @@
 //!   `spring.cloud.gateway.httpclient.*`) binds in files, the environment
 //!   and flags; whichever layer comes later wins, and within one file the
 //!   alias wins.
-//!
 //! - A binary may name subtrees whose keys it all knows
 //!   ([`Layers::warn_unknown_under`]: the gateway's `spring.cloud.gateway`):
 //!   a key a file sets there and the settings lack is logged as ignored,
