@@ -742,24 +742,78 @@ pub struct SecureHeadersSettings {
 
 impl Default for SecureHeadersSettings {
     fn default() -> Self {
-        let value = |name: &str| {
-            crate::filter::secure_header_index(name)
+        let value = |header: &str| {
+            crate::filter::secure_header_index(header)
                 .map(|i| crate::filter::secure_header_default(i).to_owned())
                 .unwrap_or_default()
         };
-        SecureHeadersSettings {
-            xss_protection_header: value("x-xss-protection"),
-            strict_transport_security: value("strict-transport-security"),
-            frame_options: value("x-frame-options"),
-            content_type_options: value("x-content-type-options"),
-            referrer_policy: value("referrer-policy"),
-            content_security_policy: value("content-security-policy"),
-            download_options: value("x-download-options"),
-            permitted_cross_domain_policies: value("x-permitted-cross-domain-policies"),
-            permissions_policy: value("permissions-policy"),
+        let mut settings = SecureHeadersSettings {
+            xss_protection_header: String::new(),
+            strict_transport_security: String::new(),
+            frame_options: String::new(),
+            content_type_options: String::new(),
+            referrer_policy: String::new(),
+            content_security_policy: String::new(),
+            download_options: String::new(),
+            permitted_cross_domain_policies: String::new(),
+            permissions_policy: String::new(),
             disable: Vec::new(),
             enable: Vec::new(),
+        };
+        for (header, _, field) in settings.by_header() {
+            *field = value(header);
         }
+        settings
+    }
+}
+
+impl SecureHeadersSettings {
+    /// Each header's name, its key under `filter.secure-headers` and its
+    /// value here: the one place that pairs them.
+    fn by_header(&mut self) -> [(&'static str, &'static str, &mut String); 9] {
+        [
+            (
+                "x-xss-protection",
+                "xss-protection-header",
+                &mut self.xss_protection_header,
+            ),
+            (
+                "strict-transport-security",
+                "strict-transport-security",
+                &mut self.strict_transport_security,
+            ),
+            ("x-frame-options", "frame-options", &mut self.frame_options),
+            (
+                "x-content-type-options",
+                "content-type-options",
+                &mut self.content_type_options,
+            ),
+            (
+                "referrer-policy",
+                "referrer-policy",
+                &mut self.referrer_policy,
+            ),
+            (
+                "content-security-policy",
+                "content-security-policy",
+                &mut self.content_security_policy,
+            ),
+            (
+                "x-download-options",
+                "download-options",
+                &mut self.download_options,
+            ),
+            (
+                "x-permitted-cross-domain-policies",
+                "permitted-cross-domain-policies",
+                &mut self.permitted_cross_domain_policies,
+            ),
+            (
+                "permissions-policy",
+                "permissions-policy",
+                &mut self.permissions_policy,
+            ),
+        ]
     }
 }
 
@@ -1325,29 +1379,16 @@ impl GatewaySettings {
     pub fn secure_header_defaults(
         &self,
     ) -> Result<crate::filter::SecureHeaderDefaults, (String, String)> {
-        let s = &self.filter.secure_headers;
+        let mut s = self.filter.secure_headers.clone();
         let key = |k: &str| format!("spring.cloud.gateway.filter.secure-headers.{k}");
-        // In the order of `filter::secure_header_index`.
-        let values = [
-            ("xss-protection-header", &s.xss_protection_header),
-            ("strict-transport-security", &s.strict_transport_security),
-            ("frame-options", &s.frame_options),
-            ("content-type-options", &s.content_type_options),
-            ("referrer-policy", &s.referrer_policy),
-            ("content-security-policy", &s.content_security_policy),
-            ("download-options", &s.download_options),
-            (
-                "permitted-cross-domain-policies",
-                &s.permitted_cross_domain_policies,
-            ),
-            ("permissions-policy", &s.permissions_policy),
-        ]
-        .into_iter()
-        .map(|(k, v)| {
-            http::HeaderValue::from_str(v)
-                .map_err(|_| (key(k), format!("`{v}` is not a header value")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        let mut values = Vec::with_capacity(9);
+        for (header, k, v) in s.by_header() {
+            let value = http::HeaderValue::from_str(v)
+                .map_err(|_| (key(k), format!("`{v}` is not a header value")))?;
+            if let Some(place) = crate::filter::secure_header_index(header) {
+                values.push((place, value));
+            }
+        }
         let places = |k: &str, names: &[String]| {
             names
                 .iter()

@@ -14,6 +14,16 @@ fn routes(body: &str) -> String {
     format!("spring:\n  cloud:\n    gateway:\n      routes:\n{body}")
 }
 
+/// The `key` of each object in the JSON list `list` (route ids from the
+/// admin API).
+fn ids<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item[key].as_str())
+        .collect()
+}
+
 #[tokio::test]
 async fn forwards_method_path_query_headers_and_body_with_forwarding_headers() {
     let up = Upstream::start().await;
@@ -604,13 +614,7 @@ async fn with_fail_on_route_definition_error_off_a_bad_route_is_left_out_and_the
     assert_eq!(get(&gw.url("/good/x")).await.0, StatusCode::OK);
     assert_eq!(get(&gw.url("/bad/x")).await.0, StatusCode::NOT_FOUND);
     let (_, _, listed) = get(&gw.admin_url("/actuator/gateway/routes")).await;
-    let ids: Vec<&str> = listed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["route_id"].as_str())
-        .collect();
-    assert_eq!(ids, ["good"], "{listed}");
+    assert_eq!(ids(&listed, "route_id"), ["good"], "{listed}");
     // A route saved through the admin API is still checked, and refused
     // with its reason rather than left out later.
     let (s, _, body) = send(
@@ -676,13 +680,7 @@ async fn routes_saved_through_the_admin_api_serve_from_the_next_refresh_as_in_sc
     // Saved, shown among the definitions, but not routed before a refresh.
     assert_eq!(get(&gw.url("/api1/x")).await.0, StatusCode::NOT_FOUND);
     let (_, _, defs) = get(&admin("/routedefinitions")).await;
-    let ids: Vec<&str> = defs
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["id"].as_str())
-        .collect();
-    assert_eq!(ids, ["file", "api1"], "{defs}");
+    assert_eq!(ids(&defs, "id"), ["file", "api1"], "{defs}");
     assert_eq!(
         defs[1]["predicates"][0],
         serde_json::json!({"name": "Path", "args": {"_genkey_0": "/api1/**"}})

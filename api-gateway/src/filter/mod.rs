@@ -176,14 +176,22 @@ impl Default for SecureHeaderDefaults {
 }
 
 impl SecureHeaderDefaults {
-    /// `values` (one per header, in [`SECURE_HEADERS`]' order; see
-    /// [`secure_header_index`]) with the headers `enable`d and `disable`d
-    /// (places in that order).
-    pub fn new(values: Vec<HeaderValue>, enable: &[usize], disable: &[usize]) -> Self {
-        SecureHeaderDefaults {
-            values,
-            set: Self::chosen(enable, disable),
+    /// SCG's values with those in `values` (by place: see
+    /// [`secure_header_index`]) instead, and the headers `enable`d and
+    /// `disable`d (places too).
+    pub fn new(
+        values: impl IntoIterator<Item = (usize, HeaderValue)>,
+        enable: &[usize],
+        disable: &[usize],
+    ) -> Self {
+        let mut defaults = SecureHeaderDefaults::default();
+        for (place, value) in values {
+            if let Some(slot) = defaults.values.get_mut(place) {
+                *slot = value;
+            }
         }
+        defaults.set = Self::chosen(enable, disable);
+        defaults
     }
 
     /// SCG's choice: the eight default headers and those enabled, less
