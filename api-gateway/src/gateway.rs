@@ -848,10 +848,25 @@ impl Gateway {
                 self.inner.metrics.record_refused();
                 return error_answer(refusal.status(), refusal.message(), parts.uri.path());
             }
-            let path = parts.uri.path();
+            // Runs of `/` are one, as SCG forwards them and nginx routes
+            // them: `//admin/x` must not pass a `/admin/**` route's guards
+            // through another route, to an upstream that merges them.
+            let raw_path = parts.uri.path();
+            let merged = request_check::merged_slashes(raw_path);
+            let path = merged.as_deref().unwrap_or(raw_path);
+            // Routes and CORS configurations match the decoded path, as
+            // Spring's `PathPattern` does; filters work on `path`.
+            let Ok(decoded) = crate::predicate::pattern::decoded_path(path) else {
+                self.inner.metrics.record_refused();
+                return error_answer(
+                    StatusCode::BAD_REQUEST,
+                    "the path has a '%' that is not followed by two hexadecimal digits",
+                    raw_path,
+                );
+            };
             let view = RequestView {
                 method: &parts.method,
-                path,
+                path: &decoded,
                 query: parts.uri.query(),
                 headers: &parts.headers,
                 remote: peer.addr().ip(),
@@ -872,7 +887,7 @@ impl Gateway {
                     method: &asked,
                     ..view
                 });
-                let config = cors.config_for(path, route.as_ref().map(|(r, _)| r.id.as_str()));
+                let config = cors.config_for(&decoded, route.as_ref().map(|(r, _)| r.id.as_str()));
                 if let cors::Outcome::Answer(status, headers) =
                     cors::process(config.as_ref(), &parts.method, &parts.headers, secure)
                 {
@@ -881,19 +896,19 @@ impl Gateway {
                         route,
                         &parts.method,
                         (status, headers),
-                        path,
+                        raw_path,
                         started,
                     );
                 }
             }
             let Some((route, vars)) = table.find(&view) else {
                 self.inner.metrics.record_unmatched();
-                return not_found_answer(path);
+                return not_found_answer(raw_path);
             };
             let cors_headers = match depth == 0 && !cors.is_empty() {
                 false => None,
                 true => match cors::process(
-                    cors.config_for(path, Some(&route.id)).as_ref(),
+                    cors.config_for(&decoded, Some(&route.id)).as_ref(),
                     &parts.method,
                     &parts.headers,
                     secure,
@@ -905,7 +920,7 @@ impl Gateway {
                             Some(route),
                             &parts.method,
                             (status, headers),
-                            path,
+                            raw_path,
                             started,
                         );
                     }
@@ -932,7 +947,7 @@ impl Gateway {
                     installed.jwt.as_deref(),
                     route,
                     &mut out.headers,
-                    path,
+                    raw_path,
                     depth,
                 )
                 .await;
@@ -956,7 +971,7 @@ impl Gateway {
                         route,
                         out: &out,
                         client_host: client_host.as_ref(),
-                        client_path: path,
+                        client_path: raw_path,
                         upgrade,
                         on_upgrade: Mutex::new(on_upgrade),
                         peer,
@@ -976,7 +991,7 @@ impl Gateway {
                 let upstream = head.extensions.remove::<UpstreamAuthority>();
                 let ctx = ResponseContext {
                     client_host: client_host.as_ref().and_then(|h| h.to_str().ok()),
-                    client_path: path,
+                    client_path: raw_path,
                     upstream_authority: upstream.as_ref().map(|u| u.0.as_str()),
                     vars: &out.vars,
                 };
@@ -991,7 +1006,8 @@ impl Gateway {
                     head.headers.insert(n.clone(), v.clone());
                 }
                 if route.rewrites_json() {
-                    rewrite_json_body(&route.filters[..ran], &parts.method, head, body, path).await
+                    rewrite_json_body(&route.filters[..ran], &parts.method, head, body, raw_path)
+                        .await
                 } else {
                     Response::from_parts(head, body)
                 }
@@ -1405,11 +1421,12 @@ impl Gateway {
             .and_then(|h| h.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or(if peer.is_secure() { 443 } else { 80 });
+        let prefix = proxy::removed_prefix(call.client_path, &out.path);
         let side = ClientSide {
             peer,
             host: client_host,
             port,
-            prefix: proxy::removed_prefix(call.client_path, &out.path),
+            prefix: prefix.as_deref(),
         };
         let trusted = proxy::is_trusted(&call.installed.trusted, peer.addr().ip());
         proxy::set_forwarding_headers(&mut headers, &side, trusted, &call.installed.forwarding);

@@ -11,6 +11,7 @@
 //! keep-alive most upstreams use, so the gateway closes first and rarely
 //! writes into a connection the upstream is closing).
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use hyper::body::Body as _;
 
 use crate::filter::retry::FailureKind;
 use crate::predicate::cidr::Cidr;
+use crate::predicate::percent_decode;
 
 mod pool;
 
@@ -821,7 +823,17 @@ fn put_forwarding(
 
 /// The prefix removed from `original` to give `forwarded` (SCG's
 /// `X-Forwarded-Prefix`), when `forwarded` is a proper suffix.
-pub fn removed_prefix<'a>(original: &'a str, forwarded: &str) -> Option<&'a str> {
+/// As SCG compares them, the paths are compared decoded: a prefix
+/// removed from `/a%20b/users` is `/a b`.
+pub fn removed_prefix<'a>(original: &'a str, forwarded: &str) -> Option<Cow<'a, str>> {
+    if !original.contains('%') && !forwarded.contains('%') {
+        return removed_prefix_of(original, forwarded).map(Cow::Borrowed);
+    }
+    let (original, forwarded) = (percent_decode(original), percent_decode(forwarded));
+    removed_prefix_of(&original, &forwarded).map(|p| Cow::Owned(p.to_owned()))
+}
+
+fn removed_prefix_of<'a>(original: &'a str, forwarded: &str) -> Option<&'a str> {
     if forwarded == "/" && original != "/" {
         return Some(original.trim_end_matches('/')).filter(|p| !p.is_empty());
     }
@@ -999,9 +1011,20 @@ mod tests {
 
     #[test]
     fn removed_prefix_is_the_stripped_part() {
-        assert_eq!(removed_prefix("/api/users/1", "/users/1"), Some("/api"));
-        assert_eq!(removed_prefix("/api", "/"), Some("/api"));
-        assert_eq!(removed_prefix("/users", "/users"), None);
-        assert_eq!(removed_prefix("/a/users", "/b/users"), None);
+        assert_eq!(
+            removed_prefix("/api/users/1", "/users/1").as_deref(),
+            Some("/api")
+        );
+        assert_eq!(removed_prefix("/api", "/").as_deref(), Some("/api"));
+        assert_eq!(removed_prefix("/users", "/users").as_deref(), None);
+        assert_eq!(removed_prefix("/a/users", "/b/users").as_deref(), None);
+        assert_eq!(
+            removed_prefix("/a%20b/users", "/users").as_deref(),
+            Some("/a b")
+        );
+        assert_eq!(
+            removed_prefix("/s/p/a%2Fb", "/a/b").as_deref(),
+            Some("/s/p")
+        );
     }
 }

@@ -16,12 +16,18 @@
 //!   allowed (RFC 6265 §5.4) and many servers read only the first.
 //! - **Dot-segments** in the path (`/api/../admin`, `/api/%2e%2e/admin`,
 //!   Tomcat's `/api/..;/admin`, `..%2f`, `..\`): answered 400. A route
-//!   matches the path as written, and the upstream would resolve the
-//!   segments, so `/public/../admin` would reach `/admin` through the
+//!   matches the path without resolving them, and the upstream would
+//!   resolve them, so `/public/../admin` would reach `/admin` through the
 //!   `/public/**` route, past whatever guards the admin route. Browsers
 //!   and HTTP clients remove dot-segments before they send a request, so
 //!   only crafted requests carry them; Spring Security's firewall refuses
 //!   them too.
+//! - **Runs of `/`** are made one before routing (`merged_slashes`),
+//!   and the request goes on with the merged path: SCG forwards it merged
+//!   (Spring's `UriComponentsBuilder`), and nginx routes on it
+//!   (`merge_slashes`). SCG itself routes on the path as written, so that
+//!   `//admin/x` takes a catch-all route and reaches the upstream as
+//!   `/admin/x`; here it takes the `/admin/**` route.
 //! - **`CONNECT`** (a tunnel through a forward proxy): 501. The gateway
 //!   routes requests to paths; a `CONNECT` names only a host and port.
 //!
@@ -184,6 +190,20 @@ pub(crate) fn has_dot_segment(path: &str) -> bool {
     })
 }
 
+/// `path` with each run of `/` made one, when it has such a run.
+pub(crate) fn merged_slashes(path: &str) -> Option<String> {
+    if !path.contains("//") {
+        return None;
+    }
+    let mut merged = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    Some(merged)
+}
+
 /// `.` or `..` before any `;`.
 fn is_dot(piece: &[u8]) -> bool {
     let name = piece.split(|&c| c == b';').next().unwrap_or(piece);
@@ -224,6 +244,14 @@ mod tests {
 
     fn parts(request: http::request::Builder) -> Parts {
         request.body(()).expect("valid request").into_parts().0
+    }
+
+    #[test]
+    fn runs_of_slashes_are_merged() {
+        assert_eq!(merged_slashes("/a/b/"), None);
+        assert_eq!(merged_slashes("//admin/x").as_deref(), Some("/admin/x"));
+        assert_eq!(merged_slashes("/a///b//").as_deref(), Some("/a/b/"));
+        assert_eq!(merged_slashes("//").as_deref(), Some("/"));
     }
 
     #[test]

@@ -89,6 +89,66 @@ async fn a_path_with_dot_segments_never_reaches_the_upstream() {
     );
 }
 
+/// A route with guards (here marked by a header) and a catch-all: a path
+/// spelt otherwise (escaped letters, matrix parameters, a run of `/`) still
+/// takes the guarded route, as the upstream will read it as that route's
+/// path. Such spellings used to take the catch-all, past the guards.
+#[tokio::test]
+async fn a_path_spelt_otherwise_takes_the_route_it_names_once_decoded() {
+    let up = Upstream::start().await;
+    let route = |id: &str, pattern: &str, value: &str| {
+        format!(
+            "        - id: {id}\n          uri: http://{}\n          predicates: ['Path={pattern}']\n          filters: ['SetRequestHeader=X-Route, {value}']\n",
+            up.addr
+        )
+    };
+    let gw = TestGateway::start(&routes(
+        &(route("admin", "/admin/{name}/**", "admin {name}") + &route("all", "/**", "catch-all")),
+    ))
+    .await;
+    let routed = async |target: &str| {
+        let (status, body) = exchange(&gw, &get(target, "host: gw\r\n")).await;
+        assert_eq!(status, 200, "{target}: {body}");
+        let echo: Value = serde_json::from_str(&body).expect("the upstream's echo");
+        let route = seen(&echo, "x-route").unwrap_or_default().to_owned();
+        (route, echo["path"].as_str().unwrap_or_default().to_owned())
+    };
+    for (target, name, forwarded) in [
+        ("/admin/users/x", "users", "/admin/users/x"),
+        ("/%61dmin/users/x", "users", "/%61dmin/users/x"),
+        ("/ADMIN/users/x", "", ""),
+        (
+            "/admin;jsessionid=1/users/x",
+            "users",
+            "/admin;jsessionid=1/users/x",
+        ),
+        ("//admin/users//x", "users", "/admin/users/x"),
+        ("/admin/a%20b%2Fc;v=1/x", "a b/c", "/admin/a%20b%2Fc;v=1/x"),
+        ("/admin%2Fusers/x", "", ""),
+    ] {
+        let (route, path) = routed(target).await;
+        if name.is_empty() {
+            assert_eq!(route, "catch-all", "{target}");
+        } else {
+            assert_eq!(route, format!("admin {name}"), "{target}");
+            assert_eq!(
+                path, forwarded,
+                "{target}: the path goes on as received, merged"
+            );
+        }
+    }
+    let hits = up.hits();
+
+    let (status, body) = exchange(&gw, &get("/admin/users/%zz", "host: gw\r\n")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("two hexadecimal digits"), "{body}");
+    // Refused rather than forwarded without the route's header.
+    let (status, body) = exchange(&gw, &get("/admin/%0D%0A/x", "host: gw\r\n")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("x-route"), "{body}");
+    assert_eq!(up.hits(), hits, "neither was forwarded");
+}
+
 #[tokio::test]
 async fn host_must_be_one_valid_host_and_the_request_lines_authority_wins() {
     let up = Upstream::start().await;

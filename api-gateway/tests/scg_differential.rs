@@ -41,6 +41,29 @@ use tokio_util::sync::CancellationToken;
 /// step with "Differences from SCG" in `docs/api-gateway.md`.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     (
+        "empty-segment-routing",
+        "a path with a run of `/`: both forward it merged (`/s/merge/x/y`), but SCG routes on it \
+         as written, so `//s/merge/x` matches no `/s/merge/**` route (with a catch-all route it \
+         would reach the upstream as `/s/merge/x` past that route's guards); we route on the \
+         merged path, as nginx does",
+    ),
+    (
+        "path-malformed-escape",
+        "a `%` in the path not followed by two hex digits: both answer 400, SCG with no body, we \
+         with Spring's JSON error body",
+    ),
+    (
+        "capture-control-character",
+        "a path capture that decodes to a control character, copied into a request header: SCG \
+         answers 500 (Netty refuses the header value), we answer 400 (the client's request)",
+    ),
+    (
+        "query-characters-outside-rfc3986",
+        "a query with characters RFC 3986 does not allow unencoded (`|`, `^`, `[`, `]`) or a \
+         malformed escape: SCG answers 400 (java.net.URI refuses it), we pass the query on as \
+         received, as nginx does (browsers send such queries)",
+    ),
+    (
         "upstream-refuses-connections",
         "a route whose upstream refuses the connection: SCG answers 500 (its open issue \
          spring-cloud-gateway#4208 asks for 503), we answer 502 Bad Gateway, as nginx and Envoy do, and our error body says why in `message`",
@@ -126,6 +149,13 @@ const ROUTES: &[RouteDef] = &[
         &["Path=/s/path/{a}/{b}"],
         &["AddRequestHeader=X-Seg, {a}-{b}"],
     ),
+    route(
+        "capture-header",
+        &["Path=/s/caph/{a}"],
+        &["SetRequestHeader=X-Cap, {a}"],
+    ),
+    route("lenient-query", &["Path=/s/lq/**"], &[]),
+    route("merged-slashes", &["Path=/s/merge/**"], &[]),
     route("path-double-star", &["Path=/s/deep/**"], &[]),
     route(
         "host",
@@ -150,6 +180,7 @@ const ROUTES: &[RouteDef] = &[
     ),
     route("query", &["Path=/s/query/**", "Query=color, gree."], &[]),
     route("query-present", &["Path=/s/qp/**", "Query=flag"], &[]),
+    route("query-space", &["Path=/s/qs/**", "Query=q, a b"], &[]),
     route(
         "cookie",
         &["Path=/s/cookie/**", "Cookie=chocolate, ch.p"],
@@ -471,6 +502,20 @@ const fn replying(name: &'static str, target: &'static str, reply: Reply) -> Sce
 
 const SCENARIOS: &[Scenario] = &[
     get("path-captures", "/s/path/one/two?x=1&y=2"),
+    get(
+        "path-captures-encoded",
+        "/s/path/a%20b/c%2Fd?x=a%20b&y=1+2&z=%2B",
+    ),
+    get(
+        "path-captures-encoded-unicode",
+        "/s/path/caf%C3%A9/%25?x=%C3%A9",
+    ),
+    get("path-matrix", "/s/path/a;m=1/b;n=2"),
+    get("capture-control-character", "/s/caph/a%0D%0AX-Evil:%201"),
+    get(
+        "query-characters-outside-rfc3986",
+        "/s/lq/x?a=|&b=^&c=[1]&d=%zz",
+    ),
     get("path-trailing-slash", "/s/path/one/two/"),
     get("path-double-star", "/s/deep/a/b/c"),
     get("path-double-star-bare", "/s/deep"),
@@ -500,6 +545,9 @@ const SCENARIOS: &[Scenario] = &[
     get("query-match", "/s/query/x?color=green"),
     get("query-miss", "/s/query/x?color=red"),
     get("query-present", "/s/qp/x?flag"),
+    get("query-decoded", "/s/qs/x?%71=a+b"),
+    get("query-decoded-miss", "/s/qs/x?q=a%2Bb"),
+    get("query-flag-without-value", "/s/qs/x?q"),
     with_headers(
         "cookie-match",
         "/s/cookie/x",
@@ -535,6 +583,11 @@ const SCENARIOS: &[Scenario] = &[
     ),
     get("add-request-parameter", "/s/arp/x?a=1"),
     get("add-request-parameter-no-query", "/s/arp/x"),
+    get(
+        "add-request-parameter-encoded",
+        "/s/arp/x?a=b%26c&d=e+f&g=%2B&h=a%20b",
+    ),
+    get("add-request-parameter-encoded-path", "/s/arp/a%20b%2Fc"),
     get("add-response-header", "/s/aresh/x"),
     replying(
         "dedupe-response-header",
@@ -561,6 +614,7 @@ const SCENARIOS: &[Scenario] = &[
     ),
     with_headers("map-request-header", "/s/map/x", &[("blue", "b1")]),
     get("prefix-path", "/s/prefix/x?a=1"),
+    get("prefix-path-encoded", "/s/prefix/a%20b/c%2Fd?a=%2F&b=1+1"),
     get("preserve-host", "/s/preserve/x"),
     get("redirect-to", "/s/redirect/x?a=1"),
     with_headers(
@@ -569,6 +623,10 @@ const SCENARIOS: &[Scenario] = &[
         &[("x-request-foo", "gone"), ("x-kept", "kept")],
     ),
     get("remove-request-parameter", "/s/rrp/x?red=1&blue=2&red=3"),
+    get(
+        "remove-request-parameter-encoded",
+        "/s/rrp/x?re%64=1&blue=a%20b&red=2&c=1+2&d=%2B",
+    ),
     replying(
         "remove-response-header",
         "/s/rresh/x",
@@ -625,6 +683,7 @@ const SCENARIOS: &[Scenario] = &[
         },
     ),
     get("rewrite-path", "/s/red/blue/green?a=1"),
+    get("rewrite-path-encoded", "/s/red/a%20b/c%2Fd/%C3%A9?a=%20+"),
     replying(
         "rewrite-response-header",
         "/s/rwresh/x",
@@ -649,6 +708,9 @@ const SCENARIOS: &[Scenario] = &[
         },
     ),
     get("set-path", "/s/setpath/seg?a=1"),
+    get("set-path-encoded", "/s/setpath/a%20b?a=%2B"),
+    get("set-path-encoded-slash", "/s/setpath/a%2Fb"),
+    get("set-path-encoded-unicode", "/s/setpath/caf%C3%A9"),
     with_headers(
         "set-request-header",
         "/s/srh/x",
@@ -666,6 +728,16 @@ const SCENARIOS: &[Scenario] = &[
     ),
     get("set-status", "/s/status/x"),
     get("strip-prefix", "/s/strip/a/b?c=d"),
+    get(
+        "strip-prefix-encoded",
+        "/s/strip/a/b%20c/d%3Fe/f%2Fg?q=%26x&r=a+b&s=%25",
+    ),
+    get("path-encoded-literal", "/s/str%69p/a/b"),
+    get("path-matrix-literal", "/s/strip;v=1/a/b"),
+    get("path-malformed-escape", "/s/strip/a/%zz"),
+    get("strip-prefix-empty-query", "/s/strip/a/b?"),
+    get("strip-prefix-double-slash", "/s/strip/a//b"),
+    get("empty-segment-routing", "//s/merge/x//y"),
     replying(
         "retry",
         "/s/retry/x",
@@ -1218,6 +1290,18 @@ async fn route_api_exchange(
 /// in [`KNOWN_DIFFERENCES`] (a different status, or SCG's fallback through
 /// `forward:` counted on the route it forwards to), with the reason.
 const KNOWN_METRIC_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "merged-slashes",
+        "SCG finds no route for `//s/merge/x`, we route it (see KNOWN_DIFFERENCES)",
+    ),
+    (
+        "capture-header",
+        "SCG answers 500, we 400 (see KNOWN_DIFFERENCES)",
+    ),
+    (
+        "lenient-query",
+        "SCG answers 400 before routing, we route (see KNOWN_DIFFERENCES)",
+    ),
     (
         "template-missing-capture",
         "SCG answers 500, we 200 (see KNOWN_DIFFERENCES)",

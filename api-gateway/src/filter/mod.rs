@@ -23,7 +23,12 @@
 //! Values of `AddRequestHeader`, `SetRequestHeader`, `AddResponseHeader`,
 //! `SetResponseHeader`, `SetPath`, `SetRequestHostHeader` and
 //! `SetRequestUri` may name the
-//! `{captures}` of the route's `Path` and `Host` patterns.
+//! `{captures}` of the route's `Path` and `Host` patterns. A path capture
+//! is the decoded segment, as in SCG (`%20` is a space, `;params` are
+//! cut): written into a header as ISO-8859-1, as Netty writes it; into
+//! `SetPath` encoded again as a path's characters. A request whose
+//! capture makes a value a request header cannot carry (a decoded control
+//! character) is refused with 400.
 
 pub mod cache;
 pub mod json_body;
@@ -34,14 +39,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use circuit_breaker::CircuitBreaker;
 use cloud_runtime::clock::SharedClock;
+use cloud_runtime::error_body::SpringError;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use regex::Regex;
 
 use crate::config::{Definition, InvalidDefinition, Shortcut};
-use crate::predicate::{percent_decode, percent_encode};
+use crate::predicate::{percent_encode, query_params};
 use crate::target::RequestUri;
 use json_body::JsonAttributes;
 use ratelimit::RateLimiter;
@@ -825,23 +832,20 @@ impl Filter {
     pub fn apply_request(&self, out: &mut Outbound) -> Result<(), Box<Answer>> {
         match self {
             Filter::AddRequestHeader(name, value) => {
-                if let Some(v) = header_value(&expand(value, &out.vars)) {
-                    out.headers.append(name.clone(), v);
-                }
+                let v = request_header_value(name, value, &out.vars)?;
+                out.headers.append(name.clone(), v);
             }
             Filter::AddRequestHeadersIfNotPresent(headers) => {
                 for (name, value) in headers {
-                    if !out.headers.contains_key(name)
-                        && let Some(v) = header_value(&expand(value, &out.vars))
-                    {
+                    if !out.headers.contains_key(name) {
+                        let v = request_header_value(name, value, &out.vars)?;
                         out.headers.insert(name.clone(), v);
                     }
                 }
             }
             Filter::SetRequestHeader(name, value) => {
-                if let Some(v) = header_value(&expand(value, &out.vars)) {
-                    out.headers.insert(name.clone(), v);
-                }
+                let v = request_header_value(name, value, &out.vars)?;
+                out.headers.insert(name.clone(), v);
             }
             Filter::AddRequestParameter(name, value) => {
                 let pair = format!(
@@ -855,34 +859,21 @@ impl Filter {
                 });
             }
             Filter::RemoveRequestParameter(name) => {
-                if let Some(q) = out.query.take() {
-                    let kept: Vec<&str> = q
-                        .split('&')
-                        .filter(|p| {
-                            !p.is_empty()
-                                && percent_decode(p.split('=').next().unwrap_or("")) != *name
-                        })
-                        .collect();
-                    out.query = (!kept.is_empty()).then(|| kept.join("&"));
-                }
+                // As SCG: the query is parsed as Spring parses it and
+                // written again, each name and value encoded.
+                let mut params = query_params(out.query.as_deref());
+                params.retain(|(n, _)| n != name);
+                out.query = encoded_query(&params);
             }
             Filter::RewriteRequestParameter(name, replacement) => {
                 // As SCG: every value of `name` goes, one `replacement` is
-                // added last; nothing changes when `name` is absent.
-                if let Some(q) = out.query.take() {
-                    let named =
-                        |p: &&str| percent_decode(p.split('=').next().unwrap_or("")) == *name;
-                    let mut pairs: Vec<&str> = q.split('&').filter(|p| !p.is_empty()).collect();
-                    if pairs.iter().any(named) {
-                        pairs.retain(|p| !named(p));
-                        let pair =
-                            format!("{}={}", percent_encode(name), percent_encode(replacement));
-                        pairs.push(&pair);
-                        out.query = Some(pairs.join("&"));
-                    } else {
-                        out.query = Some(q);
-                    }
+                // added last; the query is written again either way.
+                let mut params = query_params(out.query.as_deref());
+                if let Some(at) = params.iter().position(|(n, _)| n == name) {
+                    params.remove(at);
+                    params.push((name.clone(), vec![Some(replacement.clone())]));
                 }
+                out.query = encoded_query(&params);
             }
             Filter::SetRequestUri(template) => {
                 // An invalid URI leaves the route's `uri` in place, as SCG.
@@ -925,8 +916,10 @@ impl Filter {
                     path
                 };
             }
-            Filter::SetPath(template) => out.path = expand(template, &out.vars),
-            Filter::SetRequestHostHeader(host) => out.host = header_value(&expand(host, &out.vars)),
+            Filter::SetPath(template) => out.path = expand_path(template, &out.vars),
+            Filter::SetRequestHostHeader(host) => {
+                out.host = Some(request_header_value(&http::header::HOST, host, &out.vars)?);
+            }
             Filter::StripPrefix(parts) => out.path = strip_prefix(&out.path, *parts),
             Filter::RedirectTo(status, url, include_params) => {
                 let mut location = url.clone();
@@ -1140,14 +1133,91 @@ fn header_name(a: &crate::config::Args, name: &str) -> Result<HeaderName, Invali
     })
 }
 
+/// `value` as a header value; characters past ASCII are written as
+/// ISO-8859-1 bytes, `?` when they have none, as Netty writes SCG's
+/// header values (so JVM upstreams read them back as they were).
 fn header_value(value: &str) -> Option<HeaderValue> {
-    match HeaderValue::from_str(value) {
+    let made = match value.is_ascii() {
+        true => HeaderValue::from_str(value),
+        false => HeaderValue::from_bytes(
+            &value
+                .chars()
+                .map(|c| u8::try_from(c).unwrap_or(b'?'))
+                .collect::<Vec<u8>>(),
+        ),
+    };
+    match made {
         Ok(v) => Some(v),
         Err(_) => {
             tracing::debug!(value, "filter value is not a valid header value; skipped");
             None
         }
     }
+}
+
+/// A request header's value from its template. The captures are decoded
+/// path segments, so a client can put a control character in one
+/// (`%0A`): that request is refused with 400 rather than sent without the
+/// header (a `SetRequestHeader` skipped would let the client's own value
+/// through). SCG fails it with 500.
+fn request_header_value(
+    name: &HeaderName,
+    template: &str,
+    vars: &[(String, String)],
+) -> Result<HeaderValue, Box<Answer>> {
+    header_value(&expand(template, vars)).ok_or_else(|| {
+        let message = format!("the request's path makes a value that header {name} cannot carry");
+        Box::new(SpringError::new(StatusCode::BAD_REQUEST, message).into_response())
+    })
+}
+
+/// The query SCG writes back from [`query_params`]: each name and value
+/// percent-encoded (all but unreserved characters), `name` alone for a
+/// value without `=`; none when there is no parameter.
+fn encoded_query(params: &[(String, Vec<Option<String>>)]) -> Option<String> {
+    let mut query = String::new();
+    for (name, values) in params {
+        for value in values {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&percent_encode(name));
+            if let Some(v) = value {
+                query.push('=');
+                query.push_str(&percent_encode(v));
+            }
+        }
+    }
+    (!query.is_empty()).then_some(query)
+}
+
+/// `template` with its captures (decoded values) percent-encoded as a
+/// path's characters, as SCG's `UriTemplate` expands `SetPath`: `a b`
+/// becomes `a%20b`, `a/b` stays `a/b`.
+fn expand_path(template: &str, vars: &[(String, String)]) -> String {
+    if vars.iter().all(|(_, v)| v.bytes().all(is_path_char)) {
+        return expand(template, vars);
+    }
+    let encoded: Vec<(String, String)> = vars
+        .iter()
+        .map(|(n, v)| {
+            let mut e = String::with_capacity(v.len());
+            for b in v.bytes() {
+                match is_path_char(b) {
+                    true => e.push(char::from(b)),
+                    false => e.push_str(&format!("%{b:02X}")),
+                }
+            }
+            (n.clone(), e)
+        })
+        .collect();
+    expand(template, &encoded)
+}
+
+/// RFC 3986's `pchar` and `/`, the characters Spring leaves as they are
+/// in a path.
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b)
 }
 
 /// A template value must be a valid header value once its captures are

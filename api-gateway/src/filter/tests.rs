@@ -187,6 +187,82 @@ fn request_parameter_filters() {
 }
 
 #[test]
+fn parameter_filters_write_the_query_again_as_spring_parses_and_encodes_it() {
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        // `+` is a space, escapes are decoded, then all is encoded again.
+        (
+            "RemoveRequestParameter=red",
+            "re%64=1&blue=a%20b&c=1+2&d=%2B&e=|",
+            Some("blue=a%20b&c=1%202&d=%2B&e=%7C"),
+        ),
+        // Values are grouped under their name, in the order names appear.
+        (
+            "RemoveRequestParameter=x",
+            "a=1&b=2&a=3",
+            Some("a=1&a=3&b=2"),
+        ),
+        // No `=`: the name alone; `=` and nothing: an empty value.
+        (
+            "RemoveRequestParameter=x",
+            "flag&e=&=v&a=b=c",
+            Some("flag&e=&v&a=b%3Dc"),
+        ),
+        // A part with a malformed escape is kept as written, then encoded.
+        ("RemoveRequestParameter=x", "a=%zz", Some("a=%25zz")),
+        ("RemoveRequestParameter=red", "red=1&red=2", None),
+        (
+            "RewriteRequestParameter=c,new",
+            "a=1+1&c=old",
+            Some("a=1%201&c=new"),
+        ),
+        ("RewriteRequestParameter=c,new", "a=1+1", Some("a=1%201")),
+    ];
+    for (f, query, expected) in cases {
+        let mut out = outbound("/", Some(query));
+        run(f, &mut out).expect("no answer");
+        assert_eq!(out.query.as_deref(), *expected, "{f} on {query}");
+    }
+}
+
+#[test]
+fn path_captures_are_encoded_again_in_set_path_and_written_as_latin_1_in_headers() {
+    let with = |value: &str| {
+        let mut out = outbound("/x", None);
+        out.vars = vec![("segment".to_owned(), value.to_owned())];
+        out
+    };
+    for (value, path) in [
+        ("a b", "/a%20b"),
+        ("a/b;c=d", "/a/b;c=d"),
+        ("100%?#", "/100%25%3F%23"),
+        ("café", "/caf%C3%A9"),
+    ] {
+        let mut out = with(value);
+        run("SetPath=/{segment}", &mut out).expect("no answer");
+        assert_eq!(out.path, path, "SetPath with {value:?}");
+    }
+
+    let mut out = with("café \u{2603}");
+    run("SetRequestHeader=X-Seg, {segment}", &mut out).expect("no answer");
+    assert_eq!(out.headers["x-seg"].as_bytes(), b"caf\xE9 ?");
+
+    // A decoded control character cannot go into a header: the request is
+    // refused, so that a client's own `X-Seg` cannot pass in its place.
+    for f in [
+        "SetRequestHeader=X-Seg, {segment}",
+        "AddRequestHeader=X-Seg, {segment}",
+        "AddRequestHeadersIfNotPresent=X-Other:{segment}",
+        "SetRequestHostHeader={segment}.example.org",
+    ] {
+        let mut out = with("a\r\nX-Evil: 1");
+        out.headers
+            .insert("x-seg", HeaderValue::from_static("client's own"));
+        let answer = run(f, &mut out).expect_err("refused");
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{f}");
+    }
+}
+
+#[test]
 fn answering_filters() {
     let mut out = outbound("/", Some("q=1"));
     let answer = run("RedirectTo=302, https://acme.org, true", &mut out).expect_err("redirects");

@@ -39,7 +39,8 @@ use pattern::Pattern;
 pub struct RequestView<'a> {
     /// The method.
     pub method: &'a Method,
-    /// The path, as received (percent-encoded).
+    /// The path as [`pattern::decoded_path`] gives it: decoded, without
+    /// matrix parameters.
     pub path: &'a str,
     /// The query string without `?`.
     pub query: Option<&'a str>,
@@ -313,9 +314,15 @@ impl Predicate {
                     Some(re) => values.any(|v| v.to_str().is_ok_and(|v| re.is_match(v))),
                 }
             }
-            Predicate::Query(param, re) => query_pairs(req.query.unwrap_or(""))
-                .filter(|(k, _)| k == param)
-                .any(|(_, v)| re.as_ref().is_none_or(|re| re.is_match(&v))),
+            // As SCG: the parameter is present, or one of its values (`=`
+            // given) matches.
+            Predicate::Query(param, re) => query_params(req.query)
+                .into_iter()
+                .find(|(name, _)| name == param)
+                .is_some_and(|(_, values)| match re {
+                    None => true,
+                    Some(re) => values.iter().flatten().any(|v| re.is_match(v)),
+                }),
             Predicate::Cookie(name, re) => {
                 cookies(req.headers).any(|(k, v)| k == name && re.is_match(v))
             }
@@ -370,12 +377,57 @@ pub(crate) fn forwarded_for(headers: &HeaderMap, index: usize) -> Option<IpAddr>
     entries.get(at)?.parse().ok()
 }
 
-/// The decoded `(name, value)` pairs of a query string.
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
+/// A query's parameters as Spring's `ServerHttpRequest.getQueryParams()`
+/// gives them: `name[=value]` pairs found by `([^&=]+)(=?)([^&]+)?`, each
+/// decoded as `URLDecoder` does (`+` is a space; a part that does not
+/// decode is kept as written), values grouped under their name in the
+/// order names first appear. A value is `None` without `=`, empty with it.
+pub(crate) fn query_params(query: Option<&str>) -> Vec<(String, Vec<Option<String>>)> {
+    let mut params: Vec<(String, Vec<Option<String>>)> = Vec::new();
+    for pair in query.unwrap_or("").split('&') {
+        // The name starts at the first character that is not `=`.
+        let pair = pair.trim_start_matches('=');
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.split_once('=') {
+            Some((n, v)) => (n, Some(form_decode(v))),
+            None => (pair, None),
+        };
+        let name = form_decode(name);
+        match params.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => params.push((name, vec![value])),
+        }
+    }
+    params
+}
+
+/// `URLDecoder.decode(text, UTF_8)`, or `text` when it has a malformed
+/// escape (as Spring keeps it).
+fn form_decode(text: &str) -> String {
+    if !text.contains(['%', '+']) {
+        return text.to_owned();
+    }
+    let mut bytes = Vec::with_capacity(text.len());
+    let raw = text.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let digit = |j: usize| raw.get(j).and_then(|&c| (c as char).to_digit(16));
+                let (Some(h), Some(l)) = (digit(i + 1), digit(i + 2)) else {
+                    return text.to_owned();
+                };
+                bytes.extend(u8::try_from(h << 4 | l).ok());
+                i += 2;
+            }
+            c => bytes.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The `(name, value)` pairs of every `Cookie` header.

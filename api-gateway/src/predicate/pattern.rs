@@ -8,9 +8,18 @@
 //! of the path (with its leading `/`). With `matchTrailingSlash` (the
 //! default) a pattern also matches the path with one `/` added.
 //!
+//! A path pattern is matched against the path as Spring's `PathContainer`
+//! gives it to `PathPattern` ([`decoded_path`]): each segment without its
+//! `;parameters` and percent-decoded, so that `/%61dmin/x` and
+//! `/admin;v=1/x` take the `/admin/**` route, as they do in SCG and as the
+//! upstream, which decodes them too, will read them. A `%2F` stays inside
+//! its segment, and the captures hold decoded values.
+//!
 //! Host patterns follow Spring's `AntPathMatcher` with `.` as separator:
 //! `**.example.org` matches any subdomain of `example.org`, `{sub}.example.org`
 //! captures one label. Hosts are compared without case and without port.
+
+use std::borrow::Cow;
 
 use regex::Regex;
 
@@ -28,6 +37,9 @@ pub struct Pattern {
     /// How a match is decided: most path patterns are literal and need
     /// no regex.
     shape: Shape,
+    /// A path pattern: captures turn [`decoded_path`]'s `%2F` back into
+    /// `/`.
+    is_path: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +69,7 @@ impl Pattern {
         let last = segments.len() - 1;
         for (i, segment) in segments.iter().enumerate() {
             if *segment == "**" {
-                re.push_str("(?:/.*)?");
+                re.push_str("(?:/(?s:.*))?");
                 continue;
             }
             if let Some(name) = segment.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
@@ -68,7 +80,7 @@ impl Pattern {
                     ));
                 }
                 check_name(name, text)?;
-                re.push_str(&format!("(?P<{name}>(?:/.*)?)"));
+                re.push_str(&format!("(?P<{name}>(?:/(?s:.*))?)"));
                 names.push(name.to_owned());
                 continue;
             }
@@ -84,6 +96,7 @@ impl Pattern {
         re.push('$');
         let mut pattern = Pattern::build(text, &re, names, "predicate Path")?;
         pattern.prefix = literal_prefix(text);
+        pattern.is_path = true;
         let literal = |t: &str| !t.contains(['*', '?', '{', '}']);
         pattern.shape = if literal(text) {
             Shape::Literal {
@@ -141,6 +154,7 @@ impl Pattern {
             regex,
             names,
             shape: Shape::Regex,
+            is_path: false,
         })
     }
 
@@ -169,11 +183,70 @@ impl Pattern {
         };
         for name in &self.names {
             if let Some(m) = caps.name(name) {
-                vars.push((name.clone(), m.as_str().to_owned()));
+                let value = match self.is_path && m.as_str().contains(ENCODED_SLASH) {
+                    true => m.as_str().replace(ENCODED_SLASH, "/"),
+                    false => m.as_str().to_owned(),
+                };
+                vars.push((name.clone(), value));
             }
         }
         true
     }
+}
+
+/// How [`decoded_path`] writes a `/` decoded inside a segment.
+const ENCODED_SLASH: &str = "%2F";
+
+/// A path with a `%` escape that is not two hex digits (400 before
+/// routing, as SCG answers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedEscape;
+
+/// `path` (as received) the way path patterns see it, as Spring's
+/// `PathContainer` gives it to `PathPattern`: each segment cut at its
+/// first `;` (matrix parameters) and percent-decoded as UTF-8 (invalid
+/// UTF-8 becomes U+FFFD). A `/` decoded inside a segment is written `%2F`,
+/// so that it does not split the segment; captures turn it back into `/`.
+/// Borrowed when there is nothing to decode or cut, as for most paths.
+pub fn decoded_path(path: &str) -> Result<Cow<'_, str>, MalformedEscape> {
+    if !path.contains(['%', ';']) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let mut bytes = Vec::with_capacity(path.len());
+    for (i, segment) in path.as_bytes().split(|&c| c == b'/').enumerate() {
+        if i > 0 {
+            bytes.push(b'/');
+        }
+        let value = match segment.iter().position(|&c| c == b';') {
+            Some(end) => &segment[..end],
+            None => segment,
+        };
+        let mut j = 0;
+        while j < value.len() {
+            let c = value[j];
+            j += 1;
+            if c != b'%' {
+                bytes.push(c);
+                continue;
+            }
+            let (Some(h), Some(l)) = (
+                value.get(j).copied().and_then(hex),
+                value.get(j + 1).copied().and_then(hex),
+            ) else {
+                return Err(MalformedEscape);
+            };
+            j += 2;
+            match h << 4 | l {
+                b'/' => bytes.extend_from_slice(ENCODED_SLASH.as_bytes()),
+                d => bytes.push(d),
+            }
+        }
+    }
+    Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// The literal start of a path pattern: up to its first `*`, `?` or `{`,
@@ -292,5 +365,76 @@ mod tests {
                 Shape::Regex
             );
         }
+    }
+
+    #[test]
+    fn paths_are_matched_decoded_and_without_matrix_parameters() {
+        fn decoded(p: &str) -> Cow<'_, str> {
+            decoded_path(p).expect("well-formed")
+        }
+        assert!(matches!(
+            decoded("/plain/path"),
+            Cow::Borrowed("/plain/path")
+        ));
+        assert_eq!(decoded("/%61dmin/x"), "/admin/x");
+        assert_eq!(decoded("/admin;jsessionid=1/x;v=2"), "/admin/x");
+        assert_eq!(decoded("/a%3Bb;c/d"), "/a;b/d");
+        assert_eq!(decoded("/caf%C3%A9/%25"), "/café/%");
+        assert_eq!(decoded("/bad/%e9"), "/bad/\u{FFFD}");
+        assert_eq!(decoded("/a%2Fb/c%2fd"), "/a%2Fb/c%2Fd");
+        for malformed in ["/a/%zz", "/a/%", "/a/%4", "/%g1/x", "/a%2"] {
+            assert_eq!(decoded_path(malformed), Err(MalformedEscape), "{malformed}");
+        }
+        // A parameter's own escapes are not looked at.
+        assert_eq!(decoded("/a;x=%zz/b"), "/a/b");
+
+        let admin = Pattern::path("/admin/**", true).expect("pattern");
+        let mut vars = Vec::new();
+        for routed in ["/%61dmin/x", "/admin;v=1/x", "/adm%69n"] {
+            assert!(admin.matches(&decoded(routed), &mut vars), "{routed}");
+        }
+        for other in ["/admin%2Fx", "/%41DMIN/x", "/admins"] {
+            assert!(!admin.matches(&decoded(other), &mut vars), "{other}");
+        }
+    }
+
+    #[test]
+    fn path_captures_are_decoded_values_and_a_decoded_slash_stays_in_its_segment() {
+        let captures = |pattern: &str, path: &str| {
+            let mut vars = Vec::new();
+            let p = Pattern::path(pattern, true).expect("pattern");
+            let matched = p.matches(&decoded_path(path).expect("well-formed"), &mut vars);
+            matched.then_some(vars)
+        };
+        let pair = |a: &str, b: &str| {
+            vec![
+                ("a".to_owned(), a.to_owned()),
+                ("b".to_owned(), b.to_owned()),
+            ]
+        };
+        assert_eq!(
+            captures("/c/{a}/{b}", "/c/a%20b/c%2Fd"),
+            Some(pair("a b", "c/d"))
+        );
+        assert_eq!(
+            captures("/c/{a}/{b}", "/c/a;m=1/b;n=2"),
+            Some(pair("a", "b"))
+        );
+        assert_eq!(
+            captures("/c/{a}/{b}", "/c/a%2Fb"),
+            None,
+            "one segment, not two"
+        );
+        assert_eq!(
+            captures("/c/{a}/{*b}", "/c/x/y%2Fz/%0A;p"),
+            Some(pair("x", "/y/z/\n")),
+            "the rest of the path, any character"
+        );
+        assert_eq!(captures("/c/**", "/c/a/%0A"), Some(Vec::new()));
+        // Host captures are left as they are.
+        let host = Pattern::host("{a}.example.org").expect("pattern");
+        let mut vars = Vec::new();
+        assert!(host.matches("x%2Fy.example.org", &mut vars));
+        assert_eq!(vars, vec![("a".to_owned(), "x%2Fy".to_owned())]);
     }
 }
