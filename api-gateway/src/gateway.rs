@@ -116,6 +116,8 @@ struct Installed {
     metrics_format: MetricsFormat,
     /// `x-forwarded.*` and `forwarded.enabled`.
     forwarding: proxy::ForwardingHeaders,
+    /// `filter.remove-hop-by-hop.headers`.
+    hop_by_hop: proxy::HopByHop,
 }
 
 impl Installed {
@@ -617,6 +619,9 @@ impl Gateway {
         let metrics_format = gw
             .metrics_format()
             .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?;
+        let hop_by_hop = gw
+            .hop_by_hop()
+            .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(&key), reason))?;
         let kept = self.inner.installed.load().response_cache.clone();
         let response_cache = match (global_cache, kept) {
             (false, _) => None,
@@ -634,6 +639,7 @@ impl Gateway {
             cors,
             metrics_format,
             forwarding: gw.forwarding_headers(),
+            hop_by_hop,
         })
     }
 
@@ -1238,6 +1244,7 @@ impl Gateway {
         }
         let mut response = sent?;
         proxy::remove_hop_by_hop(response.headers_mut());
+        call.installed.hop_by_hop.remove(response.headers_mut());
         if call
             .route
             .filters
@@ -1415,6 +1422,7 @@ impl Gateway {
         };
         let mut headers = out.headers.clone();
         proxy::remove_hop_by_hop(&mut headers);
+        call.installed.hop_by_hop.remove(&mut headers);
         let client_host = call.client_host;
         let port = client_host
             .and_then(|h| h.to_str().ok())

@@ -489,12 +489,12 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         && matches!(v.get(16), None | Some(b'+' | b';' | b' '))
 }
 
-/// Headers that apply to one connection only (RFC 9110, 7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that apply to one connection only (RFC 9110, 7.6.1), removed
+/// whatever `filter.remove-hop-by-hop.headers` says: the next hop's framing
+/// depends on it. The proxy credentials are in [`HopByHop`]'s default set.
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
@@ -511,8 +511,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) headers finds what to remove; most requests
     // have nothing, most responses only `Connection` and `Keep-Alive`.
     let hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == PROXY_CONNECTION;
-    // Room for each of the nine names.
-    let mut found: [Option<HeaderName>; 9] = Default::default();
+    // Room for each of the seven names.
+    let mut found: [Option<HeaderName>; 7] = Default::default();
     let mut count = 0;
     for name in headers.keys() {
         // `keys` repeats a name once per value: keep each once.
@@ -543,6 +543,71 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .any(|n| n == header::TRANSFER_ENCODING)
     {
         headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
+/// SCG's `filter.remove-hop-by-hop.headers`: headers removed from every
+/// request and response besides the connection's own ([`remove_hop_by_hop`],
+/// always removed). SCG's set by default: `proxy-authenticate`,
+/// `proxy-authorization` and Spring Boot 1's `x-application-context`
+/// (beside the connection's own, which it lists too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopByHop {
+    listed: Vec<HeaderName>,
+}
+
+impl HopByHop {
+    /// SCG's default set.
+    pub const DEFAULT: [&str; 9] = [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "x-application-context",
+        "upgrade",
+    ];
+
+    /// The set of `names`; the connection's own are left to
+    /// [`remove_hop_by_hop`]. The name that is not a header name is the
+    /// error.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<HopByHop, &'a str> {
+        let mut listed = Vec::new();
+        for name in names {
+            let parsed = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| name)?;
+            if !HOP_BY_HOP.contains(&parsed)
+                && parsed != PROXY_CONNECTION
+                && !listed.contains(&parsed)
+            {
+                listed.push(parsed);
+            }
+        }
+        Ok(HopByHop { listed })
+    }
+
+    /// Removes the listed headers from `headers`.
+    pub fn remove(&self, headers: &mut HeaderMap) {
+        // One pass of comparisons first: most messages have none of them.
+        if headers.keys().any(|k| self.listed.contains(k)) {
+            for name in &self.listed {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
+impl Default for HopByHop {
+    /// [`HopByHop::DEFAULT`] less the connection's own.
+    fn default() -> Self {
+        HopByHop {
+            listed: vec![
+                header::PROXY_AUTHORIZATION,
+                header::PROXY_AUTHENTICATE,
+                HeaderName::from_static("x-application-context"),
+            ],
+        }
     }
 }
 
@@ -865,6 +930,51 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn the_listed_hop_by_hop_set_is_scgs_by_default_and_never_less_than_the_connections_own() {
+        let message = || {
+            let mut h = HeaderMap::new();
+            for (n, v) in [
+                ("proxy-authorization", "Basic eA=="),
+                ("proxy-authenticate", "Basic"),
+                ("x-application-context", "app:8080"),
+                ("x-internal", "1"),
+                ("accept", "*/*"),
+            ] {
+                h.append(n, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let names = |h: &HeaderMap| -> Vec<String> {
+            let mut names: Vec<String> = h.keys().map(|k| k.to_string()).collect();
+            names.sort();
+            names
+        };
+
+        let mut h = message();
+        HopByHop::default().remove(&mut h);
+        assert_eq!(names(&h), ["accept", "x-internal"]);
+        assert_eq!(HopByHop::new(HopByHop::DEFAULT), Ok(HopByHop::default()));
+
+        // A set of one's own replaces SCG's; the connection's own headers
+        // are still removed by `remove_hop_by_hop`.
+        let mine = HopByHop::new(["X-Internal", "connection", "upgrade"]).expect("names");
+        let mut h = message();
+        h.insert("connection", HeaderValue::from_static("close"));
+        mine.remove(&mut h);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(
+            names(&h),
+            [
+                "accept",
+                "proxy-authenticate",
+                "proxy-authorization",
+                "x-application-context"
+            ]
+        );
+        assert_eq!(HopByHop::new(["x-ok", "not a name"]), Err("not a name"));
     }
 
     #[test]

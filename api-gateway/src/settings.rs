@@ -706,6 +706,29 @@ pub struct FilterFactories {
     pub request_rate_limiter: RequestRateLimiterSettings,
     /// `secure-headers.*`.
     pub secure_headers: SecureHeadersSettings,
+    /// `remove-hop-by-hop.*`.
+    pub remove_hop_by_hop: RemoveHopByHopSettings,
+}
+
+/// `spring.cloud.gateway.filter.remove-hop-by-hop.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RemoveHopByHopSettings {
+    /// `headers`: removed from every request and response, SCG's set by
+    /// default. The connection's own (`connection`, `keep-alive`, `te`,
+    /// `trailer`, `transfer-encoding`, `upgrade`) go whatever it says.
+    pub headers: Vec<String>,
+}
+
+impl Default for RemoveHopByHopSettings {
+    fn default() -> Self {
+        RemoveHopByHopSettings {
+            headers: crate::proxy::HopByHop::DEFAULT
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+        }
+    }
 }
 
 /// `spring.cloud.gateway.filter.secure-headers.*`: the values `SecureHeaders`
@@ -1409,6 +1432,25 @@ impl GatewaySettings {
         ))
     }
 
+    /// The headers every request and response loses
+    /// (`filter.remove-hop-by-hop.headers`); a name that is not a header
+    /// name is refused as (key, reason).
+    pub fn hop_by_hop(&self) -> Result<crate::proxy::HopByHop, (String, String)> {
+        crate::proxy::HopByHop::new(
+            self.filter
+                .remove_hop_by_hop
+                .headers
+                .iter()
+                .map(String::as_str),
+        )
+        .map_err(|name| {
+            (
+                "spring.cloud.gateway.filter.remove-hop-by-hop.headers".to_owned(),
+                format!("`{name}` is not a header name"),
+            )
+        })
+    }
+
     /// How the request metric is named and labelled (`metrics.*`). A tag
     /// whose value is not a string, number or boolean is refused as (key,
     /// reason).
@@ -1589,6 +1631,31 @@ mod tests {
             .expect_err("refused");
         assert_eq!(key, "spring.cloud.gateway.filter.secure-headers.enable");
         assert!(reason.contains("x-made-up"), "{reason}");
+    }
+
+    #[test]
+    fn the_hop_by_hop_set_is_scgs_unless_a_file_gives_one_and_a_bad_name_names_its_key() {
+        let defaults = load_file(b"server.port: 8080\n");
+        assert_eq!(
+            defaults.spring.cloud.gateway.hop_by_hop(),
+            Ok(crate::proxy::HopByHop::default())
+        );
+        let s = load_file(
+            b"spring.cloud.gateway.server.webflux.filter.remove-hop-by-hop.headers: X-Internal, connection\n",
+        );
+        let gw = &s.spring.cloud.gateway;
+        assert_eq!(
+            gw.filter.remove_hop_by_hop.headers,
+            ["X-Internal", "connection"]
+        );
+        assert_eq!(
+            gw.hop_by_hop(),
+            Ok(crate::proxy::HopByHop::new(["x-internal"]).expect("a name"))
+        );
+        let s = load_file(b"spring.cloud.gateway.filter.remove-hop-by-hop.headers: [ok, 'a b']\n");
+        let (key, reason) = s.spring.cloud.gateway.hop_by_hop().expect_err("refused");
+        assert_eq!(key, "spring.cloud.gateway.filter.remove-hop-by-hop.headers");
+        assert!(reason.contains("`a b`"), "{reason}");
     }
 
     fn load_file(yaml: &[u8]) -> Settings {

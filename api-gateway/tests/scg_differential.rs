@@ -519,6 +519,27 @@ const SCENARIOS: &[Scenario] = &[
     get("path-trailing-slash", "/s/path/one/two/"),
     get("path-double-star", "/s/deep/a/b/c"),
     get("path-double-star-bare", "/s/deep"),
+    Scenario {
+        name: "hop-by-hop-headers",
+        method: "GET",
+        target: "/s/deep/hop",
+        headers: &[
+            ("x-application-context", "client:1"),
+            ("proxy-authorization", "Basic eDp5"),
+            ("connection", "x-custom"),
+            ("x-custom", "1"),
+        ],
+        body: "",
+        reply: Reply {
+            status: 200,
+            headers: &[
+                ("content-type", "text/plain"),
+                ("x-application-context", "app:8080"),
+                ("proxy-authenticate", "Basic"),
+            ],
+            body: "hop",
+        },
+    },
     with_headers("host-wildcard", "/s/host/x", &[("host", "www.example.org")]),
     with_headers(
         "host-capture",
