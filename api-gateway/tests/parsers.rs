@@ -5,7 +5,7 @@
 use api_gateway::config::{Definition, Shortcut};
 use api_gateway::filter::{Filter, FilterSettings};
 use api_gateway::predicate::cidr::Cidr;
-use api_gateway::predicate::pattern::Pattern;
+use api_gateway::predicate::pattern::{Pattern, decoded_path};
 use api_gateway::predicate::time::parse_epoch_millis;
 use api_gateway::predicate::{Predicate, WeightGroups};
 use proptest::prelude::*;
@@ -110,5 +110,45 @@ proptest! {
         groups.seal();
         let picked = groups.pick("g", roll).expect("a member");
         prop_assert!(picked.starts_with('r'));
+    }
+
+    #[test]
+    fn a_path_spelt_with_escapes_and_parameters_decodes_to_the_same_segments(
+        segments in proptest::collection::vec(
+            proptest::collection::vec((proptest::char::range('!', '~'), any::<bool>()), 0..8),
+            1..5,
+        ),
+        params in proptest::collection::vec(proptest::option::of("[a-z=]{0,6}"), 5),
+    ) {
+        // Each segment's characters (no `/`, `%` or `;`), some escaped, with
+        // `;parameters` after some.
+        let plain: Vec<String> = segments
+            .iter()
+            .map(|s| s.iter().map(|(c, _)| *c).filter(|c| !"/%;".contains(*c)).collect())
+            .collect();
+        let mut spelt = String::new();
+        for (i, seg) in segments.iter().enumerate() {
+            spelt.push('/');
+            for (c, escape) in seg.iter().filter(|(c, _)| !"/%;".contains(*c)) {
+                match escape {
+                    true => spelt.push_str(&format!("%{:02x}", *c as u32)),
+                    false => spelt.push(*c),
+                }
+            }
+            if let Some(p) = &params[i] {
+                spelt.push(';');
+                spelt.push_str(p);
+            }
+        }
+        let expected = format!("/{}", plain.join("/"));
+        let decoded = decoded_path(&spelt).expect("well-formed");
+        prop_assert_eq!(decoded.as_ref(), expected.as_str());
+    }
+
+    #[test]
+    fn decoding_any_path_never_panics_and_keeps_its_segments(path in "[ -~]{0,40}") {
+        if let Ok(decoded) = decoded_path(&path) {
+            prop_assert_eq!(decoded.matches('/').count(), path.matches('/').count());
+        }
     }
 }
