@@ -549,14 +549,14 @@ pub fn process(
         if !allow_headers.is_empty() {
             set(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                &allow_headers.join(","),
+                &allow_headers.join(", "),
             );
         }
     }
     if !config.exposed_headers.is_empty() {
         set(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            &config.exposed_headers.join(","),
+            &config.exposed_headers.join(", "),
         );
     }
     if config.allow_credentials == Some(true) {

@@ -104,7 +104,7 @@ async fn an_allowed_preflight_is_answered_by_the_gateway() {
     assert_eq!(header(&h, "access-control-allow-methods"), Some("GET,POST"));
     assert_eq!(
         header(&h, "access-control-allow-headers"),
-        Some("content-type,x-trace")
+        Some("content-type, x-trace")
     );
     assert_eq!(header(&h, "access-control-max-age"), Some("1800"));
     assert_eq!(header(&h, "access-control-allow-credentials"), Some("true"));

@@ -63,10 +63,10 @@ fn an_allowed_preflight_is_answered_with_every_access_control_header() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h["access-control-allow-origin"], "https://app.example");
     assert_eq!(h["access-control-allow-methods"], "GET,POST");
-    assert_eq!(h["access-control-allow-headers"], "content-type,x-trace");
+    assert_eq!(h["access-control-allow-headers"], "content-type, x-trace");
     assert_eq!(h["access-control-max-age"], "1800");
     assert_eq!(h["access-control-allow-credentials"], "true");
-    assert_eq!(h["access-control-expose-headers"], "X-Total,X-Page");
+    assert_eq!(h["access-control-expose-headers"], "X-Total, X-Page");
     let vary: Vec<_> = h.get_all(header::VARY).iter().collect();
     assert_eq!(vary.len(), 3);
 }
@@ -104,7 +104,7 @@ fn an_actual_request_gets_origin_credentials_exposed_and_vary() {
     ));
     assert_eq!(h["access-control-allow-origin"], "https://app.example");
     assert_eq!(h["access-control-allow-credentials"], "true");
-    assert_eq!(h["access-control-expose-headers"], "X-Total,X-Page");
+    assert_eq!(h["access-control-expose-headers"], "X-Total, X-Page");
     assert!(!h.contains_key("access-control-allow-methods"));
     assert!(!h.contains_key("access-control-max-age"));
     let (status, _) = answer(run(
