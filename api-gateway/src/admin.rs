@@ -82,6 +82,7 @@ pub fn router(gateway: Gateway) -> Router {
     }
     router
         .route("/actuator/health", get(health))
+        .route("/actuator/health/{component}", get(health_component))
         .route("/actuator/prometheus", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -361,6 +362,37 @@ async fn refresh(State(gw): State<Gateway>) -> Response {
 
 /// `UP`, with the registry's and Redis's components when they are in use.
 async fn health(State(gw): State<Gateway>) -> Json<Value> {
+    let components = health_components(&gw).await;
+    if components.is_empty() {
+        Json(json!({ "status": "UP" }))
+    } else {
+        Json(json!({ "status": "UP", "components": components }))
+    }
+}
+
+/// `/actuator/health/{component}`: Spring Boot's probe groups, which
+/// Kubernetes deployments of SCG point their probes at (`liveness`: the
+/// process answers; `readiness`: it takes traffic, which it does from its
+/// start, with Redis or the registry down too, as the gateway fails open),
+/// or one component of `/actuator/health`; 404 for another name.
+async fn health_component(State(gw): State<Gateway>, Path(name): Path<String>) -> Response {
+    if name == "liveness" || name == "readiness" {
+        return Json(json!({ "status": "UP" })).into_response();
+    }
+    match health_components(&gw).await.remove(&name) {
+        Some(component) => Json(component).into_response(),
+        None => SpringError::new(
+            StatusCode::NOT_FOUND,
+            format!("no health component `{name}`"),
+        )
+        .at(&format!("/actuator/health/{name}"))
+        .into_response(),
+    }
+}
+
+/// The components of `/actuator/health`: the registry client's and Redis's,
+/// when they are configured.
+async fn health_components(gw: &Gateway) -> serde_json::Map<String, Value> {
     let mut components = serde_json::Map::new();
     if let Some((name, component)) = gw.resolver().health() {
         components.insert(name.into(), component);
@@ -375,11 +407,7 @@ async fn health(State(gw): State<Gateway>) -> Json<Value> {
         };
         components.insert("redis".into(), component);
     }
-    if components.is_empty() {
-        Json(json!({ "status": "UP" }))
-    } else {
-        Json(json!({ "status": "UP", "components": components }))
-    }
+    components
 }
 
 async fn metrics(State(gw): State<Gateway>) -> Response {

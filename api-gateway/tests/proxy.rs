@@ -440,6 +440,18 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
         get(&gw.admin_url("/actuator/health")).await.2["status"],
         "UP"
     );
+    for probe in ["liveness", "readiness"] {
+        let (status, _, body) = get(&gw.admin_url(&format!("/actuator/health/{probe}"))).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("UP")),
+            "{probe}"
+        );
+    }
+    assert_eq!(
+        get(&gw.admin_url("/actuator/health/made-up")).await.0,
+        StatusCode::NOT_FOUND
+    );
     get(&gw.url("/a/1")).await;
     get(&gw.url("/a/2")).await;
     let text = gw.prometheus().await;

@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use serde_json::json;
 use support::redis::RedisServer;
 use support::{TestGateway, Upstream, client, eventually, get, send};
 
@@ -223,6 +224,22 @@ async fn an_outage_lets_traffic_through_is_reported_and_limiting_resumes() {
         h["components"]["redis"]["details"]["error"].is_string(),
         "{h}"
     );
+    // Spring Boot's probe groups: the gateway fails open, so it stays
+    // ready; the component alone says DOWN.
+    let (status, _, component) = get(&gw.admin_url("/actuator/health/redis")).await;
+    assert_eq!(
+        (status, &component["status"]),
+        (StatusCode::OK, &json!("DOWN")),
+        "{component}"
+    );
+    for probe in ["liveness", "readiness"] {
+        let (status, _, body) = get(&gw.admin_url(&format!("/actuator/health/{probe}"))).await;
+        assert_eq!(
+            (status, &body["status"]),
+            (StatusCode::OK, &json!("UP")),
+            "{probe}: {body}"
+        );
+    }
     let metrics = gw.prometheus().await;
     let failures: u64 = metrics
         .lines()
