@@ -81,6 +81,7 @@ pub fn router(gateway: Gateway) -> Router {
             .route("/actuator/gateway/globalfilters", get(global_filters));
     }
     router
+        .route("/actuator", get(links))
         .route("/actuator/health", get(health))
         .route("/actuator/health/{component}", get(health_component))
         .route("/actuator/prometheus", get(metrics))
@@ -106,6 +107,27 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 
 /// SCG's `GET /actuator/gateway/`: each endpoint's path (one per route
 /// where it takes an id) and its methods.
+/// `/actuator`: Spring Boot's discovery page, each endpoint's link built
+/// from the request's `Host` (Spring Boot Admin and other tools start
+/// here).
+async fn links(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!("http://{host}/actuator");
+    let link = |path: &str, templated: bool| json!({ "href": format!("{base}{path}"), "templated": templated });
+    let mut links = serde_json::Map::new();
+    links.insert("self".into(), link("", false));
+    links.insert("health".into(), link("/health", false));
+    links.insert("health-path".into(), link("/health/{*path}", true));
+    links.insert("prometheus".into(), link("/prometheus", false));
+    if gw.admin_access() != EndpointAccess::None {
+        links.insert("gateway".into(), link("/gateway", false));
+    }
+    Json(json!({ "_links": links }))
+}
+
 async fn endpoints(State(gw): State<Gateway>) -> Json<Value> {
     const BASE: &str = "/actuator/gateway";
     let access = gw.admin_access();

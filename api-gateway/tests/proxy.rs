@@ -452,6 +452,18 @@ async fn admin_api_lists_routes_counts_requests_and_reports_health() {
         get(&gw.admin_url("/actuator/health/made-up")).await.0,
         StatusCode::NOT_FOUND
     );
+    let links = get(&gw.admin_url("/actuator")).await.2;
+    for (name, path) in [
+        ("self", "/actuator"),
+        ("health", "/actuator/health"),
+        ("prometheus", "/actuator/prometheus"),
+        ("gateway", "/actuator/gateway"),
+    ] {
+        let href = links["_links"][name]["href"].as_str().unwrap_or_default();
+        assert_eq!(href, gw.admin_url(path), "{name}: {links}");
+        let (status, _, _) = get(href).await;
+        assert_eq!(status, StatusCode::OK, "{href}");
+    }
     get(&gw.url("/a/1")).await;
     get(&gw.url("/a/2")).await;
     let text = gw.prometheus().await;
