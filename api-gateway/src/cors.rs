@@ -346,9 +346,11 @@ pub struct CorsTable {
 /// What CORS makes of a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// No configuration applies: the request goes on untouched.
-    Untouched,
-    /// The request goes on; these headers are added to its response.
+    /// The request goes on; these headers are added to its response (at
+    /// least `Vary: Origin, Access-Control-Request-Method,
+    /// Access-Control-Request-Headers`, which Spring adds to every routed
+    /// response once any CORS configuration exists, even where none
+    /// applies).
     Proceed(HeaderMap),
     /// The gateway answers with this status and these headers (a
     /// preflight: 200; a refusal: 403).
@@ -486,9 +488,6 @@ pub fn process(
     secure: bool,
 ) -> Outcome {
     let preflight = preflight_method(method, headers);
-    let Some(config) = config else {
-        return Outcome::Untouched;
-    };
     let mut out = HeaderMap::new();
     for v in [
         "Origin",
@@ -497,6 +496,11 @@ pub fn process(
     ] {
         out.append(header::VARY, HeaderValue::from_static(v));
     }
+    // No configuration for this path: a preflight goes on to the upstream
+    // (which may answer CORS itself; Spring 6 refuses it with 403).
+    let Some(config) = config else {
+        return Outcome::Proceed(out);
+    };
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Outcome::Proceed(out);
     };

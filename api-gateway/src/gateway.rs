@@ -745,12 +745,10 @@ impl Gateway {
         started: tokio::time::Instant,
     ) -> Response<Body> {
         let (status, headers) = answer;
-        match route {
-            Some(route) => {
-                self.record(route, method, status, started);
-            }
-            None => self.inner.metrics.record_unmatched(),
-        }
+        // As in SCG, not in the route's request metric: the route's
+        // filters and upstream never see the request.
+        self.inner.metrics.record_cors_answer();
+        tracing::debug!(route = route.map(|r| r.id.as_str()), method = %method, %status, took_us = self.inner.clock.now().saturating_duration_since(started).as_micros(), "answered by CORS");
         cors::answer(status, headers, path)
     }
 
@@ -919,7 +917,6 @@ impl Gateway {
                     &parts.headers,
                     secure,
                 ) {
-                    cors::Outcome::Untouched => None,
                     cors::Outcome::Proceed(headers) => Some(headers),
                     cors::Outcome::Answer(status, headers) => {
                         return self.cors_answer(

@@ -50,6 +50,7 @@ pub struct Metrics {
     requests: Box<[CacheLine<Mutex<ByRoute>>]>,
     unmatched: AtomicU64,
     refused: AtomicU64,
+    cors_answers: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
 }
@@ -279,6 +280,7 @@ impl Metrics {
             requests: shard::shards(),
             unmatched: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            cors_answers: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         }
@@ -382,6 +384,13 @@ impl Metrics {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request the CORS configuration answered itself (a
+    /// preflight, or a refusal); SCG leaves these out of its request
+    /// metric, and so does [`Metrics::record`].
+    pub fn record_cors_answer(&self) {
+        self.cors_answers.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one reload of a changed settings file, `ok` or refused.
     pub fn record_reload(&self, ok: bool) {
         let counter = if ok {
@@ -445,6 +454,11 @@ impl Metrics {
             "gateway_refused_requests_total",
             "Requests refused before routing: Host missing, repeated or invalid, or a dot-segment in the path (answered 400)",
             self.refused.load(Ordering::Relaxed),
+        );
+        text.counter(
+            "gateway_cors_answers_total",
+            "Requests the CORS configuration answered itself: preflights (200) and refusals (403)",
+            self.cors_answers.load(Ordering::Relaxed),
         );
         let (applied, refused) = self.reloads();
         text.counter(

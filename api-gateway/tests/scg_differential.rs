@@ -41,6 +41,16 @@ use tokio_util::sync::CancellationToken;
 /// step with "Differences from SCG" in `docs/api-gateway.md`.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     (
+        "cors-preflight-unconfigured-path",
+        "a CORS preflight on a path no CORS configuration covers: SCG (Spring 6) refuses it with \
+         403, we pass it on to the upstream, which may answer CORS itself (as nginx and Envoy do)",
+    ),
+    (
+        "cors-preflight-other-origin",
+        "a refused CORS request: 403 in both, with an empty body from SCG and Spring's JSON error \
+         body from us",
+    ),
+    (
         "empty-segment-routing",
         "a path with a run of `/`: both forward it merged (`/s/merge/x/y`), but SCG routes on it \
          as written, so `//s/merge/x` matches no `/s/merge/**` route (with a catch-all route it \
@@ -155,6 +165,7 @@ const ROUTES: &[RouteDef] = &[
         &["SetRequestHeader=X-Cap, {a}"],
     ),
     route("lenient-query", &["Path=/s/lq/**"], &[]),
+    route("cors", &["Path=/s/cors/**"], &[]),
     route("merged-slashes", &["Path=/s/merge/**"], &[]),
     route("path-double-star", &["Path=/s/deep/**"], &[]),
     route(
@@ -516,6 +527,45 @@ const SCENARIOS: &[Scenario] = &[
         "query-characters-outside-rfc3986",
         "/s/lq/x?a=|&b=^&c=[1]&d=%zz",
     ),
+    Scenario {
+        name: "cors-preflight",
+        method: "OPTIONS",
+        target: "/s/cors/x",
+        headers: &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "x-trace, content-type"),
+        ],
+        body: "",
+        reply: OK,
+    },
+    Scenario {
+        name: "cors-preflight-other-origin",
+        method: "OPTIONS",
+        target: "/s/cors/x",
+        headers: &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        body: "",
+        reply: OK,
+    },
+    with_headers(
+        "cors-actual",
+        "/s/cors/x",
+        &[("origin", "https://app.example")],
+    ),
+    Scenario {
+        name: "cors-preflight-unconfigured-path",
+        method: "OPTIONS",
+        target: "/s/lq/x",
+        headers: &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        body: "",
+        reply: OK,
+    },
     get("path-trailing-slash", "/s/path/one/two/"),
     get("path-double-star", "/s/deep/a/b/c"),
     get("path-double-star-bare", "/s/deep"),
@@ -924,7 +974,7 @@ fn application_yml(recorder: SocketAddr, down: SocketAddr) -> String {
     // gateway actuator endpoint with saving routes on, for both (SCG's is
     // off without an access set). `SecureHeaders`' global settings.
     let mut yml = String::from(
-        "management:\n  endpoint:\n    gateway:\n      access: unrestricted\nspring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          filter:\n            secure-headers:\n              frame-options: SAMEORIGIN\n              disable: x-download-options\n              enable: permissions-policy\n              permissions-policy: 'geolocation=(self)'\n          trusted-proxies: 127.0.0.1\n          routes:\n",
+        "management:\n  endpoint:\n    gateway:\n      access: unrestricted\nspring:\n  cloud:\n    gateway:\n      metrics:\n        tags:\n          region: eu\n      server:\n        webflux:\n          filter:\n            secure-headers:\n              frame-options: SAMEORIGIN\n              disable: x-download-options\n              enable: permissions-policy\n              permissions-policy: 'geolocation=(self)'\n          globalcors:\n            cors-configurations:\n              '[/s/cors/**]':\n                allowedOrigins: https://app.example\n                allowedMethods: [GET, POST]\n                allowedHeaders: '*'\n                exposedHeaders: [X-Total, X-Page]\n                maxAge: 1800\n          trusted-proxies: 127.0.0.1\n          routes:\n",
     );
     let item = |s: &str| {
         if s.starts_with('{') {

@@ -131,7 +131,8 @@ fn same_origin_and_origin_less_requests_only_get_vary() {
 }
 
 #[test]
-fn no_configuration_leaves_the_request_alone() {
+fn without_a_configuration_a_request_goes_on_with_vary_only() {
+    // A preflight too: the upstream may answer CORS itself.
     let (m, h) = request(
         Method::OPTIONS,
         &[
@@ -139,7 +140,19 @@ fn no_configuration_leaves_the_request_alone() {
             ("access-control-request-method", "GET"),
         ],
     );
-    assert!(matches!(process(None, &m, &h, false), Outcome::Untouched));
+    let Outcome::Proceed(added) = process(None, &m, &h, false) else {
+        panic!("goes on");
+    };
+    let vary: Vec<_> = added.get_all(header::VARY).iter().collect();
+    assert_eq!(
+        vary,
+        [
+            "Origin",
+            "Access-Control-Request-Method",
+            "Access-Control-Request-Headers"
+        ]
+    );
+    assert_eq!(added.len(), 3, "{added:?}");
 }
 
 #[test]
