@@ -119,7 +119,10 @@ async fn an_allowed_preflight_is_answered_by_the_gateway() {
     assert_eq!(up.hits(), 0, "the upstream never sees a preflight");
     // As in SCG, the route's request metric leaves it out.
     let metrics = gw.prometheus().await;
-    assert!(metrics.contains("gateway_cors_answers_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_cors_answers_total 1\n"),
+        "{metrics}"
+    );
     assert!(!metrics.contains("httpMethod=\"OPTIONS\""), "{metrics}");
 }
 
