@@ -105,8 +105,6 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     .into_response()
 }
 
-/// SCG's `GET /actuator/gateway/`: each endpoint's path (one per route
-/// where it takes an id) and its methods.
 /// `/actuator`: Spring Boot's discovery page, each endpoint's link built
 /// from the request's `Host` (Spring Boot Admin and other tools start
 /// here).
@@ -128,6 +126,8 @@ async fn links(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Jso
     Json(json!({ "_links": links }))
 }
 
+/// SCG's `GET /actuator/gateway/`: each endpoint's path (one per route
+/// where it takes an id) and its methods.
 async fn endpoints(State(gw): State<Gateway>) -> Json<Value> {
     const BASE: &str = "/actuator/gateway";
     let access = gw.admin_access();

@@ -748,7 +748,9 @@ impl Gateway {
         // As in SCG, not in the route's request metric: the route's
         // filters and upstream never see the request.
         self.inner.metrics.record_cors_answer();
-        tracing::debug!(route = route.map(|r| r.id.as_str()), method = %method, %status, took_us = self.inner.clock.now().saturating_duration_since(started).as_micros(), "answered by CORS");
+        let took = self.inner.clock.now().saturating_duration_since(started);
+        let route = route.map(|r| r.id.as_str());
+        tracing::debug!(route, %method, %status, took_us = took.as_micros(), "answered by CORS");
         cors::answer(status, headers, path)
     }
 
@@ -862,11 +864,8 @@ impl Gateway {
             // Spring's `PathPattern` does; filters work on `path`.
             let Ok(decoded) = crate::predicate::pattern::decoded_path(path) else {
                 self.inner.metrics.record_refused();
-                return error_answer(
-                    StatusCode::BAD_REQUEST,
-                    "the path has a '%' that is not followed by two hexadecimal digits",
-                    raw_path,
-                );
+                let refusal = request_check::Refusal::MalformedEscape;
+                return error_answer(refusal.status(), refusal.message(), raw_path);
             };
             let view = RequestView {
                 method: &parts.method,

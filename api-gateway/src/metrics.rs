@@ -452,7 +452,7 @@ impl Metrics {
         );
         text.counter(
             "gateway_refused_requests_total",
-            "Requests refused before routing: Host missing, repeated or invalid, or a dot-segment in the path (answered 400)",
+            "Requests refused before routing: Host missing, repeated or invalid, a dot-segment or a malformed escape in the path (answered 400), or CONNECT (501)",
             self.refused.load(Ordering::Relaxed),
         );
         text.counter(

@@ -22,6 +22,9 @@
 //!   and HTTP clients remove dot-segments before they send a request, so
 //!   only crafted requests carry them; Spring Security's firewall refuses
 //!   them too.
+//! - **Malformed escapes** in the path (`/a/%zz`): answered 400, as SCG
+//!   answers them; routes match the decoded path
+//!   ([`crate::predicate::pattern::decoded_path`]), which has none.
 //! - **Runs of `/`** are made one before routing (`merged_slashes`),
 //!   and the request goes on with the merged path: SCG forwards it merged
 //!   (Spring's `UriComponentsBuilder`), and nginx routes on it
@@ -49,6 +52,9 @@ pub(crate) enum Refusal {
     InvalidHost,
     /// A `.` or `..` segment in the path, however it is written.
     DotSegment,
+    /// A `%` in the path that is not followed by two hex digits (found
+    /// when the path is decoded for routing).
+    MalformedEscape,
     /// A `CONNECT` request: the gateway is not a forward proxy.
     Connect,
 }
@@ -69,6 +75,9 @@ impl Refusal {
             Refusal::RepeatedHost => "more than one Host header",
             Refusal::InvalidHost => "the Host header is not a valid host[:port]",
             Refusal::DotSegment => "the path has a '.' or '..' segment",
+            Refusal::MalformedEscape => {
+                "the path has a '%' that is not followed by two hexadecimal digits"
+            }
             Refusal::Connect => "CONNECT is not supported: the gateway is not a forward proxy",
         }
     }
