@@ -1239,7 +1239,6 @@ impl Gateway {
             });
         }
         let mut response = sent?;
-        proxy::remove_hop_by_hop(response.headers_mut());
         call.installed.hop_by_hop.remove(response.headers_mut());
         if call
             .route
@@ -1417,7 +1416,6 @@ impl Gateway {
             }
         };
         let mut headers = out.headers.clone();
-        proxy::remove_hop_by_hop(&mut headers);
         call.installed.hop_by_hop.remove(&mut headers);
         let client_host = call.client_host;
         let port = client_host

@@ -587,8 +587,10 @@ impl HopByHop {
         Ok(HopByHop { listed })
     }
 
-    /// Removes the listed headers from `headers`.
+    /// Removes the connection's own headers ([`remove_hop_by_hop`]) and
+    /// the listed ones from `headers`.
     pub fn remove(&self, headers: &mut HeaderMap) {
+        remove_hop_by_hop(headers);
         // One pass of comparisons first: most messages have none of them.
         if headers.keys().any(|k| self.listed.contains(k)) {
             for name in &self.listed {
@@ -964,7 +966,6 @@ mod tests {
         let mut h = message();
         h.insert("connection", HeaderValue::from_static("close"));
         mine.remove(&mut h);
-        remove_hop_by_hop(&mut h);
         assert_eq!(
             names(&h),
             [

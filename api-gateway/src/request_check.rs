@@ -224,26 +224,14 @@ fn percent_decode_into(segment: &[u8], out: &mut Vec<u8>) {
     while i < segment.len() {
         let c = segment[i];
         if c == b'%'
-            && let (Some(h), Some(l)) = (
-                segment.get(i + 1).and_then(|&h| hex(h)),
-                segment.get(i + 2).and_then(|&l| hex(l)),
-            )
+            && let Some(decoded) = cloud_runtime::percent::escape_at(segment, i)
         {
-            out.push(h << 4 | l);
+            out.push(decoded);
             i += 3;
             continue;
         }
         out.push(c);
         i += 1;
-    }
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -133,21 +133,7 @@ fn form_paths(body: &[u8], limits: &Limits) -> Result<Vec<String>, MonitorError>
 
 /// Decodes an `application/x-www-form-urlencoded` value (`+` is a space).
 pub(crate) fn form_decode(s: &str) -> Option<String> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(cloud_runtime::percent::form_decode(s)?).ok()
 }
 
 /// The services a set of changed files configures, named as Spring's

@@ -19,6 +19,8 @@
 //!   shutdown signal beside a busy connection).
 //! - [`stall`]: how long a stream has waited without progress, for the
 //!   limits that end stalled transfers.
+//! - [`percent`]: percent-escapes read strictly (`%` and two hex digits),
+//!   and form-encoded query parts.
 //! - [`shard`]: per-thread shards on their own cache lines, for state every
 //!   worker writes, and `ShardedArc`, an `Arc` held through per-thread
 //!   handles.
@@ -97,6 +99,7 @@
 pub mod clock;
 pub mod duration;
 pub mod gated;
+pub mod percent;
 pub mod prometheus;
 pub mod shard;
 pub mod shutdown;

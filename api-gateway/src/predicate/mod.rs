@@ -409,25 +409,10 @@ fn form_decode(text: &str) -> String {
     if !text.contains(['%', '+']) {
         return text.to_owned();
     }
-    let mut bytes = Vec::with_capacity(text.len());
-    let raw = text.as_bytes();
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let digit = |j: usize| raw.get(j).and_then(|&c| (c as char).to_digit(16));
-                let (Some(h), Some(l)) = (digit(i + 1), digit(i + 2)) else {
-                    return text.to_owned();
-                };
-                bytes.extend(u8::try_from(h << 4 | l).ok());
-                i += 2;
-            }
-            c => bytes.push(c),
-        }
-        i += 1;
+    match cloud_runtime::percent::form_decode(text) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => text.to_owned(),
     }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The `(name, value)` pairs of every `Cookie` header.

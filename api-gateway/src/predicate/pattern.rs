@@ -229,24 +229,15 @@ pub fn decoded_path(path: &str) -> Result<Cow<'_, str>, MalformedEscape> {
                 bytes.push(c);
                 continue;
             }
-            let (Some(h), Some(l)) = (
-                value.get(j).copied().and_then(hex),
-                value.get(j + 1).copied().and_then(hex),
-            ) else {
-                return Err(MalformedEscape);
-            };
+            let decoded = cloud_runtime::percent::escape_at(value, j - 1).ok_or(MalformedEscape)?;
             j += 2;
-            match h << 4 | l {
+            match decoded {
                 b'/' => bytes.extend_from_slice(ENCODED_SLASH.as_bytes()),
                 d => bytes.push(d),
             }
         }
     }
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// The literal start of a path pattern: up to its first `*`, `?` or `{`,
