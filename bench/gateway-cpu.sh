@@ -48,17 +48,7 @@ if [[ " $PROXIES " =~ \ (raw|http|hybrid)\  ]]; then
   (cd bench/raw-floor && timeout 1800 cargo build -q --release >&2)
 fi
 
-up_port=$(free_port)
-start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"
-wait_http "http://127.0.0.1:$up_port/hello" 100
-
-cat >"$work/plain.yml" <<YML
-spring.cloud.gateway.server.webflux.routes:
-  - id: api
-    uri: http://127.0.0.1:$up_port
-    predicates: [ "Path=/api/**" ]
-    filters: [ StripPrefix=1 ]
-YML
+start_bench_upstream
 
 # start PROXY: starts one proxy; sets proxy_pid and proxy_url.
 start() {

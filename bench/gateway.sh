@@ -102,15 +102,7 @@ gateway_yml "$work/plain.yml" "                - StripPrefix=1"
 # the same valid token each time (nginx's full chain gets it too and ignores
 # it: open-source nginx has no JWT check).
 jwt_secret="bench-secret-bench-secret-bench-secret-0123"
-jwt=$(python3 - "$jwt_secret" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
-sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-print(f"{head}.{body}.{b64(sig)}")
-PY
-)
+jwt=$(bench_jwt "$jwt_secret")
 gateway_yml "$work/full.yml" "                - StripPrefix=1
                 - name: CircuitBreaker
                   args: { name: api }

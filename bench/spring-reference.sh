@@ -101,13 +101,14 @@ release_binary() {
   echo "$root/target/release/$1"
 }
 
-# start_nginx NAME WORKERS HTTP_BLOCK: an nginx in the foreground with its
-# own prefix under $work, HTTP_BLOCK inside its `http` block; sets nginx_pid
-# and adds it to `pids`.
-start_nginx() {
+# nginx_conf NAME WORKERS HTTP_BLOCK [MAIN]: writes $work/NAME/nginx.conf, an
+# nginx in the foreground with its own prefix under $work, HTTP_BLOCK inside
+# its `http` block and MAIN (directives such as `user root;`) before it.
+nginx_conf() {
   local dir="$work/$1"
   mkdir -p "$dir/logs"
   cat >"$dir/nginx.conf" <<EOF
+${4:-}
 worker_processes $2;
 daemon off;
 pid $dir/nginx.pid;
@@ -124,7 +125,43 @@ http {
   $3
 }
 EOF
+}
+
+# start_nginx NAME WORKERS HTTP_BLOCK: starts nginx_conf's nginx; sets
+# nginx_pid and adds it to `pids`.
+start_nginx() {
+  local dir="$work/$1"
+  nginx_conf "$@"
   nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/logs/stderr" &
   nginx_pid=$!
   pids+=("$nginx_pid")
+}
+
+# start_bench_upstream: the gateway benchmarks' upstream, an nginx (1
+# worker) answering `GET /hello` with 13 bytes, and $work/plain.yml, the
+# gateway's `Path=/api/**` + `StripPrefix=1` route to it. Sets up_port.
+start_bench_upstream() {
+  up_port=$(free_port)
+  start_nginx upstream 1 "server { listen 127.0.0.1:$up_port; location / { default_type text/plain; return 200 'hello, world\n'; } }"
+  wait_http "http://127.0.0.1:$up_port/hello" 100
+  cat >"$work/plain.yml" <<YML
+spring.cloud.gateway.server.webflux.routes:
+  - id: api
+    uri: http://127.0.0.1:$up_port
+    predicates: [ "Path=/api/**" ]
+    filters: [ StripPrefix=1 ]
+YML
+}
+
+# bench_jwt SECRET: prints an HS256 token signed with SECRET, `sub` bench,
+# valid for a day (the full chain's JwtAuth).
+bench_jwt() {
+  python3 - "$1" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
+sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
 }

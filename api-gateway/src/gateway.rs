@@ -1416,6 +1416,9 @@ impl Gateway {
             }
         };
         let mut headers = out.headers.clone();
+        // Room for the six forwarding headers and `Host` at once: a
+        // client's few headers would otherwise make the map grow twice.
+        headers.reserve(FORWARDING_ROOM);
         call.installed.hop_by_hop.remove(&mut headers);
         let client_host = call.client_host;
         let port = client_host
@@ -1453,6 +1456,9 @@ impl Gateway {
         })
     }
 }
+
+/// The headers [`Gateway::upstream_request`] may add to a client's.
+const FORWARDING_ROOM: usize = 7;
 
 /// What [`Gateway::upstream_request`] prepared for the upstream.
 struct UpstreamRequest<'a> {

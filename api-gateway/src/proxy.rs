@@ -616,7 +616,7 @@ impl Default for HopByHop {
 /// The client connection a request came on: its peer, whether it came
 /// over TLS, and the peer's forwarding values, written once per
 /// connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     addr: SocketAddr,
     secure: bool,
@@ -624,6 +624,19 @@ pub struct Peer {
     ip: HeaderValue,
     /// `"ip:port"` (`"[ip]:port"` for IPv6), for `Forwarded`'s `for=`.
     node: Box<str>,
+    /// The values made from the last request's `Host`: a connection's
+    /// requests almost always carry the same one.
+    by_host: std::sync::Mutex<Option<ByHost>>,
+}
+
+/// The forwarding values that follow from one `Host` on one connection.
+#[derive(Debug, Clone)]
+struct ByHost {
+    host: HeaderValue,
+    /// `X-Forwarded-Port`.
+    port: HeaderValue,
+    /// This hop's `Forwarded` element; `None` when it is not text.
+    forwarded: Option<HeaderValue>,
 }
 
 impl Peer {
@@ -640,7 +653,38 @@ impl Peer {
             // An address's text is always a valid header value.
             ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
             node: node.into(),
+            by_host: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The values for `host` (the client's `Host`) and `port`: the last
+    /// request's when its `Host` was the same, else made and kept.
+    fn by_host(&self, host: &HeaderValue, port: u16, proto: &str) -> ByHost {
+        let mut last = self
+            .by_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(kept) = &*last
+            && kept.host == host
+        {
+            return kept.clone();
+        }
+        let mut buf = String::with_capacity(64);
+        let forwarded = Value::Forwarded {
+            proto,
+            host: host.to_str().ok(),
+            node: &self.node,
+        };
+        let made = ByHost {
+            host: host.clone(),
+            port: HeaderValue::from(port),
+            forwarded: match forwarded.write(&mut buf) {
+                true => HeaderValue::from_str(&buf).ok(),
+                false => None,
+            },
+        };
+        *last = Some(made.clone());
+        made
     }
 
     /// The peer's address.
@@ -745,6 +789,11 @@ pub fn set_forwarding_headers(
     } else {
         ("http", HeaderValue::from_static("http"))
     };
+    // The values made from `Host` are the connection's last ones when its
+    // `Host` is the same.
+    let by_host = client
+        .host
+        .map(|h| client.peer.by_host(h, client.port, proto));
     // One buffer for every value that has to be written.
     let mut buf = String::with_capacity(96);
     let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
@@ -762,7 +811,10 @@ pub fn set_forwarding_headers(
         Some(Value::Ready(&proto_value)),
     );
     put(X_FORWARDED_HOST, which.host, client.host.map(Value::Ready));
-    let port = HeaderValue::from(client.port);
+    let port = match &by_host {
+        Some(b) => b.port.clone(),
+        None => HeaderValue::from(client.port),
+    };
     put(X_FORWARDED_PORT, which.port, Some(Value::Ready(&port)));
     put(
         X_FORWARDED_PREFIX,
@@ -773,15 +825,16 @@ pub fn set_forwarding_headers(
         enabled: which.forwarded,
         append: true,
     };
-    put(
-        FORWARDED,
-        forwarded,
-        Some(Value::Forwarded {
-            proto,
-            host,
-            node: &client.peer.node,
-        }),
-    );
+    let element = Value::Forwarded {
+        proto,
+        host,
+        node: &client.peer.node,
+    };
+    let value = match by_host.as_ref().and_then(|b| b.forwarded.as_ref()) {
+        Some(made) => Value::Made(made, &element),
+        None => element,
+    };
+    put(FORWARDED, forwarded, Some(value));
 }
 
 /// A forwarding header's value for this hop.
@@ -796,6 +849,8 @@ enum Value<'a> {
         host: Option<&'a str>,
         node: &'a str,
     },
+    /// A value made already (the first) of the text the second writes.
+    Made(&'a HeaderValue, &'a Value<'a>),
 }
 
 impl Value<'_> {
@@ -817,6 +872,7 @@ impl Value<'_> {
                 buf.push_str(";for=");
                 buf.push_str(node);
             }
+            Value::Made(_, text) => return text.write(buf),
         }
         true
     }
@@ -827,8 +883,8 @@ impl Value<'_> {
 /// quoted string with `"` and `\` escaped.
 fn push_token_or_quoted(buf: &mut String, value: &str) {
     // RFC 9110 `tchar`.
-    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if !value.is_empty() && value.chars().all(tchar) {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !value.is_empty() && value.bytes().all(tchar) {
         buf.push_str(value);
         return;
     }
@@ -867,7 +923,7 @@ fn put_forwarding(
         false => None,
     };
     if existing.is_none()
-        && let Value::Ready(v) = value
+        && let Value::Ready(v) | Value::Made(v, _) = value
     {
         headers.insert(name, v.clone());
         return;
@@ -1051,6 +1107,58 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-host"));
         assert!(!h.contains_key("x-forwarded-prefix"));
         assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn a_connection_whose_host_changes_gets_the_values_of_each_host() {
+        // The values made from `Host` are kept per connection; a request
+        // with another `Host` must not get the last one's.
+        let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
+        let forwarded = |host: &'static str, port: u16, trusted_value: Option<&'static str>| {
+            let host = HeaderValue::from_static(host);
+            let client = ClientSide {
+                peer: &peer,
+                host: Some(&host),
+                port,
+                prefix: None,
+            };
+            let mut h = HeaderMap::new();
+            if let Some(v) = trusted_value {
+                h.insert("forwarded", HeaderValue::from_static(v));
+            }
+            set_forwarding_headers(
+                &mut h,
+                &client,
+                trusted_value.is_some(),
+                &ForwardingHeaders::default(),
+            );
+            (h["forwarded"].clone(), h["x-forwarded-port"].clone())
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                forwarded("a.example:8080", 8080, None),
+                (
+                    "proto=http;host=\"a.example:8080\";for=\"10.1.1.1:5000\""
+                        .parse()
+                        .expect("v"),
+                    "8080".parse().expect("v")
+                )
+            );
+            assert_eq!(
+                forwarded("b.example", 80, None),
+                (
+                    "proto=http;host=b.example;for=\"10.1.1.1:5000\""
+                        .parse()
+                        .expect("v"),
+                    "80".parse().expect("v")
+                )
+            );
+        }
+        // A trusted proxy's element is extended with this hop's.
+        assert_eq!(
+            forwarded("b.example", 80, Some("for=1.2.3.4")).0,
+            "for=1.2.3.4, proto=http;host=b.example;for=\"10.1.1.1:5000\""
+        );
     }
 
     #[test]

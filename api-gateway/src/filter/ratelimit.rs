@@ -306,16 +306,19 @@ impl RateLimiter {
             return self.empty_key();
         }
         let now = self.clock.now();
-        if self.buckets.len() >= MAX_BUCKETS {
-            self.drop_full_buckets(now);
-        }
-        // A known key is found by reference; only a new one is copied.
+        // A known key is found by reference; only a new one is copied, and
+        // only a new one can find the map full (its size locks every shard).
         let mut bucket = match self.buckets.get_mut(key) {
             Some(bucket) => bucket,
-            None => self.buckets.entry(key.to_owned()).or_insert(Bucket {
-                tokens: self.burst_capacity,
-                at: now,
-            }),
+            None => {
+                if self.buckets.len() >= MAX_BUCKETS {
+                    self.drop_full_buckets(now);
+                }
+                self.buckets.entry(key.to_owned()).or_insert(Bucket {
+                    tokens: self.burst_capacity,
+                    at: now,
+                })
+            }
         };
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         let filled = (bucket.tokens + elapsed * self.replenish_rate).min(self.burst_capacity);
@@ -414,7 +417,26 @@ impl AddressText {
         };
         let mut out = &mut text.buf[..];
         let written = match ip.to_canonical() {
-            IpAddr::V4(v4) => write!(out, "{v4}"),
+            // Every request's key: four numbers, without `fmt`.
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.buf[text.len] = b'.';
+                        text.len += 1;
+                    }
+                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                    let skip = match octet {
+                        0..=9 => 2,
+                        10..=99 => 1,
+                        _ => 0,
+                    };
+                    for d in &digits[skip..] {
+                        text.buf[text.len] = b'0' + d;
+                        text.len += 1;
+                    }
+                }
+                return text;
+            }
             IpAddr::V6(v6) => v6
                 .segments()
                 .iter()
@@ -505,6 +527,15 @@ mod tests {
                 .to_owned()
         };
         assert_eq!(key("10.0.0.1"), "10.0.0.1");
+        // Each octet's digits, with no leading zeros.
+        assert_eq!(key("0.9.10.99"), "0.9.10.99");
+        assert_eq!(key("100.109.190.200"), "100.109.190.200");
+        for ip in ["127.0.0.1", "192.168.1.20", "1.2.3.4", "0.0.0.0"] {
+            assert_eq!(
+                key(ip),
+                ip.parse::<std::net::Ipv4Addr>().expect("ip").to_string()
+            );
+        }
         assert_eq!(key("::1"), "0:0:0:0:0:0:0:1");
         assert_eq!(key("2001:db8::a0"), "2001:db8:0:0:0:0:0:a0");
         assert_eq!(key("::ffff:10.1.2.3"), "10.1.2.3");

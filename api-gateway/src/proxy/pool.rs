@@ -145,7 +145,7 @@ struct Shared {
     /// Under `FIXED`: each upstream's limit, by `[plain, secure]` and
     /// authority; looked up only when a request finds no idle connection
     /// on its own thread.
-    limiters: Mutex<[HashMap<Box<str>, Arc<Limiter>>; 2]>,
+    limiters: Mutex<[ByAuthority<Arc<Limiter>>; 2]>,
 }
 
 /// One upstream's connection limit under `FIXED`.
@@ -194,8 +194,13 @@ struct Limits {
 /// Idle connections by upstream: `[plain, secure]`, each by authority.
 #[derive(Debug, Default)]
 struct Shard {
-    idle: [HashMap<Box<str>, Vec<Http1Conn>>; 2],
+    idle: [ByAuthority<Vec<Http1Conn>>; 2],
 }
+
+/// Keyed by upstream authority (from the routes and the registry, not
+/// from clients), with a fast seeded hash: SipHash showed in the request
+/// path's profile.
+type ByAuthority<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
 
 /// Which HTTP a request may go upstream in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

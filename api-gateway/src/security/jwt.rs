@@ -437,6 +437,14 @@ impl ClaimHeaders {
     /// booleans as text, an array joined with `,`, an object as JSON);
     /// absent claims and values that cannot be header values are left out.
     pub fn apply(&self, claims: &Claims, headers: &mut HeaderMap) {
+        for (name, value) in self.values(claims) {
+            headers.insert(name, value);
+        }
+    }
+
+    /// The claim headers [`ClaimHeaders::apply`] sets from `claims`.
+    pub fn values(&self, claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
+        let mut values = Vec::with_capacity(self.pairs.len());
         for (claim, name) in &self.pairs {
             let text = match claim_at(claims, claim) {
                 None | Some(Value::Null) => continue,
@@ -452,14 +460,13 @@ impl ClaimHeaders {
                 Some(other) => other.to_string(),
             };
             match HeaderValue::from_str(&text) {
-                Ok(v) => {
-                    headers.insert(name.clone(), v);
-                }
+                Ok(v) => values.push((name.clone(), v)),
                 Err(_) => {
                     tracing::debug!(claim, "claim is not a valid header value; not forwarded")
                 }
             }
         }
+        values
     }
 }
 

@@ -193,8 +193,18 @@ pub struct Authority {
     verified: Box<[CacheLine<Mutex<Verified>>]>,
 }
 
-/// Verified tokens and their claims.
-type Verified = HashMap<Box<str>, Arc<Claims>>;
+/// Verified tokens. Only tokens that passed a signature check are kept, so
+/// no client can choose the keys: a fast seeded hash is enough (SipHash over
+/// the token showed in the full chain's profile).
+type Verified = HashMap<Box<str>, Arc<Admitted>, foldhash::fast::RandomState>;
+
+/// A verified token: its claims, and the claim headers they make (the same
+/// for every request that brings the token).
+#[derive(Debug)]
+struct Admitted {
+    claims: Arc<Claims>,
+    claim_headers: Vec<(HeaderName, http::HeaderValue)>,
+}
 
 /// Verified tokens each thread remembers; past it, its memory is cleared.
 const VERIFIED_PER_THREAD: usize = 256;
@@ -380,17 +390,24 @@ impl Authority {
         requirement: &Requirement,
         headers: &mut HeaderMap,
     ) -> Result<Arc<Claims>, Rejection> {
-        let claims = self.authenticate(headers).await?;
-        requirement.check(&claims, &self.roles_claim)?;
-        self.claim_headers.apply(&claims, headers);
+        let admitted = self.verify(headers).await?;
+        requirement.check(&admitted.claims, &self.roles_claim)?;
+        for (name, value) in &admitted.claim_headers {
+            headers.insert(name.clone(), value.clone());
+        }
         if !self.token_relay {
             headers.remove(header::AUTHORIZATION);
         }
-        Ok(claims)
+        Ok(Arc::clone(&admitted.claims))
     }
 
     /// The verified claims of the request's bearer token.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Claims>, Rejection> {
+        Ok(Arc::clone(&self.verify(headers).await?.claims))
+    }
+
+    /// The request's bearer token, verified.
+    async fn verify(&self, headers: &HeaderMap) -> Result<Arc<Admitted>, Rejection> {
         let token = jwt::bearer_token(headers).ok_or_else(Rejection::missing)?;
         let now = self.clock.epoch_millis().div_euclid(1000);
         // Only tokens the settings' own keys verified are remembered: a
@@ -398,9 +415,9 @@ impl Authority {
         let remember = self.jwks.is_none();
         if remember {
             let known = self.verified_here().get(token).cloned();
-            if let Some(claims) = known {
-                jwt::check_claim_times(&claims, &self.rules, now)?;
-                return Ok(claims);
+            if let Some(admitted) = known {
+                jwt::check_claim_times(&admitted.claims, &self.rules, now)?;
+                return Ok(admitted);
             }
         }
         let header = jwt::token_header(token)?;
@@ -429,15 +446,19 @@ impl Authority {
                 .iter()
                 .flat_map(|k| k.candidates(header.kid.as_deref())),
         );
-        let claims = Arc::new(jwt::verify(token, &header, candidates, &self.rules, now)?);
+        let claims = jwt::verify(token, &header, candidates, &self.rules, now)?;
+        let admitted = Arc::new(Admitted {
+            claim_headers: self.claim_headers.values(&claims),
+            claims: Arc::new(claims),
+        });
         if remember {
             let mut verified = self.verified_here();
             if verified.len() >= VERIFIED_PER_THREAD {
                 verified.clear();
             }
-            verified.insert(token.into(), Arc::clone(&claims));
+            verified.insert(token.into(), Arc::clone(&admitted));
         }
-        Ok(claims)
+        Ok(admitted)
     }
 
     /// This thread's verified tokens.
@@ -468,6 +489,38 @@ mod remembered_tokens {
         let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
         headers.insert(header::AUTHORIZATION, value);
         headers
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_sets_its_own_claim_headers_on_every_request() {
+        let clock = ManualClock::at_epoch_millis(1_700_000_000_000);
+        let settings = JwtSettings {
+            secret: Some(SECRET.to_owned()),
+            ..JwtSettings::default()
+        };
+        let authority = Authority::compile(
+            &settings,
+            &ResourceServerJwt::default(),
+            Arc::new(clock),
+            &Origin::Defaults,
+        )
+        .expect("compiles")
+        .expect("a key is configured");
+        for _ in 0..3 {
+            for user in ["ada", "grace"] {
+                let mut headers = bearer(
+                    &serde_json::json!({"sub": user, "exp": 1_700_000_100}),
+                    SECRET,
+                );
+                // The client's own copy is replaced by the token's claim.
+                headers.insert("x-user-id", HeaderValue::from_static("mallory"));
+                authority
+                    .admit(&Requirement::default(), &mut headers)
+                    .await
+                    .expect("admitted");
+                assert_eq!(headers["x-user-id"], user);
+            }
+        }
     }
 
     #[tokio::test]
