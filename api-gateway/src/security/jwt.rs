@@ -310,17 +310,40 @@ pub fn check_claims(claims: Claims, rules: &ClaimRules, now: i64) -> Result<Clai
 /// `exp` (required) and `nbf` of verified `claims` at `now`, with the
 /// leeway.
 pub fn check_claim_times(claims: &Claims, rules: &ClaimRules, now: i64) -> Result<(), Rejection> {
-    let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
-    let exp = numeric_date(claims, "exp")?.ok_or_else(|| Rejection::invalid("Missing exp"))?;
-    if now.saturating_sub(leeway) >= exp {
-        return Err(Rejection::invalid(format!("Jwt expired at {exp}")));
+    ClaimTimes::read(claims)?.check(rules, now)
+}
+
+/// A token's `exp` and `nbf`, read once (a remembered token is checked
+/// against the clock on every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    exp: i64,
+    nbf: Option<i64>,
+}
+
+impl ClaimTimes {
+    /// The times of `claims`: `exp` is required, and both must be numbers.
+    pub fn read(claims: &Claims) -> Result<ClaimTimes, Rejection> {
+        Ok(ClaimTimes {
+            exp: numeric_date(claims, "exp")?.ok_or_else(|| Rejection::invalid("Missing exp"))?,
+            nbf: numeric_date(claims, "nbf")?,
+        })
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")?
-        && now.saturating_add(leeway) < nbf
-    {
-        return Err(Rejection::invalid(format!("Jwt used before {nbf}")));
+
+    /// Whether the token is good at `now`, with the rules' leeway.
+    pub fn check(&self, rules: &ClaimRules, now: i64) -> Result<(), Rejection> {
+        let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
+        let exp = self.exp;
+        if now.saturating_sub(leeway) >= exp {
+            return Err(Rejection::invalid(format!("Jwt expired at {exp}")));
+        }
+        if let Some(nbf) = self.nbf
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(Rejection::invalid(format!("Jwt used before {nbf}")));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A NumericDate claim (seconds, fractions allowed and cut).

@@ -203,6 +203,8 @@ type Verified = HashMap<Box<str>, Arc<Admitted>, foldhash::fast::RandomState>;
 #[derive(Debug)]
 struct Admitted {
     claims: Arc<Claims>,
+    /// `exp` and `nbf`, checked again on each request.
+    times: jwt::ClaimTimes,
     claim_headers: Vec<(HeaderName, http::HeaderValue)>,
 }
 
@@ -416,7 +418,7 @@ impl Authority {
         if remember {
             let known = self.verified_here().get(token).cloned();
             if let Some(admitted) = known {
-                jwt::check_claim_times(&admitted.claims, &self.rules, now)?;
+                admitted.times.check(&self.rules, now)?;
                 return Ok(admitted);
             }
         }
@@ -448,6 +450,7 @@ impl Authority {
         );
         let claims = jwt::verify(token, &header, candidates, &self.rules, now)?;
         let admitted = Arc::new(Admitted {
+            times: jwt::ClaimTimes::read(&claims)?,
             claim_headers: self.claim_headers.values(&claims),
             claims: Arc::new(claims),
         });
