@@ -657,9 +657,10 @@ impl Peer {
         }
     }
 
-    /// The values for `host` (the client's `Host`) and `port`: the last
-    /// request's when its `Host` was the same, else made and kept.
-    fn by_host(&self, host: &HeaderValue, port: u16, proto: &str) -> ByHost {
+    /// The values for `host` (the client's `Host`), `port` and the
+    /// `forwarded` element they make: the last request's when its `Host`
+    /// was the same, else made and kept.
+    fn by_host(&self, host: &HeaderValue, port: u16, forwarded: &Value<'_>) -> ByHost {
         let mut last = self
             .by_host
             .lock()
@@ -670,11 +671,6 @@ impl Peer {
             return kept.clone();
         }
         let mut buf = String::with_capacity(64);
-        let forwarded = Value::Forwarded {
-            proto,
-            host: host.to_str().ok(),
-            node: &self.node,
-        };
         let made = ByHost {
             host: host.clone(),
             port: HeaderValue::from(port),
@@ -789,11 +785,16 @@ pub fn set_forwarding_headers(
     } else {
         ("http", HeaderValue::from_static("http"))
     };
+    let element = Value::Forwarded {
+        proto,
+        host,
+        node: &client.peer.node,
+    };
     // The values made from `Host` are the connection's last ones when its
     // `Host` is the same.
     let by_host = client
         .host
-        .map(|h| client.peer.by_host(h, client.port, proto));
+        .map(|h| client.peer.by_host(h, client.port, &element));
     // One buffer for every value that has to be written.
     let mut buf = String::with_capacity(96);
     let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
@@ -825,13 +826,10 @@ pub fn set_forwarding_headers(
         enabled: which.forwarded,
         append: true,
     };
-    let element = Value::Forwarded {
-        proto,
-        host,
-        node: &client.peer.node,
-    };
+    // The made value's text is the element's, for a trusted peer's to
+    // be extended with.
     let value = match by_host.as_ref().and_then(|b| b.forwarded.as_ref()) {
-        Some(made) => Value::Made(made, &element),
+        Some(made) => Value::Ready(made),
         None => element,
     };
     put(FORWARDED, forwarded, Some(value));
@@ -849,8 +847,6 @@ enum Value<'a> {
         host: Option<&'a str>,
         node: &'a str,
     },
-    /// A value made already (the first) of the text the second writes.
-    Made(&'a HeaderValue, &'a Value<'a>),
 }
 
 impl Value<'_> {
@@ -872,7 +868,6 @@ impl Value<'_> {
                 buf.push_str(";for=");
                 buf.push_str(node);
             }
-            Value::Made(_, text) => return text.write(buf),
         }
         true
     }
@@ -923,7 +918,7 @@ fn put_forwarding(
         false => None,
     };
     if existing.is_none()
-        && let Value::Ready(v) | Value::Made(v, _) = value
+        && let Value::Ready(v) = value
     {
         headers.insert(name, v.clone());
         return;

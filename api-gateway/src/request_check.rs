@@ -146,10 +146,6 @@ fn join_cookies(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Whether `value` is RFC 9110's `uri-host [ ":" port ]`: a registered
-/// name or IPv4 address (unreserved, sub-delims and `%`), or an IP literal
-/// in brackets, then optionally `:` and digits. Empty is allowed (RFC 9112
-/// §3.2: the value a client sends when the target has no authority).
 /// The bytes a host name or IPv4 address may hold: unreserved,
 /// sub-delims and `%`. A table, as every request's `Host` is checked.
 const HOST_NAME_BYTES: [bool; 256] = byte_set(b"-._~!$&'()*+,;=%");
@@ -170,6 +166,10 @@ const fn byte_set(extra: &[u8]) -> [bool; 256] {
     set
 }
 
+/// Whether `value` is RFC 9110's `uri-host [ ":" port ]`: a registered
+/// name or IPv4 address (unreserved, sub-delims and `%`), or an IP literal
+/// in brackets, then optionally `:` and digits. Empty is allowed (RFC 9112
+/// §3.2: the value a client sends when the target has no authority).
 fn is_host(value: &[u8]) -> bool {
     let (host, rest) = match value.first() {
         Some(b'[') => match value.iter().position(|&c| c == b']') {

@@ -415,42 +415,45 @@ impl AddressText {
             buf: [0; 39],
             len: 0,
         };
-        let mut out = &mut text.buf[..];
-        let written = match ip.to_canonical() {
-            // Every request's key: four numbers, without `fmt`.
+        let v6 = match ip.to_canonical() {
             IpAddr::V4(v4) => {
+                // Every request's key: four numbers, written without `fmt`.
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        text.buf[text.len] = b'.';
-                        text.len += 1;
+                        text.push(b'.');
                     }
-                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
-                    let skip = match octet {
-                        0..=9 => 2,
-                        10..=99 => 1,
-                        _ => 0,
-                    };
-                    for d in &digits[skip..] {
-                        text.buf[text.len] = b'0' + d;
-                        text.len += 1;
+                    if octet >= 100 {
+                        text.push(b'0' + octet / 100);
                     }
+                    if octet >= 10 {
+                        text.push(b'0' + octet / 10 % 10);
+                    }
+                    text.push(b'0' + octet % 10);
                 }
                 return text;
             }
-            IpAddr::V6(v6) => v6
-                .segments()
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, s)| match i {
-                    0 => write!(out, "{s:x}"),
-                    _ => write!(out, ":{s:x}"),
-                }),
+            IpAddr::V6(v6) => v6,
         };
+        let mut out = &mut text.buf[..];
+        let written = v6
+            .segments()
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, s)| match i {
+                0 => write!(out, "{s:x}"),
+                _ => write!(out, ":{s:x}"),
+            });
         let left = out.len();
         // The longest address fits, so writing cannot fail; if it did, the
         // key would be empty (and refused as such), never cut short.
         text.len = if written.is_ok() { 39 - left } else { 0 };
         text
+    }
+
+    /// Appends one byte (an IPv4 address's 15 fit).
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
     }
 
     fn as_str(&self) -> &str {
