@@ -19,7 +19,9 @@
 # and valgrind)
 # Overrides: CHAIN (plain; `full` is bench/gateway.sh's full chain: nginx
 # with `limit_req`, ours with CircuitBreaker, RequestRateLimiter and JwtAuth,
-# wrk sending a valid HS256 token), DURATION (10), C (16), PROXIES ("nginx
+# wrk sending a valid HS256 token; `jwks` is that chain with the token
+# RS256-signed and its key from a JWKS URL, api-gateway/tests/keys/rsa-1,
+# served by another nginx: ours only, as nginx has no JWT check), DURATION (10), C (16), PROXIES ("nginx
 # floor ours"; the floor is always the plain route; `ours-b`
 # is the api-gateway binary at OURS_B), PROFILE (0; 1 prints the top
 # functions and keeps its callgrind file in PROFILE_DIR, default /tmp).
@@ -69,7 +71,32 @@ case $CHAIN in
     nginx_zone='limit_req_zone $binary_remote_addr zone=perip:1m rate=1000000r/s;'
     nginx_limit='limit_req zone=perip burst=1000000 nodelay; proxy_next_upstream error timeout http_502 http_503;'
     auth=(-H "Authorization: Bearer $jwt") ;;
-  *) echo "CHAIN is plain or full" >&2; exit 1 ;;
+  jwks)
+    # The full chain's JwtAuth with its key from a JWKS instead of the
+    # secret: the token is RS256-signed with the test key rsa-1.
+    keys=api-gateway/tests/keys
+    jwks_port=$(free_port)
+    start_nginx jwks 1 "server { listen 127.0.0.1:$jwks_port; location = /jwks {
+      default_type application/json; return 200 '{\"keys\": [$(tr -d '\n' <"$keys/rsa-1.jwk.json")]}'; } }"
+    wait_http "http://127.0.0.1:$jwks_port/jwks" 100
+    sed "s|^spring.cloud.gateway.jwt.secret: .*|spring.cloud.gateway.jwt.jwk-set-uri: http://127.0.0.1:$jwks_port/jwks|" \
+      "$work/full.yml" >"$work/jwks.yml"
+    ours_yml=$work/jwks.yml; nginx_zone=""; nginx_limit=""
+    jwt=$(python3 - "$keys/rsa-1.key.pem" <<'PY'
+import base64, json, subprocess, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}).encode())
+body = b64(json.dumps({"sub": "bench", "exp": int(time.time()) + 86400}).encode())
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sys.argv[1]],
+                     input=f"{head}.{body}".encode(), capture_output=True, check=True).stdout
+print(f"{head}.{body}.{b64(sig)}")
+PY
+)
+    auth=(-H "Authorization: Bearer $jwt")
+    case " $PROXIES " in
+      *" nginx "*|*" floor "*) echo "CHAIN=jwks runs ours and ours-b only" >&2; exit 1 ;;
+    esac ;;
+  *) echo "CHAIN is plain, full or jwks" >&2; exit 1 ;;
 esac
 
 vg=(valgrind --tool=callgrind --instr-atstart=no --trace-children=yes)

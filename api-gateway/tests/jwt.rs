@@ -94,6 +94,14 @@ impl JwksServer {
         self.keys.lock().expect("lock").push(jwk(key));
     }
 
+    /// Stops publishing the key `kid`.
+    fn remove(&self, kid: &str) {
+        self.keys
+            .lock()
+            .expect("lock")
+            .retain(|k| k["kid"].as_str() != Some(kid));
+    }
+
     fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
@@ -472,6 +480,77 @@ async fn a_rotated_key_is_accepted_once_the_jwks_is_refetched() {
         StatusCode::OK,
         "the old key still works"
     );
+}
+
+/// Tokens verified with JWKS keys are remembered by the gateway; a refetch
+/// that drops the key must still stop them.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_a_refetch_drops_its_key() {
+    let (_up, jwks, gw) = start(&["rsa-1", "rsa-2"], "100ms").await;
+    let iss = jwks.issuer();
+    let token = signer(Algorithm::RS256).sign(&claims(&iss));
+    // Sent on several connections, so that every I/O worker remembers it.
+    for _ in 0..6 {
+        assert_eq!(call(&gw, "/api/x", Some(&token)).await.0, StatusCode::OK);
+    }
+    let fetched = jwks.fetches();
+    jwks.remove("rsa-1");
+    // A token naming a `kid` the gateway does not hold makes it fetch the
+    // JWKS again (at most once per 100 ms).
+    let unknown = signer(Algorithm::RS256).kid("rsa-9").sign(&claims(&iss));
+    eventually(
+        Duration::from_secs(10),
+        "the token of the dropped key to be refused",
+        || async {
+            let nudge = call(&gw, "/api/x", Some(&unknown)).await.0;
+            assert_eq!(nudge, StatusCode::UNAUTHORIZED, "an unknown kid");
+            call(&gw, "/api/x", Some(&token)).await.0 == StatusCode::UNAUTHORIZED
+        },
+    )
+    .await;
+    assert!(jwks.fetches() > fetched, "the JWKS was fetched again");
+    for _ in 0..6 {
+        assert_eq!(
+            call(&gw, "/api/x", Some(&token)).await.0,
+            StatusCode::UNAUTHORIZED,
+            "no I/O worker still accepts it"
+        );
+    }
+    let other = Signer {
+        alg: Algorithm::RS256,
+        kid: Some("rsa-2".to_owned()),
+        key: EncodingKey::from_rsa_pem(key_file("rsa-2.key.pem").as_bytes()).expect("key"),
+    }
+    .sign(&claims(&iss));
+    assert_eq!(
+        call(&gw, "/api/x", Some(&other)).await.0,
+        StatusCode::OK,
+        "the key still published still works"
+    );
+}
+
+/// Without an unknown `kid` to make it refetch, the JWKS's TTL is what
+/// finds a dropped key: a remembered token is checked again once its key
+/// set is older than `cache-ttl`.
+#[tokio::test]
+async fn a_remembered_token_is_checked_again_when_its_key_set_expires() {
+    let (up, jwks) = (Upstream::start().await, JwksServer::start(&["rsa-1"]).await);
+    let yaml = gateway_yaml(&up, &jwks, "100ms").replace(
+        "min-refresh-interval: 100ms",
+        "min-refresh-interval: 100ms\n          cache-ttl: 300ms",
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let token = signer(Algorithm::RS256).sign(&claims(&jwks.issuer()));
+    for _ in 0..4 {
+        assert_eq!(call(&gw, "/api/x", Some(&token)).await.0, StatusCode::OK);
+    }
+    jwks.remove("rsa-1");
+    eventually(
+        Duration::from_secs(10),
+        "the token to be refused once the key set expired",
+        || async { call(&gw, "/api/x", Some(&token)).await.0 == StatusCode::UNAUTHORIZED },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -396,12 +396,24 @@ impl JwksCache {
         }
     }
 
+    /// Whether `keys` is the cached set and still fresh (not older than
+    /// the TTL): what a token verified against it may be recognised by.
+    pub fn is_current(&self, keys: &Arc<KeySet>) -> bool {
+        let current = self.current.load();
+        current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.keys, keys) && self.fresh(c))
+    }
+
     fn usable(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
         let current = self.current.load();
         let c = current.as_ref()?;
-        let fresh = self.clock.now().saturating_duration_since(c.fetched) < self.policy.ttl;
         let known = kid.is_none_or(|k| c.keys.has_kid(k));
-        (fresh && known).then(|| Arc::clone(&c.keys))
+        (self.fresh(c) && known).then(|| Arc::clone(&c.keys))
+    }
+
+    fn fresh(&self, cached: &Cached) -> bool {
+        self.clock.now().saturating_duration_since(cached.fetched) < self.policy.ttl
     }
 }
 

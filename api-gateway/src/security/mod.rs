@@ -18,10 +18,14 @@
 //! - [`fetch`]: that trait over HTTP (`jwk-set-uri`, or OpenID discovery
 //!   from `issuer-uri`).
 //!
-//! Tokens verified with keys from the settings (not a JWKS, whose keys
-//! rotate) are remembered per I/O worker (at most 256 each), so a client
-//! that sends the same token again skips the signature and the decoding;
-//! `exp` and `nbf` are checked again on every request.
+//! Verified tokens are remembered per I/O worker (at most 256 each), so a
+//! client that sends the same token again skips the signature and the
+//! decoding; `exp` and `nbf` are checked again on every request. A token
+//! that a JWKS key may have verified is recognised only while the key set
+//! it was verified against is the JWKS cache's current one and fresh: a
+//! refetch (on expiry or an unknown `kid`) that replaces the set makes each
+//! token be verified again, so a key dropped from the JWKS stops its tokens
+//! at the same refetch that would stop a token never seen before.
 //!
 //! Settings (see `docs/api-gateway.md`): `spring.cloud.gateway.jwt.*`,
 //! falling back to Spring Security's
@@ -206,6 +210,9 @@ struct Admitted {
     /// `exp` and `nbf`, checked again on each request.
     times: jwt::ClaimTimes,
     claim_headers: Vec<(HeaderName, http::HeaderValue)>,
+    /// The JWKS key set it was verified against (none: only the settings'
+    /// keys, which do not rotate, could verify it).
+    jwks_keys: Option<Arc<KeySet>>,
 }
 
 /// Verified tokens each thread remembers; past it, its memory is cleared.
@@ -412,15 +419,12 @@ impl Authority {
     async fn verify(&self, headers: &HeaderMap) -> Result<Arc<Admitted>, Rejection> {
         let token = jwt::bearer_token(headers).ok_or_else(Rejection::missing)?;
         let now = self.clock.epoch_millis().div_euclid(1000);
-        // Only tokens the settings' own keys verified are remembered: a
-        // JWKS may drop a key, and its tokens must stop working then.
-        let remember = self.jwks.is_none();
-        if remember {
-            let known = self.verified_here().get(token).cloned();
-            if let Some(admitted) = known {
-                admitted.times.check(&self.rules, now)?;
-                return Ok(admitted);
-            }
+        let known = self.verified_here().get(token).cloned();
+        if let Some(admitted) = known
+            && self.still_trusted(&admitted)
+        {
+            admitted.times.check(&self.rules, now)?;
+            return Ok(admitted);
         }
         let header = jwt::token_header(token)?;
         let statics_accept = self
@@ -453,15 +457,25 @@ impl Authority {
             times: jwt::ClaimTimes::read(&claims)?,
             claim_headers: self.claim_headers.values(&claims),
             claims: Arc::new(claims),
+            jwks_keys: remote,
         });
-        if remember {
-            let mut verified = self.verified_here();
-            if verified.len() >= VERIFIED_PER_THREAD {
-                verified.clear();
-            }
-            verified.insert(token.into(), Arc::clone(&admitted));
+        let mut verified = self.verified_here();
+        if verified.len() >= VERIFIED_PER_THREAD {
+            verified.clear();
         }
+        verified.insert(token.into(), Arc::clone(&admitted));
         Ok(admitted)
+    }
+
+    /// Whether a remembered token still stands without a new check: its
+    /// JWKS key set, if it had one, is still the cache's current and fresh
+    /// set (the `Arc` it holds keeps that set's address from being reused).
+    fn still_trusted(&self, admitted: &Admitted) -> bool {
+        match (&admitted.jwks_keys, &self.jwks) {
+            (None, _) => true,
+            (Some(keys), Some(cache)) => cache.is_current(keys),
+            (Some(_), None) => false,
+        }
     }
 
     /// This thread's verified tokens.
