@@ -44,6 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use cloud_client::actuator::write_pool_gauges;
+use cloud_runtime::auth::BasicAuthLayer;
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::prometheus::{self, PrometheusText};
 use serde_json::{Value, json};
@@ -53,8 +54,19 @@ use crate::gateway::{Gateway, RouteStoreError};
 use crate::settings::{EndpointAccess, LoadError};
 
 /// The admin router; `/actuator/gateway/*` as the gateway's
-/// [`EndpointAccess`] allows.
+/// [`EndpointAccess`] allows, behind Basic authentication when
+/// `spring.security.user.name` is set (`/actuator/health` and its groups
+/// stay open, for probes, as Spring Boot leaves them).
 pub fn router(gateway: Gateway) -> Router {
+    let user = gateway.admin_user().cloned();
+    let router = endpoints_router(gateway);
+    match user {
+        None => router,
+        Some(user) => router.layer(BasicAuthLayer::new(user, "gateway").exempt("/actuator/health")),
+    }
+}
+
+fn endpoints_router(gateway: Gateway) -> Router {
     let access = gateway.admin_access();
     let mut router = Router::new();
     if access != EndpointAccess::None {

@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use circuit_breaker::{Classification, ResilienceConfig};
 use cloud_client::discovery::ServiceInstance;
 use cloud_client::loadbalancer::{LoadBalancer, Outcome, Picked};
+use cloud_runtime::auth::Credentials;
 use cloud_runtime::clock::{SharedClock, TokioClock};
 use cloud_runtime::error_body::SpringError;
 use cloud_runtime::serve::{RequestService, Secure};
@@ -93,6 +94,9 @@ struct Inner {
     /// `management.endpoint.gateway.access` and the keys it falls back
     /// on, read at build.
     admin_access: EndpointAccess,
+    /// `spring.security.user.*`, read at build: the admin API's
+    /// credentials.
+    admin_user: Option<Credentials>,
 }
 
 /// A request's handle on the installed set (see
@@ -219,6 +223,15 @@ impl GatewayBuilder {
             .management
             .gateway_access()
             .map_err(|(key, reason)| ConfigError::new(origin(&file), Some(key), reason))?;
+        let user = &self.settings.spring.security.user;
+        if !user.name.is_empty() && user.password.is_empty() {
+            return Err(LoadError::Settings(ConfigError::new(
+                origin(&file),
+                Some("spring.security.user.password"),
+                "is required with spring.security.user.name (the admin API's credentials)",
+            )));
+        }
+        let admin_user = user.credentials();
         let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let inner = Inner {
             installed: ArcSwap::from_pointee(Installed::default()),
@@ -241,6 +254,7 @@ impl GatewayBuilder {
             access_log: self.settings.reactor.netty.http.server.access_log_enabled,
             compression,
             admin_access,
+            admin_user,
         };
         let gateway = Gateway {
             inner: Arc::new(inner),
@@ -360,6 +374,11 @@ impl Gateway {
     /// What the admin API's `/actuator/gateway/*` allows (read at build).
     pub fn admin_access(&self) -> EndpointAccess {
         self.inner.admin_access
+    }
+
+    /// The Basic credentials the admin API asks for (read at build).
+    pub fn admin_user(&self) -> Option<&Credentials> {
+        self.inner.admin_user.as_ref()
     }
 
     /// The settings in use.

@@ -415,6 +415,63 @@ async fn filters_change_requests_and_responses() {
     );
 }
 
+/// `spring.security.user.*` puts the admin API behind Basic
+/// authentication, as Spring Security puts SCG's actuator; the health
+/// probes and the proxy port stay open.
+#[tokio::test]
+async fn the_admin_api_asks_for_the_configured_user_and_leaves_health_open() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring:\n  security:\n    user:\n      name: ops\n      password: s3cret\n{}",
+        routes(&format!(
+            "        - id: a\n          uri: http://{}\n          predicates: [Path=/a/**]\n",
+            up.addr
+        ))
+        .trim_start_matches("spring:\n")
+    ))
+    .await;
+    let list = gw.admin_url("/actuator/gateway/routes");
+    let (status, headers, body) = send(client().get(&list)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(challenge.starts_with("Basic"), "{challenge}");
+    assert_eq!(body["status"], 401, "Spring's JSON error body: {body}");
+    let wrong = client().get(&list).basic_auth("ops", Some("guess"));
+    assert_eq!(send(wrong).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(client().get(&list).basic_auth("ops", Some("s3cret"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&body, "route_id"), ["a"]);
+    for path in ["/actuator/prometheus", "/actuator", "/actuator/healthz"] {
+        let (status, _, _) = send(client().get(gw.admin_url(path))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let refresh = client().post(gw.admin_url("/actuator/gateway/refresh"));
+    assert_eq!(send(refresh).await.0, StatusCode::UNAUTHORIZED);
+    for path in ["/actuator/health", "/actuator/health/liveness"] {
+        let (status, _, body) = send(client().get(gw.admin_url(path))).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body["status"], "UP", "{path}");
+    }
+    let (status, _, _) = send(client().get(gw.url("/a/x"))).await;
+    assert_eq!(status, StatusCode::OK, "the proxy port asks for nothing");
+}
+
+#[test]
+fn an_admin_user_without_a_password_fails_at_start() {
+    let settings: api_gateway::settings::Settings =
+        serde_yaml_ng::from_str("spring:\n  security:\n    user:\n      name: ops\n")
+            .expect("valid YAML");
+    let e = api_gateway::Gateway::builder(settings)
+        .build()
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(e.contains("spring.security.user.password"), "{e}");
+}
+
 #[tokio::test]
 async fn admin_api_lists_routes_counts_requests_and_reports_health() {
     let up = Upstream::start().await;

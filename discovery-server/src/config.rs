@@ -381,17 +381,7 @@ pub struct SpringSection {
 #[serde(default, rename_all = "kebab-case")]
 pub struct SecuritySection {
     /// `spring.security.user.*`.
-    pub user: UserSection,
-}
-
-/// `spring.security.user.*`: Basic credentials (none when `name` is empty).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UserSection {
-    /// User name. Default is empty (no authentication).
-    pub name: String,
-    /// Password. Default is empty.
-    pub password: String,
+    pub user: cloud_runtime::auth::UserSettings,
 }
 
 pub use cloud_runtime::settings::LifecycleSection;

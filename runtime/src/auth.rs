@@ -31,6 +31,34 @@ use tower::{Layer, Service};
 
 use crate::error_body::SpringError;
 
+/// `spring.security.user.*`, as Spring Boot names a server's one user: the
+/// Basic credentials of its protected endpoints, none while `name` is
+/// empty.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct UserSettings {
+    /// `name`. Default is empty (no authentication).
+    pub name: String,
+    /// `password`. Default is empty.
+    pub password: String,
+}
+
+impl UserSettings {
+    /// The credentials, when a user is named.
+    pub fn credentials(&self) -> Option<Credentials> {
+        (!self.name.is_empty()).then(|| Credentials::new(&self.name, &self.password))
+    }
+}
+
+impl std::fmt::Debug for UserSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSettings")
+            .field("name", &self.name)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
 /// A user name and password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {

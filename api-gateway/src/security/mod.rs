@@ -56,12 +56,17 @@ use fetch::{HttpJwks, JwksLocation};
 use jwt::{ClaimHeaders, ClaimRules, Claims, Rejection, Requirement, SUPPORTED_ALGORITHMS};
 use keys::{CachePolicy, JwksCache, JwksSource, KeySet, VerifyingKey};
 
-/// `spring.security.*`: only the resource server's JWT settings are read.
+/// `spring.security.*`: the resource server's JWT settings, and the user
+/// of the admin API.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct SpringSecurity {
     /// `spring.security.oauth2.*`.
     pub oauth2: OAuth2,
+    /// `spring.security.user.*`: when a `name` is set, the admin API asks
+    /// for these Basic credentials everywhere but `/actuator/health`, as
+    /// Spring Boot's actuator under Spring Security.
+    pub user: cloud_runtime::auth::UserSettings,
 }
 
 /// `spring.security.oauth2.*`.
