@@ -157,7 +157,13 @@ impl TlsError {
 
     /// The reason with its causes, for a [`ConfigError`] about this key.
     fn into_config_error(self, file: Option<&Path>) -> ConfigError {
-        let mut reason = self.reason;
+        let origin = file.map_or(Origin::Defaults, |f| Origin::File(f.to_owned()));
+        ConfigError::new(origin, Some(&self.what), self.reason_with_causes())
+    }
+
+    /// The reason followed by each of its causes.
+    pub(crate) fn reason_with_causes(&self) -> String {
+        let mut reason = self.reason.clone();
         let mut source: Option<&(dyn std::error::Error + 'static)> = match &self.source {
             Some(s) => Some(s.as_ref()),
             None => None,
@@ -166,8 +172,7 @@ impl TlsError {
             reason = format!("{reason}: {s}");
             source = s.source();
         }
-        let origin = file.map_or(Origin::Defaults, |f| Origin::File(f.to_owned()));
-        ConfigError::new(origin, Some(&self.what), reason)
+        reason
     }
 
     fn caused(
@@ -218,6 +223,20 @@ impl PemSource {
                 .map_err(|e| TlsError::caused(key, format!("cannot read {}", path.display()), e)),
         }
     }
+}
+
+/// The certificates of the PEM values at `locations` (paths, `file:`
+/// paths or inline PEM), for setting `key`.
+pub(crate) fn trusted_certificates(
+    locations: &[String],
+    key: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut all = Vec::new();
+    for location in locations {
+        let pem = PemSource::parse(location, key)?.read(key)?;
+        all.extend(parse_certificates(&pem, key)?);
+    }
+    Ok(all)
 }
 
 fn parse_certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -438,13 +457,10 @@ fn build_client_config(ssl: &ClientSsl) -> Result<ClientConfig, TlsError> {
         if ssl.trusted_x509_certificates.is_empty() {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
-        for location in &ssl.trusted_x509_certificates {
-            let pem = PemSource::parse(location, KEY)?.read(KEY)?;
-            for cert in parse_certificates(&pem, KEY)? {
-                roots.add(cert).map_err(|e| {
-                    TlsError::caused(KEY, format!("`{location}` is not a usable certificate"), e)
-                })?;
-            }
+        for cert in trusted_certificates(&ssl.trusted_x509_certificates, KEY)? {
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::caused(KEY, "not a usable certificate", e))?;
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };

@@ -389,6 +389,85 @@ async fn https_upstreams_are_trusted_through_trusted_x509_certificates() {
     assert_eq!(body["path"], "/data");
 }
 
+/// A JWKS over HTTPS with `leaf`, publishing the test key
+/// `tests/keys/rsa-1`.
+async fn https_jwks(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
+    let path = format!("{}/tests/keys/rsa-1.jwk.json", env!("CARGO_MANIFEST_DIR"));
+    let jwk: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("test JWK")).expect("JWK");
+    let router = Router::new().route(
+        "/jwks",
+        axum::routing::get(move || async move { axum::Json(json!({ "keys": [jwk] })) }),
+    );
+    serve_https(leaf, router, shutdown).await
+}
+
+/// An RS256 token signed with the test key `rsa-1`, for `sub` ada.
+fn rsa_1_token() -> String {
+    let path = format!("{}/tests/keys/rsa-1.key.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(&path).expect("test key"))
+        .expect("RSA key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".to_owned());
+    let exp = jsonwebtoken::get_current_timestamp() + 300;
+    jsonwebtoken::encode(&header, &json!({ "sub": "ada", "exp": exp }), &key).expect("signs")
+}
+
+/// An identity provider behind a private CA: its JWKS is fetched over
+/// HTTPS when `jwt.jwks.trusted-x509-certificates` names the CA, and not
+/// otherwise.
+#[tokio::test]
+async fn an_https_jwks_is_trusted_through_its_own_certificates() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], "idp");
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let jwks = https_jwks(&leaf, stop).await;
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let gateway = |roots: &str| {
+        format!(
+            "spring.cloud.gateway:\n  jwt:\n    jwk-set-uri: https://{jwks}/jwks\n{roots}  routes:\n    - id: api\n      uri: http://{}\n      predicates: [Path=/api/**]\n      filters: [JwtAuth]\n",
+            up.addr
+        )
+    };
+    let call = |gw: &TestGateway| {
+        reqwest::Client::new()
+            .get(gw.url("/api/x"))
+            .bearer_auth(rsa_1_token())
+            .send()
+    };
+    let trusting = TestGateway::start(&gateway(&format!(
+        "    jwks:\n      trusted-x509-certificates: [\"{}\"]\n",
+        ca_file.display()
+    )))
+    .await;
+    let response = call(&trusting).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.expect("echo");
+    assert_eq!(seen(&echo, "x-user-id"), Some("ada"));
+
+    let default_roots = TestGateway::start(&gateway("")).await;
+    let response = call(&default_roots).await.expect("request");
+    assert_eq!(
+        response.status(),
+        401,
+        "the test CA is not among the default roots, so no key verifies the token"
+    );
+
+    let missing = dir.path().join("missing.pem");
+    let refused = support::refused_at_start(&gateway(&format!(
+        "    jwks:\n      trusted-x509-certificates: [\"{}\"]\n",
+        missing.display()
+    )));
+    assert!(
+        refused.contains("spring.cloud.gateway.jwt.jwks.trusted-x509-certificates")
+            && refused.contains("missing.pem"),
+        "{refused}"
+    );
+}
+
 /// A WebSocket echo server over TLS with `leaf`.
 async fn wss_echo_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
     use futures::{SinkExt as _, StreamExt as _};

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rustls_pki_types::CertificateDer;
 
 use super::keys::{FetchError, JwksSource};
 
@@ -33,11 +34,26 @@ pub struct HttpJwks {
 }
 
 impl HttpJwks {
-    /// A fetcher for `location`, each request limited to `timeout`.
-    pub fn new(location: JwksLocation, timeout: Duration) -> Result<HttpJwks, FetchError> {
-        let client = reqwest::Client::builder()
+    /// A fetcher for `location`, each request limited to `timeout`; an
+    /// `https` server is checked against `roots` (DER certificates), or the
+    /// bundled Mozilla roots when there are none.
+    pub fn new(
+        location: JwksLocation,
+        timeout: Duration,
+        roots: &[CertificateDer<'_>],
+    ) -> Result<HttpJwks, FetchError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            .connect_timeout(timeout);
+        if !roots.is_empty() {
+            builder = builder.tls_built_in_root_certs(false);
+            for root in roots {
+                let certificate = reqwest::Certificate::from_der(root)
+                    .map_err(|e| FetchError::new("", "not a usable certificate").with_source(e))?;
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| FetchError::new("", "no HTTP client").with_source(e))?;
         Ok(HttpJwks {

@@ -90,7 +90,7 @@ pub struct ResourceServer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ResourceServerJwt {
-    /// `jwk-set-uri`: the JWKS URL (`http://` only for now). Default is
+    /// `jwk-set-uri`: the JWKS URL (`http://` or `https://`). Default is
     /// none.
     pub jwk_set_uri: Option<String>,
     /// `issuer-uri`: the accepted `iss`; without `jwk-set-uri` the JWKS is
@@ -172,6 +172,12 @@ pub struct JwksSettings {
     /// `timeout`: connect and read time of one fetch. Default is 5 s.
     #[serde(with = "crate::settings::duration_field")]
     pub timeout: Duration,
+    /// `trusted-x509-certificates` (ours): PEM files (paths, `file:` paths
+    /// or inline PEM) whose certificates are the roots an `https` JWKS or
+    /// issuer is checked against, instead of the bundled Mozilla roots: an
+    /// identity provider behind a private CA. Default is none (the Mozilla
+    /// roots).
+    pub trusted_x509_certificates: Vec<String>,
 }
 
 impl Default for JwksSettings {
@@ -180,6 +186,7 @@ impl Default for JwksSettings {
             cache_ttl: Duration::from_secs(300),
             min_refresh_interval: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
+            trusted_x509_certificates: Vec::new(),
         }
     }
 }
@@ -325,8 +332,14 @@ impl Authority {
                         format!("`{uri}`: not an http:// or https:// URL"),
                     ));
                 }
+                const ROOTS: &str = "jwks.trusted-x509-certificates";
+                let roots = crate::tls::trusted_certificates(
+                    &gateway.jwks.trusted_x509_certificates,
+                    &format!("{PREFIX}.{ROOTS}"),
+                )
+                .map_err(|e| fail(ROOTS, e.reason_with_causes()))?;
                 let source: Arc<dyn JwksSource> = Arc::new(
-                    HttpJwks::new(location, gateway.jwks.timeout)
+                    HttpJwks::new(location, gateway.jwks.timeout, &roots)
                         .map_err(|e| fail(key, e.to_string()))?,
                 );
                 Some(source)
