@@ -172,7 +172,11 @@ impl GatewayBuilder {
     pub fn build(self) -> Result<Gateway, LoadError> {
         let http = &self.settings.spring.cloud.gateway.httpclient;
         let file = self.source.as_ref().and_then(|s| s.file.clone());
-        let tls = crate::tls::client_config(&http.ssl, file.as_deref())?;
+        let tls = crate::tls::client_config(
+            &http.ssl,
+            &self.settings.spring.ssl.bundle,
+            file.as_deref(),
+        )?;
         let sizing = http.pool.sizing().map_err(|reason| {
             ConfigError::new(
                 origin(&file),

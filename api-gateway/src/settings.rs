@@ -319,6 +319,16 @@ pub struct Spring {
     pub security: crate::security::SpringSecurity,
     /// `spring.codec.*`.
     pub codec: Codec,
+    /// `spring.ssl.*`: Spring Boot's SSL bundles.
+    pub ssl: SpringSsl,
+}
+
+/// `spring.ssl.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SpringSsl {
+    /// `spring.ssl.bundle.*`.
+    pub bundle: crate::tls::SslBundles,
 }
 
 /// `spring.codec.*`.

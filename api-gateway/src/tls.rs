@@ -10,9 +10,16 @@
 //!     certificate: /etc/gw/tls.crt        # PEM chain (path, file:path or the PEM itself)
 //!     certificate-private-key: /etc/gw/tls.key   # PEM key (PKCS#8, PKCS#1 or SEC1)
 //!     reload-interval: 5s                 # ours: how often the files are checked; 0 turns it off
-//! spring.cloud.gateway.httpclient.ssl:
-//!   use-insecure-trust-manager: false     # true: any upstream certificate is accepted
-//!   trusted-x509-certificates: []         # PEM files; when set, the only trusted roots
+//!     client-auth: none                   # need | want: ask clients for certificates...
+//!     trust-certificate: /etc/gw/clients.pem   # ...signed by these (read at start)
+//! spring:
+//!   ssl.bundle.pem.upstreams:             # Spring Boot's PEM SSL bundle
+//!     keystore: { certificate: /etc/gw/client.crt, private-key: /etc/gw/client.key }
+//!     truststore.certificate: /etc/gw/upstream-ca.pem
+//!   cloud.gateway.httpclient.ssl:
+//!     use-insecure-trust-manager: false   # true: any upstream certificate is accepted
+//!     trusted-x509-certificates: []       # PEM files; when set, the only trusted roots
+//!     ssl-bundle: upstreams               # client certificate (mutual TLS) and roots
 //! ```
 //!
 //! Reload: every `reload-interval` the certificate and key files are read
@@ -35,7 +42,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use cloud_runtime::settings::{ConfigError, Origin};
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
@@ -59,9 +66,15 @@ pub struct Ssl {
     pub certificate_private_key: String,
     /// `key-store`: not supported (refused when set, with TLS enabled).
     pub key_store: String,
-    /// `client-auth`: `none` only; `need` and `want` (client certificates)
-    /// are refused rather than silently not asked for.
+    /// `client-auth`: whether clients must present a certificate signed
+    /// by one of `trust-certificate`'s: `need` (the handshake fails
+    /// without one), `want` (asked for; a client without one still
+    /// connects, one with a bad one does not) or `none`. Default is none.
     pub client_auth: String,
+    /// `trust-certificate`: the PEM certificates client certificates are
+    /// checked against, in the forms of `certificate`; required with
+    /// `client-auth`. Read at start. Default is none.
+    pub trust_certificate: String,
     /// `reload-interval`: how often the certificate files are read again
     /// to pick up a new certificate. Default is 5 seconds; 0 turns
     /// reloading off.
@@ -80,6 +93,7 @@ impl Default for Ssl {
             certificate_private_key: String::new(),
             key_store: String::new(),
             client_auth: String::new(),
+            trust_certificate: String::new(),
             reload_interval: Duration::from_secs(5),
         }
     }
@@ -102,6 +116,7 @@ impl std::fmt::Debug for Ssl {
             .field("certificate_private_key", &key)
             .field("key_store", &self.key_store)
             .field("client_auth", &self.client_auth)
+            .field("trust_certificate", &self.trust_certificate)
             .field("reload_interval", &self.reload_interval)
             .finish()
     }
@@ -134,6 +149,67 @@ pub struct ClientSsl {
     /// whose certificates are the trusted roots instead of the bundled
     /// Mozilla roots. Default is none (the Mozilla roots).
     pub trusted_x509_certificates: Vec<String>,
+    /// `ssl-bundle`: the name of a Spring Boot SSL bundle
+    /// (`spring.ssl.bundle.pem.<name>`): its key store's certificate and
+    /// key are presented to upstreams that ask for a client certificate,
+    /// and its trust store's certificates are the roots when neither
+    /// `trusted-x509-certificates` nor `use-insecure-trust-manager` is set
+    /// (as SCG). Default is none.
+    pub ssl_bundle: String,
+}
+
+/// `spring.ssl.bundle.*`: Spring Boot's named SSL bundles. PEM bundles are
+/// read; a JKS bundle is refused when named, with a message to convert it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SslBundles {
+    /// `pem.<name>`.
+    pub pem: std::collections::BTreeMap<String, PemBundle>,
+    /// `jks.<name>`: key store bundles (not supported).
+    pub jks: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `spring.ssl.bundle.pem.<name>.*`: a key store and a trust store in PEM.
+/// Spring Boot's other keys (`key.alias`, `options`, `protocol`,
+/// `reload-on-update`) are not read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct PemBundle {
+    /// `keystore.*`: the certificate chain and private key presented.
+    pub keystore: PemStore,
+    /// `truststore.*`: the certificates trusted.
+    pub truststore: PemStore,
+}
+
+/// One PEM store of a bundle. Its `Debug` hides a private key given
+/// inline, and the key's password.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct PemStore {
+    /// `certificate`: PEM certificates (a path, `file:` and a path, or the
+    /// PEM text itself).
+    pub certificate: String,
+    /// `private-key`: the PEM private key (PKCS#8, PKCS#1 or SEC1), in the
+    /// same forms.
+    pub private_key: String,
+    /// `private-key-password`: encrypted keys are not supported (refused
+    /// when set).
+    pub private_key_password: String,
+}
+
+impl std::fmt::Debug for PemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.private_key.trim_start().starts_with("-----BEGIN") {
+            "<inline PEM, hidden>"
+        } else {
+            self.private_key.as_str()
+        };
+        f.debug_struct("PemStore")
+            .field("certificate", &self.certificate)
+            .field("private_key", &key)
+            .field("private_key_password", &"***")
+            .finish()
+    }
 }
 
 /// A certificate or key that could not be loaded.
@@ -221,6 +297,28 @@ impl PemSource {
             PemSource::Inline(pem) => Ok(pem.clone().into_bytes()),
             PemSource::File(path) => std::fs::read(path)
                 .map_err(|e| TlsError::caused(key, format!("cannot read {}", path.display()), e)),
+        }
+    }
+}
+
+/// `server.ssl.client-auth`, as Spring Boot names its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientAuth {
+    None,
+    Want,
+    Need,
+}
+
+impl ClientAuth {
+    fn parse(value: &str) -> Result<ClientAuth, TlsError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => Ok(ClientAuth::None),
+            "want" => Ok(ClientAuth::Want),
+            "need" => Ok(ClientAuth::Need),
+            other => Err(TlsError::new(
+                "server.ssl.client-auth",
+                format!("`{other}` is not one of none, want, need"),
+            )),
         }
     }
 }
@@ -315,15 +413,7 @@ impl ServerTls {
                 "key stores (JKS, PKCS#12) are not supported: convert to PEM and set server.ssl.certificate and server.ssl.certificate-private-key",
             ));
         }
-        if !matches!(ssl.client_auth.trim(), "" | "none" | "NONE") {
-            return Err(TlsError::new(
-                "server.ssl.client-auth",
-                format!(
-                    "`{}`: client certificates are not supported (only `none`)",
-                    ssl.client_auth
-                ),
-            ));
-        }
+        let client_auth = ClientAuth::parse(&ssl.client_auth)?;
         if ssl.certificate.trim().is_empty() {
             return Err(TlsError::new(
                 CERT,
@@ -347,11 +437,41 @@ impl ServerTls {
         let cert = Arc::new(ReloadingCert {
             current: ArcSwap::from_pointee(pair),
         });
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::caused("server.ssl", "no usable TLS version", e))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
+            .map_err(|e| TlsError::caused("server.ssl", "no usable TLS version", e))?;
+        let builder = match client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            asked => {
+                const TRUST: &str = "server.ssl.trust-certificate";
+                if ssl.trust_certificate.trim().is_empty() {
+                    return Err(TlsError::new(
+                        TRUST,
+                        "is required with server.ssl.client-auth (the certificates client certificates are checked against)",
+                    ));
+                }
+                let mut roots = RootCertStore::empty();
+                for root in
+                    trusted_certificates(std::slice::from_ref(&ssl.trust_certificate), TRUST)?
+                {
+                    roots
+                        .add(root)
+                        .map_err(|e| TlsError::caused(TRUST, "not a usable certificate", e))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = match asked {
+                    ClientAuth::Want => verifier.allow_unauthenticated(),
+                    _ => verifier,
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError::caused(TRUST, "cannot check client certificates", e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config =
+            builder.with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(ServerTls {
             config: Arc::new(config),
@@ -431,12 +551,39 @@ impl ServerTls {
 /// connector offers HTTP/1.1 by ALPN, as SCG's default client): roots from `trusted-x509-certificates`
 /// or else the bundled Mozilla roots, or no verification with
 /// `use-insecure-trust-manager`.
-pub fn client_config(ssl: &ClientSsl, file: Option<&Path>) -> Result<ClientConfig, ConfigError> {
-    build_client_config(ssl).map_err(|e| e.into_config_error(file))
+pub fn client_config(
+    ssl: &ClientSsl,
+    bundles: &SslBundles,
+    file: Option<&Path>,
+) -> Result<ClientConfig, ConfigError> {
+    build_client_config(ssl, bundles).map_err(|e| e.into_config_error(file))
 }
 
-fn build_client_config(ssl: &ClientSsl) -> Result<ClientConfig, TlsError> {
+/// The PEM bundle `ssl-bundle` names, if any.
+fn client_bundle<'b>(
+    ssl: &ClientSsl,
+    bundles: &'b SslBundles,
+) -> Result<Option<(&'b str, &'b PemBundle)>, TlsError> {
+    const KEY: &str = "spring.cloud.gateway.httpclient.ssl.ssl-bundle";
+    let name = ssl.ssl_bundle.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if let Some((name, bundle)) = bundles.pem.get_key_value(name) {
+        return Ok(Some((name.as_str(), bundle)));
+    }
+    let reason = match bundles.jks.contains_key(name) {
+        true => format!(
+            "`{name}` is a JKS bundle; key stores are not supported: convert it to PEM under spring.ssl.bundle.pem.{name}"
+        ),
+        false => format!("no SSL bundle `{name}` under spring.ssl.bundle.pem"),
+    };
+    Err(TlsError::new(KEY, reason))
+}
+
+fn build_client_config(ssl: &ClientSsl, bundles: &SslBundles) -> Result<ClientConfig, TlsError> {
     const KEY: &str = "spring.cloud.gateway.httpclient.ssl.trusted-x509-certificates";
+    let bundle = client_bundle(ssl, bundles)?;
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -447,22 +594,63 @@ fn build_client_config(ssl: &ClientSsl) -> Result<ClientConfig, TlsError> {
                 e,
             )
         })?;
-    let config = if ssl.use_insecure_trust_manager {
+    // Trust as SCG decides it: the trusted certificates, else any
+    // certificate, else the bundle's trust store, else the default roots.
+    let bundle_roots = bundle.filter(|(_, b)| !b.truststore.certificate.trim().is_empty());
+    let builder = if ssl.trusted_x509_certificates.is_empty() && ssl.use_insecure_trust_manager {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(insecure::AnyCertificate(provider)))
-            .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
-        if ssl.trusted_x509_certificates.is_empty() {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
-        for cert in trusted_certificates(&ssl.trusted_x509_certificates, KEY)? {
+        let trusted = match bundle_roots {
+            _ if !ssl.trusted_x509_certificates.is_empty() => {
+                trusted_certificates(&ssl.trusted_x509_certificates, KEY)?
+            }
+            Some((name, b)) => {
+                let key = format!("spring.ssl.bundle.pem.{name}.truststore.certificate");
+                trusted_certificates(std::slice::from_ref(&b.truststore.certificate), &key)?
+            }
+            None => {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                Vec::new()
+            }
+        };
+        for cert in trusted {
             roots
                 .add(cert)
                 .map_err(|e| TlsError::caused(KEY, "not a usable certificate", e))?;
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let config = match bundle {
+        Some((name, b)) if !b.keystore.certificate.trim().is_empty() => {
+            let chain = format!("spring.ssl.bundle.pem.{name}.keystore.certificate");
+            let key = format!("spring.ssl.bundle.pem.{name}.keystore.private-key");
+            if !b.keystore.private_key_password.is_empty() {
+                return Err(TlsError::new(
+                    &format!("spring.ssl.bundle.pem.{name}.keystore.private-key-password"),
+                    "encrypted private keys are not supported: decrypt the key (openssl pkey -in key.pem -out plain.pem)",
+                ));
+            }
+            if b.keystore.private_key.trim().is_empty() {
+                return Err(TlsError::new(
+                    &key,
+                    "is required with the key store's certificate",
+                ));
+            }
+            let chain_pem = PemSource::parse(&b.keystore.certificate, &chain)?.read(&chain)?;
+            let key_pem = PemSource::parse(&b.keystore.private_key, &key)?.read(&key)?;
+            let certs = parse_certificates(&chain_pem, &chain)?;
+            let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| TlsError::caused(&key, "not an unencrypted PEM private key", e))?;
+            builder
+                .with_client_auth_cert(certs, private_key)
+                .map_err(|e| {
+                    TlsError::caused(&key, "does not load or does not match the certificate", e)
+                })?
+        }
+        _ => builder.with_no_client_auth(),
     };
     // ALPN (HTTP/1.1 only) is the connector's to set.
     Ok(config)
@@ -573,7 +761,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_without_certificate_or_client_auth_is_refused() {
+    fn a_key_without_certificate_or_an_unknown_client_auth_is_refused() {
         let key_only = Ssl {
             certificate_private_key: "tls.key".to_owned(),
             ..Ssl::default()
@@ -583,10 +771,10 @@ mod tests {
         assert!(e.to_string().contains("`server.ssl.certificate`"), "{e}");
         let client_auth = Ssl {
             certificate: "tls.crt".to_owned(),
-            client_auth: "need".to_owned(),
+            client_auth: "sometimes".to_owned(),
             ..key_only
         };
-        let e = ServerTls::from_settings(&client_auth, None).expect_err("client auth");
+        let e = ServerTls::from_settings(&client_auth, None).expect_err("unknown client auth");
         assert!(e.to_string().contains("server.ssl.client-auth"), "{e}");
     }
 

@@ -468,6 +468,212 @@ async fn an_https_jwks_is_trusted_through_its_own_certificates() {
     );
 }
 
+/// An HTTPS upstream with `leaf` that asks for a client certificate
+/// signed by `clients` and refuses the handshake without one.
+async fn mutual_tls_upstream(
+    leaf: &Leaf,
+    clients: &TestCa,
+    shutdown: CancellationToken,
+) -> SocketAddr {
+    use rustls_pki_types::pem::PemObject as _;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            rustls_pki_types::CertificateDer::from_pem_slice(clients.pem().as_bytes()).expect("CA"),
+        )
+        .expect("root");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .expect("client verifier");
+    let chain = rustls_pki_types::CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key");
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .expect("server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let router = Router::new().fallback(|request: Request| async move {
+        axum::Json(json!({ "path": request.uri().path() }))
+    });
+    tokio::spawn(async move {
+        let limits = cloud_runtime::serve::ServeLimits::default();
+        let _ = cloud_runtime::serve::serve_tls_with_stats(
+            listener,
+            router,
+            &limits,
+            shutdown,
+            Arc::default(),
+            tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        )
+        .await;
+    });
+    addr
+}
+
+/// SCG's `httpclient.ssl.ssl-bundle` names a Spring Boot PEM bundle: its
+/// key store is the client certificate an upstream may ask for, and its
+/// trust store the roots.
+#[tokio::test]
+async fn an_ssl_bundle_gives_upstreams_a_client_certificate_and_its_roots() {
+    let (servers, clients) = (TestCa::new(), TestCa::new());
+    let leaf = servers.leaf(&["127.0.0.1"], "upstream");
+    let client = clients.leaf(&[], "gateway");
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let upstream = mutual_tls_upstream(&leaf, &clients, stop).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = write(dir.path(), "ca.pem", &servers.pem());
+    let cert_file = write(dir.path(), "client.crt", &client.cert_pem);
+    let key_file = write(dir.path(), "client.key", &client.key_pem);
+    let yaml = |bundle: &str, ssl: &str| {
+        format!(
+            "spring:\n  ssl.bundle.pem.{bundle}:\n    keystore:\n      certificate: {}\n      private-key: {}\n    truststore.certificate: {}\n  cloud.gateway:\n    httpclient.ssl:\n{ssl}    routes:\n      - id: tls\n        uri: https://{upstream}\n        predicates: [Path=/secure/**]\n        filters: [StripPrefix=1]\n",
+            cert_file.display(),
+            key_file.display(),
+            ca_file.display()
+        )
+    };
+
+    let gw = TestGateway::start(&yaml("upstreams", "      ssl-bundle: upstreams\n")).await;
+    let (status, _, body) = support::get(&gw.url("/secure/data")).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/data");
+
+    // Trusting the server's CA without the bundle: no client certificate,
+    // so the upstream refuses the handshake.
+    let anonymous = TestGateway::start(&yaml(
+        "unused",
+        &format!(
+            "      trusted-x509-certificates: [\"{}\"]\n",
+            ca_file.display()
+        ),
+    ))
+    .await;
+    let (status, _, _) = support::get(&anonymous.url("/secure/data")).await;
+    assert_eq!(status, axum::http::StatusCode::BAD_GATEWAY);
+
+    let e = support::refused_at_start(&yaml("upstreams", "      ssl-bundle: elsewhere\n"));
+    assert!(
+        e.contains("spring.cloud.gateway.httpclient.ssl.ssl-bundle") && e.contains("`elsewhere`"),
+        "{e}"
+    );
+    let e = support::refused_at_start(&yaml("upstreams", "      ssl-bundle: upstreams\n").replace(
+        &format!("private-key: {}", key_file.display()),
+        &format!("private-key: {}", ca_file.display()),
+    ));
+    assert!(
+        e.contains("spring.ssl.bundle.pem.upstreams.keystore.private-key"),
+        "{e}"
+    );
+}
+
+/// Spring Boot's `server.ssl.client-auth` with `server.ssl.trust-certificate`:
+/// `need` refuses a client without a certificate from the trusted CA,
+/// `want` lets one without any through.
+#[tokio::test]
+async fn clients_are_asked_for_certificates_with_client_auth() {
+    let (ca, client_ca, stranger_ca) = (TestCa::new(), TestCa::new(), TestCa::new());
+    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let cert = write(dir.path(), "tls.crt", &leaf.cert_pem);
+    let key = write(dir.path(), "tls.key", &leaf.key_pem);
+    let trust = write(dir.path(), "clients.pem", &client_ca.pem());
+    let yaml = |mode: &str| {
+        format!(
+            "server:\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n    client-auth: {mode}\n    trust-certificate: {}\nspring.cloud.gateway.routes:\n  - id: all\n    uri: http://{}\n    predicates: [Path=/**]\n",
+            cert.display(),
+            key.display(),
+            trust.display(),
+            up.addr
+        )
+    };
+    let identity = |ca: &TestCa| {
+        let leaf = ca.leaf(&[], "client");
+        reqwest::Identity::from_pem(format!("{}{}", leaf.cert_pem, leaf.key_pem).as_bytes())
+            .expect("identity")
+    };
+    let call = |gw: &TestGateway, who: Option<reqwest::Identity>| {
+        let mut client = tls_client(&ca, gw.proxy).http1_only();
+        if let Some(who) = who {
+            client = client.identity(who);
+        }
+        let url = https_url(gw, "/x");
+        async move {
+            client
+                .build()
+                .expect("client")
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    };
+
+    let need = TestGateway::start(&yaml("need")).await;
+    assert_eq!(
+        call(&need, Some(identity(&client_ca)))
+            .await
+            .expect("admitted"),
+        200
+    );
+    assert!(
+        call(&need, None).await.is_err(),
+        "no certificate: no handshake"
+    );
+    assert!(
+        call(&need, Some(identity(&stranger_ca))).await.is_err(),
+        "a certificate from another CA: no handshake"
+    );
+
+    let want = TestGateway::start(&yaml("want")).await;
+    assert_eq!(call(&want, None).await.expect("admitted"), 200);
+    assert_eq!(
+        call(&want, Some(identity(&client_ca)))
+            .await
+            .expect("admitted"),
+        200
+    );
+    assert!(call(&want, Some(identity(&stranger_ca))).await.is_err());
+
+    let ssl = api_gateway::tls::Ssl {
+        certificate: leaf.cert_pem.clone(),
+        certificate_private_key: leaf.key_pem.clone(),
+        client_auth: "need".to_owned(),
+        ..api_gateway::tls::Ssl::default()
+    };
+    let e = api_gateway::tls::ServerTls::from_settings(&ssl, None)
+        .map(|_| ())
+        .expect_err("client-auth without trust-certificate")
+        .to_string();
+    assert!(e.contains("server.ssl.trust-certificate"), "{e}");
+    let ssl = api_gateway::tls::Ssl {
+        client_auth: "optional".to_owned(),
+        ..ssl
+    };
+    let e = api_gateway::tls::ServerTls::from_settings(&ssl, None)
+        .map(|_| ())
+        .expect_err("an unknown client-auth")
+        .to_string();
+    assert!(
+        e.contains("server.ssl.client-auth") && e.contains("optional"),
+        "{e}"
+    );
+}
+
 /// A WebSocket echo server over TLS with `leaf`.
 async fn wss_echo_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
     use futures::{SinkExt as _, StreamExt as _};
