@@ -133,9 +133,12 @@ pub async fn run(
     limits: &ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let tls =
-        tls::ServerTls::from_settings(&gateway.settings().server.ssl, gateway.file().as_deref())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let tls = tls::ServerTls::from_settings_with(
+        &gateway.settings().server.ssl,
+        &gateway.settings().spring.ssl.bundle,
+        gateway.file().as_deref(),
+    )
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let watcher = tokio::spawn(gateway.clone().watch_services(shutdown.clone()));
     let file_watcher = tokio::spawn(reload::watch_settings_file(
         gateway.clone(),

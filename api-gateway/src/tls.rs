@@ -75,6 +75,11 @@ pub struct Ssl {
     /// checked against, in the forms of `certificate`; required with
     /// `client-auth`. Read at start. Default is none.
     pub trust_certificate: String,
+    /// `bundle`: the name of a Spring Boot SSL bundle
+    /// (`spring.ssl.bundle.pem.<name>`) whose key store is the certificate
+    /// and key, and whose trust store is `trust-certificate`; not with
+    /// those keys set. Default is none.
+    pub bundle: String,
     /// `reload-interval`: how often the certificate files are read again
     /// to pick up a new certificate. Default is 5 seconds; 0 turns
     /// reloading off.
@@ -94,6 +99,7 @@ impl Default for Ssl {
             key_store: String::new(),
             client_auth: String::new(),
             trust_certificate: String::new(),
+            bundle: String::new(),
             reload_interval: Duration::from_secs(5),
         }
     }
@@ -117,12 +123,43 @@ impl std::fmt::Debug for Ssl {
             .field("key_store", &self.key_store)
             .field("client_auth", &self.client_auth)
             .field("trust_certificate", &self.trust_certificate)
+            .field("bundle", &self.bundle)
             .field("reload_interval", &self.reload_interval)
             .finish()
     }
 }
 
 impl Ssl {
+    /// These settings with `bundle`'s PEM stores in place of the keys it
+    /// stands for.
+    fn with_bundle(&self, bundle: &PemBundle) -> Result<Ssl, TlsError> {
+        let own = [
+            &self.certificate,
+            &self.certificate_private_key,
+            &self.trust_certificate,
+            &self.key_store,
+        ];
+        if own.iter().any(|v| !v.trim().is_empty()) {
+            return Err(TlsError::new(
+                "server.ssl.bundle",
+                "cannot be used with server.ssl.certificate, certificate-private-key, trust-certificate or key-store: set one or the other",
+            ));
+        }
+        if !bundle.keystore.private_key_password.is_empty() {
+            return Err(TlsError::new(
+                "server.ssl.certificate-private-key",
+                "encrypted private keys are not supported: decrypt the key (openssl pkey -in key.pem -out plain.pem)",
+            ));
+        }
+        Ok(Ssl {
+            certificate: bundle.keystore.certificate.clone(),
+            certificate_private_key: bundle.keystore.private_key.clone(),
+            trust_certificate: bundle.truststore.certificate.clone(),
+            bundle: String::new(),
+            ..self.clone()
+        })
+    }
+
     /// Whether TLS is to be served: enabled, and a certificate, key or
     /// key store set (a missing partner is then an error, not plain HTTP).
     pub fn is_on(&self) -> bool {
@@ -131,6 +168,7 @@ impl Ssl {
                 &self.certificate,
                 &self.certificate_private_key,
                 &self.key_store,
+                &self.bundle,
             ]
             .iter()
             .any(|v| !v.trim().is_empty())
@@ -229,6 +267,19 @@ impl TlsError {
             reason: reason.into(),
             source: None,
         }
+    }
+
+    /// The same error about the key of bundle `name` that stood for the
+    /// `server.ssl` key it names.
+    fn in_bundle(mut self, name: &str) -> TlsError {
+        let store = match self.what.as_str() {
+            "server.ssl.certificate" => "keystore.certificate",
+            "server.ssl.certificate-private-key" => "keystore.private-key",
+            "server.ssl.trust-certificate" => "truststore.certificate",
+            _ => return self,
+        };
+        self.what = format!("spring.ssl.bundle.pem.{name}.{store}");
+        self
     }
 
     /// The reason with its causes, for a [`ConfigError`] about this key.
@@ -396,10 +447,33 @@ impl ServerTls {
     /// TLS from `ssl`, or `None` when it is off; `file` names the settings
     /// file in errors.
     pub fn from_settings(ssl: &Ssl, file: Option<&Path>) -> Result<Option<ServerTls>, ConfigError> {
+        ServerTls::from_settings_with(ssl, &SslBundles::default(), file)
+    }
+
+    /// [`ServerTls::from_settings`] with the SSL bundles `server.ssl.bundle`
+    /// may name.
+    pub fn from_settings_with(
+        ssl: &Ssl,
+        bundles: &SslBundles,
+        file: Option<&Path>,
+    ) -> Result<Option<ServerTls>, ConfigError> {
         if !ssl.is_on() {
             return Ok(None);
         }
-        ServerTls::load(ssl)
+        let bundled =
+            bundles
+                .named(&ssl.bundle, "server.ssl.bundle")
+                .and_then(|named| match named {
+                    None => Ok((ssl.clone(), None)),
+                    Some((name, bundle)) => ssl.with_bundle(bundle).map(|s| (s, Some(name))),
+                });
+        bundled
+            .and_then(|(ssl, name)| {
+                ServerTls::load(&ssl).map_err(|e| match name {
+                    Some(name) => e.in_bundle(name),
+                    None => e,
+                })
+            })
             .map(Some)
             .map_err(|e| e.into_config_error(file))
     }
@@ -564,21 +638,35 @@ fn client_bundle<'b>(
     ssl: &ClientSsl,
     bundles: &'b SslBundles,
 ) -> Result<Option<(&'b str, &'b PemBundle)>, TlsError> {
-    const KEY: &str = "spring.cloud.gateway.httpclient.ssl.ssl-bundle";
-    let name = ssl.ssl_bundle.trim();
-    if name.is_empty() {
-        return Ok(None);
+    bundles.named(
+        &ssl.ssl_bundle,
+        "spring.cloud.gateway.httpclient.ssl.ssl-bundle",
+    )
+}
+
+impl SslBundles {
+    /// The PEM bundle `name` (set at `key`), none when `name` is empty.
+    fn named<'b>(
+        &'b self,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<(&'b str, &'b PemBundle)>, TlsError> {
+        let bundles = self;
+        let name = name.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        if let Some((name, bundle)) = bundles.pem.get_key_value(name) {
+            return Ok(Some((name.as_str(), bundle)));
+        }
+        let reason = match bundles.jks.contains_key(name) {
+            true => format!(
+                "`{name}` is a JKS bundle; key stores are not supported: convert it to PEM under spring.ssl.bundle.pem.{name}"
+            ),
+            false => format!("no SSL bundle `{name}` under spring.ssl.bundle.pem"),
+        };
+        Err(TlsError::new(key, reason))
     }
-    if let Some((name, bundle)) = bundles.pem.get_key_value(name) {
-        return Ok(Some((name.as_str(), bundle)));
-    }
-    let reason = match bundles.jks.contains_key(name) {
-        true => format!(
-            "`{name}` is a JKS bundle; key stores are not supported: convert it to PEM under spring.ssl.bundle.pem.{name}"
-        ),
-        false => format!("no SSL bundle `{name}` under spring.ssl.bundle.pem"),
-    };
-    Err(TlsError::new(KEY, reason))
 }
 
 fn build_client_config(ssl: &ClientSsl, bundles: &SslBundles) -> Result<ClientConfig, TlsError> {

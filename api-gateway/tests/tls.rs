@@ -674,6 +674,71 @@ async fn clients_are_asked_for_certificates_with_client_auth() {
     );
 }
 
+/// Spring Boot's `server.ssl.bundle`: the proxy port's certificate and
+/// the client certificates' roots from a PEM SSL bundle.
+#[tokio::test]
+async fn the_proxy_port_takes_its_certificate_from_an_ssl_bundle() {
+    let (ca, client_ca) = (TestCa::new(), TestCa::new());
+    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = Upstream::start().await;
+    let cert = write(dir.path(), "tls.crt", &leaf.cert_pem);
+    let key = write(dir.path(), "tls.key", &leaf.key_pem);
+    let trust = write(dir.path(), "clients.pem", &client_ca.pem());
+    let yaml = |extra: &str| {
+        format!(
+            "server.ssl:\n  bundle: edge\n  client-auth: need\n{extra}spring:\n  ssl.bundle.pem.edge:\n    keystore: {{certificate: {}, private-key: {}}}\n    truststore.certificate: {}\n  cloud.gateway.routes:\n    - id: all\n      uri: http://{}\n      predicates: [Path=/**]\n",
+            cert.display(),
+            key.display(),
+            trust.display(),
+            up.addr
+        )
+    };
+    let gw = TestGateway::start(&yaml("")).await;
+    let client_leaf = client_ca.leaf(&[], "client");
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client_leaf.cert_pem, client_leaf.key_pem).as_bytes(),
+    )
+    .expect("identity");
+    let response = tls_client(&ca, gw.proxy)
+        .identity(identity)
+        .build()
+        .expect("client")
+        .get(https_url(&gw, "/x"))
+        .send()
+        .await
+        .expect("admitted with a client certificate");
+    assert_eq!(response.status(), 200);
+    assert_eq!(peer_certificate(&response), Some(leaf.der.clone()));
+    let anonymous = tls_client(&ca, gw.proxy).build().expect("client");
+    assert!(anonymous.get(https_url(&gw, "/x")).send().await.is_err());
+
+    let load = |yaml: &str| {
+        let settings: api_gateway::settings::Settings = {
+            let file = dir.path().join("gw.yml");
+            std::fs::write(&file, yaml).expect("written");
+            api_gateway::settings::Source::file(&file)
+                .load()
+                .expect("settings load")
+        };
+        api_gateway::tls::ServerTls::from_settings_with(
+            &settings.server.ssl,
+            &settings.spring.ssl.bundle,
+            None,
+        )
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string()
+    };
+    let e = load(&yaml(&format!("  certificate: {}\n", cert.display())));
+    assert!(e.contains("server.ssl.bundle"), "{e}");
+    let e = load(&yaml("").replace("private-key: ", "private-key: /nonexistent"));
+    assert!(
+        e.contains("spring.ssl.bundle.pem.edge.keystore.private-key"),
+        "{e}"
+    );
+}
+
 /// A WebSocket echo server over TLS with `leaf`.
 async fn wss_echo_upstream(leaf: &Leaf, shutdown: CancellationToken) -> SocketAddr {
     use futures::{SinkExt as _, StreamExt as _};
