@@ -314,7 +314,16 @@ fn server_tls(leaf: &Leaf) -> api_gateway::tls::ServerTls {
 /// Serves `router` over TLS with `leaf` (ALPN `h2`, `http/1.1`) on a free
 /// port until `shutdown`.
 async fn serve_https(leaf: &Leaf, router: Router, shutdown: CancellationToken) -> SocketAddr {
-    let tls = server_tls(leaf);
+    serve_tls(server_tls(leaf).acceptor(), router, shutdown).await
+}
+
+/// Serves `router` over TLS with `acceptor` on a free port until
+/// `shutdown`.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -327,7 +336,7 @@ async fn serve_https(leaf: &Leaf, router: Router, shutdown: CancellationToken) -
             &limits,
             shutdown,
             Arc::default(),
-            tls.acceptor(),
+            acceptor,
         )
         .await;
     });
@@ -501,26 +510,11 @@ async fn mutual_tls_upstream(
         .with_single_cert(chain, key)
         .expect("server config");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
     let router = Router::new().fallback(|request: Request| async move {
         axum::Json(json!({ "path": request.uri().path() }))
     });
-    tokio::spawn(async move {
-        let limits = cloud_runtime::serve::ServeLimits::default();
-        let _ = cloud_runtime::serve::serve_tls_with_stats(
-            listener,
-            router,
-            &limits,
-            shutdown,
-            Arc::default(),
-            tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-        )
-        .await;
-    });
-    addr
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    serve_tls(acceptor, router, shutdown).await
 }
 
 /// SCG's `httpclient.ssl.ssl-bundle` names a Spring Boot PEM bundle: its
@@ -580,34 +574,66 @@ async fn an_ssl_bundle_gives_upstreams_a_client_certificate_and_its_roots() {
     );
 }
 
+/// What the client-certificate tests start from: the gateway's
+/// certificate and key and a client CA's certificate written to files, and
+/// an upstream.
+struct ClientAuthSetup {
+    ca: TestCa,
+    client_ca: TestCa,
+    leaf: Leaf,
+    up: Upstream,
+    cert: PathBuf,
+    key: PathBuf,
+    trust: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl ClientAuthSetup {
+    async fn new() -> ClientAuthSetup {
+        let (ca, client_ca) = (TestCa::new(), TestCa::new());
+        let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
+        let dir = tempfile::tempdir().expect("temp dir");
+        ClientAuthSetup {
+            cert: write(dir.path(), "tls.crt", &leaf.cert_pem),
+            key: write(dir.path(), "tls.key", &leaf.key_pem),
+            trust: write(dir.path(), "clients.pem", &client_ca.pem()),
+            up: Upstream::start().await,
+            ca,
+            client_ca,
+            leaf,
+            dir,
+        }
+    }
+}
+
+/// A client certificate signed by `ca`, with its key.
+fn client_identity(ca: &TestCa) -> reqwest::Identity {
+    let leaf = ca.leaf(&[], "client");
+    reqwest::Identity::from_pem(format!("{}{}", leaf.cert_pem, leaf.key_pem).as_bytes())
+        .expect("identity")
+}
+
 /// Spring Boot's `server.ssl.client-auth` with `server.ssl.trust-certificate`:
 /// `need` refuses a client without a certificate from the trusted CA,
 /// `want` lets one without any through.
 #[tokio::test]
 async fn clients_are_asked_for_certificates_with_client_auth() {
-    let (ca, client_ca, stranger_ca) = (TestCa::new(), TestCa::new(), TestCa::new());
-    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let up = Upstream::start().await;
-    let cert = write(dir.path(), "tls.crt", &leaf.cert_pem);
-    let key = write(dir.path(), "tls.key", &leaf.key_pem);
-    let trust = write(dir.path(), "clients.pem", &client_ca.pem());
+    let setup = ClientAuthSetup::new().await;
+    let (ca, client_ca, leaf) = (&setup.ca, &setup.client_ca, &setup.leaf);
+    let (cert, key, trust) = (&setup.cert, &setup.key, &setup.trust);
+    let stranger_ca = TestCa::new();
     let yaml = |mode: &str| {
         format!(
             "server:\n  ssl:\n    certificate: {}\n    certificate-private-key: {}\n    client-auth: {mode}\n    trust-certificate: {}\nspring.cloud.gateway.routes:\n  - id: all\n    uri: http://{}\n    predicates: [Path=/**]\n",
             cert.display(),
             key.display(),
             trust.display(),
-            up.addr
+            setup.up.addr
         )
     };
-    let identity = |ca: &TestCa| {
-        let leaf = ca.leaf(&[], "client");
-        reqwest::Identity::from_pem(format!("{}{}", leaf.cert_pem, leaf.key_pem).as_bytes())
-            .expect("identity")
-    };
+    let identity = client_identity;
     let call = |gw: &TestGateway, who: Option<reqwest::Identity>| {
-        let mut client = tls_client(&ca, gw.proxy).http1_only();
+        let mut client = tls_client(ca, gw.proxy).http1_only();
         if let Some(who) = who {
             client = client.identity(who);
         }
@@ -625,7 +651,7 @@ async fn clients_are_asked_for_certificates_with_client_auth() {
 
     let need = TestGateway::start(&yaml("need")).await;
     assert_eq!(
-        call(&need, Some(identity(&client_ca)))
+        call(&need, Some(identity(client_ca)))
             .await
             .expect("admitted"),
         200
@@ -642,7 +668,7 @@ async fn clients_are_asked_for_certificates_with_client_auth() {
     let want = TestGateway::start(&yaml("want")).await;
     assert_eq!(call(&want, None).await.expect("admitted"), 200);
     assert_eq!(
-        call(&want, Some(identity(&client_ca)))
+        call(&want, Some(identity(client_ca)))
             .await
             .expect("admitted"),
         200
@@ -678,30 +704,21 @@ async fn clients_are_asked_for_certificates_with_client_auth() {
 /// the client certificates' roots from a PEM SSL bundle.
 #[tokio::test]
 async fn the_proxy_port_takes_its_certificate_from_an_ssl_bundle() {
-    let (ca, client_ca) = (TestCa::new(), TestCa::new());
-    let leaf = ca.leaf(&[GATEWAY_NAME], "gateway");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let up = Upstream::start().await;
-    let cert = write(dir.path(), "tls.crt", &leaf.cert_pem);
-    let key = write(dir.path(), "tls.key", &leaf.key_pem);
-    let trust = write(dir.path(), "clients.pem", &client_ca.pem());
+    let setup = ClientAuthSetup::new().await;
+    let (ca, client_ca, leaf) = (&setup.ca, &setup.client_ca, &setup.leaf);
+    let (cert, key, trust) = (&setup.cert, &setup.key, &setup.trust);
     let yaml = |extra: &str| {
         format!(
             "server.ssl:\n  bundle: edge\n  client-auth: need\n{extra}spring:\n  ssl.bundle.pem.edge:\n    keystore: {{certificate: {}, private-key: {}}}\n    truststore.certificate: {}\n  cloud.gateway.routes:\n    - id: all\n      uri: http://{}\n      predicates: [Path=/**]\n",
             cert.display(),
             key.display(),
             trust.display(),
-            up.addr
+            setup.up.addr
         )
     };
     let gw = TestGateway::start(&yaml("")).await;
-    let client_leaf = client_ca.leaf(&[], "client");
-    let identity = reqwest::Identity::from_pem(
-        format!("{}{}", client_leaf.cert_pem, client_leaf.key_pem).as_bytes(),
-    )
-    .expect("identity");
-    let response = tls_client(&ca, gw.proxy)
-        .identity(identity)
+    let response = tls_client(ca, gw.proxy)
+        .identity(client_identity(client_ca))
         .build()
         .expect("client")
         .get(https_url(&gw, "/x"))
@@ -710,12 +727,12 @@ async fn the_proxy_port_takes_its_certificate_from_an_ssl_bundle() {
         .expect("admitted with a client certificate");
     assert_eq!(response.status(), 200);
     assert_eq!(peer_certificate(&response), Some(leaf.der.clone()));
-    let anonymous = tls_client(&ca, gw.proxy).build().expect("client");
+    let anonymous = tls_client(ca, gw.proxy).build().expect("client");
     assert!(anonymous.get(https_url(&gw, "/x")).send().await.is_err());
 
     let load = |yaml: &str| {
         let settings: api_gateway::settings::Settings = {
-            let file = dir.path().join("gw.yml");
+            let file = setup.dir.path().join("gw.yml");
             std::fs::write(&file, yaml).expect("written");
             api_gateway::settings::Source::file(&file)
                 .load()
