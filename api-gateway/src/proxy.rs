@@ -263,6 +263,11 @@ impl Upstreams {
                 }
             })?;
             let mut closed_retry_left = is_idempotent(method);
+            // An HTTP/2 upstream that refuses a stream (or leaves it above
+            // its graceful GOAWAY's last) processed none of it (RFC 9113
+            // 8.7): any request whose body is still at hand goes again,
+            // once.
+            let mut refused_retry_left = true;
             // An upgrade (WebSocket) needs HTTP/1.1 all the way; gRPC
             // needs HTTP/2.
             let wanted = if headers.contains_key(header::UPGRADE) {
@@ -300,6 +305,7 @@ impl Upstreams {
                 let (b, replayable) = body.take();
                 // Only an attempt that may be sent again keeps a copy.
                 let may_retry = conn.reused() && closed_retry_left && replayable;
+                let may_resend_refused = conn.is_http2() && refused_retry_left && replayable;
                 let mut request = Request::new(b);
                 *request.method_mut() = method.clone();
                 *request.uri_mut() = uri.clone();
@@ -351,6 +357,14 @@ impl Upstreams {
                         return Err(UpstreamError::client_body(e));
                     }
                     Err(e) => {
+                        if may_resend_refused && cloud_runtime::http2::refused_unprocessed(&e) {
+                            refused_retry_left = false;
+                            tracing::debug!(
+                                upstream = authority,
+                                "the upstream refused the stream; sending again"
+                            );
+                            continue;
+                        }
                         if may_retry && connection_closed(&e) {
                             closed_retry_left = false;
                             tracing::debug!(

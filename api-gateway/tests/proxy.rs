@@ -472,6 +472,54 @@ fn an_admin_user_without_a_password_fails_at_start() {
     assert!(e.contains("spring.security.user.password"), "{e}");
 }
 
+/// An HTTP/2 upstream's `REFUSED_STREAM` says it processed none of the
+/// request (RFC 9113 8.7): the gateway sends it again, whatever its method,
+/// when its body is still at hand; a body already streamed is not.
+#[tokio::test]
+async fn a_stream_the_upstream_refused_is_sent_again_when_its_body_is_at_hand() {
+    use cloud_runtime::testing::H2Upstream;
+    // gRPC goes to a cleartext upstream in HTTP/2 by prior knowledge.
+    let grpc = |gw: &TestGateway, body: &'static str| {
+        client()
+            .post(gw.url("/grpc/svc.Echo/Say"))
+            .header("content-type", "application/grpc")
+            .body(body)
+    };
+    let yaml = |upstream: &H2Upstream| {
+        routes(&format!(
+            "        - id: grpc\n          uri: http://{}\n          predicates: [Path=/grpc/**]\n          filters: [StripPrefix=1]\n",
+            upstream.addr
+        ))
+    };
+
+    let upstream = H2Upstream::start(vec![Some(h2::Reason::REFUSED_STREAM), None]).await;
+    let gw = TestGateway::start(&yaml(&upstream)).await;
+    let response = grpc(&gw, "").send().await.expect("answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "ok");
+    assert_eq!(upstream.streams(), 2, "sent again after the refusal");
+
+    let upstream = H2Upstream::start(vec![Some(h2::Reason::REFUSED_STREAM), None]).await;
+    let gw = TestGateway::start(&yaml(&upstream)).await;
+    let (status, _, _) = send(grpc(&gw, "a streamed body")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        upstream.streams(),
+        1,
+        "a body already sent is not made up again"
+    );
+
+    let upstream = H2Upstream::start(vec![Some(h2::Reason::INTERNAL_ERROR), None]).await;
+    let gw = TestGateway::start(&yaml(&upstream)).await;
+    let (status, _, _) = send(grpc(&gw, "")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        upstream.streams(),
+        1,
+        "another reset may come after the upstream acted"
+    );
+}
+
 #[tokio::test]
 async fn admin_api_lists_routes_counts_requests_and_reports_health() {
     let up = Upstream::start().await;

@@ -332,42 +332,9 @@ async fn a_retried_request_is_sent_whole_and_a_streamed_body_is_not_retried() {
     assert_eq!(err.service(), Some("NOBODY"));
 }
 
-/// An HTTP/2 upstream (prior knowledge) that resets each stream with the
-/// next of `resets` (`None`: answers 200) and counts the streams it saw.
-async fn h2_upstream(
-    resets: Vec<Option<h2::Reason>>,
-) -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::atomic::AtomicU32>,
-) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let mut conn = h2::server::handshake(socket).await.unwrap();
-        while let Some(Ok((_req, mut respond))) = conn.accept().await {
-            let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
-            match resets.get(n).copied().flatten() {
-                Some(reason) => respond.send_reset(reason),
-                None => {
-                    let head = http::Response::builder().status(200).body(()).unwrap();
-                    let mut body = respond.send_response(head, false).unwrap();
-                    body.send_data(bytes::Bytes::from_static(b"ok"), true)
-                        .unwrap();
-                }
-            }
-        }
-    });
-    (addr, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_the_server_refused_is_retried_for_any_method_and_other_resets_are_not() {
-    use std::sync::atomic::Ordering;
+    use cloud_runtime::testing::H2Upstream;
     let config = HttpClientConfig {
         outlier: OutlierConfig::disabled(),
         ..HttpClientConfig::default()
@@ -393,19 +360,19 @@ async fn a_stream_the_server_refused_is_retried_for_any_method_and_other_resets_
 
     // REFUSED_STREAM: the server did not process it, so even a POST goes
     // again (here to the same, only instance).
-    let (addr, seen) = h2_upstream(vec![Some(h2::Reason::REFUSED_STREAM), None]).await;
-    let client = client_to(addr);
+    let upstream = H2Upstream::start(vec![Some(h2::Reason::REFUSED_STREAM), None]).await;
+    let client = client_to(upstream.addr);
     let resp = client.execute(post(&client)).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "ok");
-    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.streams(), 2);
 
     // Any other reset may come after the server acted: a POST is not sent
     // again, and the error says it is not safe to.
-    let (addr, seen) = h2_upstream(vec![Some(h2::Reason::INTERNAL_ERROR), None]).await;
-    let client = client_to(addr);
+    let upstream = H2Upstream::start(vec![Some(h2::Reason::INTERNAL_ERROR), None]).await;
+    let client = client_to(upstream.addr);
     let err = client.execute(post(&client)).await.unwrap_err();
     assert_eq!(err.attempts(), 1, "{err}");
     assert!(!err.is_safe_to_retry(), "{err}");
-    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(upstream.streams(), 1);
 }

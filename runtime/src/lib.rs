@@ -39,7 +39,9 @@
 //!     keep-alive and send timeouts, a connection cap, header size) and a
 //!     drain;
 //!   - [`auth`]: HTTP Basic auth as a tower layer;
-//!   - [`error_body`]: Spring Boot's JSON error shape.
+//!   - [`error_body`]: Spring Boot's JSON error shape;
+//!   - [`http2`]: whether a failed HTTP/2 request went unprocessed (and
+//!     may be sent again whatever its method).
 //! - With the `tls` feature: `serve::serve_tls_with_stats`, the same
 //!   serving behind a rustls acceptor.
 //! - With the `testing` feature (dev-dependencies only): `testing`,
@@ -111,6 +113,8 @@ pub mod auth;
 pub mod cli;
 #[cfg(feature = "service")]
 pub mod error_body;
+#[cfg(feature = "service")]
+pub mod http2;
 #[cfg(feature = "service")]
 pub mod logging;
 #[cfg(feature = "service")]

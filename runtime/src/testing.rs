@@ -1,6 +1,7 @@
 //! Test plumbing every crate's integration tests share (feature
 //! `testing`, for `[dev-dependencies]` only): waiting on a condition with a
-//! deadline instead of sleeping, and throwaway git repositories.
+//! deadline instead of sleeping, throwaway git repositories, and an HTTP/2
+//! server that refuses streams.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -115,5 +116,67 @@ impl GitRepo {
 impl Default for GitRepo {
     fn default() -> Self {
         GitRepo::new()
+    }
+}
+
+/// An HTTP/2 server (cleartext, prior knowledge) on a free port of
+/// 127.0.0.1 that takes one connection and answers its streams in turn:
+/// each with the next reset of its list (`None`: `200` with body `ok`).
+/// It counts the streams it saw, and stops when dropped.
+#[cfg(feature = "service")]
+pub struct H2Upstream {
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[cfg(feature = "service")]
+impl H2Upstream {
+    /// Starts one answering stream `n` with `resets[n]`.
+    pub async fn start(resets: Vec<Option<h2::Reason>>) -> H2Upstream {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the HTTP/2 upstream");
+        let addr = listener.local_addr().expect("its address");
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = std::sync::Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut conn) = h2::server::handshake(socket).await else {
+                return;
+            };
+            while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+                match resets.get(n).copied().flatten() {
+                    Some(reason) => respond.send_reset(reason),
+                    None => {
+                        let head = http::Response::builder()
+                            .status(200)
+                            .body(())
+                            .expect("a response head");
+                        if let Ok(mut body) = respond.send_response(head, false) {
+                            let _ = body.send_data(bytes::Bytes::from_static(b"ok"), true);
+                        }
+                    }
+                }
+            }
+        });
+        H2Upstream { addr, seen, task }
+    }
+
+    /// The streams it saw so far.
+    pub fn streams(&self) -> u32 {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(feature = "service")]
+impl Drop for H2Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

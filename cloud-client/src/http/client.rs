@@ -686,7 +686,7 @@ fn add_traceparent(req: &mut Request) {
 fn transport_error(e: reqwest::Error, service: Option<&str>, idempotent: bool) -> HttpError {
     let (kind, safe) = if e.is_connect() {
         (Kind::Connect, true)
-    } else if refused_unprocessed(&e) {
+    } else if cloud_runtime::http2::refused_unprocessed(&e) {
         (Kind::Transport, true)
     } else if e.is_timeout() {
         (Kind::Timeout, idempotent)
@@ -697,22 +697,6 @@ fn transport_error(e: reqwest::Error, service: Option<&str>, idempotent: bool) -
         safe_to_retry: safe,
         ..HttpError::new(kind, service).with_source(e)
     }
-}
-
-/// Whether the server said it did not process the request: an HTTP/2
-/// stream it refused (`REFUSED_STREAM`, RFC 9113 section 8.7) or a
-/// graceful `GOAWAY`. Any method may be sent again then.
-fn refused_unprocessed(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(err) = cause {
-        if let Some(h2) = err.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
-                && ((h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM))
-                    || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)));
-        }
-        cause = err.source();
-    }
-    false
 }
 
 impl tower::Service<Request> for LbHttpClient {
