@@ -1,7 +1,9 @@
 //! Forwarding one request to an upstream: the connection pool, hop-by-hop
 //! headers, the forwarding headers (`X-Forwarded-*`, `Forwarded`), the
-//! connect and response timeouts, and the one transparent retry of an
-//! idempotent request whose pooled connection turned out to be closed.
+//! connect and response timeouts, the one transparent retry of an
+//! idempotent request whose pooled connection turned out to be closed, and
+//! the one resend of any request an HTTP/2 upstream refused unprocessed
+//! (both only with the body still at hand).
 //!
 //! Upstreams are spoken to over HTTP/1.1, `http` and `https` (rustls,
 //! trust from `httpclient.ssl.*`, see [`crate::tls::client_config`]), on
