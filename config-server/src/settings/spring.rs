@@ -190,17 +190,7 @@ pub struct ProfilesSection {
 #[serde(default, rename_all = "kebab-case")]
 pub struct SecuritySection {
     /// `spring.security.user.*`.
-    pub user: UserSection,
-}
-
-/// `spring.security.user.*`: HTTP Basic credentials.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UserSection {
-    /// User name. Default is none (no auth).
-    pub name: Option<String>,
-    /// Password.
-    pub password: Option<String>,
+    pub user: cloud_runtime::auth::UserSettings,
 }
 
 pub use cloud_runtime::settings::LifecycleSection;
@@ -667,8 +657,8 @@ impl FileSettings {
             encrypt_key: self.encrypt.key,
             encrypt_salt: self.encrypt.salt,
             monitor_secret: self.monitor_secret,
-            username: self.spring.security.user.name,
-            password: self.spring.security.user.password,
+            username: Some(self.spring.security.user.name).filter(|n| !n.is_empty()),
+            password: Some(self.spring.security.user.password).filter(|p| !p.is_empty()),
             repos,
             clone_on_start: git.clone_on_start,
             git_username: git.username,
