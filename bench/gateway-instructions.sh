@@ -137,16 +137,6 @@ start() {
   wait_http "$proxy_url" 1200 "${auth[@]:1}"
 }
 
-# all_pids PID: PID and its descendants.
-all_pids() {
-  local all=("$1") i=0
-  while [ "$i" -lt "${#all[@]}" ]; do
-    for c in $(pgrep -P "${all[$i]}" || true); do all+=("$c"); done
-    i=$((i + 1))
-  done
-  echo "${all[@]}"
-}
-
 machine_line
 echo "chain: $CHAIN; nginx: $(nginx -v 2>&1); $(valgrind --version); load before: $(uptime)"
 printf '%-7s %9s %14s %12s\n' proxy requests instructions 'per request'

@@ -74,15 +74,21 @@ machine_line() {
 # free_port: a free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
-# rss_mib PID: VmRSS in MiB of a process and all its descendants (nginx's
-# workers, `git cat-file` children).
-rss_mib() {
+# all_pids PID: PID and its descendants.
+all_pids() {
   local all=("$1") i=0
   while [ "$i" -lt "${#all[@]}" ]; do
     for c in $(pgrep -P "${all[$i]}" || true); do all+=("$c"); done
     i=$((i + 1))
   done
-  for p in "${all[@]}"; do cat "/proc/$p/status" 2>/dev/null || true; done |
+  echo "${all[@]}"
+}
+
+# rss_mib PID: VmRSS in MiB of a process and all its descendants (nginx's
+# workers, `git cat-file` children).
+rss_mib() {
+  local p
+  for p in $(all_pids "$1"); do cat "/proc/$p/status" 2>/dev/null || true; done |
     awk '/^VmRSS:/ {kib += $2} END {printf "%.1f", kib / 1024}'
 }
 

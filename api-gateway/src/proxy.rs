@@ -642,13 +642,12 @@ pub struct Peer {
     node: Box<str>,
     /// The values made from the last request's `Host`: a connection's
     /// requests almost always carry the same one.
-    by_host: std::sync::Mutex<Option<ByHost>>,
+    by_host: std::sync::Mutex<Option<(HeaderValue, ByHost)>>,
 }
 
 /// The forwarding values that follow from one `Host` on one connection.
 #[derive(Debug, Clone)]
 struct ByHost {
-    host: HeaderValue,
     /// `X-Forwarded-Port`.
     port: HeaderValue,
     /// This hop's `Forwarded` element; `None` when it is not text.
@@ -681,21 +680,20 @@ impl Peer {
             .by_host
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(kept) = &*last
-            && kept.host == host
+        if let Some((kept_host, kept)) = &*last
+            && kept_host == host
         {
             return kept.clone();
         }
         let mut buf = String::with_capacity(64);
         let made = ByHost {
-            host: host.clone(),
             port: HeaderValue::from(port),
             forwarded: match forwarded.write(&mut buf) {
                 true => HeaderValue::from_str(&buf).ok(),
                 false => None,
             },
         };
-        *last = Some(made.clone());
+        *last = Some((host.clone(), made.clone()));
         made
     }
 
