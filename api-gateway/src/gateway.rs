@@ -1056,7 +1056,7 @@ impl Gateway {
             return self.upgrade(call).await;
         }
         match route.breaker() {
-            None => match self.with_retry(call, body).await {
+            None => match self.with_retry(call, body, None).await {
                 Ok(r) => r,
                 Err(e) => upstream_error_answer(&route.id, &e, path),
             },
@@ -1085,7 +1085,7 @@ impl Gateway {
                     .await;
             }
         };
-        match tokio::time::timeout(b.timeout, self.with_retry(call, body)).await {
+        match tokio::time::timeout(b.timeout, self.with_retry(call, body, Some(b.timeout))).await {
             Err(_) => {
                 permit.record(Classification::Failure);
                 let cause = FallbackCause {
@@ -1205,10 +1205,13 @@ impl Gateway {
         .await
     }
 
+    /// The route's attempts (more than one under `Retry`), all within
+    /// `limit` when the caller sets one (a circuit breaker's time limit).
     async fn with_retry(
         &self,
         call: &Call<'_>,
         body: Body,
+        limit: Option<std::time::Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         let (route, out) = (call.route, call.out);
         let policy = route.retry().filter(|p| p.applies_to(&out.method));
@@ -1223,7 +1226,7 @@ impl Gateway {
         };
         let mut attempt = 0;
         loop {
-            let result = self.attempt(call, &mut body).await;
+            let result = self.attempt(call, &mut body, limit).await;
             if attempt >= retries {
                 return result;
             }
@@ -1246,13 +1249,14 @@ impl Gateway {
         &self,
         call: &Call<'_>,
         body: &mut AttemptBody,
+        limit: Option<std::time::Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         let balancer = self.service_balancer(call.target());
         let picked = self.pick(call.target(), balancer.as_deref())?;
         let instance = picked.as_ref().map(Picked::instance);
         let mut up = self.upstream_request(call, instance)?;
         let again = || Some(self.upstream_request(call, instance).ok()?.headers);
-        let sent = self.send(call, &mut up, body, &again).await;
+        let sent = self.send(call, &mut up, body, &again, limit).await;
         if let Some(pick) = picked {
             pick.record(match &sent {
                 Ok(r) if r.status().is_server_error() => Outcome::Failure,
@@ -1312,7 +1316,7 @@ impl Gateway {
             let mut up = upgrade_request()?;
             let again = || Some(upgrade_request().ok()?.headers);
             let mut empty = AttemptBody::Stream(Some(Body::empty()));
-            let response = self.send(call, &mut up, &mut empty, &again).await?;
+            let response = self.send(call, &mut up, &mut empty, &again, None).await?;
             Ok::<_, UpstreamError>((response, up.authority.into_owned()))
         };
         match sent.await {
@@ -1331,13 +1335,15 @@ impl Gateway {
     }
 
     /// Sends `up` (its headers taken) with `body` under the route's
-    /// timeouts; `again` makes the headers anew for the transparent retry.
+    /// timeouts, inside the caller's `limit` if any; `again` makes the
+    /// headers anew for the transparent retry.
     async fn send(
         &self,
         call: &Call<'_>,
         up: &mut UpstreamRequest<'_>,
         body: &mut AttemptBody,
         again: &(dyn Fn() -> Option<http::HeaderMap> + Sync),
+        limit: Option<std::time::Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         self.inner
             .upstreams
@@ -1351,6 +1357,9 @@ impl Gateway {
                 body,
                 call.route.connect_timeout,
                 call.route.response_timeout,
+                // The caller's limit started before this attempt: when it
+                // is shorter, it always ends the wait first.
+                matches!((limit, call.route.response_timeout), (Some(l), Some(t)) if l < t),
             )
             .await
     }

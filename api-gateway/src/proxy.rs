@@ -231,9 +231,11 @@ impl Upstreams {
     }
 
     /// Sends one request to `authority` (over TLS when `secure`; a gRPC
-    /// request over HTTP/2, with `te: trailers`) and waits
-    /// for the response head at most `response_timeout`; the response body
-    /// fails when the upstream then sends nothing for as long. An idempotent
+    /// request over HTTP/2, with `te: trailers`) and waits for the response
+    /// head at most `response_timeout` (with no timer of its own when
+    /// `head_bounded`: the caller ends that wait first, as a circuit
+    /// breaker's shorter time limit does); the response body fails when
+    /// the upstream then sends nothing for as long. An idempotent
     /// request with an empty or kept body is sent once more, on a new
     /// connection and with the headers `again` makes, when the pooled
     /// connection it went out on was closed under it.
@@ -249,6 +251,7 @@ impl Upstreams {
         body: &mut AttemptBody,
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
+        head_bounded: bool,
     ) -> Result<Response<Body>, UpstreamError> {
         let exchange = async {
             // The path's own bytes become the URI's: no copy.
@@ -389,8 +392,11 @@ impl Upstreams {
                 }
             }
         };
-        match response_timeout {
-            Some(t) => match tokio::time::timeout(t, exchange).await {
+        // Pinned where it is: the exchange is large, and is not moved into
+        // the timer.
+        let mut exchange = std::pin::pin!(exchange);
+        match response_timeout.filter(|_| !head_bounded) {
+            Some(t) => match tokio::time::timeout(t, exchange.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => Err(UpstreamError::timeout(authority, t)),
             },

@@ -81,6 +81,28 @@ async fn breaker_without_fallback_answers_504_on_timeout_and_503_when_open() {
 }
 
 #[tokio::test]
+async fn a_response_timeout_shorter_than_the_breakers_time_limit_still_ends_the_wait() {
+    // The route's response timeout (200 ms) under a breaker that would
+    // wait 5 s: the response timeout answers; a breaker's shorter limit
+    // (the test above) makes the gateway skip its own timer instead.
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&format!(
+        "spring.cloud.gateway.routes:\n  - id: guarded\n    uri: http://{}\n    predicates: [Path=/g/**]\n    metadata: {{response-timeout: 200}}\n    filters: [StripPrefix=1, CircuitBreaker=cb]\n\
+         resilience4j.timelimiter.instances.cb: {{timeoutDuration: 5s}}\n",
+        up.addr
+    ))
+    .await;
+    let started = tokio::time::Instant::now();
+    let (s, _, body) = get(&gw.url("/g/delay/3000")).await;
+    let took = started.elapsed();
+    assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "answered after {took:?}, not at the response timeout"
+    );
+}
+
+#[tokio::test]
 async fn retry_repeats_idempotent_requests_on_5xx_but_not_posts() {
     let up = Upstream::start().await;
     let gw = TestGateway::start(&format!(

@@ -7,10 +7,15 @@
 //! - `header_read_timeout` (10 s): a new connection must deliver its first
 //!   complete request head within it, or is closed. This ends slowloris
 //!   connections and connections that never send a byte.
-//! - `keep_alive_timeout` (60 s): an idle keep-alive connection waiting for
-//!   its next request head is closed after it (on HTTP/1; HTTP/2
-//!   connections are pinged at this interval and closed when a ping goes
-//!   unanswered for 20 s).
+//! - `keep_alive_timeout` (60 s): an HTTP/1 connection that for this long
+//!   completes no request head, writes nothing and has no request being
+//!   answered is closed: an idle keep-alive connection, or one whose next
+//!   head trickles in. One timer per connection, checked four times per
+//!   period, watches this (so the close comes between one period and a
+//!   period and a quarter after the last activity), instead of hyper's
+//!   timer per request head (see `serve/idle.rs`). HTTP/2 connections are
+//!   pinged at this interval and closed when a ping goes unanswered for
+//!   20 s.
 //! - `send_timeout` (60 s, as nginx's `send_timeout`): a connection whose
 //!   client reads nothing of what the server writes for that long is
 //!   closed. A client that stops reading a large response would otherwise
@@ -51,7 +56,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -405,6 +410,7 @@ async fn serve_connections<S: RequestService>(
             max_headers: limits.max_headers,
             router: router.clone(),
             header_read_timeout: limits.header_read_timeout,
+            keep_alive_timeout: limits.keep_alive_timeout,
             send_timeout: Some(limits.send_timeout).filter(|t| !t.is_zero()),
             shutdown: shutdown.clone(),
             stats: Arc::clone(&stats),
@@ -463,7 +469,9 @@ fn connection_builder(limits: &ServeLimits) -> Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.keep_alive_timeout)
+        // The keep-alive watch (`idle`) does this, for every request at
+        // once; hyper's own (30 s unless set) costs a timer per head.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers);
     builder
@@ -482,6 +490,7 @@ struct Connection<S> {
     max_headers: usize,
     router: S,
     header_read_timeout: Duration,
+    keep_alive_timeout: Duration,
     send_timeout: Option<Duration>,
     shutdown: CancellationToken,
     stats: Arc<ConnectionStats>,
@@ -496,11 +505,21 @@ impl<S: RequestService> Connection<S> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
-        let stream = SendDeadline::new(stream, self.send_timeout, Arc::clone(&self.stats));
+        let activity = Arc::new(Activity::default());
+        let stream = SendDeadline::new(
+            stream,
+            self.send_timeout,
+            Arc::clone(&self.stats),
+            Arc::clone(&activity),
+        );
+        let served = Served {
+            peer,
+            head_deadline,
+            activity,
+        };
         match &self.handshake {
             Handshake::Plain => {
-                self.serve_http(stream, peer, head_deadline, false, Protocol::Auto)
-                    .await;
+                self.serve_http(stream, served, false, Protocol::Auto).await;
             }
             #[cfg(feature = "tls")]
             Handshake::Tls(acceptor) => {
@@ -518,8 +537,7 @@ impl<S: RequestService> Connection<S> {
                             Some(b"h2") => Protocol::Http2,
                             _ => Protocol::Auto,
                         };
-                        self.serve_http(tls, peer, head_deadline, true, protocol)
-                            .await;
+                        self.serve_http(tls, served, true, protocol).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => {
@@ -532,31 +550,30 @@ impl<S: RequestService> Connection<S> {
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    async fn serve_http<I>(
-        &self,
-        io: I,
-        peer: SocketAddr,
-        head_deadline: tokio::time::Instant,
-        secure: bool,
-        protocol: Protocol,
-    ) where
+    async fn serve_http<I>(&self, io: I, served: Served, secure: bool, protocol: Protocol)
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let first_request = Arc::new(AtomicBool::new(false));
         let service = {
-            let connection = self.router.connection(peer, secure);
-            let first_request = Arc::clone(&first_request);
+            let connection = self.router.connection(served.peer, secure);
+            let activity = Arc::clone(&served.activity);
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                first_request.store(true, Ordering::Relaxed);
-                connection.clone().oneshot(request)
+                let answering = activity.request();
+                let answer = connection.clone().oneshot(request);
+                async move {
+                    let answer = answer.await;
+                    drop(answering);
+                    answer
+                }
             })
         };
+        let peer = served.peer;
         match protocol {
             Protocol::Auto => {
                 let mut io = io;
                 let head = tokio::select! {
                     h = tokio::time::timeout_at(
-                        head_deadline,
+                        served.head_deadline,
                         first_head::read(&mut io, self.max_head_bytes, self.max_headers),
                     ) => h,
                     () = self.shutdown.cancelled() => return,
@@ -570,11 +587,15 @@ impl<S: RequestService> Connection<S> {
                         return;
                     }
                 };
+                // HTTP/2 has its own keep-alive (pings); an HTTP/1
+                // connection is watched for idleness.
+                let keep_alive =
+                    (!first_head::is_http2(&prefix)).then_some(self.keep_alive_timeout);
                 let io = Prefixed::new(prefix, io);
                 let conn = self
                     .builder
                     .serve_connection_with_upgrades(TokioIo::new(io), service);
-                self.drive(conn, peer, head_deadline, &first_request).await;
+                self.drive(conn, &served, keep_alive).await;
             }
             Protocol::Http2 => {
                 // `serve_connection_with_upgrades` always reads the version
@@ -582,31 +603,30 @@ impl<S: RequestService> Connection<S> {
                 // HTTP/2 has no HTTP/1.1 upgrades).
                 let builder = self.builder.clone().http2_only();
                 let conn = builder.serve_connection(TokioIo::new(io), service);
-                self.drive(conn, peer, head_deadline, &first_request).await;
+                self.drive(conn, &served, None).await;
             }
         }
     }
 
-    /// Runs `conn` to its end: closed when no request head came by
-    /// `head_deadline`, drained when shutdown begins.
-    async fn drive<C, E>(
-        &self,
-        conn: C,
-        peer: SocketAddr,
-        head_deadline: tokio::time::Instant,
-        first_request: &AtomicBool,
-    ) where
+    /// Runs `conn` to its end: closed when no request head came by the
+    /// head deadline, shut down gracefully when idle for `keep_alive` (when
+    /// set) and drained when shutdown begins.
+    async fn drive<C, E>(&self, conn: C, served: &Served, keep_alive: Option<Duration>)
+    where
         C: GracefulConnection<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
+        let peer = served.peer;
         tokio::pin!(conn);
         // Gated: the connection wakes this task for every read and write;
-        // the deadline and the shutdown signal are polled only when they
-        // fire (a timer poll or a token poll registers a waker each time).
-        let mut head_deadline = Gated::new(Box::pin(tokio::time::sleep_until(head_deadline)));
+        // the timer and the shutdown signal are polled only when they fire
+        // (a timer poll or a token poll registers a waker each time). The
+        // one timer serves the head deadline, then the keep-alive watch's
+        // ticks.
+        let mut timer = Gated::new(Box::pin(tokio::time::sleep_until(served.head_deadline)));
+        let mut watch = Watch::FirstHead;
         let mut shutdown = Gated::new(Box::pin(self.shutdown.clone().cancelled_owned()));
         let mut draining = false;
-        let mut head_checked = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -615,12 +635,35 @@ impl<S: RequestService> Connection<S> {
                     }
                     break;
                 }
-                () = &mut head_deadline, if !head_checked => {
-                    head_checked = true;
-                    if !first_request.load(Ordering::Relaxed) {
-                        self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(%peer, "no request head in time; closing");
-                        break;
+                () = &mut timer, if !matches!(watch, Watch::Done) => {
+                    watch = match watch {
+                        Watch::FirstHead if served.activity.requests() == 0 => {
+                            self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "no request head in time; closing");
+                            break;
+                        }
+                        Watch::FirstHead => match keep_alive {
+                            Some(period) => Watch::Idle(
+                                IdleWatch::new(served.activity.snapshot()),
+                                idle::tick(period),
+                            ),
+                            None => Watch::Done,
+                        },
+                        Watch::Idle(mut idle, tick) => {
+                            if idle.tick(served.activity.snapshot()) {
+                                tracing::debug!(%peer, "idle for server.keep-alive-timeout; closing");
+                                conn.as_mut().graceful_shutdown();
+                                Watch::Done
+                            } else {
+                                Watch::Idle(idle, tick)
+                            }
+                        }
+                        Watch::Done => Watch::Done,
+                    };
+                    if let Watch::Idle(_, tick) = &watch {
+                        let next = tokio::time::Instant::now() + *tick;
+                        timer.get_mut().as_mut().reset(next);
+                        timer.rearm();
                     }
                 }
                 () = &mut shutdown, if !draining => {
@@ -630,6 +673,24 @@ impl<S: RequestService> Connection<S> {
             }
         }
     }
+}
+
+/// What [`Connection::run`] hands on about the connection it serves.
+struct Served {
+    peer: SocketAddr,
+    /// When the first request head must have come.
+    head_deadline: tokio::time::Instant,
+    activity: Arc<Activity>,
+}
+
+/// What the timer of a connection being driven is for.
+enum Watch {
+    /// The deadline of the first request head.
+    FirstHead,
+    /// The keep-alive watch, and its tick.
+    Idle(IdleWatch, Duration),
+    /// Nothing more.
+    Done,
 }
 
 /// A served connection that can be asked to finish its requests and close.
@@ -688,10 +749,12 @@ pub async fn serve_until(
 }
 
 mod first_head;
+mod idle;
 mod send_deadline;
 pub mod workers;
 
 use first_head::{FirstHead, Prefixed};
+use idle::{Activity, IdleWatch};
 use send_deadline::SendDeadline;
 
 #[cfg(test)]

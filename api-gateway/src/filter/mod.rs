@@ -1302,9 +1302,25 @@ fn expand_with<'v>(template: &str, value: impl Fn(&str) -> Option<&'v str>) -> S
 /// `path` without its first `parts` segments.
 pub(crate) fn strip_prefix(path: &str, parts: usize) -> String {
     let mut out = String::with_capacity(path.len());
-    for segment in path.split('/').filter(|s| !s.is_empty()).skip(parts) {
-        out.push('/');
-        out.push_str(segment);
+    // One pass over the bytes (`split('/')` searches for each `/` anew):
+    // each non-empty segment after the first `parts` is written after a
+    // `/`. Both ends of a segment are at a `/` or an end of the path,
+    // which are character boundaries.
+    let mut skipped = 0;
+    let mut start = 0;
+    for (i, b) in path.bytes().chain(std::iter::once(b'/')).enumerate() {
+        if b != b'/' {
+            continue;
+        }
+        if i > start {
+            if skipped < parts {
+                skipped += 1;
+            } else if let Some(segment) = path.get(start..i) {
+                out.push('/');
+                out.push_str(segment);
+            }
+        }
+        start = i + 1;
     }
     // `/` alone when nothing is left; a trailing `/` is kept.
     if out.is_empty() || path.ends_with('/') {

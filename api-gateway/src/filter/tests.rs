@@ -472,6 +472,28 @@ fn helpers() {
     }
 }
 
+proptest::proptest! {
+    /// The one-pass `strip_prefix` against its definition: the non-empty
+    /// segments after the first `parts`, each after a `/`; `/` alone when
+    /// none is left, and a trailing `/` kept.
+    #[test]
+    fn strip_prefix_keeps_the_segments_after_the_first_parts(
+        path in "(/|/{1,3}[a-zé%;.]{0,4}){0,6}/?",
+        parts in 0usize..5,
+    ) {
+        let mut want: String = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .skip(parts)
+            .flat_map(|s| ["/", s])
+            .collect();
+        if want.is_empty() || path.ends_with('/') {
+            want.push('/');
+        }
+        proptest::prop_assert_eq!(strip_prefix(&path, parts), want);
+    }
+}
+
 #[test]
 fn bad_arguments_are_refused() {
     for bad in [

@@ -88,6 +88,11 @@ where
     }
 }
 
+/// Whether the bytes a connection started with are the HTTP/2 preface.
+pub(super) fn is_http2(start: &[u8]) -> bool {
+    start.starts_with(H2_PREFACE)
+}
+
 /// Writes `status` with Spring's JSON body and closes the connection.
 async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, status: StatusCode, reason: &str) {
     tracing::debug!(%status, reason, "refused a malformed first request head");

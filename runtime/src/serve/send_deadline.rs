@@ -1,6 +1,8 @@
 //! [`SendDeadline`]: a connection's writes fail once the peer has read
 //! nothing of them for a while (nginx's `send_timeout`), measured by a
-//! [`StallTimer`] (which costs nothing while writes do not wait).
+//! [`StallTimer`] (which costs nothing while writes do not wait). Each
+//! write that makes progress is also counted in the connection's
+//! [`Activity`], for its keep-alive watch.
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectionStats;
+use super::idle::Activity;
 use crate::stall::StallTimer;
 
 /// `io` whose writes fail with [`io::ErrorKind::TimedOut`] after waiting
@@ -21,14 +24,21 @@ pub(super) struct SendDeadline<I> {
     io: I,
     stall: Option<StallTimer>,
     stats: Arc<ConnectionStats>,
+    activity: Arc<Activity>,
 }
 
 impl<I> SendDeadline<I> {
-    pub(super) fn new(io: I, limit: Option<Duration>, stats: Arc<ConnectionStats>) -> Self {
+    pub(super) fn new(
+        io: I,
+        limit: Option<Duration>,
+        stats: Arc<ConnectionStats>,
+        activity: Arc<Activity>,
+    ) -> Self {
         SendDeadline {
             io,
             stall: limit.map(StallTimer::new),
             stats,
+            activity,
         }
     }
 
@@ -66,6 +76,20 @@ impl<I> SendDeadline<I> {
     }
 }
 
+impl<I> SendDeadline<I> {
+    /// Counts a write that moved bytes as the connection's activity (a
+    /// flush does not count: hyper flushes on every wake-up, also while a
+    /// slow client trickles in a head).
+    fn count(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            self.activity.wrote();
+        }
+        written
+    }
+}
+
 impl<I: AsyncRead + Unpin> AsyncRead for SendDeadline<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -82,7 +106,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendDeadline<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.guard(cx, |io, cx| Pin::new(io).poll_write(cx, buf))
+        let written = self.guard(cx, |io, cx| Pin::new(io).poll_write(cx, buf));
+        self.count(written)
     }
 
     fn poll_write_vectored(
@@ -90,7 +115,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for SendDeadline<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.guard(cx, |io, cx| Pin::new(io).poll_write_vectored(cx, bufs))
+        let written = self.guard(cx, |io, cx| Pin::new(io).poll_write_vectored(cx, bufs));
+        self.count(written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -120,7 +146,7 @@ mod tests {
         let stats = Arc::new(ConnectionStats::default());
         // A pipe of 64 bytes whose far end is never read.
         let (near, _far) = tokio::io::duplex(64);
-        let mut io = SendDeadline::new(near, Some(LIMIT), Arc::clone(&stats));
+        let mut io = SendDeadline::new(near, Some(LIMIT), Arc::clone(&stats), Arc::default());
         let started = Instant::now();
         let failed = io
             .write_all(&[7u8; 1024])
@@ -139,7 +165,7 @@ mod tests {
     async fn a_slow_reader_that_keeps_reading_is_waited_for() {
         let stats = Arc::new(ConnectionStats::default());
         let (near, mut far) = tokio::io::duplex(64);
-        let mut io = SendDeadline::new(near, Some(LIMIT), Arc::clone(&stats));
+        let mut io = SendDeadline::new(near, Some(LIMIT), Arc::clone(&stats), Arc::default());
         // The reader takes 64 bytes every 4 s: each wait is under the
         // limit, the whole write far over it.
         let reader = tokio::spawn(async move {
@@ -164,7 +190,7 @@ mod tests {
     async fn without_a_limit_a_write_waits_as_long_as_it_takes() {
         let stats = Arc::new(ConnectionStats::default());
         let (near, _far) = tokio::io::duplex(64);
-        let mut io = SendDeadline::new(near, None, Arc::clone(&stats));
+        let mut io = SendDeadline::new(near, None, Arc::clone(&stats), Arc::default());
         let write = io.write_all(&[7u8; 1024]);
         assert!(
             tokio::time::timeout(Duration::from_secs(3600), write)

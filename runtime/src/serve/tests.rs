@@ -42,6 +42,31 @@ fn router() -> Router {
                 "slow"
             }),
         )
+        .route(
+            "/slower",
+            get(|| async {
+                // Twice `limits()`'s keep-alive timeout.
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                "slower"
+            }),
+        )
+        .route(
+            "/drip",
+            get(|| async {
+                // Six chunks 250 ms apart: each gap under `limits()`'s
+                // keep-alive timeout, the whole far over it.
+                let chunks = futures::stream::unfold(0u8, |n| async move {
+                    if n == 6 {
+                        return None;
+                    }
+                    if n > 0 {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Some((Ok::<_, std::convert::Infallible>(vec![b'0' + n]), n + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
 }
 
 struct Running {
@@ -167,16 +192,125 @@ async fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
     );
 }
 
+/// One HTTP/1 connection to `addr` driven by hyper's client: a request
+/// sent on it fails once the server has closed it.
+async fn one_connection(
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// GET `path` on `send`'s connection: the status, whether the server said
+/// it closes the connection, and the body.
+async fn get_on(
+    send: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    path: &str,
+) -> Result<(u16, bool, String), hyper::Error> {
+    use http_body_util::BodyExt as _;
+    send.ready().await?;
+    let request = hyper::Request::get(path)
+        .header("host", "x")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = timeout(DEADLINE, send.send_request(request))
+        .await
+        .expect("answered in time")?;
+    let status = response.status().as_u16();
+    let closes = response
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let body = timeout(DEADLINE, response.into_body().collect())
+        .await
+        .expect("the body in time")?
+        .to_bytes();
+    Ok((status, closes, String::from_utf8_lossy(&body).into_owned()))
+}
+
 #[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before() {
     let server = start(limits()).await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let answer = String::from_utf8_lossy(&read_to_close(&mut conn).await).into_owned();
-    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
-    assert!(answer.ends_with("ok"), "{answer}");
+    let mut head = [0u8; 15];
+    conn.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 OK");
+    let answered = tokio::time::Instant::now();
+    let rest = String::from_utf8_lossy(&read_to_close(&mut conn).await).into_owned();
+    let idle = answered.elapsed();
+    assert!(rest.ends_with("ok"), "{rest}");
+    assert!(
+        idle >= limits().keep_alive_timeout,
+        "closed after {idle:?} idle, under the keep-alive timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout() {
+    let server = start(limits()).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 15];
+    slow.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    // The second head: a line every 150 ms, for up to twenty lines
+    // (3 s, five keep-alive timeouts), never finished.
+    let writer = async {
+        let mut lines = vec!["GET / HTTP/1.1\r\n".to_owned(), "Host: x\r\n".to_owned()];
+        lines.extend((0..18).map(|i| format!("X-{i}: {i}\r\n")));
+        for line in lines {
+            if slow.write_all(line.as_bytes()).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        false
+    };
+    let _ = timeout(DEADLINE, writer).await.unwrap();
+    let rest = String::from_utf8_lossy(&read_to_close(&mut slow).await).into_owned();
+    assert!(
+        !rest.contains("HTTP/1.1 200 OK"),
+        "the trickled head was never answered: {rest}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection() {
+    let server = start(limits()).await;
+    let mut send = one_connection(server.addr).await;
+    assert_eq!(
+        get_on(&mut send, "/slower").await.unwrap(),
+        (200, false, "slower".to_owned())
+    );
+    assert_eq!(
+        get_on(&mut send, "/").await.unwrap(),
+        (200, false, "ok".to_owned()),
+        "the same connection serves the next request"
+    );
+}
+
+#[tokio::test]
+async fn a_response_that_keeps_writing_past_the_keep_alive_timeout_keeps_its_connection() {
+    let server = start(limits()).await;
+    let mut send = one_connection(server.addr).await;
+    assert_eq!(
+        get_on(&mut send, "/drip").await.unwrap(),
+        (200, false, "012345".to_owned())
+    );
+    assert_eq!(
+        get_on(&mut send, "/").await.unwrap(),
+        (200, false, "ok".to_owned()),
+        "the same connection serves the next request"
+    );
 }
 
 #[tokio::test]
