@@ -232,16 +232,23 @@ async fn get_on(
     Ok((status, closes, String::from_utf8_lossy(&body).into_owned()))
 }
 
-#[tokio::test]
-async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before() {
-    let server = start(limits()).await;
-    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+/// A connection to `addr` whose first request (`GET /`) has been
+/// answered: its status line read, the rest of the answer not.
+async fn answered_once(addr: SocketAddr) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut head = [0u8; 15];
     conn.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200 OK");
+    conn
+}
+
+#[tokio::test]
+async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before() {
+    let server = start(limits()).await;
+    let mut conn = answered_once(server.addr).await;
     let answered = tokio::time::Instant::now();
     let rest = String::from_utf8_lossy(&read_to_close(&mut conn).await).into_owned();
     let idle = answered.elapsed();
@@ -255,13 +262,7 @@ async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before()
 #[tokio::test]
 async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout() {
     let server = start(limits()).await;
-    let mut slow = TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 15];
-    slow.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    let mut slow = answered_once(server.addr).await;
     // The second head: a line every 150 ms, for up to twenty lines
     // (3 s, five keep-alive timeouts), never finished.
     let writer = async {
@@ -269,13 +270,12 @@ async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout()
         lines.extend((0..18).map(|i| format!("X-{i}: {i}\r\n")));
         for line in lines {
             if slow.write_all(line.as_bytes()).await.is_err() {
-                return true;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
-        false
     };
-    let _ = timeout(DEADLINE, writer).await.unwrap();
+    timeout(DEADLINE, writer).await.unwrap();
     let rest = String::from_utf8_lossy(&read_to_close(&mut slow).await).into_owned();
     assert!(
         !rest.contains("HTTP/1.1 200 OK"),
@@ -283,13 +283,14 @@ async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout()
     );
 }
 
-#[tokio::test]
-async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection() {
+/// A request to `path` answers `body` on one connection, and the same
+/// connection then serves another request.
+async fn answers_and_keeps_the_connection(path: &str, body: &str) {
     let server = start(limits()).await;
     let mut send = one_connection(server.addr).await;
     assert_eq!(
-        get_on(&mut send, "/slower").await.unwrap(),
-        (200, false, "slower".to_owned())
+        get_on(&mut send, path).await.unwrap(),
+        (200, false, body.to_owned())
     );
     assert_eq!(
         get_on(&mut send, "/").await.unwrap(),
@@ -299,18 +300,13 @@ async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connect
 }
 
 #[tokio::test]
+async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection() {
+    answers_and_keeps_the_connection("/slower", "slower").await;
+}
+
+#[tokio::test]
 async fn a_response_that_keeps_writing_past_the_keep_alive_timeout_keeps_its_connection() {
-    let server = start(limits()).await;
-    let mut send = one_connection(server.addr).await;
-    assert_eq!(
-        get_on(&mut send, "/drip").await.unwrap(),
-        (200, false, "012345".to_owned())
-    );
-    assert_eq!(
-        get_on(&mut send, "/").await.unwrap(),
-        (200, false, "ok".to_owned()),
-        "the same connection serves the next request"
-    );
+    answers_and_keeps_the_connection("/drip", "012345").await;
 }
 
 #[tokio::test]
