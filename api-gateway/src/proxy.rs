@@ -11,7 +11,10 @@
 //! most `httpclient.pool.max-idle-per-host` idle ones, each closed after
 //! `httpclient.pool.max-idle-time` (30 s by default, below the 60 s
 //! keep-alive most upstreams use, so the gateway closes first and rarely
-//! writes into a connection the upstream is closing).
+//! writes into a connection the upstream is closing). The response
+//! timeouts of all exchanges waiting for a head share one ticker
+//! ([`circuit_breaker::time_limiter::Deadlines`]) instead of a timer in
+//! tokio's wheel each.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -187,6 +190,9 @@ impl UpstreamError {
 #[derive(Debug)]
 pub struct Upstreams {
     pool: pool::Pool,
+    /// The response timeouts of the exchanges waiting for a head: one
+    /// ticker for all of them, not a timer in tokio's wheel per request.
+    deadlines: circuit_breaker::time_limiter::Deadlines,
 }
 
 /// A request body for one or more attempts.
@@ -227,6 +233,7 @@ impl Upstreams {
     pub fn new(settings: PoolSettings, tls: rustls::ClientConfig) -> Upstreams {
         Upstreams {
             pool: pool::Pool::new(settings, tls),
+            deadlines: circuit_breaker::time_limiter::Deadlines::new(),
         }
     }
 
@@ -396,7 +403,7 @@ impl Upstreams {
         // the timer.
         let mut exchange = std::pin::pin!(exchange);
         match response_timeout.filter(|_| !head_bounded) {
-            Some(t) => match tokio::time::timeout(t, exchange.as_mut()).await {
+            Some(t) => match self.deadlines.run(t, exchange.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => Err(UpstreamError::timeout(authority, t)),
             },

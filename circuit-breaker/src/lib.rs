@@ -103,7 +103,8 @@
 //! - [`retry`]: the retry loop, `backoff` arithmetic, the `budget`, its layer.
 //! - [`bulkhead`] and [`time_limiter`]: each policy with its layer;
 //!   `time_limiter/deadlines.rs` is [`time_limiter::Deadlines`], one ticker
-//!   task for the deadlines of many calls (the HTTP client's attempts).
+//!   task for the deadlines of many calls (cloud-client's attempts, the
+//!   gateway's response timeouts).
 //! - [`pipeline`]: the four composed in order.
 //! - [`registry`]: named policies from serde configuration (`layered.rs`
 //!   the `configs`/`instances` layering, `settings.rs` each policy's keys);
