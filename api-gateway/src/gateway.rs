@@ -69,6 +69,9 @@ struct Inner {
     resolver: Arc<dyn ServiceInstances>,
     balancer: Balancer,
     upstreams: Upstreams,
+    /// The `CircuitBreaker` time limits, on one ticker (see
+    /// [`circuit_breaker::time_limiter::Deadlines`]).
+    breaker_deadlines: circuit_breaker::time_limiter::Deadlines,
     clock: SharedClock,
     metrics: Metrics,
     tunnels: crate::websocket::Tunnels,
@@ -246,6 +249,7 @@ impl GatewayBuilder {
                 .unwrap_or_else(|| Arc::new(StaticInstances::new())),
             balancer: Balancer::new(self.settings.spring.cloud.gateway.loadbalancer.strategy),
             upstreams,
+            breaker_deadlines: circuit_breaker::time_limiter::Deadlines::new(),
             metrics: Metrics::new(clock.now()),
             clock,
             tunnels: crate::websocket::Tunnels::new(self.settings.server.limits.max_connections),
@@ -299,6 +303,9 @@ struct Call<'a> {
     /// The client connection's switch to the upgraded protocol, taken by
     /// the exchange that proxies the upgrade.
     on_upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
+    /// The client's header map itself, for the first attempt (see
+    /// [`Gateway::upstream_request`]); `out` holds a copy.
+    first_headers: Mutex<Option<http::HeaderMap>>,
     peer: &'a Peer,
     /// The installed set the request is served with (a forward keeps it).
     installed: &'a Snapshot,
@@ -992,6 +999,18 @@ impl Gateway {
                 Some(a) => a,
                 None => {
                     let body = limit_chunked_body(route, &out.headers, body);
+                    let cache = installed.response_cache(route);
+                    let target = out.uri.as_ref().map_or(&route.target, |u| &u.target);
+                    // The first attempt sends the client's map itself and
+                    // the request keeps a copy, not the other way round:
+                    // hyper hands the map over with room to spare from its
+                    // earlier messages, while a copy has none, and adding
+                    // the forwarding headers to it would grow it twice.
+                    let first_headers = (cache.is_none() && !matches!(target, Target::Forward(_)))
+                        .then(|| {
+                            let copy = out.headers.clone();
+                            std::mem::replace(&mut out.headers, copy)
+                        });
                     let call = Call {
                         route,
                         out: &out,
@@ -999,11 +1018,12 @@ impl Gateway {
                         client_path: raw_path,
                         upgrade,
                         on_upgrade: Mutex::new(on_upgrade),
+                        first_headers: Mutex::new(first_headers),
                         peer,
                         installed: &installed,
                         depth,
                     };
-                    match installed.response_cache(route) {
+                    match cache {
                         Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
                         None => self.exchange(&call, body).await,
                     }
@@ -1085,7 +1105,10 @@ impl Gateway {
                     .await;
             }
         };
-        match tokio::time::timeout(b.timeout, self.with_retry(call, body, Some(b.timeout))).await {
+        // Pinned where it is made: the attempts' future is large, and is
+        // not moved into the deadline.
+        let attempts = std::pin::pin!(self.with_retry(call, body, Some(b.timeout)));
+        match self.inner.breaker_deadlines.run(b.timeout, attempts).await {
             Err(_) => {
                 permit.record(Classification::Failure);
                 let cause = FallbackCause {
@@ -1447,9 +1470,15 @@ impl Gateway {
                 ));
             }
         };
-        let mut headers = out.headers.clone();
+        let mut headers = match call.take_first_headers() {
+            Some(h) => h,
+            None => out.headers.clone(),
+        };
         // Room for the six forwarding headers and `Host` at once: a
         // client's few headers would otherwise make the map grow twice.
+        // (A copy's entries have no room to spare, and this makes none
+        // while its index is big enough: only the first attempt's map,
+        // the client's own, has it.)
         headers.reserve(FORWARDING_ROOM);
         call.installed.hop_by_hop.remove(&mut headers);
         let client_host = call.client_host;
@@ -1508,6 +1537,14 @@ impl<'a> Call<'a> {
             Some(uri) => &uri.target,
             None => &self.route.target,
         }
+    }
+
+    /// The client's header map for the first attempt, once.
+    fn take_first_headers(&self) -> Option<http::HeaderMap> {
+        self.first_headers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// The client connection's upgrade, once.

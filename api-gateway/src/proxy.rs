@@ -518,61 +518,75 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         && matches!(v.get(16), None | Some(b'+' | b';' | b' '))
 }
 
-/// Headers that apply to one connection only (RFC 9110, 7.6.1), removed
-/// whatever `filter.remove-hop-by-hop.headers` says: the next hop's framing
-/// depends on it. The proxy credentials are in [`HopByHop`]'s default set.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// Headers that apply to one connection only (RFC 9110, 7.6.1), and the
+/// old `Proxy-Connection`, removed whatever
+/// `filter.remove-hop-by-hop.headers` says: the next hop's framing depends
+/// on them. The proxy credentials are in [`HopByHop`]'s default set.
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("proxy-connection"),
 ];
 
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// `Connection`'s and `Transfer-Encoding`'s places in [`HOP_BY_HOP`].
+const CONNECTION_AT: usize = 0;
+const TRANSFER_ENCODING_AT: usize = 4;
 
 /// Removes hop-by-hop headers and those the `Connection` header names;
 /// with `Transfer-Encoding`, also `Content-Length`: the message was framed
 /// by the former, and its length is not the latter's (RFC 9112 6.3: a
 /// proxy must remove it). The next hop frames the body anew.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the (few) headers finds what to remove; most requests
-    // have nothing, most responses only `Connection` and `Keep-Alive`.
-    let hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == PROXY_CONNECTION;
-    // Room for each of the seven names.
-    let mut found: [Option<HeaderName>; 7] = Default::default();
-    let mut count = 0;
-    for name in headers.keys() {
-        // `keys` repeats a name once per value: keep each once.
-        if hop(name) && !found[..count].iter().flatten().any(|f| f == name) {
-            found[count] = Some(name.clone());
-            count += 1;
+    // One pass over the (few) headers finds what to remove (a bit per
+    // name of `HOP_BY_HOP`) and reads what `Connection` names; most
+    // requests have nothing, most responses only `Connection: keep-alive`.
+    let mut found = 0u8;
+    let mut named: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) else {
+            continue;
+        };
+        found |= 1 << i;
+        if i == CONNECTION_AT {
+            named.extend(connection_names(value));
         }
     }
-    if count == 0 {
+    if found == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // The usual options name no other header.
-        .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for n in named.iter().chain(found[..count].iter().flatten()) {
+    for n in &named {
         headers.remove(n);
     }
-    if found[..count]
-        .iter()
-        .flatten()
-        .any(|n| n == header::TRANSFER_ENCODING)
-    {
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(n);
+        }
+    }
+    if found & (1 << TRANSFER_ENCODING_AT) != 0 {
         headers.remove(header::CONTENT_LENGTH);
     }
+}
+
+/// The header names one `Connection` value lists; none for the usual
+/// options.
+fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {
+    let option =
+        |n: &[u8]| n.eq_ignore_ascii_case(b"close") || n.eq_ignore_ascii_case(b"keep-alive");
+    // The usual value is one option: no text to split.
+    let listed = match option(value.as_bytes()) {
+        true => None,
+        false => value.to_str().ok(),
+    };
+    listed
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(move |n| !option(n.as_bytes()))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
 }
 
 /// SCG's `filter.remove-hop-by-hop.headers`: headers removed from every
@@ -606,10 +620,7 @@ impl HopByHop {
         let mut listed = Vec::new();
         for name in names {
             let parsed = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| name)?;
-            if !HOP_BY_HOP.contains(&parsed)
-                && parsed != PROXY_CONNECTION
-                && !listed.contains(&parsed)
-            {
+            if !HOP_BY_HOP.contains(&parsed) && !listed.contains(&parsed) {
                 listed.push(parsed);
             }
         }
@@ -1003,13 +1014,19 @@ mod tests {
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "h2c"),
+            ("proxy-connection", "keep-alive"),
+            ("connection", "Close"),
+            ("connection", "X-Other ,KEEP-ALIVE"),
+            ("x-other", "2"),
             ("accept", "*/*"),
         ] {
             h.append(n, HeaderValue::from_static(v));
         }
         remove_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
+        assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+        assert_eq!(HOP_BY_HOP[CONNECTION_AT], header::CONNECTION);
+        assert_eq!(HOP_BY_HOP[TRANSFER_ENCODING_AT], header::TRANSFER_ENCODING);
     }
 
     #[test]

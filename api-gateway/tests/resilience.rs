@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use support::{TestGateway, Upstream, client, eventually, get, send};
+use support::{TestGateway, Upstream, client, eventually, get, seen, send};
 
 fn breaker_config(up: std::net::SocketAddr, filters: &str) -> String {
     format!(
@@ -110,10 +110,18 @@ async fn retry_repeats_idempotent_requests_on_5xx_but_not_posts() {
         up.addr
     ))
     .await;
-    let (s, _, echo) = get(&gw.url("/flaky/2")).await;
+    let (s, _, echo) = send(client().get(gw.url("/flaky/2")).header("x-kept", "yes")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(echo["path"], "/flaky/2");
     assert_eq!(up.hits(), 3, "two 503s, then the answer");
+    // The third attempt carries the client's headers and the gateway's,
+    // as the first did (the first sends the client's own map).
+    assert_eq!(seen(&echo, "x-kept"), Some("yes"));
+    assert_eq!(seen(&echo, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        echo["headers"]["x-forwarded-for"].as_array().map(Vec::len),
+        Some(1)
+    );
     // A kept (small) body is sent again on each attempt.
     let (s, _, echo) = send(client().put(gw.url("/flaky/4")).body("payload")).await;
     assert_eq!(
