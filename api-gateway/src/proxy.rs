@@ -522,37 +522,83 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 /// old `Proxy-Connection`, removed whatever
 /// `filter.remove-hop-by-hop.headers` says: the next hop's framing depends
 /// on them. The proxy credentials are in [`HopByHop`]'s default set.
+const HOP_BY_HOP_NAMES: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+];
 const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[0]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[1]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[2]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[3]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[4]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[5]),
+    HeaderName::from_static(HOP_BY_HOP_NAMES[6]),
 ];
 
 /// `Connection`'s and `Transfer-Encoding`'s places in [`HOP_BY_HOP`].
 const CONNECTION_AT: usize = 0;
 const TRANSFER_ENCODING_AT: usize = 4;
 
+/// The lengths of [`HOP_BY_HOP`]'s names (see [`length_bit`]).
+const HOP_BY_HOP_LENGTHS: u64 = {
+    let mut set = 0;
+    let mut i = 0;
+    while i < HOP_BY_HOP_NAMES.len() {
+        set |= length_bit(HOP_BY_HOP_NAMES[i]);
+        i += 1;
+    }
+    set
+};
+
+/// A name's length as a bit of a set of lengths (63 for any longer), so
+/// that a header whose length no removed name has is passed by with one
+/// test: most are.
+const fn length_bit(name: &str) -> u64 {
+    let len = name.len();
+    1 << if len < 63 { len } else { 63 }
+}
+
 /// Removes hop-by-hop headers and those the `Connection` header names;
 /// with `Transfer-Encoding`, also `Content-Length`: the message was framed
 /// by the former, and its length is not the latter's (RFC 9112 6.3: a
 /// proxy must remove it). The next hop frames the body anew.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    remove_with(headers, &[], 0);
+}
+
+/// [`remove_hop_by_hop`] and the `listed` names, whose lengths are
+/// `listed_lengths`.
+fn remove_with(headers: &mut HeaderMap, listed: &[HeaderName], listed_lengths: u64) {
     // One pass over the (few) headers finds what to remove (a bit per
     // name of `HOP_BY_HOP`) and reads what `Connection` names; most
     // requests have nothing, most responses only `Connection: keep-alive`.
+    let lengths = HOP_BY_HOP_LENGTHS | listed_lengths;
     let mut found = 0u8;
+    let mut any_listed = false;
     let mut named: Vec<HeaderName> = Vec::new();
     for (name, value) in headers.iter() {
-        let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) else {
+        if lengths & length_bit(name.as_str()) == 0 {
             continue;
-        };
-        found |= 1 << i;
-        if i == CONNECTION_AT {
-            named.extend(connection_names(value));
+        }
+        match HOP_BY_HOP.iter().position(|n| n == name) {
+            Some(i) => {
+                found |= 1 << i;
+                if i == CONNECTION_AT {
+                    named.extend(connection_names(value));
+                }
+            }
+            None => any_listed |= listed.contains(name),
+        }
+    }
+    if any_listed {
+        for n in listed {
+            headers.remove(n);
         }
     }
     if found == 0 {
@@ -597,6 +643,8 @@ fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HopByHop {
     listed: Vec<HeaderName>,
+    /// The lengths of the `listed` names (see [`length_bit`]).
+    lengths: u64,
 }
 
 impl HopByHop {
@@ -624,32 +672,29 @@ impl HopByHop {
                 listed.push(parsed);
             }
         }
-        Ok(HopByHop { listed })
+        Ok(HopByHop::of(listed))
+    }
+
+    fn of(listed: Vec<HeaderName>) -> HopByHop {
+        let lengths = listed.iter().fold(0, |set, n| set | length_bit(n.as_str()));
+        HopByHop { listed, lengths }
     }
 
     /// Removes the connection's own headers ([`remove_hop_by_hop`]) and
-    /// the listed ones from `headers`.
+    /// the listed ones from `headers`, in one pass over them.
     pub fn remove(&self, headers: &mut HeaderMap) {
-        remove_hop_by_hop(headers);
-        // One pass of comparisons first: most messages have none of them.
-        if headers.keys().any(|k| self.listed.contains(k)) {
-            for name in &self.listed {
-                headers.remove(name);
-            }
-        }
+        remove_with(headers, &self.listed, self.lengths);
     }
 }
 
 impl Default for HopByHop {
     /// [`HopByHop::DEFAULT`] less the connection's own.
     fn default() -> Self {
-        HopByHop {
-            listed: vec![
-                header::PROXY_AUTHORIZATION,
-                header::PROXY_AUTHENTICATE,
-                HeaderName::from_static("x-application-context"),
-            ],
-        }
+        HopByHop::of(vec![
+            header::PROXY_AUTHORIZATION,
+            header::PROXY_AUTHENTICATE,
+            HeaderName::from_static("x-application-context"),
+        ])
     }
 }
 
@@ -1071,6 +1116,27 @@ mod tests {
             ]
         );
         assert_eq!(HopByHop::new(["x-ok", "not a name"]), Err("not a name"));
+
+        // Names past 63 bytes share one length bit, and are still told
+        // apart.
+        let long = format!("x-{}", "a".repeat(70));
+        let other = format!("x-{}", "b".repeat(80));
+        let set = HopByHop::new([long.as_str()]).expect("a name");
+        let mut h = message();
+        h.insert(
+            HeaderName::from_bytes(long.as_bytes()).expect("name"),
+            HeaderValue::from_static("1"),
+        );
+        h.insert(
+            HeaderName::from_bytes(other.as_bytes()).expect("name"),
+            HeaderValue::from_static("2"),
+        );
+        set.remove(&mut h);
+        assert!(
+            !h.contains_key(long.as_str()) && h.contains_key(other.as_str()),
+            "{h:?}"
+        );
+        assert_eq!(h.len(), 6);
     }
 
     #[test]
