@@ -1499,7 +1499,11 @@ impl Gateway {
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
             (None, true, Some(h)) => Some(h.clone()),
-            _ => HeaderValue::from_str(&authority).ok(),
+            _ => match (&out.uri, route.fixed_host()) {
+                // The route's own upstream: its value is made once.
+                (None, Some(h)) => Some(h.clone()),
+                _ => HeaderValue::from_str(&authority).ok(),
+            },
         };
         if let Some(h) = host {
             headers.insert(header::HOST, h);

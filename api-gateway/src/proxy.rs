@@ -709,9 +709,18 @@ pub struct Peer {
     ip: HeaderValue,
     /// `"ip:port"` (`"[ip]:port"` for IPv6), for `Forwarded`'s `for=`.
     node: Box<str>,
-    /// The values made from the last request's `Host`: a connection's
-    /// requests almost always carry the same one.
-    by_host: std::sync::Mutex<Option<(HeaderValue, ByHost)>>,
+    /// The values made for the connection's last request: its requests
+    /// almost always carry the same `Host` and prefix.
+    kept: std::sync::Mutex<Kept>,
+}
+
+/// The forwarding values a connection's last request made.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Those made from a `Host`.
+    by_host: Option<(HeaderValue, ByHost)>,
+    /// `X-Forwarded-Prefix` for a prefix.
+    prefix: Option<(Box<str>, HeaderValue)>,
 }
 
 /// The forwarding values that follow from one `Host` on one connection.
@@ -737,33 +746,49 @@ impl Peer {
             // An address's text is always a valid header value.
             ip: HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("unknown")),
             node: node.into(),
-            by_host: std::sync::Mutex::new(None),
+            kept: std::sync::Mutex::new(Kept::default()),
         }
     }
 
     /// The values for `host` (the client's `Host`), `port` and the
-    /// `forwarded` element they make: the last request's when its `Host`
-    /// was the same, else made and kept.
-    fn by_host(&self, host: &HeaderValue, port: u16, forwarded: &Value<'_>) -> ByHost {
-        let mut last = self
-            .by_host
+    /// `forwarded` element they make, and the `X-Forwarded-Prefix` for
+    /// `prefix`: the last request's when they were the same, else made and
+    /// kept.
+    fn kept(
+        &self,
+        host: Option<&HeaderValue>,
+        port: u16,
+        forwarded: &Value<'_>,
+        prefix: Option<&str>,
+    ) -> (Option<ByHost>, Option<HeaderValue>) {
+        let mut kept = self
+            .kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((kept_host, kept)) = &*last
-            && kept_host == host
-        {
-            return kept.clone();
-        }
-        let mut buf = String::with_capacity(64);
-        let made = ByHost {
-            port: HeaderValue::from(port),
-            forwarded: match forwarded.write(&mut buf) {
-                true => HeaderValue::from_str(&buf).ok(),
-                false => None,
-            },
-        };
-        *last = Some((host.clone(), made.clone()));
-        made
+        let by_host = host.map(|host| match &kept.by_host {
+            Some((kept_host, made)) if kept_host == host => made.clone(),
+            _ => {
+                let mut buf = String::with_capacity(64);
+                let made = ByHost {
+                    port: HeaderValue::from(port),
+                    forwarded: match forwarded.write(&mut buf) {
+                        true => HeaderValue::from_str(&buf).ok(),
+                        false => None,
+                    },
+                };
+                kept.by_host = Some((host.clone(), made.clone()));
+                made
+            }
+        });
+        let prefix = prefix.and_then(|prefix| match &kept.prefix {
+            Some((kept_prefix, made)) if **kept_prefix == *prefix => Some(made.clone()),
+            _ => {
+                let made = HeaderValue::from_str(prefix).ok()?;
+                kept.prefix = Some((prefix.into(), made.clone()));
+                Some(made)
+            }
+        });
+        (by_host, prefix)
     }
 
     /// The peer's address.
@@ -873,11 +898,11 @@ pub fn set_forwarding_headers(
         host,
         node: &client.peer.node,
     };
-    // The values made from `Host` are the connection's last ones when its
-    // `Host` is the same.
-    let by_host = client
-        .host
-        .map(|h| client.peer.by_host(h, client.port, &element));
+    // The values made from `Host` and the prefix are the connection's last
+    // ones when they are the same.
+    let (by_host, prefix) = client
+        .peer
+        .kept(client.host, client.port, &element, client.prefix);
     // One buffer for every value that has to be written.
     let mut buf = String::with_capacity(96);
     let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
@@ -900,11 +925,11 @@ pub fn set_forwarding_headers(
         None => HeaderValue::from(client.port),
     };
     put(X_FORWARDED_PORT, which.port, Some(Value::Ready(&port)));
-    put(
-        X_FORWARDED_PREFIX,
-        which.prefix,
-        client.prefix.map(Value::Text),
-    );
+    let prefix = match &prefix {
+        Some(made) => Some(Value::Ready(made)),
+        None => client.prefix.map(Value::Text),
+    };
+    put(X_FORWARDED_PREFIX, which.prefix, prefix);
     let forwarded = Switch {
         enabled: which.forwarded,
         append: true,
@@ -1212,6 +1237,43 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-host"));
         assert!(!h.contains_key("x-forwarded-prefix"));
         assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn a_connection_whose_prefix_changes_gets_each_prefix() {
+        let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
+        let host = HeaderValue::from_static("gw");
+        let prefixed = |prefix: Option<&str>, trusted_value: Option<&'static str>| {
+            let client = ClientSide {
+                peer: &peer,
+                host: Some(&host),
+                port: 80,
+                prefix,
+            };
+            let mut h = HeaderMap::new();
+            if let Some(v) = trusted_value {
+                h.insert("x-forwarded-prefix", HeaderValue::from_static(v));
+            }
+            let which = ForwardingHeaders::default();
+            set_forwarding_headers(&mut h, &client, trusted_value.is_some(), &which);
+            h.get("x-forwarded-prefix").cloned()
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                prefixed(Some("/api"), None),
+                Some(HeaderValue::from_static("/api"))
+            );
+            assert_eq!(
+                prefixed(Some("/v2"), None),
+                Some(HeaderValue::from_static("/v2"))
+            );
+            assert_eq!(prefixed(None, None), None);
+        }
+        // A trusted proxy's prefix is extended with the kept one.
+        assert_eq!(
+            prefixed(Some("/v2"), Some("/outer")),
+            Some(HeaderValue::from_static("/outer, /v2"))
+        );
     }
 
     #[test]
