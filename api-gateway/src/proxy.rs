@@ -903,8 +903,9 @@ pub fn set_forwarding_headers(
     let (by_host, prefix) = client
         .peer
         .kept(client.host, client.port, &element, client.prefix);
-    // One buffer for every value that has to be written.
-    let mut buf = String::with_capacity(96);
+    // One buffer for every value that has to be written, allocated by the
+    // first (most requests have every value ready).
+    let mut buf = String::new();
     let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
         let value = value.filter(|_| switch.enabled);
         put_forwarding(headers, &mut buf, name, trusted, switch.append, value);
@@ -1032,6 +1033,7 @@ fn put_forwarding(
         return;
     }
     buf.clear();
+    buf.reserve(96);
     if let Some(existing) = existing {
         buf.push_str(existing);
         buf.push_str(", ");
