@@ -14,7 +14,11 @@
 # CPU time of the proxy's processes (/proc/PID/stat, nginx's workers
 # included) is read before and after. Prints requests/s and user, system
 # and total CPU microseconds per request for each round, then the medians
-# and the ratios ours / nginx and ours / hyper-floor.
+# and the ratios ours / nginx and ours / hyper-floor. Each round also
+# prints the upstream nginx's user and system microseconds per request
+# (what the proxy's requests cost the upstream: a longer head costs it
+# more) and the proxy threads' context switches per request, voluntary
+# and involuntary (/proc/PID/task/*/status).
 # CPU per request is steadier than requests/s on a shared machine, and it
 # shows where the time goes: wrk, the upstream and the proxy share the
 # cores, so a proxy's requests/s follow its CPU per request.
@@ -90,18 +94,37 @@ cpu_ticks() {
   echo "$u $s"
 }
 
+# switches PID: voluntary and involuntary context switches of PID's and
+# its children's threads.
+switches() {
+  local v=0 n=0 p t
+  for p in "$1" $(pgrep -P "$1" || true); do
+    for t in /proc/"$p"/task/*/status; do
+      read -r a b < <(awk '/^voluntary_ctxt/ {v=$2} /^nonvoluntary_ctxt/ {n=$2} END {print v, n}' "$t")
+      v=$((v + a)); n=$((n + b))
+    done
+  done
+  echo "$v $n"
+}
+
 tck=$(getconf CLK_TCK)
+up_pid=$nginx_pid
 results="$work/cpu.tsv"
 machine_line
 echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1); load before: $(uptime)"
-printf '%-6s %5s %10s %8s %8s %8s\n' proxy round 'req/s' 'user us' 'sys us' 'total us'
+printf '%-6s %5s %10s %8s %8s %8s %8s %8s %9s\n' proxy round 'req/s' 'user us' 'sys us' 'total us' \
+  'up user' 'up sys' 'ctx v/i'
 for round in $(seq 1 "$ROUNDS"); do
   for proxy in $PROXIES; do
     start "$proxy"
     timeout 40 wrk -t"$THREADS" -c"$C" -d2s "$proxy_url" >/dev/null
     read -r u0 s0 < <(cpu_ticks "$proxy_pid")
+    read -r uu0 us0 < <(cpu_ticks "$up_pid")
+    read -r cv0 cn0 < <(switches "$proxy_pid")
     out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$C" -d"${DURATION}s" "$proxy_url")
     read -r u1 s1 < <(cpu_ticks "$proxy_pid")
+    read -r uu1 us1 < <(cpu_ticks "$up_pid")
+    read -r cv1 cn1 < <(switches "$proxy_pid")
     kill "$proxy_pid"
     wait "$proxy_pid" 2>/dev/null || true
     n=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -109,11 +132,14 @@ for round in $(seq 1 "$ROUNDS"); do
     if echo "$out" | grep -q -E 'Non-2xx|Socket errors'; then
       echo "$proxy: wrk reported errors:" >&2; echo "$out" >&2; exit 1
     fi
-    python3 - "$proxy" "$round" "$n" "$rps" "$((u1 - u0))" "$((s1 - s0))" "$tck" <<'PY' | tee -a "$results"
+    python3 - "$proxy" "$round" "$n" "$rps" "$((u1 - u0))" "$((s1 - s0))" "$tck" \
+      "$((uu1 - uu0))" "$((us1 - us0))" "$((cv1 - cv0))" "$((cn1 - cn0))" <<'PY' | tee -a "$results"
 import sys
 proxy, rnd, n, rps, u, s, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+uu, us_, cv, cn = (int(a) for a in sys.argv[8:12])
 us = lambda ticks: ticks / tck * 1e6 / n
-print(f"{proxy:6s} {rnd:>5s} {rps:10.0f} {us(u):8.2f} {us(s):8.2f} {us(u + s):8.2f}")
+print(f"{proxy:6s} {rnd:>5s} {rps:10.0f} {us(u):8.2f} {us(s):8.2f} {us(u + s):8.2f} "
+      f"{us(uu):8.2f} {us(us_):8.2f} {cv / n:.2f}/{cn / n:.2f}")
 PY
   done
 done
@@ -124,10 +150,10 @@ rows = [l.split() for l in open(sys.argv[1])]
 med = {}
 for p in dict.fromkeys(r[0] for r in rows):
     mine = [r for r in rows if r[0] == p]
-    med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5)]
-print("\nmedians       req/s  user us   sys us total us")
+    med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5, 6, 7)]
+print("\nmedians       req/s  user us   sys us total us  up user   up sys")
 for p, m in med.items():
-    print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f}")
+    print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f} {m[4]:8.2f} {m[5]:8.2f}")
 base = "ours" if "ours" in med else next(iter(med))
 for other in [p for p in med if p != base]:
     o, m = med[other], med[base]
