@@ -1047,8 +1047,10 @@ impl Gateway {
                 {
                     f.apply_response(&mut head, &ctx);
                 }
-                for (n, v) in &out.response_headers {
-                    head.headers.insert(n.clone(), v.clone());
+                // Moved, not cloned: a clone of `X-RateLimit-Remaining`'s
+                // value, made from a number, would allocate.
+                for (n, v) in std::mem::take(&mut out.response_headers) {
+                    head.headers.insert(n, v);
                 }
                 if route.rewrites_json() {
                     rewrite_json_body(&route.filters[..ran], &parts.method, head, body, raw_path)
