@@ -97,7 +97,7 @@ cpu_ticks() {
 # switches PID: voluntary and involuntary context switches of PID's and
 # its children's threads.
 switches() {
-  local v=0 n=0 p t
+  local v=0 n=0 p t a b
   for p in "$1" $(pgrep -P "$1" || true); do
     for t in /proc/"$p"/task/*/status; do
       read -r a b < <(awk '/^voluntary_ctxt/ {v=$2} /^nonvoluntary_ctxt/ {n=$2} END {print v, n}' "$t")
