@@ -1456,13 +1456,18 @@ impl Gateway {
         instance: Option<&ServiceInstance>,
     ) -> Result<UpstreamRequest<'a>, UpstreamError> {
         let (route, out, peer) = (call.route, call.out, call.peer);
-        let (authority, secure) = match call.target() {
-            Target::Fixed { authority, secure } => (Cow::Borrowed(authority.as_str()), *secure),
+        let (authority, secure, fixed_host) = match call.target() {
+            Target::Fixed {
+                authority,
+                secure,
+                host,
+            } => (Cow::Borrowed(authority.as_str()), *secure, Some(host)),
             Target::Service(name) => {
                 let instance = instance.ok_or_else(|| self.no_instance(name))?;
                 (
                     Cow::Owned(resolve::authority(&instance.host, instance.port)),
                     instance.secure,
+                    None,
                 )
             }
             Target::Forward(_) => {
@@ -1501,10 +1506,10 @@ impl Gateway {
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
             (None, true, Some(h)) => Some(h.clone()),
-            _ => match (&out.uri, route.fixed_host()) {
-                // The route's own upstream: its value is made once.
-                (None, Some(h)) => Some(h.clone()),
-                _ => HeaderValue::from_str(&authority).ok(),
+            // A fixed upstream's value is made once.
+            _ => match fixed_host {
+                Some(h) => Some(h.clone()),
+                None => HeaderValue::from_str(&authority).ok(),
             },
         };
         if let Some(h) = host {

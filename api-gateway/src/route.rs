@@ -45,8 +45,6 @@ pub struct Route {
     cached_body: Option<usize>,
     /// Whether the route has a `RemoveJsonAttributesResponseBody`.
     rewrites_json: bool,
-    /// The `Host` a fixed `uri` gives its requests, made once.
-    fixed_host: Option<http::HeaderValue>,
 }
 
 impl Route {
@@ -68,11 +66,6 @@ impl Route {
     /// Whether a `RemoveJsonAttributesResponseBody` may change responses.
     pub fn rewrites_json(&self) -> bool {
         self.rewrites_json
-    }
-
-    /// The `Host` of the route's fixed `uri` (its authority), if it has one.
-    pub fn fixed_host(&self) -> Option<&http::HeaderValue> {
-        self.fixed_host.as_ref()
     }
 
     /// The route as SCG's `/actuator/gateway/routes` shows it.
@@ -287,10 +280,6 @@ fn compile_route(
     let rewrites_json = filters
         .iter()
         .any(|f| matches!(f, Filter::RemoveJsonAttributesResponseBody(_)));
-    let fixed_host = match &target {
-        Target::Fixed { authority, .. } => http::HeaderValue::from_str(authority.as_str()).ok(),
-        _ => None,
-    };
     Ok(Route {
         id: def.id.clone(),
         uri: def.uri.clone(),
@@ -305,7 +294,6 @@ fn compile_route(
         retry,
         cached_body,
         rewrites_json,
-        fixed_host,
     })
 }
 

@@ -16,6 +16,8 @@ pub enum Target {
         secure: bool,
         /// `host:port` (the port defaults to 80 or 443).
         authority: Authority,
+        /// The `Host` it gives its requests: the authority, made once.
+        host: http::HeaderValue,
     },
     /// A service by name (`lb://name`, `lb:ws://name`).
     Service(String),
@@ -66,7 +68,22 @@ pub fn parse_target(uri: &str) -> Result<Target, InvalidDefinition> {
                 .map_err(|e| fail("has a bad host").with_source(e))?
         }
     };
-    Ok(Target::Fixed { secure, authority })
+    Target::fixed(secure, authority).map_err(|e| fail("has a bad host").with_source(e))
+}
+
+impl Target {
+    /// A fixed upstream at `authority`, with the `Host` it gives.
+    pub fn fixed(
+        secure: bool,
+        authority: Authority,
+    ) -> Result<Target, http::header::InvalidHeaderValue> {
+        let host = http::HeaderValue::from_str(authority.as_str())?;
+        Ok(Target::Fixed {
+            secure,
+            authority,
+            host,
+        })
+    }
 }
 
 /// A destination a request carries instead of its route's `uri`: an
@@ -115,19 +132,13 @@ mod tests {
         let parsed = RequestUri::parse("http://example.org/a/b?c=d").expect("valid");
         assert_eq!(
             parsed.target,
-            Target::Fixed {
-                secure: false,
-                authority: Authority::from_static("example.org:80")
-            }
+            Target::fixed(false, Authority::from_static("example.org:80")).expect("host")
         );
         assert_eq!(parsed.path_and_query, "/a/b?c=d");
         let parsed = RequestUri::parse("https://example.org:8443").expect("valid");
         assert_eq!(
             parsed.target,
-            Target::Fixed {
-                secure: true,
-                authority: Authority::from_static("example.org:8443")
-            }
+            Target::fixed(true, Authority::from_static("example.org:8443")).expect("host")
         );
         assert_eq!(parsed.path_and_query, "/");
         let parsed = RequestUri::parse("lb://users/x").expect("valid");

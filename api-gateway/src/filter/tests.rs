@@ -563,10 +563,11 @@ fn set_request_uri_sends_the_request_to_its_template() {
     let uri = out.uri.expect("a destination");
     assert_eq!(
         uri.target,
-        crate::target::Target::Fixed {
-            secure: false,
-            authority: http::uri::Authority::from_static("seg.example.org:8080"),
-        }
+        crate::target::Target::fixed(
+            false,
+            http::uri::Authority::from_static("seg.example.org:8080")
+        )
+        .expect("host")
     );
     assert_eq!(uri.path_and_query, "/p?z=1");
     let mut out = outbound("/", None);
@@ -607,10 +608,11 @@ fn request_header_to_request_uri_follows_a_valid_header_only() {
     let uri = out.uri.expect("a destination");
     assert_eq!(
         uri.target,
-        crate::target::Target::Fixed {
-            secure: true,
-            authority: http::uri::Authority::from_static("other.example.org:443"),
-        }
+        crate::target::Target::fixed(
+            true,
+            http::uri::Authority::from_static("other.example.org:443")
+        )
+        .expect("host")
     );
     assert_eq!(uri.path_and_query, "/path?a=b");
     for value in [None, Some("not a uri"), Some("/relative")] {

@@ -49,24 +49,15 @@ fn find(t: &RouteTable, method: Method, path: &str, roll: f64) -> Option<String>
 fn targets() {
     assert_eq!(
         parse_target("http://localhost").expect("valid"),
-        Target::Fixed {
-            secure: false,
-            authority: "localhost:80".parse().expect("authority")
-        }
+        Target::fixed(false, "localhost:80".parse().expect("authority")).expect("host")
     );
     assert_eq!(
         parse_target("https://example.org/ignored").expect("valid"),
-        Target::Fixed {
-            secure: true,
-            authority: "example.org:443".parse().expect("authority")
-        }
+        Target::fixed(true, "example.org:443".parse().expect("authority")).expect("host")
     );
     assert_eq!(
         parse_target("ws://127.0.0.1:9000").expect("valid"),
-        Target::Fixed {
-            secure: false,
-            authority: "127.0.0.1:9000".parse().expect("authority")
-        }
+        Target::fixed(false, "127.0.0.1:9000".parse().expect("authority")).expect("host")
     );
     assert_eq!(
         parse_target("lb://USERS").expect("valid"),
