@@ -776,7 +776,12 @@ impl Peer {
                         false => None,
                     },
                 };
-                kept.by_host = Some((host.clone(), made.clone()));
+                // A copy: the request's value shares the buffer its head
+                // was read into (8 KiB or more), which a clone would keep
+                // for as long as the connection lasts.
+                let copy =
+                    HeaderValue::from_bytes(host.as_bytes()).unwrap_or_else(|_| host.clone());
+                kept.by_host = Some((copy, made.clone()));
                 made
             }
         });
