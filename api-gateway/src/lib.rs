@@ -28,7 +28,9 @@
 //!   switches), timeouts, the one transparent retry; `proxy/pool.rs` the
 //!   upstream connections (hyper's HTTP/1.1 `client::conn`, pooled per
 //!   upstream and I/O worker; SCG's `ELASTIC`, `FIXED` and `DISABLED` pool
-//!   types), `proxy/pool/http2.rs` the multiplexed HTTP/2 connection per
+//!   types), `proxy/pool/inline.rs` the HTTP/1.1 exchange run in the
+//!   request's own task for requests without a body to cleartext
+//!   upstreams (`ELASTIC` only), `proxy/pool/http2.rs` the multiplexed HTTP/2 connection per
 //!   `https` upstream and I/O worker (`server.http2.enabled`, for gRPC),
 //!   `proxy/pool/tunnel.rs` connections through a forward proxy
 //!   (`httpclient.proxy.*`, `CONNECT` tunnels).

@@ -218,6 +218,16 @@ impl AttemptBody {
         }
     }
 
+    /// Whether there is no body to send (one that ends before its first
+    /// byte).
+    fn is_empty(&self) -> bool {
+        match self {
+            AttemptBody::Stream(Some(b)) => b.is_end_stream(),
+            AttemptBody::Stream(None) => true,
+            AttemptBody::Kept(bytes) => bytes.is_empty(),
+        }
+    }
+
     /// Whether another attempt can send the same body.
     pub fn replayable(&self) -> bool {
         match self {
@@ -292,28 +302,66 @@ impl Upstreams {
             } else {
                 pool::Wanted::Negotiated
             };
+            // A request without a body or upgrade to a cleartext upstream
+            // runs in this task, off hyper's client (see
+            // `proxy/pool/inline.rs`), when the pool allows.
+            let inline = !secure
+                && wanted == pool::Wanted::Negotiated
+                && *method != Method::CONNECT
+                && body.is_empty();
             let mut headers = Some(headers);
             loop {
+                if inline
+                    && let Some(conn) = self
+                        .pool
+                        .obtain_inline(authority, connect_timeout)
+                        .await
+                        .map_err(|e| obtain_failed(authority, e))?
+                {
+                    let may_retry = conn.reused() && closed_retry_left;
+                    if headers.is_none() {
+                        headers = again();
+                    }
+                    let Some(h) = &headers else {
+                        return Err(UpstreamError {
+                            kind: Kind::Io,
+                            upstream: authority.to_owned(),
+                            detail: "connection failed".to_owned(),
+                            source: None,
+                        });
+                    };
+                    match conn
+                        .exchange(method, &path_and_query, h, response_timeout)
+                        .await
+                    {
+                        Ok(response) => return Ok(response),
+                        Err(e) if may_retry && e.is_closed() => {
+                            closed_retry_left = false;
+                            tracing::debug!(
+                                upstream = authority,
+                                "pooled connection was closed; sending again"
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            let detail = match e.is_invalid() {
+                                true => "invalid response from the upstream",
+                                false => "connection failed",
+                            };
+                            return Err(UpstreamError {
+                                kind: Kind::Io,
+                                upstream: authority.to_owned(),
+                                detail: detail.to_owned(),
+                                source: Some(Box::new(e)),
+                            });
+                        }
+                    }
+                }
                 let mut conn = self
                     .pool
                     .obtain(secure, authority, connect_timeout, wanted)
                     .await
-                    .map_err(|e| {
-                        let detail = e.to_string();
-                        let (kind, source): (Kind, Box<dyn std::error::Error + Send + Sync>) =
-                            match e {
-                                pool::ObtainError::Connect(c) => (Kind::Connect, Box::new(c)),
-                                e @ pool::ObtainError::Exhausted { .. } => {
-                                    (Kind::PoolExhausted, Box::new(e))
-                                }
-                            };
-                        UpstreamError {
-                            kind,
-                            upstream: authority.to_owned(),
-                            detail,
-                            source: Some(source),
-                        }
-                    })?;
+                    .map_err(|e| obtain_failed(authority, e))?;
                 let (b, replayable) = body.take();
                 // Only an attempt that may be sent again keeps a copy.
                 let may_retry = conn.reused() && closed_retry_left && replayable;
@@ -409,6 +457,21 @@ impl Upstreams {
             },
             None => exchange.await,
         }
+    }
+}
+
+/// The error for a request that got no connection to `authority`.
+fn obtain_failed(authority: &str, e: pool::ObtainError) -> UpstreamError {
+    let detail = e.to_string();
+    let (kind, source): (Kind, Box<dyn std::error::Error + Send + Sync>) = match e {
+        pool::ObtainError::Connect(c) => (Kind::Connect, Box::new(c)),
+        e @ pool::ObtainError::Exhausted { .. } => (Kind::PoolExhausted, Box::new(e)),
+    };
+    UpstreamError {
+        kind,
+        upstream: authority.to_owned(),
+        detail,
+        source: Some(source),
     }
 }
 

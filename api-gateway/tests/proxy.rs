@@ -1095,6 +1095,131 @@ async fn raw_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     addr
 }
 
+/// An upstream that answers each connection's first request head with
+/// `answer`, written `piece` bytes at a time, then closes the connection
+/// when `close` (else reads on, answering each further head the same way).
+async fn dribbling_upstream(answer: &'static [u8], piece: usize, close: bool) -> TestGateway {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).expect("nodelay");
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        for part in answer.chunks(piece) {
+                            if stream.write_all(part).await.is_err() {
+                                return;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        if close {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    TestGateway::start(&routes(&format!(
+        "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
+    )))
+    .await
+}
+
+#[tokio::test]
+async fn responses_arriving_a_byte_at_a_time_come_through_whole_in_each_framing() {
+    // Each answer in pieces of one byte, so that every part of the
+    // response (status line, headers, chunk sizes, extensions, trailers)
+    // is split across reads.
+    let cases: [(&'static [u8], bool, &str); 4] = [
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-a: 1\r\n\r\nhello world",
+            false,
+            "hello world",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 2\r\n\r\n",
+            false,
+            "hello world",
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world",
+            false,
+            "hello world",
+        ),
+        // Neither length nor chunks: the body ends at the close.
+        (b"HTTP/1.1 200 OK\r\nx-a: 1\r\n\r\nhello world", true, "hello world"),
+    ];
+    for (answer, close, body) in cases {
+        let gw = dribbling_upstream(answer, 1, close).await;
+        let c = client();
+        for i in 0..3 {
+            let r = c
+                .get(gw.url(&format!("/d/{i}")))
+                .send()
+                .await
+                .expect("an answer");
+            let text = String::from_utf8_lossy(answer);
+            assert_eq!(r.status(), 200, "{text}");
+            assert_eq!(r.text().await.expect("the whole body"), body, "{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_response_cut_short_never_reaches_the_client_as_a_whole_one() {
+    // A promised length of 20, then the close after 11 bytes.
+    let gw = dribbling_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\nhello world",
+        4,
+        true,
+    )
+    .await;
+    let c = client();
+    for i in 0..2 {
+        // The head may not have left the gateway when the body fails:
+        // then the client sees its connection close instead.
+        if let Ok(r) = c.get(gw.url(&format!("/cut/{i}"))).send().await {
+            assert_eq!(r.status(), 200);
+            assert!(
+                r.bytes().await.is_err(),
+                "the client sees the body fail, not a short body taken as whole"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_upstream_sent_more_than_its_response_is_not_used_again() {
+    // Bytes past the promised length would be read as the next
+    // request's response if the connection went back to the pool.
+    let gw = in_front_of_raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let c = client();
+    for i in 0..4 {
+        let r = c
+            .get(gw.url(&format!("/extra/{i}")))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.text().await.expect("body"), "ok");
+    }
+}
+
 #[tokio::test]
 async fn a_response_framed_by_transfer_encoding_loses_its_content_length() {
     // Both framings: Transfer-Encoding wins (RFC 9112 6.3), and the

@@ -1,6 +1,12 @@
 //! The upstream connection pool: HTTP/1.1 connections made with hyper's
 //! `client::conn`, kept idle per upstream for the next request.
 //!
+//! A request without a body or upgrade to a cleartext upstream under the
+//! default pool (`ELASTIC`, no forward proxy) takes an inline connection
+//! instead ([`inline`]): one with no task of its own, on which the
+//! request's task writes the request and reads the response itself. The
+//! two kinds are listed apart; what follows is about hyper's.
+//!
 //! A connection is one task (spawned where it was opened: on an I/O worker,
 //! the worker that serves the request) that reads and writes its socket;
 //! the request's task talks to it through a [`SendRequest`]. After a
@@ -53,7 +59,10 @@ use cloud_runtime::shard::{self, CacheLine};
 use cloud_runtime::stall::StallTimer;
 
 mod http2;
+mod inline;
 mod tunnel;
+
+pub(crate) use inline::{ExchangeError, InlineConn};
 
 pub use tunnel::ForwardProxy;
 
@@ -191,10 +200,14 @@ struct Limits {
     started: Instant,
 }
 
-/// Idle connections by upstream: `[plain, secure]`, each by authority.
+/// Idle connections by upstream: hyper's by `[plain, secure]`, then the
+/// inline ones ([`inline`]), each by authority.
 #[derive(Debug, Default)]
 struct Shard {
     idle: [ByAuthority<Vec<Http1Conn>>; 2],
+    inline: ByAuthority<Vec<InlineConn>>,
+    /// Whether a [`reap`] task watches the inline ones.
+    reaping: bool,
 }
 
 /// Keyed by upstream authority (from the routes and the registry, not
@@ -432,6 +445,74 @@ impl Pool {
         }
     }
 
+    /// A connection for a request without a body or upgrade to the
+    /// cleartext upstream `authority`, run in the request's own task
+    /// ([`inline`]): an idle one of this thread, else a new one (connecting
+    /// within `connect_timeout`). `None` when such requests go through
+    /// hyper's client instead: under `FIXED` and `DISABLED` (whose counts
+    /// and waits [`Pool::obtain`] keeps), and through a forward proxy.
+    pub(crate) async fn obtain_inline(
+        &self,
+        authority: &str,
+        connect_timeout: Duration,
+    ) -> Result<Option<InlineConn>, ObtainError> {
+        if self.shared.sizing != Sizing::Elastic
+            || self
+                .shared
+                .proxy
+                .as_ref()
+                .is_some_and(|p| p.applies_to(host_of(authority)))
+        {
+            return Ok(None);
+        }
+        let home = self.shared.home();
+        if let Some(conn) = checkout_inline(home, authority) {
+            return Ok(Some(conn));
+        }
+        // Boxed for the reason `connect_boxed` gives.
+        let connect: Pin<Box<dyn Future<Output = Result<TcpStream, ConnectError>> + Send + '_>> =
+            Box::pin(connect_tcp(authority, connect_timeout));
+        let tcp = connect.await?;
+        Ok(Some(InlineConn::new(tcp, Arc::clone(home), authority)))
+    }
+
+    /// Puts the inline `conn` back among its thread's idle ones (when the
+    /// pool keeps connections and the upstream has room), and makes sure a
+    /// [`reap`] task will close it after the idle timeout.
+    fn check_in_inline(mut conn: InlineConn) {
+        let home = Arc::clone(&conn.home);
+        let limits = home.0.limits;
+        if !limits.keep || limits.idle_timeout.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        if limits
+            .max_life
+            .is_some_and(|life| now.saturating_duration_since(conn.opened) >= life)
+        {
+            return;
+        }
+        // The reaper is a task on this runtime; with none (a body read
+        // after its runtime ended) the connection is not kept.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        conn.idle_since = now;
+        let mut shard = home.0.idle();
+        let list = match shard.inline.get_mut(&*conn.authority) {
+            Some(list) => list,
+            None => shard.inline.entry(conn.authority.clone()).or_default(),
+        };
+        if list.len() >= limits.max_idle_per_host {
+            return;
+        }
+        list.push(conn);
+        if !shard.reaping {
+            shard.reaping = true;
+            runtime.spawn(reap(Arc::clone(&home)));
+        }
+    }
+
     /// [`Pool::connect`] on the heap. Connecting (TCP, TLS, the HTTP
     /// handshake) needs a future of some kilobytes, and every request's
     /// future would carry that room while only the few that open a
@@ -650,6 +731,59 @@ async fn checkout(home: &CacheLine<Home>, secure: bool, authority: &str) -> Opti
     }
 }
 
+/// An idle inline connection to `authority` from `home` that may take a
+/// request (see [`InlineConn::fit`]); the unfit ones are dropped.
+fn checkout_inline(home: &CacheLine<Home>, authority: &str) -> Option<InlineConn> {
+    loop {
+        let mut conn = {
+            let mut shard = home.0.idle();
+            shard.inline.get_mut(authority)?.pop()?
+        };
+        if conn.fit() {
+            conn.reused = true;
+            return Some(conn);
+        }
+    }
+}
+
+/// Closes `home`'s inline connections as each reaches the idle timeout;
+/// ends when none is left (the next one checked in starts another).
+async fn reap(home: Arc<CacheLine<Home>>) {
+    let timeout = home.0.limits.idle_timeout;
+    let mut next = Instant::now() + timeout;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        let mut earliest: Option<Instant> = None;
+        {
+            let mut shard = home.0.idle();
+            for list in shard.inline.values_mut() {
+                let mut i = 0;
+                while i < list.len() {
+                    let due = list[i].idle_since + timeout;
+                    if due <= now {
+                        closed.push(list.remove(i));
+                    } else {
+                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                        i += 1;
+                    }
+                }
+            }
+            shard.inline.retain(|_, list| !list.is_empty());
+            if earliest.is_none() {
+                shard.reaping = false;
+            }
+        }
+        // Closed outside the lock.
+        drop(closed);
+        match earliest {
+            Some(due) => next = due,
+            None => return,
+        }
+    }
+}
+
 impl Home {
     fn idle(&self) -> std::sync::MutexGuard<'_, Shard> {
         self.idle
@@ -765,6 +899,9 @@ pub(crate) enum BodyError {
     /// Reading it failed.
     #[error(transparent)]
     Read(#[from] hyper::Error),
+    /// Reading it from an inline connection failed.
+    #[error(transparent)]
+    Inline(#[from] ExchangeError),
     /// The upstream sent nothing for the route's response timeout.
     #[error("the upstream sent no part of its response body for {} ms", .0.as_millis())]
     Stalled(Duration),

@@ -1,0 +1,852 @@
+//! HTTP/1.1 to a cleartext upstream, run in the request's own task.
+//!
+//! hyper's client gives each connection a task of its own and hands each
+//! request to it through a channel: two tasks, and the wake-ups between
+//! them, per exchange. The common request (no body, no upgrade, a plain
+//! `http` upstream, the `ELASTIC` pool, no forward proxy) is instead
+//! written and answered in the task that serves the client, as nginx does
+//! it (docs/benchmarks.md, "Twelfth pass" and "Twenty-fourth pass").
+//! Everything else stays on hyper's client ([`super::handshake`]).
+//!
+//! The request goes out as hyper's client would write it: the method, the
+//! path and query, `HTTP/1.1`, each header in lower case, no
+//! `Transfer-Encoding` (there is no body). The response is read as hyper's
+//! client reads it (RFC 9112 6.3):
+//! - 1xx answers other than 101 are skipped (a 101 to a request that asked
+//!   for no upgrade is an invalid response);
+//! - answers to `HEAD`, and 204 and 304, have no body;
+//! - a `Transfer-Encoding` ending in `chunked` is chunked (trailers come
+//!   through as a trailers frame); any other is read to the close, and is
+//!   invalid in HTTP/1.0;
+//! - else `Content-Length`, every copy and list item the same number;
+//! - else the body runs to the close.
+//!
+//! At most [`MAX_HEADERS`] headers and [`MAX_HEAD`] bytes of head, as
+//! hyper's defaults.
+//!
+//! A connection goes back to the pool when its response has been read to
+//! its end, if the response lets it stay open (HTTP/1.1 without
+//! `Connection: close`, HTTP/1.0 with `keep-alive`, not delimited by the
+//! close) and the upstream sent nothing after it. A body read whole with
+//! its head (the usual small answer) frees its connection at once.
+//!
+//! An idle connection has no task. The pool's reaper closes it after the
+//! idle timeout ([`super::reap`]), and a checkout that finds it readable
+//! (the upstream closed it, or sent bytes no request asked for) drops it
+//! and takes the next ([`InlineConn::fit`]): tokio's readiness flag says
+//! so without a system call while the socket is quiet.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use cloud_runtime::shard::CacheLine;
+use cloud_runtime::stall::StallTimer;
+
+use super::{BodyError, Home, Pool};
+
+/// At most this many headers in a response head (hyper's default).
+pub(super) const MAX_HEADERS: usize = 100;
+/// At most this many bytes of response head (hyper's client buffer limit).
+pub(super) const MAX_HEAD: usize = 8192 + 4096 * 100;
+/// Room made for each read.
+const READ_SIZE: usize = 8192;
+/// At most this long a chunk-size line, extensions included.
+const MAX_CHUNK_LINE: usize = 4096;
+/// At most this many bytes of trailers.
+const MAX_TRAILERS: usize = 64 * 1024;
+
+/// One HTTP/1.1 connection to a cleartext upstream, driven by the request
+/// that holds it.
+#[derive(Debug)]
+pub(crate) struct InlineConn {
+    io: TcpStream,
+    /// Bytes read and not yet parsed; empty between exchanges.
+    read: BytesMut,
+    /// The request head being written (its room kept between requests).
+    write: Vec<u8>,
+    /// The shard of the thread that opened it.
+    pub(super) home: Arc<CacheLine<Home>>,
+    pub(super) authority: Box<str>,
+    /// Whether it served a request before this one.
+    pub(super) reused: bool,
+    /// When it was opened (for `max-life-time`).
+    pub(super) opened: Instant,
+    /// When it went idle last.
+    pub(super) idle_since: Instant,
+}
+
+/// Why an exchange on an [`InlineConn`] failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeError {
+    /// The connection closed or was reset before a whole response head
+    /// came: on a pooled connection, the upstream closing an idle one.
+    #[error("the upstream closed the connection before its response")]
+    Closed(#[source] Option<std::io::Error>),
+    /// Reading or writing failed otherwise.
+    #[error("the upstream connection failed")]
+    Io(#[source] std::io::Error),
+    /// The connection closed in the middle of a response body.
+    #[error("the upstream closed the connection in the middle of its response body")]
+    Incomplete,
+    /// The upstream's bytes are not an HTTP/1.1 response.
+    #[error("invalid response from the upstream: {0}")]
+    Invalid(&'static str),
+}
+
+impl ExchangeError {
+    /// Whether the connection closed before the response head (a request
+    /// that may go again on a new connection).
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self, ExchangeError::Closed(_))
+    }
+
+    /// Whether the upstream sent something that is not HTTP/1.1.
+    pub(crate) fn is_invalid(&self) -> bool {
+        matches!(self, ExchangeError::Invalid(_))
+    }
+
+    /// A read or write failure: `Closed` when the peer reset or closed the
+    /// connection, before a response head.
+    fn of_io(e: std::io::Error) -> ExchangeError {
+        match e.kind() {
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted => ExchangeError::Closed(Some(e)),
+            _ => ExchangeError::Io(e),
+        }
+    }
+}
+
+impl InlineConn {
+    /// A new connection on `io`, owned by the shard `home`.
+    pub(super) fn new(io: TcpStream, home: Arc<CacheLine<Home>>, authority: &str) -> InlineConn {
+        let now = Instant::now();
+        InlineConn {
+            io,
+            read: BytesMut::with_capacity(READ_SIZE),
+            write: Vec::new(),
+            home,
+            authority: authority.into(),
+            reused: false,
+            opened: now,
+            idle_since: now,
+        }
+    }
+
+    /// Whether it served a request before this one.
+    pub(crate) fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Whether the idle connection may take a request: nothing to read on
+    /// it (a close, or bytes no request asked for, would be). A quiet
+    /// socket's readiness flag is clear, which costs no system call to
+    /// see; a set one is confirmed with a read that finds nothing.
+    pub(super) fn fit(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Sends a request without a body and waits for the response head; the
+    /// response's body reads the rest, and gives the connection back to
+    /// the pool at its end. The body fails when the upstream sends nothing
+    /// for `read_timeout`.
+    pub(crate) async fn exchange(
+        mut self,
+        method: &Method,
+        path_and_query: &[u8],
+        headers: &HeaderMap,
+        read_timeout: Option<Duration>,
+    ) -> Result<http::Response<Body>, ExchangeError> {
+        self.write.clear();
+        write_head(&mut self.write, method, path_and_query, headers);
+        self.io
+            .write_all(&self.write)
+            .await
+            .map_err(ExchangeError::of_io)?;
+        loop {
+            if !self.read.is_empty() {
+                match parse_head(&mut self.read, method)? {
+                    Parsed::Head(head) => return Ok(self.respond(head, read_timeout)),
+                    Parsed::Informational => continue,
+                    Parsed::Partial => {}
+                }
+            }
+            reserve(&mut self.read);
+            match self.io.read_buf(&mut self.read).await {
+                Ok(0) => return Err(ExchangeError::Closed(None)),
+                Ok(_) => {}
+                Err(e) => return Err(ExchangeError::of_io(e)),
+            }
+        }
+    }
+
+    /// The response for `head`, its body read from this connection.
+    fn respond(mut self, head: Head, read_timeout: Option<Duration>) -> http::Response<Body> {
+        let mut response = http::Response::new(Body::empty());
+        *response.status_mut() = head.status;
+        // The client hears the gateway's HTTP version, as with hyper's
+        // client (see `Pool::response`).
+        *response.version_mut() = Version::HTTP_11;
+        *response.headers_mut() = head.headers;
+        if let Framing::Length(n) = head.framing
+            && self.read.len() as u64 >= n
+        {
+            // Read whole with its head: the connection is free now.
+            let whole = self.read.split_to(n as usize).freeze();
+            if head.keep && self.read.is_empty() {
+                Pool::check_in_inline(self);
+            }
+            if !whole.is_empty() {
+                *response.body_mut() = Body::from(whole);
+            }
+            return response;
+        }
+        *response.body_mut() = Body::new(InlineBody {
+            conn: Some(self),
+            framing: head.framing,
+            keep: head.keep,
+            stall: read_timeout.map(StallTimer::new),
+        });
+        response
+    }
+
+    /// Reads what the socket has into the buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        reserve(&mut self.read);
+        loop {
+            if let Err(e) = std::task::ready!(self.io.poll_read_ready(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            match self.io.try_read_buf(&mut self.read) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+}
+
+/// Room for the next read.
+fn reserve(read: &mut BytesMut) {
+    if read.capacity() - read.len() < 1024 {
+        read.reserve(READ_SIZE);
+    }
+}
+
+/// `method path HTTP/1.1`, the headers (without `Transfer-Encoding`: the
+/// request has no body) and the blank line.
+fn write_head(out: &mut Vec<u8>, method: &Method, path_and_query: &[u8], headers: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    /// Whether the connection may stay open after the body.
+    keep: bool,
+}
+
+#[derive(Debug)]
+enum Parsed {
+    /// More bytes are needed.
+    Partial,
+    /// A 1xx answer was read and dropped.
+    Informational,
+    Head(Head),
+}
+
+/// How a response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// After this many more bytes.
+    Length(u64),
+    Chunked(Chunk),
+    /// At the close.
+    Close,
+    /// It has ended.
+    Done,
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// At a chunk-size line.
+    Size,
+    /// In a chunk's data, this many bytes left.
+    Data(u64),
+    /// At the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailers, then a blank line.
+    Trailers,
+}
+
+/// The response head at the front of `read`, taken off it when whole.
+fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(read) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if read.len() >= MAX_HEAD => {
+            return Err(ExchangeError::Invalid("the response head is too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Invalid("the response has too many headers"));
+        }
+        Err(_) => return Err(ExchangeError::Invalid("a malformed response head")),
+    };
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(ExchangeError::Invalid("an unknown HTTP version")),
+    };
+    let code = response
+        .code
+        .ok_or(ExchangeError::Invalid("a response without a status"))?;
+    let status =
+        StatusCode::from_u16(code).map_err(|_| ExchangeError::Invalid("a status out of range"))?;
+    match code {
+        101 => {
+            return Err(ExchangeError::Invalid(
+                "a 101 to a request that asked for no upgrade",
+            ));
+        }
+        100..=199 => {
+            read.advance(len);
+            return Ok(Parsed::Informational);
+        }
+        _ => {}
+    }
+    // Each header's name and value as offsets into the head, so that the
+    // values can share the head's bytes once it is taken off the buffer.
+    let base = read.as_ptr() as usize;
+    let mut spans = [[0usize; 4]; MAX_HEADERS];
+    let count = response.headers.len();
+    for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+        *span = [
+            h.name.as_ptr() as usize - base,
+            h.name.len(),
+            h.value.as_ptr() as usize - base,
+            h.value.len(),
+        ];
+    }
+    let head = read.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &[name_at, name_len, value_at, value_len] in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
+            .map_err(|_| ExchangeError::Invalid("a malformed header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| ExchangeError::Invalid("a malformed header value"))?;
+        headers.append(name, value);
+    }
+    let framing = framing(code, method, version, &headers)?;
+    let keep = framing != Framing::Close
+        && match version {
+            Version::HTTP_11 => !connection_has(&headers, "close"),
+            _ => connection_has(&headers, "keep-alive"),
+        };
+    Ok(Parsed::Head(Head {
+        status,
+        headers,
+        framing,
+        keep,
+    }))
+}
+
+/// How the body of a `code` response to `method` ends (RFC 9112 6.3, as
+/// hyper's client decides it).
+fn framing(
+    code: u16,
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Framing, ExchangeError> {
+    if code == 204 || code == 304 || *method == Method::HEAD {
+        return Ok(Framing::Length(0));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(ExchangeError::Invalid(
+                "Transfer-Encoding in an HTTP/1.0 response",
+            ));
+        }
+        return Ok(match is_chunked(headers) {
+            true => Framing::Chunked(Chunk::Size),
+            false => Framing::Close,
+        });
+    }
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        return Ok(Framing::Close);
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let text = value
+            .to_str()
+            .map_err(|_| ExchangeError::Invalid("an invalid Content-Length"))?;
+        for item in text.split(',') {
+            let item = item.trim();
+            let n = match item.bytes().all(|b| b.is_ascii_digit()) {
+                true => item.parse::<u64>().ok(),
+                false => None,
+            }
+            .ok_or(ExchangeError::Invalid("an invalid Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ExchangeError::Invalid("differing Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    length
+        .map(Framing::Length)
+        .ok_or(ExchangeError::Invalid("an invalid Content-Length"))
+}
+
+/// Whether the last transfer coding is `chunked`.
+fn is_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// Whether a `Connection` header lists `token`.
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// A response body read from its [`InlineConn`], which goes back to the
+/// pool at the body's end.
+struct InlineBody {
+    /// `None` once the body has ended or failed.
+    conn: Option<InlineConn>,
+    framing: Framing,
+    /// Whether the response lets the connection stay open.
+    keep: bool,
+    /// The route's response timeout, applied to each wait for the body
+    /// (see `PooledBody`'s).
+    stall: Option<StallTimer>,
+}
+
+/// What the buffered bytes give.
+enum Step {
+    Frame(Frame<Bytes>),
+    /// The body has ended.
+    End,
+    /// More bytes are needed.
+    More,
+}
+
+impl InlineBody {
+    /// The body has ended: its connection goes back to the pool when the
+    /// response lets it and nothing follows the body.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let Some(conn) = self.conn.take()
+            && self.keep
+            && conn.read.is_empty()
+        {
+            Pool::check_in_inline(conn);
+        }
+    }
+
+    /// The next frame the buffered bytes make.
+    fn step(&mut self) -> Result<Step, ExchangeError> {
+        let Some(conn) = &mut self.conn else {
+            return Ok(Step::End);
+        };
+        let read = &mut conn.read;
+        loop {
+            match &mut self.framing {
+                Framing::Done | Framing::Length(0) => return Ok(Step::End),
+                Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) => {
+                    if read.is_empty() {
+                        return Ok(Step::More);
+                    }
+                    let take = usize::try_from(*left).map_or(read.len(), |l| l.min(read.len()));
+                    *left -= take as u64;
+                    let data = read.split_to(take).freeze();
+                    if let Framing::Chunked(c) = &mut self.framing
+                        && *c == Chunk::Data(0)
+                    {
+                        *c = Chunk::DataEnd;
+                    }
+                    return Ok(Step::Frame(Frame::data(data)));
+                }
+                Framing::Close => {
+                    if read.is_empty() {
+                        return Ok(Step::More);
+                    }
+                    return Ok(Step::Frame(Frame::data(read.split().freeze())));
+                }
+                Framing::Chunked(chunk @ Chunk::Size) => {
+                    let Some(end) = read.windows(2).position(|w| w == b"\r\n") else {
+                        if read.len() > MAX_CHUNK_LINE {
+                            return Err(ExchangeError::Invalid("a chunk-size line too long"));
+                        }
+                        return Ok(Step::More);
+                    };
+                    let size = chunk_size(&read[..end])?;
+                    read.advance(end + 2);
+                    *chunk = match size {
+                        0 => Chunk::Trailers,
+                        n => Chunk::Data(n),
+                    };
+                }
+                Framing::Chunked(chunk @ Chunk::DataEnd) => {
+                    if read.len() < 2 {
+                        return Ok(Step::More);
+                    }
+                    if &read[..2] != b"\r\n" {
+                        return Err(ExchangeError::Invalid("a chunk not ended by CRLF"));
+                    }
+                    read.advance(2);
+                    *chunk = Chunk::Size;
+                }
+                Framing::Chunked(Chunk::Trailers) => {
+                    let mut slots = [httparse::EMPTY_HEADER; 64];
+                    let (len, fields) = match httparse::parse_headers(read, &mut slots) {
+                        Ok(httparse::Status::Complete(done)) => done,
+                        Ok(httparse::Status::Partial) if read.len() > MAX_TRAILERS => {
+                            return Err(ExchangeError::Invalid("trailers too large"));
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(Step::More),
+                        Err(_) => return Err(ExchangeError::Invalid("malformed trailers")),
+                    };
+                    let mut trailers = HeaderMap::with_capacity(fields.len());
+                    for field in fields.iter() {
+                        let name = HeaderName::from_bytes(field.name.as_bytes())
+                            .map_err(|_| ExchangeError::Invalid("a malformed trailer name"))?;
+                        let value = HeaderValue::from_bytes(field.value)
+                            .map_err(|_| ExchangeError::Invalid("a malformed trailer value"))?;
+                        trailers.append(name, value);
+                    }
+                    read.advance(len);
+                    self.framing = Framing::Done;
+                    if trailers.is_empty() {
+                        return Ok(Step::End);
+                    }
+                    return Ok(Step::Frame(Frame::trailers(trailers)));
+                }
+            }
+        }
+    }
+}
+
+/// The size on a chunk-size line (hex digits, then optional extensions).
+fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
+    let invalid = ExchangeError::Invalid("an invalid chunk size");
+    let digits = line.split(|&b| b == b';').next().unwrap_or(line);
+    let digits = digits.trim_ascii_end();
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(invalid);
+    }
+    let mut size: u64 = 0;
+    for &b in digits {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return Err(invalid),
+        };
+        size = (size << 4) | u64::from(d);
+    }
+    Ok(size)
+}
+
+impl HttpBody for InlineBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            match this.step() {
+                Ok(Step::Frame(frame)) => {
+                    if this.is_end_stream() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(Step::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Step::More) => {}
+                Err(e) => return Poll::Ready(Some(Err(this.fail(e)))),
+            }
+            let Some(conn) = &mut this.conn else {
+                return Poll::Ready(None);
+            };
+            match conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
+                    this.keep = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Some(Err(this.fail(ExchangeError::Incomplete))));
+                }
+                Poll::Ready(Ok(_)) => {
+                    if let Some(stall) = &mut this.stall {
+                        stall.progressed();
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Some(Err(this.fail(ExchangeError::Io(e)))));
+                }
+                Poll::Pending => {
+                    let Some(stall) = &mut this.stall else {
+                        return Poll::Pending;
+                    };
+                    if !stall.stalled(cx) {
+                        return Poll::Pending;
+                    }
+                    tracing::warn!(
+                        upstream = &*conn.authority,
+                        timeout_ms = stall.limit().as_millis(),
+                        "upstream stalled in the middle of a response body; closing both connections"
+                    );
+                    let limit = stall.limit();
+                    this.conn = None;
+                    this.framing = Framing::Done;
+                    return Poll::Ready(Some(Err(BodyError::Stalled(limit))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Done | Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl InlineBody {
+    /// A broken body leaves a connection no one can trust: it closes.
+    fn fail(&mut self, e: ExchangeError) -> BodyError {
+        self.conn = None;
+        self.framing = Framing::Done;
+        BodyError::Inline(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(bytes: &[u8], method: &Method) -> Result<Parsed, ExchangeError> {
+        parse_head(&mut BytesMut::from(bytes), method)
+    }
+
+    fn framing_of(bytes: &[u8], method: &Method) -> (Framing, bool) {
+        match head_of(bytes, method) {
+            Ok(Parsed::Head(h)) => (h.framing, h.keep),
+            other => panic!("not a head: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_request_head_is_what_hypers_client_writes_for_a_request_without_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("up:80"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.append("X-Two", HeaderValue::from_static("a"));
+        headers.append("X-Two", HeaderValue::from_static("b"));
+        let mut out = Vec::new();
+        write_head(&mut out, &Method::DELETE, b"/a?b=c", &headers);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "DELETE /a?b=c HTTP/1.1\r\nhost: up:80\r\nx-two: a\r\nx-two: b\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_body_is_framed_as_rfc_9112_says() {
+        let get = Method::GET;
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", &get),
+            (Framing::Length(5), true)
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                &Method::HEAD
+            ),
+            (Framing::Length(0), true),
+            "HEAD: no body whatever the length"
+        );
+        for code in ["204", "304"] {
+            let head = format!("HTTP/1.1 {code} X\r\nContent-Length: 5\r\n\r\n");
+            assert_eq!(framing_of(head.as_bytes(), &get).0, Framing::Length(0));
+        }
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\nContent-Length: 5\r\n\r\n",
+                &get
+            ),
+            (Framing::Chunked(Chunk::Size), true),
+            "chunked wins over a length"
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &get),
+            (Framing::Close, false)
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\n\r\n", &get),
+            (Framing::Close, false)
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n",
+                &get
+            ),
+            (Framing::Length(3), true)
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Close\r\n\r\n",
+                &get
+            ),
+            (Framing::Length(0), false)
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &get),
+            (Framing::Length(0), false),
+            "HTTP/1.0 closes unless it says keep-alive"
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+                &get
+            ),
+            (Framing::Length(0), true)
+        );
+    }
+
+    #[test]
+    fn bad_heads_are_invalid_responses_not_guesses() {
+        let get = Method::GET;
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+        ] {
+            match head_of(bad, &get) {
+                Err(e) => assert!(e.is_invalid(), "{e}"),
+                Ok(p) => panic!("{:?} parsed as {p:?}", String::from_utf8_lossy(bad)),
+            }
+        }
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(head_of(&many, &get).is_err_and(|e| e.is_invalid()));
+        let endless = [b"HTTP/1.1 200 OK\r\nX: ".to_vec(), vec![b'a'; MAX_HEAD]].concat();
+        assert!(head_of(&endless, &get).is_err_and(|e| e.is_invalid()));
+    }
+
+    #[test]
+    fn informational_answers_are_skipped_and_a_partial_head_waits() {
+        let mut read = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi"[..]);
+        assert!(matches!(
+            parse_head(&mut read, &Method::GET),
+            Ok(Parsed::Informational)
+        ));
+        let Ok(Parsed::Head(head)) = parse_head(&mut read, &Method::GET) else {
+            panic!("no head");
+        };
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.headers["x-a"], "1");
+        assert_eq!(&read[..], b"hi", "the body stays in the buffer");
+        let text = b"HTTP/1.1 200 OK\r\nX-A";
+        let mut partial = BytesMut::from(&text[..]);
+        assert!(matches!(
+            parse_head(&mut partial, &Method::GET),
+            Ok(Parsed::Partial)
+        ));
+        assert_eq!(&partial[..], &text[..], "nothing taken off");
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_with_extensions_and_no_overflow() {
+        assert_eq!(chunk_size(b"1a").ok(), Some(26));
+        assert_eq!(chunk_size(b"FF;name=value").ok(), Some(255));
+        assert_eq!(chunk_size(b"0 ").ok(), Some(0));
+        for bad in [
+            &b""[..],
+            b";x",
+            b"g",
+            b"-1",
+            b"0x10",
+            b"1 2",
+            b"10000000000000000",
+        ] {
+            assert!(
+                chunk_size(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
