@@ -330,10 +330,7 @@ impl Upstreams {
                             source: None,
                         });
                     };
-                    match conn
-                        .exchange(method, &path_and_query, h, response_timeout)
-                        .await
-                    {
+                    match conn.exchange(method, &uri, h, response_timeout).await {
                         Ok(response) => return Ok(response),
                         Err(e) if may_retry && e.is_closed() => {
                             closed_retry_left = false;

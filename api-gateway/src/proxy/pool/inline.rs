@@ -172,12 +172,12 @@ impl InlineConn {
     pub(crate) async fn exchange(
         mut self,
         method: &Method,
-        path_and_query: &[u8],
+        uri: &http::Uri,
         headers: &HeaderMap,
         read_timeout: Option<Duration>,
     ) -> Result<http::Response<Body>, ExchangeError> {
         self.write.clear();
-        write_head(&mut self.write, method, path_and_query, headers);
+        write_head(&mut self.write, method, uri, headers);
         self.io
             .write_all(&self.write)
             .await
@@ -253,10 +253,15 @@ fn reserve(read: &mut BytesMut) {
 
 /// `method path HTTP/1.1`, the headers (without `Transfer-Encoding`: the
 /// request has no body) and the blank line.
-fn write_head(out: &mut Vec<u8>, method: &Method, path_and_query: &[u8], headers: &HeaderMap) {
+fn write_head(out: &mut Vec<u8>, method: &Method, uri: &http::Uri, headers: &HeaderMap) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(path_and_query);
+    // As hyper writes an origin-form URI: its path, then its query.
+    out.extend_from_slice(uri.path().as_bytes());
+    if let Some(query) = uri.query() {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
         if name == header::TRANSFER_ENCODING {
@@ -356,6 +361,7 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
     let base = read.as_ptr() as usize;
     let mut spans = [[0usize; 4]; MAX_HEADERS];
     let count = response.headers.len();
+    let mut fields = Fields::default();
     for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
         *span = [
             h.name.as_ptr() as usize - base,
@@ -363,7 +369,14 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
             h.value.as_ptr() as usize - base,
             h.value.len(),
         ];
+        fields.note(h.name.as_bytes(), h.value);
     }
+    let framing = framing(code, method, version, &fields)?;
+    let keep = framing != Framing::Close
+        && match version {
+            Version::HTTP_11 => !fields.close,
+            _ => fields.keep_alive,
+        };
     let head = read.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
     for &[name_at, name_len, value_at, value_len] in &spans[..count] {
@@ -373,12 +386,6 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
             .map_err(|_| ExchangeError::Invalid("a malformed header value"))?;
         headers.append(name, value);
     }
-    let framing = framing(code, method, version, &headers)?;
-    let keep = framing != Framing::Close
-        && match version {
-            Version::HTTP_11 => !connection_has(&headers, "close"),
-            _ => connection_has(&headers, "keep-alive"),
-        };
     Ok(Parsed::Head(Head {
         status,
         headers,
@@ -387,73 +394,88 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
     }))
 }
 
+/// What the framing and the connection's fate depend on, gathered from
+/// the raw header fields (cheaper than looking each up in the map).
+#[derive(Debug, Default)]
+struct Fields {
+    /// `Content-Length`: none, one number (every copy and list item the
+    /// same), or `Err` for anything else.
+    length: Option<Result<u64, &'static str>>,
+    /// `Transfer-Encoding`: none, or whether its last coding is `chunked`.
+    chunked: Option<bool>,
+    /// `Connection` lists `close`.
+    close: bool,
+    /// `Connection` lists `keep-alive`.
+    keep_alive: bool,
+}
+
+impl Fields {
+    fn note(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for item in value.split(|&b| b == b',') {
+                let n = parse_length(item.trim_ascii());
+                self.length = Some(match (self.length, n) {
+                    (None, n) => n,
+                    (Some(Ok(a)), Ok(b)) if a != b => Err("differing Content-Length values"),
+                    (Some(seen), _) if seen.is_err() => seen,
+                    (Some(_), n) => n,
+                });
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The last coding of the last field.
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
+            self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+}
+
+/// A `Content-Length` number: digits only.
+fn parse_length(digits: &[u8]) -> Result<u64, &'static str> {
+    const INVALID: &str = "an invalid Content-Length";
+    if digits.is_empty() {
+        return Err(INVALID);
+    }
+    digits.iter().try_fold(0u64, |n, &b| match b {
+        b'0'..=b'9' => n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(INVALID),
+        _ => Err(INVALID),
+    })
+}
+
 /// How the body of a `code` response to `method` ends (RFC 9112 6.3, as
 /// hyper's client decides it).
 fn framing(
     code: u16,
     method: &Method,
     version: Version,
-    headers: &HeaderMap,
+    fields: &Fields,
 ) -> Result<Framing, ExchangeError> {
     if code == 204 || code == 304 || *method == Method::HEAD {
         return Ok(Framing::Length(0));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if let Some(chunked) = fields.chunked {
         if version == Version::HTTP_10 {
             return Err(ExchangeError::Invalid(
                 "Transfer-Encoding in an HTTP/1.0 response",
             ));
         }
-        return Ok(match is_chunked(headers) {
+        return Ok(match chunked {
             true => Framing::Chunked(Chunk::Size),
             false => Framing::Close,
         });
     }
-    if !headers.contains_key(header::CONTENT_LENGTH) {
-        return Ok(Framing::Close);
+    match fields.length {
+        None => Ok(Framing::Close),
+        Some(Ok(n)) => Ok(Framing::Length(n)),
+        Some(Err(why)) => Err(ExchangeError::Invalid(why)),
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value
-            .to_str()
-            .map_err(|_| ExchangeError::Invalid("an invalid Content-Length"))?;
-        for item in text.split(',') {
-            let item = item.trim();
-            let n = match item.bytes().all(|b| b.is_ascii_digit()) {
-                true => item.parse::<u64>().ok(),
-                false => None,
-            }
-            .ok_or(ExchangeError::Invalid("an invalid Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ExchangeError::Invalid("differing Content-Length values"));
-            }
-            length = Some(n);
-        }
-    }
-    length
-        .map(Framing::Length)
-        .ok_or(ExchangeError::Invalid("an invalid Content-Length"))
-}
-
-/// Whether the last transfer coding is `chunked`.
-fn is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-}
-
-/// Whether a `Connection` header lists `token`.
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// A response body read from its [`InlineConn`], which goes back to the
@@ -708,7 +730,8 @@ mod tests {
         headers.append("X-Two", HeaderValue::from_static("a"));
         headers.append("X-Two", HeaderValue::from_static("b"));
         let mut out = Vec::new();
-        write_head(&mut out, &Method::DELETE, b"/a?b=c", &headers);
+        let uri = http::Uri::from_static("/a?b=c#fragment");
+        write_head(&mut out, &Method::DELETE, &uri, &headers);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "DELETE /a?b=c HTTP/1.1\r\nhost: up:80\r\nx-two: a\r\nx-two: b\r\n\r\n"
@@ -784,6 +807,7 @@ mod tests {
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
             b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
