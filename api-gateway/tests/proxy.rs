@@ -1398,6 +1398,42 @@ async fn large_bodies_stream_both_ways() {
 }
 
 #[tokio::test]
+async fn large_downloads_come_through_whole_by_length_and_in_chunks() {
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let by_length = [
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", data.len()).into_bytes(),
+        data.clone(),
+    ]
+    .concat();
+    let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for piece in data.chunks(70_000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for answer in [by_length, chunked] {
+        let gw = in_front_of_raw_upstream(answer.leak()).await;
+        let c = client();
+        // Twice: the connection goes back to the pool after a large body.
+        for i in 0..2 {
+            let r = c
+                .get(gw.url(&format!("/big/{i}")))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(r.status(), 200);
+            let got = r.bytes().await.expect("the whole body");
+            assert!(
+                got[..] == data[..],
+                "{} bytes, not the upstream's",
+                got.len()
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn location_of_an_lb_instance_is_rewritten_to_the_gateway() {
     let up = Upstream::start().await;
     let services = Arc::new(StaticInstances::new());

@@ -498,6 +498,7 @@ impl Pool {
             return;
         };
         conn.idle_since = now;
+        conn.rest();
         let mut shard = home.0.idle();
         let list = match shard.inline.get_mut(&*conn.authority) {
             Some(list) => list,

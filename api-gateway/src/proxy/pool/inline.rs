@@ -59,8 +59,10 @@ use super::{BodyError, Home, Pool};
 pub(super) const MAX_HEADERS: usize = 100;
 /// At most this many bytes of response head (hyper's client buffer limit).
 pub(super) const MAX_HEAD: usize = 8192 + 4096 * 100;
-/// Room made for each read.
+/// Room made for a read, at first; doubled after each read that filled
+/// it (a large body), up to [`MAX_READ_SIZE`].
 const READ_SIZE: usize = 8192;
+const MAX_READ_SIZE: usize = 256 * 1024;
 /// At most this long a chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
 /// At most this many bytes of trailers.
@@ -75,6 +77,8 @@ pub(crate) struct InlineConn {
     read: BytesMut,
     /// The request head being written (its room kept between requests).
     write: Vec<u8>,
+    /// The room the next read makes when the buffer is nearly full.
+    read_size: usize,
     /// The shard of the thread that opened it.
     pub(super) home: Arc<CacheLine<Home>>,
     pub(super) authority: Box<str>,
@@ -136,6 +140,7 @@ impl InlineConn {
             io,
             read: BytesMut::with_capacity(READ_SIZE),
             write: Vec::new(),
+            read_size: READ_SIZE,
             home,
             authority: authority.into(),
             reused: false,
@@ -190,7 +195,7 @@ impl InlineConn {
                     Parsed::Partial => {}
                 }
             }
-            reserve(&mut self.read);
+            reserve(&mut self.read, READ_SIZE);
             match self.io.read_buf(&mut self.read).await {
                 Ok(0) => return Err(ExchangeError::Closed(None)),
                 Ok(_) => {}
@@ -231,23 +236,39 @@ impl InlineConn {
 
     /// Reads what the socket has into the buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        reserve(&mut self.read);
+        reserve(&mut self.read, self.read_size);
+        let room = self.read.capacity() - self.read.len();
         loop {
             if let Err(e) = std::task::ready!(self.io.poll_read_ready(cx)) {
                 return Poll::Ready(Err(e));
             }
             match self.io.try_read_buf(&mut self.read) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+                Ok(n) => {
+                    if n == room {
+                        self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
+
+    /// Made ready to wait idle: a buffer grown by a large body is let go
+    /// (an idle connection keeps only the first read's room).
+    pub(super) fn rest(&mut self) {
+        if self.read.capacity() > 4 * READ_SIZE {
+            self.read = BytesMut::with_capacity(READ_SIZE);
+        }
+        self.read_size = READ_SIZE;
+    }
 }
 
-/// Room for the next read.
-fn reserve(read: &mut BytesMut) {
+/// Room for the next read: `size` more when less than 1 KiB is left.
+fn reserve(read: &mut BytesMut, size: usize) {
     if read.capacity() - read.len() < 1024 {
-        read.reserve(READ_SIZE);
+        read.reserve(size);
     }
 }
 
