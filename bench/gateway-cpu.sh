@@ -17,8 +17,8 @@
 # and the ratios ours / nginx and ours / hyper-floor. Each round also
 # prints the upstream nginx's user and system microseconds per request
 # (what the proxy's requests cost the upstream: a longer head costs it
-# more) and the proxy threads' context switches per request, voluntary
-# and involuntary (/proc/PID/task/*/status).
+# more), the proxy threads' context switches per request, voluntary
+# and involuntary (/proc/PID/task/*/status), and wrk's p99 latency.
 # CPU per request is steadier than requests/s on a shared machine, and it
 # shows where the time goes: wrk, the upstream and the proxy share the
 # cores, so a proxy's requests/s follow its CPU per request.
@@ -112,8 +112,8 @@ up_pid=$nginx_pid
 results="$work/cpu.tsv"
 machine_line
 echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1); load before: $(uptime)"
-printf '%-6s %5s %10s %8s %8s %8s %8s %8s %9s\n' proxy round 'req/s' 'user us' 'sys us' 'total us' \
-  'up user' 'up sys' 'ctx v/i'
+printf '%-6s %5s %10s %8s %8s %8s %8s %8s %9s %7s\n' proxy round 'req/s' 'user us' 'sys us' 'total us' \
+  'up user' 'up sys' 'ctx v/i' 'p99 ms'
 for round in $(seq 1 "$ROUNDS"); do
   for proxy in $PROXIES; do
     start "$proxy"
@@ -121,7 +121,7 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r u0 s0 < <(cpu_ticks "$proxy_pid")
     read -r uu0 us0 < <(cpu_ticks "$up_pid")
     read -r cv0 cn0 < <(switches "$proxy_pid")
-    out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$C" -d"${DURATION}s" "$proxy_url")
+    out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$C" -d"${DURATION}s" --latency "$proxy_url")
     read -r u1 s1 < <(cpu_ticks "$proxy_pid")
     read -r uu1 us1 < <(cpu_ticks "$up_pid")
     read -r cv1 cn1 < <(switches "$proxy_pid")
@@ -129,17 +129,20 @@ for round in $(seq 1 "$ROUNDS"); do
     wait "$proxy_pid" 2>/dev/null || true
     n=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     if echo "$out" | grep -q -E 'Non-2xx|Socket errors'; then
       echo "$proxy: wrk reported errors:" >&2; echo "$out" >&2; exit 1
     fi
     python3 - "$proxy" "$round" "$n" "$rps" "$((u1 - u0))" "$((s1 - s0))" "$tck" \
-      "$((uu1 - uu0))" "$((us1 - us0))" "$((cv1 - cv0))" "$((cn1 - cn0))" <<'PY' | tee -a "$results"
-import sys
+      "$((uu1 - uu0))" "$((us1 - us0))" "$((cv1 - cv0))" "$((cn1 - cn0))" "$p99" <<'PY' | tee -a "$results"
+import re, sys
 proxy, rnd, n, rps, u, s, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 uu, us_, cv, cn = (int(a) for a in sys.argv[8:12])
+value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", sys.argv[12]).groups()
+p99 = float(value) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
 us = lambda ticks: ticks / tck * 1e6 / n
 print(f"{proxy:6s} {rnd:>5s} {rps:10.0f} {us(u):8.2f} {us(s):8.2f} {us(u + s):8.2f} "
-      f"{us(uu):8.2f} {us(us_):8.2f} {cv / n:.2f}/{cn / n:.2f}")
+      f"{us(uu):8.2f} {us(us_):8.2f} {cv / n:.2f}/{cn / n:.2f} {p99:7.2f}")
 PY
   done
 done
@@ -150,13 +153,13 @@ rows = [l.split() for l in open(sys.argv[1])]
 med = {}
 for p in dict.fromkeys(r[0] for r in rows):
     mine = [r for r in rows if r[0] == p]
-    med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5, 6, 7)]
-print("\nmedians       req/s  user us   sys us total us  up user   up sys")
+    med[p] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5, 6, 7, 9)]
+print("\nmedians       req/s  user us   sys us total us  up user   up sys  p99 ms")
 for p, m in med.items():
-    print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f} {m[4]:8.2f} {m[5]:8.2f}")
+    print(f"{p:6s} {m[0]:12.0f} {m[1]:8.2f} {m[2]:8.2f} {m[3]:8.2f} {m[4]:8.2f} {m[5]:8.2f} {m[6]:7.2f}")
 base = "ours" if "ours" in med else next(iter(med))
 for other in [p for p in med if p != base]:
     o, m = med[other], med[base]
     print(f"{base} / {other:7s}: req/s {m[0] / o[0]:.2f}, CPU per request {m[3] / o[3]:.2f} "
-          f"(user {m[1] - o[1]:+.2f} us, system {m[2] - o[2]:+.2f} us)")
+          f"(user {m[1] - o[1]:+.2f} us, system {m[2] - o[2]:+.2f} us), p99 {m[6] / o[6]:.2f}")
 PY
