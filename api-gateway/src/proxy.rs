@@ -340,18 +340,7 @@ impl Upstreams {
                             );
                             continue;
                         }
-                        Err(e) => {
-                            let detail = match e.is_invalid() {
-                                true => "invalid response from the upstream",
-                                false => "connection failed",
-                            };
-                            return Err(UpstreamError {
-                                kind: Kind::Io,
-                                upstream: authority.to_owned(),
-                                detail: detail.to_owned(),
-                                source: Some(Box::new(e)),
-                            });
-                        }
+                        Err(e) => return Err(exchange_failed(authority, e.is_invalid(), e)),
                     }
                 }
                 let mut conn = self
@@ -430,16 +419,7 @@ impl Upstreams {
                             );
                             continue;
                         }
-                        let detail = match e.is_parse() {
-                            true => "invalid response from the upstream",
-                            false => "connection failed",
-                        };
-                        return Err(UpstreamError {
-                            kind: Kind::Io,
-                            upstream: authority.to_owned(),
-                            detail: detail.to_owned(),
-                            source: Some(Box::new(e)),
-                        });
+                        return Err(exchange_failed(authority, e.is_parse(), e));
                     }
                 }
             }
@@ -454,6 +434,26 @@ impl Upstreams {
             },
             None => exchange.await,
         }
+    }
+}
+
+/// The error for an exchange with `authority` that failed after its
+/// connection was had: the upstream's answer was `invalid`, or the
+/// connection failed.
+fn exchange_failed(
+    authority: &str,
+    invalid: bool,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> UpstreamError {
+    let detail = match invalid {
+        true => "invalid response from the upstream",
+        false => "connection failed",
+    };
+    UpstreamError {
+        kind: Kind::Io,
+        upstream: authority.to_owned(),
+        detail: detail.to_owned(),
+        source: Some(Box::new(source)),
     }
 }
 

@@ -1067,38 +1067,35 @@ async fn in_front_of_raw_upstream(answer: &'static [u8]) -> TestGateway {
 /// An upstream that answers every request head with the bytes `answer`,
 /// on keep-alive connections.
 async fn raw_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut seen = Vec::new();
-                loop {
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-            });
-        }
-    });
-    addr
+    scripted_upstream(answer, answer.len().max(1), false).await
 }
 
-/// An upstream that answers each connection's first request head with
-/// `answer`, written `piece` bytes at a time, then closes the connection
-/// when `close` (else reads on, answering each further head the same way).
-async fn dribbling_upstream(answer: &'static [u8], piece: usize, close: bool) -> TestGateway {
+/// `GET {path}/{i}` for `i` in `0..n`, in turn on one client (so on one
+/// keep-alive connection to the gateway): each answer's status and whole
+/// body.
+async fn get_in_turn(gw: &TestGateway, path: &str, n: usize) -> Vec<(u16, bytes::Bytes)> {
+    let c = client();
+    let mut answers = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = c
+            .get(gw.url(&format!("{path}/{i}")))
+            .send()
+            .await
+            .expect("an answer");
+        let status = r.status().as_u16();
+        answers.push((status, r.bytes().await.expect("the whole body")));
+    }
+    answers
+}
+
+/// An upstream that answers each request head with `answer`, written
+/// `piece` bytes at a time, and then closes the connection when `close`
+/// (else reads on, answering each further head the same way).
+async fn scripted_upstream(
+    answer: &'static [u8],
+    piece: usize,
+    close: bool,
+) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1131,6 +1128,12 @@ async fn dribbling_upstream(answer: &'static [u8], piece: usize, close: bool) ->
             });
         }
     });
+    addr
+}
+
+/// The gateway in front of a [`scripted_upstream`].
+async fn dribbling_upstream(answer: &'static [u8], piece: usize, close: bool) -> TestGateway {
+    let addr = scripted_upstream(answer, piece, close).await;
     TestGateway::start(&routes(&format!(
         "        - id: c\n          uri: http://{addr}\n          predicates: [Path=/**]\n"
     )))
@@ -1163,16 +1166,10 @@ async fn responses_arriving_a_byte_at_a_time_come_through_whole_in_each_framing(
     ];
     for (answer, close, body) in cases {
         let gw = dribbling_upstream(answer, 1, close).await;
-        let c = client();
-        for i in 0..3 {
-            let r = c
-                .get(gw.url(&format!("/d/{i}")))
-                .send()
-                .await
-                .expect("an answer");
-            let text = String::from_utf8_lossy(answer);
-            assert_eq!(r.status(), 200, "{text}");
-            assert_eq!(r.text().await.expect("the whole body"), body, "{text}");
+        let text = String::from_utf8_lossy(answer);
+        for (status, got) in get_in_turn(&gw, "/d", 3).await {
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(got, body.as_bytes(), "{text}");
         }
     }
 }
@@ -1208,15 +1205,8 @@ async fn a_connection_whose_upstream_sent_more_than_its_response_is_not_used_aga
         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
     )
     .await;
-    let c = client();
-    for i in 0..4 {
-        let r = c
-            .get(gw.url(&format!("/extra/{i}")))
-            .send()
-            .await
-            .expect("an answer");
-        assert_eq!(r.status(), 200, "request {i}");
-        assert_eq!(r.text().await.expect("body"), "ok");
+    for (status, body) in get_in_turn(&gw, "/extra", 4).await {
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
     }
 }
 
@@ -1414,16 +1404,9 @@ async fn large_downloads_come_through_whole_by_length_and_in_chunks() {
     chunked.extend_from_slice(b"0\r\n\r\n");
     for answer in [by_length, chunked] {
         let gw = in_front_of_raw_upstream(answer.leak()).await;
-        let c = client();
         // Twice: the connection goes back to the pool after a large body.
-        for i in 0..2 {
-            let r = c
-                .get(gw.url(&format!("/big/{i}")))
-                .send()
-                .await
-                .expect("an answer");
-            assert_eq!(r.status(), 200);
-            let got = r.bytes().await.expect("the whole body");
+        for (status, got) in get_in_turn(&gw, "/big", 2).await {
+            assert_eq!(status, 200);
             assert!(
                 got[..] == data[..],
                 "{} bytes, not the upstream's",

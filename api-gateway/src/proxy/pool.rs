@@ -486,10 +486,7 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        if limits
-            .max_life
-            .is_some_and(|life| now.saturating_duration_since(conn.opened) >= life)
-        {
+        if limits.retired(conn.opened, now) {
             return;
         }
         // The reaper is a task on this runtime; with none (a body read
@@ -604,10 +601,7 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        if limits
-            .max_life
-            .is_some_and(|life| now.saturating_duration_since(conn.opened) >= life)
-        {
+        if limits.retired(conn.opened, now) {
             return;
         }
         conn.state.store(limits.stamp(now), Ordering::Release);
@@ -794,6 +788,13 @@ impl Home {
 }
 
 impl Limits {
+    /// Whether a connection opened at `opened` has reached `max-life-time`
+    /// at `now` (and is closed rather than taken back).
+    fn retired(&self, opened: Instant, now: Instant) -> bool {
+        self.max_life
+            .is_some_and(|life| now.saturating_duration_since(opened) >= life)
+    }
+
     fn stamp(&self, at: Instant) -> u64 {
         let millis = at.saturating_duration_since(self.started).as_millis();
         u64::try_from(millis).unwrap_or(CLOSED - 2) + 1
