@@ -750,26 +750,21 @@ async fn reap(home: Arc<CacheLine<Home>>) {
         tokio::time::sleep_until(next).await;
         let now = Instant::now();
         let mut closed = Vec::new();
-        let mut earliest: Option<Instant> = None;
-        {
+        let earliest = {
             let mut shard = home.0.idle();
             for list in shard.inline.values_mut() {
-                let mut i = 0;
-                while i < list.len() {
-                    let due = list[i].idle_since + timeout;
-                    if due <= now {
-                        closed.push(list.remove(i));
-                    } else {
-                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
-                        i += 1;
-                    }
-                }
+                closed.extend(list.extract_if(.., |c| c.idle_since + timeout <= now));
             }
             shard.inline.retain(|_, list| !list.is_empty());
-            if earliest.is_none() {
-                shard.reaping = false;
-            }
-        }
+            let earliest = shard
+                .inline
+                .values()
+                .flatten()
+                .map(|c| c.idle_since + timeout)
+                .min();
+            shard.reaping = earliest.is_some();
+            earliest
+        };
         // Closed outside the lock.
         drop(closed);
         match earliest {

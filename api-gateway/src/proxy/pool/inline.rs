@@ -56,9 +56,9 @@ use cloud_runtime::stall::StallTimer;
 use super::{BodyError, Home, Pool};
 
 /// At most this many headers in a response head (hyper's default).
-pub(super) const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 100;
 /// At most this many bytes of response head (hyper's client buffer limit).
-pub(super) const MAX_HEAD: usize = 8192 + 4096 * 100;
+const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Room made for a read, at first; doubled after each read that filled
 /// it (a large body), up to [`MAX_READ_SIZE`].
 const READ_SIZE: usize = 8192;
@@ -435,11 +435,13 @@ impl Fields {
         if name.eq_ignore_ascii_case(b"content-length") {
             for item in value.split(|&b| b == b',') {
                 let n = parse_length(item.trim_ascii());
-                self.length = Some(match (self.length, n) {
-                    (None, n) => n,
-                    (Some(Ok(a)), Ok(b)) if a != b => Err("differing Content-Length values"),
-                    (Some(seen), _) if seen.is_err() => seen,
-                    (Some(_), n) => n,
+                self.length = Some(match self.length {
+                    None => n,
+                    Some(Err(why)) => Err(why),
+                    Some(Ok(seen)) => match n {
+                        Ok(n) if n != seen => Err("differing Content-Length values"),
+                        n => n,
+                    },
                 });
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
