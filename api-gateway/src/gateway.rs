@@ -1584,6 +1584,10 @@ fn jwt_requirement(route: &Route) -> Option<&crate::security::jwt::Requirement> 
 pub struct ProxyService(Gateway);
 
 impl RequestService for ProxyService {
+    /// Plain requests (no body, no upgrade) take the server's own HTTP/1
+    /// loop, in the connection's task; the rest hyper's.
+    const OWN_HTTP1: bool = true;
+
     type Connection = ProxyConnection;
 
     fn connection(&self, peer: SocketAddr, secure: bool) -> ProxyConnection {
@@ -1612,7 +1616,7 @@ struct ConnectionState {
     installed: Mutex<Snapshot>,
 }
 
-impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
+impl tower::Service<Request<Body>> for ProxyConnection {
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
@@ -1624,7 +1628,7 @@ impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         let connection = Arc::clone(&self.0);
         Box::pin(async move {
             let (gateway, peer) = (&connection.gateway, &connection.peer);
@@ -1638,9 +1642,7 @@ impl tower::Service<Request<hyper::body::Incoming>> for ProxyConnection {
                 .compression
                 .as_ref()
                 .filter(|c| c.wanted_by(&request));
-            let response = gateway
-                .dispatch(request.map(Body::new), peer, installed, None, 0)
-                .await;
+            let response = gateway.dispatch(request, peer, installed, None, 0).await;
             let response = match compression {
                 Some(c) => c.apply(response),
                 None => response,

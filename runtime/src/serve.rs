@@ -45,6 +45,15 @@
 //! chosen by its first bytes as above. Each request on a TLS connection
 //! carries the [`Secure`] extension.
 //!
+//! A service may ask for our own HTTP/1 loop
+//! ([`RequestService::OWN_HTTP1`], the gateway does): then a connection's
+//! plain HTTP/1.1 requests (no body, no upgrade, no `Expect`) are read,
+//! answered and written in the connection's task without hyper's
+//! dispatcher, with hyper's framing and header rules, and the first
+//! request that is not plain hands the connection to hyper with the bytes
+//! read so far. A malformed later head then gets Spring's JSON error body
+//! too.
+//!
 //! Each request to a [`Router`] carries axum's [`ConnectInfo<SocketAddr>`]
 //! with the peer's address; any other [`RequestService`] gets the peer once
 //! per connection. On shutdown the server stops accepting, lets in-flight
@@ -56,11 +65,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -221,9 +232,15 @@ impl ConnectionStats {
 /// (a proxy that takes the peer once per connection, not from each
 /// request's extensions).
 pub trait RequestService: Clone + Send + Sync + 'static {
+    /// Whether plain HTTP/1.1 requests (no body, no upgrade) are read and
+    /// answered by our own HTTP/1 loop instead of hyper's (see
+    /// `serve/h1.rs`); any other request hands the connection to hyper.
+    /// Off unless a service turns it on.
+    const OWN_HTTP1: bool = false;
+
     /// The service answering one connection's requests.
     type Connection: tower::Service<
-            hyper::Request<Incoming>,
+            hyper::Request<Body>,
             Response = axum::response::Response,
             Error = std::convert::Infallible,
             Future: Send + 'static,
@@ -554,12 +571,13 @@ impl<S: RequestService> Connection<S> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let connection = self.router.connection(served.peer, secure);
         let service = {
-            let connection = self.router.connection(served.peer, secure);
+            let connection = connection.clone();
             let activity = Arc::clone(&served.activity);
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let answering = activity.request();
-                let answer = connection.clone().oneshot(request);
+                let answer = connection.clone().oneshot(request.map(Body::new));
                 async move {
                     let answer = answer.await;
                     drop(answering);
@@ -589,8 +607,31 @@ impl<S: RequestService> Connection<S> {
                 };
                 // HTTP/2 has its own keep-alive (pings); an HTTP/1
                 // connection is watched for idleness.
-                let keep_alive =
-                    (!first_head::is_http2(&prefix)).then_some(self.keep_alive_timeout);
+                let http2 = first_head::is_http2(&prefix);
+                let keep_alive = (!http2).then_some(self.keep_alive_timeout);
+                let (io, prefix) = if S::OWN_HTTP1 && !http2 {
+                    let closing = Arc::new(AtomicBool::new(false));
+                    let own = h1::serve(
+                        io,
+                        BytesMut::from(prefix),
+                        connection,
+                        h1::HeadLimits {
+                            max_bytes: self.max_head_bytes,
+                            max_headers: self.max_headers,
+                        },
+                        Arc::clone(&served.activity),
+                        Arc::clone(&closing),
+                    );
+                    match self
+                        .drive(h1::Own::new(own, closing), &served, keep_alive)
+                        .await
+                    {
+                        Some(h1::Served::HandOver(io, rest)) => (io, rest),
+                        Some(h1::Served::Closed) | None => return,
+                    }
+                } else {
+                    (io, prefix)
+                };
                 let io = Prefixed::new(prefix, io);
                 let conn = self
                     .builder
@@ -611,9 +652,16 @@ impl<S: RequestService> Connection<S> {
     /// Runs `conn` to its end: closed when no request head came by the
     /// head deadline, shut down gracefully when idle for `keep_alive` (when
     /// set) and drained when shutdown begins.
-    async fn drive<C, E>(&self, conn: C, served: &Served, keep_alive: Option<Duration>)
+    /// What the connection ended with, when it ended by itself without an
+    /// error.
+    async fn drive<C, T, E>(
+        &self,
+        conn: C,
+        served: &Served,
+        keep_alive: Option<Duration>,
+    ) -> Option<T>
     where
-        C: GracefulConnection<Output = Result<(), E>>,
+        C: GracefulConnection<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
         let peer = served.peer;
@@ -630,10 +678,13 @@ impl<S: RequestService> Connection<S> {
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    break;
+                    return match result {
+                        Ok(ended) => Some(ended),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            None
+                        }
+                    };
                 }
                 () = &mut timer, if !matches!(watch, Watch::Done) => {
                     watch = match watch {
@@ -672,6 +723,7 @@ impl<S: RequestService> Connection<S> {
                 }
             }
         }
+        None
     }
 }
 
@@ -749,6 +801,7 @@ pub async fn serve_until(
 }
 
 mod first_head;
+mod h1;
 mod idle;
 mod send_deadline;
 pub mod workers;

@@ -42,7 +42,7 @@ pub(super) enum FirstHead {
 
 /// What the bytes read so far amount to.
 #[derive(Debug, PartialEq, Eq)]
-enum Check {
+pub(super) enum Check {
     /// A whole head that hyper will take.
     Whole,
     /// Not a whole head yet.
@@ -94,7 +94,7 @@ pub(super) fn is_http2(start: &[u8]) -> bool {
 }
 
 /// Writes `status` with Spring's JSON body and closes the connection.
-async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, status: StatusCode, reason: &str) {
+pub(super) async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, status: StatusCode, reason: &str) {
     tracing::debug!(%status, reason, "refused a malformed first request head");
     let body = serde_json::to_vec(&SpringError::new(status, reason).body())
         .unwrap_or_else(|_| b"{}".to_vec());
@@ -115,7 +115,7 @@ async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, status: StatusCode, reason: &
 }
 
 /// Checks the bytes read so far as hyper would.
-fn check(buf: &[u8], max_bytes: usize, max_headers: usize) -> Check {
+pub(super) fn check(buf: &[u8], max_bytes: usize, max_headers: usize) -> Check {
     // The HTTP/2 preface (or the start of it) is hyper's; one that
     // starts as the preface and then breaks off is closed, not read as
     // an HTTP/1.1 request.

@@ -76,14 +76,39 @@ struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// `router()` served by our own HTTP/1 loop for plain requests.
+#[derive(Clone)]
+pub(super) struct Own(pub(super) Router);
+
+impl RequestService for Own {
+    const OWN_HTTP1: bool = true;
+
+    type Connection = WithPeer<Router>;
+
+    fn connection(&self, peer: SocketAddr, secure: bool) -> WithPeer<Router> {
+        self.0.connection(peer, secure)
+    }
+}
+
 async fn start(limits: ServeLimits) -> Running {
+    start_as(false, limits).await
+}
+
+/// `router()` served under `limits`, by our own HTTP/1 loop when `own`.
+async fn start_as(own: bool, limits: ServeLimits) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let stats = Arc::new(ConnectionStats::default());
     let task = tokio::spawn({
         let (stop, stats) = (stop.clone(), Arc::clone(&stats));
-        async move { serve_with_stats(listener, router(), &limits, stop, stats).await }
+        async move {
+            if own {
+                serve_with_stats(listener, Own(router()), &limits, stop, stats).await
+            } else {
+                serve_with_stats(listener, router(), &limits, stop, stats).await
+            }
+        }
     });
     Running {
         addr,
@@ -113,9 +138,8 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-#[tokio::test]
-async fn a_connection_that_never_sends_a_byte_is_closed() {
-    let server = start(limits()).await;
+async fn a_connection_that_never_sends_a_byte_is_closed(own: bool) {
+    let server = start_as(own, limits()).await;
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
     assert!(read_to_close(&mut idle).await.is_empty());
     assert_eq!(server.stats.header_timeouts(), 1);
@@ -143,9 +167,8 @@ fn the_counters_are_written_for_prometheus() {
     );
 }
 
-#[tokio::test]
-async fn a_slowloris_head_is_cut_off() {
-    let server = start(limits()).await;
+async fn a_slowloris_head_is_cut_off(own: bool) {
+    let server = start_as(own, limits()).await;
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     let writer = async {
         for chunk in [
@@ -169,12 +192,14 @@ async fn a_slowloris_head_is_cut_off() {
     );
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
-    let server = start(ServeLimits {
-        send_timeout: Duration::from_millis(300),
-        ..limits()
-    })
+async fn a_client_that_stops_reading_is_closed_after_the_send_timeout(own: bool) {
+    let server = start_as(
+        own,
+        ServeLimits {
+            send_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
     .await;
     let mut reader = TcpStream::connect(server.addr).await.unwrap();
     reader
@@ -245,9 +270,8 @@ async fn answered_once(addr: SocketAddr) -> TcpStream {
     conn
 }
 
-#[tokio::test]
-async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before() {
-    let server = start(limits()).await;
+async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before(own: bool) {
+    let server = start_as(own, limits()).await;
     let mut conn = answered_once(server.addr).await;
     let answered = tokio::time::Instant::now();
     let rest = String::from_utf8_lossy(&read_to_close(&mut conn).await).into_owned();
@@ -259,9 +283,8 @@ async fn an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before()
     );
 }
 
-#[tokio::test]
-async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout() {
-    let server = start(limits()).await;
+async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout(own: bool) {
+    let server = start_as(own, limits()).await;
     let mut slow = answered_once(server.addr).await;
     // The second head: a line every 150 ms, for up to twenty lines
     // (3 s, five keep-alive timeouts), never finished.
@@ -285,8 +308,8 @@ async fn a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout()
 
 /// A request to `path` answers `body` on one connection, and the same
 /// connection then serves another request.
-async fn answers_and_keeps_the_connection(path: &str, body: &str) {
-    let server = start(limits()).await;
+async fn answers_and_keeps_the_connection(own: bool, path: &str, body: &str) {
+    let server = start_as(own, limits()).await;
     let mut send = one_connection(server.addr).await;
     assert_eq!(
         get_on(&mut send, path).await.unwrap(),
@@ -299,19 +322,16 @@ async fn answers_and_keeps_the_connection(path: &str, body: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection() {
-    answers_and_keeps_the_connection("/slower", "slower").await;
+async fn a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection(own: bool) {
+    answers_and_keeps_the_connection(own, "/slower", "slower").await;
 }
 
-#[tokio::test]
-async fn a_response_that_keeps_writing_past_the_keep_alive_timeout_keeps_its_connection() {
-    answers_and_keeps_the_connection("/drip", "012345").await;
+async fn a_response_that_keeps_writing_past_the_keep_alive_timeout_keeps_its_connection(own: bool) {
+    answers_and_keeps_the_connection(own, "/drip", "012345").await;
 }
 
-#[tokio::test]
-async fn requests_carry_the_peer_address() {
-    let server = start(limits()).await;
+async fn requests_carry_the_peer_address(own: bool) {
+    let server = start_as(own, limits()).await;
     let body = reqwest::get(format!("http://{}/peer", server.addr))
         .await
         .unwrap()
@@ -321,9 +341,8 @@ async fn requests_carry_the_peer_address() {
     assert_eq!(body, "127.0.0.1");
 }
 
-#[tokio::test]
-async fn an_oversized_head_is_refused_with_431() {
-    let server = start(limits()).await;
+async fn an_oversized_head_is_refused_with_431(own: bool) {
+    let server = start_as(own, limits()).await;
     let client = reqwest::Client::new();
     let resp = client
         .get(format!("http://{}/", server.addr))
@@ -340,9 +359,8 @@ async fn an_oversized_head_is_refused_with_431() {
     assert_eq!(body["error"], "Request Header Fields Too Large");
 }
 
-#[tokio::test]
-async fn a_malformed_first_head_gets_springs_json_and_a_good_one_is_served_whole() {
-    let server = start(limits()).await;
+async fn a_malformed_first_head_gets_springs_json_and_a_good_one_is_served_whole(own: bool) {
+    let server = start_as(own, limits()).await;
     for (head, status, says) in [
         (
             "GARBAGE\r\n\r\n",
@@ -416,9 +434,8 @@ async fn at_the_connection_cap_new_connections_wait_for_a_free_slot() {
     assert_eq!(body, "ok");
 }
 
-#[tokio::test]
-async fn shutdown_lets_an_in_flight_request_finish_then_returns() {
-    let server = start(limits()).await;
+async fn shutdown_lets_an_in_flight_request_finish_then_returns(own: bool) {
+    let server = start_as(own, limits()).await;
     let url = format!("http://{}/slow", server.addr);
     let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
     wait_for("the request to be in flight", || server.stats.open() == 1).await;
@@ -537,3 +554,35 @@ fn io_workers_are_read_from_a_number_or_text() {
     let bad = serde_json::from_value::<ServeLimits>(serde_json::json!({ "io-workers": "many" }));
     assert!(bad.expect_err("refused").to_string().contains("many"));
 }
+
+/// The tests above that hold for both HTTP/1 loops, run with each.
+macro_rules! on_both_loops {
+    ($($name:ident),* $(,)?) => {
+        mod hyper_loop {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(false).await
+            })*
+        }
+        mod own_loop {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(true).await
+            })*
+        }
+    };
+}
+
+on_both_loops!(
+    a_connection_that_never_sends_a_byte_is_closed,
+    a_slowloris_head_is_cut_off,
+    a_client_that_stops_reading_is_closed_after_the_send_timeout,
+    an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before,
+    a_later_head_that_trickles_in_is_cut_off_after_the_keep_alive_timeout,
+    a_request_answered_slower_than_the_keep_alive_timeout_keeps_its_connection,
+    a_response_that_keeps_writing_past_the_keep_alive_timeout_keeps_its_connection,
+    requests_carry_the_peer_address,
+    an_oversized_head_is_refused_with_431,
+    a_malformed_first_head_gets_springs_json_and_a_good_one_is_served_whole,
+    shutdown_lets_an_in_flight_request_finish_then_returns
+);
