@@ -63,6 +63,10 @@ use super::idle::Activity;
 const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 /// Header fields parsed on the stack; more (when allowed) on the heap.
 const STACK_HEADERS: usize = 100;
+/// Header fields a request's map has room for beyond the client's, so
+/// that a proxy's forwarding fields (`X-Forwarded-*`, `Forwarded`, `Host`)
+/// do not make it grow.
+const ROOM: usize = 8;
 /// A body frame up to this size is copied after the head into one write.
 const COPY_LIMIT: usize = 16 * 1024;
 /// The first read of a connection's next head.
@@ -344,7 +348,7 @@ impl Head {
     fn request(&self, bytes: &Bytes, fields: &[Field]) -> Option<Request<Body>> {
         let method = Method::from_bytes(&bytes[self.method.clone()]).ok()?;
         let uri = Uri::from_maybe_shared(bytes.slice(self.target.clone())).ok()?;
-        let mut headers = HeaderMap::with_capacity(fields.len());
+        let mut headers = HeaderMap::with_capacity(fields.len() + ROOM);
         for f in fields {
             let name = HeaderName::from_bytes(&bytes[f.name.clone()]).ok()?;
             let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.clone())).ok()?;

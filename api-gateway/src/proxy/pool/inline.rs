@@ -62,6 +62,8 @@ const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Room made for a read, at first; doubled after each read that filled
 /// it (a large body), up to [`MAX_READ_SIZE`].
 const READ_SIZE: usize = 8192;
+/// Header fields a response's map has room for beyond the upstream's.
+const RESPONSE_ROOM: usize = 8;
 const MAX_READ_SIZE: usize = 256 * 1024;
 /// At most this long a chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -399,7 +401,9 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
             _ => fields.keep_alive,
         };
     let head = read.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the fields response filters add (`X-RateLimit-*`,
+    // `SecureHeaders`'), so that the map does not grow on the way back.
+    let mut headers = HeaderMap::with_capacity(count + RESPONSE_ROOM);
     for &[name_at, name_len, value_at, value_len] in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
             .map_err(|_| ExchangeError::Invalid("a malformed header name"))?;
