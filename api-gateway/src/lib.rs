@@ -91,7 +91,9 @@
 //! ```
 //!
 //! Serving: [`run`] serves the proxy and the admin API until the token is
-//! cancelled.
+//! cancelled. The proxy's plain HTTP/1.1 requests (no body, no upgrade)
+//! are read and answered by the runtime's own HTTP/1 loop
+//! (`RequestService::OWN_HTTP1`); the rest by hyper's server.
 
 mod access_log;
 pub mod admin;

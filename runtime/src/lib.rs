@@ -37,7 +37,9 @@
 //!   - [`cli`]: the flags every binary shares;
 //!   - [`serve`]: serving a router with connection limits (header-read,
 //!     keep-alive and send timeouts, a connection cap, header size) and a
-//!     drain;
+//!     drain; hyper's HTTP/1 and HTTP/2, or, for a service that asks
+//!     (`RequestService::OWN_HTTP1`), our own HTTP/1 loop for requests
+//!     without a body (`serve/h1.rs`);
 //!   - [`auth`]: HTTP Basic auth as a tower layer;
 //!   - [`error_body`]: Spring Boot's JSON error shape;
 //!   - [`http2`]: whether a failed HTTP/2 request went unprocessed (and
