@@ -27,7 +27,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// hyper's longest request target (`MAX_URI_LEN`); longer is `414`.
-const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
+pub(super) const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 
 /// What became of a connection's first request head.
 #[derive(Debug)]
@@ -186,8 +186,7 @@ fn framing(http_11: bool, headers: &[httparse::Header<'_>]) -> Check {
             if !http_11 {
                 return bad("HTTP/1.0 has no Transfer-Encoding");
             }
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            chunked = Some(is_chunked(h.value));
         } else if h.name.eq_ignore_ascii_case("content-length") && chunked.is_none() {
             let Some(value) = content_length(h.value) else {
                 return bad("Content-Length is not a number");
@@ -204,6 +203,14 @@ fn framing(http_11: bool, headers: &[httparse::Header<'_>]) -> Check {
         return bad("Transfer-Encoding does not end with chunked");
     }
     Check::Whole
+}
+
+/// Whether a `Transfer-Encoding` value ends with `chunked`.
+pub(super) fn is_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// A `Content-Length` value: digits, or a list of the same digits.

@@ -56,11 +56,9 @@ use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
-use super::first_head::{self, Check};
+use super::first_head::{self, Check, MAX_URI_LEN, is_chunked};
 use super::idle::Activity;
 
-/// hyper's longest request target (`MAX_URI_LEN`).
-const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 /// Header fields parsed on the stack; more (when allowed) on the heap.
 const STACK_HEADERS: usize = 100;
 /// Header fields a request's map has room for beyond the client's, so
@@ -803,14 +801,6 @@ fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Whether a `Transfer-Encoding` value ends with `chunked`.
-fn is_chunked(value: &[u8]) -> bool {
-    value
-        .rsplit(|b| *b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// A `Content-Length` of digits only (hyper's `from_digits`).

@@ -239,7 +239,7 @@ async fn a_client_that_closes_cancels_its_answer_and_pipelined_bytes_wait() {
             }
         }
     }
-    let state = Arc::new((dropped_tx, started_tx));
+    let state = Arc::new((dropped_tx, started_tx, tokio::sync::Notify::new()));
     let hang = Router::new()
         .route(
             "/hang",
@@ -259,7 +259,8 @@ async fn a_client_that_closes_cancels_its_answer_and_pipelined_bytes_wait() {
                 let state = Arc::clone(&state);
                 move || async move {
                     state.1.send(()).unwrap();
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Answers once the pipelined request has been sent.
+                    state.2.notified().await;
                     "waited"
                 }
             }),
@@ -281,6 +282,7 @@ async fn a_client_that_closes_cancels_its_answer_and_pipelined_bytes_wait() {
         .unwrap();
     timeout(DEADLINE, started_rx.recv()).await.unwrap().unwrap();
     conn.write_all(CLOSE.as_bytes()).await.unwrap();
+    state.2.notify_one();
     let mut got = Vec::new();
     timeout(DEADLINE, conn.read_to_end(&mut got))
         .await
