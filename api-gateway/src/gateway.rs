@@ -1280,7 +1280,7 @@ impl Gateway {
         let picked = self.pick(call.target(), balancer.as_deref())?;
         let instance = picked.as_ref().map(Picked::instance);
         let mut up = self.upstream_request(call, instance)?;
-        let again = || Some(self.upstream_request(call, instance).ok()?.headers);
+        let again = || Some(self.upstream_request(call, instance).ok()?.into_headers());
         let sent = self.send(call, &mut up, body, &again, limit).await;
         if let Some(pick) = picked {
             pick.record(match &sent {
@@ -1339,7 +1339,7 @@ impl Gateway {
                 Ok::<_, UpstreamError>(up)
             };
             let mut up = upgrade_request()?;
-            let again = || Some(upgrade_request().ok()?.headers);
+            let again = || Some(upgrade_request().ok()?.into_headers());
             let mut empty = AttemptBody::Stream(Some(Body::empty()));
             let response = self.send(call, &mut up, &mut empty, &again, None).await?;
             Ok::<_, UpstreamError>((response, up.authority.into_owned()))
@@ -1378,6 +1378,7 @@ impl Gateway {
                 &call.out.method,
                 std::mem::take(&mut up.path_and_query),
                 std::mem::take(&mut up.headers),
+                std::mem::take(&mut up.forwarding),
                 again,
                 body,
                 call.route.connect_timeout,
@@ -1502,7 +1503,8 @@ impl Gateway {
             prefix: prefix.as_deref(),
         };
         let trusted = proxy::is_trusted(&call.installed.trusted, peer.addr().ip());
-        proxy::set_forwarding_headers(&mut headers, &side, trusted, &call.installed.forwarding);
+        let forwarding =
+            proxy::forwarding_headers(&mut headers, &side, trusted, &call.installed.forwarding);
         let host = match (&out.host, out.preserve_host, client_host) {
             (Some(h), _, _) => Some(h.clone()),
             (None, true, Some(h)) => Some(h.clone()),
@@ -1524,6 +1526,7 @@ impl Gateway {
             authority,
             secure,
             headers,
+            forwarding,
             path_and_query,
         })
     }
@@ -1536,8 +1539,20 @@ const FORWARDING_ROOM: usize = 7;
 struct UpstreamRequest<'a> {
     authority: Cow<'a, str>,
     secure: bool,
+    /// The client's headers, filtered, without the forwarding headers.
     headers: http::HeaderMap,
+    /// The forwarding headers, to be written after `headers`.
+    forwarding: proxy::Forwarding,
     path_and_query: String,
+}
+
+impl UpstreamRequest<'_> {
+    /// All the headers, the forwarding headers among them (for a
+    /// request made again).
+    fn into_headers(mut self) -> http::HeaderMap {
+        self.forwarding.apply(&mut self.headers);
+        self.headers
+    }
 }
 
 impl<'a> Call<'a> {

@@ -252,7 +252,8 @@ impl Upstreams {
     /// head at most `response_timeout` (with no timer of its own when
     /// `head_bounded`: the caller ends that wait first, as a circuit
     /// breaker's shorter time limit does); the response body fails when
-    /// the upstream then sends nothing for as long. An idempotent
+    /// the upstream then sends nothing for as long. `forwarding` goes
+    /// with `headers` (and is in the ones `again` makes). An idempotent
     /// request with an empty or kept body is sent once more, on a new
     /// connection and with the headers `again` makes, when the pooled
     /// connection it went out on was closed under it.
@@ -264,6 +265,7 @@ impl Upstreams {
         method: &Method,
         path_and_query: String,
         headers: HeaderMap,
+        mut forwarding: Forwarding,
         again: &(dyn Fn() -> Option<HeaderMap> + Sync),
         body: &mut AttemptBody,
         connect_timeout: Duration,
@@ -330,7 +332,8 @@ impl Upstreams {
                             source: None,
                         });
                     };
-                    match conn.exchange(method, &uri, h, response_timeout).await {
+                    let sent = conn.exchange(method, &uri, h, &forwarding, response_timeout);
+                    match sent.await {
                         Ok(response) => return Ok(response),
                         Err(e) if may_retry && e.is_closed() => {
                             closed_retry_left = false;
@@ -358,7 +361,11 @@ impl Upstreams {
                 // The first attempt sends the headers it was given; the
                 // retry makes them again (cheaper than a copy per request
                 // for a retry that almost never happens).
-                *request.headers_mut() = match headers.take().or_else(again) {
+                let headers = headers.take().map(|mut h| {
+                    forwarding.apply(&mut h);
+                    h
+                });
+                *request.headers_mut() = match headers.or_else(again) {
                     Some(h) => h,
                     None => {
                         return Err(UpstreamError {
@@ -952,6 +959,19 @@ pub fn set_forwarding_headers(
     trusted: bool,
     which: &ForwardingHeaders,
 ) {
+    forwarding_headers(headers, client, trusted, which).apply(headers);
+}
+
+/// [`set_forwarding_headers`] with the values this hop writes kept out of
+/// the map: `headers` is left with the ones that pass (a trusted peer's
+/// value of a header that is off) and the returned [`Forwarding`] holds
+/// the rest, to be written after the map's fields.
+pub fn forwarding_headers(
+    headers: &mut HeaderMap,
+    client: &ClientSide<'_>,
+    trusted: bool,
+    which: &ForwardingHeaders,
+) -> Forwarding {
     let host = client.host.and_then(|h| h.to_str().ok());
     let (proto, proto_value) = if client.peer.secure {
         ("https", HeaderValue::from_static("https"))
@@ -968,34 +988,44 @@ pub fn set_forwarding_headers(
     let (by_host, prefix) = client
         .peer
         .kept(client.host, client.port, &element, client.prefix);
+    // Most clients send none of these: one look at the names then spares a
+    // lookup (and a removal) per header.
+    let sent = headers.keys().any(is_forwarding_name);
+    let mut made = Forwarding::default();
     // One buffer for every value that has to be written, allocated by the
     // first (most requests have every value ready).
     let mut buf = String::new();
-    let mut put = |name: HeaderName, switch: Switch, value: Option<Value<'_>>| {
+    let mut put = |at: usize, switch: Switch, value: Option<Value<'_>>| {
         let value = value.filter(|_| switch.enabled);
-        put_forwarding(headers, &mut buf, name, trusted, switch.append, value);
+        let existing = match sent && trusted && switch.append {
+            true => headers
+                .get(&FORWARDING_NAMES[at])
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty()),
+            false => None,
+        };
+        match forwarding_value(&mut buf, existing, trusted, value) {
+            Step::Keep => return,
+            Step::Set(v) => made.0[at] = Some(v),
+            Step::Remove => {}
+        }
+        if sent {
+            headers.remove(&FORWARDING_NAMES[at]);
+        }
     };
-    put(
-        X_FORWARDED_FOR,
-        which.for_,
-        Some(Value::Ready(&client.peer.ip)),
-    );
-    put(
-        X_FORWARDED_PROTO,
-        which.proto,
-        Some(Value::Ready(&proto_value)),
-    );
-    put(X_FORWARDED_HOST, which.host, client.host.map(Value::Ready));
+    put(AT_FOR, which.for_, Some(Value::Ready(&client.peer.ip)));
+    put(AT_PROTO, which.proto, Some(Value::Ready(&proto_value)));
+    put(AT_HOST, which.host, client.host.map(Value::Ready));
     let port = match &by_host {
         Some(b) => b.port.clone(),
         None => HeaderValue::from(client.port),
     };
-    put(X_FORWARDED_PORT, which.port, Some(Value::Ready(&port)));
+    put(AT_PORT, which.port, Some(Value::Ready(&port)));
     let prefix = match &prefix {
         Some(made) => Some(Value::Ready(made)),
         None => client.prefix.map(Value::Text),
     };
-    put(X_FORWARDED_PREFIX, which.prefix, prefix);
+    put(AT_PREFIX, which.prefix, prefix);
     let forwarded = Switch {
         enabled: which.forwarded,
         append: true,
@@ -1006,7 +1036,80 @@ pub fn set_forwarding_headers(
         Some(made) => Value::Ready(made),
         None => element,
     };
-    put(FORWARDED, forwarded, Some(value));
+    put(AT_FORWARDED, forwarded, Some(value));
+    made
+}
+
+/// Where each forwarding header is in [`FORWARDING_NAMES`] and
+/// [`Forwarding`].
+const AT_FOR: usize = 0;
+const AT_PROTO: usize = 1;
+const AT_HOST: usize = 2;
+const AT_PORT: usize = 3;
+const AT_PREFIX: usize = 4;
+const AT_FORWARDED: usize = 5;
+
+/// The headers [`forwarding_headers`] writes, in the order it writes them.
+static FORWARDING_NAMES: [HeaderName; 6] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    X_FORWARDED_PREFIX,
+    FORWARDED,
+];
+
+/// Whether `name` is one of [`FORWARDING_NAMES`].
+fn is_forwarding_name(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    match name.len() {
+        9 => name == b"forwarded",
+        15..=18 => {
+            name.starts_with(b"x-forwarded-")
+                && FORWARDING_NAMES
+                    .iter()
+                    .any(|n| n.as_str().as_bytes() == name)
+        }
+        _ => false,
+    }
+}
+
+/// The forwarding headers one hop writes, kept out of the request's map
+/// (which holds none of them): the inline exchange writes them after the
+/// map's fields ([`Forwarding::fields`]), anything else puts them in the
+/// map ([`Forwarding::apply`]). Writing them straight into the head spares
+/// six insertions into the map per request.
+#[derive(Debug, Default)]
+pub struct Forwarding([Option<HeaderValue>; 6]);
+
+impl Forwarding {
+    /// Moves the values into `headers` (leaving none here).
+    pub fn apply(&mut self, headers: &mut HeaderMap) {
+        for (name, value) in FORWARDING_NAMES.iter().zip(&mut self.0) {
+            if let Some(v) = value.take() {
+                headers.insert(name.clone(), v);
+            }
+        }
+    }
+
+    /// The fields, in the order of [`FORWARDING_NAMES`].
+    pub fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        FORWARDING_NAMES
+            .iter()
+            .zip(&self.0)
+            .filter_map(|(n, v)| Some((n, v.as_ref()?)))
+    }
+}
+
+/// What one forwarding header becomes.
+#[derive(Debug)]
+enum Step {
+    /// The request's own value (if any) passes.
+    Keep,
+    /// The request's own value (if any) is removed and none is written.
+    Remove,
+    /// The request's own value (if any) is replaced by this one.
+    Set(HeaderValue),
 }
 
 /// A forwarding header's value for this hop.
@@ -1067,35 +1170,25 @@ fn push_token_or_quoted(buf: &mut String, value: &str) {
     buf.push('"');
 }
 
-/// Sets `name` to `value`: appended to a `trusted` peer's own value when
-/// `append`, replacing any other; without a value, an untrusted peer's is
-/// removed.
-fn put_forwarding(
-    headers: &mut HeaderMap,
+/// One forwarding header's step: `value` appended to a trusted peer's
+/// `existing` one (given only when it is to be extended), else replacing
+/// any other; without a value, an untrusted peer's is removed.
+fn forwarding_value(
     buf: &mut String,
-    name: HeaderName,
+    existing: Option<&str>,
     trusted: bool,
-    append: bool,
     value: Option<Value<'_>>,
-) {
+) -> Step {
     let Some(value) = value else {
-        if !trusted {
-            headers.remove(&name);
-        }
-        return;
-    };
-    let existing = match trusted && append {
-        true => headers
-            .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty()),
-        false => None,
+        return match trusted {
+            true => Step::Keep,
+            false => Step::Remove,
+        };
     };
     if existing.is_none()
         && let Value::Ready(v) = value
     {
-        headers.insert(name, v.clone());
-        return;
+        return Step::Set(v.clone());
     }
     buf.clear();
     buf.reserve(96);
@@ -1105,12 +1198,8 @@ fn put_forwarding(
     }
     let written = value.write(buf);
     match HeaderValue::from_str(buf) {
-        Ok(v) if written => {
-            headers.insert(name, v);
-        }
-        _ => {
-            headers.remove(&name);
-        }
+        Ok(v) if written => Step::Set(v),
+        _ => Step::Remove,
     }
 }
 
@@ -1304,6 +1393,78 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-host"));
         assert!(!h.contains_key("x-forwarded-prefix"));
         assert_eq!(h["forwarded"], "proto=https;for=\"[::1]:443\"");
+    }
+
+    #[test]
+    fn the_values_written_stay_out_of_the_map_and_the_clients_copies_leave_it() {
+        let host = HeaderValue::from_static("gw");
+        let peer = Peer::new("10.1.1.1:5000".parse().expect("addr"), false);
+        let client = ClientSide {
+            peer: &peer,
+            host: Some(&host),
+            port: 80,
+            prefix: None,
+        };
+        let fields = |f: &Forwarding| {
+            f.fields()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().expect("text")))
+                .collect::<Vec<_>>()
+        };
+        let sent = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.clone());
+            for (n, v) in pairs {
+                h.append(*n, HeaderValue::from_static(v));
+            }
+            h
+        };
+        // An untrusted client's copies are removed, whatever their case or
+        // number; the values made are not in the map.
+        let mut h = sent(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+            ("x-forwarded-prefix", "/evil"),
+            ("forwarded", "for=evil"),
+            ("x-forwarded-other", "stays"),
+        ]);
+        let made = forwarding_headers(&mut h, &client, false, &ForwardingHeaders::default());
+        let left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["host", "x-forwarded-other"]);
+        assert_eq!(
+            fields(&made),
+            [
+                "x-forwarded-for: 10.1.1.1",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: gw",
+                "x-forwarded-port: 80",
+                "forwarded: proto=http;host=gw;for=\"10.1.1.1:5000\"",
+            ]
+        );
+        // A trusted proxy's values are extended out of the map, and the one
+        // of a header that is off passes in it.
+        let which = ForwardingHeaders {
+            port: Switch {
+                enabled: false,
+                append: true,
+            },
+            ..ForwardingHeaders::default()
+        };
+        let mut h = sent(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-port", "8443")]);
+        let mut made = forwarding_headers(&mut h, &client, true, &which);
+        let left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["host", "x-forwarded-port"]);
+        assert_eq!(fields(&made)[0], "x-forwarded-for: 1.2.3.4, 10.1.1.1");
+        // Applied, they are in the map and no longer in `made`.
+        made.apply(&mut h);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1");
+        assert_eq!(h["x-forwarded-port"], "8443");
+        assert_eq!(h.len(), 6);
+        assert_eq!(made.fields().count(), 0);
+        // A client that sends none leaves the map as it was.
+        let mut h = sent(&[("accept", "*/*")]);
+        let made = forwarding_headers(&mut h, &client, false, &ForwardingHeaders::default());
+        assert_eq!(h.len(), 2);
+        assert_eq!(made.fields().count(), 5);
     }
 
     #[test]

@@ -54,6 +54,7 @@ use cloud_runtime::shard::CacheLine;
 use cloud_runtime::stall::StallTimer;
 
 use super::{BodyError, Home, Pool};
+use crate::proxy::Forwarding;
 
 /// At most this many headers in a response head (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -181,10 +182,11 @@ impl InlineConn {
         method: &Method,
         uri: &http::Uri,
         headers: &HeaderMap,
+        forwarding: &Forwarding,
         read_timeout: Option<Duration>,
     ) -> Result<http::Response<Body>, ExchangeError> {
         self.write.clear();
-        write_head(&mut self.write, method, uri, headers);
+        write_head(&mut self.write, method, uri, headers, forwarding);
         self.io
             .write_all(&self.write)
             .await
@@ -275,8 +277,14 @@ fn reserve(read: &mut BytesMut, size: usize) {
 }
 
 /// `method path HTTP/1.1`, the headers (without `Transfer-Encoding`: the
-/// request has no body) and the blank line.
-fn write_head(out: &mut Vec<u8>, method: &Method, uri: &http::Uri, headers: &HeaderMap) {
+/// request has no body), the forwarding headers and the blank line.
+fn write_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    forwarding: &Forwarding,
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     // As hyper writes an origin-form URI: its path, then its query.
@@ -286,7 +294,7 @@ fn write_head(out: &mut Vec<u8>, method: &Method, uri: &http::Uri, headers: &Hea
         out.extend_from_slice(query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    for (name, value) in headers.iter().chain(forwarding.fields()) {
         if name == header::TRANSFER_ENCODING {
             continue;
         }
@@ -758,10 +766,34 @@ mod tests {
         headers.append("X-Two", HeaderValue::from_static("b"));
         let mut out = Vec::new();
         let uri = http::Uri::from_static("/a?b=c#fragment");
-        write_head(&mut out, &Method::DELETE, &uri, &headers);
+        write_head(
+            &mut out,
+            &Method::DELETE,
+            &uri,
+            &headers,
+            &Forwarding::default(),
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "DELETE /a?b=c HTTP/1.1\r\nhost: up:80\r\nx-two: a\r\nx-two: b\r\n\r\n"
+        );
+        // The forwarding headers kept out of the map follow its fields.
+        let peer = crate::proxy::Peer::new("10.0.0.9:4000".parse().expect("addr"), false);
+        let client = crate::proxy::ClientSide {
+            peer: &peer,
+            host: None,
+            port: 80,
+            prefix: None,
+        };
+        let which = crate::proxy::ForwardingHeaders::default();
+        let forwarding = crate::proxy::forwarding_headers(&mut headers, &client, false, &which);
+        out.clear();
+        write_head(&mut out, &Method::GET, &uri, &headers, &forwarding);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "GET /a?b=c HTTP/1.1\r\nhost: up:80\r\nx-two: a\r\nx-two: b\r\n\
+             x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-port: 80\r\n\
+             forwarded: proto=http;for=\"10.0.0.9:4000\"\r\n\r\n"
         );
     }
 
