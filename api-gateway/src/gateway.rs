@@ -1024,7 +1024,11 @@ impl Gateway {
                         depth,
                     };
                     match cache {
-                        Some(cache) => cache.serve(&out, || self.exchange(&call, body)).await,
+                        // Boxed: its future is larger than the exchange's,
+                        // and would make every request's larger.
+                        Some(cache) => {
+                            Box::pin(cache.serve(&out, || self.exchange(&call, body))).await
+                        }
                         None => self.exchange(&call, body).await,
                     }
                 }
@@ -1108,9 +1112,13 @@ impl Gateway {
             }
         };
         // Pinned where it is made: the attempts' future is large, and is
-        // not moved into the deadline.
-        let attempts = std::pin::pin!(self.with_retry(call, body, Some(b.timeout)));
-        match self.inner.breaker_deadlines.run(b.timeout, attempts).await {
+        // not moved into the deadline. It ends with its block, so that a
+        // fallback's future takes its place rather than adding to it.
+        let outcome = {
+            let attempts = std::pin::pin!(self.with_retry(call, body, Some(b.timeout)));
+            self.inner.breaker_deadlines.run(b.timeout, attempts).await
+        };
+        match outcome {
             Err(_) => {
                 permit.record(Classification::Failure);
                 let cause = FallbackCause {
