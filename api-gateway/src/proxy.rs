@@ -788,6 +788,29 @@ struct Kept {
     by_host: Option<(HeaderValue, ByHost)>,
     /// `X-Forwarded-Prefix` for a prefix.
     prefix: Option<(Box<str>, HeaderValue)>,
+    /// The last request's forwarding fields, written out, when it sent
+    /// none of its own.
+    block: Option<Block>,
+}
+
+/// The forwarding fields a request that sent none of its own gets, as
+/// written into the upstream head, and what they were made from.
+#[derive(Debug)]
+struct Block {
+    host: Option<HeaderValue>,
+    port: u16,
+    prefix: Option<Box<str>>,
+    which: ForwardingHeaders,
+    text: Bytes,
+}
+
+impl Block {
+    fn made_for(&self, client: &ClientSide<'_>, which: &ForwardingHeaders) -> bool {
+        self.port == client.port
+            && self.which == *which
+            && self.host.as_ref() == client.host
+            && self.prefix.as_deref() == client.prefix
+    }
 }
 
 /// The forwarding values that follow from one `Host` on one connection.
@@ -861,6 +884,44 @@ impl Peer {
             }
         });
         (by_host, prefix)
+    }
+
+    /// The fields the connection's last request got, when this one's
+    /// (which sent none of its own) are the same.
+    fn kept_block(&self, client: &ClientSide<'_>, which: &ForwardingHeaders) -> Option<Bytes> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.block
+            .as_ref()
+            .filter(|b| b.made_for(client, which))
+            .map(|b| b.text.clone())
+    }
+
+    /// Keeps `made`, the fields of a request that sent none of its own,
+    /// for the connection's next requests.
+    fn keep_block(&self, client: &ClientSide<'_>, which: &ForwardingHeaders, made: &Forwarding) {
+        let mut text = Vec::with_capacity(192);
+        made.write(&mut text);
+        let block = Block {
+            // Copies: the request's values share the buffer its head was
+            // read into (see `kept`).
+            host: client
+                .host
+                .and_then(|h| HeaderValue::from_bytes(h.as_bytes()).ok()),
+            port: client.port,
+            prefix: client.prefix.map(Box::from),
+            which: *which,
+            text: Bytes::from(text),
+        };
+        if block.host.as_ref() != client.host {
+            return;
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .block = Some(block);
     }
 
     /// The peer's address.
@@ -972,6 +1033,16 @@ pub fn forwarding_headers(
     trusted: bool,
     which: &ForwardingHeaders,
 ) -> Forwarding {
+    // Most clients send none of these: one look at the names then spares a
+    // lookup (and a removal) per header, and the fields are the same as
+    // the connection's last request's when its `Host` and prefix are.
+    let sent = headers.keys().any(is_forwarding_name);
+    if !sent && let Some(text) = client.peer.kept_block(client, which) {
+        return Forwarding {
+            fields: Default::default(),
+            text: Some(text),
+        };
+    }
     let host = client.host.and_then(|h| h.to_str().ok());
     let (proto, proto_value) = if client.peer.secure {
         ("https", HeaderValue::from_static("https"))
@@ -988,9 +1059,6 @@ pub fn forwarding_headers(
     let (by_host, prefix) = client
         .peer
         .kept(client.host, client.port, &element, client.prefix);
-    // Most clients send none of these: one look at the names then spares a
-    // lookup (and a removal) per header.
-    let sent = headers.keys().any(is_forwarding_name);
     let mut made = Forwarding::default();
     // One buffer for every value that has to be written, allocated by the
     // first (most requests have every value ready).
@@ -1006,7 +1074,7 @@ pub fn forwarding_headers(
         };
         match forwarding_value(&mut buf, existing, trusted, value) {
             Step::Keep => return,
-            Step::Set(v) => made.0[at] = Some(v),
+            Step::Set(v) => made.fields[at] = Some(v),
             Step::Remove => {}
         }
         if sent {
@@ -1037,6 +1105,9 @@ pub fn forwarding_headers(
         None => element,
     };
     put(AT_FORWARDED, forwarded, Some(value));
+    if !sent {
+        client.peer.keep_block(client, which, &made);
+    }
     made
 }
 
@@ -1076,28 +1147,56 @@ fn is_forwarding_name(name: &HeaderName) -> bool {
 
 /// The forwarding headers one hop writes, kept out of the request's map
 /// (which holds none of them): the inline exchange writes them after the
-/// map's fields ([`Forwarding::fields`]), anything else puts them in the
+/// map's fields ([`Forwarding::write`]), anything else puts them in the
 /// map ([`Forwarding::apply`]). Writing them straight into the head spares
-/// six insertions into the map per request.
+/// six insertions into the map per request, and a connection's requests
+/// that carry the same `Host` share the text.
 #[derive(Debug, Default)]
-pub struct Forwarding([Option<HeaderValue>; 6]);
+pub struct Forwarding {
+    /// The values, in the order of [`FORWARDING_NAMES`].
+    fields: [Option<HeaderValue>; 6],
+    /// Or the fields as written, `name: value\r\n` each.
+    text: Option<Bytes>,
+}
 
 impl Forwarding {
-    /// Moves the values into `headers` (leaving none here).
+    /// Moves the fields into `headers` (leaving none here).
     pub fn apply(&mut self, headers: &mut HeaderMap) {
-        for (name, value) in FORWARDING_NAMES.iter().zip(&mut self.0) {
+        for (name, value) in FORWARDING_NAMES.iter().zip(&mut self.fields) {
             if let Some(v) = value.take() {
                 headers.insert(name.clone(), v);
             }
         }
+        let Some(text) = self.text.take() else { return };
+        // Lines this module wrote from valid names and values.
+        let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(at) = line.windows(2).position(|w| w == b": ") else {
+                continue;
+            };
+            let name = HeaderName::from_bytes(&line[..at]);
+            let value = HeaderValue::from_maybe_shared(text.slice_ref(&line[at + 2..]));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                headers.insert(name, value);
+            }
+        }
     }
 
-    /// The fields, in the order of [`FORWARDING_NAMES`].
-    pub fn fields(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        FORWARDING_NAMES
-            .iter()
-            .zip(&self.0)
-            .filter_map(|(n, v)| Some((n, v.as_ref()?)))
+    /// Appends the fields as a head's lines, `name: value\r\n` each.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some(text) = &self.text {
+            out.extend_from_slice(text);
+            return;
+        }
+        for (name, value) in FORWARDING_NAMES.iter().zip(&self.fields) {
+            if let Some(v) = value {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(v.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
 }
 
@@ -1406,9 +1505,11 @@ mod tests {
             prefix: None,
         };
         let fields = |f: &Forwarding| {
-            f.fields()
-                .map(|(n, v)| format!("{n}: {}", v.to_str().expect("text")))
-                .collect::<Vec<_>>()
+            let mut out = Vec::new();
+            f.write(&mut out);
+            let text = String::from_utf8(out).expect("text");
+            assert!(text.is_empty() || text.ends_with("\r\n"));
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
         };
         let sent = |pairs: &[(&'static str, &'static str)]| {
             let mut h = HeaderMap::new();
@@ -1459,12 +1560,56 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.1.1");
         assert_eq!(h["x-forwarded-port"], "8443");
         assert_eq!(h.len(), 6);
-        assert_eq!(made.fields().count(), 0);
+        assert!(fields(&made).is_empty());
         // A client that sends none leaves the map as it was.
         let mut h = sent(&[("accept", "*/*")]);
-        let made = forwarding_headers(&mut h, &client, false, &ForwardingHeaders::default());
+        let all = ForwardingHeaders::default();
+        let made = forwarding_headers(&mut h, &client, false, &all);
         assert_eq!(h.len(), 2);
-        assert_eq!(made.fields().count(), 5);
+        let first = fields(&made);
+        assert_eq!(first.len(), 5);
+        // The connection's next such request gets the same text, kept; and
+        // applied, it makes the same fields as the values would.
+        let mut again = forwarding_headers(&mut h, &client, true, &all);
+        assert!(again.text.is_some());
+        assert_eq!(fields(&again), first);
+        again.apply(&mut h);
+        assert_eq!(h.len(), 7);
+        assert_eq!(h["x-forwarded-for"], "10.1.1.1");
+        assert_eq!(h["forwarded"], "proto=http;host=gw;for=\"10.1.1.1:5000\"");
+        assert!(fields(&again).is_empty());
+        // Another prefix, `Host` or switch is made anew, and a
+        // client that sends its own is never given the kept text.
+        let other_host = HeaderValue::from_static("other");
+        let variants = [
+            ClientSide {
+                prefix: Some("/api"),
+                ..client
+            },
+            ClientSide {
+                host: Some(&other_host),
+                ..client
+            },
+        ];
+        for other in &variants {
+            let made = forwarding_headers(&mut sent(&[]), other, false, &all);
+            assert_ne!(fields(&made), first);
+            let back = forwarding_headers(&mut sent(&[]), &client, false, &all);
+            assert_eq!(fields(&back), first);
+        }
+        let no_prefix_no_port = ForwardingHeaders {
+            port: Switch {
+                enabled: false,
+                append: true,
+            },
+            ..all
+        };
+        let made = forwarding_headers(&mut sent(&[]), &client, false, &no_prefix_no_port);
+        assert_eq!(fields(&made).len(), 4);
+        let mut h = sent(&[("x-forwarded-for", "6.6.6.6")]);
+        let made = forwarding_headers(&mut h, &client, false, &all);
+        assert!(made.text.is_none());
+        assert_eq!(fields(&made), first);
     }
 
     #[test]

@@ -294,7 +294,7 @@ fn write_head(
         out.extend_from_slice(query.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers.iter().chain(forwarding.fields()) {
+    for (name, value) in headers {
         if name == header::TRANSFER_ENCODING {
             continue;
         }
@@ -303,6 +303,7 @@ fn write_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    forwarding.write(out);
     out.extend_from_slice(b"\r\n");
 }
 
