@@ -1490,7 +1490,8 @@ impl Gateway {
             Some(h) => h,
             None => out.headers.clone(),
         };
-        // Room for the six forwarding headers and `Host` at once: a
+        // Room for `Host` and, when the request goes out through hyper's
+        // client, the six forwarding headers (see `proxy::Forwarding`): a
         // client's few headers would otherwise make the map grow twice.
         // (A copy's entries have no room to spare, and this makes none
         // while its index is big enough: only the first attempt's map,
