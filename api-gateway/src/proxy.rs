@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -793,15 +794,25 @@ struct Kept {
     block: Option<Block>,
 }
 
-/// The forwarding fields a request that sent none of its own gets, as
-/// written into the upstream head, and what they were made from.
+/// The forwarding fields a request that sent none of its own gets, and
+/// what they were made from.
 #[derive(Debug)]
 struct Block {
     host: Option<HeaderValue>,
     port: u16,
     prefix: Option<Box<str>>,
     which: ForwardingHeaders,
-    text: Bytes,
+    fields: Arc<Written>,
+}
+
+/// Forwarding fields made once: their values (for a map) and their lines
+/// (for a head).
+#[derive(Debug)]
+struct Written {
+    /// The values, in the order of [`FORWARDING_NAMES`].
+    values: [Option<HeaderValue>; 6],
+    /// `name: value\r\n` for each.
+    text: Box<[u8]>,
 }
 
 impl Block {
@@ -888,7 +899,11 @@ impl Peer {
 
     /// The fields the connection's last request got, when this one's
     /// (which sent none of its own) are the same.
-    fn kept_block(&self, client: &ClientSide<'_>, which: &ForwardingHeaders) -> Option<Bytes> {
+    fn kept_block(
+        &self,
+        client: &ClientSide<'_>,
+        which: &ForwardingHeaders,
+    ) -> Option<Arc<Written>> {
         let kept = self
             .kept
             .lock()
@@ -896,7 +911,7 @@ impl Peer {
         kept.block
             .as_ref()
             .filter(|b| b.made_for(client, which))
-            .map(|b| b.text.clone())
+            .map(|b| Arc::clone(&b.fields))
     }
 
     /// Keeps `made`, the fields of a request that sent none of its own,
@@ -913,7 +928,10 @@ impl Peer {
             port: client.port,
             prefix: client.prefix.map(Box::from),
             which: *which,
-            text: Bytes::from(text),
+            fields: Arc::new(Written {
+                values: made.fields.clone(),
+                text: text.into(),
+            }),
         };
         if block.host.as_ref() != client.host {
             return;
@@ -1037,10 +1055,10 @@ pub fn forwarding_headers(
     // lookup (and a removal) per header, and the fields are the same as
     // the connection's last request's when its `Host` and prefix are.
     let sent = headers.keys().any(is_forwarding_name);
-    if !sent && let Some(text) = client.peer.kept_block(client, which) {
+    if !sent && let Some(kept) = client.peer.kept_block(client, which) {
         return Forwarding {
             fields: Default::default(),
-            text: Some(text),
+            kept: Some(kept),
         };
     }
     let host = client.host.and_then(|h| h.to_str().ok());
@@ -1150,13 +1168,13 @@ fn is_forwarding_name(name: &HeaderName) -> bool {
 /// map's fields ([`Forwarding::write`]), anything else puts them in the
 /// map ([`Forwarding::apply`]). Writing them straight into the head spares
 /// six insertions into the map per request, and a connection's requests
-/// that carry the same `Host` share the text.
+/// that carry the same `Host` share the fields made once.
 #[derive(Debug, Default)]
 pub struct Forwarding {
     /// The values, in the order of [`FORWARDING_NAMES`].
     fields: [Option<HeaderValue>; 6],
-    /// Or the fields as written, `name: value\r\n` each.
-    text: Option<Bytes>,
+    /// Or the connection's kept ones.
+    kept: Option<Arc<Written>>,
 }
 
 impl Forwarding {
@@ -1167,26 +1185,18 @@ impl Forwarding {
                 headers.insert(name.clone(), v);
             }
         }
-        let Some(text) = self.text.take() else { return };
-        // Lines this module wrote from valid names and values.
-        let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-        for line in lines {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(at) = line.windows(2).position(|w| w == b": ") else {
-                continue;
-            };
-            let name = HeaderName::from_bytes(&line[..at]);
-            let value = HeaderValue::from_maybe_shared(text.slice_ref(&line[at + 2..]));
-            if let (Ok(name), Ok(value)) = (name, value) {
-                headers.insert(name, value);
+        let Some(kept) = self.kept.take() else { return };
+        for (name, value) in FORWARDING_NAMES.iter().zip(&kept.values) {
+            if let Some(v) = value {
+                headers.insert(name.clone(), v.clone());
             }
         }
     }
 
     /// Appends the fields as a head's lines, `name: value\r\n` each.
     pub fn write(&self, out: &mut Vec<u8>) {
-        if let Some(text) = &self.text {
-            out.extend_from_slice(text);
+        if let Some(kept) = &self.kept {
+            out.extend_from_slice(&kept.text);
             return;
         }
         for (name, value) in FORWARDING_NAMES.iter().zip(&self.fields) {
@@ -1571,7 +1581,7 @@ mod tests {
         // The connection's next such request gets the same text, kept; and
         // applied, it makes the same fields as the values would.
         let mut again = forwarding_headers(&mut h, &client, true, &all);
-        assert!(again.text.is_some());
+        assert!(again.kept.is_some());
         assert_eq!(fields(&again), first);
         again.apply(&mut h);
         assert_eq!(h.len(), 7);
@@ -1608,7 +1618,7 @@ mod tests {
         assert_eq!(fields(&made).len(), 4);
         let mut h = sent(&[("x-forwarded-for", "6.6.6.6")]);
         let made = forwarding_headers(&mut h, &client, false, &all);
-        assert!(made.text.is_none());
+        assert!(made.kept.is_none());
         assert_eq!(fields(&made), first);
     }
 
