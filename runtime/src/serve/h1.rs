@@ -62,8 +62,8 @@ use super::idle::Activity;
 /// Header fields parsed on the stack; more (when allowed) on the heap.
 const STACK_HEADERS: usize = 100;
 /// Header fields a request's map has room for beyond the client's, so
-/// that a proxy's forwarding fields (`X-Forwarded-*`, `Forwarded`, `Host`)
-/// do not make it grow.
+/// that the fields a proxy adds (its `Host`, and its forwarding fields
+/// when they go into the map) do not make it grow.
 const ROOM: usize = 8;
 /// A body frame up to this size is copied after the head into one write.
 const COPY_LIMIT: usize = 16 * 1024;
