@@ -685,6 +685,15 @@ fn remove_with(headers: &mut HeaderMap, listed: &[HeaderName], listed_lengths: u
     }
 }
 
+/// Whether `name` (in any case) is one of [`HOP_BY_HOP`]'s.
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    name.len() < 63
+        && HOP_BY_HOP_LENGTHS & (1 << name.len()) != 0
+        && HOP_BY_HOP_NAMES
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// The header names one `Connection` value lists; none for the usual
 /// options.
 fn connection_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {

@@ -21,6 +21,11 @@
 //! - else `Content-Length`, every copy and list item the same number;
 //! - else the body runs to the close.
 //!
+//! The connection's own fields (`Connection`, `Keep-Alive`,
+//! `Transfer-Encoding` with `Content-Length`, ...) are left out of the
+//! response's map, as the gateway would remove them; when `Connection`
+//! names other fields, all stay for the gateway to remove together.
+//!
 //! At most [`MAX_HEADERS`] headers and [`MAX_HEAD`] bytes of head, as
 //! hyper's defaults.
 //!
@@ -54,7 +59,7 @@ use cloud_runtime::shard::CacheLine;
 use cloud_runtime::stall::StallTimer;
 
 use super::{BodyError, Home, Pool};
-use crate::proxy::Forwarding;
+use crate::proxy::{self, Forwarding};
 
 /// At most this many headers in a response head (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -410,11 +415,25 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
             _ => fields.keep_alive,
         };
     let head = read.split_to(len).freeze();
+    // The connection's own fields never reach the client (the gateway
+    // removes them, `proxy::remove_hop_by_hop`): they are left out here
+    // rather than put in the map and taken out again, unless `Connection`
+    // names other fields, which the gateway then removes with it. With
+    // `Transfer-Encoding`, `Content-Length` goes too, as it does there.
+    let leave_out = !fields.lists_others;
+    let leave_length = leave_out && fields.chunked.is_some();
     // Room for the fields response filters add (`X-RateLimit-*`,
     // `SecureHeaders`'), so that the map does not grow on the way back.
     let mut headers = HeaderMap::with_capacity(count + RESPONSE_ROOM);
     for &[name_at, name_len, value_at, value_len] in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
+        let raw = &head[name_at..name_at + name_len];
+        if leave_out
+            && (proxy::is_hop_by_hop_name(raw)
+                || leave_length && raw.eq_ignore_ascii_case(b"content-length"))
+        {
+            continue;
+        }
+        let name = HeaderName::from_bytes(raw)
             .map_err(|_| ExchangeError::Invalid("a malformed header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
             .map_err(|_| ExchangeError::Invalid("a malformed header value"))?;
@@ -441,6 +460,8 @@ struct Fields {
     close: bool,
     /// `Connection` lists `keep-alive`.
     keep_alive: bool,
+    /// `Connection` lists a field name (anything but its two options).
+    lists_others: bool,
 }
 
 impl Fields {
@@ -463,8 +484,11 @@ impl Fields {
             self.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                self.lists_others |= !close && !keep_alive && !token.is_empty();
             }
         }
     }
@@ -910,6 +934,41 @@ mod tests {
             Ok(Parsed::Partial)
         ));
         assert_eq!(&partial[..], &text[..], "nothing taken off");
+    }
+
+    #[test]
+    fn the_connections_own_fields_are_left_out_unless_connection_names_others() {
+        let names = |bytes: &[u8]| match head_of(bytes, &Method::GET) {
+            Ok(Parsed::Head(h)) => {
+                let mut names: Vec<_> = h.headers.keys().map(|n| n.as_str().to_owned()).collect();
+                names.sort();
+                (names, h.framing, h.keep)
+            }
+            other => panic!("not a head: {other:?}"),
+        };
+        let (left, framing, keep) = names(
+            b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nKEEP-ALIVE: timeout=5\r\n\
+              Transfer-Encoding: chunked\r\nContent-Length: 5\r\nTrailer: x-sum\r\n\
+              Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-A: 1\r\nContent-Type: text/plain\r\n\r\n",
+        );
+        assert_eq!(left, ["content-type", "x-a"]);
+        assert_eq!((framing, keep), (Framing::Chunked(Chunk::Size), true));
+        // Without `Transfer-Encoding`, `Content-Length` stays (it frames
+        // the body the client gets).
+        let (left, framing, _) =
+            names(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(left, ["content-length"]);
+        assert_eq!(framing, Framing::Length(2));
+        // A `Connection` that names a field: everything stays for the
+        // gateway, which removes the named field with the rest.
+        let (left, _, _) = names(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n\
+              Keep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(
+            left,
+            ["connection", "content-length", "keep-alive", "x-secret"]
+        );
     }
 
     #[test]
