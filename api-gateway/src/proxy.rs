@@ -276,8 +276,8 @@ impl Upstreams {
         let exchange = async {
             // The path's own bytes become the URI's: no copy.
             let path_and_query = Bytes::from(path_and_query);
-            let uri = http::Uri::from_maybe_shared(path_and_query.clone()).map_err(|e| {
-                UpstreamError {
+            let to_uri = || {
+                http::Uri::from_maybe_shared(path_and_query.clone()).map_err(|e| UpstreamError {
                     kind: Kind::Io,
                     upstream: authority.to_owned(),
                     detail: format!(
@@ -285,8 +285,15 @@ impl Upstreams {
                         String::from_utf8_lossy(&path_and_query)
                     ),
                     source: Some(Box::new(e)),
-                }
-            })?;
+                })
+            };
+            // A plain origin-form path needs no URI on our own HTTP/1.1
+            // exchange, which writes its bytes as they are; any other is
+            // made a URI (and refused) here, as hyper's client would.
+            let uri = match plain_origin_form(&path_and_query) {
+                true => None,
+                false => Some(to_uri()?),
+            };
             let mut closed_retry_left = is_idempotent(method);
             // An HTTP/2 upstream that refuses a stream (or leaves it above
             // its graceful GOAWAY's last) processed none of it (RFC 9113
@@ -333,7 +340,12 @@ impl Upstreams {
                             source: None,
                         });
                     };
-                    let sent = conn.exchange(method, &uri, h, &forwarding, response_timeout);
+                    let target = match &uri {
+                        Some(u) => u.path_and_query().map_or("/", |p| p.as_str()),
+                        // Plain: ASCII.
+                        None => std::str::from_utf8(&path_and_query).unwrap_or("/"),
+                    };
+                    let sent = conn.exchange(method, target, h, &forwarding, response_timeout);
                     match sent.await {
                         Ok(response) => return Ok(response),
                         Err(e) if may_retry && e.is_closed() => {
@@ -358,7 +370,10 @@ impl Upstreams {
                 let may_resend_refused = conn.is_http2() && refused_retry_left && replayable;
                 let mut request = Request::new(b);
                 *request.method_mut() = method.clone();
-                *request.uri_mut() = uri.clone();
+                *request.uri_mut() = match &uri {
+                    Some(u) => u.clone(),
+                    None => to_uri()?,
+                };
                 // The first attempt sends the headers it was given; the
                 // retry makes them again (cheaper than a copy per request
                 // for a retry that almost never happens).
@@ -443,6 +458,29 @@ impl Upstreams {
             None => exchange.await,
         }
     }
+}
+
+/// Whether `path_and_query` is a request target `http::Uri` takes as it
+/// is: a `/`, then only bytes its path and its query both allow (no
+/// fragment, nothing to escape), under its length limit.
+fn plain_origin_form(path_and_query: &[u8]) -> bool {
+    const fn allowed(b: u8) -> bool {
+        // What `http`'s path and query scans both take; `?` begins the
+        // query.
+        matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x5F | 0x61..=0x7E)
+    }
+    const ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = allowed(b as u8);
+            b += 1;
+        }
+        table
+    };
+    path_and_query.first() == Some(&b'/')
+        && path_and_query.len() < usize::from(u16::MAX)
+        && path_and_query.iter().all(|&b| ALLOWED[usize::from(b)])
 }
 
 /// The error for an exchange with `authority` that failed after its
@@ -1436,6 +1474,52 @@ mod tests {
             "{h:?}"
         );
         assert_eq!(h.len(), 6);
+    }
+
+    #[test]
+    fn a_plain_origin_form_is_what_http_takes_as_it_is() {
+        // Whatever is called plain is a URI whose path and query are the
+        // bytes themselves, for every byte in the path and in the query.
+        let mut plain = 0;
+        for b in 0..=255u8 {
+            let target = [&b"/a"[..], &[b], b"?q=", &[b]].concat();
+            if plain_origin_form(&target) {
+                plain += 1;
+                let uri = http::Uri::from_maybe_shared(Bytes::from(target.clone()))
+                    .unwrap_or_else(|e| panic!("{target:?}: {e}"));
+                assert_eq!(
+                    uri.path_and_query().map(|p| p.as_str().as_bytes()),
+                    Some(&target[..])
+                );
+            }
+        }
+        // The visible ASCII bytes (`!` to `~`) but `"`, `#`, `<`, `>` and
+        // `` ` ``.
+        assert_eq!(plain, 94 - 5);
+        for yes in [
+            "/",
+            "/api/hello",
+            "/a/{id}?x=1&y=%20&z=[1]",
+            "/a?b=c?d",
+            "//x",
+        ] {
+            assert!(plain_origin_form(yes.as_bytes()), "{yes}");
+        }
+        let long = format!("/{}", "a".repeat(usize::from(u16::MAX)));
+        for no in [
+            "",
+            "a",
+            "*",
+            "?a",
+            "/a#f",
+            "/a b",
+            "/é",
+            "/a\"b",
+            "/a?`",
+            long.as_str(),
+        ] {
+            assert!(!plain_origin_form(no.as_bytes()), "{no}");
+        }
     }
 
     #[test]

@@ -185,13 +185,13 @@ impl InlineConn {
     pub(crate) async fn exchange(
         mut self,
         method: &Method,
-        uri: &http::Uri,
+        target: &str,
         headers: &HeaderMap,
         forwarding: &Forwarding,
         read_timeout: Option<Duration>,
     ) -> Result<http::Response<Body>, ExchangeError> {
         self.write.clear();
-        write_head(&mut self.write, method, uri, headers, forwarding);
+        write_head(&mut self.write, method, target, headers, forwarding);
         self.io
             .write_all(&self.write)
             .await
@@ -281,23 +281,19 @@ fn reserve(read: &mut BytesMut, size: usize) {
     }
 }
 
-/// `method path HTTP/1.1`, the headers (without `Transfer-Encoding`: the
-/// request has no body), the forwarding headers and the blank line.
+/// `method target HTTP/1.1` (`target` in origin form: the path and
+/// query), the headers (without `Transfer-Encoding`: the request has no
+/// body), the forwarding headers and the blank line.
 fn write_head(
     out: &mut Vec<u8>,
     method: &Method,
-    uri: &http::Uri,
+    target: &str,
     headers: &HeaderMap,
     forwarding: &Forwarding,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    // As hyper writes an origin-form URI: its path, then its query.
-    out.extend_from_slice(uri.path().as_bytes());
-    if let Some(query) = uri.query() {
-        out.push(b'?');
-        out.extend_from_slice(query.as_bytes());
-    }
+    out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
         if name == header::TRANSFER_ENCODING {
@@ -790,11 +786,11 @@ mod tests {
         headers.append("X-Two", HeaderValue::from_static("a"));
         headers.append("X-Two", HeaderValue::from_static("b"));
         let mut out = Vec::new();
-        let uri = http::Uri::from_static("/a?b=c#fragment");
+        let target = "/a?b=c";
         write_head(
             &mut out,
             &Method::DELETE,
-            &uri,
+            target,
             &headers,
             &Forwarding::default(),
         );
@@ -813,7 +809,7 @@ mod tests {
         let which = crate::proxy::ForwardingHeaders::default();
         let forwarding = crate::proxy::forwarding_headers(&mut headers, &client, false, &which);
         out.clear();
-        write_head(&mut out, &Method::GET, &uri, &headers, &forwarding);
+        write_head(&mut out, &Method::GET, target, &headers, &forwarding);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "GET /a?b=c HTTP/1.1\r\nhost: up:80\r\nx-two: a\r\nx-two: b\r\n\
