@@ -302,16 +302,10 @@ impl Upstreams {
             let mut refused_retry_left = true;
             // An upgrade (WebSocket) needs HTTP/1.1 all the way; gRPC
             // needs HTTP/2.
-            let wanted = if headers.contains_key(header::UPGRADE) {
-                pool::Wanted::Http1
-            } else if is_grpc(&headers) {
-                if secure && !self.pool.offers_http2() {
-                    warn_grpc_without_http2(authority);
-                }
-                pool::Wanted::Grpc
-            } else {
-                pool::Wanted::Negotiated
-            };
+            let wanted = wanted_by(&headers);
+            if wanted == pool::Wanted::Grpc && secure && !self.pool.offers_http2() {
+                warn_grpc_without_http2(authority);
+            }
             // A request without a body or upgrade to a cleartext upstream
             // runs in this task, off hyper's client (see
             // `proxy/pool/inline.rs`), when the pool allows.
@@ -611,14 +605,30 @@ fn connection_closed(e: &hyper::Error) -> bool {
     false
 }
 
-/// Whether the request is gRPC: `Content-Type` `application/grpc`, or
-/// with a `+format` or parameters after it; gRPC-Web
-/// (`application/grpc-web...`) is not: it is made for HTTP/1.1.
-fn is_grpc(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let v = value.as_bytes();
+/// The HTTP a request with `headers` needs upstream: HTTP/1.1 for an
+/// upgrade (WebSocket), HTTP/2 for gRPC (its first `Content-Type`, see
+/// [`is_grpc_type`]), else either. One pass over the (few) headers costs
+/// less than looking both names up.
+fn wanted_by(headers: &HeaderMap) -> pool::Wanted {
+    let mut content_type = None;
+    for (name, value) in headers {
+        if name == header::UPGRADE {
+            return pool::Wanted::Http1;
+        }
+        if content_type.is_none() && name == header::CONTENT_TYPE {
+            content_type = Some(value);
+        }
+    }
+    match content_type {
+        Some(v) if is_grpc_type(v.as_bytes()) => pool::Wanted::Grpc,
+        _ => pool::Wanted::Negotiated,
+    }
+}
+
+/// Whether a `Content-Type` is gRPC's: `application/grpc`, or with a
+/// `+format` or parameters after it; gRPC-Web (`application/grpc-web...`)
+/// is not: it is made for HTTP/1.1.
+fn is_grpc_type(v: &[u8]) -> bool {
     v.len() >= 16
         && v[..16].eq_ignore_ascii_case(b"application/grpc")
         && matches!(v.get(16), None | Some(b'+' | b';' | b' '))
@@ -1526,8 +1536,11 @@ mod tests {
     fn grpc_is_told_by_its_content_type_and_grpc_web_is_not_grpc() {
         let with = |ct: &'static str| {
             let mut h = HeaderMap::new();
+            h.insert("x-before", HeaderValue::from_static("1"));
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-            is_grpc(&h)
+            h.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            wanted_by(&h) == pool::Wanted::Grpc
         };
         assert!(with("application/grpc"));
         assert!(with("application/grpc+proto"));
@@ -1536,7 +1549,33 @@ mod tests {
         assert!(!with("application/grpc-web-text+proto"));
         assert!(!with("application/grpcx"));
         assert!(!with("application/json"));
-        assert!(!is_grpc(&HeaderMap::new()));
+        assert_eq!(wanted_by(&HeaderMap::new()), pool::Wanted::Negotiated);
+        // The second `Content-Type` is not the one read, as `get` reads
+        // the first.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.append(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        assert_eq!(wanted_by(&h), pool::Wanted::Negotiated);
+        // An upgrade wants HTTP/1.1, whatever its body's type and wherever
+        // its `Upgrade`.
+        for at_end in [false, true] {
+            let mut h = HeaderMap::new();
+            if !at_end {
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            }
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            h.insert("x-after", HeaderValue::from_static("1"));
+            if at_end {
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            }
+            assert_eq!(wanted_by(&h), pool::Wanted::Http1);
+        }
     }
 
     #[test]
