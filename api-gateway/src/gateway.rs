@@ -878,12 +878,16 @@ impl Gateway {
             let (mut parts, body) = request.into_parts();
             // Also makes an absolute URI's or HTTP/2's `:authority` the
             // `Host` (a forward keeps the `Host` its request had).
-            if depth == 0
-                && let Err(refusal) = request_check::check(&mut parts)
-            {
-                self.inner.metrics.record_refused();
-                return error_answer(refusal.status(), refusal.message(), parts.uri.path());
-            }
+            let client_host = match depth {
+                0 => match request_check::check(&mut parts) {
+                    Ok(host) => host,
+                    Err(refusal) => {
+                        self.inner.metrics.record_refused();
+                        return error_answer(refusal.status(), refusal.message(), parts.uri.path());
+                    }
+                },
+                _ => parts.headers.get(header::HOST).cloned(),
+            };
             // Runs of `/` are one, as SCG forwards them and nginx routes
             // them: `//admin/x` must not pass a `/admin/**` route's guards
             // through another route, to an upstream that merges them.
@@ -958,7 +962,6 @@ impl Gateway {
                     }
                 },
             };
-            let client_host = parts.headers.get(header::HOST).cloned();
             let upgrade = crate::websocket::is_websocket_upgrade(&parts.headers);
             let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
             let mut out = Outbound {

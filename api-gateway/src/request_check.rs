@@ -85,21 +85,23 @@ impl Refusal {
 
 /// Checks the request's method, `Host` and path; with an authority in the
 /// request target, makes it the `Host`; joins an HTTP/2 request's cookies.
-pub(crate) fn check(parts: &mut Parts) -> Result<(), Refusal> {
+/// The request's `Host` after the check (none in HTTP/1.0 without one),
+/// which saves the caller another look-up.
+pub(crate) fn check(parts: &mut Parts) -> Result<Option<HeaderValue>, Refusal> {
     if parts.method == http::Method::CONNECT {
         return Err(Refusal::Connect);
     }
-    check_host(parts)?;
+    let host = check_host(parts)?;
     if parts.version >= Version::HTTP_2 {
         join_cookies(&mut parts.headers);
     }
     match has_dot_segment(parts.uri.path()) {
         true => Err(Refusal::DotSegment),
-        false => Ok(()),
+        false => Ok(host),
     }
 }
 
-fn check_host(parts: &mut Parts) -> Result<(), Refusal> {
+fn check_host(parts: &mut Parts) -> Result<Option<HeaderValue>, Refusal> {
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     let given = hosts.next();
     if hosts.next().is_some() {
@@ -115,16 +117,19 @@ fn check_host(parts: &mut Parts) -> Result<(), Refusal> {
             if !is_host(host.as_bytes()) {
                 return Err(Refusal::InvalidHost);
             }
-            if given.is_none_or(|g| g.as_bytes() != host.as_bytes()) {
-                let value = HeaderValue::from_str(host).map_err(|_| Refusal::InvalidHost)?;
-                parts.headers.insert(header::HOST, value);
+            if let Some(g) = given
+                && g.as_bytes() == host.as_bytes()
+            {
+                return Ok(Some(g.clone()));
             }
-            Ok(())
+            let value = HeaderValue::from_str(host).map_err(|_| Refusal::InvalidHost)?;
+            parts.headers.insert(header::HOST, value.clone());
+            Ok(Some(value))
         }
         None => match given {
             None if parts.version == Version::HTTP_11 => Err(Refusal::MissingHost),
             Some(h) if !is_host(h.as_bytes()) => Err(Refusal::InvalidHost),
-            _ => Ok(()),
+            given => Ok(given.cloned()),
         },
     }
 }
@@ -295,7 +300,8 @@ mod tests {
                 .header("cookie", "b=2; c=3")
                 .header("cookie", "d=4"),
         );
-        assert_eq!(check(&mut h2), Ok(()));
+        let host = check(&mut h2);
+        assert_eq!(host, Ok(h2.headers.get("host").cloned()));
         let cookies: Vec<_> = h2.headers.get_all(header::COOKIE).iter().collect();
         assert_eq!(cookies, ["a=1; b=2; c=3; d=4"]);
 
@@ -306,7 +312,8 @@ mod tests {
                 .version(Version::HTTP_2)
                 .header("cookie", "a=1"),
         );
-        assert_eq!(check(&mut one), Ok(()));
+        let host = check(&mut one);
+        assert_eq!(host, Ok(one.headers.get("host").cloned()));
         assert_eq!(one.headers[header::COOKIE], "a=1");
         let mut h1 = parts(
             http::Request::get("/x")
@@ -314,7 +321,8 @@ mod tests {
                 .header("cookie", "a=1")
                 .header("cookie", "b=2"),
         );
-        assert_eq!(check(&mut h1), Ok(()));
+        let host = check(&mut h1);
+        assert_eq!(host, Ok(h1.headers.get("host").cloned()));
         assert_eq!(h1.headers.get_all(header::COOKIE).iter().count(), 2);
     }
 
@@ -395,7 +403,12 @@ mod tests {
         assert_eq!(check(&mut p), Err(Refusal::MissingHost));
 
         let mut p = parts(http::Request::get("/x").version(Version::HTTP_10));
-        assert_eq!(check(&mut p), Ok(()), "HTTP/1.0 may leave Host out");
+        let host = check(&mut p);
+        assert_eq!(
+            host,
+            Ok(p.headers.get("host").cloned()),
+            "HTTP/1.0 may leave Host out"
+        );
 
         let mut p = parts(
             http::Request::get("/x")
@@ -408,7 +421,8 @@ mod tests {
         assert_eq!(check(&mut p), Err(Refusal::InvalidHost));
 
         let mut p = parts(http::Request::get("/x").header("host", "a.example:8080"));
-        assert_eq!(check(&mut p), Ok(()));
+        let host = check(&mut p);
+        assert_eq!(host, Ok(p.headers.get("host").cloned()));
         assert_eq!(p.headers["host"], "a.example:8080");
     }
 
@@ -416,12 +430,14 @@ mod tests {
     fn the_request_targets_authority_is_the_host() {
         let mut p =
             parts(http::Request::get("http://user@a.example:81/x?q=1").header("host", "b.example"));
-        assert_eq!(check(&mut p), Ok(()));
+        let host = check(&mut p);
+        assert_eq!(host, Ok(p.headers.get("host").cloned()));
         assert_eq!(p.headers["host"], "a.example:81");
         assert_eq!(p.headers.get_all("host").iter().count(), 1);
 
         let mut p = parts(http::Request::get("http://a.example/x").version(Version::HTTP_2));
-        assert_eq!(check(&mut p), Ok(()));
+        let host = check(&mut p);
+        assert_eq!(host, Ok(p.headers.get("host").cloned()));
         assert_eq!(p.headers["host"], "a.example");
     }
 
