@@ -335,9 +335,10 @@ impl Upstreams {
                         });
                     };
                     let target = match &uri {
-                        Some(u) => u.path_and_query().map_or("/", |p| p.as_str()),
-                        // Plain: ASCII.
-                        None => std::str::from_utf8(&path_and_query).unwrap_or("/"),
+                        Some(u) => u
+                            .path_and_query()
+                            .map_or(&b"/"[..], |p| p.as_str().as_bytes()),
+                        None => &path_and_query[..],
                     };
                     let sent = conn.exchange(method, target, h, &forwarding, response_timeout);
                     match sent.await {

@@ -185,7 +185,7 @@ impl InlineConn {
     pub(crate) async fn exchange(
         mut self,
         method: &Method,
-        target: &str,
+        target: &[u8],
         headers: &HeaderMap,
         forwarding: &Forwarding,
         read_timeout: Option<Duration>,
@@ -287,13 +287,13 @@ fn reserve(read: &mut BytesMut, size: usize) {
 fn write_head(
     out: &mut Vec<u8>,
     method: &Method,
-    target: &str,
+    target: &[u8],
     headers: &HeaderMap,
     forwarding: &Forwarding,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
         if name == header::TRANSFER_ENCODING {
@@ -786,7 +786,7 @@ mod tests {
         headers.append("X-Two", HeaderValue::from_static("a"));
         headers.append("X-Two", HeaderValue::from_static("b"));
         let mut out = Vec::new();
-        let target = "/a?b=c";
+        let target = b"/a?b=c";
         write_head(
             &mut out,
             &Method::DELETE,
