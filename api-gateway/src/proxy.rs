@@ -667,7 +667,7 @@ const HOP_BY_HOP_LENGTHS: u64 = {
     let mut set = 0;
     let mut i = 0;
     while i < HOP_BY_HOP_NAMES.len() {
-        set |= length_bit(HOP_BY_HOP_NAMES[i]);
+        set |= length_bit(HOP_BY_HOP_NAMES[i].as_bytes());
         i += 1;
     }
     set
@@ -676,7 +676,7 @@ const HOP_BY_HOP_LENGTHS: u64 = {
 /// A name's length as a bit of a set of lengths (63 for any longer), so
 /// that a header whose length no removed name has is passed by with one
 /// test: most are.
-const fn length_bit(name: &str) -> u64 {
+const fn length_bit(name: &[u8]) -> u64 {
     let len = name.len();
     1 << if len < 63 { len } else { 63 }
 }
@@ -700,7 +700,7 @@ fn remove_with(headers: &mut HeaderMap, listed: &[HeaderName], listed_lengths: u
     let mut any_listed = false;
     let mut named: Vec<HeaderName> = Vec::new();
     for (name, value) in headers.iter() {
-        if lengths & length_bit(name.as_str()) == 0 {
+        if lengths & length_bit(name.as_str().as_bytes()) == 0 {
             continue;
         }
         match HOP_BY_HOP.iter().position(|n| n == name) {
@@ -736,8 +736,7 @@ fn remove_with(headers: &mut HeaderMap, listed: &[HeaderName], listed_lengths: u
 
 /// Whether `name` (in any case) is one of [`HOP_BY_HOP`]'s.
 pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    name.len() < 63
-        && HOP_BY_HOP_LENGTHS & (1 << name.len()) != 0
+    HOP_BY_HOP_LENGTHS & length_bit(name) != 0
         && HOP_BY_HOP_NAMES
             .iter()
             .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
@@ -802,7 +801,9 @@ impl HopByHop {
     }
 
     fn of(listed: Vec<HeaderName>) -> HopByHop {
-        let lengths = listed.iter().fold(0, |set, n| set | length_bit(n.as_str()));
+        let lengths = listed
+            .iter()
+            .fold(0, |set, n| set | length_bit(n.as_str().as_bytes()));
         HopByHop { listed, lengths }
     }
 
