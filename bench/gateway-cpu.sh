@@ -61,9 +61,8 @@ start() {
   case $1 in
     nginx)
       start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
-server { listen 127.0.0.1:$port; location /api/ { proxy_pass http://backend/; proxy_http_version 1.1;
-  proxy_set_header Connection \"\"; proxy_set_header Host \$host;
-  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; } }"
+server { listen 127.0.0.1:$port; location /api/ { proxy_pass http://backend/;
+    $(nginx_proxy_headers) } }"
       proxy_pid=$nginx_pid ;;
     floor)
       "$FLOOR" "$port" "127.0.0.1:$up_port" 2 >"$work/floor.log" 2>&1 &

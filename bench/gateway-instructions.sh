@@ -115,9 +115,8 @@ start() {
       # Its workers run as root, so that callgrind_control reaches them.
       nginx_conf proxy 2 "upstream backend { server 127.0.0.1:$up_port max_fails=5 fail_timeout=10s; keepalive 64; }
   $nginx_zone
-  server { listen 127.0.0.1:$port; location /api/ { $nginx_limit proxy_pass http://backend/; proxy_http_version 1.1;
-    proxy_set_header Connection \"\"; proxy_set_header Host \$host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; } }" \
+  server { listen 127.0.0.1:$port; location /api/ { $nginx_limit proxy_pass http://backend/;
+    $(nginx_proxy_headers) } }" \
         "user root;"
       "${vg[@]}" "--callgrind-out-file=$out.%p" nginx -p "$dir" -c "$dir/nginx.conf" >"$work/nginx-vg.log" 2>&1 &
       ;;

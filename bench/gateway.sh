@@ -58,11 +58,7 @@ server {
   location /api/ {
     $3
     proxy_pass http://backend/;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$host;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto \$scheme;
+    $(nginx_proxy_headers)
   }
 }
 EOF

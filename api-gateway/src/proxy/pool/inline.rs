@@ -41,6 +41,7 @@
 //! and takes the next ([`InlineConn::fit`]): tokio's readiness flag says
 //! so without a system call while the socket is quiet.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -354,10 +355,20 @@ enum Chunk {
 
 /// The response head at the front of `read`, taken off it when whole.
 fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(read) {
-        Ok(httparse::Status::Complete(len)) => len,
+    // Uninitialised: `[EMPTY_HEADER; MAX_HEADERS]` would write 3.2 KiB
+    // on every response, most of it never read.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        read,
+        &mut slots,
+    );
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(ExchangeError::Invalid("the response head is too large"));
+        }
         Ok(httparse::Status::Partial) if read.len() >= MAX_HEAD => {
             return Err(ExchangeError::Invalid("the response head is too large"));
         }
@@ -392,15 +403,18 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
     // Each header's name and value as offsets into the head, so that the
     // values can share the head's bytes once it is taken off the buffer.
     let base = read.as_ptr() as usize;
-    let mut spans = [[0usize; 4]; MAX_HEADERS];
+    // As `u32`: a head is at most `MAX_HEAD` bytes, and the array (zeroed
+    // on every response) is half the size.
+    const _: () = assert!(MAX_HEAD <= u32::MAX as usize);
+    let mut spans = [[0u32; 4]; MAX_HEADERS];
     let count = response.headers.len();
     let mut fields = Fields::default();
     for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
         *span = [
-            h.name.as_ptr() as usize - base,
-            h.name.len(),
-            h.value.as_ptr() as usize - base,
-            h.value.len(),
+            (h.name.as_ptr() as usize - base) as u32,
+            h.name.len() as u32,
+            (h.value.as_ptr() as usize - base) as u32,
+            h.value.len() as u32,
         ];
         fields.note(h.name.as_bytes(), h.value);
     }
@@ -421,7 +435,8 @@ fn parse_head(read: &mut BytesMut, method: &Method) -> Result<Parsed, ExchangeEr
     // Room for the fields response filters add (`X-RateLimit-*`,
     // `SecureHeaders`'), so that the map does not grow on the way back.
     let mut headers = HeaderMap::with_capacity(count + RESPONSE_ROOM);
-    for &[name_at, name_len, value_at, value_len] in &spans[..count] {
+    for span in &spans[..count] {
+        let [name_at, name_len, value_at, value_len] = span.map(|n| n as usize);
         let raw = &head[name_at..name_at + name_len];
         if leave_out
             && (proxy::is_hop_by_hop_name(raw)
@@ -908,6 +923,16 @@ mod tests {
         assert!(head_of(&many, &get).is_err_and(|e| e.is_invalid()));
         let endless = [b"HTTP/1.1 200 OK\r\nX: ".to_vec(), vec![b'a'; MAX_HEAD]].concat();
         assert!(head_of(&endless, &get).is_err_and(|e| e.is_invalid()));
+        // Whole, but over the limit: refused too, however much one read
+        // brought in; one byte less is taken.
+        let fill = |n: usize| {
+            let mut head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+            head.resize(n - 4, b'a');
+            head.extend_from_slice(b"\r\n\r\n");
+            head
+        };
+        assert!(head_of(&fill(MAX_HEAD + 1), &get).is_err_and(|e| e.is_invalid()));
+        assert!(head_of(&fill(MAX_HEAD), &get).is_ok_and(|p| matches!(p, Parsed::Head(_))));
     }
 
     #[test]
