@@ -5,10 +5,13 @@
 #   - the upstream: an nginx (1 worker) answering `GET /hello` with a fixed
 #     13-byte body, itself measured directly ("direct");
 #   - nginx as a keep-alive reverse proxy (`worker_processes auto`, an
-#     `upstream` block with `keepalive 64`, HTTP/1.1 to the upstream);
+#     `upstream` block with `keepalive 64`, HTTP/1.1 to the upstream), and
+#     the forwarding fields SCG and ours set (nginx_proxy_headers);
 #   - SCG with the same route (`Path=/api/**`, `StripPrefix=1`) from an
 #     application.yml written here, `java -Xmx$XMX -jar`;
-#   - ours (release build) with the same application.yml;
+#   - ours with the same application.yml: the release build with
+#     profile-guided optimisation from bench/gateway-pgo.sh (PGO=0: the
+#     plain `cargo build --release` binary; BIN=path: that binary);
 #   - "full chain": nginx again with `limit_req` (a rate it never reaches)
 #     and passive failure detection (`max_fails`), and ours again with
 #     `CircuitBreaker` + `RequestRateLimiter` (a budget it never exhausts)
@@ -21,10 +24,11 @@
 # Prints a table and the ratios ours / nginx and ours / SCG. Everything it
 # starts is stopped on exit; the configs live in a temporary directory.
 #
-# Usage: bench/gateway.sh   (about 4 minutes; needs nginx, wrk, java and the
-#        gateway jar from scripts/prereqs)
+# Usage: bench/gateway.sh   (about 4 minutes, and 10 more for the PGO
+#        build; needs nginx, wrk, java and the gateway jar from
+#        scripts/prereqs)
 # Overrides: DURATION (10), CONNECTIONS ("16 64"), THREADS (2), WARM_UP (5),
-#            SCG_WARM_UP (20), XMX (512m).
+#            SCG_WARM_UP (20), XMX (512m), PGO (1), BIN (ours' binary).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -34,13 +38,22 @@ THREADS=${THREADS:-2}
 WARM_UP=${WARM_UP:-5}
 SCG_WARM_UP=${SCG_WARM_UP:-20}
 XMX=${XMX:-512m}
+PGO=${PGO:-1}
 
 # shellcheck source=bench/spring-reference.sh
 source bench/spring-reference.sh
 scg_jar=$(require_reference gateway)
 command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
 require_wrk
-BIN=$(release_binary api-gateway)
+if [ -n "${BIN:-}" ]; then
+  build="$BIN"
+elif [ "$PGO" = 1 ]; then
+  BIN=$(bash bench/gateway-pgo.sh)
+  build="release with PGO (bench/gateway-pgo.sh)"
+else
+  BIN=$(release_binary api-gateway)
+  build="release (PGO=0)"
+fi
 
 # --- the upstream ----------------------------------------------------------------
 up_port=$(free_port)
@@ -139,7 +152,7 @@ wait_http "http://127.0.0.1:$scg_port/api/hello" 1800 || { tail -30 "$work/scg.l
 
 machine_line
 echo "nginx: $(nginx -v 2>&1); $(wrk --version 2>&1 | head -1)"
-echo "upstream: nginx on :$up_port returning 13 bytes; load before: $(uptime)"
+echo "ours: $build; upstream: nginx on :$up_port returning 13 bytes; load before: $(uptime)"
 
 # --- load ------------------------------------------------------------------------
 # run_wrk URL SECONDS CONNECTIONS [HEADER]
