@@ -20,7 +20,8 @@
 #   - per proxy and per connection count: WARM_UP seconds of load (JIT for
 #     the JVM), then wrk -t$THREADS -c$C -d${DURATION}s --latency; requests/s,
 #     p50, p99, non-2xx/socket errors, and VmRSS of the proxy (all its
-#     processes: nginx master + workers) after the run.
+#     processes: nginx master + workers) after the run. SCG is stopped once
+#     measured.
 # Prints a table and the ratios ours / nginx and ours / SCG. Everything it
 # starts is stopped on exit; the configs live in a temporary directory.
 #
@@ -181,6 +182,12 @@ measure() {
 measure direct "$up_pid" "http://127.0.0.1:$up_port/hello" "$WARM_UP"
 measure nginx "$nginx_plain_pid" "http://127.0.0.1:$nginx_port/api/hello" "$WARM_UP"
 measure scg "$scg_pid" "http://127.0.0.1:$scg_port/api/hello" "$SCG_WARM_UP"
+# The JVM goes on working after its load (collector, compiler, Netty's
+# threads); it is stopped before the next proxy is measured, so that each
+# proxy runs alone. (The nginx and gateway processes left idle use no CPU.)
+kill "$scg_pid" 2>/dev/null || true
+for _ in $(seq 1 100); do kill -0 "$scg_pid" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$scg_pid" 2>/dev/null || true
 measure ours "$ours_plain_pid" "$ours_plain_url/api/hello" "$WARM_UP"
 measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
 measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
