@@ -4,7 +4,7 @@
 # same upstream and load generator as bench/gateway.sh:
 #   - the upstream: an nginx (1 worker) answering `GET /hello` with 13 bytes;
 #   - nginx as a keep-alive reverse proxy (`worker_processes auto`,
-#     `keepalive 64`), bench/gateway.sh's plain configuration;
+#     `keepalive 64`, `reuseport`), bench/gateway.sh's plain configuration;
 #   - hyper-floor (2 threads): HTTP/1.1 in and out, `/api` stripped,
 #     `X-Forwarded-For`; no routing, filters, timeouts or metrics;
 #   - ours (release build, I/O workers by default) with `Path=/api/**` and
@@ -61,7 +61,7 @@ start() {
   case $1 in
     nginx)
       start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
-server { listen 127.0.0.1:$port; location /api/ { proxy_pass http://backend/;
+server { listen 127.0.0.1:$port reuseport; location /api/ { proxy_pass http://backend/;
     $(nginx_proxy_headers) } }"
       proxy_pid=$nginx_pid ;;
     floor)

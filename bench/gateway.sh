@@ -6,7 +6,11 @@
 #     13-byte body, itself measured directly ("direct");
 #   - nginx as a keep-alive reverse proxy (`worker_processes auto`, an
 #     `upstream` block with `keepalive 64`, HTTP/1.1 to the upstream), and
-#     the forwarding fields SCG and ours set (nginx_proxy_headers);
+#     the forwarding fields SCG and ours set (nginx_proxy_headers); its
+#     port with `reuseport`, so that the kernel spreads the connections
+#     over its workers evenly, as ours hands them out in turn (without it
+#     one worker takes whatever number it accepts first, from 32 to all
+#     64, and nginx's rate and p99 change with that number from run to run);
 #   - SCG with the same route (`Path=/api/**`, `StripPrefix=1`) from an
 #     application.yml written here, `java -Xmx$XMX -jar`;
 #   - ours with the same application.yml: the release build with
@@ -68,7 +72,7 @@ proxy_block() {
 upstream backend { server 127.0.0.1:$up_port max_fails=5 fail_timeout=10s; keepalive 64; }
 $2
 server {
-  listen 127.0.0.1:$1;
+  listen 127.0.0.1:$1 reuseport;
   location /api/ {
     $3
     proxy_pass http://backend/;
