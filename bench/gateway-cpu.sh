@@ -4,10 +4,12 @@
 # same upstream and load generator as bench/gateway.sh:
 #   - the upstream: an nginx (1 worker) answering `GET /hello` with 13 bytes;
 #   - nginx as a keep-alive reverse proxy (`worker_processes auto`,
-#     `keepalive 64`, `reuseport`), bench/gateway.sh's plain configuration;
+#     `keepalive 64`, `reuseport`, `worker_cpu_affinity auto`),
+#     bench/gateway.sh's plain configuration;
 #   - hyper-floor (2 threads): HTTP/1.1 in and out, `/api` stripped,
 #     `X-Forwarded-For`; no routing, filters, timeouts or metrics;
-#   - ours (release build, I/O workers by default) with `Path=/api/**` and
+#   - ours (release build, I/O workers and their CPU affinity by default,
+#     one pinned per CPU) with `Path=/api/**` and
 #     `StripPrefix=1`.
 # Each proxy runs alone, in ROUNDS alternating rounds: 2 s of load to warm
 # up, then `wrk -t$THREADS -c$C -d${DURATION}s` while the user and system
@@ -62,7 +64,7 @@ start() {
     nginx)
       start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
 server { listen 127.0.0.1:$port reuseport; location /api/ { proxy_pass http://backend/;
-    $(nginx_proxy_headers) } }"
+    $(nginx_proxy_headers) } }" "worker_cpu_affinity auto;"
       proxy_pid=$nginx_pid ;;
     floor)
       "$FLOOR" "$port" "127.0.0.1:$up_port" 2 >"$work/floor.log" 2>&1 &

@@ -11,6 +11,8 @@
 #     over its workers evenly, as ours hands them out in turn (without it
 #     one worker takes whatever number it accepts first, from 32 to all
 #     64, and nginx's rate and p99 change with that number from run to run);
+#     and `worker_cpu_affinity auto`, each worker pinned to its own CPU, as
+#     ours pins its I/O workers by default (`server.io-worker-affinity`);
 #   - SCG with the same route (`Path=/api/**`, `StripPrefix=1`) from an
 #     application.yml written here, `java -Xmx$XMX -jar`;
 #   - ours with the same application.yml: the release build with
@@ -81,13 +83,15 @@ server {
 }
 EOF
 }
+nginx_affinity="worker_cpu_affinity auto;"
 nginx_port=$(free_port)
-start_nginx proxy auto "$(proxy_block "$nginx_port" "" "")"
+start_nginx proxy auto "$(proxy_block "$nginx_port" "" "")" "$nginx_affinity"
 nginx_plain_pid=$nginx_pid
 nginx_full_port=$(free_port)
 start_nginx proxy-full auto "$(proxy_block "$nginx_full_port" \
   'limit_req_zone $binary_remote_addr zone=perip:1m rate=1000000r/s;' \
-  'limit_req zone=perip burst=1000000 nodelay; proxy_next_upstream error timeout http_502 http_503;')"
+  'limit_req zone=perip burst=1000000 nodelay; proxy_next_upstream error timeout http_502 http_503;')" \
+  "$nginx_affinity"
 nginx_full_pid=$nginx_pid
 wait_http "http://127.0.0.1:$nginx_port/api/hello" 100
 wait_http "http://127.0.0.1:$nginx_full_port/api/hello" 100

@@ -1750,6 +1750,15 @@ mod tests {
         let s = load_file(b"server:\n  io-workers: 1\n  max-connections: 100\n");
         assert_eq!(s.server.limits.io_workers, Some(1));
         assert_eq!(s.server.limits.max_connections, 100);
+        assert_eq!(
+            s.server.limits.io_worker_affinity,
+            cloud_runtime::serve::workers::WorkerAffinity::Auto
+        );
+        let s = load_file(b"server.io-worker-affinity: none\n");
+        assert_eq!(
+            s.server.limits.io_worker_affinity,
+            cloud_runtime::serve::workers::WorkerAffinity::None
+        );
     }
 
     #[test]

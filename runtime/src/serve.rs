@@ -31,6 +31,9 @@
 //!   I/O worker threads, each with its own single-threaded runtime
 //!   ([`workers`]), instead of on the caller's runtime. The accept loop
 //!   stays on the caller's runtime and hands connections out in turn.
+//! - `io_worker_affinity` (`auto`): with as many I/O workers as CPUs the
+//!   process may use, each worker is pinned to one of them
+//!   ([`workers`] says why); `none` leaves them to the kernel.
 //!
 //! A connection's first request head is checked before hyper serves the
 //! connection, as hyper checks heads, so that a malformed or oversized one
@@ -138,6 +141,10 @@ pub struct ServeLimits {
         deserialize_with = "crate::settings::optional_number"
     )]
     pub io_workers: Option<usize>,
+    /// `server.io-worker-affinity` (`auto` or `none`): whether each I/O
+    /// worker is pinned to a CPU ([`workers::WorkerAffinity`]). Default is
+    /// `auto`: one per CPU when there are as many workers as CPUs.
+    pub io_worker_affinity: workers::WorkerAffinity,
 }
 
 impl Default for ServeLimits {
@@ -151,6 +158,7 @@ impl Default for ServeLimits {
             max_headers: 100,
             drain_timeout: crate::shutdown::DEFAULT_DRAIN_TIMEOUT,
             io_workers: None,
+            io_worker_affinity: workers::WorkerAffinity::Auto,
         }
     }
 }
@@ -377,7 +385,11 @@ async fn serve_connections<S: RequestService>(
 ) -> std::io::Result<()> {
     let builder = connection_builder(limits);
     let workers = match limits.io_workers {
-        Some(n) if n > 0 => Some(workers::Workers::start(n, "io-worker")?),
+        Some(n) if n > 0 => Some(workers::Workers::start(
+            n,
+            "io-worker",
+            limits.io_worker_affinity,
+        )?),
         _ => None,
     };
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));

@@ -555,6 +555,32 @@ fn io_workers_are_read_from_a_number_or_text() {
     assert!(bad.expect_err("refused").to_string().contains("many"));
 }
 
+#[test]
+fn io_worker_affinity_is_auto_unless_set_to_none() {
+    use super::workers::WorkerAffinity;
+    assert_eq!(
+        ServeLimits::default().io_worker_affinity,
+        WorkerAffinity::Auto
+    );
+    for (value, want) in [
+        ("auto", WorkerAffinity::Auto),
+        ("none", WorkerAffinity::None),
+    ] {
+        let limits: ServeLimits =
+            serde_json::from_value(serde_json::json!({ "io-worker-affinity": value }))
+                .expect("valid");
+        assert_eq!(limits.io_worker_affinity, want);
+    }
+    let bad = serde_json::from_value::<ServeLimits>(
+        serde_json::json!({ "io-worker-affinity": "always" }),
+    );
+    let e = bad.expect_err("refused").to_string();
+    assert!(
+        e.contains("always") && e.contains("auto") && e.contains("none"),
+        "{e}"
+    );
+}
+
 /// The tests above that hold for both HTTP/1 loops, run with each.
 macro_rules! on_both_loops {
     ($($name:ident),* $(,)?) => {
