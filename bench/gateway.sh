@@ -26,16 +26,21 @@
 #   - per proxy and per connection count: WARM_UP seconds of load (JIT for
 #     the JVM), then wrk -t$THREADS -c$C -d${DURATION}s --latency; requests/s,
 #     p50, p99, non-2xx/socket errors, and VmRSS of the proxy (all its
-#     processes: nginx master + workers) after the run. SCG is stopped once
-#     measured.
-# Prints a table and the ratios ours / nginx and ours / SCG. Everything it
-# starts is stopped on exit; the configs live in a temporary directory.
+#     processes: nginx master + workers) after the run. Direct and SCG are
+#     measured once (SCG is stopped once measured); nginx and ours, plain
+#     and full chain, in ROUNDS alternating rounds, since on a shared
+#     machine one 10-second sample of either moves by several per cent from
+#     run to run.
+# Prints every round, then each figure's median over its rounds and the
+# ratios of the medians, ours / nginx and ours / SCG. Everything it starts
+# is stopped on exit; the configs live in a temporary directory.
 #
-# Usage: bench/gateway.sh   (about 4 minutes, and 10 more for the PGO
+# Usage: bench/gateway.sh   (about 9 minutes, and 10 more for the PGO
 #        build; needs nginx, wrk, java and the gateway jar from
 #        scripts/prereqs)
 # Overrides: DURATION (10), CONNECTIONS ("16 64"), THREADS (2), WARM_UP (5),
-#            SCG_WARM_UP (20), XMX (512m), PGO (1), BIN (ours' binary).
+#            SCG_WARM_UP (20), XMX (512m), PGO (1), BIN (ours' binary),
+#            ROUNDS (3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -46,6 +51,7 @@ WARM_UP=${WARM_UP:-5}
 SCG_WARM_UP=${SCG_WARM_UP:-20}
 XMX=${XMX:-512m}
 PGO=${PGO:-1}
+ROUNDS=${ROUNDS:-3}
 
 # shellcheck source=bench/spring-reference.sh
 source bench/spring-reference.sh
@@ -179,7 +185,7 @@ measure() {
   for c in $CONNECTIONS; do
     run_wrk "$3" "$4" "$c" "${5:-}" >/dev/null
     out=$(run_wrk "$3" "$DURATION" "$c" "${5:-}")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$c" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$round" "$c" \
       "$(echo "$out" | awk '/^Requests\/sec/ {print $2}')" \
       "$(echo "$out" | awk '$1=="50%" {print $2}')" \
       "$(echo "$out" | awk '$1=="99%" {print $2}')" \
@@ -187,8 +193,8 @@ measure() {
       "$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')" >>"$results"
   done
 }
+round=1
 measure direct "$up_pid" "http://127.0.0.1:$up_port/hello" "$WARM_UP"
-measure nginx "$nginx_plain_pid" "http://127.0.0.1:$nginx_port/api/hello" "$WARM_UP"
 measure scg "$scg_pid" "http://127.0.0.1:$scg_port/api/hello" "$SCG_WARM_UP"
 # The JVM goes on working after its load (collector, compiler, Netty's
 # threads); it is stopped before the next proxy is measured, so that each
@@ -196,27 +202,48 @@ measure scg "$scg_pid" "http://127.0.0.1:$scg_port/api/hello" "$SCG_WARM_UP"
 kill "$scg_pid" 2>/dev/null || true
 for _ in $(seq 1 100); do kill -0 "$scg_pid" 2>/dev/null || break; sleep 0.1; done
 kill -9 "$scg_pid" 2>/dev/null || true
-measure ours "$ours_plain_pid" "$ours_plain_url/api/hello" "$WARM_UP"
-measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
-measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP" "Authorization: Bearer $jwt"
+# nginx and ours in alternating rounds, each starting with the one the
+# last ended with, so that neither is always measured first or last.
+for round in $(seq 1 "$ROUNDS"); do
+  pair=(nginx ours)
+  [ $((round % 2)) = 0 ] && pair=(ours nginx)
+  for chain in plain full; do
+    for proxy in "${pair[@]}"; do
+      case $proxy-$chain in
+        nginx-plain) measure nginx "$nginx_plain_pid" "http://127.0.0.1:$nginx_port/api/hello" "$WARM_UP" ;;
+        ours-plain) measure ours "$ours_plain_pid" "$ours_plain_url/api/hello" "$WARM_UP" ;;
+        nginx-full) measure nginx-full "$nginx_full_pid" "http://127.0.0.1:$nginx_full_port/api/hello" "$WARM_UP" "Authorization: Bearer $jwt" ;;
+        ours-full) measure ours-full "$ours_full_pid" "$ours_full_url/api/hello" "$WARM_UP" "Authorization: Bearer $jwt" ;;
+      esac
+    done
+  done
+done
 echo "load after: $(uptime)"
 
 python3 - "$results" <<'PY'
-import re, sys
+import re, statistics, sys
 def ms(x):
     m = re.match(r"([0-9.]+)(us|ms|s)$", x)
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-rows = {}
+runs = {}
+print()
+print("| proxy | round | connections | requests/s | p50 ms | p99 ms | VmRSS MiB | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for line in open(sys.argv[1]):
-    name, c, rps, p50, p99, rss, errs = line.rstrip("\n").split("\t")
-    rows[(name, int(c))] = (float(rps), ms(p50), ms(p99), float(rss), errs.strip())
+    name, rnd, c, rps, p50, p99, rss, errs = line.rstrip("\n").split("\t")
+    row = (float(rps), ms(p50), ms(p99), float(rss))
+    runs.setdefault((name, int(c)), []).append(row)
+    print(f"| {name} | {rnd} | {c} | {row[0]:,.0f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.1f} | {errs.strip() or 'none'} |")
+# Each figure's median over its rounds (direct and SCG: one round).
+rows = {k: tuple(statistics.median(r[i] for r in v) for i in range(4)) for k, v in runs.items()}
 print()
-print("| proxy | connections | requests/s | p50 ms | p99 ms | VmRSS MiB | errors |")
+print("| proxy | connections | rounds | requests/s | p50 ms | p99 ms | VmRSS MiB |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
-for (name, c), (rps, p50, p99, rss, errs) in rows.items():
-    print(f"| {name} | {c} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {rss:.1f} | {errs or 'none'} |")
+order = ["direct", "nginx", "scg", "ours", "nginx-full", "ours-full"]
+for (name, c), (rps, p50, p99, rss) in sorted(rows.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+    print(f"| {name} | {c} | {len(runs[(name, c)])} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {rss:.1f} |")
 print()
-print("| ratio | connections | requests/s | p99 | VmRSS |")
+print("| ratio (of the medians) | connections | requests/s | p99 | VmRSS |")
 print("| --- | --- | --- | --- | --- |")
 for ours, other in (("ours", "nginx"), ("ours", "scg"), ("ours-full", "nginx-full")):
     for c in sorted({c for (_, c) in rows}):
