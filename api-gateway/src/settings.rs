@@ -140,7 +140,7 @@ pub struct Server {
     /// `server.address`. Default is 0.0.0.0.
     pub address: String,
     /// Connection limits.
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cloud_runtime::settings::flattened")]
     pub limits: ServeLimits,
     /// `server.ssl.*`: TLS for clients.
     pub ssl: crate::tls::Ssl,
@@ -1666,6 +1666,28 @@ mod tests {
         let (key, reason) = s.spring.cloud.gateway.hop_by_hop().expect_err("refused");
         assert_eq!(key, "spring.cloud.gateway.filter.remove-hop-by-hop.headers");
         assert!(reason.contains("`a b`"), "{reason}");
+    }
+
+    #[test]
+    fn a_bad_connection_limit_names_its_key_under_server() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"server:\n  port: 8080\n  io-worker-affinity: sometimes\n",
+        )
+        .expect("write");
+        let e = Source::file(file.path())
+            .load()
+            .expect_err("not a choice")
+            .to_string();
+        assert!(
+            e.contains("`io-worker-affinity`: unknown variant `sometimes`"),
+            "{e}"
+        );
+        assert!(e.contains(&*file.path().to_string_lossy()), "{e}");
     }
 
     fn load_file(yaml: &[u8]) -> Settings {

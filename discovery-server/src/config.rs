@@ -237,7 +237,7 @@ pub struct ServerSection {
     /// `server.connection-timeout`, `server.max-connections`, ... (its
     /// `drain-timeout` is replaced by
     /// `spring.lifecycle.timeout-per-shutdown-phase`).
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cloud_runtime::settings::flattened")]
     pub limits: ServeLimits,
 }
 

@@ -81,6 +81,27 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// `#[serde(flatten, deserialize_with = ...)]` for a struct flattened into
+/// a section (such as [`crate::serve::ServeLimits`] into `server`): serde
+/// reports an error inside a flattened struct at the section's key only
+/// (`server`), so this puts the inner key in front of the reason
+/// (`` `io-worker-affinity`: unknown variant ... ``).
+pub fn flattened<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(d).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = e.into_inner();
+        if path == "." {
+            reason
+        } else {
+            serde::de::Error::custom(format_args!("`{path}`: {reason}"))
+        }
+    })
+}
+
 /// `#[serde(deserialize_with = ...)]` for an optional number that layered
 /// settings may hand over as text (`"2"` from an environment variable, or
 /// from a file through the `config` crate into an `Option`): a number, its

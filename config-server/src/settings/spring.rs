@@ -75,7 +75,7 @@ pub struct ServerSection {
     /// Port. Default is 8888.
     pub port: u16,
     /// Connection limits (`server.connection-timeout`, ...).
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cloud_runtime::settings::flattened")]
     pub limits: ServeLimits,
 }
 
