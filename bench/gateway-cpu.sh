@@ -62,9 +62,7 @@ start() {
   port=$(free_port)
   case $1 in
     nginx)
-      start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
-server { listen 127.0.0.1:$port reuseport; location /api/ { proxy_pass http://backend/;
-    $(nginx_proxy_headers) } }" "worker_cpu_affinity auto;"
+      start_nginx_proxy "$port" "worker_cpu_affinity auto;"
       proxy_pid=$nginx_pid ;;
     floor)
       "$FLOOR" "$port" "127.0.0.1:$up_port" 2 >"$work/floor.log" 2>&1 &

@@ -39,9 +39,7 @@ start_bench_upstream
 port=$(free_port)
 case $PROXY in
   nginx)
-    start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
-server { listen 127.0.0.1:$port reuseport; location /api/ { proxy_pass http://backend/;
-    $(nginx_proxy_headers) } }" "${NGINX_MAIN:-}" ;;
+    start_nginx_proxy "$port" "${NGINX_MAIN:-}" ;;
   ours)
     bin=${BIN:-$(release_binary api-gateway)}
     printf '%s\n' "${OURS_YML_EXTRA:-}" >>"$work/plain.yml"

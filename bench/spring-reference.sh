@@ -164,6 +164,16 @@ proxy_http_version 1.1;
 EOF
 }
 
+# start_nginx_proxy PORT [MAIN]: nginx (`worker_processes auto`) as the
+# gateway benchmarks' plain keep-alive reverse proxy on PORT, its port with
+# `reuseport`: `/api/` to start_bench_upstream's upstream with
+# nginx_proxy_headers; MAIN as nginx_conf's. Sets nginx_pid.
+start_nginx_proxy() {
+  start_nginx proxy auto "upstream backend { server 127.0.0.1:$up_port; keepalive 64; }
+server { listen 127.0.0.1:$1 reuseport; location /api/ { proxy_pass http://backend/;
+    $(nginx_proxy_headers) } }" "${2:-}"
+}
+
 # start_bench_upstream: the gateway benchmarks' upstream, an nginx (1
 # worker) answering `GET /hello` with 13 bytes, and $work/plain.yml, the
 # gateway's `Path=/api/**` + `StripPrefix=1` route to it. Sets up_port.
